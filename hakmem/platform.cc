@@ -1,0 +1,161 @@
+#include "hakmem/platform.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace hakmem {
+namespace platform {
+namespace {
+
+std::atomic<uint64_t> g_mmap_calls{0};
+std::atomic<uint64_t> g_munmap_calls{0};
+std::atomic<uint64_t> g_madvise_calls{0};
+std::atomic<uint64_t> g_mremap_calls{0};
+std::atomic<ClockFn> g_clock{nullptr};
+std::atomic<LogSink> g_log_sink{nullptr};
+
+// Aligned regions are placed by hint in an area the kernel leaves alone with
+// ASLR (it maps top-down from near 128 TiB), so that one mmap usually returns
+// an aligned address and no trimming munmaps are needed.
+constexpr uintptr_t kHintStart = uintptr_t{0x200000000000};  // 32 TiB
+constexpr uintptr_t kHintEnd = uintptr_t{0x400000000000};    // 64 TiB
+std::atomic<uintptr_t> g_next_hint{kHintStart};
+
+void* RawMap(void* hint, size_t size, int extra_flags) {
+  g_mmap_calls.fetch_add(1, std::memory_order_relaxed);
+  void* p = mmap(hint, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1,
+                 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+}  // namespace
+
+void* MapAligned(size_t size, size_t alignment) {
+  const size_t span = (size + alignment - 1) & ~(alignment - 1);
+  uintptr_t hint = g_next_hint.fetch_add(span, std::memory_order_relaxed);
+  if (hint + span > kHintEnd) {
+    // Wrap around: regions unmapped earlier left holes the hints can reuse.
+    g_next_hint.store(kHintStart + span, std::memory_order_relaxed);
+    hint = kHintStart;
+  }
+  void* p = RawMap(reinterpret_cast<void*>(hint), size, 0);
+  if (p == nullptr) return nullptr;
+  if ((reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0) return p;
+  // The hint was taken: over-map and trim to the alignment.
+  Unmap(p, size);
+  const size_t padded = size + alignment;
+  char* raw = static_cast<char*>(RawMap(nullptr, padded, 0));
+  if (raw == nullptr) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
+  const size_t head = aligned - start;
+  const size_t tail = padded - head - size;
+  if (head != 0) Unmap(raw, head);
+  if (tail != 0) Unmap(reinterpret_cast<void*>(aligned + size), tail);
+  return reinterpret_cast<void*>(aligned);
+}
+
+void* MapSparse(size_t size) { return RawMap(nullptr, size, 0); }
+
+void Unmap(void* p, size_t size) {
+  g_munmap_calls.fetch_add(1, std::memory_order_relaxed);
+  munmap(p, size);
+}
+
+void DiscardPages(void* p, size_t size) {
+  g_madvise_calls.fetch_add(1, std::memory_order_relaxed);
+  // MADV_DONTNEED: pages read as zero afterwards, RSS drops at once.
+  int saved = errno;
+  madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+}
+
+bool RemapInPlace(void* p, size_t old_size, size_t new_size) {
+  g_mremap_calls.fetch_add(1, std::memory_order_relaxed);
+  int saved = errno;
+  void* q = mremap(p, old_size, new_size, 0);
+  errno = saved;
+  return q != MAP_FAILED;
+}
+
+SyscallCounts GetSyscallCounts() {
+  return SyscallCounts{g_mmap_calls.load(std::memory_order_relaxed),
+                       g_munmap_calls.load(std::memory_order_relaxed),
+                       g_madvise_calls.load(std::memory_order_relaxed),
+                       g_mremap_calls.load(std::memory_order_relaxed)};
+}
+
+uint64_t NowNs() {
+  ClockFn fake = g_clock.load(std::memory_order_relaxed);
+  if (fake != nullptr) return fake();
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u +
+         static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void SetClockForTesting(ClockFn clock) {
+  g_clock.store(clock, std::memory_order_relaxed);
+}
+
+LogLine& LogLine::Str(const char* s) {
+  while (*s != '\0' && len_ < sizeof(buf_)) buf_[len_++] = *s++;
+  return *this;
+}
+
+LogLine& LogLine::Dec(uint64_t v) {
+  char tmp[24];
+  int n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0 && len_ < sizeof(buf_)) buf_[len_++] = tmp[--n];
+  return *this;
+}
+
+LogLine& LogLine::Hex(uint64_t v) {
+  static const char kDigits[] = "0123456789abcdef";
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = kDigits[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  Str("0x");
+  while (n > 0 && len_ < sizeof(buf_)) buf_[len_++] = tmp[--n];
+  return *this;
+}
+
+void LogLine::WriteToStderr() { EmitLog(buf_, len_); }
+
+void SetLogSinkForTesting(LogSink sink) {
+  g_log_sink.store(sink, std::memory_order_relaxed);
+}
+
+void EmitLog(const char* data, size_t len) {
+  LogSink sink = g_log_sink.load(std::memory_order_relaxed);
+  if (sink != nullptr) {
+    sink(data, len);
+    return;
+  }
+  int saved = errno;
+  while (len > 0) {
+    ssize_t n = write(STDERR_FILENO, data, len);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  errno = saved;
+}
+
+}  // namespace platform
+}  // namespace hakmem

@@ -1,0 +1,75 @@
+// Platform layer: the only place that talks to the kernel.
+//
+// mmap/munmap/madvise wrappers that count every call (the benchmarks report
+// these counts), the clock used for cache TTLs (injectable for tests), and a
+// tiny stderr writer that formats numbers without printf or malloc, so the
+// allocator can report errors from inside malloc itself.
+#ifndef HAKMEM_PLATFORM_H_
+#define HAKMEM_PLATFORM_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAKMEM_ALWAYS_INLINE inline __attribute__((always_inline))
+#define HAKMEM_NOINLINE __attribute__((noinline))
+#define HAKMEM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAKMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace hakmem {
+namespace platform {
+
+struct SyscallCounts {
+  uint64_t mmap;
+  uint64_t munmap;
+  uint64_t madvise;
+  uint64_t mremap;
+};
+
+// Maps `size` bytes (a multiple of the page size) aligned to `alignment` (a
+// power of two >= page size). Tries an address hint first so that the common
+// case costs one mmap; falls back to over-mapping and trimming. Returns
+// nullptr when the kernel refuses.
+void* MapAligned(size_t size, size_t alignment);
+// Maps `size` bytes anywhere, without reserving swap (for sparse tables).
+void* MapSparse(size_t size);
+void Unmap(void* p, size_t size);
+// Gives pages back to the kernel but keeps the mapping (reads then see zeros).
+void DiscardPages(void* p, size_t size);
+// Tries to resize a mapping in place (never moves). Returns false if it can't.
+bool RemapInPlace(void* p, size_t old_size, size_t new_size);
+
+SyscallCounts GetSyscallCounts();
+
+// Monotonic time in nanoseconds (vDSO, no syscall). Tests inject a fake clock.
+using ClockFn = uint64_t (*)();
+uint64_t NowNs();
+void SetClockForTesting(ClockFn clock);  // nullptr restores the real clock
+
+constexpr size_t kPageSize = 4096;
+
+// ---- Error output without malloc or printf ---------------------------------
+// A fixed-size line buffer; appends are truncated silently when full.
+class LogLine {
+ public:
+  LogLine& Str(const char* s);
+  LogLine& Dec(uint64_t v);
+  LogLine& Hex(uint64_t v);
+  LogLine& Ptr(const void* p) { return Hex(reinterpret_cast<uintptr_t>(p)); }
+  const char* data() const { return buf_; }
+  size_t size() const { return len_; }
+  void WriteToStderr();  // writes the line as is (caller adds '\n')
+
+ private:
+  char buf_[512];
+  size_t len_ = 0;
+};
+
+// Where warnings and error reports go: stderr unless a test redirects them.
+using LogSink = void (*)(const char* data, size_t len);
+void SetLogSinkForTesting(LogSink sink);  // nullptr restores stderr
+void EmitLog(const char* data, size_t len);
+
+}  // namespace platform
+}  // namespace hakmem
+
+#endif  // HAKMEM_PLATFORM_H_
