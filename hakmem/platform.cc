@@ -1,6 +1,7 @@
 #include "hakmem/platform.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +156,13 @@ void EmitLog(const char* data, size_t len) {
     len -= static_cast<size_t>(n);
   }
   errno = saved;
+}
+
+void ReportAndAbort(const char* what, const void* p, const char* why) {
+  LogLine line;
+  line.Str("hakmem: ").Str(what).Str(" ").Ptr(p).Str(": ").Str(why).Str("\n");
+  line.WriteToStderr();
+  abort();
 }
 
 }  // namespace platform

@@ -69,6 +69,12 @@ using LogSink = void (*)(const char* data, size_t len);
 void SetLogSinkForTesting(LogSink sink);  // nullptr restores stderr
 void EmitLog(const char* data, size_t len);
 
+// Misuse of the allocator: prints "hakmem: <what> <pointer>: <why>" on stderr
+// and aborts, like glibc does for an invalid free.
+[[noreturn]] HAKMEM_NOINLINE void ReportAndAbort(const char* what,
+                                                 const void* p,
+                                                 const char* why);
+
 }  // namespace platform
 }  // namespace hakmem
 

@@ -1,0 +1,329 @@
+// The router: sends each request to the tiny (slab) or the large path,
+// handles calloc/realloc/aligned requests, statistics and process hooks.
+//
+// Invariants kept across the layers (see also hakmem/tiny/heap.h):
+//  - Every pointer hakmem returns lies in the first 2 MiB of a registered
+//    region, so registry::Contains() decides ownership without touching the
+//    pointer's memory (no mincore, no probing).
+//  - Blocks up to kMaxSmallSize live in slabs; anything bigger, and aligned
+//    requests no size class can satisfy, are large regions.
+//  - No function here allocates through malloc or prints with stdio.
+#include "hakmem/hakmem.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "hakmem/alloc_inline.h"
+#include "hakmem/config.h"
+#include "hakmem/large/large.h"
+#include "hakmem/registry/registry.h"
+#include "hakmem/superslab/superslab.h"
+#include "hakmem/tiny/heap.h"
+
+namespace hakmem {
+
+static_assert(kStatsClasses == kNumClasses, "stats cover every class");
+
+namespace {
+
+// Requests above this fail at once with ENOMEM (nothing could map them).
+constexpr size_t kMaxRequest = size_t{1} << 46;
+
+[[noreturn]] void ReportForeign(const void* p, const char* operation) {
+  platform::ReportAndAbort(operation, p, "not allocated by hakmem");
+}
+
+void* LargeOrNull(size_t size, size_t alignment, bool* zeroed) {
+  void* p = size <= kMaxRequest ? LargeAlloc(size, alignment, zeroed) : nullptr;
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+// Usable size of a pointer known to be ours, validating it for `operation`.
+size_t CheckedUsableSize(RegionHeader* region, const void* p,
+                         const char* operation) {
+  if (region->kind == RegionKind::kLarge) {
+    LargeHeader* large = reinterpret_cast<LargeHeader*>(region);
+    LargeCheckPointer(large, p, operation);
+    return LargeUsableSize(large);
+  }
+  TinyCheckLiveBlock(p, operation);
+  return SlabOf(p)->block_size;
+}
+
+}  // namespace
+
+namespace internal {
+
+void* MallocLarge(size_t size) {
+  bool zeroed;
+  return LargeOrNull(size, 16, &zeroed);
+}
+
+void FreeSlow(void* p) {
+  if (p == nullptr) return;
+  RegionHeader* region = registry::Lookup(p);
+  if (region == nullptr) ReportForeign(p, "free(): invalid pointer");
+  if (region->kind == RegionKind::kLarge) {
+    LargeFree(reinterpret_cast<LargeHeader*>(region), p);
+  } else {
+    TinyFreeSlow(p);
+  }
+}
+
+void FreeSizedSlow(void* p, size_t size) {
+  if (p == nullptr) return;
+  RegionHeader* region = registry::Lookup(p);
+  if (region == nullptr) ReportForeign(p, "sized delete: invalid pointer");
+  const size_t usable = CheckedUsableSize(region, p, "sized delete: invalid pointer");
+  const bool fits = region->kind == RegionKind::kLarge
+                        ? size > kMaxSmallSize && size <= usable
+                        : size <= kMaxSmallSize &&
+                              SizeToClass(size) == SlabOf(p)->size_class;
+  if (!fits) {
+    platform::ReportAndAbort("sized delete: size does not match the block", p,
+                             "the size passed to delete is not the size "
+                             "allocated");
+  }
+  FreeSlow(p);
+}
+
+}  // namespace internal
+
+void* Malloc(size_t size) { return internal::MallocInline(size); }
+void Free(void* p) { internal::FreeInline(p); }
+void FreeSized(void* p, size_t size) { internal::FreeSizedInline(p, size); }
+
+void* Calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (total <= kMaxSmallSize) {
+    void* p = TinyMalloc(total);
+    if (p != nullptr) memset(p, 0, total);
+    return p;
+  }
+  bool zeroed;
+  void* p = LargeOrNull(total, 16, &zeroed);
+  if (p != nullptr && !zeroed) memset(p, 0, total);
+  return p;
+}
+
+void* Realloc(void* p, size_t size) {
+  if (p == nullptr) return internal::MallocInline(size);
+  if (size == 0) {  // as glibc: frees and returns NULL
+    internal::FreeInline(p);
+    return nullptr;
+  }
+  RegionHeader* region = registry::Lookup(p);
+  if (region == nullptr) ReportForeign(p, "realloc(): invalid pointer");
+  const size_t usable = CheckedUsableSize(region, p, "realloc(): invalid pointer");
+  if (region->kind == RegionKind::kLarge) {
+    if (size > kMaxSmallSize &&
+        LargeResizeInPlace(reinterpret_cast<LargeHeader*>(region), size)) {
+      return p;
+    }
+  } else if (size <= usable && size > usable / 2) {
+    return p;
+  }
+  void* q = internal::MallocInline(size);
+  if (q == nullptr) return nullptr;  // p is untouched
+  memcpy(q, p, size < usable ? size : usable);
+  internal::FreeInline(p);
+  return q;
+}
+
+void* ReallocArray(void* p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return Realloc(p, total);
+}
+
+void* AlignedAlloc(size_t alignment, size_t size) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (alignment <= 16) return internal::MallocInline(size);
+  if (size <= kMaxSmallSize) {
+    const int size_class = AlignedSizeToClass(size, alignment);
+    if (size_class >= 0) return TinyMallocClass(size_class);
+  }
+  if (alignment > kMaxLargeAlignment) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  bool zeroed;
+  return LargeOrNull(size, alignment, &zeroed);
+}
+
+int PosixMemalign(void** out, size_t alignment, size_t size) {
+  if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) {
+    return EINVAL;
+  }
+  const int saved = errno;
+  void* p = AlignedAlloc(alignment, size);
+  const int error = errno;
+  errno = saved;
+  if (p == nullptr) return error == EINVAL ? EINVAL : ENOMEM;
+  *out = p;
+  return 0;
+}
+
+size_t UsableSize(const void* p) {
+  if (p == nullptr) return 0;
+  RegionHeader* region = registry::Lookup(p);
+  if (region == nullptr) return 0;
+  return CheckedUsableSize(region, p, "malloc_usable_size(): invalid pointer");
+}
+
+void Trim() {
+  SuperSlabCacheReleaseAll();
+  LargeCacheReleaseAll();
+}
+
+void GetStats(Stats* stats) {
+  memset(stats, 0, sizeof(*stats));
+  const platform::SyscallCounts calls = platform::GetSyscallCounts();
+  stats->mmap_calls = calls.mmap;
+  stats->munmap_calls = calls.munmap;
+  stats->madvise_calls = calls.madvise;
+  stats->mremap_calls = calls.mremap;
+  const SuperSlabStats ss = GetSuperSlabStats();
+  stats->superslabs_mapped = ss.mapped;
+  stats->superslabs_cached = ss.cache.cached;
+  stats->superslabs_evicted = ss.evicted;
+  stats->superslab_cache_hits = ss.cache.hits;
+  stats->superslab_cache_misses = ss.cache.misses;
+  const LargeStats large = GetLargeStats();
+  stats->large_live = large.live;
+  stats->large_cached = large.cache.cached;
+  stats->large_cache_hits = large.cache.hits;
+  stats->large_cache_misses = large.cache.misses;
+  stats->large_evicted = large.cache.evicted;
+  // TinyStats is large: it lives in static storage, guarded by a lock.
+  static TinyStats tiny;
+  static pthread_mutex_t tiny_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&tiny_lock);
+  GetTinyStats(&tiny);
+  stats->heaps_created = tiny.heaps_created;
+  stats->heaps_pooled = tiny.heaps_pooled;
+  for (int c = 0; c < kNumClasses; c++) {
+    stats->class_size[c] = ClassSizeOf(c);
+    stats->class_slabs[c] = tiny.slabs_in_use[c];
+    stats->class_blocks_in_use[c] = tiny.blocks_in_use[c];
+  }
+  pthread_mutex_unlock(&tiny_lock);
+}
+
+void PrintStats() {
+  static Stats stats;  // too big for a small thread stack; no malloc allowed
+  GetStats(&stats);
+  const struct {
+    const char* name;
+    uint64_t value;
+  } rows[] = {
+      {"mmap calls", stats.mmap_calls},
+      {"munmap calls", stats.munmap_calls},
+      {"madvise calls", stats.madvise_calls},
+      {"mremap calls", stats.mremap_calls},
+      {"superslabs mapped", stats.superslabs_mapped},
+      {"superslabs cached", stats.superslabs_cached},
+      {"superslabs evicted", stats.superslabs_evicted},
+      {"superslab cache hits", stats.superslab_cache_hits},
+      {"superslab cache misses", stats.superslab_cache_misses},
+      {"large blocks live", stats.large_live},
+      {"large blocks cached", stats.large_cached},
+      {"large cache hits", stats.large_cache_hits},
+      {"large cache misses", stats.large_cache_misses},
+      {"large blocks evicted", stats.large_evicted},
+      {"thread heaps created", stats.heaps_created},
+      {"thread heaps pooled", stats.heaps_pooled},
+  };
+  {
+    platform::LogLine line;
+    line.Str("hakmem stats:\n");
+    line.WriteToStderr();
+  }
+  for (const auto& row : rows) {
+    platform::LogLine line;
+    line.Str("  ").Str(row.name).Str(": ").Dec(row.value).Str("\n");
+    line.WriteToStderr();
+  }
+  for (int c = 0; c < kStatsClasses; c++) {
+    if (stats.class_slabs[c] == 0) continue;
+    platform::LogLine line;
+    line.Str("  class ")
+        .Dec(static_cast<uint64_t>(c))
+        .Str(" (")
+        .Dec(stats.class_size[c])
+        .Str(" B): slabs ")
+        .Dec(stats.class_slabs[c])
+        .Str(", blocks in use ")
+        .Dec(stats.class_blocks_in_use[c])
+        .Str("\n");
+    line.WriteToStderr();
+  }
+}
+
+bool SetSuperslabMaxCached(uint64_t count) {
+  if (!SetOption(Option::kSuperslabMaxCached, count)) return false;
+  SuperSlabCacheEnforceLimits();
+  return true;
+}
+bool SetSuperslabMaxMemoryMb(uint64_t mib) {
+  if (!SetOption(Option::kSuperslabMaxMemoryMb, mib)) return false;
+  SuperSlabCacheEnforceLimits();
+  return true;
+}
+bool SetSuperslabTtlSec(uint64_t seconds) {
+  if (!SetOption(Option::kSuperslabTtlSec, seconds)) return false;
+  SuperSlabCacheEnforceLimits();
+  LargeCacheEnforceLimits();
+  return true;
+}
+bool SetLargeCacheMaxMb(uint64_t mib) {
+  if (!SetOption(Option::kLargeCacheMaxMb, mib)) return false;
+  LargeCacheEnforceLimits();
+  return true;
+}
+
+// ---- Process hooks ----------------------------------------------------------
+namespace {
+
+void PrepareFork() {
+  TinyLockForFork();
+  SuperSlabLockForFork();
+  LargeLockForFork();
+}
+void ParentAfterFork() {
+  LargeUnlockAfterFork(false);
+  SuperSlabUnlockAfterFork(false);
+  TinyUnlockAfterFork(false);
+}
+void ChildAfterFork() {
+  LargeUnlockAfterFork(true);
+  SuperSlabUnlockAfterFork(true);
+  TinyUnlockAfterFork(true);
+}
+
+// Runs before main (under LD_PRELOAD: before the program's constructors).
+// pthread_atfork may allocate, which is fine here: malloc works by now.
+__attribute__((constructor)) void OnLoad() {
+  TinyGlobalInit();
+  pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork);
+  if (GetOption(Option::kVerbose) != 0) PrintConfig();
+}
+
+__attribute__((destructor)) void OnUnload() {
+  if (GetOption(Option::kStats) != 0) PrintStats();
+}
+
+}  // namespace
+}  // namespace hakmem

@@ -1,0 +1,80 @@
+// hakmem's public, non-override API.
+//
+// Usable beside glibc's malloc in one process: memory from hakmem::Malloc
+// must go back through hakmem::Free (and likewise for the other calls). The
+// override variant (//hakmem:malloc, libhakmem.so) maps malloc/free/new/
+// delete onto these functions.
+//
+// Misuse is reported on stderr with the pointer and then aborts, like glibc:
+// a pointer hakmem never returned, an interior pointer, a double free, a
+// sized delete whose size does not fit the block. Out of memory returns
+// nullptr with errno = ENOMEM.
+#ifndef HAKMEM_HAKMEM_H_
+#define HAKMEM_HAKMEM_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace hakmem {
+
+void* Malloc(size_t size);
+void Free(void* p);
+// Sized free: `size` must be what was asked for (any size within the block's
+// size class is accepted); a size that does not fit is reported.
+void FreeSized(void* p, size_t size);
+void* Calloc(size_t count, size_t size);
+void* Realloc(void* p, size_t size);
+void* ReallocArray(void* p, size_t count, size_t size);
+// `alignment` must be a power of two (any, up to 1 MiB); else nullptr/EINVAL.
+void* AlignedAlloc(size_t alignment, size_t size);
+// posix_memalign semantics: EINVAL unless alignment is a power of two and a
+// multiple of sizeof(void*); ENOMEM when out of memory.
+int PosixMemalign(void** out, size_t alignment, size_t size);
+size_t UsableSize(const void* p);
+// Gives cached memory back to the kernel now (SuperSlab and large caches).
+void Trim();
+
+constexpr int kStatsClasses = 85;
+
+struct Stats {
+  // Kernel calls made by hakmem since start.
+  uint64_t mmap_calls;
+  uint64_t munmap_calls;
+  uint64_t madvise_calls;
+  uint64_t mremap_calls;
+  // SuperSlabs.
+  uint64_t superslabs_mapped;      // in use or cached
+  uint64_t superslabs_cached;
+  uint64_t superslabs_evicted;     // unmapped by the cache's limits or a trim
+  uint64_t superslab_cache_hits;
+  uint64_t superslab_cache_misses;
+  // Large blocks.
+  uint64_t large_live;
+  uint64_t large_cached;
+  uint64_t large_cache_hits;
+  uint64_t large_cache_misses;
+  uint64_t large_evicted;
+  // Threads.
+  uint64_t heaps_created;
+  uint64_t heaps_pooled;
+  // Per size class (see hakmem/tiny/size_class.h).
+  uint32_t class_size[kStatsClasses];
+  uint64_t class_slabs[kStatsClasses];
+  uint64_t class_blocks_in_use[kStatsClasses];
+};
+
+void GetStats(Stats* stats);
+// Prints the statistics on stderr without allocating (HAKMEM_STATS=1 does
+// this at exit).
+void PrintStats();
+
+// Runtime setters for the HAKMEM_* knobs (see hakmem/config.h). Return false
+// and change nothing when the value is out of range.
+bool SetSuperslabMaxCached(uint64_t count);
+bool SetSuperslabMaxMemoryMb(uint64_t mib);
+bool SetSuperslabTtlSec(uint64_t seconds);
+bool SetLargeCacheMaxMb(uint64_t mib);
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_HAKMEM_H_

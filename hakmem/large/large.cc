@@ -1,0 +1,116 @@
+#include "hakmem/large/large.h"
+
+#include <atomic>
+
+#include "hakmem/config.h"
+#include "hakmem/platform.h"
+#include "hakmem/registry/registry.h"
+#include "hakmem/superslab/superslab.h"
+
+namespace hakmem {
+namespace {
+
+static_assert(sizeof(LargeHeader) <= kSlabRecordsOffset,
+              "a large header must leave the slab-record area zero");
+
+constexpr uint64_t kLargeCacheMaxCount = 64;
+
+RegionCacheLimits LargeCacheLimits() {
+  return RegionCacheLimits{kLargeCacheMaxCount,
+                           GetOption(Option::kLargeCacheMaxMb) << 20,
+                           GetOption(Option::kSuperslabTtlSec) * 1000000000ull};
+}
+
+RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmap);
+std::atomic<uint64_t> g_live{0};
+
+size_t PageRound(size_t n) {
+  return (n + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
+}
+
+}  // namespace
+
+void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
+  const size_t offset =
+      alignment > platform::kPageSize ? alignment : platform::kPageSize;
+  if (alignment > kMaxLargeAlignment || size > (size_t{1} << 46)) return nullptr;
+  const size_t need = PageRound(offset + size);
+  // Reuse a cached region up to 25% (or 64 KiB) bigger than needed.
+  const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
+  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack));
+  *zeroed = false;
+  if (h == nullptr) {
+    if (!registry::Init()) return nullptr;
+    void* mem = platform::MapAligned(need, kRegionAlign);
+    if (mem == nullptr) return nullptr;
+    h = static_cast<LargeHeader*>(mem);
+    h->region.magic = kRegionMagic;
+    h->region.kind = RegionKind::kLarge;
+    h->region.mapped_size = need;
+    if (!registry::Register(reinterpret_cast<uintptr_t>(h))) {
+      platform::Unmap(mem, need);
+      return nullptr;
+    }
+    *zeroed = true;
+  }
+  h->block_offset = offset;
+  g_live.fetch_add(1, std::memory_order_relaxed);
+  return reinterpret_cast<char*>(h) + offset;
+}
+
+void LargeCheckPointer(const LargeHeader* header, const void* p,
+                       const char* operation) {
+  if (header->block_offset == 0) {
+    platform::ReportAndAbort(operation, p,
+                             "large block is not allocated (double free?)");
+  }
+  if (reinterpret_cast<const char*>(header) + header->block_offset != p) {
+    platform::ReportAndAbort(operation, p,
+                             "not the start of a block (interior pointer?)");
+  }
+}
+
+void LargeFree(LargeHeader* header, void* p) {
+  LargeCheckPointer(header, p, "free(): invalid pointer");
+  header->block_offset = 0;  // marks it free: a second free is reported
+  g_live.fetch_sub(1, std::memory_order_relaxed);
+  g_cache.Put(&header->region);
+}
+
+size_t LargeUsableSize(const LargeHeader* header) {
+  return header->region.mapped_size - header->block_offset;
+}
+
+bool LargeResizeInPlace(LargeHeader* header, size_t new_size) {
+  if (new_size > (size_t{1} << 46)) return false;
+  const size_t need = PageRound(header->block_offset + new_size);
+  const size_t mapped = header->region.mapped_size;
+  if (need == mapped) return true;
+  if (need < mapped) {
+    // Shrink only when it frees a meaningful amount.
+    if (mapped - need < 64 * 1024) return true;
+    platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
+    header->region.mapped_size = need;
+    return true;
+  }
+  if (!platform::RemapInPlace(header, mapped, need)) return false;
+  header->region.mapped_size = need;
+  return true;
+}
+
+LargeStats GetLargeStats() {
+  return LargeStats{g_live.load(std::memory_order_relaxed), g_cache.GetStats()};
+}
+
+void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
+void LargeCacheReleaseAll() { g_cache.ReleaseAll(); }
+void LargeLockForFork() { g_cache.LockForFork(); }
+void LargeUnlockAfterFork(bool in_child) {
+  if (in_child) {
+    g_cache.ResetLockInChild();
+  } else {
+    g_cache.UnlockAfterFork();
+  }
+}
+
+}  // namespace hakmem

@@ -1,0 +1,54 @@
+// Large blocks: anything above kMaxSmallSize gets a region of its own.
+//
+// The region is aligned to kRegionAlign (so the registry finds it like a
+// SuperSlab) and starts with a LargeHeader on a page of its own; the block
+// begins one page (or one `alignment`) after the base. Freed large regions
+// are parked in their own LRU cache (HAKMEM_LARGE_CACHE_MAX_MB, and the
+// SuperSlab TTL), so repeating large malloc/free cycles make no syscalls.
+#ifndef HAKMEM_LARGE_LARGE_H_
+#define HAKMEM_LARGE_LARGE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem/registry/region.h"
+#include "hakmem/registry/region_cache.h"
+
+namespace hakmem {
+
+// Blocks can't be placed further than this from their region's base (the
+// registry only maps the first 2 MiB of a region to its header).
+constexpr size_t kMaxLargeAlignment = kRegionAlign / 2;
+
+struct LargeHeader {
+  RegionHeader region;
+  size_t block_offset;  // block = base + block_offset
+};
+
+// A block of at least `size` bytes aligned to `alignment` (a power of two,
+// <= kMaxLargeAlignment), or nullptr. `*zeroed` tells whether the memory is
+// known to be zero (fresh from the kernel).
+void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
+// `header` is the registered region owning `p`. Reports and aborts if `p` is
+// not its block.
+void LargeFree(LargeHeader* header, void* p);
+size_t LargeUsableSize(const LargeHeader* header);
+// Grows or shrinks the block in place if the mapping allows. True on success.
+bool LargeResizeInPlace(LargeHeader* header, size_t new_size);
+// Checks that `p` is the block of `header`; reports and aborts otherwise.
+void LargeCheckPointer(const LargeHeader* header, const void* p,
+                       const char* operation);
+
+struct LargeStats {
+  uint64_t live;           // large blocks allocated now
+  RegionCacheStats cache;
+};
+LargeStats GetLargeStats();
+void LargeCacheEnforceLimits();
+void LargeCacheReleaseAll();
+void LargeLockForFork();
+void LargeUnlockAfterFork(bool in_child);
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_LARGE_LARGE_H_

@@ -1,0 +1,197 @@
+// The override layer: every libc and C++ allocation symbol, forwarded to
+// hakmem. Nothing else lives here. Linked into a program through
+// //hakmem:malloc, or preloaded as libhakmem.so.
+//
+// operator new throws std::bad_alloc through libstdc++, referenced weakly so
+// that libhakmem.so needs only libc: any program that calls operator new has
+// libstdc++ loaded, and a C program never reaches that code.
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <new>
+
+#include "hakmem/alloc_inline.h"
+#include "hakmem/hakmem.h"
+
+namespace std {
+[[noreturn]] void __throw_bad_alloc() __attribute__((weak));
+new_handler get_new_handler() noexcept __attribute__((weak));
+}  // namespace std
+
+#define HAKMEM_EXPORT extern "C" __attribute__((visibility("default")))
+#define HAKMEM_EXPORT_CXX __attribute__((visibility("default")))
+
+namespace {
+
+using hakmem::internal::FreeInline;
+using hakmem::internal::FreeSizedInline;
+using hakmem::internal::MallocInline;
+
+// operator new failed once: run the new_handler until it gives up, then throw
+// (or return nullptr for the nothrow forms).
+HAKMEM_NOINLINE void* NewSlow(size_t size, size_t alignment, bool nothrow) {
+  for (;;) {
+    void* p = alignment <= 16 ? hakmem::Malloc(size)
+                              : hakmem::AlignedAlloc(alignment, size);
+    if (p != nullptr) return p;
+    std::new_handler handler =
+        &std::get_new_handler != nullptr ? std::get_new_handler() : nullptr;
+    if (handler == nullptr || nothrow) {
+      if (nothrow) return nullptr;
+      if (&std::__throw_bad_alloc != nullptr) std::__throw_bad_alloc();
+      abort();
+    }
+    handler();
+  }
+}
+
+HAKMEM_ALWAYS_INLINE void* New(size_t size) {
+  void* p = MallocInline(size);
+  if (HAKMEM_LIKELY(p != nullptr)) return p;
+  return NewSlow(size, 16, false);
+}
+
+HAKMEM_ALWAYS_INLINE void* NewNothrow(size_t size) {
+  void* p = MallocInline(size);
+  if (HAKMEM_LIKELY(p != nullptr)) return p;
+  return NewSlow(size, 16, true);
+}
+
+void* NewAligned(size_t size, std::align_val_t alignment, bool nothrow) {
+  void* p = hakmem::AlignedAlloc(static_cast<size_t>(alignment), size);
+  if (p != nullptr) return p;
+  return NewSlow(size, static_cast<size_t>(alignment), nothrow);
+}
+
+// Sized delete of an over-aligned block: the size must fit the block.
+void DeleteAlignedSized(void* p, size_t size) {
+  if (p == nullptr) return;
+  if (hakmem::UsableSize(p) < size) {
+    hakmem::platform::ReportAndAbort(
+        "sized delete: size does not match the block", p,
+        "the size passed to delete is larger than the block");
+  }
+  FreeInline(p);
+}
+
+void* Memalign(size_t alignment, size_t size) {
+  // glibc's memalign rounds a non-power-of-two alignment up.
+  if (alignment != 0 && (alignment & (alignment - 1)) != 0) {
+    size_t rounded = 1;
+    while (rounded < alignment && rounded != 0) rounded <<= 1;
+    if (rounded == 0) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    alignment = rounded;
+  }
+  return hakmem::AlignedAlloc(alignment == 0 ? 1 : alignment, size);
+}
+
+}  // namespace
+
+// ---- C ---------------------------------------------------------------------
+HAKMEM_EXPORT void* malloc(size_t size) { return MallocInline(size); }
+HAKMEM_EXPORT void free(void* p) { FreeInline(p); }
+HAKMEM_EXPORT void* calloc(size_t n, size_t size) { return hakmem::Calloc(n, size); }
+HAKMEM_EXPORT void* realloc(void* p, size_t size) { return hakmem::Realloc(p, size); }
+HAKMEM_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
+  return hakmem::ReallocArray(p, n, size);
+}
+HAKMEM_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
+  return hakmem::PosixMemalign(out, alignment, size);
+}
+HAKMEM_EXPORT void* aligned_alloc(size_t alignment, size_t size) {
+  return hakmem::AlignedAlloc(alignment, size);
+}
+HAKMEM_EXPORT void* memalign(size_t alignment, size_t size) {
+  return Memalign(alignment, size);
+}
+HAKMEM_EXPORT void* valloc(size_t size) {
+  return hakmem::AlignedAlloc(hakmem::platform::kPageSize, size);
+}
+HAKMEM_EXPORT void* pvalloc(size_t size) {
+  constexpr size_t kPage = hakmem::platform::kPageSize;
+  if (size > SIZE_MAX - kPage) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  const size_t rounded = size == 0 ? kPage : (size + kPage - 1) & ~(kPage - 1);
+  return hakmem::AlignedAlloc(kPage, rounded);
+}
+HAKMEM_EXPORT size_t malloc_usable_size(void* p) { return hakmem::UsableSize(p); }
+HAKMEM_EXPORT int malloc_trim(size_t) {
+  hakmem::Trim();
+  return 1;
+}
+// C23.
+HAKMEM_EXPORT void free_sized(void* p, size_t) { FreeInline(p); }
+HAKMEM_EXPORT void free_aligned_sized(void* p, size_t, size_t) { FreeInline(p); }
+// glibc's internal names, which a few programs call directly.
+HAKMEM_EXPORT void* __libc_malloc(size_t size) { return MallocInline(size); }
+HAKMEM_EXPORT void __libc_free(void* p) { FreeInline(p); }
+HAKMEM_EXPORT void* __libc_calloc(size_t n, size_t size) { return hakmem::Calloc(n, size); }
+HAKMEM_EXPORT void* __libc_realloc(void* p, size_t size) { return hakmem::Realloc(p, size); }
+HAKMEM_EXPORT void* __libc_memalign(size_t alignment, size_t size) {
+  return Memalign(alignment, size);
+}
+
+// ---- C++ -------------------------------------------------------------------
+HAKMEM_EXPORT_CXX void* operator new(size_t size) { return New(size); }
+HAKMEM_EXPORT_CXX void* operator new[](size_t size) { return New(size); }
+HAKMEM_EXPORT_CXX void* operator new(size_t size, const std::nothrow_t&) noexcept {
+  return NewNothrow(size);
+}
+HAKMEM_EXPORT_CXX void* operator new[](size_t size, const std::nothrow_t&) noexcept {
+  return NewNothrow(size);
+}
+HAKMEM_EXPORT_CXX void* operator new(size_t size, std::align_val_t alignment) {
+  return NewAligned(size, alignment, false);
+}
+HAKMEM_EXPORT_CXX void* operator new[](size_t size, std::align_val_t alignment) {
+  return NewAligned(size, alignment, false);
+}
+HAKMEM_EXPORT_CXX void* operator new(size_t size, std::align_val_t alignment,
+                                     const std::nothrow_t&) noexcept {
+  return NewAligned(size, alignment, true);
+}
+HAKMEM_EXPORT_CXX void* operator new[](size_t size, std::align_val_t alignment,
+                                       const std::nothrow_t&) noexcept {
+  return NewAligned(size, alignment, true);
+}
+
+HAKMEM_EXPORT_CXX void operator delete(void* p) noexcept { FreeInline(p); }
+HAKMEM_EXPORT_CXX void operator delete[](void* p) noexcept { FreeInline(p); }
+HAKMEM_EXPORT_CXX void operator delete(void* p, const std::nothrow_t&) noexcept {
+  FreeInline(p);
+}
+HAKMEM_EXPORT_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  FreeInline(p);
+}
+HAKMEM_EXPORT_CXX void operator delete(void* p, size_t size) noexcept {
+  FreeSizedInline(p, size);
+}
+HAKMEM_EXPORT_CXX void operator delete[](void* p, size_t size) noexcept {
+  FreeSizedInline(p, size);
+}
+HAKMEM_EXPORT_CXX void operator delete(void* p, std::align_val_t) noexcept {
+  FreeInline(p);
+}
+HAKMEM_EXPORT_CXX void operator delete[](void* p, std::align_val_t) noexcept {
+  FreeInline(p);
+}
+HAKMEM_EXPORT_CXX void operator delete(void* p, std::align_val_t,
+                                       const std::nothrow_t&) noexcept {
+  FreeInline(p);
+}
+HAKMEM_EXPORT_CXX void operator delete[](void* p, std::align_val_t,
+                                         const std::nothrow_t&) noexcept {
+  FreeInline(p);
+}
+HAKMEM_EXPORT_CXX void operator delete(void* p, size_t size, std::align_val_t) noexcept {
+  DeleteAlignedSized(p, size);
+}
+HAKMEM_EXPORT_CXX void operator delete[](void* p, size_t size, std::align_val_t) noexcept {
+  DeleteAlignedSized(p, size);
+}

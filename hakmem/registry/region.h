@@ -1,0 +1,48 @@
+// Regions: the unit hakmem gets from the kernel and the registry tracks.
+//
+// Glossary (used by every layer above):
+//  - Region:    an mmap'd range aligned to kRegionAlign (2 MiB) whose first
+//               bytes hold a RegionHeader. Either a SuperSlab or a large block.
+//  - SuperSlab: a 2 MiB region carved into 64 KiB slabs (hakmem/superslab).
+//  - Slab:      64 KiB of a SuperSlab holding blocks of one size class.
+//  - Block:     what malloc returns.
+//  - Large:     a region holding one block too big for a slab (hakmem/large).
+//  - Registry:  a bitmap with one bit per 2 MiB of address space, set while a
+//               region is mapped; it decides "is this pointer ours" in O(1)
+//               without touching the pointer's memory.
+#ifndef HAKMEM_REGISTRY_REGION_H_
+#define HAKMEM_REGISTRY_REGION_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace hakmem {
+
+constexpr int kRegionShift = 21;
+constexpr size_t kRegionAlign = size_t{1} << kRegionShift;  // 2 MiB
+constexpr uintptr_t kRegionMask = kRegionAlign - 1;
+
+// "HAKMEM" + kind; checked whenever a registered region is entered on a slow
+// path, so a corrupted registry can't make us trust foreign memory.
+constexpr uint64_t kRegionMagic = 0x48414b4d454d5353ull;  // "HAKMEMSS"
+
+enum class RegionKind : uint32_t { kSuperSlab = 1, kLarge = 2 };
+
+struct RegionHeader {
+  uint64_t magic;
+  RegionKind kind;
+  uint32_t reserved;
+  size_t mapped_size;        // bytes mapped from the region's base
+  uint64_t generation;       // bumped each time the region is reused from a cache
+  uint64_t last_used_ns;     // when it entered the LRU cache
+  RegionHeader* lru_prev;    // LRU links, valid while cached
+  RegionHeader* lru_next;
+};
+
+inline uintptr_t RegionBaseOf(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
+}
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_REGISTRY_REGION_H_

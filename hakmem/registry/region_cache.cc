@@ -1,0 +1,120 @@
+#include "hakmem/registry/region_cache.h"
+
+#include "hakmem/platform.h"
+#include "hakmem/registry/registry.h"
+
+namespace hakmem {
+
+void UnregisterAndUnmap(RegionHeader* region) {
+  const size_t size = region->mapped_size;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(region);
+  region->magic = 0;
+  registry::Unregister(base);
+  platform::Unmap(region, size);
+}
+
+void RegionCache::Unlink(RegionHeader* region) {
+  if (region->lru_prev != nullptr) {
+    region->lru_prev->lru_next = region->lru_next;
+  } else {
+    mru_ = region->lru_next;
+  }
+  if (region->lru_next != nullptr) {
+    region->lru_next->lru_prev = region->lru_prev;
+  } else {
+    lru_ = region->lru_prev;
+  }
+  region->lru_prev = region->lru_next = nullptr;
+  count_--;
+  bytes_ -= region->mapped_size;
+}
+
+RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
+  pthread_mutex_lock(&lock_);
+  RegionHeader* found = nullptr;
+  for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
+    if (r->mapped_size >= min_size && r->mapped_size <= max_size) {
+      found = r;
+      break;
+    }
+  }
+  if (found != nullptr) {
+    Unlink(found);
+    found->generation++;
+    hits_++;
+  } else {
+    misses_++;
+  }
+  pthread_mutex_unlock(&lock_);
+  return found;
+}
+
+void RegionCache::CollectEvictions(const RegionCacheLimits& limits,
+                                   uint64_t now, bool everything,
+                                   RegionHeader** evicted) {
+  while (lru_ != nullptr) {
+    RegionHeader* oldest = lru_;
+    const bool expired = now - oldest->last_used_ns >= limits.ttl_ns;
+    if (!everything && !expired && count_ <= limits.max_count &&
+        bytes_ <= limits.max_bytes) {
+      break;
+    }
+    Unlink(oldest);
+    evicted_++;
+    oldest->lru_next = *evicted;
+    *evicted = oldest;
+  }
+}
+
+void RegionCache::ReleaseList(RegionHeader* list) {
+  while (list != nullptr) {
+    RegionHeader* next = list->lru_next;
+    release_(list);
+    list = next;
+  }
+}
+
+void RegionCache::Put(RegionHeader* region) {
+  const RegionCacheLimits limits = limits_();
+  const uint64_t now = platform::NowNs();
+  RegionHeader* evicted = nullptr;
+  pthread_mutex_lock(&lock_);
+  region->last_used_ns = now;
+  region->lru_prev = nullptr;
+  region->lru_next = mru_;
+  if (mru_ != nullptr) mru_->lru_prev = region;
+  mru_ = region;
+  if (lru_ == nullptr) lru_ = region;
+  count_++;
+  bytes_ += region->mapped_size;
+  CollectEvictions(limits, now, /*everything=*/false, &evicted);
+  pthread_mutex_unlock(&lock_);
+  ReleaseList(evicted);  // syscalls outside the lock
+}
+
+void RegionCache::EnforceLimits() {
+  const RegionCacheLimits limits = limits_();
+  const uint64_t now = platform::NowNs();
+  RegionHeader* evicted = nullptr;
+  pthread_mutex_lock(&lock_);
+  CollectEvictions(limits, now, /*everything=*/false, &evicted);
+  pthread_mutex_unlock(&lock_);
+  ReleaseList(evicted);
+}
+
+void RegionCache::ReleaseAll() {
+  RegionHeader* evicted = nullptr;
+  pthread_mutex_lock(&lock_);
+  CollectEvictions(limits_(), 0, /*everything=*/true, &evicted);
+  pthread_mutex_unlock(&lock_);
+  ReleaseList(evicted);
+}
+
+RegionCacheStats RegionCache::GetStats() {
+  pthread_mutex_lock(&lock_);
+  RegionCacheStats stats{count_, bytes_, hits_, misses_, evicted_};
+  pthread_mutex_unlock(&lock_);
+  return stats;
+}
+
+}  // namespace hakmem

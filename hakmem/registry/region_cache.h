@@ -1,0 +1,82 @@
+// LRU cache of empty regions (Phase 9 "lazy deallocation").
+//
+// An empty SuperSlab (or a freed large block) is parked here instead of being
+// unmapped, so a steady workload makes no mmap/munmap. Regions stay
+// registered while cached. Least recently used regions are evicted
+// (unregistered, then unmapped) when the count, the memory or the age limit is
+// exceeded. Limits are read on every operation, so runtime setters apply at
+// once.
+#ifndef HAKMEM_REGISTRY_REGION_CACHE_H_
+#define HAKMEM_REGISTRY_REGION_CACHE_H_
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem/registry/region.h"
+
+namespace hakmem {
+
+struct RegionCacheLimits {
+  uint64_t max_count;
+  uint64_t max_bytes;
+  uint64_t ttl_ns;
+};
+
+struct RegionCacheStats {
+  uint64_t cached;      // regions in the cache now
+  uint64_t cached_bytes;
+  uint64_t hits;        // Take() served from the cache
+  uint64_t misses;      // Take() found nothing
+  uint64_t evicted;     // regions unmapped by an eviction rule or a trim
+};
+
+class RegionCache {
+ public:
+  using LimitsFn = RegionCacheLimits (*)();
+  // How an evicted region is destroyed (unregister + unmap by default).
+  using ReleaseFn = void (*)(RegionHeader* region);
+
+  constexpr RegionCache(LimitsFn limits, ReleaseFn release)
+      : limits_(limits), release_(release) {}
+
+  // Most recently cached region whose mapped size is in [min_size, max_size],
+  // or nullptr. Bumps its generation.
+  RegionHeader* Take(size_t min_size, size_t max_size);
+  // Parks `region` (registered, mapped, empty), then applies the limits.
+  void Put(RegionHeader* region);
+  // Applies the limits now (TTL included). Called from allocation slow paths.
+  void EnforceLimits();
+  // Unmaps every cached region.
+  void ReleaseAll();
+  RegionCacheStats GetStats();
+
+  void LockForFork() { pthread_mutex_lock(&lock_); }
+  void UnlockAfterFork() { pthread_mutex_unlock(&lock_); }
+  void ResetLockInChild() { pthread_mutex_init(&lock_, nullptr); }
+
+ private:
+  void Unlink(RegionHeader* region);
+  // Moves regions that break the limits onto `*evicted`. Lock held.
+  void CollectEvictions(const RegionCacheLimits& limits, uint64_t now,
+                        bool everything, RegionHeader** evicted);
+  void ReleaseList(RegionHeader* list);
+
+  LimitsFn limits_;
+  ReleaseFn release_;
+  pthread_mutex_t lock_ = PTHREAD_MUTEX_INITIALIZER;
+  RegionHeader* mru_ = nullptr;  // most recently used end
+  RegionHeader* lru_ = nullptr;  // least recently used end
+  uint64_t count_ = 0;
+  uint64_t bytes_ = 0;
+  uint64_t hits_ = 0;
+  uint64_t misses_ = 0;
+  uint64_t evicted_ = 0;
+};
+
+// Unregisters and unmaps a region: the default ReleaseFn.
+void UnregisterAndUnmap(RegionHeader* region);
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_REGISTRY_REGION_CACHE_H_

@@ -1,0 +1,42 @@
+// Lock-free multi-producer, single-consumer stack of freed blocks.
+//
+// Any thread pushes a block it freed but does not own; the owning thread takes
+// the whole stack at once (one atomic exchange) and frees the blocks locally.
+// Taking everything at once sidesteps ABA: the consumer never pops a single
+// node while producers push.
+#ifndef HAKMEM_SUPERSLAB_REMOTE_QUEUE_H_
+#define HAKMEM_SUPERSLAB_REMOTE_QUEUE_H_
+
+#include <atomic>
+
+#include "hakmem/superslab/superslab.h"
+
+namespace hakmem {
+
+class RemoteQueue {
+ public:
+  void Push(Block* block) {
+    Block* head = head_.load(std::memory_order_relaxed);
+    do {
+      block->next = head;
+    } while (!head_.compare_exchange_weak(head, block, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  }
+
+  bool Empty() const {
+    return head_.load(std::memory_order_relaxed) == nullptr;
+  }
+
+  // Every block pushed so far, newest first, or nullptr.
+  Block* TakeAll() {
+    if (Empty()) return nullptr;
+    return head_.exchange(nullptr, std::memory_order_acquire);
+  }
+
+ private:
+  std::atomic<Block*> head_{nullptr};
+};
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_SUPERSLAB_REMOTE_QUEUE_H_

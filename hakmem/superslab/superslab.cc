@@ -1,0 +1,182 @@
+#include "hakmem/superslab/superslab.h"
+
+#include <pthread.h>
+
+#include "hakmem/config.h"
+#include "hakmem/registry/registry.h"
+
+namespace hakmem {
+namespace {
+
+RegionCacheLimits SuperSlabCacheLimits() {
+  return RegionCacheLimits{
+      GetOption(Option::kSuperslabMaxCached),
+      GetOption(Option::kSuperslabMaxMemoryMb) << 20,
+      GetOption(Option::kSuperslabTtlSec) * 1000000000ull};
+}
+
+pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;
+SuperSlab* g_all = nullptr;
+uint64_t g_mapped = 0;
+uint64_t g_evicted = 0;
+
+void ListAdd(SuperSlab* ss) {
+  pthread_mutex_lock(&g_all_lock);
+  ss->all_prev = nullptr;
+  ss->all_next = g_all;
+  if (g_all != nullptr) g_all->all_prev = ss;
+  g_all = ss;
+  g_mapped++;
+  pthread_mutex_unlock(&g_all_lock);
+}
+
+// The cache's ReleaseFn: forget the SuperSlab, then unregister and unmap it.
+void DestroySuperSlab(RegionHeader* region) {
+  SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
+  pthread_mutex_lock(&g_all_lock);
+  if (ss->all_prev != nullptr) {
+    ss->all_prev->all_next = ss->all_next;
+  } else {
+    g_all = ss->all_next;
+  }
+  if (ss->all_next != nullptr) ss->all_next->all_prev = ss->all_prev;
+  g_mapped--;
+  g_evicted++;
+  pthread_mutex_unlock(&g_all_lock);
+  UnregisterAndUnmap(region);
+}
+
+RegionCache g_cache(&SuperSlabCacheLimits, &DestroySuperSlab);
+
+SuperSlab* MapSuperSlab() {
+  if (!registry::Init()) return nullptr;
+  void* mem = platform::MapAligned(kSuperSlabSize, kSuperSlabSize);
+  if (mem == nullptr) return nullptr;
+  SuperSlab* ss = static_cast<SuperSlab*>(mem);
+  // Fresh pages are zero: only the non-zero fields need writing.
+  ss->region.magic = kRegionMagic;
+  ss->region.kind = RegionKind::kSuperSlab;
+  ss->region.mapped_size = kSuperSlabSize;
+  if (!registry::Register(reinterpret_cast<uintptr_t>(ss))) {
+    platform::Unmap(mem, kSuperSlabSize);
+    return nullptr;
+  }
+  ListAdd(ss);
+  return ss;
+}
+
+}  // namespace
+
+Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
+               const void* owner) {
+  Slab* s = &ss->slabs[index];
+  s->free = nullptr;
+  s->used = 0;
+  s->carve_offset = 0;
+  s->divisor_magic = DivisorMagic(block_size);
+  s->block_size = block_size;
+  s->capacity = static_cast<uint16_t>(kSlabSize / block_size);
+  s->size_class = static_cast<uint8_t>(size_class);
+  s->in_list = 0;
+  s->prev = s->next = nullptr;
+  s->owner = owner;
+  return s;
+}
+
+uint32_t SlabCarve(Slab* s, uint32_t max_blocks) {
+  char* start = SlabStart(s);
+  const uint32_t size = s->block_size;
+  uint32_t offset = s->carve_offset;
+  uint32_t n = 0;
+  // Built front to back, so blocks are handed out in address order.
+  Block* head = nullptr;
+  Block** tail = &head;
+  while (n < max_blocks && offset + size <= kSlabSize) {
+    Block* b = reinterpret_cast<Block*>(start + offset);
+    *tail = b;
+    tail = &b->next;
+    offset += size;
+    n++;
+  }
+  *tail = s->free;
+  s->free = head;
+  s->carve_offset = offset;
+  return n;
+}
+
+int SuperSlabTakeFreeSlab(SuperSlab* ss) {
+  const uint32_t free_mask = ~ss->used_slabs;
+  if (free_mask == 0) return -1;
+  const int index = __builtin_ctz(free_mask);
+  ss->used_slabs |= 1u << index;
+  return index;
+}
+
+bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
+  s->owner = nullptr;
+  s->free = nullptr;
+  s->carve_offset = 0;
+  ss->used_slabs &= ~(1u << SlabIndex(s));
+  return ss->used_slabs == 1u;  // only the header slab left
+}
+
+SuperSlab* SuperSlabAcquire(const void* owner) {
+  SuperSlab* ss = reinterpret_cast<SuperSlab*>(
+      g_cache.Take(kSuperSlabSize, kSuperSlabSize));
+  if (ss == nullptr) ss = MapSuperSlab();
+  if (ss == nullptr) return nullptr;
+  ss->used_slabs = 1u;  // slab 0 holds the header
+  ss->prev = ss->next = nullptr;
+  ss->owner = owner;
+  return ss;
+}
+
+void SuperSlabRelease(SuperSlab* ss) {
+  ss->owner = nullptr;
+  g_cache.Put(&ss->region);
+}
+
+void SuperSlabPrewarm(uint64_t count) {
+  for (uint64_t i = 0; i < count; i++) {
+    SuperSlab* ss = MapSuperSlab();
+    if (ss == nullptr) return;
+    ss->used_slabs = 1u;
+    g_cache.Put(&ss->region);
+  }
+}
+
+void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
+void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
+
+SuperSlabStats GetSuperSlabStats() {
+  SuperSlabStats stats;
+  stats.cache = g_cache.GetStats();
+  pthread_mutex_lock(&g_all_lock);
+  stats.mapped = g_mapped;
+  stats.evicted = g_evicted;
+  pthread_mutex_unlock(&g_all_lock);
+  return stats;
+}
+
+void ForEachSuperSlab(void (*fn)(SuperSlab* ss, void* arg), void* arg) {
+  pthread_mutex_lock(&g_all_lock);
+  for (SuperSlab* ss = g_all; ss != nullptr; ss = ss->all_next) fn(ss, arg);
+  pthread_mutex_unlock(&g_all_lock);
+}
+
+void SuperSlabLockForFork() {
+  g_cache.LockForFork();
+  pthread_mutex_lock(&g_all_lock);
+}
+
+void SuperSlabUnlockAfterFork(bool in_child) {
+  if (in_child) {
+    pthread_mutex_init(&g_all_lock, nullptr);
+    g_cache.ResetLockInChild();
+  } else {
+    pthread_mutex_unlock(&g_all_lock);
+    g_cache.UnlockAfterFork();
+  }
+}
+
+}  // namespace hakmem

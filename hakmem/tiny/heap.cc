@@ -1,0 +1,397 @@
+#include "hakmem/tiny/heap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+
+#include <new>
+
+#include "hakmem/config.h"
+#include "hakmem/registry/registry.h"
+
+namespace hakmem {
+
+Slab kEmptySlab{};
+Heap kEmptyHeap;
+__thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) = &kEmptyHeap;
+uint64_t g_free_key = 0;
+
+namespace {
+
+// ---- Heap pool: heaps are made once and recycled across threads ------------
+pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+Heap* g_pool = nullptr;          // abandoned heaps, waiting for a thread
+Heap* g_all_heaps = nullptr;     // every heap ever made
+uint64_t g_heaps_created = 0;
+uint64_t g_heaps_pooled = 0;
+// Heap storage: a few static heaps, then mapped chunks of them.
+constexpr int kStaticHeaps = 4;
+Heap g_static_heaps[kStaticHeaps];
+int g_static_used = 0;
+char* g_chunk = nullptr;
+size_t g_chunk_left = 0;
+
+pthread_key_t g_thread_key;
+pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
+bool g_initialized = false;
+
+void OnThreadExit(void* heap);
+
+// Pool lock held.
+Heap* NewHeapLocked() {
+  void* mem;
+  if (g_static_used < kStaticHeaps) {
+    mem = &g_static_heaps[g_static_used++];
+  } else {
+    constexpr size_t kChunk = 64 * 1024;
+    if (g_chunk_left < sizeof(Heap)) {
+      g_chunk = static_cast<char*>(platform::MapSparse(kChunk));
+      if (g_chunk == nullptr) return nullptr;
+      g_chunk_left = kChunk;
+    }
+    mem = g_chunk;
+    const size_t step = (sizeof(Heap) + 63) & ~size_t{63};
+    g_chunk += step;
+    g_chunk_left = g_chunk_left >= step ? g_chunk_left - step : 0;
+  }
+  Heap* h = new (mem) Heap();
+  h->all_next = g_all_heaps;
+  g_all_heaps = h;
+  g_heaps_created++;
+  return h;
+}
+
+uint32_t CarveBatch(const Slab* s) {
+  uint32_t n = 16384 / s->block_size;
+  if (n > 256) n = 256;
+  return n == 0 ? 1 : n;
+}
+
+// ---- Slab and SuperSlab ownership -------------------------------------------
+
+void ReleaseSlab(Heap* h, Slab* s) {
+  SuperSlab* ss = SuperSlabOf(s);
+  const bool was_full = ss->used_slabs == kAllSlabsUsed;
+  const bool now_empty = SuperSlabReturnSlab(ss, s);
+  if (was_full) {
+    h->full.Remove(ss);
+    h->with_room.Push(ss);
+  }
+  if (!now_empty) return;
+  h->with_room.Remove(ss);
+  if (h->spare == nullptr) {
+    h->spare = ss;
+  } else {
+    SuperSlabRelease(ss);
+  }
+}
+
+void ReclaimAbandonedHeaps();
+
+Slab* NewSlab(Heap* h, int size_class) {
+  SuperSlab* ss = h->with_room.head;
+  if (ss == nullptr) {
+    if (h->spare != nullptr) {
+      ss = h->spare;
+      h->spare = nullptr;
+    } else {
+      ReclaimAbandonedHeaps();
+      ss = SuperSlabAcquire(h);
+      if (ss == nullptr) return nullptr;
+    }
+    h->with_room.Push(ss);
+  }
+  const int index = SuperSlabTakeFreeSlab(ss);
+  if (ss->used_slabs == kAllSlabsUsed) {
+    h->with_room.Remove(ss);
+    h->full.Push(ss);
+  }
+  Slab* s = SlabInit(ss, index, ClassSizeOf(size_class), size_class, h);
+  SlabCarve(s, CarveBatch(s));
+  return s;
+}
+
+// What follows a local free: `s` became empty, or had no free block before.
+void AfterLocalFree(Heap* h, Slab* s) {
+  const int c = s->size_class;
+  if (s == h->current[c]) return;  // current slabs stay, even when empty
+  if (s->used == 0) {
+    if (s->in_list) {
+      h->partial[c].Remove(s);
+      s->in_list = 0;
+    }
+    ReleaseSlab(h, s);
+  } else if (!s->in_list) {
+    h->partial[c].Push(s);
+    s->in_list = 1;
+  }
+}
+
+void LocalFree(Heap* h, Slab* s, Block* b) {
+  Block* head = s->free;
+  b->next = head;
+  b->key = g_free_key;
+  s->free = b;
+  if (--s->used == 0 || head == nullptr) AfterLocalFree(h, s);
+}
+
+void DrainRemote(Heap* h) {
+  Block* b = h->remote.TakeAll();
+  while (b != nullptr) {
+    Block* next = b->next;
+    LocalFree(h, SlabOf(b), b);
+    b = next;
+  }
+}
+
+// A slab of class `size_class` with a free block, or nullptr (out of memory).
+Slab* Refill(Heap* h, int size_class) {
+  Slab* s = h->current[size_class];
+  if (!h->remote.Empty()) {
+    DrainRemote(h);
+    if (s->free != nullptr) return s;
+  }
+  if (s != &kEmptySlab && SlabCanCarve(s)) {
+    SlabCarve(s, CarveBatch(s));
+    return s;
+  }
+  // The current slab is full: it leaves `current` and stays off the lists
+  // until a free gives it room again.
+  while (Slab* p = h->partial[size_class].head) {
+    h->partial[size_class].Remove(p);
+    p->in_list = 0;
+    h->current[size_class] = p;
+    if (p->free == nullptr && SlabCanCarve(p)) SlabCarve(p, CarveBatch(p));
+    if (p->free != nullptr) return p;
+  }
+  s = NewSlab(h, size_class);
+  if (s == nullptr) return nullptr;
+  h->current[size_class] = s;
+  return s;
+}
+
+// Drains the remote frees that piled up in heaps of exited threads, so their
+// blocks (and then slabs and SuperSlabs) become reusable.
+void ReclaimAbandonedHeaps() {
+  if (g_pool == nullptr) return;
+  pthread_mutex_lock(&g_pool_lock);
+  for (Heap* h = g_pool; h != nullptr; h = h->pool_next) {
+    if (!h->remote.Empty()) DrainRemote(h);
+  }
+  pthread_mutex_unlock(&g_pool_lock);
+}
+
+void InitFreeKey() {
+  uint64_t key = 0x9e3779b97f4a7c15ull;
+  const unsigned char* random =
+      reinterpret_cast<const unsigned char*>(getauxval(AT_RANDOM));
+  if (random != nullptr) {
+    for (int i = 0; i < 8; i++) key = (key << 8 | key >> 56) ^ random[i];
+  }
+  key ^= reinterpret_cast<uintptr_t>(&g_free_key);
+  g_free_key = key | 1;  // never 0: malloc clears the key to 0
+}
+
+Heap* AttachHeap() {
+  TinyGlobalInit();
+  pthread_mutex_lock(&g_pool_lock);
+  Heap* h = g_pool;
+  if (h != nullptr) {
+    g_pool = h->pool_next;
+    g_heaps_pooled--;
+  } else {
+    h = NewHeapLocked();
+  }
+  pthread_mutex_unlock(&g_pool_lock);
+  if (h == nullptr) return nullptr;
+  h->pool_next = nullptr;
+  h->state = HeapState::kActive;
+  tl_heap = h;
+  // Keys below PTHREAD_KEY_2NDLEVEL_SIZE never allocate here.
+  pthread_setspecific(g_thread_key, h);
+  if (!h->remote.Empty()) DrainRemote(h);
+  return h;
+}
+
+void DetachHeap(Heap* h) {
+  DrainRemote(h);
+  for (int c = 0; c < kNumClasses; c++) {
+    Slab* s = h->current[c];
+    if (s != &kEmptySlab && s->used == 0) {
+      ReleaseSlab(h, s);
+      h->current[c] = &kEmptySlab;
+    }
+  }
+  if (h->spare != nullptr) {
+    SuperSlabRelease(h->spare);
+    h->spare = nullptr;
+  }
+  SuperSlabCacheEnforceLimits();
+  tl_heap = &kEmptyHeap;
+  pthread_mutex_lock(&g_pool_lock);
+  h->state = HeapState::kAbandoned;
+  h->pool_next = g_pool;
+  g_pool = h;
+  g_heaps_pooled++;
+  pthread_mutex_unlock(&g_pool_lock);
+}
+
+void OnThreadExit(void* heap) {
+  Heap* h = static_cast<Heap*>(heap);
+  if (h != nullptr && h == tl_heap) DetachHeap(h);
+}
+
+bool IsInFreeList(const Slab* s, const Block* b) {
+  uint32_t steps = 0;
+  for (const Block* f = s->free; f != nullptr && steps <= s->capacity;
+       f = f->next, steps++) {
+    if (f == b) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void TinyGlobalInit() {
+  if (__atomic_load_n(&g_initialized, __ATOMIC_ACQUIRE)) return;
+  pthread_mutex_lock(&g_init_lock);
+  if (!g_initialized) {
+    InitConfigFromEnvironment();
+    InitFreeKey();
+    pthread_key_create(&g_thread_key, &OnThreadExit);
+    registry::Init();
+    const uint64_t prewarm = GetOption(Option::kSuperslabPrewarm);
+    if (prewarm != 0) SuperSlabPrewarm(prewarm);
+    __atomic_store_n(&g_initialized, true, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&g_init_lock);
+}
+
+void* TinyMallocSlow(int size_class) {
+  Heap* h = tl_heap;
+  if (h == &kEmptyHeap) {
+    h = AttachHeap();
+    if (h == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+  }
+  Slab* s = h->current[size_class];
+  if (s->free == nullptr) {
+    s = Refill(h, size_class);
+    if (s == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+  }
+  Block* b = s->free;
+  s->free = b->next;
+  s->used++;
+  b->key = 0;
+  return b;
+}
+
+void TinyFreeTransition(Slab* s) { AfterLocalFree(tl_heap, s); }
+
+namespace {
+// Owner of the slab holding `p`, after checking that `p` is a carved block
+// start of a slab in use; reports and aborts otherwise.
+Heap* CheckedOwner(const void* p, const char* operation) {
+  const Slab* s = SlabOf(p);
+  Heap* owner = static_cast<Heap*>(
+      const_cast<void*>(__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE)));
+  if (owner == nullptr) {
+    platform::ReportAndAbort(operation, p,
+                             "not a live block (its slab is free: double free?)");
+  }
+  const uintptr_t offset = SlabOffsetOf(p);
+  const uint64_t m = s->divisor_magic;
+  if (offset * m > m - 1 ||
+      offset >= __atomic_load_n(&s->carve_offset, __ATOMIC_RELAXED)) {
+    platform::ReportAndAbort(operation, p,
+                             "not the start of a block (interior pointer?)");
+  }
+  return owner;
+}
+}  // namespace
+
+void TinyCheckLiveBlock(const void* p, const char* operation) {
+  CheckedOwner(p, operation);
+  if (static_cast<const Block*>(p)->key == g_free_key) {
+    platform::ReportAndAbort(operation, p, "block is free (use after free?)");
+  }
+}
+
+void TinyFreeSlow(void* p) {
+  Heap* owner = CheckedOwner(p, "free(): invalid pointer");
+  Slab* s = SlabOf(p);
+  Block* b = static_cast<Block*>(p);
+  Heap* h = tl_heap;
+  if (b->key == g_free_key) {
+    if (owner != h) {
+      platform::ReportAndAbort("free(): double free", p,
+                               "block is already free");
+    }
+    // Confirm: the key could in theory be user data. Pending remote frees
+    // are drained first so the slab's list is complete.
+    DrainRemote(h);
+    if (s->owner != h || IsInFreeList(s, b)) {
+      platform::ReportAndAbort("free(): double free", p,
+                               "block is already free");
+    }
+  }
+  if (owner == h) {
+    LocalFree(h, s, b);
+  } else {
+    b->key = g_free_key;
+    owner->remote.Push(b);
+  }
+}
+
+void TinyThreadExit() {
+  Heap* h = tl_heap;
+  if (h != &kEmptyHeap) DetachHeap(h);
+}
+
+void TinyLockForFork() { pthread_mutex_lock(&g_pool_lock); }
+
+void TinyUnlockAfterFork(bool in_child) {
+  if (!in_child) {
+    pthread_mutex_unlock(&g_pool_lock);
+    return;
+  }
+  pthread_mutex_init(&g_pool_lock, nullptr);
+  // Only the forking thread lives on in the child: every other active heap
+  // is orphaned, so hand it to the pool for the child's future threads.
+  for (Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
+    if (h->state == HeapState::kActive && h != tl_heap) {
+      h->state = HeapState::kAbandoned;
+      h->pool_next = g_pool;
+      g_pool = h;
+      g_heaps_pooled++;
+    }
+  }
+}
+
+namespace {
+void CountSlabs(SuperSlab* ss, void* arg) {
+  TinyStats* stats = static_cast<TinyStats*>(arg);
+  for (int i = 1; i < kSlabsPerSuperSlab; i++) {
+    const Slab& s = ss->slabs[i];
+    if (__atomic_load_n(&s.owner, __ATOMIC_RELAXED) == nullptr) continue;
+    stats->slabs_in_use[s.size_class]++;
+    stats->blocks_in_use[s.size_class] += __atomic_load_n(&s.used, __ATOMIC_RELAXED);
+  }
+}
+}  // namespace
+
+void GetTinyStats(TinyStats* stats) {
+  *stats = TinyStats{};
+  pthread_mutex_lock(&g_pool_lock);
+  stats->heaps_created = g_heaps_created;
+  stats->heaps_pooled = g_heaps_pooled;
+  pthread_mutex_unlock(&g_pool_lock);
+  ForEachSuperSlab(&CountSlabs, stats);
+}
+
+}  // namespace hakmem

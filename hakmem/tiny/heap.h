@@ -1,0 +1,110 @@
+// Thread heaps: the owners of slabs, and the tiny fast path's state.
+//
+// Each thread that allocates gets a Heap (from a pool of heaps whose threads
+// exited, or a new one). The heap owns SuperSlabs and their slabs; per size
+// class it has a "current" slab that malloc pops from, and a list of other
+// slabs that still have free blocks. Free by the owning thread pushes onto the
+// block's slab; free by any other thread goes through the owner heap's
+// RemoteQueue, drained on the owner's next slow path.
+//
+// Invariants:
+//  - current[c] is never null: it points at kEmptySlab (no free blocks, owned
+//    by nobody) until the class is first used, so the fast path has no null
+//    check. A thread with no heap points at kEmptyHeap, likewise.
+//  - A slab other than current[c] whose last block is freed is returned to
+//    its SuperSlab at once; a SuperSlab whose last slab returns becomes the
+//    heap's spare (one kept, to avoid churn) or goes to the LRU cache.
+//  - A slab is on partial[c] iff it is not current and has free blocks or
+//    uncarved room (Slab::in_list).
+//  - Heaps are never unmapped, so a remote free may always push onto the
+//    owner heap's queue, even after the owner thread exited.
+#ifndef HAKMEM_TINY_HEAP_H_
+#define HAKMEM_TINY_HEAP_H_
+
+#include <stdint.h>
+
+#include "hakmem/platform.h"
+#include "hakmem/superslab/remote_queue.h"
+#include "hakmem/superslab/superslab.h"
+#include "hakmem/tiny/size_class.h"
+
+namespace hakmem {
+
+// An intrusive doubly linked list over any T with prev/next members.
+template <typename T>
+struct IntrusiveList {
+  T* head = nullptr;
+  void Push(T* x) {
+    x->prev = nullptr;
+    x->next = head;
+    if (head != nullptr) head->prev = x;
+    head = x;
+  }
+  void Remove(T* x) {
+    if (x->prev != nullptr) {
+      x->prev->next = x->next;
+    } else {
+      head = x->next;
+    }
+    if (x->next != nullptr) x->next->prev = x->prev;
+    x->prev = x->next = nullptr;
+  }
+};
+
+extern Slab kEmptySlab;
+
+enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2 };
+
+struct Heap {
+  constexpr Heap() : current() {
+    for (Slab*& slab : current) slab = &kEmptySlab;
+  }
+
+  Slab* current[kNumClasses];                 // the fast path reads only this
+  IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free room
+  IntrusiveList<SuperSlab> with_room;         // owned SuperSlabs with a free slab
+  IntrusiveList<SuperSlab> full;              // owned SuperSlabs with none
+  SuperSlab* spare = nullptr;                 // one empty SuperSlab, kept
+  Heap* pool_next = nullptr;                  // pool of abandoned heaps
+  Heap* all_next = nullptr;                   // every heap ever made
+  HeapState state = HeapState::kEmpty;
+  alignas(64) RemoteQueue remote;             // other threads' frees
+};
+
+extern Heap kEmptyHeap;
+extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec")));
+// Process secret written into free blocks (Block::key); never 0.
+extern uint64_t g_free_key;
+
+// ---- Slow paths (heap.cc), never inlined -----------------------------------
+// malloc of class `size_class` when the current slab is empty. Sets errno to
+// ENOMEM and returns nullptr when out of memory.
+HAKMEM_NOINLINE void* TinyMallocSlow(int size_class);
+// The local free fast path's follow-up: `s` just became empty, or it had no
+// free block before this free.
+HAKMEM_NOINLINE void TinyFreeTransition(Slab* s);
+// free() of a slab block that the fast path did not take: another thread's
+// block, a double free, an interior pointer, a block of a free slab. Reports
+// misuse and aborts; otherwise frees.
+HAKMEM_NOINLINE void TinyFreeSlow(void* p);
+// Reports and aborts unless `p` is a live block of a slab (used by realloc and
+// friends on a pointer of a SuperSlab).
+void TinyCheckLiveBlock(const void* p, const char* operation);
+
+// Thread and process life cycle.
+void TinyGlobalInit();
+void TinyThreadExit();                 // hands the calling thread's heap back
+void TinyLockForFork();
+void TinyUnlockAfterFork(bool in_child);
+
+struct TinyStats {
+  uint64_t heaps_created;
+  uint64_t heaps_pooled;  // abandoned, waiting for a new thread
+  uint64_t slabs_in_use[kNumClasses];
+  uint64_t blocks_in_use[kNumClasses];
+};
+void GetTinyStats(TinyStats* stats);
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_TINY_HEAP_H_

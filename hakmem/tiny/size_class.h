@@ -1,0 +1,54 @@
+// Size classes of slab-backed blocks (everything up to kMaxSmallSize).
+//
+//   class 0        16 bytes, used only by malloc(0) (keeps the lookup branch-free)
+//   classes 1..64  16, 32, 48 ... 1024: one class per 16 bytes
+//   classes 65..84 four classes per power of two: 1280, 1536, 1792, 2048,
+//                  2560 ... 32768 (at most 25% internal fragmentation)
+//
+// Every class size is a multiple of 16, so every block is 16-byte aligned.
+#ifndef HAKMEM_TINY_SIZE_CLASS_H_
+#define HAKMEM_TINY_SIZE_CLASS_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem/platform.h"
+
+namespace hakmem {
+
+constexpr int kNumClasses = 85;
+constexpr size_t kMaxSmallSize = 32768;
+constexpr size_t kMaxFineSize = 1024;  // end of the 16-byte-step classes
+
+constexpr uint32_t ClassSizeOf(int size_class) {
+  if (size_class == 0) return 16;
+  if (size_class <= 64) return static_cast<uint32_t>(size_class) * 16;
+  const int j = size_class - 65;
+  const int shift = 10 + j / 4;
+  return (1u << shift) + static_cast<uint32_t>(j % 4 + 1) * (1u << (shift - 2));
+}
+
+// `size` must be <= kMaxSmallSize.
+HAKMEM_ALWAYS_INLINE int SizeToClass(size_t size) {
+  if (HAKMEM_LIKELY(size <= kMaxFineSize)) {
+    return static_cast<int>((size + 15) >> 4);
+  }
+  const size_t m = size - 1;
+  const int log2 = 63 - __builtin_clzll(m);
+  return 65 + (log2 - 10) * 4 + static_cast<int>((m >> (log2 - 2)) & 3);
+}
+
+// Smallest class that can hold `size` and whose blocks are all aligned to
+// `alignment` (a power of two, 16 < alignment <= kSlabSize), or -1.
+inline int AlignedSizeToClass(size_t size, size_t alignment) {
+  if (size < alignment) size = alignment;
+  if (size > kMaxSmallSize) return -1;
+  for (int c = SizeToClass(size); c < kNumClasses; c++) {
+    if (ClassSizeOf(c) % alignment == 0) return c;
+  }
+  return -1;
+}
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_TINY_SIZE_CLASS_H_
