@@ -28,8 +28,9 @@ HAKMEM_ALWAYS_INLINE void FreeInline(void* p) {
 
 // Sized delete: the fast path also checks the size against the block's class.
 HAKMEM_ALWAYS_INLINE void FreeSizedInline(void* p, size_t size) {
-  if (HAKMEM_LIKELY(size <= kMaxSmallSize && registry::Contains(p) &&
-                    SlabOf(p)->size_class == SizeToClass(size) &&
+  const int tag = registry::TagOf(p);
+  if (HAKMEM_LIKELY(size <= kMaxSmallSize && tag != registry::kTagNone &&
+                    SlabOfWithShift(p, tag)->size_class == SizeToClass(size) &&
                     TinyTryFreeLocal(p))) {
     return;
   }

@@ -47,7 +47,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
     h->region.magic = kRegionMagic;
     h->region.kind = RegionKind::kLarge;
     h->region.mapped_size = need;
-    if (!registry::Register(reinterpret_cast<uintptr_t>(h))) {
+    if (!registry::Register(reinterpret_cast<uintptr_t>(h), registry::kTagLarge)) {
       platform::Unmap(mem, need);
       return nullptr;
     }

@@ -3,13 +3,14 @@
 // Glossary (used by every layer above):
 //  - Region:    an mmap'd range aligned to kRegionAlign (2 MiB) whose first
 //               bytes hold a RegionHeader. Either a SuperSlab or a large block.
-//  - SuperSlab: a 2 MiB region carved into 64 KiB slabs (hakmem/superslab).
-//  - Slab:      64 KiB of a SuperSlab holding blocks of one size class.
+//  - SuperSlab: a 2 MiB region carved into slabs (hakmem/superslab).
+//  - Slab:      64 KiB (small classes) or 512 KiB (mid classes) of a
+//               SuperSlab, holding blocks of one size class.
 //  - Block:     what malloc returns.
 //  - Large:     a region holding one block too big for a slab (hakmem/large).
-//  - Registry:  a bitmap with one bit per 2 MiB of address space, set while a
-//               region is mapped; it decides "is this pointer ours" in O(1)
-//               without touching the pointer's memory.
+//  - Registry:  a table with one byte per 2 MiB of address space, non-zero
+//               while a region is mapped; it decides "is this pointer ours"
+//               in O(1) without touching the pointer's memory.
 #ifndef HAKMEM_REGISTRY_REGION_H_
 #define HAKMEM_REGISTRY_REGION_H_
 

@@ -5,7 +5,7 @@
 namespace hakmem {
 namespace registry {
 
-std::atomic<uint64_t>* g_bitmap = nullptr;
+std::atomic<uint8_t>* g_tags = nullptr;
 
 namespace {
 pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -17,9 +17,9 @@ bool Init() {
   if (g_ready.load(std::memory_order_acquire)) return true;
   pthread_mutex_lock(&g_init_lock);
   if (!g_ready.load(std::memory_order_relaxed)) {
-    void* map = platform::MapSparse(kRegionSlots / 8);
+    void* map = platform::MapSparse(kRegionSlots);
     if (map != nullptr) {
-      g_bitmap = static_cast<std::atomic<uint64_t>*>(map);
+      g_tags = static_cast<std::atomic<uint8_t>*>(map);
       g_ready.store(true, std::memory_order_release);
     }
   }
@@ -27,22 +27,20 @@ bool Init() {
   return g_ready.load(std::memory_order_acquire);
 }
 
-bool Register(uintptr_t base) {
+bool Register(uintptr_t base, uint8_t tag) {
   if (!Init()) return false;
   const uint64_t slot = base >> kRegionShift;
   if (slot >= kRegionSlots) return false;
-  g_bitmap[slot >> 6].fetch_or(uint64_t{1} << (slot & 63),
-                               std::memory_order_release);
-  g_registered.fetch_add(1, std::memory_order_relaxed);
+  const uint8_t old = g_tags[slot].exchange(tag, std::memory_order_release);
+  if (old == kTagNone) g_registered.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 void Unregister(uintptr_t base) {
   const uint64_t slot = base >> kRegionShift;
-  if (g_bitmap == nullptr || slot >= kRegionSlots) return;
-  g_bitmap[slot >> 6].fetch_and(~(uint64_t{1} << (slot & 63)),
-                                std::memory_order_release);
-  g_registered.fetch_sub(1, std::memory_order_relaxed);
+  if (g_tags == nullptr || slot >= kRegionSlots) return;
+  const uint8_t old = g_tags[slot].exchange(kTagNone, std::memory_order_release);
+  if (old != kTagNone) g_registered.fetch_sub(1, std::memory_order_relaxed);
 }
 
 RegionHeader* Lookup(const void* p) {

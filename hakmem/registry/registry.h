@@ -1,10 +1,12 @@
 // Super-registry: pointer -> owning region in O(1), without probing memory.
 //
-// A flat bitmap with one bit per 2 MiB of the 47-bit user address space
-// (2^26 bits = 8 MiB of address space, mapped lazily: only the pages that
-// cover our regions are ever touched; one 4 KiB page covers 64 GiB).
-// Reads are lock-free relaxed loads. A region's bit is set before any block
-// of it is handed out and cleared before it is unmapped.
+// A flat table with one byte (a "tag") per 2 MiB of the 47-bit user address
+// space: 2^26 bytes of address space, mapped lazily, so only the pages that
+// cover our regions are ever touched (one 4 KiB page covers 8 GiB). Tag 0
+// means "not ours". A SuperSlab's tag is its slab shift, so the free fast path
+// finds a block's slab record from the pointer and this one byte. Reads are
+// lock-free relaxed loads. A region is tagged before any block of it is handed
+// out and untagged before it is unmapped.
 #ifndef HAKMEM_REGISTRY_REGISTRY_H_
 #define HAKMEM_REGISTRY_REGISTRY_H_
 
@@ -21,26 +23,33 @@ namespace registry {
 constexpr int kAddressBits = 47;
 constexpr uint64_t kRegionSlots = uint64_t{1} << (kAddressBits - kRegionShift);
 
-extern std::atomic<uint64_t>* g_bitmap;  // nullptr until the first Register()
+// Tags. SuperSlabs use their slab shift (> 1) as their tag.
+constexpr uint8_t kTagNone = 0;
+constexpr uint8_t kTagLarge = 1;
 
-// True if `p` lies in the first 2 MiB of a registered region. Touches only
-// the bitmap, never `p`'s memory.
-HAKMEM_ALWAYS_INLINE bool Contains(const void* p) {
+extern std::atomic<uint8_t>* g_tags;  // nullptr until Init()
+
+// Tag of the region whose first 2 MiB hold `p`, or kTagNone. Touches only the
+// table, never `p`'s memory.
+HAKMEM_ALWAYS_INLINE uint8_t TagOf(const void* p) {
   const uint64_t slot = reinterpret_cast<uintptr_t>(p) >> kRegionShift;
-  std::atomic<uint64_t>* bitmap = g_bitmap;
-  if (HAKMEM_UNLIKELY(slot >= kRegionSlots || bitmap == nullptr)) return false;
-  return (bitmap[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
+  std::atomic<uint8_t>* tags = g_tags;
+  if (HAKMEM_UNLIKELY(slot >= kRegionSlots || tags == nullptr)) return kTagNone;
+  return tags[slot].load(std::memory_order_relaxed);
 }
+
+HAKMEM_ALWAYS_INLINE bool Contains(const void* p) { return TagOf(p) != kTagNone; }
 
 // Registered header of the region owning `p`, or nullptr if `p` is not ours
 // (also when the registered region's magic is wrong).
 RegionHeader* Lookup(const void* p);
 
-// Maps the bitmap. Returns false if the kernel refuses (out of memory).
+// Maps the table. Returns false if the kernel refuses (out of memory).
 bool Init();
-// `base` must be kRegionAlign-aligned. Returns false if the bitmap can't be
-// mapped.
-bool Register(uintptr_t base);
+// Tags the region at `base` (kRegionAlign-aligned; `tag` != kTagNone).
+// Registering a registered region changes its tag. Returns false if the
+// table can't be mapped or `base` is outside the table.
+bool Register(uintptr_t base, uint8_t tag);
 void Unregister(uintptr_t base);
 uint64_t RegisteredCount();
 

@@ -57,7 +57,8 @@ SuperSlab* MapSuperSlab() {
   ss->region.magic = kRegionMagic;
   ss->region.kind = RegionKind::kSuperSlab;
   ss->region.mapped_size = kSuperSlabSize;
-  if (!registry::Register(reinterpret_cast<uintptr_t>(ss))) {
+  ss->slab_shift = kSmallSlabShift;
+  if (!registry::Register(reinterpret_cast<uintptr_t>(ss), kSmallSlabShift)) {
     platform::Unmap(mem, kSuperSlabSize);
     return nullptr;
   }
@@ -70,28 +71,34 @@ SuperSlab* MapSuperSlab() {
 Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
                const void* owner) {
   Slab* s = &ss->slabs[index];
+  const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
+  const size_t slab_size = size_t{1} << ss->slab_shift;
+  uintptr_t start = base + static_cast<uintptr_t>(index) * slab_size;
+  // Slab 0 of a mid SuperSlab shares its first 64 KiB with the header.
+  if (index == 0) start += kSmallSlabSize;
   s->free = nullptr;
-  s->used = 0;
-  s->carve_offset = 0;
+  s->start = start;
   s->divisor_magic = DivisorMagic(block_size);
+  __atomic_store_n(&s->carve_offset, 0, __ATOMIC_RELAXED);
   s->block_size = block_size;
-  s->capacity = static_cast<uint16_t>(kSlabSize / block_size);
+  s->limit = static_cast<uint32_t>(base + (index + 1) * slab_size - start);
+  s->used = 0;
   s->size_class = static_cast<uint8_t>(size_class);
   s->in_list = 0;
   s->prev = s->next = nullptr;
-  s->owner = owner;
+  __atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);
   return s;
 }
 
 uint32_t SlabCarve(Slab* s, uint32_t max_blocks) {
-  char* start = SlabStart(s);
+  char* start = reinterpret_cast<char*>(s->start);
   const uint32_t size = s->block_size;
   uint32_t offset = s->carve_offset;
   uint32_t n = 0;
   // Built front to back, so blocks are handed out in address order.
   Block* head = nullptr;
   Block** tail = &head;
-  while (n < max_blocks && offset + size <= kSlabSize) {
+  while (n < max_blocks && offset + size <= s->limit) {
     Block* b = reinterpret_cast<Block*>(start + offset);
     *tail = b;
     tail = &b->next;
@@ -100,32 +107,50 @@ uint32_t SlabCarve(Slab* s, uint32_t max_blocks) {
   }
   *tail = s->free;
   s->free = head;
-  s->carve_offset = offset;
+  __atomic_store_n(&s->carve_offset, offset, __ATOMIC_RELAXED);
   return n;
 }
 
 int SuperSlabTakeFreeSlab(SuperSlab* ss) {
-  const uint32_t free_mask = ~ss->used_slabs;
+  const uint32_t free_mask = ss->full_mask & ~ss->used_slabs;
   if (free_mask == 0) return -1;
   const int index = __builtin_ctz(free_mask);
   ss->used_slabs |= 1u << index;
   return index;
 }
 
+namespace {
+// Slabs that are never handed out: slab 0 of a small SuperSlab (the header).
+uint32_t ReservedSlabs(int slab_shift) {
+  return slab_shift == kSmallSlabShift ? 1u : 0u;
+}
+}  // namespace
+
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
-  s->owner = nullptr;
+  __atomic_store_n(&s->owner, nullptr, __ATOMIC_RELEASE);
   s->free = nullptr;
-  s->carve_offset = 0;
+  __atomic_store_n(&s->carve_offset, 0, __ATOMIC_RELAXED);
   ss->used_slabs &= ~(1u << SlabIndex(s));
-  return ss->used_slabs == 1u;  // only the header slab left
+  return ss->used_slabs == ReservedSlabs(ss->slab_shift);
 }
 
-SuperSlab* SuperSlabAcquire(const void* owner) {
+void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
+  const int slabs = static_cast<int>(kRegionAlign >> slab_shift);
+  ss->used_slabs = ReservedSlabs(slab_shift);
+  ss->full_mask = slabs == 32 ? 0xffffffffu : (1u << slabs) - 1;
+  if (ss->slab_shift != slab_shift) {
+    ss->slab_shift = static_cast<uint8_t>(slab_shift);
+    registry::Register(reinterpret_cast<uintptr_t>(ss),
+                       static_cast<uint8_t>(slab_shift));
+  }
+}
+
+SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift) {
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize));
   if (ss == nullptr) ss = MapSuperSlab();
   if (ss == nullptr) return nullptr;
-  ss->used_slabs = 1u;  // slab 0 holds the header
+  SuperSlabFormat(ss, slab_shift);
   ss->prev = ss->next = nullptr;
   ss->owner = owner;
   return ss;
@@ -140,7 +165,6 @@ void SuperSlabPrewarm(uint64_t count) {
   for (uint64_t i = 0; i < count; i++) {
     SuperSlab* ss = MapSuperSlab();
     if (ss == nullptr) return;
-    ss->used_slabs = 1u;
     g_cache.Put(&ss->region);
   }
 }

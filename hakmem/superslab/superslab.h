@@ -1,16 +1,18 @@
-// SuperSlab arena: 2 MiB aligned regions carved into 64 KiB slabs.
+// SuperSlab arena: 2 MiB aligned regions carved into slabs.
 //
-// Layout of one SuperSlab (kRegionAlign bytes, aligned to its size):
+// A SuperSlab has one slab geometry, its "slab shift", chosen when it is
+// formatted for a heap and recorded as its registry tag:
 //
-//   slab 0      header: RegionHeader, owner, slab bitmaps, then 32 Slab
-//               records (metadata of every slab). The rest of slab 0 is
-//               never touched, so it costs address space but no memory.
-//   slab 1..31  blocks of one size class each, carved lazily (a slab's
-//               untouched tail costs no memory either).
+//   shift 16  32 slabs of 64 KiB, for small classes. Slab 0 holds the header
+//             and is never carved (untouched, it costs address space only).
+//   shift 19  4 slabs of 512 KiB, for mid classes (2.5-32 KiB blocks, so a
+//             slab holds 16 or more). Slab 0 starts after the first 64 KiB.
 //
-// Because slabs are 64 KiB aligned, a block's slab and its offset in the slab
-// come from address bits alone, and a block of size S is aligned to the
-// largest power of two dividing S (used by aligned allocation).
+// The header (first page) holds the RegionHeader, the owner, and one 64-byte
+// Slab record per slab. Slab starts are 64 KiB aligned, so a block of size S
+// is aligned to the largest power of two dividing S (up to 64 KiB), which
+// aligned allocation relies on. Slabs are carved lazily: an untouched tail
+// costs no memory.
 //
 // A SuperSlab belongs to one owner (a thread heap, see hakmem/tiny); only the
 // owner touches its slabs' free lists. Other threads hand blocks back through
@@ -29,9 +31,11 @@
 
 namespace hakmem {
 
-constexpr int kSlabShift = 16;
-constexpr size_t kSlabSize = size_t{1} << kSlabShift;  // 64 KiB
-constexpr int kSlabsPerSuperSlab = static_cast<int>(kRegionAlign / kSlabSize);
+constexpr int kSmallSlabShift = 16;  // 64 KiB slabs
+constexpr int kMidSlabShift = 19;    // 512 KiB slabs
+constexpr size_t kSmallSlabSize = size_t{1} << kSmallSlabShift;
+constexpr int kMaxSlabsPerSuperSlab =
+    static_cast<int>(kRegionAlign >> kSmallSlabShift);
 constexpr size_t kSuperSlabSize = kRegionAlign;
 // Slab records start here in every region header (a large block's header
 // leaves this area zero, so its "slabs" look unowned to the free fast path).
@@ -45,56 +49,59 @@ struct Block {
   uint64_t key;
 };
 
-// Metadata of one slab, 64 bytes; the fields the fast paths touch come first.
+// Metadata of one slab, one cache line; the fields the fast paths touch come
+// first.
 struct Slab {
-  Block* free;            // free list (owner thread only)
-  const void* owner;      // owning heap while the slab is in use, else null
-  uint32_t used;          // blocks handed out and not yet freed back here
-  uint32_t carve_offset;  // offsets below this have been carved into blocks
-  uint64_t divisor_magic; // offset % block_size == 0 iff offset*magic <= magic-1
+  Block* free;             // free list (owner thread only)
+  const void* owner;       // owning heap while the slab is in use, else null
+  uintptr_t start;         // address of the first block
+  uint64_t divisor_magic;  // offset % block_size == 0 iff offset*magic <= magic-1
+  uint32_t carve_offset;   // offsets below this have been carved into blocks
   uint32_t block_size;
-  uint16_t capacity;      // blocks that fit in the slab
+  uint32_t limit;          // bytes from `start` to the slab's end
+  uint16_t used;           // blocks handed out and not freed back here
   uint8_t size_class;
-  uint8_t in_list;        // 1 while on the owner's "has free blocks" list
-  Slab* prev;             // owner's per-class list links
+  uint8_t in_list;         // 1 while on the owner's "has free room" list
+  Slab* prev;              // owner's per-class list links
   Slab* next;
-  uint64_t reserved;
 };
 static_assert(sizeof(Slab) == 64, "one cache line per slab record");
 
 struct SuperSlab {
-  RegionHeader region;          // magic, kind, size, LRU links
-  const void* owner;            // heap that owns the slabs, null when cached
-  uint32_t used_slabs;          // bit i set: slab i is in use (bit 0: header)
-  uint32_t reserved;
-  SuperSlab* prev;              // owner's list links
+  RegionHeader region;  // magic, kind, size, LRU links
+  const void* owner;    // heap that owns the slabs, null when cached
+  uint32_t used_slabs;  // bit i set: slab i is in use (or reserved)
+  uint32_t full_mask;   // used_slabs == full_mask: no free slab left
+  SuperSlab* prev;      // owner's list links
   SuperSlab* next;
-  SuperSlab* all_prev;          // list of every mapped SuperSlab (for stats)
+  SuperSlab* all_prev;  // list of every mapped SuperSlab (for stats)
   SuperSlab* all_next;
-  alignas(64) Slab slabs[kSlabsPerSuperSlab];
+  uint8_t slab_shift;   // kSmallSlabShift or kMidSlabShift
+  alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];
 };
 static_assert(offsetof(SuperSlab, slabs) == kSlabRecordsOffset,
               "slab records at a fixed offset");
 static_assert(sizeof(SuperSlab) <= platform::kPageSize, "header fits a page");
 
-constexpr uint32_t kAllSlabsUsed = 0xffffffffu;
-
 HAKMEM_ALWAYS_INLINE SuperSlab* SuperSlabOf(const void* p) {
   return reinterpret_cast<SuperSlab*>(RegionBaseOf(p));
 }
 
-HAKMEM_ALWAYS_INLINE Slab* SlabOf(const void* p) {
+// Slab record for `p`, given its SuperSlab's slab shift (its registry tag).
+HAKMEM_ALWAYS_INLINE Slab* SlabOfWithShift(const void* p, int slab_shift) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  return &SuperSlabOf(p)->slabs[(a >> kSlabShift) & (kSlabsPerSuperSlab - 1)];
+  return &SuperSlabOf(p)->slabs[(a & kRegionMask) >> slab_shift];
 }
 
-HAKMEM_ALWAYS_INLINE uintptr_t SlabOffsetOf(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) & (kSlabSize - 1);
+inline Slab* SlabOf(const void* p) {
+  return SlabOfWithShift(p, SuperSlabOf(p)->slab_shift);
 }
 
-// True if `offset` (in the slab) is the start of a block that was carved.
-// Lemire's divisibility test: one multiply, no division.
-HAKMEM_ALWAYS_INLINE bool IsBlockStart(const Slab* s, uintptr_t offset) {
+// True if `p` is the start of a block that was carved from `s`. Lemire's
+// divisibility test: one multiply, no division. A pointer below `start`
+// wraps around and fails the carve bound.
+HAKMEM_ALWAYS_INLINE bool IsBlockStart(const Slab* s, const void* p) {
+  const uint64_t offset = reinterpret_cast<uintptr_t>(p) - s->start;
   const uint64_t m = s->divisor_magic;
   return (offset * m <= m - 1) & (offset < s->carve_offset);
 }
@@ -103,9 +110,10 @@ inline int SlabIndex(const Slab* s) {
   return static_cast<int>(s - SuperSlabOf(s)->slabs);
 }
 
-inline char* SlabStart(const Slab* s) {
-  return reinterpret_cast<char*>(RegionBaseOf(s)) +
-         (static_cast<size_t>(SlabIndex(s)) << kSlabShift);
+inline uint32_t SlabCapacity(const Slab* s) { return s->limit / s->block_size; }
+
+inline bool SlabCanCarve(const Slab* s) {
+  return s->carve_offset + s->block_size <= s->limit;
 }
 
 // Magic for IsBlockStart: ceil(2^64 / block_size).
@@ -119,18 +127,21 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
 // Carves up to `max_blocks` fresh blocks onto the slab's free list; returns
 // how many. Only the carved blocks' memory is touched.
 uint32_t SlabCarve(Slab* s, uint32_t max_blocks);
-inline bool SlabCanCarve(const Slab* s) {
-  return s->carve_offset + s->block_size <= kSlabSize;
-}
 // Index of a free slab of `ss` (marked used), or -1.
 int SuperSlabTakeFreeSlab(SuperSlab* ss);
+inline bool SuperSlabFull(const SuperSlab* ss) {
+  return ss->used_slabs == ss->full_mask;
+}
 // Marks the slab unowned and its index free again. Returns true if the
 // SuperSlab has no slab in use any more.
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s);
 
-// A SuperSlab for `owner`: from the LRU cache if one is there, else mapped
-// and registered. Returns nullptr when out of memory.
-SuperSlab* SuperSlabAcquire(const void* owner);
+// A SuperSlab with no slab in use, formatted with `slab_shift` for `owner`:
+// from the LRU cache if one is there, else mapped and registered. Returns
+// nullptr when out of memory.
+SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift);
+// Re-formats an empty SuperSlab with another slab geometry.
+void SuperSlabFormat(SuperSlab* ss, int slab_shift);
 // Parks an empty SuperSlab in the LRU cache (which may unmap it at once if
 // the limits say so).
 void SuperSlabRelease(SuperSlab* ss);
@@ -141,8 +152,8 @@ void SuperSlabCacheEnforceLimits();
 void SuperSlabCacheReleaseAll();
 
 struct SuperSlabStats {
-  uint64_t mapped;        // SuperSlabs mapped now (in use or cached)
-  uint64_t evicted;       // unmapped by the cache's limits
+  uint64_t mapped;   // SuperSlabs mapped now (in use or cached)
+  uint64_t evicted;  // unmapped by the cache's limits or a trim
   RegionCacheStats cache;
 };
 SuperSlabStats GetSuperSlabStats();

@@ -69,16 +69,19 @@ uint32_t CarveBatch(const Slab* s) {
 
 // ---- Slab and SuperSlab ownership -------------------------------------------
 
+int GeometryOf(int slab_shift) { return slab_shift == kSmallSlabShift ? 0 : 1; }
+
 void ReleaseSlab(Heap* h, Slab* s) {
   SuperSlab* ss = SuperSlabOf(s);
-  const bool was_full = ss->used_slabs == kAllSlabsUsed;
+  const int g = GeometryOf(ss->slab_shift);
+  const bool was_full = SuperSlabFull(ss);
   const bool now_empty = SuperSlabReturnSlab(ss, s);
   if (was_full) {
-    h->full.Remove(ss);
-    h->with_room.Push(ss);
+    h->full[g].Remove(ss);
+    h->with_room[g].Push(ss);
   }
   if (!now_empty) return;
-  h->with_room.Remove(ss);
+  h->with_room[g].Remove(ss);
   if (h->spare == nullptr) {
     h->spare = ss;
   } else {
@@ -89,22 +92,25 @@ void ReleaseSlab(Heap* h, Slab* s) {
 void ReclaimAbandonedHeaps();
 
 Slab* NewSlab(Heap* h, int size_class) {
-  SuperSlab* ss = h->with_room.head;
+  const int shift = size_class >= kFirstMidClass ? kMidSlabShift : kSmallSlabShift;
+  const int g = GeometryOf(shift);
+  SuperSlab* ss = h->with_room[g].head;
   if (ss == nullptr) {
     if (h->spare != nullptr) {
       ss = h->spare;
       h->spare = nullptr;
+      SuperSlabFormat(ss, shift);
     } else {
       ReclaimAbandonedHeaps();
-      ss = SuperSlabAcquire(h);
+      ss = SuperSlabAcquire(h, shift);
       if (ss == nullptr) return nullptr;
     }
-    h->with_room.Push(ss);
+    h->with_room[g].Push(ss);
   }
   const int index = SuperSlabTakeFreeSlab(ss);
-  if (ss->used_slabs == kAllSlabsUsed) {
-    h->with_room.Remove(ss);
-    h->full.Push(ss);
+  if (SuperSlabFull(ss)) {
+    h->with_room[g].Remove(ss);
+    h->full[g].Push(ss);
   }
   Slab* s = SlabInit(ss, index, ClassSizeOf(size_class), size_class, h);
   SlabCarve(s, CarveBatch(s));
@@ -243,7 +249,8 @@ void OnThreadExit(void* heap) {
 
 bool IsInFreeList(const Slab* s, const Block* b) {
   uint32_t steps = 0;
-  for (const Block* f = s->free; f != nullptr && steps <= s->capacity;
+  const uint32_t capacity = SlabCapacity(s);
+  for (const Block* f = s->free; f != nullptr && steps <= capacity;
        f = f->next, steps++) {
     if (f == b) return true;
   }
@@ -304,7 +311,7 @@ Heap* CheckedOwner(const void* p, const char* operation) {
     platform::ReportAndAbort(operation, p,
                              "not a live block (its slab is free: double free?)");
   }
-  const uintptr_t offset = SlabOffsetOf(p);
+  const uint64_t offset = reinterpret_cast<uintptr_t>(p) - s->start;
   const uint64_t m = s->divisor_magic;
   if (offset * m > m - 1 ||
       offset >= __atomic_load_n(&s->carve_offset, __ATOMIC_RELAXED)) {
@@ -376,7 +383,7 @@ void TinyUnlockAfterFork(bool in_child) {
 namespace {
 void CountSlabs(SuperSlab* ss, void* arg) {
   TinyStats* stats = static_cast<TinyStats*>(arg);
-  for (int i = 1; i < kSlabsPerSuperSlab; i++) {
+  for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
     const Slab& s = ss->slabs[i];
     if (__atomic_load_n(&s.owner, __ATOMIC_RELAXED) == nullptr) continue;
     stats->slabs_in_use[s.size_class]++;

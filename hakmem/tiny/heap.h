@@ -62,8 +62,9 @@ struct Heap {
 
   Slab* current[kNumClasses];                 // the fast path reads only this
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free room
-  IntrusiveList<SuperSlab> with_room;         // owned SuperSlabs with a free slab
-  IntrusiveList<SuperSlab> full;              // owned SuperSlabs with none
+  // Owned SuperSlabs with a free slab / with none, per geometry (small, mid).
+  IntrusiveList<SuperSlab> with_room[2];
+  IntrusiveList<SuperSlab> full[2];
   SuperSlab* spare = nullptr;                 // one empty SuperSlab, kept
   Heap* pool_next = nullptr;                  // pool of abandoned heaps
   Heap* all_next = nullptr;                   // every heap ever made

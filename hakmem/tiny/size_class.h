@@ -19,6 +19,9 @@ namespace hakmem {
 constexpr int kNumClasses = 85;
 constexpr size_t kMaxSmallSize = 32768;
 constexpr size_t kMaxFineSize = 1024;  // end of the 16-byte-step classes
+// Classes from here on (2560 bytes and up) live in 512 KiB slabs, so that a
+// slab holds at least 16 blocks; smaller ones in 64 KiB slabs.
+constexpr int kFirstMidClass = 69;
 
 constexpr uint32_t ClassSizeOf(int size_class) {
   if (size_class == 0) return 16;
@@ -27,6 +30,9 @@ constexpr uint32_t ClassSizeOf(int size_class) {
   const int shift = 10 + j / 4;
   return (1u << shift) + static_cast<uint32_t>(j % 4 + 1) * (1u << (shift - 2));
 }
+
+static_assert(ClassSizeOf(kFirstMidClass) == 2560, "mid classes start at 2.5 KiB");
+static_assert(ClassSizeOf(kNumClasses - 1) == kMaxSmallSize, "last class");
 
 // `size` must be <= kMaxSmallSize.
 HAKMEM_ALWAYS_INLINE int SizeToClass(size_t size) {
@@ -39,8 +45,9 @@ HAKMEM_ALWAYS_INLINE int SizeToClass(size_t size) {
 }
 
 // Smallest class that can hold `size` and whose blocks are all aligned to
-// `alignment` (a power of two, 16 < alignment <= kSlabSize), or -1.
+// `alignment` (a power of two, 16 < alignment <= 64 KiB), or -1.
 inline int AlignedSizeToClass(size_t size, size_t alignment) {
+  if (alignment > 65536) return -1;
   if (size < alignment) size = alignment;
   if (size > kMaxSmallSize) return -1;
   for (int c = SizeToClass(size); c < kNumClasses; c++) {

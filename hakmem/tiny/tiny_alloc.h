@@ -32,11 +32,13 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 // Frees `p` if it is a live block of a slab this thread owns; returns false
 // (touching nothing) for anything else.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
-  if (HAKMEM_UNLIKELY(!registry::Contains(p))) return false;
-  Slab* s = SlabOf(p);
+  const int tag = registry::TagOf(p);
+  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
+  // A large region's tag gives a zeroed record: owner null, so not taken.
+  Slab* s = SlabOfWithShift(p, tag);
   Block* b = static_cast<Block*>(p);
   const uint64_t key = g_free_key;
-  if (HAKMEM_UNLIKELY(s->owner != tl_heap || !IsBlockStart(s, SlabOffsetOf(p)) ||
+  if (HAKMEM_UNLIKELY(s->owner != tl_heap || !IsBlockStart(s, p) ||
                       b->key == key)) {
     return false;
   }
