@@ -23,9 +23,11 @@ namespace registry {
 constexpr int kAddressBits = 47;
 constexpr uint64_t kRegionSlots = uint64_t{1} << (kAddressBits - kRegionShift);
 
-// Tags. SuperSlabs use their slab shift (> 1) as their tag.
+// Tags. A SuperSlab's tag is its slab shift (16 or 19). A large region's tag
+// is the region shift, so the slab-record index that the free fast path
+// derives from it is 0: a record the large header leaves zero (unowned).
 constexpr uint8_t kTagNone = 0;
-constexpr uint8_t kTagLarge = 1;
+constexpr uint8_t kTagLarge = kRegionShift;
 
 extern std::atomic<uint8_t>* g_tags;  // nullptr until Init()
 

@@ -34,7 +34,7 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
   const int tag = registry::TagOf(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
-  // A large region's tag gives a zeroed record: owner null, so not taken.
+  // A large region's tag leads to its zeroed record 0: owner null, not taken.
   Slab* s = SlabOfWithShift(p, tag);
   Block* b = static_cast<Block*>(p);
   const uint64_t key = g_free_key;
