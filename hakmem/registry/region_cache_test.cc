@@ -1,0 +1,139 @@
+#include "hakmem/registry/region_cache.h"
+
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "hakmem/platform.h"
+#include "hakmem/registry/registry.h"
+
+namespace hakmem {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+RegionCacheLimits g_limits;
+RegionCacheLimits TestLimits() { return g_limits; }
+
+uint64_t g_now_ns = 0;
+uint64_t FakeClock() { return g_now_ns; }
+
+std::vector<RegionHeader*>* g_released;
+void RecordRelease(RegionHeader* region) { g_released->push_back(region); }
+
+// Regions are plain static headers: the cache never touches more than the
+// header, and the test's ReleaseFn records instead of unmapping.
+class RegionCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    g_limits = RegionCacheLimits{100, uint64_t{1} << 40, 1000};
+    g_now_ns = 1000000;
+    g_released = &released_;
+    platform::SetClockForTesting(&FakeClock);
+    for (size_t i = 0; i < kRegions; i++) {
+      regions_[i] = RegionHeader{};
+      regions_[i].mapped_size = (i < 4 ? 2 : 4) * kMiB;
+    }
+  }
+  void TearDown() override { platform::SetClockForTesting(nullptr); }
+
+  static constexpr size_t kRegions = 8;
+  RegionHeader regions_[kRegions];
+  std::vector<RegionHeader*> released_;
+  RegionCache cache_{&TestLimits, &RecordRelease};
+};
+
+TEST_F(RegionCacheTest, TakeReturnsMostRecentlyUsedFit) {
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign), nullptr);  // miss
+  cache_.Put(&regions_[0]);
+  cache_.Put(&regions_[1]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign), &regions_[1]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign), &regions_[0]);
+  const RegionCacheStats stats = cache_.GetStats();
+  EXPECT_EQ(stats.hits, 2u);
+  EXPECT_EQ(stats.misses, 1u);
+  EXPECT_EQ(stats.cached, 0u);
+}
+
+TEST_F(RegionCacheTest, TakeHonoursSizeRange) {
+  cache_.Put(&regions_[0]);  // 2 MiB
+  cache_.Put(&regions_[5]);  // 4 MiB
+  EXPECT_EQ(cache_.Take(3 * kMiB, 5 * kMiB), &regions_[5]);
+  EXPECT_EQ(cache_.Take(3 * kMiB, 5 * kMiB), nullptr);
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), &regions_[0]);
+}
+
+TEST_F(RegionCacheTest, GenerationBumpsOnReuse) {
+  regions_[0].generation = 7;
+  cache_.Put(&regions_[0]);
+  ASSERT_EQ(cache_.Take(kRegionAlign, kRegionAlign), &regions_[0]);
+  EXPECT_EQ(regions_[0].generation, 8u);
+}
+
+TEST_F(RegionCacheTest, CountLimitEvictsLeastRecentlyUsed) {
+  g_limits.max_count = 2;
+  cache_.Put(&regions_[0]);
+  cache_.Put(&regions_[1]);
+  EXPECT_TRUE(released_.empty());
+  cache_.Put(&regions_[2]);
+  ASSERT_EQ(released_.size(), 1u);
+  EXPECT_EQ(released_[0], &regions_[0]);
+  EXPECT_EQ(cache_.GetStats().cached, 2u);
+  EXPECT_EQ(cache_.GetStats().evicted, 1u);
+}
+
+TEST_F(RegionCacheTest, ZeroCountEvictsAtOnce) {
+  g_limits.max_count = 0;
+  cache_.Put(&regions_[0]);
+  ASSERT_EQ(released_.size(), 1u);
+  EXPECT_EQ(cache_.GetStats().cached, 0u);
+}
+
+TEST_F(RegionCacheTest, MemoryLimitEvicts) {
+  g_limits.max_bytes = 3 * kMiB;
+  cache_.Put(&regions_[4]);  // 4 MiB alone exceeds 3 MiB
+  ASSERT_EQ(released_.size(), 1u);
+  cache_.Put(&regions_[0]);
+  cache_.Put(&regions_[1]);  // 4 MiB total: the older goes
+  ASSERT_EQ(released_.size(), 2u);
+  EXPECT_EQ(released_[1], &regions_[0]);
+  EXPECT_EQ(cache_.GetStats().cached_bytes, 2 * kMiB);
+}
+
+TEST_F(RegionCacheTest, TtlEvictsOnlyExpiredRegions) {
+  g_limits.ttl_ns = 1000;
+  cache_.Put(&regions_[0]);
+  g_now_ns += 600;
+  cache_.Put(&regions_[1]);
+  g_now_ns += 500;  // region 0 is 1100 ns old, region 1 500 ns
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 1u);
+  EXPECT_EQ(released_[0], &regions_[0]);
+  g_now_ns += 500;
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 2u);
+  EXPECT_EQ(released_[1], &regions_[1]);
+}
+
+TEST_F(RegionCacheTest, ReleaseAllEmptiesTheCache) {
+  cache_.Put(&regions_[0]);
+  cache_.Put(&regions_[1]);
+  cache_.ReleaseAll();
+  EXPECT_EQ(released_.size(), 2u);
+  EXPECT_EQ(cache_.GetStats().cached, 0u);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign), nullptr);
+}
+
+TEST(UnregisterAndUnmapTest, RegionIsGoneAfterwards) {
+  char* base = static_cast<char*>(platform::MapAligned(kRegionAlign, kRegionAlign));
+  RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
+  header->magic = kRegionMagic;
+  header->mapped_size = kRegionAlign;
+  ASSERT_TRUE(registry::Register(reinterpret_cast<uintptr_t>(base), 16));
+  const uint64_t unmaps = platform::GetSyscallCounts().munmap;
+  UnregisterAndUnmap(header);
+  EXPECT_FALSE(registry::Contains(base));
+  EXPECT_EQ(platform::GetSyscallCounts().munmap, unmaps + 1);
+}
+
+}  // namespace
+}  // namespace hakmem

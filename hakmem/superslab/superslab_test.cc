@@ -1,0 +1,171 @@
+#include "hakmem/superslab/superslab.h"
+
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "hakmem/registry/registry.h"
+#include "hakmem/superslab/remote_queue.h"
+
+namespace hakmem {
+namespace {
+
+const int kOwnerTag = 0;
+const void* const kOwner = &kOwnerTag;
+
+TEST(SuperSlabTest, AcquireRegistersWithMagicAndGeometryTag) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  ASSERT_NE(ss, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(ss) & kRegionMask, 0u);
+  EXPECT_EQ(ss->region.magic, kRegionMagic);
+  EXPECT_EQ(ss->region.kind, RegionKind::kSuperSlab);
+  EXPECT_EQ(registry::TagOf(reinterpret_cast<char*>(ss) + 100000), kSmallSlabShift);
+  EXPECT_EQ(registry::Lookup(reinterpret_cast<char*>(ss) + 5), &ss->region);
+  EXPECT_EQ(ss->owner, kOwner);
+  SuperSlabFormat(ss, kMidSlabShift);
+  EXPECT_EQ(registry::TagOf(reinterpret_cast<char*>(ss) + 100000), kMidSlabShift);
+  SuperSlabRelease(ss);
+}
+
+TEST(SuperSlabTest, SmallGeometryHands31SlabsThenRunsOut) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  ASSERT_NE(ss, nullptr);
+  std::set<int> seen;
+  for (int i = 0; i < 31; i++) {
+    const int index = SuperSlabTakeFreeSlab(ss);
+    ASSERT_GE(index, 1);  // slab 0 is the header
+    ASSERT_LT(index, 32);
+    EXPECT_TRUE(seen.insert(index).second);
+  }
+  EXPECT_TRUE(SuperSlabFull(ss));
+  EXPECT_EQ(SuperSlabTakeFreeSlab(ss), -1);  // exhausted
+  for (int index : seen) {
+    Slab* s = SlabInit(ss, index, 64, 4, kOwner);
+    const bool empty = SuperSlabReturnSlab(ss, s);
+    EXPECT_EQ(empty, index == *seen.rbegin());
+  }
+  SuperSlabRelease(ss);
+}
+
+TEST(SuperSlabTest, MidGeometryHasFourSlabsIncludingSlabZero) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
+  ASSERT_NE(ss, nullptr);
+  for (int i = 0; i < 4; i++) EXPECT_EQ(SuperSlabTakeFreeSlab(ss), i);
+  EXPECT_EQ(SuperSlabTakeFreeSlab(ss), -1);
+  Slab* s0 = SlabInit(ss, 0, 32768, 84, kOwner);
+  // Slab 0 starts after the header's 64 KiB and ends at 512 KiB.
+  EXPECT_EQ(s0->start, reinterpret_cast<uintptr_t>(ss) + 65536);
+  EXPECT_EQ(SlabCapacity(s0), (524288u - 65536u) / 32768u);
+  Slab* s3 = SlabInit(ss, 3, 32768, 84, kOwner);
+  EXPECT_EQ(SlabCapacity(s3), 16u);
+  for (int i = 0; i < 4; i++) SuperSlabReturnSlab(ss, &ss->slabs[i]);
+  SuperSlabRelease(ss);
+}
+
+TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  ASSERT_NE(ss, nullptr);
+  const int index = SuperSlabTakeFreeSlab(ss);
+  Slab* s = SlabInit(ss, index, 48, 3, kOwner);
+  EXPECT_EQ(SlabCapacity(s), 65536u / 48u);
+  EXPECT_EQ(s->free, nullptr);  // nothing carved yet
+  EXPECT_EQ(SlabCarve(s, 10), 10u);
+  uintptr_t expected = s->start;
+  int n = 0;
+  for (Block* b = s->free; b != nullptr; b = b->next, n++) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b), expected);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
+    EXPECT_EQ(SlabOf(b), s);
+    EXPECT_TRUE(IsBlockStart(s, b));
+    EXPECT_FALSE(IsBlockStart(s, reinterpret_cast<char*>(b) + 16));  // interior
+    expected += 48;
+  }
+  EXPECT_EQ(n, 10);
+  // Not carved yet, so not a block yet.
+  EXPECT_FALSE(IsBlockStart(s, reinterpret_cast<void*>(s->start + 48 * 10)));
+  // Carve the rest: exactly the capacity, never past the slab.
+  s->free = nullptr;
+  EXPECT_EQ(SlabCarve(s, 100000), SlabCapacity(s) - 10);
+  EXPECT_FALSE(SlabCanCarve(s));
+  EXPECT_EQ(SlabCarve(s, 5), 0u);
+  for (Block* b = s->free; b != nullptr; b = b->next) {
+    EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, s->start + s->limit);
+  }
+  SuperSlabReturnSlab(ss, s);
+  SuperSlabRelease(ss);
+}
+
+TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
+  ASSERT_NE(ss, nullptr);
+  for (int index = 0; index < 4; index++) {
+    SuperSlabTakeFreeSlab(ss);
+    Slab* s = SlabInit(ss, index, 4096 * 2, 76, kOwner);
+    SlabCarve(s, 1000);
+    for (Block* b = s->free; b != nullptr; b = b->next) {
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(b) % 8192, 0u);
+    }
+    SuperSlabReturnSlab(ss, s);
+  }
+  SuperSlabRelease(ss);
+}
+
+TEST(SuperSlabTest, ReleasedSuperSlabIsReusedFromTheCache) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  ASSERT_NE(ss, nullptr);
+  const uint64_t generation = ss->region.generation;
+  SuperSlabRelease(ss);
+  EXPECT_EQ(ss->owner, nullptr);
+  EXPECT_TRUE(registry::Contains(ss));  // cached SuperSlabs stay registered
+  const SuperSlabStats before = GetSuperSlabStats();
+  SuperSlab* again = SuperSlabAcquire(kOwner, kMidSlabShift);
+  EXPECT_EQ(again, ss);
+  EXPECT_EQ(again->region.generation, generation + 1);
+  EXPECT_EQ(GetSuperSlabStats().cache.hits, before.cache.hits + 1);
+  EXPECT_EQ(registry::TagOf(again), kMidSlabShift);
+  SuperSlabRelease(again);
+}
+
+TEST(SuperSlabTest, CacheTrimUnmapsAndUnregisters) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  ASSERT_NE(ss, nullptr);
+  SuperSlabRelease(ss);
+  SuperSlabCacheReleaseAll();
+  EXPECT_FALSE(registry::Contains(ss));
+  EXPECT_EQ(GetSuperSlabStats().cache.cached, 0u);
+}
+
+TEST(RemoteQueueTest, ManyProducersLoseNothing) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 20000;
+  static Block blocks[kThreads * kPerThread];
+  RemoteQueue queue;
+  std::atomic<bool> done{false};
+  std::set<Block*> received;
+  std::thread consumer([&] {
+    while (true) {
+      const bool finished = done.load();
+      for (Block* b = queue.TakeAll(); b != nullptr;) {
+        Block* next = b->next;
+        EXPECT_TRUE(received.insert(b).second) << "duplicate";
+        b = next;
+      }
+      if (finished) break;
+    }
+  });
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kThreads; t++) {
+    producers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; i++) queue.Push(&blocks[t * kPerThread + i]);
+    });
+  }
+  for (auto& p : producers) p.join();
+  done = true;
+  consumer.join();
+  EXPECT_EQ(received.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_TRUE(queue.Empty());
+}
+
+}  // namespace
+}  // namespace hakmem

@@ -1,0 +1,191 @@
+#include "hakmem/tiny/heap.h"
+
+#include <string.h>
+
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "hakmem/tiny/tiny_alloc.h"
+
+namespace hakmem {
+namespace {
+
+void Free(void* p) {
+  if (!TinyTryFreeLocal(p)) TinyFreeSlow(p);
+}
+
+uint64_t BlocksInUse(int size_class) {
+  static TinyStats stats;
+  GetTinyStats(&stats);
+  return stats.blocks_in_use[size_class];
+}
+
+TEST(HeapTest, EveryClassRoundTripsWithDistinctAlignedBlocks) {
+  for (int c = 0; c < kNumClasses; c++) {
+    const size_t size = ClassSizeOf(c);
+    std::vector<char*> blocks;
+    for (int i = 0; i < 40; i++) {
+      char* p = static_cast<char*>(TinyMallocClass(c));
+      ASSERT_NE(p, nullptr);
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+      memset(p, i, size);
+      blocks.push_back(p);
+    }
+    for (int i = 0; i < 40; i++) {
+      for (size_t j = 0; j < size; j += 61) ASSERT_EQ(blocks[i][j], static_cast<char>(i));
+      EXPECT_EQ(SlabOf(blocks[i])->size_class, c);
+    }
+    std::set<char*> unique(blocks.begin(), blocks.end());
+    EXPECT_EQ(unique.size(), blocks.size());
+    for (char* p : blocks) Free(p);
+  }
+}
+
+TEST(HeapTest, FreedBlockIsReusedFirst) {
+  void* a = TinyMalloc(100);
+  Free(a);
+  EXPECT_EQ(TinyMalloc(100), a);
+  Free(a);
+}
+
+TEST(HeapTest, MallocClearsTheFreeKey) {
+  Block* b = static_cast<Block*>(TinyMalloc(32));
+  Free(b);
+  EXPECT_EQ(b->key, g_free_key);
+  Block* again = static_cast<Block*>(TinyMalloc(32));
+  ASSERT_EQ(again, b);
+  EXPECT_EQ(again->key, 0u);
+  Free(again);
+}
+
+TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
+  const int c = SizeToClass(1000);  // 1008-byte blocks, 65 per 64 KiB slab
+  const uint64_t before = BlocksInUse(c);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 400; i++) blocks.push_back(TinyMalloc(1000));
+  EXPECT_EQ(BlocksInUse(c), before + 400);
+  static TinyStats stats;
+  GetTinyStats(&stats);
+  EXPECT_GE(stats.slabs_in_use[c], 400u / 65);
+  for (void* p : blocks) Free(p);
+  EXPECT_EQ(BlocksInUse(c), before);
+  GetTinyStats(&stats);
+  EXPECT_LE(stats.slabs_in_use[c], 1u);  // only the current slab stays
+}
+
+TEST(HeapTest, RemoteFreesReachTheOwner) {
+  constexpr int kBlocks = 5000;
+  std::vector<void*> blocks;
+  for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(64));
+  const uint64_t before = BlocksInUse(SizeToClass(64));
+  std::thread other([&] {
+    for (void* p : blocks) {
+      EXPECT_FALSE(TinyTryFreeLocal(p));  // not this thread's slab
+      TinyFreeSlow(p);
+    }
+  });
+  other.join();
+  // Queued, not yet drained: still counted in use.
+  EXPECT_EQ(BlocksInUse(SizeToClass(64)), before);
+  // The owner drains on its next slow path: allocate until it has to.
+  std::vector<void*> again;
+  for (int i = 0; i < 2 * kBlocks; i++) again.push_back(TinyMalloc(64));
+  std::set<void*> old(blocks.begin(), blocks.end());
+  int reused = 0;
+  for (void* p : again) reused += old.count(p);
+  EXPECT_GT(reused, kBlocks / 2);
+  for (void* p : again) Free(p);
+}
+
+TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
+  std::thread([] { Free(TinyMalloc(10)); }).join();
+  static TinyStats stats;
+  GetTinyStats(&stats);
+  const uint64_t created = stats.heaps_created;
+  EXPECT_GE(stats.heaps_pooled, 1u);
+  for (int i = 0; i < 50; i++) {
+    std::thread([] {
+      void* p = TinyMalloc(200);
+      ASSERT_NE(p, nullptr);
+      Free(p);
+    }).join();
+  }
+  GetTinyStats(&stats);
+  EXPECT_EQ(stats.heaps_created, created);  // every thread reused a heap
+}
+
+TEST(HeapTest, BlocksOfAnExitedThreadCanBeFreedAndReused) {
+  std::vector<void*> blocks;
+  std::thread([&] {
+    for (int i = 0; i < 1000; i++) blocks.push_back(TinyMalloc(128));
+  }).join();
+  for (void* p : blocks) Free(p);  // remote frees into a pooled heap
+  std::thread([&] {
+    std::set<void*> old(blocks.begin(), blocks.end());
+    int reused = 0;
+    std::vector<void*> again;
+    for (int i = 0; i < 1000; i++) {
+      again.push_back(TinyMalloc(128));
+      reused += old.count(again.back());
+    }
+    EXPECT_GT(reused, 0);
+    for (void* p : again) Free(p);
+  }).join();
+}
+
+using HeapDeathTest = ::testing::Test;
+
+TEST(HeapDeathTest, DoubleFreeIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        Free(p);
+        Free(p);
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
+}
+
+TEST(HeapDeathTest, DoubleFreeAfterOtherFreesIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        void* q = TinyMalloc(48);
+        Free(p);
+        Free(q);
+        Free(p);
+      },
+      "double free");
+}
+
+TEST(HeapDeathTest, RemoteDoubleFreeIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        std::thread([p] {
+          TinyFreeSlow(p);
+          TinyFreeSlow(p);
+        }).join();
+      },
+      "double free");
+}
+
+TEST(HeapDeathTest, InteriorPointerIsReported) {
+  EXPECT_DEATH(Free(static_cast<char*>(TinyMalloc(64)) + 16),
+               "hakmem: free\\(\\): invalid pointer 0x[0-9a-f]+: not the start "
+               "of a block");
+}
+
+TEST(HeapDeathTest, PointerIntoAFreeSlabIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(64);
+        // A slab two slabs further in the same SuperSlab: not in use.
+        Free(reinterpret_cast<char*>(SlabOf(p)->start) + 5 * 65536);
+      },
+      "not a live block");
+}
+
+}  // namespace
+}  // namespace hakmem

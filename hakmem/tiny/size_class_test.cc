@@ -1,0 +1,55 @@
+#include "hakmem/tiny/size_class.h"
+
+#include "gtest/gtest.h"
+
+namespace hakmem {
+namespace {
+
+TEST(SizeClassTest, EverySizeGetsTheSmallestClassThatFits) {
+  for (size_t size = 1; size <= kMaxSmallSize; size++) {
+    const int c = SizeToClass(size);
+    ASSERT_GE(c, 1) << size;
+    ASSERT_LT(c, kNumClasses) << size;
+    ASSERT_GE(ClassSizeOf(c), size) << size;
+    // Class 0 duplicates class 1's size; otherwise the class below is too small.
+    if (c > 1) ASSERT_LT(ClassSizeOf(c - 1), size) << size;
+  }
+  EXPECT_EQ(SizeToClass(0), 0);
+  EXPECT_EQ(ClassSizeOf(0), 16u);
+}
+
+TEST(SizeClassTest, ClassesAreSixteenByteMultiplesAndGrow) {
+  for (int c = 0; c < kNumClasses; c++) {
+    EXPECT_EQ(ClassSizeOf(c) % 16, 0u) << c;
+    if (c > 1) EXPECT_GT(ClassSizeOf(c), ClassSizeOf(c - 1)) << c;
+  }
+  EXPECT_EQ(ClassSizeOf(64), 1024u);
+  EXPECT_EQ(ClassSizeOf(kNumClasses - 1), kMaxSmallSize);
+}
+
+TEST(SizeClassTest, GeometricClassesWasteAtMostAQuarter) {
+  for (size_t size = kMaxFineSize + 1; size <= kMaxSmallSize; size++) {
+    const uint32_t block = ClassSizeOf(SizeToClass(size));
+    ASSERT_LE((block - size) * 4, size) << size;
+  }
+}
+
+TEST(SizeClassTest, AlignedClassesAreMultiplesOfTheAlignment) {
+  for (size_t alignment = 32; alignment <= 65536; alignment *= 2) {
+    for (size_t size = 1; size <= kMaxSmallSize; size = size * 3 / 2 + 1) {
+      const int c = AlignedSizeToClass(size, alignment);
+      if (c < 0) {
+        // Only when no class is both big enough and a multiple.
+        EXPECT_GT(size > alignment ? size : alignment, kMaxSmallSize / 2)
+            << size << " " << alignment;
+        continue;
+      }
+      EXPECT_GE(ClassSizeOf(c), size);
+      EXPECT_EQ(ClassSizeOf(c) % alignment, 0u) << size << " " << alignment;
+    }
+  }
+  EXPECT_EQ(AlignedSizeToClass(100, 131072), -1);
+}
+
+}  // namespace
+}  // namespace hakmem
