@@ -184,6 +184,7 @@ size_t UsableSize(const void* p) {
 }
 
 void Trim() {
+  TinyReclaimAbandonedHeaps();
   SuperSlabCacheReleaseAll();
   LargeCacheReleaseAll();
 }

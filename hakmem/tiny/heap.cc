@@ -179,10 +179,14 @@ Slab* Refill(Heap* h, int size_class) {
 // Drains the remote frees that piled up in heaps of exited threads, so their
 // blocks (and then slabs and SuperSlabs) become reusable.
 void ReclaimAbandonedHeaps() {
-  if (g_pool == nullptr) return;
+  if (__atomic_load_n(&g_pool, __ATOMIC_RELAXED) == nullptr) return;
   pthread_mutex_lock(&g_pool_lock);
   for (Heap* h = g_pool; h != nullptr; h = h->pool_next) {
     if (!h->remote.Empty()) DrainRemote(h);
+    if (h->spare != nullptr) {
+      SuperSlabRelease(h->spare);
+      h->spare = nullptr;
+    }
   }
   pthread_mutex_unlock(&g_pool_lock);
 }
@@ -354,6 +358,8 @@ void TinyFreeSlow(void* p) {
     owner->remote.Push(b);
   }
 }
+
+void TinyReclaimAbandonedHeaps() { ReclaimAbandonedHeaps(); }
 
 void TinyThreadExit() {
   Heap* h = tl_heap;

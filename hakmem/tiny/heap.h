@@ -95,6 +95,9 @@ void TinyCheckLiveBlock(const void* p, const char* operation);
 // Thread and process life cycle.
 void TinyGlobalInit();
 void TinyThreadExit();                 // hands the calling thread's heap back
+// Frees what other threads handed back to heaps of exited threads (done
+// anyway before mapping a new SuperSlab; Trim() does it too).
+void TinyReclaimAbandonedHeaps();
 void TinyLockForFork();
 void TinyUnlockAfterFork(bool in_child);
 

@@ -1,0 +1,287 @@
+// Tests of the non-override API, in a process whose malloc is glibc's.
+#include "hakmem/hakmem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace hakmem {
+namespace {
+
+TEST(HakmemTest, WorksBesideGlibcMalloc) {
+  void* ours = Malloc(100);
+  void* theirs = malloc(100);
+  ASSERT_NE(ours, nullptr);
+  ASSERT_NE(theirs, nullptr);
+  EXPECT_GE(UsableSize(ours), 100u);
+  EXPECT_EQ(UsableSize(theirs), 0u);  // not ours
+  free(theirs);
+  Free(ours);
+}
+
+TEST(HakmemTest, EverySizeUpTo64KiBIsAlignedUsableAndKeepsContents) {
+  std::vector<unsigned char*> blocks;
+  for (size_t size = 0; size <= 65536; size += (size < 2048 ? 1 : 97)) {
+    unsigned char* p = static_cast<unsigned char*>(Malloc(size));
+    ASSERT_NE(p, nullptr) << size;
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u) << size;
+    const size_t usable = UsableSize(p);
+    ASSERT_GE(usable, size) << size;
+    memset(p, static_cast<int>(size & 0xff), usable);
+    blocks.push_back(p);
+  }
+  size_t size = 0;
+  for (unsigned char* p : blocks) {
+    for (size_t i = 0; i < size; i += 13) ASSERT_EQ(p[i], size & 0xff);
+    Free(p);
+    size += (size < 2048 ? 1 : 97);
+  }
+}
+
+TEST(HakmemTest, MallocZeroGivesUniqueFreeablePointers) {
+  void* a = Malloc(0);
+  void* b = Malloc(0);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  Free(a);
+  Free(b);
+  Free(nullptr);  // no-op
+}
+
+TEST(HakmemTest, ImpossibleSizesFailWithEnomem) {
+  for (size_t size : {SIZE_MAX, SIZE_MAX / 2, size_t{1} << 62, size_t{1} << 47}) {
+    errno = 0;
+    EXPECT_EQ(Malloc(size), nullptr) << size;
+    EXPECT_EQ(errno, ENOMEM) << size;
+  }
+  errno = 0;
+  EXPECT_EQ(Calloc(SIZE_MAX / 2, 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  void* p = Malloc(10);
+  EXPECT_EQ(ReallocArray(p, SIZE_MAX / 2, 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  Free(p);
+}
+
+TEST(HakmemTest, CallocZeroesRecycledBlocks) {
+  for (size_t size : {24, 512, 3000, 40000, 300000}) {
+    void* dirty = Malloc(size);
+    memset(dirty, 0xff, size);
+    Free(dirty);
+    unsigned char* p = static_cast<unsigned char*>(Calloc(1, size));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << size << " " << i;
+    Free(p);
+  }
+}
+
+TEST(HakmemTest, ReallocKeepsContentsAcrossClassesAndIntoLargeBlocks) {
+  unsigned char* p = static_cast<unsigned char*>(Malloc(1));
+  p[0] = 7;
+  size_t size = 1;
+  while (size < (size_t{32} << 20)) {
+    const size_t next = size * 2 + 3;
+    p = static_cast<unsigned char*>(Realloc(p, next));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < size; i += 7) ASSERT_EQ(p[i], (i * 31 + 7) & 0xff);
+    for (size_t i = size; i < next; i++) p[i] = (i * 31 + 7) & 0xff;
+    size = next;
+  }
+  while (size > 1) {  // and back down
+    size /= 3;
+    p = static_cast<unsigned char*>(Realloc(p, size));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < size; i += 5) ASSERT_EQ(p[i], (i * 31 + 7) & 0xff);
+  }
+  Free(p);
+}
+
+TEST(HakmemTest, ReallocEdgeCases) {
+  void* p = Realloc(nullptr, 100);  // like malloc
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(Realloc(p, 0), nullptr);  // like glibc: frees
+}
+
+TEST(HakmemTest, AlignedAllocationHonoursEveryPowerOfTwo) {
+  for (size_t alignment = 1; alignment <= (size_t{1} << 20); alignment *= 2) {
+    for (size_t size : {1, 17, 100, 4096, 40000, 300000}) {
+      void* p = AlignedAlloc(alignment, size);
+      ASSERT_NE(p, nullptr) << alignment << " " << size;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u);
+      EXPECT_GE(UsableSize(p), size);
+      memset(p, 1, size);
+      Free(p);
+    }
+  }
+  errno = 0;
+  EXPECT_EQ(AlignedAlloc(24, 100), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+}
+
+TEST(HakmemTest, PosixMemalignValidatesAlignment) {
+  void* p = nullptr;
+  EXPECT_EQ(PosixMemalign(&p, 3 * sizeof(void*), 64), EINVAL);
+  EXPECT_EQ(PosixMemalign(&p, 4, 64), EINVAL);  // below sizeof(void*)
+  EXPECT_EQ(PosixMemalign(&p, 256, SIZE_MAX / 2), ENOMEM);
+  ASSERT_EQ(PosixMemalign(&p, 256, 1000), 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 256, 0u);
+  Free(p);
+}
+
+TEST(HakmemTest, SizedFreeAcceptsAnySizeOfTheClass) {
+  void* p = Malloc(20);  // 32-byte class
+  FreeSized(p, 17);
+  void* q = Malloc(50000);
+  FreeSized(q, 50000);
+}
+
+TEST(HakmemTest, RandomAllocFreeWithContentsVerified) {
+  std::mt19937_64 rng(42);
+  std::vector<std::pair<unsigned char*, size_t>> live(500, {nullptr, 0});
+  for (int i = 0; i < 200000; i++) {
+    auto& slot = live[rng() % live.size()];
+    if (slot.first != nullptr) {
+      for (size_t j = 0; j < slot.second; j += 11) {
+        ASSERT_EQ(slot.first[j], (j ^ slot.second) & 0xff);
+      }
+      Free(slot.first);
+      slot.first = nullptr;
+    } else {
+      const size_t size = rng() % 8 == 0 ? rng() % 100000 : rng() % 1024;
+      slot.first = static_cast<unsigned char*>(Malloc(size));
+      ASSERT_NE(slot.first, nullptr);
+      slot.second = size;
+      for (size_t j = 0; j < size; j++) slot.first[j] = (j ^ size) & 0xff;
+    }
+  }
+  for (auto& slot : live) Free(slot.first);
+}
+
+TEST(HakmemTest, ProducerConsumerThreadsFreeEachOthersBlocks) {
+  constexpr int kBlocks = 200000;
+  std::vector<unsigned char*> handoff(kBlocks);
+  std::atomic<int> produced{0};
+  std::thread producer([&] {
+    for (int i = 0; i < kBlocks; i++) {
+      const size_t size = 16 + (i * 7919) % 2000;
+      unsigned char* p = static_cast<unsigned char*>(Malloc(size));
+      memset(p, i & 0xff, size);
+      handoff[i] = p;
+      produced.store(i + 1, std::memory_order_release);
+    }
+  });
+  std::thread consumer([&] {
+    for (int i = 0; i < kBlocks; i++) {
+      while (produced.load(std::memory_order_acquire) <= i) {
+      }
+      const size_t size = 16 + (i * 7919) % 2000;
+      for (size_t j = 0; j < size; j += 97) ASSERT_EQ(handoff[i][j], i & 0xff);
+      Free(handoff[i]);
+    }
+  });
+  producer.join();
+  consumer.join();
+}
+
+TEST(HakmemTest, StatsCountKernelCallsAndSuperSlabs) {
+  Trim();
+  Stats before;
+  GetStats(&before);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 20000; i++) blocks.push_back(Malloc(512));  // ~10 MiB
+  Stats during;
+  GetStats(&during);
+  EXPECT_GT(during.superslabs_mapped, before.superslabs_mapped);
+  EXPECT_GT(during.mmap_calls, before.mmap_calls);
+  EXPECT_GE(during.class_blocks_in_use[32], 20000u);  // 512-byte class
+  EXPECT_EQ(during.class_size[32], 512u);
+  for (void* p : blocks) Free(p);
+  Stats after;
+  GetStats(&after);
+  EXPECT_GT(after.superslabs_cached, 0u);
+}
+
+TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
+  Trim();
+  ASSERT_TRUE(SetSuperslabMaxCached(0));
+  Stats before;
+  GetStats(&before);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
+  for (void* p : blocks) Free(p);
+  Stats after;
+  GetStats(&after);
+  EXPECT_EQ(after.superslabs_cached, 0u);
+  EXPECT_GT(after.superslabs_evicted, before.superslabs_evicted);
+  EXPECT_GT(after.munmap_calls, before.munmap_calls);
+  ASSERT_TRUE(SetSuperslabMaxCached(256));
+}
+
+TEST(HakmemTest, SettersRejectOutOfRangeValues) {
+  EXPECT_FALSE(SetSuperslabMaxCached(uint64_t{1} << 40));
+  EXPECT_TRUE(SetSuperslabTtlSec(60));
+  EXPECT_TRUE(SetSuperslabMaxMemoryMb(512));
+  EXPECT_TRUE(SetLargeCacheMaxMb(64));
+}
+
+TEST(HakmemTest, TrimReleasesCachedMemory) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 20000; i++) blocks.push_back(Malloc(700));
+  for (void* p : blocks) Free(p);
+  void* big = Malloc(10 << 20);
+  Free(big);
+  Trim();
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_EQ(stats.superslabs_cached, 0u);
+  EXPECT_EQ(stats.large_cached, 0u);
+}
+
+// ---- Misuse: reported with the pointer, then abort ------------------------
+
+TEST(HakmemDeathTest, FreeOfGlibcPointerIsReported) {
+  void* theirs = malloc(64);
+  EXPECT_DEATH(Free(theirs),
+               "hakmem: free\\(\\): invalid pointer 0x[0-9a-f]+: not allocated by hakmem");
+  free(theirs);
+}
+
+TEST(HakmemDeathTest, FreeOfStackPointerIsReported) {
+  int on_stack = 0;
+  EXPECT_DEATH(Free(&on_stack), "not allocated by hakmem");
+}
+
+TEST(HakmemDeathTest, ReallocOfInteriorPointerIsReported) {
+  char* p = static_cast<char*>(Malloc(256));
+  EXPECT_DEATH(Realloc(p + 32, 1000),
+               "hakmem: realloc\\(\\): invalid pointer 0x[0-9a-f]+: not the start of a block");
+  Free(p);
+}
+
+TEST(HakmemDeathTest, ReallocOfFreedBlockIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = Malloc(256);
+        Free(p);
+        Realloc(p, 1000);
+      },
+      "realloc\\(\\): invalid pointer 0x[0-9a-f]+: block is free");
+}
+
+TEST(HakmemDeathTest, SizedFreeWithWrongSizeIsReported) {
+  void* p = Malloc(100);
+  EXPECT_DEATH(FreeSized(p, 5000),
+               "hakmem: sized delete: size does not match the block 0x[0-9a-f]+");
+  Free(p);
+}
+
+}  // namespace
+}  // namespace hakmem

@@ -1,0 +1,103 @@
+#include "hakmem/large/large.h"
+
+#include <string.h>
+
+#include "gtest/gtest.h"
+#include "hakmem/config.h"
+#include "hakmem/platform.h"
+#include "hakmem/registry/registry.h"
+
+namespace hakmem {
+namespace {
+
+LargeHeader* HeaderOf(void* p) {
+  return reinterpret_cast<LargeHeader*>(registry::Lookup(p));
+}
+
+TEST(LargeTest, BlockIsRegisteredWritableAndZeroWhenFresh) {
+  LargeCacheReleaseAll();  // death tests run first and leave a block cached
+  bool zeroed = false;
+  char* p = static_cast<char*>(LargeAlloc(100000, 16, &zeroed));
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(zeroed);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
+  LargeHeader* h = HeaderOf(p);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->region.kind, RegionKind::kLarge);
+  EXPECT_EQ(registry::TagOf(p), registry::kTagLarge);
+  EXPECT_GE(LargeUsableSize(h), 100000u);
+  for (size_t i = 0; i < 100000; i += 4096) EXPECT_EQ(p[i], 0);
+  memset(p, 0x5a, LargeUsableSize(h));
+  LargeFree(h, p);
+}
+
+TEST(LargeTest, AlignmentUpToOneMiB) {
+  for (size_t alignment = 16; alignment <= kMaxLargeAlignment; alignment *= 4) {
+    bool zeroed;
+    void* p = LargeAlloc(50000, alignment, &zeroed);
+    ASSERT_NE(p, nullptr) << alignment;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u);
+    LargeHeader* h = HeaderOf(p);
+    ASSERT_NE(h, nullptr) << alignment;
+    EXPECT_GE(LargeUsableSize(h), 50000u);
+    LargeFree(h, p);
+  }
+  bool zeroed;
+  EXPECT_EQ(LargeAlloc(100, 2 * kMaxLargeAlignment, &zeroed), nullptr);
+}
+
+TEST(LargeTest, RepeatedCyclesMakeNoSyscalls) {
+  bool zeroed;
+  void* warm = LargeAlloc(300000, 16, &zeroed);
+  LargeFree(HeaderOf(warm), warm);
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  for (int i = 0; i < 1000; i++) {
+    void* p = LargeAlloc(300000, 16, &zeroed);
+    ASSERT_NE(p, nullptr);
+    EXPECT_FALSE(zeroed);  // came from the cache
+    LargeFree(HeaderOf(p), p);
+  }
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  EXPECT_EQ(after.mmap, before.mmap);
+  EXPECT_EQ(after.munmap, before.munmap);
+}
+
+TEST(LargeTest, CacheMemoryLimitIsHonoured) {
+  ASSERT_TRUE(SetOption(Option::kLargeCacheMaxMb, 1));
+  bool zeroed;
+  void* p = LargeAlloc(4 << 20, 16, &zeroed);  // 4 MiB > the 1 MiB limit
+  LargeFree(HeaderOf(p), p);
+  EXPECT_FALSE(registry::Contains(p));  // unmapped at once
+  EXPECT_EQ(GetLargeStats().cache.cached_bytes, 0u);
+  ASSERT_TRUE(SetOption(Option::kLargeCacheMaxMb, GetOptionInfo(Option::kLargeCacheMaxMb).default_value));
+}
+
+TEST(LargeTest, ResizeInPlace) {
+  bool zeroed;
+  char* p = static_cast<char*>(LargeAlloc(100000, 16, &zeroed));
+  LargeHeader* h = HeaderOf(p);
+  EXPECT_TRUE(LargeResizeInPlace(h, 90000));    // within the mapping
+  EXPECT_TRUE(LargeResizeInPlace(h, 1 << 20));  // room to the next 2 MiB
+  EXPECT_GE(LargeUsableSize(h), size_t{1} << 20);
+  memset(p, 1, 1 << 20);
+  EXPECT_TRUE(LargeResizeInPlace(h, 200000));  // shrink gives pages back
+  EXPECT_LT(LargeUsableSize(h), size_t{1} << 20);
+  LargeFree(h, p);
+}
+
+TEST(LargeDeathTest, InteriorAndDoubleFreeAreReported) {
+  bool zeroed;
+  char* p = static_cast<char*>(LargeAlloc(100000, 16, &zeroed));
+  EXPECT_DEATH(LargeFree(HeaderOf(p), p + 4096),
+               "free\\(\\): invalid pointer 0x[0-9a-f]+: not the start of a block");
+  EXPECT_DEATH(
+      {
+        LargeFree(HeaderOf(p), p);
+        LargeFree(HeaderOf(p), p);
+      },
+      "large block is not allocated \\(double free\\?\\)");
+  LargeFree(HeaderOf(p), p);
+}
+
+}  // namespace
+}  // namespace hakmem
