@@ -40,7 +40,6 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack));
   *zeroed = false;
   if (h == nullptr) {
-    if (!registry::Init()) return nullptr;
     void* mem = platform::MapAligned(need, kRegionAlign);
     if (mem == nullptr) return nullptr;
     h = static_cast<LargeHeader*>(mem);

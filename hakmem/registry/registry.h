@@ -1,8 +1,9 @@
 // Super-registry: pointer -> owning region in O(1), without probing memory.
 //
 // A flat table with one byte (a "tag") per 2 MiB of the 47-bit user address
-// space: 2^26 bytes of address space, mapped lazily, so only the pages that
-// cover our regions are ever touched (one 4 KiB page covers 8 GiB). Tag 0
+// space: 2^26 bytes (64 MiB) of zero-initialized static storage, so the
+// kernel backs only the pages that cover our regions (one 4 KiB page covers
+// 8 GiB), no call maps it, and the fast path indexes it directly. Tag 0
 // means "not ours". A SuperSlab's tag is its slab shift, so the free fast path
 // finds a block's slab record from the pointer and this one byte. Reads are
 // lock-free relaxed loads. A region is tagged before any block of it is handed
@@ -29,15 +30,14 @@ constexpr uint64_t kRegionSlots = uint64_t{1} << (kAddressBits - kRegionShift);
 constexpr uint8_t kTagNone = 0;
 constexpr uint8_t kTagLarge = kRegionShift;
 
-extern std::atomic<uint8_t>* g_tags;  // nullptr until Init()
+extern std::atomic<uint8_t> g_tags[kRegionSlots];
 
 // Tag of the region whose first 2 MiB hold `p`, or kTagNone. Touches only the
 // table, never `p`'s memory.
 HAKMEM_ALWAYS_INLINE uint8_t TagOf(const void* p) {
   const uint64_t slot = reinterpret_cast<uintptr_t>(p) >> kRegionShift;
-  std::atomic<uint8_t>* tags = g_tags;
-  if (HAKMEM_UNLIKELY(slot >= kRegionSlots || tags == nullptr)) return kTagNone;
-  return tags[slot].load(std::memory_order_relaxed);
+  if (HAKMEM_UNLIKELY(slot >= kRegionSlots)) return kTagNone;
+  return g_tags[slot].load(std::memory_order_relaxed);
 }
 
 HAKMEM_ALWAYS_INLINE bool Contains(const void* p) { return TagOf(p) != kTagNone; }
@@ -46,11 +46,9 @@ HAKMEM_ALWAYS_INLINE bool Contains(const void* p) { return TagOf(p) != kTagNone;
 // (also when the registered region's magic is wrong).
 RegionHeader* Lookup(const void* p);
 
-// Maps the table. Returns false if the kernel refuses (out of memory).
-bool Init();
 // Tags the region at `base` (kRegionAlign-aligned; `tag` != kTagNone).
-// Registering a registered region changes its tag. Returns false if the
-// table can't be mapped or `base` is outside the table.
+// Registering a registered region changes its tag. Returns false if `base`
+// is outside the table.
 bool Register(uintptr_t base, uint8_t tag);
 void Unregister(uintptr_t base);
 uint64_t RegisteredCount();

@@ -49,7 +49,6 @@ void DestroySuperSlab(RegionHeader* region) {
 RegionCache g_cache(&SuperSlabCacheLimits, &DestroySuperSlab);
 
 SuperSlab* MapSuperSlab() {
-  if (!registry::Init()) return nullptr;
   void* mem = platform::MapAligned(kSuperSlabSize, kSuperSlabSize);
   if (mem == nullptr) return nullptr;
   SuperSlab* ss = static_cast<SuperSlab*>(mem);
@@ -71,17 +70,12 @@ SuperSlab* MapSuperSlab() {
 Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
                const void* owner) {
   Slab* s = &ss->slabs[index];
-  const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
-  const size_t slab_size = size_t{1} << ss->slab_shift;
-  uintptr_t start = base + static_cast<uintptr_t>(index) * slab_size;
-  // Slab 0 of a mid SuperSlab shares its first 64 KiB with the header.
-  if (index == 0) start += kSmallSlabSize;
   s->free = nullptr;
-  s->start = start;
+  s->start = reinterpret_cast<uintptr_t>(ss) +
+             (static_cast<uintptr_t>(index) << ss->slab_shift);
   s->divisor_magic = DivisorMagic(block_size);
-  __atomic_store_n(&s->carve_offset, 0, __ATOMIC_RELAXED);
-  s->block_size = block_size;
-  s->limit = static_cast<uint32_t>(base + (index + 1) * slab_size - start);
+  __atomic_store_n(&s->carved_limit, 0, __ATOMIC_RELAXED);
+  s->block_size = static_cast<uint16_t>(block_size);
   s->used = 0;
   s->size_class = static_cast<uint8_t>(size_class);
   s->in_list = 0;
@@ -91,23 +85,22 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
 }
 
 uint32_t SlabCarve(Slab* s, uint32_t max_blocks) {
-  char* start = reinterpret_cast<char*>(s->start);
   const uint32_t size = s->block_size;
-  uint32_t offset = s->carve_offset;
-  uint32_t n = 0;
+  const uint32_t carved = SlabCarved(s);
+  const uint32_t capacity = SlabCapacity(s);
+  const uint32_t n = capacity - carved < max_blocks ? capacity - carved : max_blocks;
+  if (n == 0) return 0;
   // Built front to back, so blocks are handed out in address order.
-  Block* head = nullptr;
-  Block** tail = &head;
-  while (n < max_blocks && offset + size <= s->limit) {
-    Block* b = reinterpret_cast<Block*>(start + offset);
-    *tail = b;
-    tail = &b->next;
-    offset += size;
-    n++;
+  char* next = reinterpret_cast<char*>(s->start) + static_cast<size_t>(carved) * size;
+  Block* head = reinterpret_cast<Block*>(next);
+  for (uint32_t i = 1; i < n; i++) {
+    reinterpret_cast<Block*>(next)->next = reinterpret_cast<Block*>(next + size);
+    next += size;
   }
-  *tail = s->free;
+  reinterpret_cast<Block*>(next)->next = s->free;
   s->free = head;
-  __atomic_store_n(&s->carve_offset, offset, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->carved_limit, uint64_t{carved + n} * CarveStep(s),
+                   __ATOMIC_RELAXED);
   return n;
 }
 
@@ -120,23 +113,21 @@ int SuperSlabTakeFreeSlab(SuperSlab* ss) {
 }
 
 namespace {
-// Slabs that are never handed out: slab 0 of a small SuperSlab (the header).
-uint32_t ReservedSlabs(int slab_shift) {
-  return slab_shift == kSmallSlabShift ? 1u : 0u;
-}
+// Slab 0 holds the header and is never handed out.
+constexpr uint32_t kReservedSlabs = 1u;
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
   __atomic_store_n(&s->owner, nullptr, __ATOMIC_RELEASE);
   s->free = nullptr;
-  __atomic_store_n(&s->carve_offset, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->carved_limit, 0, __ATOMIC_RELAXED);
   ss->used_slabs &= ~(1u << SlabIndex(s));
-  return ss->used_slabs == ReservedSlabs(ss->slab_shift);
+  return ss->used_slabs == kReservedSlabs;
 }
 
 void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
   const int slabs = static_cast<int>(kRegionAlign >> slab_shift);
-  ss->used_slabs = ReservedSlabs(slab_shift);
+  ss->used_slabs = kReservedSlabs;
   ss->full_mask = slabs == 32 ? 0xffffffffu : (1u << slabs) - 1;
   if (ss->slab_shift != slab_shift) {
     ss->slab_shift = static_cast<uint8_t>(slab_shift);

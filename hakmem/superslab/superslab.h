@@ -3,10 +3,13 @@
 // A SuperSlab has one slab geometry, its "slab shift", chosen when it is
 // formatted for a heap and recorded as its registry tag:
 //
-//   shift 16  32 slabs of 64 KiB, for small classes. Slab 0 holds the header
-//             and is never carved (untouched, it costs address space only).
+//   shift 16  32 slabs of 64 KiB, for small classes.
 //   shift 19  4 slabs of 512 KiB, for mid classes (2.5-32 KiB blocks, so a
-//             slab holds 16 or more). Slab 0 starts after the first 64 KiB.
+//             slab holds 16 or more).
+//
+// In both, slab 0 holds the header and is never carved: untouched, it costs
+// address space only, and every block's offset in its slab stays below the
+// slab size, which the block-start test below relies on.
 //
 // The header (first page) holds the RegionHeader, the owner, and one 64-byte
 // Slab record per slab. Slab starts are 64 KiB aligned, so a block of size S
@@ -55,11 +58,10 @@ struct Slab {
   Block* free;             // free list (owner thread only)
   const void* owner;       // owning heap while the slab is in use, else null
   uintptr_t start;         // address of the first block
-  uint64_t divisor_magic;  // offset % block_size == 0 iff offset*magic <= magic-1
-  uint32_t carve_offset;   // offsets below this have been carved into blocks
-  uint32_t block_size;
-  uint32_t limit;          // bytes from `start` to the slab's end
-  uint16_t used;           // blocks handed out and not freed back here
+  uint64_t divisor_magic;  // see IsBlockStart
+  uint64_t carved_limit;   // see IsBlockStart
+  uint32_t used;           // blocks handed out and not freed back here
+  uint16_t block_size;     // at most 32 KiB
   uint8_t size_class;
   uint8_t in_list;         // 1 while on the owner's "has free room" list
   Slab* prev;              // owner's per-class list links
@@ -77,7 +79,7 @@ struct SuperSlab {
   SuperSlab* all_prev;  // list of every mapped SuperSlab (for stats)
   SuperSlab* all_next;
   uint8_t slab_shift;   // kSmallSlabShift or kMidSlabShift
-  alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];
+  alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];  // slab 0's record: unused
 };
 static_assert(offsetof(SuperSlab, slabs) == kSlabRecordsOffset,
               "slab records at a fixed offset");
@@ -97,29 +99,50 @@ inline Slab* SlabOf(const void* p) {
   return SlabOfWithShift(p, SuperSlabOf(p)->slab_shift);
 }
 
-// True if `p` is the start of a block that was carved from `s`. Lemire's
-// divisibility test: one multiply, no division. A pointer below `start`
-// wraps around and fails the carve bound.
+// True if `p` is the start of a block that was carved from `s`, with one
+// multiply and one compare. With d = block_size and m = divisor_magic (the
+// smallest m > 2^64/d, see DivisorMagic), for an offset n < 2^32 (Lemire et
+// al., "Faster remainder by direct computation"):
+//   n = k*d      gives  n*m mod 2^64 = k*e,  with e = d*m - 2^64 in [1, d];
+//   otherwise           n*m mod 2^64 >= m - 1 >= 2^49.
+// So "n*m < carved_blocks*e" holds exactly for the carved block starts.
+// Offsets stay below the slab size because slab 0 is never used.
 HAKMEM_ALWAYS_INLINE bool IsBlockStart(const Slab* s, const void* p) {
   const uint64_t offset = reinterpret_cast<uintptr_t>(p) - s->start;
-  const uint64_t m = s->divisor_magic;
-  return (offset * m <= m - 1) & (offset < s->carve_offset);
+  return offset * s->divisor_magic < s->carved_limit;
+}
+
+// Magic for IsBlockStart: ceil(2^64 / d), plus one when d divides 2^64 (so
+// that e is never 0).
+inline uint64_t DivisorMagic(uint32_t block_size) {
+  uint64_t m = UINT64_MAX / block_size + 1;
+  if (m * block_size == 0) m++;
+  return m;
+}
+
+// e of IsBlockStart: what one block adds to carved_limit.
+inline uint64_t CarveStep(const Slab* s) {
+  return s->divisor_magic * uint64_t{s->block_size};
 }
 
 inline int SlabIndex(const Slab* s) {
   return static_cast<int>(s - SuperSlabOf(s)->slabs);
 }
 
-inline uint32_t SlabCapacity(const Slab* s) { return s->limit / s->block_size; }
-
-inline bool SlabCanCarve(const Slab* s) {
-  return s->carve_offset + s->block_size <= s->limit;
+// Bytes from `start` to the end of the slab.
+inline uint32_t SlabLimit(const Slab* s) {
+  return uint32_t{1} << SuperSlabOf(s)->slab_shift;
 }
 
-// Magic for IsBlockStart: ceil(2^64 / block_size).
-inline uint64_t DivisorMagic(uint32_t block_size) {
-  return UINT64_MAX / block_size + 1;
+inline uint32_t SlabCapacity(const Slab* s) { return SlabLimit(s) / s->block_size; }
+
+// Blocks carved so far, and the offset where carving continues.
+inline uint32_t SlabCarved(const Slab* s) {
+  return static_cast<uint32_t>(
+      __atomic_load_n(&s->carved_limit, __ATOMIC_RELAXED) / CarveStep(s));
 }
+
+inline bool SlabCanCarve(const Slab* s) { return SlabCarved(s) < SlabCapacity(s); }
 
 // Prepares slab `index` of `ss` for blocks of `block_size`. Carves nothing.
 Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,

@@ -48,18 +48,38 @@ TEST(SuperSlabTest, SmallGeometryHands31SlabsThenRunsOut) {
   SuperSlabRelease(ss);
 }
 
-TEST(SuperSlabTest, MidGeometryHasFourSlabsIncludingSlabZero) {
+TEST(SuperSlabTest, MidGeometryHasThreeSlabsAfterTheHeader) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
   ASSERT_NE(ss, nullptr);
-  for (int i = 0; i < 4; i++) EXPECT_EQ(SuperSlabTakeFreeSlab(ss), i);
+  for (int i = 1; i < 4; i++) EXPECT_EQ(SuperSlabTakeFreeSlab(ss), i);
   EXPECT_EQ(SuperSlabTakeFreeSlab(ss), -1);
-  Slab* s0 = SlabInit(ss, 0, 32768, 84, kOwner);
-  // Slab 0 starts after the header's 64 KiB and ends at 512 KiB.
-  EXPECT_EQ(s0->start, reinterpret_cast<uintptr_t>(ss) + 65536);
-  EXPECT_EQ(SlabCapacity(s0), (524288u - 65536u) / 32768u);
-  Slab* s3 = SlabInit(ss, 3, 32768, 84, kOwner);
-  EXPECT_EQ(SlabCapacity(s3), 16u);
-  for (int i = 0; i < 4; i++) SuperSlabReturnSlab(ss, &ss->slabs[i]);
+  Slab* s1 = SlabInit(ss, 1, 32768, 84, kOwner);
+  EXPECT_EQ(s1->start, reinterpret_cast<uintptr_t>(ss) + 524288);
+  EXPECT_EQ(SlabCapacity(s1), 16u);
+  Slab* s3 = SlabInit(ss, 3, 2560, 69, kOwner);
+  EXPECT_EQ(SlabCapacity(s3), 524288u / 2560u);
+  for (int i = 1; i < 4; i++) SuperSlabReturnSlab(ss, &ss->slabs[i]);
+  SuperSlabRelease(ss);
+}
+
+TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
+  // Every carved block start passes; every other offset (interior, past the
+  // carved part) fails, for power-of-two and other sizes alike.
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  ASSERT_NE(ss, nullptr);
+  const int index = SuperSlabTakeFreeSlab(ss);
+  for (uint32_t size : {16u, 48u, 64u, 80u, 1008u, 1024u, 1280u, 2048u}) {
+    Slab* s = SlabInit(ss, index, size, 1, kOwner);
+    SlabCarve(s, 20);
+    for (uint64_t offset = 0; offset < 65536; offset += 8) {
+      const bool expected = offset % size == 0 && offset / size < 20;
+      ASSERT_EQ(IsBlockStart(s, reinterpret_cast<void*>(s->start + offset)), expected)
+          << size << " " << offset;
+    }
+    EXPECT_EQ(SlabCarved(s), 20u);
+    s->free = nullptr;
+  }
+  SuperSlabReturnSlab(ss, &ss->slabs[index]);
   SuperSlabRelease(ss);
 }
 
@@ -90,7 +110,7 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
   EXPECT_FALSE(SlabCanCarve(s));
   EXPECT_EQ(SlabCarve(s, 5), 0u);
   for (Block* b = s->free; b != nullptr; b = b->next) {
-    EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, s->start + s->limit);
+    EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, s->start + SlabLimit(s));
   }
   SuperSlabReturnSlab(ss, s);
   SuperSlabRelease(ss);
@@ -99,7 +119,7 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
 TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
   ASSERT_NE(ss, nullptr);
-  for (int index = 0; index < 4; index++) {
+  for (int index = 1; index < 4; index++) {
     SuperSlabTakeFreeSlab(ss);
     Slab* s = SlabInit(ss, index, 4096 * 2, 76, kOwner);
     SlabCarve(s, 1000);

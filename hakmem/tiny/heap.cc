@@ -270,7 +270,6 @@ void TinyGlobalInit() {
     InitConfigFromEnvironment();
     InitFreeKey();
     pthread_key_create(&g_thread_key, &OnThreadExit);
-    registry::Init();
     const uint64_t prewarm = GetOption(Option::kSuperslabPrewarm);
     if (prewarm != 0) SuperSlabPrewarm(prewarm);
     __atomic_store_n(&g_initialized, true, __ATOMIC_RELEASE);
@@ -316,9 +315,8 @@ Heap* CheckedOwner(const void* p, const char* operation) {
                              "not a live block (its slab is free: double free?)");
   }
   const uint64_t offset = reinterpret_cast<uintptr_t>(p) - s->start;
-  const uint64_t m = s->divisor_magic;
-  if (offset * m > m - 1 ||
-      offset >= __atomic_load_n(&s->carve_offset, __ATOMIC_RELAXED)) {
+  if (offset * s->divisor_magic >=
+      __atomic_load_n(&s->carved_limit, __ATOMIC_RELAXED)) {
     platform::ReportAndAbort(operation, p,
                              "not the start of a block (interior pointer?)");
   }

@@ -34,14 +34,31 @@ constexpr uint32_t ClassSizeOf(int size_class) {
 static_assert(ClassSizeOf(kFirstMidClass) == 2560, "mid classes start at 2.5 KiB");
 static_assert(ClassSizeOf(kNumClasses - 1) == kMaxSmallSize, "last class");
 
-// `size` must be <= kMaxSmallSize.
-HAKMEM_ALWAYS_INLINE int SizeToClass(size_t size) {
-  if (HAKMEM_LIKELY(size <= kMaxFineSize)) {
-    return static_cast<int>((size + 15) >> 4);
-  }
+// Class of `size` (<= kMaxSmallSize) by arithmetic; see SizeToClass.
+constexpr int ComputeSizeClass(size_t size) {
+  if (size <= kMaxFineSize) return static_cast<int>((size + 15) >> 4);
   const size_t m = size - 1;
   const int log2 = 63 - __builtin_clzll(m);
   return 65 + (log2 - 10) * 4 + static_cast<int>((m >> (log2 - 2)) & 3);
+}
+
+// Class by 16-byte granule: every class boundary is a multiple of 16, so the
+// class of the granule's largest size serves the whole granule.
+struct SizeClassTable {
+  uint8_t by_granule[kMaxSmallSize / 16 + 1];
+};
+constexpr SizeClassTable MakeSizeClassTable() {
+  SizeClassTable table{};
+  for (size_t g = 0; g <= kMaxSmallSize / 16; g++) {
+    table.by_granule[g] = static_cast<uint8_t>(ComputeSizeClass(g * 16));
+  }
+  return table;
+}
+inline constexpr SizeClassTable kSizeClassTable = MakeSizeClassTable();
+
+// `size` must be <= kMaxSmallSize. One add, one shift, one byte load.
+HAKMEM_ALWAYS_INLINE size_t SizeToClass(size_t size) {
+  return kSizeClassTable.by_granule[(size + 15) >> 4];
 }
 
 // Smallest class that can hold `size` and whose blocks are all aligned to
@@ -50,7 +67,7 @@ inline int AlignedSizeToClass(size_t size, size_t alignment) {
   if (alignment > 65536) return -1;
   if (size < alignment) size = alignment;
   if (size > kMaxSmallSize) return -1;
-  for (int c = SizeToClass(size); c < kNumClasses; c++) {
+  for (int c = static_cast<int>(SizeToClass(size)); c < kNumClasses; c++) {
     if (ClassSizeOf(c) % alignment == 0) return c;
   }
   return -1;

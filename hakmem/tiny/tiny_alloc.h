@@ -14,10 +14,10 @@
 
 namespace hakmem {
 
-HAKMEM_ALWAYS_INLINE void* TinyMallocClass(int size_class) {
+HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
   Slab* s = tl_heap->current[size_class];
   Block* b = s->free;
-  if (HAKMEM_UNLIKELY(b == nullptr)) return TinyMallocSlow(size_class);
+  if (HAKMEM_UNLIKELY(b == nullptr)) return TinyMallocSlow(static_cast<int>(size_class));
   s->free = b->next;
   s->used++;
   b->key = 0;
