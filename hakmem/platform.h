@@ -12,6 +12,9 @@
 
 #define HAKMEM_ALWAYS_INLINE inline __attribute__((always_inline))
 #define HAKMEM_NOINLINE __attribute__((noinline))
+// For globals the fast paths read: with -fvisibility=hidden alone, GCC still
+// reaches an extern declaration through the GOT in a shared object.
+#define HAKMEM_HIDDEN __attribute__((visibility("hidden")))
 #define HAKMEM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAKMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

@@ -30,7 +30,7 @@ constexpr uint64_t kRegionSlots = uint64_t{1} << (kAddressBits - kRegionShift);
 constexpr uint8_t kTagNone = 0;
 constexpr uint8_t kTagLarge = kRegionShift;
 
-extern std::atomic<uint8_t> g_tags[kRegionSlots];
+extern std::atomic<uint8_t> g_tags[kRegionSlots] HAKMEM_HIDDEN;
 
 // Tag of the region whose first 2 MiB hold `p`, or kTagNone. Touches only the
 // table, never `p`'s memory.

@@ -84,7 +84,7 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   return s;
 }
 
-uint32_t SlabCarve(Slab* s, uint32_t max_blocks) {
+uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key) {
   const uint32_t size = s->block_size;
   const uint32_t carved = SlabCarved(s);
   const uint32_t capacity = SlabCapacity(s);
@@ -94,10 +94,13 @@ uint32_t SlabCarve(Slab* s, uint32_t max_blocks) {
   char* next = reinterpret_cast<char*>(s->start) + static_cast<size_t>(carved) * size;
   Block* head = reinterpret_cast<Block*>(next);
   for (uint32_t i = 1; i < n; i++) {
-    reinterpret_cast<Block*>(next)->next = reinterpret_cast<Block*>(next + size);
+    Block* b = reinterpret_cast<Block*>(next);
+    b->next = reinterpret_cast<Block*>(next + size);
+    b->key = free_key;
     next += size;
   }
   reinterpret_cast<Block*>(next)->next = s->free;
+  reinterpret_cast<Block*>(next)->key = free_key;
   s->free = head;
   __atomic_store_n(&s->carved_limit, uint64_t{carved + n} * CarveStep(s),
                    __ATOMIC_RELAXED);

@@ -45,8 +45,7 @@ constexpr size_t kSuperSlabSize = kRegionAlign;
 constexpr size_t kSlabRecordsOffset = 128;
 
 // A free block. `key` marks blocks that are free: free() writes the process
-// secret there and malloc() clears it, so a second free of the same block is
-// caught by one compare (then confirmed on the slow path).
+// secret there and malloc() clears it (see hakmem/tiny/tiny_alloc.h).
 struct Block {
   Block* next;
   uint64_t key;
@@ -147,9 +146,10 @@ inline bool SlabCanCarve(const Slab* s) { return SlabCarved(s) < SlabCapacity(s)
 // Prepares slab `index` of `ss` for blocks of `block_size`. Carves nothing.
 Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
                const void* owner);
-// Carves up to `max_blocks` fresh blocks onto the slab's free list; returns
-// how many. Only the carved blocks' memory is touched.
-uint32_t SlabCarve(Slab* s, uint32_t max_blocks);
+// Carves up to `max_blocks` fresh blocks onto the slab's free list, marking
+// each with `free_key`; returns how many. Only the carved blocks' memory is
+// touched.
+uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key);
 // Index of a free slab of `ss` (marked used), or -1.
 int SuperSlabTakeFreeSlab(SuperSlab* ss);
 inline bool SuperSlabFull(const SuperSlab* ss) {

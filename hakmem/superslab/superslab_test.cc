@@ -13,6 +13,7 @@ namespace {
 
 const int kOwnerTag = 0;
 const void* const kOwner = &kOwnerTag;
+constexpr uint64_t kKey = 0x5eed;
 
 TEST(SuperSlabTest, AcquireRegistersWithMagicAndGeometryTag) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
@@ -70,7 +71,7 @@ TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
   const int index = SuperSlabTakeFreeSlab(ss);
   for (uint32_t size : {16u, 48u, 64u, 80u, 1008u, 1024u, 1280u, 2048u}) {
     Slab* s = SlabInit(ss, index, size, 1, kOwner);
-    SlabCarve(s, 20);
+    SlabCarve(s, 20, kKey);
     for (uint64_t offset = 0; offset < 65536; offset += 8) {
       const bool expected = offset % size == 0 && offset / size < 20;
       ASSERT_EQ(IsBlockStart(s, reinterpret_cast<void*>(s->start + offset)), expected)
@@ -90,13 +91,14 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
   Slab* s = SlabInit(ss, index, 48, 3, kOwner);
   EXPECT_EQ(SlabCapacity(s), 65536u / 48u);
   EXPECT_EQ(s->free, nullptr);  // nothing carved yet
-  EXPECT_EQ(SlabCarve(s, 10), 10u);
+  EXPECT_EQ(SlabCarve(s, 10, kKey), 10u);
   uintptr_t expected = s->start;
   int n = 0;
   for (Block* b = s->free; b != nullptr; b = b->next, n++) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b), expected);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
     EXPECT_EQ(SlabOf(b), s);
+    EXPECT_EQ(b->key, kKey);
     EXPECT_TRUE(IsBlockStart(s, b));
     EXPECT_FALSE(IsBlockStart(s, reinterpret_cast<char*>(b) + 16));  // interior
     expected += 48;
@@ -106,9 +108,9 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
   EXPECT_FALSE(IsBlockStart(s, reinterpret_cast<void*>(s->start + 48 * 10)));
   // Carve the rest: exactly the capacity, never past the slab.
   s->free = nullptr;
-  EXPECT_EQ(SlabCarve(s, 100000), SlabCapacity(s) - 10);
+  EXPECT_EQ(SlabCarve(s, 100000, kKey), SlabCapacity(s) - 10);
   EXPECT_FALSE(SlabCanCarve(s));
-  EXPECT_EQ(SlabCarve(s, 5), 0u);
+  EXPECT_EQ(SlabCarve(s, 5, kKey), 0u);
   for (Block* b = s->free; b != nullptr; b = b->next) {
     EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, s->start + SlabLimit(s));
   }
@@ -122,7 +124,7 @@ TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
   for (int index = 1; index < 4; index++) {
     SuperSlabTakeFreeSlab(ss);
     Slab* s = SlabInit(ss, index, 4096 * 2, 76, kOwner);
-    SlabCarve(s, 1000);
+    SlabCarve(s, 1000, kKey);
     for (Block* b = s->free; b != nullptr; b = b->next) {
       ASSERT_EQ(reinterpret_cast<uintptr_t>(b) % 8192, 0u);
     }

@@ -61,10 +61,12 @@ Heap* NewHeapLocked() {
   return h;
 }
 
+// Blocks carved per refill: about 32 KiB worth, at least 8 (so big classes
+// do not come back to the slow path after every block), at most 256.
 uint32_t CarveBatch(const Slab* s) {
-  uint32_t n = 16384 / s->block_size;
+  uint32_t n = 32768 / s->block_size;
   if (n > 256) n = 256;
-  return n == 0 ? 1 : n;
+  return n < 8 ? 8 : n;
 }
 
 // ---- Slab and SuperSlab ownership -------------------------------------------
@@ -113,8 +115,23 @@ Slab* NewSlab(Heap* h, int size_class) {
     h->full[g].Push(ss);
   }
   Slab* s = SlabInit(ss, index, ClassSizeOf(size_class), size_class, h);
-  SlabCarve(s, CarveBatch(s));
+  SlabCarve(s, CarveBatch(s), g_free_key);
   return s;
+}
+
+// A slab whose count says "all free" must list exactly its carved blocks. A
+// double free that the fast path let through (it only catches the immediate
+// one) shows up here as a longer or looping list; the slab is checked before
+// it can be reused for anything else.
+void CheckEmptySlab(const Slab* s) {
+  const uint32_t carved = SlabCarved(s);
+  uint32_t n = 0;
+  for (const Block* b = s->free; b != nullptr; b = b->next) {
+    if (++n > carved || b->key != g_free_key) {
+      platform::ReportAndAbort("free(): double free", b,
+                               "a block was freed twice (slab free list has it twice)");
+    }
+  }
 }
 
 // What follows a local free: `s` became empty, or had no free block before.
@@ -126,6 +143,7 @@ void AfterLocalFree(Heap* h, Slab* s) {
       h->partial[c].Remove(s);
       s->in_list = 0;
     }
+    CheckEmptySlab(s);
     ReleaseSlab(h, s);
   } else if (!s->in_list) {
     h->partial[c].Push(s);
@@ -158,7 +176,7 @@ Slab* Refill(Heap* h, int size_class) {
     if (s->free != nullptr) return s;
   }
   if (s != &kEmptySlab && SlabCanCarve(s)) {
-    SlabCarve(s, CarveBatch(s));
+    SlabCarve(s, CarveBatch(s), g_free_key);
     return s;
   }
   // The current slab is full: it leaves `current` and stays off the lists
@@ -167,7 +185,7 @@ Slab* Refill(Heap* h, int size_class) {
     h->partial[size_class].Remove(p);
     p->in_list = 0;
     h->current[size_class] = p;
-    if (p->free == nullptr && SlabCanCarve(p)) SlabCarve(p, CarveBatch(p));
+    if (p->free == nullptr && SlabCanCarve(p)) SlabCarve(p, CarveBatch(p), g_free_key);
     if (p->free != nullptr) return p;
   }
   s = NewSlab(h, size_class);
@@ -228,6 +246,7 @@ void DetachHeap(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
     Slab* s = h->current[c];
     if (s != &kEmptySlab && s->used == 0) {
+      CheckEmptySlab(s);
       ReleaseSlab(h, s);
       h->current[c] = &kEmptySlab;
     }
@@ -295,10 +314,16 @@ void* TinyMallocSlow(int size_class) {
     }
   }
   Block* b = s->free;
+  if (b->key != g_free_key) ReportCorruptFreeList(b);
   s->free = b->next;
   s->used++;
   b->key = 0;
   return b;
+}
+
+void ReportCorruptFreeList(const void* block) {
+  platform::ReportAndAbort("malloc(): double free detected", block,
+                           "a block was freed twice (found on a free list twice)");
 }
 
 void TinyFreeTransition(Slab* s) { AfterLocalFree(tl_heap, s); }

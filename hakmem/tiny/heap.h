@@ -73,9 +73,9 @@ struct Heap {
 };
 
 extern Heap kEmptyHeap;
-extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec")));
+extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
 // Process secret written into free blocks (Block::key); never 0.
-extern uint64_t g_free_key;
+extern uint64_t g_free_key HAKMEM_HIDDEN;
 
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
 // malloc of class `size_class` when the current slab is empty. Sets errno to
@@ -88,6 +88,9 @@ HAKMEM_NOINLINE void TinyFreeTransition(Slab* s);
 // block, a double free, an interior pointer, a block of a free slab. Reports
 // misuse and aborts; otherwise frees.
 HAKMEM_NOINLINE void TinyFreeSlow(void* p);
+// malloc popped a block without the free key: it was freed twice (or the
+// heap was overwritten). Reports and aborts.
+[[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and
 // friends on a pointer of a SuperSlab).
 void TinyCheckLiveBlock(const void* p, const char* operation);

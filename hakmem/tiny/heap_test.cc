@@ -147,7 +147,9 @@ TEST(HeapDeathTest, DoubleFreeIsReported) {
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
 }
 
-TEST(HeapDeathTest, DoubleFreeAfterOtherFreesIsReported) {
+TEST(HeapDeathTest, DoubleFreeAfterOtherFreesIsReportedBeforeReuse) {
+  // The fast path lets it through; the duplicate is caught when malloc pops
+  // it, before one block can be handed out twice.
   EXPECT_DEATH(
       {
         void* p = TinyMalloc(48);
@@ -155,6 +157,23 @@ TEST(HeapDeathTest, DoubleFreeAfterOtherFreesIsReported) {
         Free(p);
         Free(q);
         Free(p);
+        for (int i = 0; i < 4; i++) TinyMalloc(48);
+      },
+      "hakmem: malloc\\(\\): double free detected 0x[0-9a-f]+: a block was freed twice");
+}
+
+TEST(HeapDeathTest, DoubleFreeIsReportedWhenItsSlabEmpties) {
+  // A slab that is not the current one, emptied with one block freed twice:
+  // its free list is checked before the slab is reused.
+  EXPECT_DEATH(
+      {
+        std::vector<void*> blocks;
+        for (int i = 0; i < 3 * 1365; i++) blocks.push_back(TinyMalloc(48));
+        void* first = blocks[0];  // in the oldest, non-current slab
+        Free(first);
+        Free(blocks[1]);
+        Free(first);
+        for (size_t i = 2; i < blocks.size(); i++) Free(blocks[i]);
       },
       "double free");
 }

@@ -1,11 +1,20 @@
 // The tiny fast paths: small malloc and the owner thread's free.
 //
-// malloc: size -> class (a shift, or a few bit operations above 1 KiB), then
-// a pop from the current slab's free list. free: the registry bit says the
-// 2 MiB region is ours, address bits give the slab record, and the block is
-// pushed back if this thread owns the slab, the pointer is a block start, and
-// the block is not already free. Everything else is a separate slow path.
-// No locks, no atomics read-modify-write, no syscalls.
+// malloc: size -> class (one table load), then a pop from the current slab's
+// free list. free: the registry byte says the 2 MiB region is ours and gives
+// its slab geometry, address bits give the slab record, and the block is
+// pushed back if this thread owns the slab and the pointer is a carved block
+// start. Everything else is a separate slow path. No locks, no atomic
+// read-modify-write, no syscalls.
+//
+// Double frees: every free block carries the process secret in its second
+// word (Block::key); malloc checks it when it pops a block and clears it. The
+// free fast path only writes the block (it never reads it: on a block the
+// program has not touched for a while, that read would be a cache miss), so
+// it catches the immediate double free by comparing with the list head, and a
+// later one is caught when the duplicate is popped (before any block could
+// be handed out twice) or when the slab empties (slab free lists are checked
+// then). Frees on the slow path check the key at once.
 #ifndef HAKMEM_TINY_TINY_ALLOC_H_
 #define HAKMEM_TINY_TINY_ALLOC_H_
 
@@ -18,6 +27,7 @@ HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
   Slab* s = tl_heap->current[size_class];
   Block* b = s->free;
   if (HAKMEM_UNLIKELY(b == nullptr)) return TinyMallocSlow(static_cast<int>(size_class));
+  if (HAKMEM_UNLIKELY(b->key != g_free_key)) ReportCorruptFreeList(b);
   s->free = b->next;
   s->used++;
   b->key = 0;
@@ -29,22 +39,20 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
   return TinyMallocClass(SizeToClass(size));
 }
 
-// Frees `p` if it is a live block of a slab this thread owns; returns false
-// (touching nothing) for anything else.
+// Frees `p` if it is a block of a slab this thread owns and not the block
+// freed last; returns false (touching nothing) for anything else.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
   const int tag = registry::TagOf(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
   // A large region's tag leads to its zeroed record 0: owner null, not taken.
   Slab* s = SlabOfWithShift(p, tag);
   Block* b = static_cast<Block*>(p);
-  const uint64_t key = g_free_key;
-  if (HAKMEM_UNLIKELY(s->owner != tl_heap || !IsBlockStart(s, p) ||
-                      b->key == key)) {
+  Block* head = s->free;
+  if (HAKMEM_UNLIKELY(s->owner != tl_heap || !IsBlockStart(s, p) || b == head)) {
     return false;
   }
-  Block* head = s->free;
   b->next = head;
-  b->key = key;
+  b->key = g_free_key;
   s->free = b;
   if (HAKMEM_UNLIKELY(--s->used == 0 || head == nullptr)) TinyFreeTransition(s);
   return true;
