@@ -1,0 +1,41 @@
+// The allocators random_mixed compares, and how each one gets into the
+// benchmark's child process.
+//
+// Every allocator runs the same way: the parent re-executes its own binary
+// with LD_PRELOAD naming the allocator's shared object (none for glibc), so
+// the child's plain malloc/free calls reach it through the PLT. "floor" is no
+// allocator at all: the child runs the same loop against a do-nothing bump
+// allocator to measure what the loop itself costs.
+#ifndef BENCHMARKS_ALLOCATORS_H_
+#define BENCHMARKS_ALLOCATORS_H_
+
+#include <string>
+#include <vector>
+
+namespace bench {
+
+enum class Preload {
+  kNone,        // the process keeps glibc's malloc
+  kFixedPath,   // a Debian package's shared object, at `shared_object`
+  kHakmem,      // //hakmem:libhakmem.so, found at run time (runfiles)
+};
+
+struct AllocatorInfo {
+  const char* name;           // --allocator value and JSON key
+  const char* label;          // shown in the table and the chart
+  Preload preload;
+  const char* shared_object;  // for kFixedPath
+  const char* package;        // Debian package providing it, for messages
+  bool is_peer;               // one of the mature allocators hakmem chases
+  bool is_floor;              // the do-nothing allocator
+};
+
+// In table order: hakmem, glibc, tcmalloc, jemalloc, mimalloc, floor.
+const std::vector<AllocatorInfo>& AllAllocators();
+
+// nullptr for an unknown name.
+const AllocatorInfo* FindAllocator(const std::string& name);
+
+}  // namespace bench
+
+#endif  // BENCHMARKS_ALLOCATORS_H_
