@@ -15,11 +15,15 @@ namespace hakmem {
 
 class RemoteQueue {
  public:
-  void Push(Block* block) {
+  void Push(Block* block) { PushChain(block, block); }
+
+  // Pushes the chain first -> ... -> last (linked through Block::next) with
+  // one atomic operation: remote frees are batched per owner.
+  void PushChain(Block* first, Block* last) {
     Block* head = head_.load(std::memory_order_relaxed);
     do {
-      block->next = head;
-    } while (!head_.compare_exchange_weak(head, block, std::memory_order_release,
+      last->next = head;
+    } while (!head_.compare_exchange_weak(head, first, std::memory_order_release,
                                           std::memory_order_relaxed));
   }
 

@@ -168,6 +168,33 @@ void DrainRemote(Heap* h) {
   }
 }
 
+// Pushes the batch of blocks freed for another heap.
+void FlushOutgoing(Heap* h) {
+  RemoteBatch& batch = h->outgoing;
+  if (batch.count == 0) return;
+  batch.owner->remote.PushChain(batch.first, batch.last);
+  batch = RemoteBatch{};
+}
+
+// Queues `b` (a block of `owner`'s, already marked free) for its owner.
+void FreeRemote(Heap* h, Heap* owner, Block* b) {
+  if (h == &kEmptyHeap) {  // a thread that never allocated has no batch
+    owner->remote.Push(b);
+    return;
+  }
+  RemoteBatch& batch = h->outgoing;
+  if (batch.owner != owner) {
+    FlushOutgoing(h);
+    batch.owner = owner;
+    batch.last = b;
+    b->next = nullptr;
+  } else {
+    b->next = batch.first;
+  }
+  batch.first = b;
+  if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
+}
+
 // A slab of class `size_class` with a free block, or nullptr (out of memory).
 Slab* Refill(Heap* h, int size_class) {
   Slab* s = h->current[size_class];
@@ -242,6 +269,7 @@ Heap* AttachHeap() {
 }
 
 void DetachHeap(Heap* h) {
+  FlushOutgoing(h);
   DrainRemote(h);
   for (int c = 0; c < kNumClasses; c++) {
     Slab* s = h->current[c];
@@ -305,6 +333,7 @@ void* TinyMallocSlow(int size_class) {
       return nullptr;
     }
   }
+  FlushOutgoing(h);
   Slab* s = h->current[size_class];
   if (s->free == nullptr) {
     s = Refill(h, size_class);
@@ -378,11 +407,14 @@ void TinyFreeSlow(void* p) {
     LocalFree(h, s, b);
   } else {
     b->key = g_free_key;
-    owner->remote.Push(b);
+    FreeRemote(h, owner, b);
   }
 }
 
-void TinyReclaimAbandonedHeaps() { ReclaimAbandonedHeaps(); }
+void TinyReclaimAbandonedHeaps() {
+  if (tl_heap != &kEmptyHeap) FlushOutgoing(tl_heap);
+  ReclaimAbandonedHeaps();
+}
 
 void TinyThreadExit() {
   Heap* h = tl_heap;

@@ -18,6 +18,10 @@
 //    uncarved room (Slab::in_list).
 //  - Heaps are never unmapped, so a remote free may always push onto the
 //    owner heap's queue, even after the owner thread exited.
+//  - A thread batches the blocks it frees for another heap (RemoteBatch) and
+//    pushes them with one atomic operation per batch; batches are flushed
+//    when full, when the owner changes, on the thread's malloc slow path, at
+//    thread exit and by Trim().
 #ifndef HAKMEM_TINY_HEAP_H_
 #define HAKMEM_TINY_HEAP_H_
 
@@ -55,6 +59,17 @@ extern Slab kEmptySlab;
 
 enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2 };
 
+struct Heap;
+
+// Blocks this thread freed for another heap, not yet pushed to it.
+struct RemoteBatch {
+  static constexpr uint32_t kMaxBlocks = 64;
+  Heap* owner = nullptr;
+  Block* first = nullptr;
+  Block* last = nullptr;
+  uint32_t count = 0;
+};
+
 struct Heap {
   constexpr Heap() : current() {
     for (Slab*& slab : current) slab = &kEmptySlab;
@@ -69,6 +84,7 @@ struct Heap {
   Heap* pool_next = nullptr;                  // pool of abandoned heaps
   Heap* all_next = nullptr;                   // every heap ever made
   HeapState state = HeapState::kEmpty;
+  RemoteBatch outgoing;                       // this thread's frees for others
   alignas(64) RemoteQueue remote;             // other threads' frees
 };
 
