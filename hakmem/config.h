@@ -17,6 +17,7 @@ enum class Option : int {
   kSuperslabMaxCached = 0,   // HAKMEM_SUPERSLAB_MAX_CACHED, count, 256
   kSuperslabMaxMemoryMb,     // HAKMEM_SUPERSLAB_MAX_MEMORY_MB, 512
   kSuperslabTtlSec,          // HAKMEM_SUPERSLAB_TTL_SEC, 60
+  kSuperslabResidentMb,      // HAKMEM_SUPERSLAB_RESIDENT_MB, 64
   kLargeCacheMaxMb,          // HAKMEM_LARGE_CACHE_MAX_MB, 64
   kSuperslabPrewarm,         // HAKMEM_SUPERSLAB_PREWARM, 0 SuperSlabs mapped at start
   kStats,                    // HAKMEM_STATS, 0/1: print statistics at exit

@@ -16,9 +16,11 @@ static_assert(sizeof(LargeHeader) <= kSlabRecordsOffset,
 constexpr uint64_t kLargeCacheMaxCount = 64;
 
 RegionCacheLimits LargeCacheLimits() {
-  return RegionCacheLimits{kLargeCacheMaxCount,
-                           GetOption(Option::kLargeCacheMaxMb) << 20,
-                           GetOption(Option::kSuperslabTtlSec) * 1000000000ull};
+  // The whole large cache may stay resident: its memory limit is small.
+  const uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
+  return RegionCacheLimits{kLargeCacheMaxCount, max_bytes,
+                           GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
+                           max_bytes};
 }
 
 RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmap);

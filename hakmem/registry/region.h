@@ -32,7 +32,7 @@ enum class RegionKind : uint32_t { kSuperSlab = 1, kLarge = 2 };
 struct RegionHeader {
   uint64_t magic;
   RegionKind kind;
-  uint32_t reserved;
+  uint32_t discarded;         // 1 while cached with its pages given back
   size_t mapped_size;        // bytes mapped from the region's base
   uint64_t generation;       // bumped each time the region is reused from a cache
   uint64_t last_used_ns;     // when it entered the LRU cache

@@ -13,6 +13,12 @@ void UnregisterAndUnmap(RegionHeader* region) {
   platform::Unmap(region, size);
 }
 
+void DiscardRegionPages(RegionHeader* region) {
+  char* base = reinterpret_cast<char*>(region);
+  platform::DiscardPages(base + platform::kPageSize,
+                         region->mapped_size - platform::kPageSize);
+}
+
 void RegionCache::Unlink(RegionHeader* region) {
   if (region->lru_prev != nullptr) {
     region->lru_prev->lru_next = region->lru_next;
@@ -27,6 +33,9 @@ void RegionCache::Unlink(RegionHeader* region) {
   region->lru_prev = region->lru_next = nullptr;
   count_--;
   bytes_ -= region->mapped_size;
+  if (!region->discarded) {
+    __atomic_fetch_sub(&resident_, region->mapped_size, __ATOMIC_RELAXED);
+  }
 }
 
 RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
@@ -40,6 +49,7 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
   }
   if (found != nullptr) {
     Unlink(found);
+    found->discarded = 0;
     found->generation++;
     hits_++;
   } else {
@@ -78,6 +88,15 @@ void RegionCache::Put(RegionHeader* region) {
   const RegionCacheLimits limits = limits_();
   const uint64_t now = platform::NowNs();
   RegionHeader* evicted = nullptr;
+  // Over the resident budget: keep the mapping, give the pages back (a
+  // syscall, outside the lock). A racy read of resident_ only shifts when
+  // this starts.
+  region->discarded = 0;
+  if (__atomic_load_n(&resident_, __ATOMIC_RELAXED) + region->mapped_size >
+      limits.max_resident_bytes) {
+    DiscardRegionPages(region);
+    region->discarded = 1;
+  }
   pthread_mutex_lock(&lock_);
   region->last_used_ns = now;
   region->lru_prev = nullptr;
@@ -87,6 +106,9 @@ void RegionCache::Put(RegionHeader* region) {
   if (lru_ == nullptr) lru_ = region;
   count_++;
   bytes_ += region->mapped_size;
+  if (!region->discarded) {
+    __atomic_fetch_add(&resident_, region->mapped_size, __ATOMIC_RELAXED);
+  }
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
   pthread_mutex_unlock(&lock_);
   ReleaseList(evicted);  // syscalls outside the lock
@@ -112,7 +134,7 @@ void RegionCache::ReleaseAll() {
 
 RegionCacheStats RegionCache::GetStats() {
   pthread_mutex_lock(&lock_);
-  RegionCacheStats stats{count_, bytes_, hits_, misses_, evicted_};
+  RegionCacheStats stats{count_, bytes_, resident_, hits_, misses_, evicted_};
   pthread_mutex_unlock(&lock_);
   return stats;
 }

@@ -21,11 +21,15 @@ struct RegionCacheLimits {
   uint64_t max_count;
   uint64_t max_bytes;
   uint64_t ttl_ns;
+  // Cached regions beyond this many bytes keep their mapping but give their
+  // pages back (madvise), so an idle program does not stay large.
+  uint64_t max_resident_bytes;
 };
 
 struct RegionCacheStats {
   uint64_t cached;      // regions in the cache now
   uint64_t cached_bytes;
+  uint64_t resident_bytes;  // of those, not given back
   uint64_t hits;        // Take() served from the cache
   uint64_t misses;      // Take() found nothing
   uint64_t evicted;     // regions unmapped by an eviction rule or a trim
@@ -69,6 +73,7 @@ class RegionCache {
   RegionHeader* lru_ = nullptr;  // least recently used end
   uint64_t count_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t resident_ = 0;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   uint64_t evicted_ = 0;
@@ -76,6 +81,9 @@ class RegionCache {
 
 // Unregisters and unmaps a region: the default ReleaseFn.
 void UnregisterAndUnmap(RegionHeader* region);
+
+// Gives a region's pages back to the kernel, all but its header page.
+void DiscardRegionPages(RegionHeader* region);
 
 }  // namespace hakmem
 

@@ -1,5 +1,7 @@
 #include "hakmem/registry/region_cache.h"
 
+#include <string.h>
+
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -25,7 +27,7 @@ void RecordRelease(RegionHeader* region) { g_released->push_back(region); }
 class RegionCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    g_limits = RegionCacheLimits{100, uint64_t{1} << 40, 1000};
+    g_limits = RegionCacheLimits{100, uint64_t{1} << 40, 1000, uint64_t{1} << 40};
     g_now_ns = 1000000;
     g_released = &released_;
     platform::SetClockForTesting(&FakeClock);
@@ -121,6 +123,36 @@ TEST_F(RegionCacheTest, ReleaseAllEmptiesTheCache) {
   EXPECT_EQ(released_.size(), 2u);
   EXPECT_EQ(cache_.GetStats().cached, 0u);
   EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign), nullptr);
+}
+
+TEST_F(RegionCacheTest, RegionsBeyondTheResidentBudgetGiveTheirPagesBack) {
+  g_limits.max_resident_bytes = 2 * kMiB;
+  char* mapped[2];
+  for (char*& base : mapped) {
+    base = static_cast<char*>(platform::MapAligned(2 * kMiB, kRegionAlign));
+    ASSERT_NE(base, nullptr);
+    RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
+    *header = RegionHeader{};
+    header->mapped_size = 2 * kMiB;
+    memset(base + platform::kPageSize, 0x77, 2 * kMiB - platform::kPageSize);
+  }
+  RegionHeader* first = reinterpret_cast<RegionHeader*>(mapped[0]);
+  RegionHeader* second = reinterpret_cast<RegionHeader*>(mapped[1]);
+  const uint64_t madvises = platform::GetSyscallCounts().madvise;
+  cache_.Put(first);   // fits the budget: stays resident
+  cache_.Put(second);  // over it: pages given back, mapping kept
+  EXPECT_EQ(first->discarded, 0u);
+  EXPECT_EQ(second->discarded, 1u);
+  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises + 1);
+  EXPECT_EQ(mapped[0][platform::kPageSize + 5], 0x77);
+  EXPECT_EQ(mapped[1][platform::kPageSize + 5], 0);  // reads as zero now
+  EXPECT_EQ(second->mapped_size, 2 * kMiB);         // header page kept
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), second);
+  EXPECT_EQ(second->discarded, 0u);
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), first);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
 TEST(UnregisterAndUnmapTest, RegionIsGoneAfterwards) {

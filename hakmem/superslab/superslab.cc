@@ -12,7 +12,8 @@ RegionCacheLimits SuperSlabCacheLimits() {
   return RegionCacheLimits{
       GetOption(Option::kSuperslabMaxCached),
       GetOption(Option::kSuperslabMaxMemoryMb) << 20,
-      GetOption(Option::kSuperslabTtlSec) * 1000000000ull};
+      GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
+      GetOption(Option::kSuperslabResidentMb) << 20};
 }
 
 pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;

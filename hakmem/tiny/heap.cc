@@ -134,10 +134,41 @@ void CheckEmptySlab(const Slab* s) {
   }
 }
 
+constexpr uint32_t kRetireTicks = 32;
+
+// Returns the retired current slabs that are still empty.
+void CollectRetired(Heap* h) {
+  for (int word = 0; word < 2; word++) {
+    uint64_t bits = h->retired[word];
+    h->retired[word] = 0;
+    while (bits != 0) {
+      const int c = word * 64 + __builtin_ctzll(bits);
+      bits &= bits - 1;
+      Slab* s = h->current[c];
+      if (s == &kEmptySlab || s->used != 0) continue;
+      h->current[c] = &kEmptySlab;
+      CheckEmptySlab(s);
+      ReleaseSlab(h, s);
+    }
+  }
+}
+
+// A slow-path event of the heap: retired slabs age by one tick.
+void RetireTick(Heap* h) {
+  if ((h->retired[0] | h->retired[1]) == 0) return;
+  if (++h->retire_ticks < kRetireTicks) return;
+  h->retire_ticks = 0;
+  CollectRetired(h);
+}
+
 // What follows a local free: `s` became empty, or had no free block before.
 void AfterLocalFree(Heap* h, Slab* s) {
   const int c = s->size_class;
-  if (s == h->current[c]) return;  // current slabs stay, even when empty
+  if (s == h->current[c]) {  // current slabs stay when they empty, retired
+    if (s->used == 0) h->retired[c >> 6] |= uint64_t{1} << (c & 63);
+    return;
+  }
+  RetireTick(h);
   if (s->used == 0) {
     if (s->in_list) {
       h->partial[c].Remove(s);
@@ -197,11 +228,11 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
 
 // A slab of class `size_class` with a free block, or nullptr (out of memory).
 Slab* Refill(Heap* h, int size_class) {
-  Slab* s = h->current[size_class];
   if (!h->remote.Empty()) {
-    DrainRemote(h);
-    if (s->free != nullptr) return s;
+    DrainRemote(h);  // may refill, or retire and return, current slabs
+    if (h->current[size_class]->free != nullptr) return h->current[size_class];
   }
+  Slab* s = h->current[size_class];
   if (s != &kEmptySlab && SlabCanCarve(s)) {
     SlabCarve(s, CarveBatch(s), g_free_key);
     return s;
@@ -334,6 +365,7 @@ void* TinyMallocSlow(int size_class) {
     }
   }
   FlushOutgoing(h);
+  RetireTick(h);
   Slab* s = h->current[size_class];
   if (s->free == nullptr) {
     s = Refill(h, size_class);
@@ -412,7 +444,15 @@ void TinyFreeSlow(void* p) {
 }
 
 void TinyReclaimAbandonedHeaps() {
-  if (tl_heap != &kEmptyHeap) FlushOutgoing(tl_heap);
+  Heap* h = tl_heap;
+  if (h != &kEmptyHeap) {
+    FlushOutgoing(h);
+    CollectRetired(h);
+    if (h->spare != nullptr) {
+      SuperSlabRelease(h->spare);
+      h->spare = nullptr;
+    }
+  }
   ReclaimAbandonedHeaps();
 }
 

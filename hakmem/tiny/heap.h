@@ -14,6 +14,10 @@
 //  - A slab other than current[c] whose last block is freed is returned to
 //    its SuperSlab at once; a SuperSlab whose last slab returns becomes the
 //    heap's spare (one kept, to avoid churn) or goes to the LRU cache.
+//  - current[c] stays when it empties (a malloc/free loop must not churn),
+//    but is marked retired; if it is still empty after a few dozen slow-path
+//    events of the heap, it is returned too, so a program that freed
+//    everything does not keep one slab per class pinned.
 //  - A slab is on partial[c] iff it is not current and has free blocks or
 //    uncarved room (Slab::in_list).
 //  - Heaps are never unmapped, so a remote free may always push onto the
@@ -85,6 +89,10 @@ struct Heap {
   Heap* all_next = nullptr;                   // every heap ever made
   HeapState state = HeapState::kEmpty;
   RemoteBatch outgoing;                       // this thread's frees for others
+  // Current slabs that became empty ("retired"), one bit per class; they are
+  // returned after kRetireTicks further slow-path events if still empty.
+  uint64_t retired[2] = {0, 0};
+  uint32_t retire_ticks = 0;
   alignas(64) RemoteQueue remote;             // other threads' frees
 };
 

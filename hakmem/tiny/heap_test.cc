@@ -75,6 +75,46 @@ TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
   EXPECT_LE(stats.slabs_in_use[c], 1u);  // only the current slab stays
 }
 
+uint64_t SlabsInUse(int size_class) {
+  static TinyStats stats;
+  GetTinyStats(&stats);
+  return stats.slabs_in_use[size_class];
+}
+
+TEST(HeapTest, EmptyCurrentSlabIsKeptForReuseThenRetired) {
+  std::thread([] {
+    const int c = static_cast<int>(SizeToClass(700));
+    // A malloc/free loop keeps its slab: no slow path, no churn.
+    for (int i = 0; i < 1000; i++) Free(TinyMalloc(700));
+    EXPECT_EQ(SlabsInUse(c), 1u);
+    // Slow-path activity in other classes ages the empty slab out.
+    std::vector<void*> others;
+    for (size_t size = 16; size <= 1024; size += 16) {
+      if (SizeToClass(size) == static_cast<size_t>(c)) continue;
+      others.push_back(TinyMalloc(size));
+    }
+    EXPECT_EQ(SlabsInUse(c), 0u);
+    for (void* p : others) Free(p);
+  }).join();
+}
+
+TEST(HeapTest, ReclaimReturnsEverySlabOfAThreadThatFreedEverything) {
+  static TinyStats before;  // other tests' heaps hold slabs too
+  GetTinyStats(&before);
+  std::thread([] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 30000; i++) blocks.push_back(TinyMalloc(16 + (i % 64) * 16));
+    static TinyStats during;
+    GetTinyStats(&during);
+    EXPECT_GT(during.slabs_in_use[SizeToClass(512)], before.slabs_in_use[SizeToClass(512)]);
+    for (void* p : blocks) Free(p);
+    TinyReclaimAbandonedHeaps();  // what Trim() does
+    static TinyStats after;
+    GetTinyStats(&after);
+    for (int c = 1; c <= 64; c++) EXPECT_EQ(after.slabs_in_use[c], before.slabs_in_use[c]) << c;
+  }).join();
+}
+
 TEST(HeapTest, RemoteFreesReachTheOwner) {
   constexpr int kBlocks = 5000;
   std::vector<void*> blocks;
