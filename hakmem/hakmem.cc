@@ -57,6 +57,7 @@ size_t CheckedUsableSize(RegionHeader* region, const void* p,
 namespace internal {
 
 void* MallocLarge(size_t size) {
+  TinyUpkeep();
   bool zeroed;
   return LargeOrNull(size, 16, &zeroed);
 }
@@ -67,6 +68,7 @@ void FreeSlow(void* p) {
   if (region == nullptr) ReportForeign(p, "free(): invalid pointer");
   if (region->kind == RegionKind::kLarge) {
     LargeFree(reinterpret_cast<LargeHeader*>(region), p);
+    TinyUpkeep();
   } else {
     TinyFreeSlow(p);
   }
@@ -184,7 +186,7 @@ size_t UsableSize(const void* p) {
 }
 
 void Trim() {
-  TinyReclaimAbandonedHeaps();
+  TinyTrim();
   SuperSlabCacheReleaseAll();
   LargeCacheReleaseAll();
 }
@@ -314,9 +316,18 @@ void ChildAfterFork() {
   TinyUnlockAfterFork(true);
 }
 
+// The kernel refused a mapping: give every cache back, then it is retried.
+// (The calling thread's own heap is left alone: it may be mid-refill.)
+void PurgeCachesForRetry() {
+  TinyReclaimExitedThreads();
+  SuperSlabCacheReleaseAll();
+  LargeCacheReleaseAll();
+}
+
 // Runs before main (under LD_PRELOAD: before the program's constructors).
 // pthread_atfork may allocate, which is fine here: malloc works by now.
 __attribute__((constructor)) void OnLoad() {
+  platform::SetMapFailureHandler(&PurgeCachesForRetry);
   TinyGlobalInit();
   pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork);
   if (GetOption(Option::kVerbose) != 0) PrintConfig();

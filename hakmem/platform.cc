@@ -25,6 +25,7 @@ std::atomic<LogSink> g_log_sink{nullptr};
 constexpr uintptr_t kHintStart = uintptr_t{0x200000000000};  // 32 TiB
 constexpr uintptr_t kHintEnd = uintptr_t{0x400000000000};    // 64 TiB
 std::atomic<uintptr_t> g_next_hint{kHintStart};
+std::atomic<MapFailureHandler> g_map_failure_handler{nullptr};
 
 void* RawMap(void* hint, size_t size, int extra_flags) {
   g_mmap_calls.fetch_add(1, std::memory_order_relaxed);
@@ -34,9 +35,7 @@ void* RawMap(void* hint, size_t size, int extra_flags) {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-}  // namespace
-
-void* MapAligned(size_t size, size_t alignment) {
+void* MapAlignedOnce(size_t size, size_t alignment) {
   const size_t span = (size + alignment - 1) & ~(alignment - 1);
   uintptr_t hint = g_next_hint.fetch_add(span, std::memory_order_relaxed);
   if (hint + span > kHintEnd) {
@@ -59,6 +58,22 @@ void* MapAligned(size_t size, size_t alignment) {
   if (head != 0) Unmap(raw, head);
   if (tail != 0) Unmap(reinterpret_cast<void*>(aligned + size), tail);
   return reinterpret_cast<void*>(aligned);
+}
+
+}  // namespace
+
+void SetMapFailureHandler(MapFailureHandler handler) {
+  g_map_failure_handler.store(handler, std::memory_order_relaxed);
+}
+
+void* MapAligned(size_t size, size_t alignment) {
+  void* p = MapAlignedOnce(size, alignment);
+  if (p != nullptr) return p;
+  // Out of address space or memory: purge the caches and try once more.
+  MapFailureHandler handler = g_map_failure_handler.load(std::memory_order_relaxed);
+  if (handler == nullptr) return nullptr;
+  handler();
+  return MapAlignedOnce(size, alignment);
 }
 
 void* MapSparse(size_t size) { return RawMap(nullptr, size, 0); }

@@ -33,6 +33,11 @@ struct SyscallCounts {
 // case costs one mmap; falls back to over-mapping and trimming. Returns
 // nullptr when the kernel refuses.
 void* MapAligned(size_t size, size_t alignment);
+// Called when the kernel refuses a mapping, before one retry: gives cached
+// memory back (set by the router; see hakmem.cc).
+using MapFailureHandler = void (*)();
+void SetMapFailureHandler(MapFailureHandler handler);
+
 // Maps `size` bytes anywhere, without reserving swap (for sparse tables).
 void* MapSparse(size_t size);
 void Unmap(void* p, size_t size);

@@ -37,6 +37,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
       alignment > platform::kPageSize ? alignment : platform::kPageSize;
   if (alignment > kMaxLargeAlignment || size > (size_t{1} << 46)) return nullptr;
   const size_t need = PageRound(offset + size);
+  g_cache.MaybeEnforceLimits();
   // Reuse a cached region up to 25% (or 64 KiB) bigger than needed.
   const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack));
@@ -76,6 +77,7 @@ void LargeFree(LargeHeader* header, void* p) {
   header->block_offset = 0;  // marks it free: a second free is reported
   g_live.fetch_sub(1, std::memory_order_relaxed);
   g_cache.Put(&header->region);
+  g_cache.MaybeEnforceLimits();
 }
 
 size_t LargeUsableSize(const LargeHeader* header) {

@@ -31,7 +31,7 @@ void RegionCache::Unlink(RegionHeader* region) {
     lru_ = region->lru_prev;
   }
   region->lru_prev = region->lru_next = nullptr;
-  count_--;
+  __atomic_store_n(&count_, count_ - 1, __ATOMIC_RELAXED);
   bytes_ -= region->mapped_size;
   if (!region->discarded) {
     __atomic_fetch_sub(&resident_, region->mapped_size, __ATOMIC_RELAXED);
@@ -104,7 +104,7 @@ void RegionCache::Put(RegionHeader* region) {
   if (mru_ != nullptr) mru_->lru_prev = region;
   mru_ = region;
   if (lru_ == nullptr) lru_ = region;
-  count_++;
+  __atomic_store_n(&count_, count_ + 1, __ATOMIC_RELAXED);
   bytes_ += region->mapped_size;
   if (!region->discarded) {
     __atomic_fetch_add(&resident_, region->mapped_size, __ATOMIC_RELAXED);
@@ -122,6 +122,14 @@ void RegionCache::EnforceLimits() {
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
   pthread_mutex_unlock(&lock_);
   ReleaseList(evicted);
+}
+
+void RegionCache::MaybeEnforceLimits() {
+  const uint64_t now = platform::NowNs();
+  if (now < __atomic_load_n(&next_check_ns_, __ATOMIC_RELAXED)) return;
+  __atomic_store_n(&next_check_ns_, now + kCheckIntervalNs, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&count_, __ATOMIC_RELAXED) == 0) return;
+  EnforceLimits();
 }
 
 void RegionCache::ReleaseAll() {

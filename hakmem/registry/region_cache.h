@@ -49,8 +49,13 @@ class RegionCache {
   RegionHeader* Take(size_t min_size, size_t max_size);
   // Parks `region` (registered, mapped, empty), then applies the limits.
   void Put(RegionHeader* region);
-  // Applies the limits now (TTL included). Called from allocation slow paths.
+  // Applies the limits now (TTL included).
   void EnforceLimits();
+  // Applies them if the last check is more than kCheckIntervalNs old: cheap
+  // enough (one coarse clock read) for every allocation slow path, so the
+  // TTL holds for a program that no longer maps or frees regions.
+  void MaybeEnforceLimits();
+  static constexpr uint64_t kCheckIntervalNs = 100 * 1000 * 1000;
   // Unmaps every cached region.
   void ReleaseAll();
   RegionCacheStats GetStats();
@@ -77,6 +82,7 @@ class RegionCache {
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   uint64_t evicted_ = 0;
+  uint64_t next_check_ns_ = 0;  // atomic access
 };
 
 // Unregisters and unmaps a region: the default ReleaseFn.

@@ -165,6 +165,7 @@ void SuperSlabPrewarm(uint64_t count) {
 }
 
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
+void SuperSlabCacheMaybeEnforceLimits() { g_cache.MaybeEnforceLimits(); }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

@@ -32,6 +32,14 @@ char* g_chunk = nullptr;
 size_t g_chunk_left = 0;
 
 pthread_key_t g_thread_key;
+
+// Set once this thread's heap was handed back at thread exit. A later
+// allocation (a TLS destructor of another library, in the last destructor
+// round) is served from the orphan heap, under its lock: a new heap would
+// never be handed back, as no destructor round is left to do it.
+__thread bool tl_thread_exited __attribute__((tls_model("initial-exec"))) = false;
+pthread_mutex_t g_orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+Heap* g_orphan = nullptr;
 pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
 bool g_initialized = false;
 
@@ -192,7 +200,14 @@ void LocalFree(Heap* h, Slab* s, Block* b) {
 
 void DrainRemote(Heap* h) {
   Block* b = h->remote.TakeAll();
+  const uint64_t remote_key = RemoteFreeKey();
   while (b != nullptr) {
+    // Checked before its link is followed: a block freed again by its owner
+    // while it waited here has a local link and the local key.
+    if (b->key != remote_key) {
+      platform::ReportAndAbort("free(): double free", b,
+                               "a block freed by another thread was freed again");
+    }
     Block* next = b->next;
     LocalFree(h, SlabOf(b), b);
     b = next;
@@ -203,8 +218,18 @@ void DrainRemote(Heap* h) {
 void FlushOutgoing(Heap* h) {
   RemoteBatch& batch = h->outgoing;
   if (batch.count == 0) return;
-  batch.owner->remote.PushChain(batch.first, batch.last);
+  Heap* owner = batch.owner;
+  owner->remote.PushChain(batch.first, batch.last);
   batch = RemoteBatch{};
+  // The owner thread is gone: free the blocks now rather than when a new
+  // thread adopts its heap (never, perhaps).
+  if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned &&
+      pthread_mutex_trylock(&g_pool_lock) == 0) {
+    if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned) {
+      DrainRemote(owner);
+    }
+    pthread_mutex_unlock(&g_pool_lock);
+  }
 }
 
 // Queues `b` (a block of `owner`'s, already marked free) for its owner.
@@ -259,6 +284,7 @@ void ReclaimAbandonedHeaps() {
   pthread_mutex_lock(&g_pool_lock);
   for (Heap* h = g_pool; h != nullptr; h = h->pool_next) {
     if (!h->remote.Empty()) DrainRemote(h);
+    CollectRetired(h);
     if (h->spare != nullptr) {
       SuperSlabRelease(h->spare);
       h->spare = nullptr;
@@ -278,20 +304,38 @@ void InitFreeKey() {
   g_free_key = key | 1;  // never 0: malloc clears the key to 0
 }
 
+// A heap still marked active for this thread's pthread_t, or nullptr. Such a
+// heap belonged to an exited thread whose descriptor this thread reuses: its
+// last allocations came after its last TLS destructor round, so nothing
+// handed the heap back. Pool lock held.
+Heap* FindHeapOfDeadThreadLocked(uintptr_t self) {
+  for (Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
+    if (h->thread_id == self && h->state.load(std::memory_order_relaxed) == HeapState::kActive) {
+      return h;
+    }
+  }
+  return nullptr;
+}
+
 Heap* AttachHeap() {
   TinyGlobalInit();
+  const uintptr_t self = static_cast<uintptr_t>(pthread_self());
   pthread_mutex_lock(&g_pool_lock);
-  Heap* h = g_pool;
-  if (h != nullptr) {
+  Heap* h = FindHeapOfDeadThreadLocked(self);
+  if (h == nullptr && g_pool != nullptr) {
+    h = g_pool;
     g_pool = h->pool_next;
     g_heaps_pooled--;
-  } else {
+  } else if (h == nullptr) {
     h = NewHeapLocked();
   }
+  if (h != nullptr) h->thread_id = self;
+  // State changes happen under the pool lock: FlushOutgoing drains a heap
+  // it saw abandoned only after re-checking under that lock.
+  if (h != nullptr) h->state.store(HeapState::kActive, std::memory_order_relaxed);
   pthread_mutex_unlock(&g_pool_lock);
   if (h == nullptr) return nullptr;
   h->pool_next = nullptr;
-  h->state = HeapState::kActive;
   tl_heap = h;
   // Keys below PTHREAD_KEY_2NDLEVEL_SIZE never allocate here.
   pthread_setspecific(g_thread_key, h);
@@ -317,7 +361,7 @@ void DetachHeap(Heap* h) {
   SuperSlabCacheEnforceLimits();
   tl_heap = &kEmptyHeap;
   pthread_mutex_lock(&g_pool_lock);
-  h->state = HeapState::kAbandoned;
+  h->state.store(HeapState::kAbandoned, std::memory_order_relaxed);
   h->pool_next = g_pool;
   g_pool = h;
   g_heaps_pooled++;
@@ -326,6 +370,7 @@ void DetachHeap(Heap* h) {
 
 void OnThreadExit(void* heap) {
   Heap* h = static_cast<Heap*>(heap);
+  tl_thread_exited = true;
   if (h != nullptr && h == tl_heap) DetachHeap(h);
 }
 
@@ -339,7 +384,47 @@ bool IsInFreeList(const Slab* s, const Block* b) {
   return false;
 }
 
+// Pops a block of `size_class` from `h` (refilling it), or nullptr.
+void* PopFromHeap(Heap* h, int size_class) {
+  Slab* s = h->current[size_class];
+  if (s->free == nullptr) {
+    s = Refill(h, size_class);
+    if (s == nullptr) return nullptr;
+  }
+  Block* b = s->free;
+  if (b->key != g_free_key) ReportCorruptFreeList(b);
+  s->free = b->next;
+  s->used++;
+  b->key = 0;
+  return b;
+}
+
+void* OrphanMalloc(int size_class) {
+  pthread_mutex_lock(&g_orphan_lock);
+  if (g_orphan == nullptr) {
+    pthread_mutex_lock(&g_pool_lock);
+    g_orphan = NewHeapLocked();
+    pthread_mutex_unlock(&g_pool_lock);
+    if (g_orphan != nullptr) {
+      g_orphan->state.store(HeapState::kOrphan, std::memory_order_relaxed);
+    }
+  }
+  void* p = g_orphan != nullptr ? PopFromHeap(g_orphan, size_class) : nullptr;
+  pthread_mutex_unlock(&g_orphan_lock);
+  return p;
+}
+
 }  // namespace
+
+void TinyUpkeep() {
+  static uint64_t next_reclaim_ns = 0;  // atomic access
+  SuperSlabCacheMaybeEnforceLimits();
+  const uint64_t now = platform::NowNs();
+  if (now < __atomic_load_n(&next_reclaim_ns, __ATOMIC_RELAXED)) return;
+  __atomic_store_n(&next_reclaim_ns, now + RegionCache::kCheckIntervalNs,
+                   __ATOMIC_RELAXED);
+  ReclaimAbandonedHeaps();
+}
 
 void TinyGlobalInit() {
   if (__atomic_load_n(&g_initialized, __ATOMIC_ACQUIRE)) return;
@@ -357,29 +442,22 @@ void TinyGlobalInit() {
 
 void* TinyMallocSlow(int size_class) {
   Heap* h = tl_heap;
-  if (h == &kEmptyHeap) {
-    h = AttachHeap();
+  void* p;
+  if (h == &kEmptyHeap && tl_thread_exited) {
+    p = OrphanMalloc(size_class);
+  } else {
+    if (h == &kEmptyHeap) h = AttachHeap();
     if (h == nullptr) {
       errno = ENOMEM;
       return nullptr;
     }
+    FlushOutgoing(h);
+    RetireTick(h);
+    TinyUpkeep();
+    p = PopFromHeap(h, size_class);
   }
-  FlushOutgoing(h);
-  RetireTick(h);
-  Slab* s = h->current[size_class];
-  if (s->free == nullptr) {
-    s = Refill(h, size_class);
-    if (s == nullptr) {
-      errno = ENOMEM;
-      return nullptr;
-    }
-  }
-  Block* b = s->free;
-  if (b->key != g_free_key) ReportCorruptFreeList(b);
-  s->free = b->next;
-  s->used++;
-  b->key = 0;
-  return b;
+  if (p == nullptr) errno = ENOMEM;
+  return p;
 }
 
 void ReportCorruptFreeList(const void* block) {
@@ -412,7 +490,8 @@ Heap* CheckedOwner(const void* p, const char* operation) {
 
 void TinyCheckLiveBlock(const void* p, const char* operation) {
   CheckedOwner(p, operation);
-  if (static_cast<const Block*>(p)->key == g_free_key) {
+  const uint64_t key = static_cast<const Block*>(p)->key;
+  if (key == g_free_key || key == RemoteFreeKey()) {
     platform::ReportAndAbort(operation, p, "block is free (use after free?)");
   }
 }
@@ -422,6 +501,9 @@ void TinyFreeSlow(void* p) {
   Slab* s = SlabOf(p);
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
+  if (b->key == RemoteFreeKey()) {  // freed by another thread, not drained yet
+    platform::ReportAndAbort("free(): double free", p, "block is already free");
+  }
   if (b->key == g_free_key) {
     if (owner != h) {
       platform::ReportAndAbort("free(): double free", p,
@@ -438,12 +520,14 @@ void TinyFreeSlow(void* p) {
   if (owner == h) {
     LocalFree(h, s, b);
   } else {
-    b->key = g_free_key;
+    b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
   }
 }
 
-void TinyReclaimAbandonedHeaps() {
+void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
+
+void TinyTrim() {
   Heap* h = tl_heap;
   if (h != &kEmptyHeap) {
     FlushOutgoing(h);
@@ -461,19 +545,25 @@ void TinyThreadExit() {
   if (h != &kEmptyHeap) DetachHeap(h);
 }
 
-void TinyLockForFork() { pthread_mutex_lock(&g_pool_lock); }
+void TinyLockForFork() {
+  pthread_mutex_lock(&g_orphan_lock);
+  pthread_mutex_lock(&g_pool_lock);
+}
 
 void TinyUnlockAfterFork(bool in_child) {
   if (!in_child) {
     pthread_mutex_unlock(&g_pool_lock);
+    pthread_mutex_unlock(&g_orphan_lock);
     return;
   }
   pthread_mutex_init(&g_pool_lock, nullptr);
+  pthread_mutex_init(&g_orphan_lock, nullptr);
   // Only the forking thread lives on in the child: every other active heap
   // is orphaned, so hand it to the pool for the child's future threads.
   for (Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
-    if (h->state == HeapState::kActive && h != tl_heap) {
-      h->state = HeapState::kAbandoned;
+    if (h->state.load(std::memory_order_relaxed) == HeapState::kActive &&
+        h != tl_heap) {
+      h->state.store(HeapState::kAbandoned, std::memory_order_relaxed);
       h->pool_next = g_pool;
       g_pool = h;
       g_heaps_pooled++;

@@ -31,6 +31,8 @@
 
 #include <stdint.h>
 
+#include <atomic>
+
 #include "hakmem/platform.h"
 #include "hakmem/superslab/remote_queue.h"
 #include "hakmem/superslab/superslab.h"
@@ -61,7 +63,9 @@ struct IntrusiveList {
 
 extern Slab kEmptySlab;
 
-enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2 };
+// kOrphan: the one heap, guarded by a lock, that serves threads allocating
+// after their own heap was handed back (in their last TLS destructors).
+enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2, kOrphan = 3 };
 
 struct Heap;
 
@@ -87,7 +91,8 @@ struct Heap {
   SuperSlab* spare = nullptr;                 // one empty SuperSlab, kept
   Heap* pool_next = nullptr;                  // pool of abandoned heaps
   Heap* all_next = nullptr;                   // every heap ever made
-  HeapState state = HeapState::kEmpty;
+  std::atomic<HeapState> state{HeapState::kEmpty};
+  uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
   // Current slabs that became empty ("retired"), one bit per class; they are
   // returned after kRetireTicks further slow-path events if still empty.
@@ -100,6 +105,11 @@ extern Heap kEmptyHeap;
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
 // Process secret written into free blocks (Block::key); never 0.
 extern uint64_t g_free_key HAKMEM_HIDDEN;
+// What a block freed by another thread carries while it waits for its owner
+// (in a RemoteBatch or the owner's RemoteQueue): g_free_key with bit 1
+// flipped. The owner checks it when it drains, so a block that was also
+// freed locally in the meantime (its links overwritten) is caught there.
+inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
 
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
 // malloc of class `size_class` when the current slab is empty. Sets errno to
@@ -123,8 +133,16 @@ void TinyCheckLiveBlock(const void* p, const char* operation);
 void TinyGlobalInit();
 void TinyThreadExit();                 // hands the calling thread's heap back
 // Frees what other threads handed back to heaps of exited threads (done
-// anyway before mapping a new SuperSlab; Trim() does it too).
-void TinyReclaimAbandonedHeaps();
+// anyway before mapping a new SuperSlab, and every 100 ms of slow paths).
+void TinyReclaimExitedThreads();
+// Heap upkeep that must not wait for the program to map or free regions:
+// applies the SuperSlab cache's TTL and reclaims exited threads' memory.
+// Time-gated (one coarse clock read when there is nothing to do): called on
+// every slow path, small or large.
+void TinyUpkeep();
+// The above, plus the calling thread's own idle memory: pending remote
+// frees, retired empty slabs, its spare SuperSlab (for Trim()).
+void TinyTrim();
 void TinyLockForFork();
 void TinyUnlockAfterFork(bool in_child);
 

@@ -108,7 +108,7 @@ TEST(HeapTest, ReclaimReturnsEverySlabOfAThreadThatFreedEverything) {
     GetTinyStats(&during);
     EXPECT_GT(during.slabs_in_use[SizeToClass(512)], before.slabs_in_use[SizeToClass(512)]);
     for (void* p : blocks) Free(p);
-    TinyReclaimAbandonedHeaps();  // what Trim() does
+    TinyTrim();  // what Trim() does
     static TinyStats after;
     GetTinyStats(&after);
     for (int c = 1; c <= 64; c++) EXPECT_EQ(after.slabs_in_use[c], before.slabs_in_use[c]) << c;
