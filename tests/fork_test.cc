@@ -1,0 +1,213 @@
+// fork() while other threads allocate: the child must be able to allocate
+// and free (no lock left held by a thread that does not exist in the child),
+// including blocks inherited from the parent, and must exit cleanly.
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace {
+
+using hakmem_test::Check;
+using hakmem_test::CheckSparse;
+using hakmem_test::DescribeStatus;
+using hakmem_test::Fill;
+using hakmem_test::FillSparse;
+using hakmem_test::Rng;
+using hakmem_test::WaitWithTimeout;
+
+constexpr size_t kMiB = 1024 * 1024;
+
+// Background load: small and large blocks, new SuperSlabs, cache traffic,
+// remote frees and thread creation, so that a fork lands inside every slow
+// path sooner or later.
+class Churn {
+ public:
+  explicit Churn(int threads) {
+    for (int t = 0; t < threads; t++) {
+      threads_.emplace_back([this, t] { Run(t); });
+    }
+  }
+  ~Churn() {
+    stop_ = true;
+    for (std::thread& t : threads_) t.join();
+  }
+  long corrupt() const { return corrupt_.load(); }
+
+ private:
+  void Run(int t) {
+    Rng rng(static_cast<uint64_t>(t) + 17);
+    std::vector<std::pair<char*, size_t>> live(512);
+    uint64_t n = 0;
+    while (!stop_) {
+      auto& [p, size] = live[rng.Below(live.size())];
+      if (p != nullptr) {
+        if (!(size > 65536 ? CheckSparse(p, size, size) : Check(p, size, size))) corrupt_++;
+        free(p);
+        p = nullptr;
+        continue;
+      }
+      const uint64_t r = rng.Below(100);
+      size = r < 80 ? rng.Range(1, 1024) : r < 97 ? rng.Range(1025, 32768)
+                                                  : rng.Range(32769, 4 * kMiB);
+      p = static_cast<char*>(malloc(size));
+      if (p == nullptr) {
+        corrupt_++;
+        continue;
+      }
+      if (size > 65536) {
+        FillSparse(p, size, size);
+      } else {
+        Fill(p, size, size);
+      }
+      if (++n % 4096 == 0) {
+        // Short-lived helper thread freeing some of our blocks remotely.
+        std::vector<char*> handoff;
+        for (auto& [q, qs] : live) {
+          if (q != nullptr && handoff.size() < 64 && qs <= 65536) {
+            if (!Check(q, qs, qs)) corrupt_++;
+            handoff.push_back(q);
+            q = nullptr;
+          }
+        }
+        std::thread([handoff] {
+          for (char* q : handoff) free(q);
+        }).join();
+      }
+    }
+    for (auto& [p, size] : live) free(p);
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<long> corrupt_{0};
+  std::vector<std::thread> threads_;
+};
+
+// What every child does. Returns the exit code: 0 = fine.
+int ChildWork(const std::vector<std::pair<char*, size_t>>& inherited, int iteration) {
+  // Blocks from before the fork are intact and freeable.
+  for (auto [p, size] : inherited) {
+    if (!Check(p, size, size + 1)) return 10;
+    free(p);
+  }
+  // Allocate, verify and free in every size range.
+  Rng rng(static_cast<uint64_t>(iteration) + 99);
+  std::vector<std::pair<char*, size_t>> blocks;
+  for (int i = 0; i < 3000; i++) {
+    const size_t size = i % 100 == 0 ? rng.Range(40000, 3 * kMiB) : rng.Range(0, 4000);
+    char* p = static_cast<char*>(malloc(size));
+    if (p == nullptr) return 11;
+    Fill(p, size, size + 5);
+    blocks.push_back({p, size});
+  }
+  for (auto [p, size] : blocks) {
+    if (!Check(p, size, size + 5)) return 12;
+    free(p);
+  }
+  // A thread in the child allocates too, and frees blocks of the main thread.
+  char* shared = static_cast<char*>(malloc(1000));
+  Fill(shared, 1000, 3);
+  std::atomic<int> thread_status{0};
+  std::thread t([&] {
+    std::string s;
+    for (int i = 0; i < 10000; i++) s += static_cast<char>('a' + i % 26);
+    if (s.size() != 10000 || !Check(shared, 1000, 3)) thread_status = 1;
+    free(shared);
+  });
+  t.join();
+  if (thread_status != 0) return 13;
+  return 0;
+}
+
+TEST(Fork, RepeatedForksWhileThreadsAllocate) {
+  const int kForks = hakmem_test::LongMode() ? 300 : 50;
+  Churn churn(4);
+  for (int i = 0; i < kForks; i++) {
+    // Let the churn threads get going between forks.
+    usleep(2000);
+    std::vector<std::pair<char*, size_t>> inherited;
+    for (size_t size : {size_t{24}, size_t{1000}, size_t{20000}, size_t{200000}}) {
+      char* p = static_cast<char*>(malloc(size));
+      ASSERT_NE(p, nullptr);
+      Fill(p, size, size + 1);
+      inherited.push_back({p, size});
+    }
+    fflush(nullptr);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0) << "fork failed";
+    if (pid == 0) _exit(ChildWork(inherited, i));
+    int status = 0;
+    ASSERT_TRUE(WaitWithTimeout(pid, 30, &status))
+        << "child of fork #" << i << " hung (killed after 30 s)";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child of fork #" << i << ": " << DescribeStatus(status);
+    // The parent's copies are still fine too.
+    for (auto [p, size] : inherited) {
+      ASSERT_TRUE(Check(p, size, size + 1));
+      free(p);
+    }
+  }
+  EXPECT_EQ(churn.corrupt(), 0);
+}
+
+// Children that fork grandchildren, all allocating; every process exits
+// through exit() (atexit handlers, stdio flush) rather than _exit().
+TEST(Fork, NestedForksExitNormally) {
+  fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Churn churn(2);
+    for (int i = 0; i < 10; i++) {
+      fflush(nullptr);
+      const pid_t grandchild = fork();
+      if (grandchild < 0) _exit(20);
+      if (grandchild == 0) {
+        std::vector<std::pair<char*, size_t>> none;
+        exit(ChildWork(none, i));
+      }
+      int status = 0;
+      if (!WaitWithTimeout(grandchild, 30, &status)) _exit(21);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) _exit(22);
+    }
+    const long corrupt = churn.corrupt();
+    exit(corrupt == 0 ? 0 : 23);
+  }
+  int status = 0;
+  ASSERT_TRUE(WaitWithTimeout(pid, 120, &status)) << "child hung";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeStatus(status);
+}
+
+// posix_spawn-like fork + exec from a busy process: the exec'd program (this
+// shell) starts with hakmem again under LD_PRELOAD, or glibc when linked.
+TEST(Fork, ForkThenExecFromABusyProcess) {
+  Churn churn(3);
+  for (int i = 0; i < 20; i++) {
+    fflush(nullptr);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      void* p = malloc(100);  // allocate between fork and exec
+      free(p);
+      execl("/bin/sh", "sh", "-c", "exit 7", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    ASSERT_TRUE(WaitWithTimeout(pid, 30, &status)) << "exec'd child hung";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << DescribeStatus(status);
+  }
+  EXPECT_EQ(churn.corrupt(), 0);
+}
+
+}  // namespace

@@ -1,0 +1,254 @@
+// Memory goes back to the kernel: after a program frees hundreds of MiB of
+// small blocks, the SuperSlab cache limits (TTL, memory, count) and the
+// large-block cache limit decide how much stays resident.
+//
+// One source, several test targets (see BUILD.bazel): each target sets the
+// HAKMEM_* knobs in its environment (hakmem reads them once, at start-up)
+// and runs the tests written for that configuration via --gtest_filter.
+// Each test first checks that its knob really is set as it expects.
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace {
+
+using hakmem_test::Rng;
+using hakmem_test::RssBytes;
+
+constexpr size_t kMiB = 1024 * 1024;
+constexpr size_t kWorkload = 300 * kMiB;
+
+double MiB(double bytes) { return bytes / kMiB; }
+
+void ExpectEnv(const char* name, const char* value) {
+  const char* v = getenv(name);
+  ASSERT_NE(v, nullptr) << name << " is not set: run this test through its Bazel target";
+  ASSERT_STREQ(v, value) << name;
+}
+
+// Allocates `total` bytes of small blocks (16..1024 bytes, every byte
+// written) into `blocks`.
+void AllocateSmall(std::vector<void*>* blocks, size_t total, uint64_t seed) {
+  Rng rng(seed);
+  size_t bytes = 0;
+  while (bytes < total) {
+    const size_t size = rng.Range(16, 1024);
+    void* p = malloc(size);
+    ASSERT_NE(p, nullptr);
+    memset(p, 0x5a, size);
+    blocks->push_back(p);
+    bytes += size;
+  }
+}
+
+void FreeAll(std::vector<void*>* blocks) {
+  for (void* p : *blocks) free(p);
+  blocks->clear();
+}
+
+// A few ordinary calls after an idle period: small and large, so that
+// whatever path applies the cache limits gets its chance.
+void PokeAllocator() {
+  for (size_t size = 16; size <= 4096; size *= 2) {
+    void* p = malloc(size);
+    memset(p, 1, size);
+    free(p);
+  }
+  void* big = malloc(3 * kMiB);
+  memset(big, 1, 3 * kMiB);
+  free(big);
+}
+
+// ---- HAKMEM_SUPERSLAB_TTL_SEC=1 ------------------------------------------------
+// Each of these runs in a process of its own (configs "ttl" and
+// "ttl_threads"), so that the start RSS is not inflated by an earlier test.
+
+TEST(Ttl, FreedSmallBlocksGoBackAfterTheTtl) {
+  ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "1");
+  std::vector<void*> blocks;
+  blocks.reserve(kWorkload / 256);  // no reallocation during the measurement
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  AllocateSmall(&blocks, kWorkload, 1);
+  const size_t rss_peak = RssBytes();
+  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4) << "the workload did not use memory";
+  FreeAll(&blocks);
+  sleep(2);
+  PokeAllocator();
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, 2 s after freeing %.1f MiB\n",
+         MiB(rss_start), MiB(rss_peak), MiB(rss_end));
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 32.0)
+      << "freed memory is still resident 2 s after it was freed (TTL 1 s)";
+}
+
+TEST(Ttl, FreedSmallBlocksOfExitedThreadsGoBackAfterTheTtl) {
+  ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "1");
+  constexpr int kThreads = 4;
+  std::vector<std::vector<void*>> blocks(kThreads);
+  for (auto& b : blocks) b.reserve(kWorkload / kThreads / 256);
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      AllocateSmall(&blocks[t], kWorkload / kThreads, static_cast<uint64_t>(t) + 10);
+      // Free two thirds here, leave a third to main (remote frees of the
+      // blocks of a thread that has exited).
+      for (size_t i = 0; i < blocks[t].size(); i++) {
+        if (i % 3 != 0) {
+          free(blocks[t][i]);
+          blocks[t][i] = nullptr;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const size_t rss_peak = RssBytes();
+  for (auto& b : blocks) FreeAll(&b);
+  sleep(2);
+  PokeAllocator();
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, 2 s after freeing %.1f MiB\n",
+         MiB(rss_start), MiB(rss_peak), MiB(rss_end));
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 32.0)
+      << "memory of exited threads is still resident 2 s after it was freed (TTL 1 s)";
+}
+
+// ---- HAKMEM_SUPERSLAB_MAX_MEMORY_MB=16 (TTL 1 hour) ---------------------------
+
+TEST(MaxMemory, CachedEmptySuperSlabsStayWithinTheLimit) {
+  ExpectEnv("HAKMEM_SUPERSLAB_MAX_MEMORY_MB", "16");
+  ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
+  std::vector<void*> blocks;
+  blocks.reserve(kWorkload / 256);
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  AllocateSmall(&blocks, kWorkload, 2);
+  const size_t rss_peak = RssBytes();
+  FreeAll(&blocks);
+  PokeAllocator();
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, after freeing %.1f MiB\n", MiB(rss_start),
+         MiB(rss_peak), MiB(rss_end));
+  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4);
+  // 16 MiB of cache, plus slack for what the heap keeps in use.
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 16.0 + 32.0)
+      << "HAKMEM_SUPERSLAB_MAX_MEMORY_MB=16 not honoured";
+}
+
+// ---- HAKMEM_SUPERSLAB_MAX_CACHED=2 (TTL 1 hour) --------------------------------
+
+TEST(MaxCached, CachedEmptySuperSlabsStayWithinTheCount) {
+  ExpectEnv("HAKMEM_SUPERSLAB_MAX_CACHED", "2");
+  ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
+  std::vector<void*> blocks;
+  blocks.reserve(kWorkload / 256);
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  AllocateSmall(&blocks, kWorkload, 3);
+  const size_t rss_peak = RssBytes();
+  FreeAll(&blocks);
+  PokeAllocator();
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, after freeing %.1f MiB\n", MiB(rss_start),
+         MiB(rss_peak), MiB(rss_end));
+  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4);
+  // 2 SuperSlabs (2 MiB each) of cache, plus slack for what the heap keeps.
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 4.0 + 32.0)
+      << "HAKMEM_SUPERSLAB_MAX_CACHED=2 not honoured";
+}
+
+// ---- HAKMEM_LARGE_CACHE_MAX_MB=8 ------------------------------------------------
+
+TEST(LargeCache, FreedLargeBlocksStayWithinTheLimit) {
+  ExpectEnv("HAKMEM_LARGE_CACHE_MAX_MB", "8");
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  std::vector<void*> blocks;
+  blocks.reserve(200);
+  for (int i = 0; i < 120; i++) {
+    const size_t size = kMiB + static_cast<size_t>(i % 5) * 100000;
+    void* p = malloc(size);
+    ASSERT_NE(p, nullptr);
+    memset(p, 7, size);
+    blocks.push_back(p);
+  }
+  const size_t rss_peak = RssBytes();
+  FreeAll(&blocks);
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, after freeing %.1f MiB\n", MiB(rss_start),
+         MiB(rss_peak), MiB(rss_end));
+  ASSERT_GT(rss_peak, rss_start + 100 * kMiB);
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 8.0 + 8.0)
+      << "HAKMEM_LARGE_CACHE_MAX_MB=8 not honoured";
+}
+
+// ---- malloc_trim ------------------------------------------------------------------
+// Runs in the default configuration (long TTL, big caches): malloc_trim(0)
+// gives the cached memory back at once.
+
+TEST(Trim, MallocTrimReturnsFreedMemory) {
+  std::vector<void*> blocks;
+  blocks.reserve(kWorkload / 256);
+  PokeAllocator();
+  malloc_trim(0);
+  const size_t rss_start = RssBytes();
+  AllocateSmall(&blocks, kWorkload, 4);
+  for (int i = 0; i < 40; i++) {
+    void* p = malloc(kMiB);
+    memset(p, 1, kMiB);
+    blocks.push_back(p);
+  }
+  const size_t rss_peak = RssBytes();
+  FreeAll(&blocks);
+  EXPECT_EQ(malloc_trim(0), 1);
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, after free + malloc_trim %.1f MiB\n",
+         MiB(rss_start), MiB(rss_peak), MiB(rss_end));
+  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4);
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 32.0) << "malloc_trim(0) kept freed memory";
+}
+
+// Blocks of threads that have exited, freed by main: their heaps are
+// abandoned, yet malloc_trim(0) must give the memory back too.
+TEST(Trim, MallocTrimReturnsMemoryOfExitedThreads) {
+  constexpr int kThreads = 4;
+  std::vector<std::vector<void*>> blocks(kThreads);
+  for (auto& b : blocks) b.reserve(kWorkload / kThreads / 256);
+  PokeAllocator();
+  malloc_trim(0);
+  const size_t rss_start = RssBytes();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      AllocateSmall(&blocks[t], kWorkload / kThreads, static_cast<uint64_t>(t) + 20);
+      for (size_t i = 0; i < blocks[t].size(); i += 2) {
+        free(blocks[t][i]);
+        blocks[t][i] = nullptr;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const size_t rss_peak = RssBytes();
+  for (auto& b : blocks) FreeAll(&b);
+  EXPECT_EQ(malloc_trim(0), 1);
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, after free + malloc_trim %.1f MiB\n",
+         MiB(rss_start), MiB(rss_peak), MiB(rss_end));
+  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4);
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 32.0)
+      << "malloc_trim(0) kept the freed memory of exited threads";
+}
+
+}  // namespace

@@ -1,0 +1,113 @@
+// Out of memory: under a small RLIMIT_AS (set in a forked child, so the test
+// runner is not limited) allocation fails with NULL + ENOMEM (or bad_alloc)
+// instead of crashing, and after freeing everything allocation works again.
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/oom_util.h"
+#include "tests/test_util.h"
+
+namespace {
+
+using hakmem_test::Chain;
+using hakmem_test::Exhaust;
+using hakmem_test::LimitAddressSpace;
+
+constexpr size_t kMiB = hakmem_test::kOomMiB;
+
+void OutOfMemoryChild() {
+  LimitAddressSpace();
+  // Large blocks until the limit.
+  Chain large;
+  const size_t large_bytes = Exhaust(&large, kMiB);
+  fprintf(stderr, "oom child: %zu MiB in 1 MiB blocks before ENOMEM\n", large_bytes / kMiB);
+  CHILD_CHECK(large_bytes >= 64 * kMiB);
+  // Other entry points fail cleanly too.
+  errno = 0;
+  CHILD_CHECK(calloc(1, 64 * kMiB) == nullptr && errno == ENOMEM);
+  errno = 0;
+  CHILD_CHECK(aligned_alloc(4096, 64 * kMiB) == nullptr && errno == ENOMEM);
+  void* out = nullptr;
+  CHILD_CHECK(posix_memalign(&out, 64, 64 * kMiB) == ENOMEM);
+  bool threw = false;
+  try {
+    void* volatile p = ::operator new(64 * kMiB);
+    (void)p;
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  CHILD_CHECK(threw);
+  CHILD_CHECK(::operator new(64 * kMiB, std::nothrow) == nullptr);
+  // realloc growing a block past the limit keeps the block.
+  char* keep = static_cast<char*>(malloc(100));
+  if (keep != nullptr) {  // small blocks may be exhausted already
+    memset(keep, 'k', 100);
+    errno = 0;
+    CHILD_CHECK(realloc(keep, 128 * kMiB) == nullptr && errno == ENOMEM);
+    for (int i = 0; i < 100; i++) CHILD_CHECK(keep[i] == 'k');
+    free(keep);
+  }
+  large.FreeAll();
+
+  // Small blocks until the limit (they need new SuperSlabs to fail).
+  Chain small;
+  const size_t small_bytes = Exhaust(&small, 64);
+  fprintf(stderr, "oom child: %zu MiB in 64-byte blocks before ENOMEM\n", small_bytes / kMiB);
+  CHILD_CHECK(small_bytes >= 32 * kMiB);
+  // A std::string that can't grow throws bad_alloc rather than crashing.
+  threw = false;
+  try {
+    std::string s(200 * kMiB, 'x');
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  CHILD_CHECK(threw);
+  small.FreeAll();
+
+  // All freed: small blocks work again, as many as before (almost).
+  Chain again;
+  const size_t again_bytes = Exhaust(&again, 64, small_bytes);
+  CHILD_CHECK(again_bytes >= small_bytes - 4 * kMiB);
+  again.FreeAll();
+  // And a mixed bag of sizes, within what the small blocks had.
+  for (size_t i = 0; i < 100000; i++) {
+    void* p = malloc(i % 2000 + 16);
+    CHILD_CHECK(p != nullptr);
+    again.Push(p);
+  }
+  again.FreeAll();
+  // Large blocks need the address space the empty SuperSlabs hold: see
+  // oom_cache_test.cc (FINDINGS.md F2). Give it back explicitly here.
+  malloc_trim(0);
+  const size_t large_again = Exhaust(&again, kMiB, large_bytes);
+  fprintf(stderr, "oom child: after malloc_trim, %zu MiB in 1 MiB blocks\n",
+          large_again / kMiB);
+  CHILD_CHECK(large_again >= large_bytes - 16 * kMiB);
+  again.FreeAll();
+  fprintf(stderr, "oom child: ok\n");
+  _exit(0);
+}
+
+TEST(OutOfMemory, RlimitAsGivesEnomemAndRecovers) {
+  EXPECT_EXIT(OutOfMemoryChild(), ::testing::ExitedWithCode(0), "oom child: ok");
+}
+
+TEST(OutOfMemory, ThreadsExhaustingMemoryTogether) {
+  EXPECT_EXIT(hakmem_test::ThreadedOutOfMemoryChild(/*trim=*/true), ::testing::ExitedWithCode(0),
+              "oom child: ok");
+}
+
+}  // namespace
