@@ -57,14 +57,15 @@ void FreeAll(std::vector<void*>* blocks) {
 }
 
 // A few ordinary calls after an idle period: small and large, so that
-// whatever path applies the cache limits gets its chance.
+// whatever path applies the cache limits gets its chance. `volatile`: the
+// compiler may otherwise drop a malloc/memset/free sequence altogether.
 void PokeAllocator() {
   for (size_t size = 16; size <= 4096; size *= 2) {
-    void* p = malloc(size);
+    void* volatile p = malloc(size);
     memset(p, 1, size);
     free(p);
   }
-  void* big = malloc(3 * kMiB);
+  void* volatile big = malloc(3 * kMiB);
   memset(big, 1, 3 * kMiB);
   free(big);
 }

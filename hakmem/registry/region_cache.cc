@@ -134,10 +134,12 @@ void RegionCache::MaybeEnforceLimits() {
 
 void RegionCache::ReleaseAll() {
   RegionHeader* evicted = nullptr;
+  pthread_mutex_lock(&release_all_lock_);
   pthread_mutex_lock(&lock_);
   CollectEvictions(limits_(), 0, /*everything=*/true, &evicted);
   pthread_mutex_unlock(&lock_);
   ReleaseList(evicted);
+  pthread_mutex_unlock(&release_all_lock_);
 }
 
 RegionCacheStats RegionCache::GetStats() {

@@ -56,13 +56,24 @@ class RegionCache {
   // TTL holds for a program that no longer maps or frees regions.
   void MaybeEnforceLimits();
   static constexpr uint64_t kCheckIntervalNs = 100 * 1000 * 1000;
-  // Unmaps every cached region.
+  // Unmaps every cached region. Returns only once every region that any
+  // concurrent ReleaseAll() took is unmapped too: a caller that retries a
+  // failed mmap afterwards sees all of that address space free.
   void ReleaseAll();
   RegionCacheStats GetStats();
 
-  void LockForFork() { pthread_mutex_lock(&lock_); }
-  void UnlockAfterFork() { pthread_mutex_unlock(&lock_); }
-  void ResetLockInChild() { pthread_mutex_init(&lock_, nullptr); }
+  void LockForFork() {
+    pthread_mutex_lock(&release_all_lock_);
+    pthread_mutex_lock(&lock_);
+  }
+  void UnlockAfterFork() {
+    pthread_mutex_unlock(&lock_);
+    pthread_mutex_unlock(&release_all_lock_);
+  }
+  void ResetLockInChild() {
+    pthread_mutex_init(&lock_, nullptr);
+    pthread_mutex_init(&release_all_lock_, nullptr);
+  }
 
  private:
   void Unlink(RegionHeader* region);
@@ -74,6 +85,7 @@ class RegionCache {
   LimitsFn limits_;
   ReleaseFn release_;
   pthread_mutex_t lock_ = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_t release_all_lock_ = PTHREAD_MUTEX_INITIALIZER;  // see ReleaseAll
   RegionHeader* mru_ = nullptr;  // most recently used end
   RegionHeader* lru_ = nullptr;  // least recently used end
   uint64_t count_ = 0;

@@ -100,6 +100,7 @@ void ReleaseSlab(Heap* h, Slab* s) {
 }
 
 void ReclaimAbandonedHeaps();
+void ReclaimHeapLocked(Heap* h);
 
 Slab* NewSlab(Heap* h, int size_class) {
   const int shift = size_class >= kFirstMidClass ? kMidSlabShift : kSmallSlabShift;
@@ -226,7 +227,7 @@ void FlushOutgoing(Heap* h) {
   if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned &&
       pthread_mutex_trylock(&g_pool_lock) == 0) {
     if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned) {
-      DrainRemote(owner);
+      ReclaimHeapLocked(owner);
     }
     pthread_mutex_unlock(&g_pool_lock);
   }
@@ -279,17 +280,21 @@ Slab* Refill(Heap* h, int size_class) {
 
 // Drains the remote frees that piled up in heaps of exited threads, so their
 // blocks (and then slabs and SuperSlabs) become reusable.
+// Frees what an exited thread's heap still holds idle: pending remote
+// frees, empty current slabs, its spare SuperSlab. Pool lock held.
+void ReclaimHeapLocked(Heap* h) {
+  if (!h->remote.Empty()) DrainRemote(h);
+  CollectRetired(h);
+  if (h->spare != nullptr) {
+    SuperSlabRelease(h->spare);
+    h->spare = nullptr;
+  }
+}
+
 void ReclaimAbandonedHeaps() {
   if (__atomic_load_n(&g_pool, __ATOMIC_RELAXED) == nullptr) return;
   pthread_mutex_lock(&g_pool_lock);
-  for (Heap* h = g_pool; h != nullptr; h = h->pool_next) {
-    if (!h->remote.Empty()) DrainRemote(h);
-    CollectRetired(h);
-    if (h->spare != nullptr) {
-      SuperSlabRelease(h->spare);
-      h->spare = nullptr;
-    }
-  }
+  for (Heap* h = g_pool; h != nullptr; h = h->pool_next) ReclaimHeapLocked(h);
   pthread_mutex_unlock(&g_pool_lock);
 }
 
@@ -424,6 +429,8 @@ void TinyUpkeep() {
   __atomic_store_n(&next_reclaim_ns, now + RegionCache::kCheckIntervalNs,
                    __ATOMIC_RELAXED);
   ReclaimAbandonedHeaps();
+  // This thread's empty current slabs, too: they pin their SuperSlabs.
+  if (tl_heap != &kEmptyHeap) CollectRetired(tl_heap);
 }
 
 void TinyGlobalInit() {

@@ -47,10 +47,10 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
   // A large region's tag leads to its zeroed record 0: owner null, not taken.
   Slab* s = SlabOfWithShift(p, tag);
   Block* b = static_cast<Block*>(p);
+  // Only the owner reads the slab's free list: check ownership first.
+  if (HAKMEM_UNLIKELY(s->owner != tl_heap || !IsBlockStart(s, p))) return false;
   Block* head = s->free;
-  if (HAKMEM_UNLIKELY(s->owner != tl_heap || !IsBlockStart(s, p) || b == head)) {
-    return false;
-  }
+  if (HAKMEM_UNLIKELY(b == head)) return false;
   b->next = head;
   b->key = g_free_key;
   s->free = b;
