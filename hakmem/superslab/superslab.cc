@@ -79,7 +79,7 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   s->block_size = static_cast<uint16_t>(block_size);
   s->used = 0;
   s->size_class = static_cast<uint8_t>(size_class);
-  s->in_list = 0;
+  s->role = kSlabDetached;
   s->prev = s->next = nullptr;
   __atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);
   return s;

@@ -51,6 +51,13 @@ struct Block {
   uint64_t key;
 };
 
+// What a slab is to its owner heap (see hakmem/tiny/heap.h).
+enum SlabRole : uint8_t {
+  kSlabDetached = 0,  // full, or being set up
+  kSlabPartial = 1,   // on the owner's "has free room" list
+  kSlabCurrent = 2,   // the one malloc pops from for its class
+};
+
 // Metadata of one slab, one cache line; the fields the fast paths touch come
 // first.
 struct Slab {
@@ -62,7 +69,7 @@ struct Slab {
   uint32_t used;           // blocks handed out and not freed back here
   uint16_t block_size;     // at most 32 KiB
   uint8_t size_class;
-  uint8_t in_list;         // 1 while on the owner's "has free room" list
+  uint8_t role;            // SlabRole: what the owner heap uses it as
   Slab* prev;              // owner's per-class list links
   Slab* next;
 };

@@ -69,15 +69,15 @@ Heap* NewHeapLocked() {
   return h;
 }
 
-// Blocks carved per refill: about 32 KiB worth, at least 8 (so big classes
-// do not come back to the slow path after every block), at most 256.
+// Blocks carved per refill: about 8 KiB worth (carving touches the memory,
+// so more would cost resident memory for classes with few live blocks), at
+// least 8 so big classes do not come back to the slow path after every
+// block, at most 256.
 uint32_t CarveBatch(const Slab* s) {
-  uint32_t n = 32768 / s->block_size;
+  uint32_t n = 8192 / s->block_size;
   if (n > 256) n = 256;
   return n < 8 ? 8 : n;
 }
-
-// ---- Slab and SuperSlab ownership -------------------------------------------
 
 int GeometryOf(int slab_shift) { return slab_shift == kSmallSlabShift ? 0 : 1; }
 
@@ -145,49 +145,46 @@ void CheckEmptySlab(const Slab* s) {
 
 constexpr uint32_t kRetireTicks = 32;
 
-// Returns the retired current slabs that are still empty.
+// Makes `s` (a real slab or kEmptySlab) the current slab of class `c`.
+void SetCurrent(Heap* h, int c, Slab* s) {
+  Slab* old = h->current[c];
+  if (old != &kEmptySlab) old->role = kSlabDetached;
+  if (s != &kEmptySlab) s->role = kSlabCurrent;
+  h->current[c] = s;
+}
+
+// Returns the current slabs that are empty.
 void CollectRetired(Heap* h) {
-  for (int word = 0; word < 2; word++) {
-    uint64_t bits = h->retired[word];
-    h->retired[word] = 0;
-    while (bits != 0) {
-      const int c = word * 64 + __builtin_ctzll(bits);
-      bits &= bits - 1;
-      Slab* s = h->current[c];
-      if (s == &kEmptySlab || s->used != 0) continue;
-      h->current[c] = &kEmptySlab;
-      CheckEmptySlab(s);
-      ReleaseSlab(h, s);
-    }
+  for (int c = 0; c < kNumClasses; c++) {
+    Slab* s = h->current[c];
+    if (s == &kEmptySlab || s->used != 0) continue;
+    SetCurrent(h, c, &kEmptySlab);
+    CheckEmptySlab(s);
+    ReleaseSlab(h, s);
   }
 }
 
-// A slow-path event of the heap: retired slabs age by one tick.
+// A slow-path event of the heap; every kRetireTicks of them, empty current
+// slabs are returned.
 void RetireTick(Heap* h) {
-  if ((h->retired[0] | h->retired[1]) == 0) return;
   if (++h->retire_ticks < kRetireTicks) return;
   h->retire_ticks = 0;
   CollectRetired(h);
 }
 
-// What follows a local free: `s` became empty, or had no free block before.
+// What follows a local free into a slab that is not current: it became
+// empty, or had no free block before.
 void AfterLocalFree(Heap* h, Slab* s) {
   const int c = s->size_class;
-  if (s == h->current[c]) {  // current slabs stay when they empty, retired
-    if (s->used == 0) h->retired[c >> 6] |= uint64_t{1} << (c & 63);
-    return;
-  }
   RetireTick(h);
   if (s->used == 0) {
-    if (s->in_list) {
-      h->partial[c].Remove(s);
-      s->in_list = 0;
-    }
+    if (s->role == kSlabPartial) h->partial[c].Remove(s);
+    s->role = kSlabDetached;
     CheckEmptySlab(s);
     ReleaseSlab(h, s);
-  } else if (!s->in_list) {
+  } else if (s->role == kSlabDetached) {
     h->partial[c].Push(s);
-    s->in_list = 1;
+    s->role = kSlabPartial;
   }
 }
 
@@ -196,7 +193,9 @@ void LocalFree(Heap* h, Slab* s, Block* b) {
   b->next = head;
   b->key = g_free_key;
   s->free = b;
-  if (--s->used == 0 || head == nullptr) AfterLocalFree(h, s);
+  if ((--s->used == 0 || head == nullptr) && s->role != kSlabCurrent) {
+    AfterLocalFree(h, s);
+  }
 }
 
 void DrainRemote(Heap* h) {
@@ -267,14 +266,13 @@ Slab* Refill(Heap* h, int size_class) {
   // until a free gives it room again.
   while (Slab* p = h->partial[size_class].head) {
     h->partial[size_class].Remove(p);
-    p->in_list = 0;
-    h->current[size_class] = p;
+    SetCurrent(h, size_class, p);
     if (p->free == nullptr && SlabCanCarve(p)) SlabCarve(p, CarveBatch(p), g_free_key);
     if (p->free != nullptr) return p;
   }
   s = NewSlab(h, size_class);
   if (s == nullptr) return nullptr;
-  h->current[size_class] = s;
+  SetCurrent(h, size_class, s);
   return s;
 }
 
@@ -351,14 +349,7 @@ Heap* AttachHeap() {
 void DetachHeap(Heap* h) {
   FlushOutgoing(h);
   DrainRemote(h);
-  for (int c = 0; c < kNumClasses; c++) {
-    Slab* s = h->current[c];
-    if (s != &kEmptySlab && s->used == 0) {
-      CheckEmptySlab(s);
-      ReleaseSlab(h, s);
-      h->current[c] = &kEmptySlab;
-    }
-  }
+  CollectRetired(h);
   if (h->spare != nullptr) {
     SuperSlabRelease(h->spare);
     h->spare = nullptr;

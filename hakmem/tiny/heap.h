@@ -14,12 +14,13 @@
 //  - A slab other than current[c] whose last block is freed is returned to
 //    its SuperSlab at once; a SuperSlab whose last slab returns becomes the
 //    heap's spare (one kept, to avoid churn) or goes to the LRU cache.
-//  - current[c] stays when it empties (a malloc/free loop must not churn),
-//    but is marked retired; if it is still empty after a few dozen slow-path
-//    events of the heap, it is returned too, so a program that freed
-//    everything does not keep one slab per class pinned.
-//  - A slab is on partial[c] iff it is not current and has free blocks or
-//    uncarved room (Slab::in_list).
+//  - current[c] stays when it empties (a malloc/free loop must not churn);
+//    every few dozen slow-path events of the heap, empty current slabs are
+//    returned too, so a program that freed everything does not keep one slab
+//    per class pinned.
+//  - Slab::role says whether a slab is current[c], on partial[c] (not
+//    current, with free blocks or uncarved room), or neither (full). A free
+//    into a current slab never needs the slow path.
 //  - Heaps are never unmapped, so a remote free may always push onto the
 //    owner heap's queue, even after the owner thread exited.
 //  - A thread batches the blocks it frees for another heap (RemoteBatch) and
@@ -94,9 +95,7 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
-  // Current slabs that became empty ("retired"), one bit per class; they are
-  // returned after kRetireTicks further slow-path events if still empty.
-  uint64_t retired[2] = {0, 0};
+  // Slow-path events since empty current slabs were last returned.
   uint32_t retire_ticks = 0;
   alignas(64) RemoteQueue remote;             // other threads' frees
 };

@@ -54,7 +54,10 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
   b->next = head;
   b->key = g_free_key;
   s->free = b;
-  if (HAKMEM_UNLIKELY(--s->used == 0 || head == nullptr)) TinyFreeTransition(s);
+  // An emptied or formerly full slab may need list work, unless current.
+  if (HAKMEM_UNLIKELY(--s->used == 0 || head == nullptr) && s->role != kSlabCurrent) {
+    TinyFreeTransition(s);
+  }
   return true;
 }
 
