@@ -143,8 +143,6 @@ void CheckEmptySlab(const Slab* s) {
   }
 }
 
-constexpr uint32_t kRetireTicks = 32;
-
 // Makes `s` (a real slab or kEmptySlab) the current slab of class `c`.
 void SetCurrent(Heap* h, int c, Slab* s) {
   Slab* old = h->current[c];
@@ -153,7 +151,9 @@ void SetCurrent(Heap* h, int c, Slab* s) {
   h->current[c] = s;
 }
 
-// Returns the current slabs that are empty.
+// Returns the current slabs that are empty. Run by the time-gated upkeep
+// (at most every 100 ms), so a class that keeps emptying and refilling its
+// slab does not churn.
 void CollectRetired(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
     Slab* s = h->current[c];
@@ -164,19 +164,10 @@ void CollectRetired(Heap* h) {
   }
 }
 
-// A slow-path event of the heap; every kRetireTicks of them, empty current
-// slabs are returned.
-void RetireTick(Heap* h) {
-  if (++h->retire_ticks < kRetireTicks) return;
-  h->retire_ticks = 0;
-  CollectRetired(h);
-}
-
 // What follows a local free into a slab that is not current: it became
 // empty, or had no free block before.
 void AfterLocalFree(Heap* h, Slab* s) {
   const int c = s->size_class;
-  RetireTick(h);
   if (s->used == 0) {
     if (s->role == kSlabPartial) h->partial[c].Remove(s);
     s->role = kSlabDetached;
@@ -450,7 +441,6 @@ void* TinyMallocSlow(int size_class) {
       return nullptr;
     }
     FlushOutgoing(h);
-    RetireTick(h);
     TinyUpkeep();
     p = PopFromHeap(h, size_class);
   }

@@ -15,9 +15,9 @@
 //    its SuperSlab at once; a SuperSlab whose last slab returns becomes the
 //    heap's spare (one kept, to avoid churn) or goes to the LRU cache.
 //  - current[c] stays when it empties (a malloc/free loop must not churn);
-//    every few dozen slow-path events of the heap, empty current slabs are
-//    returned too, so a program that freed everything does not keep one slab
-//    per class pinned.
+//    the time-gated upkeep (at most every 100 ms of slow paths) returns empty
+//    current slabs too, so a program that freed everything does not keep one
+//    slab per class pinned.
 //  - Slab::role says whether a slab is current[c], on partial[c] (not
 //    current, with free blocks or uncarved room), or neither (full). A free
 //    into a current slab never needs the slow path.
@@ -95,8 +95,6 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
-  // Slow-path events since empty current slabs were last returned.
-  uint32_t retire_ticks = 0;
   alignas(64) RemoteQueue remote;             // other threads' frees
 };
 
