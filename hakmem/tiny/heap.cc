@@ -242,6 +242,38 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
 }
 
+// How many freed blocks of other heaps a heap keeps per class: 32, or 64 KiB
+// worth for big classes.
+uint32_t ForeignCap(uint32_t block_size) {
+  const uint32_t n = 65536 / block_size;
+  return n > 32 ? 32 : (n < 2 ? 2 : n);
+}
+
+// Keeps `b` (another heap's block, marked with the remote key) for reuse.
+bool KeepForeign(Heap* h, const Slab* s, Block* b) {
+  ForeignCache& f = h->foreign[s->size_class];
+  if (f.count >= ForeignCap(s->block_size)) return false;
+  b->next = f.head;
+  f.head = b;
+  f.count++;
+  return true;
+}
+
+// Sends every kept foreign block back to its owner (thread exit, trim).
+void ReturnForeign(Heap* h) {
+  for (ForeignCache& f : h->foreign) {
+    while (Block* b = f.head) {
+      if (b->key != RemoteFreeKey()) ReportCorruptFreeList(b);
+      f.head = b->next;
+      Heap* owner = static_cast<Heap*>(const_cast<void*>(
+          __atomic_load_n(&SlabOf(b)->owner, __ATOMIC_ACQUIRE)));
+      FreeRemote(h, owner, b);
+    }
+    f.count = 0;
+  }
+  FlushOutgoing(h);
+}
+
 // A slab of class `size_class` with a free block, or nullptr (out of memory).
 Slab* Refill(Heap* h, int size_class) {
   if (!h->remote.Empty()) {
@@ -338,7 +370,7 @@ Heap* AttachHeap() {
 }
 
 void DetachHeap(Heap* h) {
-  FlushOutgoing(h);
+  ReturnForeign(h);
   DrainRemote(h);
   CollectRetired(h);
   if (h->spare != nullptr) {
@@ -431,6 +463,16 @@ void TinyGlobalInit() {
 
 void* TinyMallocSlow(int size_class) {
   Heap* h = tl_heap;
+  ForeignCache& f = h->foreign[size_class];  // kEmptyHeap's are always empty
+  if (f.head != nullptr) {
+    Block* b = f.head;
+    // Checked before its link is followed (see DrainRemote).
+    if (b->key != RemoteFreeKey()) ReportCorruptFreeList(b);
+    f.head = b->next;
+    f.count--;
+    b->key = 0;
+    return b;
+  }
   void* p;
   if (h == &kEmptyHeap && tl_thread_exited) {
     p = OrphanMalloc(size_class);
@@ -509,6 +551,7 @@ void TinyFreeSlow(void* p) {
     LocalFree(h, s, b);
   } else {
     b->key = RemoteFreeKey();
+    if (h != &kEmptyHeap && KeepForeign(h, s, b)) return;
     FreeRemote(h, owner, b);
   }
 }
@@ -518,7 +561,7 @@ void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
 void TinyTrim() {
   Heap* h = tl_heap;
   if (h != &kEmptyHeap) {
-    FlushOutgoing(h);
+    ReturnForeign(h);
     CollectRetired(h);
     if (h->spare != nullptr) {
       SuperSlabRelease(h->spare);

@@ -23,7 +23,9 @@
 //    into a current slab never needs the slow path.
 //  - Heaps are never unmapped, so a remote free may always push onto the
 //    owner heap's queue, even after the owner thread exited.
-//  - A thread batches the blocks it frees for another heap (RemoteBatch) and
+//  - A thread keeps a few blocks of other heaps that it freed (ForeignCache)
+//    and reuses them on its malloc slow path; past that cap,
+//    it batches the blocks it frees for another heap (RemoteBatch) and
 //    pushes them with one atomic operation per batch; batches are flushed
 //    when full, when the owner changes, on the thread's malloc slow path, at
 //    thread exit and by Trim().
@@ -70,6 +72,15 @@ enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2, kOrph
 
 struct Heap;
 
+// Blocks of other heaps that this thread freed, kept (up to a small cap per
+// class) to serve its own next mallocs of that class: a block allocated by
+// one thread and freed by another is then reused where it is hot, instead of
+// crossing back to its owner. They stay "in use" for their owner's slab.
+struct ForeignCache {
+  Block* head = nullptr;
+  uint32_t count = 0;
+};
+
 // Blocks this thread freed for another heap, not yet pushed to it.
 struct RemoteBatch {
   static constexpr uint32_t kMaxBlocks = 64;
@@ -95,6 +106,7 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
+  ForeignCache foreign[kNumClasses];          // other heaps' blocks, for reuse
   alignas(64) RemoteQueue remote;             // other threads' frees
 };
 
