@@ -72,11 +72,12 @@ ABSL_FLAG(std::optional<int64_t>, remote_pct, std::nullopt,
           "default: the lane's).");
 ABSL_FLAG(int64_t, reps, 3, "Timed runs per lane and allocator (median).");
 ABSL_FLAG(std::string, json_out, "",
-          "JSON results (default: results/random_mixed.json in the "
-          "workspace, or the current directory; 'none' to skip).");
+          "JSON results (default, for the full run only: "
+          "results/random_mixed.json in the workspace, or the current "
+          "directory; 'none' to skip).");
 ABSL_FLAG(std::string, svg_out, "",
-          "SVG chart (default: results/random_mixed.svg in the workspace, "
-          "or the current directory; 'none' to skip).");
+          "SVG chart (default, for the full run only: results/random_mixed.svg "
+          "in the workspace, or the current directory; 'none' to skip).");
 ABSL_FLAG(std::optional<int64_t>, superslab_max_cached, std::nullopt,
           "hakmem: HAKMEM_SUPERSLAB_MAX_CACHED of its children (unset: "
           "hakmem's default).");
@@ -327,11 +328,17 @@ bool ResolveHakmemEnv(Options* options, std::string* error) {
   return true;
 }
 
-// `flag_value`, or `file_name` in results/ under the workspace (bazel run) or
-// the current directory; "none" disables the output.
+// `flag_value`, or, for the full default run, `file_name` in results/ under
+// the workspace (bazel run) or the current directory; "none" disables the
+// output. A partial run (some lanes, allocators or iterations) writes
+// nothing unless asked, so it never overwrites the published results.
 std::string OutputPath(const std::string& flag_value, const char* file_name) {
   if (flag_value == "none") return "";
   if (!flag_value.empty()) return flag_value;
+  const bool full_run = absl::GetFlag(FLAGS_profile) == "all" &&
+                        absl::GetFlag(FLAGS_allocator) == "all" &&
+                        !absl::GetFlag(FLAGS_iters).has_value();
+  if (!full_run) return "";
   const char* workspace = getenv("BUILD_WORKSPACE_DIRECTORY");
   return absl::StrCat(workspace != nullptr ? workspace : ".", "/results/",
                       file_name);
