@@ -150,7 +150,8 @@ void TinyReclaimExitedThreads();
 // every slow path, small or large.
 void TinyUpkeep();
 // The above, plus the calling thread's own idle memory: pending remote
-// frees, retired empty slabs, its spare SuperSlab (for Trim()).
+// frees, kept foreign blocks, empty current slabs, its spare SuperSlab (for
+// Trim()).
 void TinyTrim();
 void TinyLockForFork();
 void TinyUnlockAfterFork(bool in_child);
