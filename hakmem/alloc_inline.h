@@ -30,7 +30,7 @@ HAKMEM_ALWAYS_INLINE void FreeInline(void* p) {
 HAKMEM_ALWAYS_INLINE void FreeSizedInline(void* p, size_t size) {
   const int tag = registry::TagOf(p);
   if (HAKMEM_LIKELY(size <= kMaxSmallSize && tag != registry::kTagNone &&
-                    SlabOfWithShift(p, tag)->size_class == SizeToClass(size) &&
+                    SlabInfoOfWithShift(p, tag)->size_class == SizeToClass(size) &&
                     TinyTryFreeLocal(p))) {
     return;
   }

@@ -49,7 +49,7 @@ size_t CheckedUsableSize(RegionHeader* region, const void* p,
     return LargeUsableSize(large);
   }
   TinyCheckLiveBlock(p, operation);
-  return SlabOf(p)->block_size;
+  return SlabInfoOf(p)->block_size;
 }
 
 }  // namespace
@@ -82,7 +82,7 @@ void FreeSizedSlow(void* p, size_t size) {
   const bool fits = region->kind == RegionKind::kLarge
                         ? size > kMaxSmallSize && size <= usable
                         : size <= kMaxSmallSize &&
-                              SizeToClass(size) == SlabOf(p)->size_class;
+                              SizeToClass(size) == SlabInfoOf(p)->size_class;
   if (!fits) {
     platform::ReportAndAbort("sized delete: size does not match the block", p,
                              "the size passed to delete is not the size "

@@ -10,7 +10,7 @@
 namespace hakmem {
 namespace {
 
-static_assert(sizeof(LargeHeader) <= kSlabRecordsOffset,
+static_assert(sizeof(LargeHeader) <= kSlabInfosOffset,
               "a large header must leave the slab-record area zero");
 
 constexpr uint64_t kLargeCacheMaxCount = 64;

@@ -72,27 +72,28 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
                const void* owner) {
   Slab* s = &ss->slabs[index];
   s->free = nullptr;
-  s->start = reinterpret_cast<uintptr_t>(ss) +
-             (static_cast<uintptr_t>(index) << ss->slab_shift);
-  s->divisor_magic = DivisorMagic(block_size);
-  __atomic_store_n(&s->carved_limit, 0, __ATOMIC_RELAXED);
-  s->block_size = static_cast<uint16_t>(block_size);
   s->used = 0;
-  s->size_class = static_cast<uint8_t>(size_class);
   s->role = kSlabDetached;
   s->prev = s->next = nullptr;
-  __atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);
+  SlabInfo* info = &ss->infos[index];
+  info->divisor_magic = DivisorMagic(block_size);
+  __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
+  info->block_size = static_cast<uint16_t>(block_size);
+  info->size_class = static_cast<uint8_t>(size_class);
+  info->slab_shift = ss->slab_shift;
+  __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
   return s;
 }
 
 uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key) {
-  const uint32_t size = s->block_size;
+  SlabInfo* info = InfoOf(s);
+  const uint32_t size = info->block_size;
   const uint32_t carved = SlabCarved(s);
   const uint32_t capacity = SlabCapacity(s);
   const uint32_t n = capacity - carved < max_blocks ? capacity - carved : max_blocks;
   if (n == 0) return 0;
   // Built front to back, so blocks are handed out in address order.
-  char* next = reinterpret_cast<char*>(s->start) + static_cast<size_t>(carved) * size;
+  char* next = reinterpret_cast<char*>(SlabStart(s)) + static_cast<size_t>(carved) * size;
   Block* head = reinterpret_cast<Block*>(next);
   for (uint32_t i = 1; i < n; i++) {
     Block* b = reinterpret_cast<Block*>(next);
@@ -103,7 +104,7 @@ uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key) {
   reinterpret_cast<Block*>(next)->next = s->free;
   reinterpret_cast<Block*>(next)->key = free_key;
   s->free = head;
-  __atomic_store_n(&s->carved_limit, uint64_t{carved + n} * CarveStep(s),
+  __atomic_store_n(&info->carved_limit, uint64_t{carved + n} * CarveStep(info),
                    __ATOMIC_RELAXED);
   return n;
 }
@@ -122,9 +123,10 @@ constexpr uint32_t kReservedSlabs = 1u;
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
-  __atomic_store_n(&s->owner, nullptr, __ATOMIC_RELEASE);
+  SlabInfo* info = InfoOf(s);
+  __atomic_store_n(&info->owner, nullptr, __ATOMIC_RELEASE);
   s->free = nullptr;
-  __atomic_store_n(&s->carved_limit, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
   ss->used_slabs &= ~(1u << SlabIndex(s));
   return ss->used_slabs == kReservedSlabs;
 }

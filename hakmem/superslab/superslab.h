@@ -11,8 +11,15 @@
 // address space only, and every block's offset in its slab stays below the
 // slab size, which the block-start test below relies on.
 //
-// The header (first page) holds the RegionHeader, the owner, and one 64-byte
-// Slab record per slab. Slab starts are 64 KiB aligned, so a block of size S
+// The header (first page) holds the RegionHeader, the owner, and two 32-byte
+// records per slab, in two arrays so that they never share a cache line:
+//   SlabInfo  read-mostly: owner, geometry, carved extent. Any thread that
+//             frees a block reads it; only slab set-up and carving write it.
+//   Slab      owner-written: free list, count, list links. Only the owner
+//             thread touches it.
+// A thread freeing another thread's block thus never pulls a line that the
+// owner writes on every malloc (the owner would pay a miss to take it back).
+// Slab starts are slab-size aligned (64 KiB or more), so a block of size S
 // is aligned to the largest power of two dividing S (up to 64 KiB), which
 // aligned allocation relies on. Slabs are carved lazily: an untouched tail
 // costs no memory.
@@ -40,9 +47,12 @@ constexpr size_t kSmallSlabSize = size_t{1} << kSmallSlabShift;
 constexpr int kMaxSlabsPerSuperSlab =
     static_cast<int>(kRegionAlign >> kSmallSlabShift);
 constexpr size_t kSuperSlabSize = kRegionAlign;
-// Slab records start here in every region header (a large block's header
+// SlabInfo records start here in every region header (a large block's header
 // leaves this area zero, so its "slabs" look unowned to the free fast path).
-constexpr size_t kSlabRecordsOffset = 128;
+constexpr size_t kSlabInfosOffset = 128;
+constexpr size_t kSlabRecordSize = 32;
+constexpr size_t kSlabsOffset =
+    kSlabInfosOffset + kMaxSlabsPerSuperSlab * kSlabRecordSize;
 
 // A free block. `key` marks blocks that are free: free() writes the process
 // secret there and malloc() clears it (see hakmem/tiny/tiny_alloc.h).
@@ -55,25 +65,31 @@ struct Block {
 enum SlabRole : uint8_t {
   kSlabDetached = 0,  // full, or being set up
   kSlabPartial = 1,   // on the owner's "has free room" list
-  kSlabCurrent = 2,   // the one malloc pops from for its class
+  kSlabCurrent = 2,   // the one malloc pops from for its class (or parked
+                      // behind the heap's foreign slab, see hakmem/tiny)
 };
 
-// Metadata of one slab, one cache line; the fields the fast paths touch come
-// first.
-struct Slab {
-  Block* free;             // free list (owner thread only)
+// A slab's read-mostly metadata (see the top of this file).
+struct SlabInfo {
   const void* owner;       // owning heap while the slab is in use, else null
-  uintptr_t start;         // address of the first block
   uint64_t divisor_magic;  // see IsBlockStart
   uint64_t carved_limit;   // see IsBlockStart
-  uint32_t used;           // blocks handed out and not freed back here
   uint16_t block_size;     // at most 32 KiB
   uint8_t size_class;
+  uint8_t slab_shift;      // the SuperSlab's
+  uint32_t reserved;
+};
+static_assert(sizeof(SlabInfo) == kSlabRecordSize, "two records a line");
+
+// A slab's owner-written metadata; a heap's current[c] points at one.
+struct Slab {
+  Block* free;             // free list
+  uint32_t used;           // blocks handed out and not freed back here
   uint8_t role;            // SlabRole: what the owner heap uses it as
   Slab* prev;              // owner's per-class list links
   Slab* next;
 };
-static_assert(sizeof(Slab) == 64, "one cache line per slab record");
+static_assert(sizeof(Slab) == kSlabRecordSize, "two records a line");
 
 struct SuperSlab {
   RegionHeader region;  // magic, kind, size, LRU links
@@ -85,17 +101,27 @@ struct SuperSlab {
   SuperSlab* all_prev;  // list of every mapped SuperSlab (for stats)
   SuperSlab* all_next;
   uint8_t slab_shift;   // kSmallSlabShift or kMidSlabShift
-  alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];  // slab 0's record: unused
+  // Slab 0's records are unused.
+  alignas(64) SlabInfo infos[kMaxSlabsPerSuperSlab];
+  alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];
 };
-static_assert(offsetof(SuperSlab, slabs) == kSlabRecordsOffset,
-              "slab records at a fixed offset");
+static_assert(offsetof(SuperSlab, infos) == kSlabInfosOffset &&
+                  offsetof(SuperSlab, slabs) == kSlabsOffset,
+              "slab records at fixed offsets");
+static_assert(kSlabInfosOffset % 64 == 0 && kSlabsOffset % 64 == 0,
+              "an info and an owner record never share a cache line");
 static_assert(sizeof(SuperSlab) <= platform::kPageSize, "header fits a page");
 
 HAKMEM_ALWAYS_INLINE SuperSlab* SuperSlabOf(const void* p) {
   return reinterpret_cast<SuperSlab*>(RegionBaseOf(p));
 }
 
-// Slab record for `p`, given its SuperSlab's slab shift (its registry tag).
+// Records of the slab holding `p`, given its SuperSlab's slab shift (its
+// registry tag).
+HAKMEM_ALWAYS_INLINE SlabInfo* SlabInfoOfWithShift(const void* p, int slab_shift) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return &SuperSlabOf(p)->infos[(a & kRegionMask) >> slab_shift];
+}
 HAKMEM_ALWAYS_INLINE Slab* SlabOfWithShift(const void* p, int slab_shift) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   return &SuperSlabOf(p)->slabs[(a & kRegionMask) >> slab_shift];
@@ -104,18 +130,35 @@ HAKMEM_ALWAYS_INLINE Slab* SlabOfWithShift(const void* p, int slab_shift) {
 inline Slab* SlabOf(const void* p) {
   return SlabOfWithShift(p, SuperSlabOf(p)->slab_shift);
 }
+inline SlabInfo* SlabInfoOf(const void* p) {
+  return SlabInfoOfWithShift(p, SuperSlabOf(p)->slab_shift);
+}
 
-// True if `p` is the start of a block that was carved from `s`, with one
-// multiply and one compare. With d = block_size and m = divisor_magic (the
+// The other record of the same slab (a real slab's: not kEmptySlab's or a
+// heap's foreign slab's).
+HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
+  return reinterpret_cast<SlabInfo*>(const_cast<char*>(
+      reinterpret_cast<const char*>(s) - (kSlabsOffset - kSlabInfosOffset)));
+}
+HAKMEM_ALWAYS_INLINE Slab* SlabOfInfo(const SlabInfo* info) {
+  return reinterpret_cast<Slab*>(const_cast<char*>(
+      reinterpret_cast<const char*>(info) + (kSlabsOffset - kSlabInfosOffset)));
+}
+
+// True if `p` is the start of a block that was carved from the slab of
+// `info` (whose SuperSlab has `slab_shift`), with one multiply and one
+// compare. The slab starts at `p` rounded down to the slab size. With d = block_size and m = divisor_magic (the
 // smallest m > 2^64/d, see DivisorMagic), for an offset n < 2^32 (Lemire et
 // al., "Faster remainder by direct computation"):
 //   n = k*d      gives  n*m mod 2^64 = k*e,  with e = d*m - 2^64 in [1, d];
 //   otherwise           n*m mod 2^64 >= m - 1 >= 2^49.
 // So "n*m < carved_blocks*e" holds exactly for the carved block starts.
-// Offsets stay below the slab size because slab 0 is never used.
-HAKMEM_ALWAYS_INLINE bool IsBlockStart(const Slab* s, const void* p) {
-  const uint64_t offset = reinterpret_cast<uintptr_t>(p) - s->start;
-  return offset * s->divisor_magic < s->carved_limit;
+HAKMEM_ALWAYS_INLINE bool IsBlockStart(const SlabInfo* info, const void* p,
+                                       int slab_shift) {
+  const uint64_t offset =
+      reinterpret_cast<uintptr_t>(p) & ((uintptr_t{1} << slab_shift) - 1);
+  return offset * info->divisor_magic <
+         __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
 }
 
 // Magic for IsBlockStart: ceil(2^64 / d), plus one when d divides 2^64 (so
@@ -127,25 +170,34 @@ inline uint64_t DivisorMagic(uint32_t block_size) {
 }
 
 // e of IsBlockStart: what one block adds to carved_limit.
-inline uint64_t CarveStep(const Slab* s) {
-  return s->divisor_magic * uint64_t{s->block_size};
+inline uint64_t CarveStep(const SlabInfo* info) {
+  return info->divisor_magic * uint64_t{info->block_size};
 }
 
 inline int SlabIndex(const Slab* s) {
   return static_cast<int>(s - SuperSlabOf(s)->slabs);
 }
 
-// Bytes from `start` to the end of the slab.
-inline uint32_t SlabLimit(const Slab* s) {
-  return uint32_t{1} << SuperSlabOf(s)->slab_shift;
+// Address of the slab's first block.
+inline uintptr_t SlabStart(const Slab* s) {
+  return reinterpret_cast<uintptr_t>(SuperSlabOf(s)) +
+         (static_cast<uintptr_t>(SlabIndex(s)) << InfoOf(s)->slab_shift);
 }
 
-inline uint32_t SlabCapacity(const Slab* s) { return SlabLimit(s) / s->block_size; }
+// Bytes from the slab's start to its end.
+inline uint32_t SlabLimit(const Slab* s) {
+  return uint32_t{1} << InfoOf(s)->slab_shift;
+}
 
-// Blocks carved so far, and the offset where carving continues.
+inline uint32_t SlabCapacity(const Slab* s) {
+  return SlabLimit(s) / InfoOf(s)->block_size;
+}
+
+// Blocks carved so far.
 inline uint32_t SlabCarved(const Slab* s) {
+  const SlabInfo* info = InfoOf(s);
   return static_cast<uint32_t>(
-      __atomic_load_n(&s->carved_limit, __ATOMIC_RELAXED) / CarveStep(s));
+      __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED) / CarveStep(info));
 }
 
 inline bool SlabCanCarve(const Slab* s) { return SlabCarved(s) < SlabCapacity(s); }

@@ -15,6 +15,10 @@ const int kOwnerTag = 0;
 const void* const kOwner = &kOwnerTag;
 constexpr uint64_t kKey = 0x5eed;
 
+bool IsStart(const Slab* s, const void* p) {
+  return IsBlockStart(InfoOf(s), p, InfoOf(s)->slab_shift);
+}
+
 TEST(SuperSlabTest, AcquireRegistersWithMagicAndGeometryTag) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
   ASSERT_NE(ss, nullptr);
@@ -55,7 +59,7 @@ TEST(SuperSlabTest, MidGeometryHasThreeSlabsAfterTheHeader) {
   for (int i = 1; i < 4; i++) EXPECT_EQ(SuperSlabTakeFreeSlab(ss), i);
   EXPECT_EQ(SuperSlabTakeFreeSlab(ss), -1);
   Slab* s1 = SlabInit(ss, 1, 32768, 84, kOwner);
-  EXPECT_EQ(s1->start, reinterpret_cast<uintptr_t>(ss) + 524288);
+  EXPECT_EQ(SlabStart(s1), reinterpret_cast<uintptr_t>(ss) + 524288);
   EXPECT_EQ(SlabCapacity(s1), 16u);
   Slab* s3 = SlabInit(ss, 3, 2560, 69, kOwner);
   EXPECT_EQ(SlabCapacity(s3), 524288u / 2560u);
@@ -74,7 +78,7 @@ TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
     SlabCarve(s, 20, kKey);
     for (uint64_t offset = 0; offset < 65536; offset += 8) {
       const bool expected = offset % size == 0 && offset / size < 20;
-      ASSERT_EQ(IsBlockStart(s, reinterpret_cast<void*>(s->start + offset)), expected)
+      ASSERT_EQ(IsStart(s, reinterpret_cast<void*>(SlabStart(s) + offset)), expected)
           << size << " " << offset;
     }
     EXPECT_EQ(SlabCarved(s), 20u);
@@ -92,27 +96,27 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
   EXPECT_EQ(SlabCapacity(s), 65536u / 48u);
   EXPECT_EQ(s->free, nullptr);  // nothing carved yet
   EXPECT_EQ(SlabCarve(s, 10, kKey), 10u);
-  uintptr_t expected = s->start;
+  uintptr_t expected = SlabStart(s);
   int n = 0;
   for (Block* b = s->free; b != nullptr; b = b->next, n++) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b), expected);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
     EXPECT_EQ(SlabOf(b), s);
     EXPECT_EQ(b->key, kKey);
-    EXPECT_TRUE(IsBlockStart(s, b));
-    EXPECT_FALSE(IsBlockStart(s, reinterpret_cast<char*>(b) + 16));  // interior
+    EXPECT_TRUE(IsStart(s, b));
+    EXPECT_FALSE(IsStart(s, reinterpret_cast<char*>(b) + 16));  // interior
     expected += 48;
   }
   EXPECT_EQ(n, 10);
   // Not carved yet, so not a block yet.
-  EXPECT_FALSE(IsBlockStart(s, reinterpret_cast<void*>(s->start + 48 * 10)));
+  EXPECT_FALSE(IsStart(s, reinterpret_cast<void*>(SlabStart(s) + 48 * 10)));
   // Carve the rest: exactly the capacity, never past the slab.
   s->free = nullptr;
   EXPECT_EQ(SlabCarve(s, 100000, kKey), SlabCapacity(s) - 10);
   EXPECT_FALSE(SlabCanCarve(s));
   EXPECT_EQ(SlabCarve(s, 5, kKey), 0u);
   for (Block* b = s->free; b != nullptr; b = b->next) {
-    EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, s->start + SlabLimit(s));
+    EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, SlabStart(s) + SlabLimit(s));
   }
   SuperSlabReturnSlab(ss, s);
   SuperSlabRelease(ss);

@@ -8,11 +8,15 @@
 
 #include "hakmem/config.h"
 #include "hakmem/registry/registry.h"
+#include "hakmem/tiny/tiny_alloc.h"
 
 namespace hakmem {
 
 Slab kEmptySlab{};
+// Constant-initialized: the first malloc may come from another library's
+// constructor, before any of ours has run.
 Heap kEmptyHeap;
+static_assert((Heap(), true), "Heap() must stay a constant expression");
 __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) = &kEmptyHeap;
 uint64_t g_free_key = 0;
 
@@ -74,7 +78,7 @@ Heap* NewHeapLocked() {
 // least 8 so big classes do not come back to the slow path after every
 // block, at most 256.
 uint32_t CarveBatch(const Slab* s) {
-  uint32_t n = 8192 / s->block_size;
+  uint32_t n = 8192 / InfoOf(s)->block_size;
   if (n > 256) n = 256;
   return n < 8 ? 8 : n;
 }
@@ -143,12 +147,30 @@ void CheckEmptySlab(const Slab* s) {
   }
 }
 
+bool ForeignInstalled(const Heap* h, int c) { return h->current[c] == &h->foreign[c]; }
+
+// Where class `c`'s real current slab is: current[c], or parked[c] while the
+// foreign slab is installed.
+Slab** RealCurrentSlot(Heap* h, int c) {
+  return ForeignInstalled(h, c) ? &h->parked[c] : &h->current[c];
+}
+
 // Makes `s` (a real slab or kEmptySlab) the current slab of class `c`.
 void SetCurrent(Heap* h, int c, Slab* s) {
-  Slab* old = h->current[c];
-  if (old != &kEmptySlab) old->role = kSlabDetached;
+  Slab** slot = RealCurrentSlot(h, c);
+  if (*slot != &kEmptySlab) (*slot)->role = kSlabDetached;
   if (s != &kEmptySlab) s->role = kSlabCurrent;
-  h->current[c] = s;
+  *slot = s;
+}
+
+void InstallForeign(Heap* h, int c) {
+  h->parked[c] = h->current[c];
+  h->current[c] = &h->foreign[c];
+}
+
+void UninstallForeign(Heap* h, int c) {
+  h->current[c] = h->parked[c];
+  h->parked[c] = nullptr;
 }
 
 // Returns the current slabs that are empty. Run by the time-gated upkeep
@@ -156,7 +178,7 @@ void SetCurrent(Heap* h, int c, Slab* s) {
 // slab does not churn.
 void CollectRetired(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
-    Slab* s = h->current[c];
+    Slab* s = *RealCurrentSlot(h, c);
     if (s == &kEmptySlab || s->used != 0) continue;
     SetCurrent(h, c, &kEmptySlab);
     CheckEmptySlab(s);
@@ -167,7 +189,7 @@ void CollectRetired(Heap* h) {
 // What follows a local free into a slab that is not current: it became
 // empty, or had no free block before.
 void AfterLocalFree(Heap* h, Slab* s) {
-  const int c = s->size_class;
+  const int c = InfoOf(s)->size_class;
   if (s->used == 0) {
     if (s->role == kSlabPartial) h->partial[c].Remove(s);
     s->role = kSlabDetached;
@@ -242,6 +264,8 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
 }
 
+constexpr uint32_t kForeignInstallAt = 8;
+
 // How many freed blocks of other heaps a heap keeps per class: 32, or 64 KiB
 // worth for big classes.
 uint32_t ForeignCap(uint32_t block_size) {
@@ -249,27 +273,44 @@ uint32_t ForeignCap(uint32_t block_size) {
   return n > 32 ? 32 : (n < 2 ? 2 : n);
 }
 
-// Keeps `b` (another heap's block, marked with the remote key) for reuse.
-bool KeepForeign(Heap* h, const Slab* s, Block* b) {
-  ForeignCache& f = h->foreign[s->size_class];
-  if (f.count >= ForeignCap(s->block_size)) return false;
-  b->next = f.head;
-  f.head = b;
-  f.count++;
+// Kept blocks that make the foreign slab current: a few, so that switching
+// between it and the parked slab costs little per block.
+uint32_t ForeignInstallAt(uint32_t block_size) {
+  const uint32_t cap = ForeignCap(block_size);
+  return cap < kForeignInstallAt ? cap : kForeignInstallAt;
+}
+
+// Keeps `b` (a block of another heap, checked not free) on the foreign slab
+// of its class, marked free like a local block, unless the slab is full.
+bool KeepForeign(Heap* h, int c, Block* b) {
+  Slab* f = &h->foreign[c];
+  const uint32_t held = ForeignHeld(f);
+  const uint32_t block_size = ClassSizeOf(c);
+  if (held >= ForeignCap(block_size)) return false;
+  b->next = f->free;
+  b->key = g_free_key;
+  f->free = b;
+  f->used--;
+  if (held + 1 >= ForeignInstallAt(block_size) && !ForeignInstalled(h, c)) {
+    InstallForeign(h, c);
+  }
   return true;
 }
 
 // Sends every kept foreign block back to its owner (thread exit, trim).
 void ReturnForeign(Heap* h) {
-  for (ForeignCache& f : h->foreign) {
-    while (Block* b = f.head) {
-      if (b->key != RemoteFreeKey()) ReportCorruptFreeList(b);
-      f.head = b->next;
+  for (int c = 0; c < kNumClasses; c++) {
+    if (ForeignInstalled(h, c)) UninstallForeign(h, c);
+    Slab* f = &h->foreign[c];
+    while (Block* b = f->free) {
+      if (b->key != g_free_key) ReportCorruptFreeList(b);
+      f->free = b->next;
+      b->key = RemoteFreeKey();
       Heap* owner = static_cast<Heap*>(const_cast<void*>(
-          __atomic_load_n(&SlabOf(b)->owner, __ATOMIC_ACQUIRE)));
+          __atomic_load_n(&SlabInfoOf(b)->owner, __ATOMIC_ACQUIRE)));
       FreeRemote(h, owner, b);
     }
-    f.count = 0;
+    f->used = 0;
   }
   FlushOutgoing(h);
 }
@@ -280,7 +321,7 @@ Slab* Refill(Heap* h, int size_class) {
     DrainRemote(h);  // may refill, or retire and return, current slabs
     if (h->current[size_class]->free != nullptr) return h->current[size_class];
   }
-  Slab* s = h->current[size_class];
+  Slab* s = h->current[size_class];  // the real one: the caller uninstalled
   if (s != &kEmptySlab && SlabCanCarve(s)) {
     SlabCarve(s, CarveBatch(s), g_free_key);
     return s;
@@ -463,15 +504,12 @@ void TinyGlobalInit() {
 
 void* TinyMallocSlow(int size_class) {
   Heap* h = tl_heap;
-  ForeignCache& f = h->foreign[size_class];  // kEmptyHeap's are always empty
-  if (f.head != nullptr) {
-    Block* b = f.head;
-    // Checked before its link is followed (see DrainRemote).
-    if (b->key != RemoteFreeKey()) ReportCorruptFreeList(b);
-    f.head = b->next;
-    f.count--;
-    b->key = 0;
-    return b;
+  Slab* f = &h->foreign[size_class];  // kEmptyHeap's is always empty
+  if (ForeignInstalled(h, size_class)) {
+    UninstallForeign(h, size_class);  // ran dry: back to the parked slab
+  } else if (f->free != nullptr) {
+    InstallForeign(h, size_class);    // the real slab ran dry first
+    return TinyMallocClass(size_class);
   }
   void* p;
   if (h == &kEmptyHeap && tl_thread_exited) {
@@ -501,16 +539,14 @@ namespace {
 // Owner of the slab holding `p`, after checking that `p` is a carved block
 // start of a slab in use; reports and aborts otherwise.
 Heap* CheckedOwner(const void* p, const char* operation) {
-  const Slab* s = SlabOf(p);
+  const SlabInfo* info = SlabInfoOf(p);
   Heap* owner = static_cast<Heap*>(
-      const_cast<void*>(__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE)));
+      const_cast<void*>(__atomic_load_n(&info->owner, __ATOMIC_ACQUIRE)));
   if (owner == nullptr) {
     platform::ReportAndAbort(operation, p,
                              "not a live block (its slab is free: double free?)");
   }
-  const uint64_t offset = reinterpret_cast<uintptr_t>(p) - s->start;
-  if (offset * s->divisor_magic >=
-      __atomic_load_n(&s->carved_limit, __ATOMIC_RELAXED)) {
+  if (!IsBlockStart(info, p, info->slab_shift)) {
     platform::ReportAndAbort(operation, p,
                              "not the start of a block (interior pointer?)");
   }
@@ -531,6 +567,12 @@ void TinyFreeSlow(void* p) {
   Slab* s = SlabOf(p);
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
+  if (h == &kEmptyHeap && !tl_thread_exited) {
+    // A thread that only frees (a consumer) gets a heap too: it batches
+    // what it sends back, and keeps blocks it may reuse.
+    h = AttachHeap();
+    if (h == nullptr) h = &kEmptyHeap;
+  }
   if (b->key == RemoteFreeKey()) {  // freed by another thread, not drained yet
     platform::ReportAndAbort("free(): double free", p, "block is already free");
   }
@@ -542,7 +584,7 @@ void TinyFreeSlow(void* p) {
     // Confirm: the key could in theory be user data. Pending remote frees
     // are drained first so the slab's list is complete.
     DrainRemote(h);
-    if (s->owner != h || IsInFreeList(s, b)) {
+    if (InfoOf(s)->owner != h || IsInFreeList(s, b)) {
       platform::ReportAndAbort("free(): double free", p,
                                "block is already free");
     }
@@ -550,8 +592,8 @@ void TinyFreeSlow(void* p) {
   if (owner == h) {
     LocalFree(h, s, b);
   } else {
+    if (h != &kEmptyHeap && KeepForeign(h, InfoOf(s)->size_class, b)) return;
     b->key = RemoteFreeKey();
-    if (h != &kEmptyHeap && KeepForeign(h, s, b)) return;
     FreeRemote(h, owner, b);
   }
 }
@@ -607,9 +649,10 @@ void CountSlabs(SuperSlab* ss, void* arg) {
   TinyStats* stats = static_cast<TinyStats*>(arg);
   for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
     const Slab& s = ss->slabs[i];
-    if (__atomic_load_n(&s.owner, __ATOMIC_RELAXED) == nullptr) continue;
-    stats->slabs_in_use[s.size_class]++;
-    stats->blocks_in_use[s.size_class] += __atomic_load_n(&s.used, __ATOMIC_RELAXED);
+    const SlabInfo& info = ss->infos[i];
+    if (__atomic_load_n(&info.owner, __ATOMIC_RELAXED) == nullptr) continue;
+    stats->slabs_in_use[info.size_class]++;
+    stats->blocks_in_use[info.size_class] += __atomic_load_n(&s.used, __ATOMIC_RELAXED);
   }
 }
 }  // namespace

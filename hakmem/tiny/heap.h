@@ -23,12 +23,18 @@
 //    into a current slab never needs the slow path.
 //  - Heaps are never unmapped, so a remote free may always push onto the
 //    owner heap's queue, even after the owner thread exited.
-//  - A thread keeps a few blocks of other heaps that it freed (ForeignCache)
-//    and reuses them on its malloc slow path; past that cap,
-//    it batches the blocks it frees for another heap (RemoteBatch) and
-//    pushes them with one atomic operation per batch; batches are flushed
-//    when full, when the owner changes, on the thread's malloc slow path, at
-//    thread exit and by Trim().
+//  - A thread keeps blocks of other heaps that it freed, up to a small cap
+//    per class, on a per-class "foreign" pseudo-slab of its heap (a Slab
+//    record that no SuperSlab holds). Once a few are kept, the foreign slab
+//    is installed as current[c] (the real current slab is parked), so
+//    malloc's fast path hands them out where they are hot, with no atomic
+//    operation and no trip back to the owner; when it runs dry the malloc
+//    slow path puts the parked slab back. This is what makes producer /
+//    consumer threads cheap: a block crosses threads once, then circulates.
+//  - Past the cap, a thread batches the blocks it frees for another heap
+//    (RemoteBatch) and pushes them with one atomic operation per batch;
+//    batches are flushed when full, when the owner changes, on the thread's
+//    malloc slow path, at thread exit and by Trim().
 #ifndef HAKMEM_TINY_HEAP_H_
 #define HAKMEM_TINY_HEAP_H_
 
@@ -72,14 +78,10 @@ enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2, kOrph
 
 struct Heap;
 
-// Blocks of other heaps that this thread freed, kept (up to a small cap per
-// class) to serve its own next mallocs of that class: a block allocated by
-// one thread and freed by another is then reused where it is hot, instead of
-// crossing back to its owner. They stay "in use" for their owner's slab.
-struct ForeignCache {
-  Block* head = nullptr;
-  uint32_t count = 0;
-};
+// A foreign slab's `used` counts down from 0 (wrapping) as blocks are kept,
+// so the fast path's `used++` on a pop keeps the count right. Kept blocks
+// stay "in use" for their owner's slab.
+inline uint32_t ForeignHeld(const Slab* f) { return 0u - f->used; }
 
 // Blocks this thread freed for another heap, not yet pushed to it.
 struct RemoteBatch {
@@ -91,6 +93,7 @@ struct RemoteBatch {
 };
 
 struct Heap {
+  // constexpr, so kEmptyHeap is ready before any constructor runs.
   constexpr Heap() : current() {
     for (Slab*& slab : current) slab = &kEmptySlab;
   }
@@ -106,8 +109,12 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
-  ForeignCache foreign[kNumClasses];          // other heaps' blocks, for reuse
+  // The real current slab of a class whose foreign slab is installed.
+  Slab* parked[kNumClasses] = {};
   alignas(64) RemoteQueue remote;             // other threads' frees
+  // Other heaps' blocks this thread freed, for reuse (pseudo-slabs: only
+  // `free` and `used` mean anything; all zero when empty).
+  alignas(64) Slab foreign[kNumClasses] = {};
 };
 
 extern Heap kEmptyHeap;

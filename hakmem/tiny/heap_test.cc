@@ -1,7 +1,9 @@
 #include "hakmem/tiny/heap.h"
 
 #include <string.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -36,7 +38,7 @@ TEST(HeapTest, EveryClassRoundTripsWithDistinctAlignedBlocks) {
     }
     for (int i = 0; i < 40; i++) {
       for (size_t j = 0; j < size; j += 61) ASSERT_EQ(blocks[i][j], static_cast<char>(i));
-      EXPECT_EQ(SlabOf(blocks[i])->size_class, c);
+      EXPECT_EQ(SlabInfoOf(blocks[i])->size_class, c);
     }
     std::set<char*> unique(blocks.begin(), blocks.end());
     EXPECT_EQ(unique.size(), blocks.size());
@@ -138,6 +140,32 @@ TEST(HeapTest, RemoteFreesReachTheOwner) {
   for (void* p : again) Free(p);
 }
 
+TEST(HeapTest, AThreadReusesTheBlocksOfOtherThreadsThatItFreed) {
+  // Another thread's blocks, freed here, serve this thread's next mallocs of
+  // their class (the foreign slab) and stay in use for their owner's slab.
+  constexpr int kBlocks = 20;
+  constexpr size_t kSize = 96;
+  std::vector<void*> blocks;
+  for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(kSize));
+  const uint64_t in_use = BlocksInUse(SizeToClass(kSize));
+  std::thread([&] {
+    for (void* p : blocks) Free(p);
+    EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use);
+    std::set<void*> mine;
+    for (int i = 0; i < kBlocks; i++) mine.insert(TinyMalloc(kSize));
+    EXPECT_EQ(mine, std::set<void*>(blocks.begin(), blocks.end()));
+    // Past them, the thread's own slab serves again.
+    void* own = TinyMalloc(kSize);
+    EXPECT_EQ(mine.count(own), 0u);
+    Free(own);
+    for (void* p : mine) Free(p);
+  }).join();  // thread exit sends the kept blocks back to their owner
+  std::vector<void*> again;
+  for (int i = 0; i < 4 * kBlocks; i++) again.push_back(TinyMalloc(kSize));
+  for (void* p : again) Free(p);
+  EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use - kBlocks);
+}
+
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
   std::thread([] { Free(TinyMalloc(10)); }).join();
   static TinyStats stats;
@@ -229,6 +257,45 @@ TEST(HeapDeathTest, RemoteDoubleFreeIsReported) {
       "double free");
 }
 
+TEST(HeapDeathTest, DoubleFreeOfAKeptForeignBlockIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        std::thread([p] {
+          Free(p);  // kept on this thread's foreign slab
+          Free(p);
+        }).join();
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
+}
+
+TEST(HeapDeathTest, OwnerDoubleFreeOfABlockAnotherThreadKeptIsCaught) {
+  // The owner's fast path does not read the block, so it takes the second
+  // free; the block is then on two lists. Whichever pop comes second finds
+  // the key cleared, before the block can be handed out twice.
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        std::atomic<int> step{0};
+        std::thread other([&] {
+          Free(p);  // kept by this thread
+          step = 1;
+          while (step.load() != 2) std::this_thread::yield();
+          for (int i = 0; i < 100; i++) TinyMalloc(48);
+          step = 3;
+        });
+        while (step.load() != 1) std::this_thread::yield();
+        Free(p);  // the owner's double free
+        std::vector<void*> mine;
+        for (int i = 0; i < 100; i++) mine.push_back(TinyMalloc(48));
+        step = 2;
+        while (step.load() != 3) std::this_thread::yield();
+        other.join();
+        _exit(0);  // no report: the double free went unnoticed
+      },
+      "double free");
+}
+
 TEST(HeapDeathTest, InteriorPointerIsReported) {
   EXPECT_DEATH(Free(static_cast<char*>(TinyMalloc(64)) + 16),
                "hakmem: free\\(\\): invalid pointer 0x[0-9a-f]+: not the start "
@@ -240,7 +307,7 @@ TEST(HeapDeathTest, PointerIntoAFreeSlabIsReported) {
       {
         void* p = TinyMalloc(64);
         // A slab two slabs further in the same SuperSlab: not in use.
-        Free(reinterpret_cast<char*>(SlabOf(p)->start) + 5 * 65536);
+        Free(reinterpret_cast<char*>(SlabStart(SlabOf(p))) + 5 * 65536);
       },
       "not a live block");
 }

@@ -45,10 +45,13 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
   const int tag = registry::TagOf(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
   // A large region's tag leads to its zeroed record 0: owner null, not taken.
-  Slab* s = SlabOfWithShift(p, tag);
+  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  // Only the owner touches the slab's free list: check ownership first.
+  if (HAKMEM_UNLIKELY(info->owner != tl_heap || !IsBlockStart(info, p, tag))) {
+    return false;
+  }
+  Slab* s = SlabOfInfo(info);
   Block* b = static_cast<Block*>(p);
-  // Only the owner reads the slab's free list: check ownership first.
-  if (HAKMEM_UNLIKELY(s->owner != tl_heap || !IsBlockStart(s, p))) return false;
   Block* head = s->free;
   if (HAKMEM_UNLIKELY(b == head)) return false;
   b->next = head;
