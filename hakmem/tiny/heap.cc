@@ -147,8 +147,6 @@ void CheckEmptySlab(const Slab* s) {
   }
 }
 
-bool ForeignInstalled(const Heap* h, int c) { return h->current[c] == &h->foreign[c]; }
-
 // Where class `c`'s real current slab is: current[c], or parked[c] while the
 // foreign slab is installed.
 Slab** RealCurrentSlot(Heap* h, int c) {
@@ -161,11 +159,6 @@ void SetCurrent(Heap* h, int c, Slab* s) {
   if (*slot != &kEmptySlab) (*slot)->role = kSlabDetached;
   if (s != &kEmptySlab) s->role = kSlabCurrent;
   *slot = s;
-}
-
-void InstallForeign(Heap* h, int c) {
-  h->parked[c] = h->current[c];
-  h->current[c] = &h->foreign[c];
 }
 
 void UninstallForeign(Heap* h, int c) {
@@ -264,38 +257,6 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
 }
 
-constexpr uint32_t kForeignInstallAt = 8;
-
-// How many freed blocks of other heaps a heap keeps per class: 32, or 64 KiB
-// worth for big classes.
-uint32_t ForeignCap(uint32_t block_size) {
-  const uint32_t n = 65536 / block_size;
-  return n > 32 ? 32 : (n < 2 ? 2 : n);
-}
-
-// Kept blocks that make the foreign slab current: a few, so that switching
-// between it and the parked slab costs little per block.
-uint32_t ForeignInstallAt(uint32_t block_size) {
-  const uint32_t cap = ForeignCap(block_size);
-  return cap < kForeignInstallAt ? cap : kForeignInstallAt;
-}
-
-// Keeps `b` (a block of another heap, checked not free) on the foreign slab
-// of its class, marked free like a local block, unless the slab is full.
-bool KeepForeign(Heap* h, int c, Block* b) {
-  Slab* f = &h->foreign[c];
-  const uint32_t held = ForeignHeld(f);
-  const uint32_t block_size = ClassSizeOf(c);
-  if (held >= ForeignCap(block_size)) return false;
-  b->next = f->free;
-  b->key = g_free_key;
-  f->free = b;
-  f->used--;
-  if (held + 1 >= ForeignInstallAt(block_size) && !ForeignInstalled(h, c)) {
-    InstallForeign(h, c);
-  }
-  return true;
-}
 
 // Sends every kept foreign block back to its owner (thread exit, trim).
 void ReturnForeign(Heap* h) {
@@ -592,7 +553,7 @@ void TinyFreeSlow(void* p) {
   if (owner == h) {
     LocalFree(h, s, b);
   } else {
-    if (h != &kEmptyHeap && KeepForeign(h, InfoOf(s)->size_class, b)) return;
+    if (h != &kEmptyHeap && TinyKeepForeign(h, InfoOf(s)->size_class, b)) return;
     b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
   }

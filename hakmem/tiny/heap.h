@@ -83,6 +83,25 @@ struct Heap;
 // stay "in use" for their owner's slab.
 inline uint32_t ForeignHeld(const Slab* f) { return 0u - f->used; }
 
+// How many blocks of other heaps a heap keeps per class (32, or 64 KiB worth
+// for big classes), and how many make the foreign slab current (a few, so
+// switching between it and the parked slab costs little per block).
+struct ForeignLimits {
+  uint8_t cap[kNumClasses];
+  uint8_t install_at[kNumClasses];
+};
+constexpr ForeignLimits MakeForeignLimits() {
+  ForeignLimits limits{};
+  for (int c = 0; c < kNumClasses; c++) {
+    const uint32_t n = 65536 / ClassSizeOf(c);
+    const uint32_t cap = n > 32 ? 32 : (n < 2 ? 2 : n);
+    limits.cap[c] = static_cast<uint8_t>(cap);
+    limits.install_at[c] = static_cast<uint8_t>(cap < 8 ? cap : 8);
+  }
+  return limits;
+}
+inline constexpr ForeignLimits kForeignLimits = MakeForeignLimits();
+
 // Blocks this thread freed for another heap, not yet pushed to it.
 struct RemoteBatch {
   static constexpr uint32_t kMaxBlocks = 64;
@@ -118,6 +137,16 @@ struct Heap {
 };
 
 extern Heap kEmptyHeap;
+
+inline bool ForeignInstalled(const Heap* h, int c) {
+  return h->current[c] == &h->foreign[c];
+}
+
+inline void InstallForeign(Heap* h, int c) {
+  h->parked[c] = h->current[c];
+  h->current[c] = &h->foreign[c];
+}
+
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
 // Process secret written into free blocks (Block::key); never 0.
 extern uint64_t g_free_key HAKMEM_HIDDEN;
@@ -126,6 +155,26 @@ extern uint64_t g_free_key HAKMEM_HIDDEN;
 // flipped. The owner checks it when it drains, so a block that was also
 // freed locally in the meantime (its links overwritten) is caught there.
 inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
+
+// Keeps `b`, a block of class `c` of another heap, on `h`'s foreign slab,
+// marked free like a local block; false if the slab is full or `b` is the
+// block kept last (an immediate double free). Never reads the block: see
+// tiny_alloc.h on double frees.
+HAKMEM_ALWAYS_INLINE bool TinyKeepForeign(Heap* h, int c, Block* b) {
+  Slab* f = &h->foreign[c];
+  const uint32_t held = ForeignHeld(f);
+  Block* head = f->free;
+  if (HAKMEM_UNLIKELY(held >= kForeignLimits.cap[c] || b == head)) return false;
+  b->next = head;
+  b->key = g_free_key;
+  f->free = b;
+  f->used--;
+  if (HAKMEM_UNLIKELY(held + 1 >= kForeignLimits.install_at[c]) &&
+      !ForeignInstalled(h, c)) {
+    InstallForeign(h, c);
+  }
+  return true;
+}
 
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
 // malloc of class `size_class` when the current slab is empty. Sets errno to

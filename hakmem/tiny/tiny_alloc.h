@@ -14,7 +14,10 @@
 // it catches the immediate double free by comparing with the list head, and a
 // later one is caught when the duplicate is popped (before any block could
 // be handed out twice) or when the slab empties (slab free lists are checked
-// then). Frees on the slow path check the key at once.
+// then). A free of another heap's block that is kept on the foreign slab is
+// the same: it only writes the block and compares with the list head, and a
+// block freed twice (by any threads) shows up as a cleared key when the
+// second copy is popped. Frees on the slow path check the key at once.
 #ifndef HAKMEM_TINY_TINY_ALLOC_H_
 #define HAKMEM_TINY_TINY_ALLOC_H_
 
@@ -62,6 +65,22 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
     TinyFreeTransition(s);
   }
   return true;
+}
+
+// Frees `p` if it is a block of another heap and this thread can keep it on
+// its foreign slab; returns false (touching nothing) for anything else.
+// Reads only the read-mostly SlabInfo, never the block or a line the owner
+// writes.
+HAKMEM_ALWAYS_INLINE bool TinyTryFreeForeign(void* p) {
+  const int tag = registry::TagOf(p);
+  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
+  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  const void* owner = __atomic_load_n(&info->owner, __ATOMIC_ACQUIRE);
+  Heap* h = tl_heap;
+  if (owner == nullptr || owner == h || h == &kEmptyHeap || !IsBlockStart(info, p, tag)) {
+    return false;
+  }
+  return TinyKeepForeign(h, info->size_class, static_cast<Block*>(p));
 }
 
 }  // namespace hakmem
