@@ -465,12 +465,9 @@ void TinyGlobalInit() {
 
 void* TinyMallocSlow(int size_class) {
   Heap* h = tl_heap;
-  Slab* f = &h->foreign[size_class];  // kEmptyHeap's is always empty
   if (ForeignInstalled(h, size_class)) {
     UninstallForeign(h, size_class);  // ran dry: back to the parked slab
-  } else if (f->free != nullptr) {
-    InstallForeign(h, size_class);    // the real slab ran dry first
-    return TinyMallocClass(size_class);
+    if (h->current[size_class]->free != nullptr) return TinyMallocClass(size_class);
   }
   void* p;
   if (h == &kEmptyHeap && tl_thread_exited) {

@@ -25,12 +25,12 @@
 //    owner heap's queue, even after the owner thread exited.
 //  - A thread keeps blocks of other heaps that it freed, up to a small cap
 //    per class, on a per-class "foreign" pseudo-slab of its heap (a Slab
-//    record that no SuperSlab holds). Once a few are kept, the foreign slab
-//    is installed as current[c] (the real current slab is parked), so
-//    malloc's fast path hands them out where they are hot, with no atomic
-//    operation and no trip back to the owner; when it runs dry the malloc
-//    slow path puts the parked slab back. This is what makes producer /
-//    consumer threads cheap: a block crosses threads once, then circulates.
+//    record that no SuperSlab holds), installed as current[c] while it has
+//    blocks (the real current slab is parked meanwhile). malloc's fast path
+//    hands them out where they are hot, with no atomic operation and no trip
+//    back to the owner; when it runs dry the malloc slow path puts the
+//    parked slab back. So a block allocated by one thread and freed by
+//    another is reused there and circulates, instead of crossing back.
 //  - Past the cap, a thread batches the blocks it frees for another heap
 //    (RemoteBatch) and pushes them with one atomic operation per batch;
 //    batches are flushed when full, when the owner changes, on the thread's
@@ -83,24 +83,20 @@ struct Heap;
 // stay "in use" for their owner's slab.
 inline uint32_t ForeignHeld(const Slab* f) { return 0u - f->used; }
 
-// How many blocks of other heaps a heap keeps per class (32, or 64 KiB worth
-// for big classes), and how many make the foreign slab current (a few, so
-// switching between it and the parked slab costs little per block).
-struct ForeignLimits {
+// How many blocks of other heaps a heap keeps per class: 32, or 64 KiB worth
+// for big classes. Past that, they go back to their owners.
+struct ForeignCaps {
   uint8_t cap[kNumClasses];
-  uint8_t install_at[kNumClasses];
 };
-constexpr ForeignLimits MakeForeignLimits() {
-  ForeignLimits limits{};
+constexpr ForeignCaps MakeForeignCaps() {
+  ForeignCaps caps{};
   for (int c = 0; c < kNumClasses; c++) {
     const uint32_t n = 65536 / ClassSizeOf(c);
-    const uint32_t cap = n > 32 ? 32 : (n < 2 ? 2 : n);
-    limits.cap[c] = static_cast<uint8_t>(cap);
-    limits.install_at[c] = static_cast<uint8_t>(cap < 8 ? cap : 8);
+    caps.cap[c] = static_cast<uint8_t>(n > 32 ? 32 : (n < 2 ? 2 : n));
   }
-  return limits;
+  return caps;
 }
-inline constexpr ForeignLimits kForeignLimits = MakeForeignLimits();
+inline constexpr ForeignCaps kForeignCaps = MakeForeignCaps();
 
 // Blocks this thread freed for another heap, not yet pushed to it.
 struct RemoteBatch {
@@ -157,22 +153,21 @@ extern uint64_t g_free_key HAKMEM_HIDDEN;
 inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
 
 // Keeps `b`, a block of class `c` of another heap, on `h`'s foreign slab,
-// marked free like a local block; false if the slab is full or `b` is the
-// block kept last (an immediate double free). Never reads the block: see
-// tiny_alloc.h on double frees.
+// marked free like a local block, and makes that slab current so the next
+// malloc of the class reuses it (measured: installing at once beats waiting
+// for a few). False if the slab is full or `b` is the block kept last (an
+// immediate double free). Never reads the block: see tiny_alloc.h on double
+// frees.
 HAKMEM_ALWAYS_INLINE bool TinyKeepForeign(Heap* h, int c, Block* b) {
   Slab* f = &h->foreign[c];
   const uint32_t held = ForeignHeld(f);
   Block* head = f->free;
-  if (HAKMEM_UNLIKELY(held >= kForeignLimits.cap[c] || b == head)) return false;
+  if (HAKMEM_UNLIKELY(held >= kForeignCaps.cap[c] || b == head)) return false;
   b->next = head;
   b->key = g_free_key;
   f->free = b;
   f->used--;
-  if (HAKMEM_UNLIKELY(held + 1 >= kForeignLimits.install_at[c]) &&
-      !ForeignInstalled(h, c)) {
-    InstallForeign(h, c);
-  }
+  if (HAKMEM_UNLIKELY(!ForeignInstalled(h, c))) InstallForeign(h, c);
   return true;
 }
 
