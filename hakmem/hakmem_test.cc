@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hakmem/platform.h"
+#include "hakmem/registry/registry.h"
 
 namespace hakmem {
 namespace {
@@ -243,6 +245,67 @@ TEST(HakmemTest, TrimReleasesCachedMemory) {
   GetStats(&stats);
   EXPECT_EQ(stats.superslabs_cached, 0u);
   EXPECT_EQ(stats.large_cached, 0u);
+}
+
+// Regions the kernel placed outside the registry's fast window (when the
+// window is taken) miss the fast paths but must work the same.
+class OutsideWindowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    platform::SetMapHintsForTesting(false);
+    Trim();  // no cached region may be reused: new ones get mapped
+  }
+  void TearDown() override { platform::SetMapHintsForTesting(true); }
+};
+
+bool OutsideWindow(const void* p) {
+  return registry::TagOfInWindow(p) == registry::kTagNone &&
+         registry::TagOf(p) != registry::kTagNone;
+}
+
+TEST_F(OutsideWindowTest, BlocksWorkAndAreFreedLocallyAndRemotely) {
+  constexpr int kBlocks = 2000;  // 32 MiB of 16 KiB blocks: new SuperSlabs
+  std::vector<char*> blocks;
+  int outside = 0;
+  std::thread([&] {
+    for (int i = 0; i < kBlocks; i++) {
+      char* p = static_cast<char*>(Malloc(16384));
+      ASSERT_NE(p, nullptr);
+      memset(p, i & 0xff, 16384);
+      outside += OutsideWindow(p);
+      blocks.push_back(p);
+    }
+    char* big = static_cast<char*>(Malloc(3 << 20));
+    ASSERT_NE(big, nullptr);
+    EXPECT_TRUE(OutsideWindow(big));
+    EXPECT_GE(UsableSize(big), size_t{3} << 20);
+    Free(big);
+    for (int i = 0; i < kBlocks; i += 2) {
+      EXPECT_EQ(blocks[i][16383], static_cast<char>(i & 0xff));
+      EXPECT_EQ(UsableSize(blocks[i]), 16384u);
+      Free(blocks[i]);  // the owner's frees
+    }
+  }).join();
+  EXPECT_GT(outside, kBlocks / 2);
+  for (int i = 1; i < kBlocks; i += 2) Free(blocks[i]);  // remote frees
+  std::vector<void*> again;
+  for (int i = 0; i < kBlocks; i++) again.push_back(Malloc(16384));
+  for (void* p : again) Free(p);
+}
+
+TEST_F(OutsideWindowTest, DoubleAndInteriorFreesAreStillReported) {
+  char* p = static_cast<char*>(Malloc(16384));
+  char* q = static_cast<char*>(Malloc(16384));
+  ASSERT_TRUE(OutsideWindow(p));
+  EXPECT_DEATH(Free(p + 16), "not the start of a block");
+  EXPECT_DEATH(
+      {
+        Free(p);
+        Free(p);
+      },
+      "double free");
+  Free(q);
+  Free(p);
 }
 
 // ---- Misuse: reported with the pointer, then abort ------------------------

@@ -19,12 +19,13 @@ std::atomic<uint64_t> g_mremap_calls{0};
 std::atomic<ClockFn> g_clock{nullptr};
 std::atomic<LogSink> g_log_sink{nullptr};
 
-// Aligned regions are placed by hint in an area the kernel leaves alone with
-// ASLR (it maps top-down from near 128 TiB), so that one mmap usually returns
-// an aligned address and no trimming munmaps are needed.
-constexpr uintptr_t kHintStart = uintptr_t{0x200000000000};  // 32 TiB
-constexpr uintptr_t kHintEnd = uintptr_t{0x400000000000};    // 64 TiB
+// Aligned regions are placed by hint in the preferred window, so that one
+// mmap usually returns an aligned address, no trimming munmaps are needed,
+// and the registry's fast table covers them.
+constexpr uintptr_t kHintStart = kPreferredMapStart;
+constexpr uintptr_t kHintEnd = kPreferredMapEnd;
 std::atomic<uintptr_t> g_next_hint{kHintStart};
+std::atomic<bool> g_use_hints{true};
 std::atomic<MapFailureHandler> g_map_failure_handler{nullptr};
 
 void* RawMap(void* hint, size_t size, int extra_flags) {
@@ -37,17 +38,19 @@ void* RawMap(void* hint, size_t size, int extra_flags) {
 
 void* MapAlignedOnce(size_t size, size_t alignment) {
   const size_t span = (size + alignment - 1) & ~(alignment - 1);
-  uintptr_t hint = g_next_hint.fetch_add(span, std::memory_order_relaxed);
-  if (hint + span > kHintEnd) {
-    // Wrap around: regions unmapped earlier left holes the hints can reuse.
-    g_next_hint.store(kHintStart + span, std::memory_order_relaxed);
-    hint = kHintStart;
+  if (g_use_hints.load(std::memory_order_relaxed) && span <= kHintEnd - kHintStart) {
+    uintptr_t hint = g_next_hint.fetch_add(span, std::memory_order_relaxed);
+    if (hint + span > kHintEnd) {
+      // Wrap around: regions unmapped earlier left holes the hints can reuse.
+      g_next_hint.store(kHintStart + span, std::memory_order_relaxed);
+      hint = kHintStart;
+    }
+    void* p = RawMap(reinterpret_cast<void*>(hint), size, 0);
+    if (p == nullptr) return nullptr;
+    if ((reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0) return p;
+    // The hint was taken: over-map and trim to the alignment.
+    Unmap(p, size);
   }
-  void* p = RawMap(reinterpret_cast<void*>(hint), size, 0);
-  if (p == nullptr) return nullptr;
-  if ((reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0) return p;
-  // The hint was taken: over-map and trim to the alignment.
-  Unmap(p, size);
   const size_t padded = size + alignment;
   char* raw = static_cast<char*>(RawMap(nullptr, padded, 0));
   if (raw == nullptr) return nullptr;
@@ -64,6 +67,10 @@ void* MapAlignedOnce(size_t size, size_t alignment) {
 
 void SetMapFailureHandler(MapFailureHandler handler) {
   g_map_failure_handler.store(handler, std::memory_order_relaxed);
+}
+
+void SetMapHintsForTesting(bool enabled) {
+  g_use_hints.store(enabled, std::memory_order_relaxed);
 }
 
 void* MapAligned(size_t size, size_t alignment) {

@@ -28,11 +28,20 @@ struct SyscallCounts {
   uint64_t mremap;
 };
 
+// Where MapAligned places regions when it can: a 2 TiB window that the kernel
+// leaves alone under ASLR (it maps top-down from near 128 TiB). The
+// registry's fast table covers exactly this window.
+constexpr uintptr_t kPreferredMapStart = uintptr_t{32} << 40;  // 32 TiB
+constexpr uintptr_t kPreferredMapEnd = uintptr_t{34} << 40;
+
 // Maps `size` bytes (a multiple of the page size) aligned to `alignment` (a
-// power of two >= page size). Tries an address hint first so that the common
-// case costs one mmap; falls back to over-mapping and trimming. Returns
-// nullptr when the kernel refuses.
+// power of two >= page size). Tries an address hint in the preferred window
+// first, so that the common case costs one mmap; falls back to over-mapping
+// anywhere and trimming. Returns nullptr when the kernel refuses.
 void* MapAligned(size_t size, size_t alignment);
+// Tests: with hints off, MapAligned leaves placement to the kernel (outside
+// the preferred window), as when the window is taken.
+void SetMapHintsForTesting(bool enabled);
 // Called when the kernel refuses a mapping, before one retry: gives cached
 // memory back (set by the router; see hakmem.cc).
 using MapFailureHandler = void (*)();

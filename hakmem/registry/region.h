@@ -8,9 +8,9 @@
 //               SuperSlab, holding blocks of one size class.
 //  - Block:     what malloc returns.
 //  - Large:     a region holding one block too big for a slab (hakmem/large).
-//  - Registry:  a table with one byte per 2 MiB of address space, non-zero
-//               while a region is mapped; it decides "is this pointer ours"
-//               in O(1) without touching the pointer's memory.
+//  - Registry:  one byte per 2 MiB of address space, non-zero while a
+//               region is mapped; it decides "is this pointer ours" in O(1)
+//               without touching the pointer's memory (registry.h).
 #ifndef HAKMEM_REGISTRY_REGION_H_
 #define HAKMEM_REGISTRY_REGION_H_
 

@@ -1,13 +1,20 @@
 // Super-registry: pointer -> owning region in O(1), without probing memory.
 //
-// A flat table with one byte (a "tag") per 2 MiB of the 47-bit user address
-// space: 2^26 bytes (64 MiB) of zero-initialized static storage, so the
-// kernel backs only the pages that cover our regions (one 4 KiB page covers
-// 8 GiB), no call maps it, and the fast path indexes it directly. Tag 0
-// means "not ours". A SuperSlab's tag is its slab shift, so the free fast path
-// finds a block's slab record from the pointer and this one byte. Reads are
-// lock-free relaxed loads. A region is tagged before any block of it is handed
-// out and untagged before it is unmapped.
+// One byte (a "tag") per 2 MiB region. Tag 0 means "not ours". A SuperSlab's
+// tag is its slab shift, so the free fast path finds a block's slab record
+// from the pointer and this one byte. Two tables:
+//   - The window table: a flat static table (1 MiB of bss, zero: the kernel
+//     backs only the pages in use) covering the 2 TiB window where
+//     MapAligned places regions (platform.h). One load, for the fast paths.
+//   - The outside table, for regions the kernel placed elsewhere (the window
+//     was taken or full): a directory of 4,096 entries (one per 32 GiB) of
+//     16 KiB leaves, mapped on first use. Only slow paths read it: a fast path
+//     that misses the window table falls back to the slow path, which asks
+//     both.
+// Reads are lock-free relaxed loads. A region is tagged before any block of it
+// is handed out and untagged before it is unmapped. Leaves are never unmapped.
+// (A flat table for the whole 47-bit space would be 64 MiB of address space,
+// which `ps` shows and a strict overcommit policy charges.)
 #ifndef HAKMEM_REGISTRY_REGISTRY_H_
 #define HAKMEM_REGISTRY_REGISTRY_H_
 
@@ -23,6 +30,13 @@ namespace registry {
 
 constexpr int kAddressBits = 47;
 constexpr uint64_t kRegionSlots = uint64_t{1} << (kAddressBits - kRegionShift);
+constexpr uintptr_t kWindowStart = platform::kPreferredMapStart;
+constexpr uint64_t kWindowSlots =
+    (platform::kPreferredMapEnd - platform::kPreferredMapStart) >> kRegionShift;
+static_assert(kWindowStart % kRegionAlign == 0, "window aligned to regions");
+constexpr int kLeafBits = 14;  // an outside leaf covers 2^14 regions: 32 GiB
+constexpr uint64_t kLeafSlots = uint64_t{1} << kLeafBits;
+constexpr uint64_t kDirectorySlots = kRegionSlots >> kLeafBits;
 
 // Tags. A SuperSlab's tag is its slab shift (16 or 19). A large region's tag
 // is the region shift, so the slab-record index that the free fast path
@@ -30,17 +44,20 @@ constexpr uint64_t kRegionSlots = uint64_t{1} << (kAddressBits - kRegionShift);
 constexpr uint8_t kTagNone = 0;
 constexpr uint8_t kTagLarge = kRegionShift;
 
-extern std::atomic<uint8_t> g_tags[kRegionSlots] HAKMEM_HIDDEN;
+extern std::atomic<uint8_t> g_window_tags[kWindowSlots] HAKMEM_HIDDEN;
 
-// Tag of the region whose first 2 MiB hold `p`, or kTagNone. Touches only the
-// table, never `p`'s memory.
-HAKMEM_ALWAYS_INLINE uint8_t TagOf(const void* p) {
-  const uint64_t slot = reinterpret_cast<uintptr_t>(p) >> kRegionShift;
-  if (HAKMEM_UNLIKELY(slot >= kRegionSlots)) return kTagNone;
-  return g_tags[slot].load(std::memory_order_relaxed);
+// Tag of the region holding `p` if it lies in the window, else kTagNone. For
+// the fast paths: touches only the window table, never `p`'s memory.
+HAKMEM_ALWAYS_INLINE uint8_t TagOfInWindow(const void* p) {
+  const uint64_t slot = (reinterpret_cast<uintptr_t>(p) - kWindowStart) >> kRegionShift;
+  if (HAKMEM_UNLIKELY(slot >= kWindowSlots)) return kTagNone;
+  return g_window_tags[slot].load(std::memory_order_relaxed);
 }
 
-HAKMEM_ALWAYS_INLINE bool Contains(const void* p) { return TagOf(p) != kTagNone; }
+// Tag of the region whose first 2 MiB hold `p`, wherever it is, or kTagNone.
+uint8_t TagOf(const void* p);
+
+inline bool Contains(const void* p) { return TagOf(p) != kTagNone; }
 
 // Registered header of the region owning `p`, or nullptr if `p` is not ours
 // (also when the registered region's magic is wrong).
@@ -48,10 +65,11 @@ RegionHeader* Lookup(const void* p);
 
 // Tags the region at `base` (kRegionAlign-aligned; `tag` != kTagNone).
 // Registering a registered region changes its tag. Returns false if `base`
-// is outside the table.
+// is outside the address space, or an outside leaf could not be mapped.
 bool Register(uintptr_t base, uint8_t tag);
 void Unregister(uintptr_t base);
 uint64_t RegisteredCount();
+uint64_t OutsideLeavesMapped();
 
 }  // namespace registry
 }  // namespace hakmem

@@ -56,6 +56,75 @@ TEST(RegistryTest, NeighboursAndForeignPointersMiss) {
   EXPECT_EQ(Lookup(&on_stack), nullptr);
 }
 
+TEST(RegistryTest, RegionsPlacedByMapAlignedAreInTheFastWindow) {
+  TestRegion r;
+  ASSERT_TRUE(Register(reinterpret_cast<uintptr_t>(r.base), 19));
+  EXPECT_EQ(TagOfInWindow(r.base + 777), 19);  // the fast paths find it
+  EXPECT_EQ(TagOf(r.base + 777), 19);
+}
+
+TEST(RegistryTest, WindowEdgesAndAddressesOutsideIt) {
+  const uintptr_t first = kWindowStart;
+  const uintptr_t last = kWindowStart + (kWindowSlots - 1) * kRegionAlign;
+  ASSERT_TRUE(Register(first, 16));
+  ASSERT_TRUE(Register(last, 16));
+  EXPECT_EQ(TagOfInWindow(reinterpret_cast<void*>(first)), 16);
+  EXPECT_EQ(TagOfInWindow(reinterpret_cast<void*>(last + kRegionAlign - 1)), 16);
+  EXPECT_EQ(TagOfInWindow(reinterpret_cast<void*>(first - 1)), kTagNone);
+  EXPECT_EQ(TagOfInWindow(reinterpret_cast<void*>(last + kRegionAlign)), kTagNone);
+  Unregister(first);
+  Unregister(last);
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(first)), kTagNone);
+}
+
+TEST(RegistryTest, RegionsOutsideTheWindowGetOneLeafPer32GiB) {
+  // The kernel may place a region anywhere when the window is taken: those
+  // are tagged in 16 KiB leaves, one per 32 GiB, mapped on first use, and
+  // found by the slow-path lookup only. The registry records addresses only,
+  // so none of this needs a mapping.
+  const uintptr_t chunk = uintptr_t{45} << 40;  // 45 TiB: outside the window
+  const uintptr_t first = chunk + 7 * kRegionAlign;
+  const uintptr_t last = chunk + (kLeafSlots - 1) * kRegionAlign;
+  ASSERT_EQ(TagOf(reinterpret_cast<void*>(first)), kTagNone);
+  const uint64_t leaves = OutsideLeavesMapped();
+  const uint64_t registered = RegisteredCount();
+  ASSERT_TRUE(Register(first, 16));
+  EXPECT_EQ(OutsideLeavesMapped(), leaves + 1);
+  ASSERT_TRUE(Register(last, 19));
+  EXPECT_EQ(OutsideLeavesMapped(), leaves + 1);  // same 32 GiB, same leaf
+  EXPECT_EQ(RegisteredCount(), registered + 2);
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(first + 12345)), 16);
+  EXPECT_EQ(TagOfInWindow(reinterpret_cast<void*>(first + 12345)), kTagNone);
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(last + kRegionAlign - 1)), 19);
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(first - 1)), kTagNone);
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(first + kRegionAlign)), kTagNone);
+  // The next 32 GiB have no leaf.
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(last + kRegionAlign)), kTagNone);
+  Unregister(first);
+  Unregister(last);
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(first)), kTagNone);
+  EXPECT_EQ(RegisteredCount(), registered);
+  Unregister(last + kRegionAlign);  // no leaf there: nothing happens
+  EXPECT_EQ(RegisteredCount(), registered);
+}
+
+TEST(RegistryTest, ThreadsRacingForOneLeafAgree) {
+  const uintptr_t chunk = uintptr_t{77} << 40;
+  const uint64_t leaves = OutsideLeavesMapped();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([=] {
+      ASSERT_TRUE(Register(chunk + static_cast<uintptr_t>(t) * kRegionAlign, 16));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(OutsideLeavesMapped(), leaves + 1);
+  for (int t = 0; t < 8; t++) {
+    EXPECT_EQ(TagOf(reinterpret_cast<void*>(chunk + static_cast<uintptr_t>(t) * kRegionAlign)), 16);
+    Unregister(chunk + static_cast<uintptr_t>(t) * kRegionAlign);
+  }
+}
+
 TEST(RegistryTest, ForeignMmapIsNotOurs) {
   void* foreign = mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -81,6 +81,7 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   info->block_size = static_cast<uint16_t>(block_size);
   info->size_class = static_cast<uint8_t>(size_class);
   info->slab_shift = ss->slab_shift;
+  info->start_offset = static_cast<uint32_t>(index) << ss->slab_shift;
   __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
   return s;
 }
@@ -104,7 +105,7 @@ uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key) {
   reinterpret_cast<Block*>(next)->next = s->free;
   reinterpret_cast<Block*>(next)->key = free_key;
   s->free = head;
-  __atomic_store_n(&info->carved_limit, uint64_t{carved + n} * CarveStep(info),
+  __atomic_store_n(&info->carved_limit, (carved + n) * CarveStep(info),
                    __ATOMIC_RELAXED);
   return n;
 }

@@ -73,7 +73,8 @@ enum SlabRole : uint8_t {
 struct SlabInfo {
   const void* owner;       // owning heap while the slab is in use, else null
   uint64_t divisor_magic;  // see IsBlockStart
-  uint64_t carved_limit;   // see IsBlockStart
+  uint32_t carved_limit;   // see IsBlockStart (at most the slab size)
+  uint32_t start_offset;   // of the slab's first block in its SuperSlab
   uint16_t block_size;     // at most 32 KiB
   uint8_t size_class;
   uint8_t slab_shift;      // the SuperSlab's
@@ -117,14 +118,16 @@ HAKMEM_ALWAYS_INLINE SuperSlab* SuperSlabOf(const void* p) {
 }
 
 // Records of the slab holding `p`, given its SuperSlab's slab shift (its
-// registry tag).
-HAKMEM_ALWAYS_INLINE SlabInfo* SlabInfoOfWithShift(const void* p, int slab_shift) {
+// registry tag): both at one address plus a constant.
+HAKMEM_ALWAYS_INLINE uintptr_t SlabRecordBase(const void* p, int slab_shift) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  return &SuperSlabOf(p)->infos[(a & kRegionMask) >> slab_shift];
+  return (a & ~kRegionMask) + (((a & kRegionMask) >> slab_shift) * kSlabRecordSize);
+}
+HAKMEM_ALWAYS_INLINE SlabInfo* SlabInfoOfWithShift(const void* p, int slab_shift) {
+  return reinterpret_cast<SlabInfo*>(SlabRecordBase(p, slab_shift) + kSlabInfosOffset);
 }
 HAKMEM_ALWAYS_INLINE Slab* SlabOfWithShift(const void* p, int slab_shift) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  return &SuperSlabOf(p)->slabs[(a & kRegionMask) >> slab_shift];
+  return reinterpret_cast<Slab*>(SlabRecordBase(p, slab_shift) + kSlabsOffset);
 }
 
 inline Slab* SlabOf(const void* p) {
@@ -146,17 +149,17 @@ HAKMEM_ALWAYS_INLINE Slab* SlabOfInfo(const SlabInfo* info) {
 }
 
 // True if `p` is the start of a block that was carved from the slab of
-// `info` (whose SuperSlab has `slab_shift`), with one multiply and one
-// compare. The slab starts at `p` rounded down to the slab size. With d = block_size and m = divisor_magic (the
-// smallest m > 2^64/d, see DivisorMagic), for an offset n < 2^32 (Lemire et
-// al., "Faster remainder by direct computation"):
+// `info`, with one multiply and one compare. With d = block_size and
+// m = divisor_magic (the smallest m > 2^64/d, see DivisorMagic), for an
+// offset n < 2^32 (Lemire et al., "Faster remainder by direct computation"):
 //   n = k*d      gives  n*m mod 2^64 = k*e,  with e = d*m - 2^64 in [1, d];
 //   otherwise           n*m mod 2^64 >= m - 1 >= 2^49.
-// So "n*m < carved_blocks*e" holds exactly for the carved block starts.
-HAKMEM_ALWAYS_INLINE bool IsBlockStart(const SlabInfo* info, const void* p,
-                                       int slab_shift) {
+// So "n*m < carved_blocks*e" holds exactly for the carved block starts, and
+// carved_blocks*e <= carved_blocks*d fits 32 bits. `p` must lie in the
+// slab, so that n is below the slab size.
+HAKMEM_ALWAYS_INLINE bool IsBlockStart(const SlabInfo* info, const void* p) {
   const uint64_t offset =
-      reinterpret_cast<uintptr_t>(p) & ((uintptr_t{1} << slab_shift) - 1);
+      (reinterpret_cast<uintptr_t>(p) & kRegionMask) - info->start_offset;
   return offset * info->divisor_magic <
          __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
 }
@@ -170,8 +173,8 @@ inline uint64_t DivisorMagic(uint32_t block_size) {
 }
 
 // e of IsBlockStart: what one block adds to carved_limit.
-inline uint64_t CarveStep(const SlabInfo* info) {
-  return info->divisor_magic * uint64_t{info->block_size};
+inline uint32_t CarveStep(const SlabInfo* info) {
+  return static_cast<uint32_t>(info->divisor_magic * uint64_t{info->block_size});
 }
 
 inline int SlabIndex(const Slab* s) {
@@ -180,8 +183,7 @@ inline int SlabIndex(const Slab* s) {
 
 // Address of the slab's first block.
 inline uintptr_t SlabStart(const Slab* s) {
-  return reinterpret_cast<uintptr_t>(SuperSlabOf(s)) +
-         (static_cast<uintptr_t>(SlabIndex(s)) << InfoOf(s)->slab_shift);
+  return reinterpret_cast<uintptr_t>(SuperSlabOf(s)) + InfoOf(s)->start_offset;
 }
 
 // Bytes from the slab's start to its end.

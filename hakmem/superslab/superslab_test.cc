@@ -16,7 +16,7 @@ const void* const kOwner = &kOwnerTag;
 constexpr uint64_t kKey = 0x5eed;
 
 bool IsStart(const Slab* s, const void* p) {
-  return IsBlockStart(InfoOf(s), p, InfoOf(s)->slab_shift);
+  return IsBlockStart(InfoOf(s), p);
 }
 
 TEST(SuperSlabTest, AcquireRegistersWithMagicAndGeometryTag) {

@@ -504,7 +504,7 @@ Heap* CheckedOwner(const void* p, const char* operation) {
     platform::ReportAndAbort(operation, p,
                              "not a live block (its slab is free: double free?)");
   }
-  if (!IsBlockStart(info, p, info->slab_shift)) {
+  if (!IsBlockStart(info, p)) {
     platform::ReportAndAbort(operation, p,
                              "not the start of a block (interior pointer?)");
   }

@@ -45,15 +45,15 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 // Frees `p` if it is a block of a slab this thread owns and not the block
 // freed last; returns false (touching nothing) for anything else.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
-  const int tag = registry::TagOf(p);
+  const int tag = registry::TagOfInWindow(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
   // A large region's tag leads to its zeroed record 0: owner null, not taken.
   const SlabInfo* info = SlabInfoOfWithShift(p, tag);
   // Only the owner touches the slab's free list: check ownership first.
-  if (HAKMEM_UNLIKELY(info->owner != tl_heap || !IsBlockStart(info, p, tag))) {
+  if (HAKMEM_UNLIKELY(info->owner != tl_heap || !IsBlockStart(info, p))) {
     return false;
   }
-  Slab* s = SlabOfInfo(info);
+  Slab* s = SlabOfWithShift(p, tag);
   Block* b = static_cast<Block*>(p);
   Block* head = s->free;
   if (HAKMEM_UNLIKELY(b == head)) return false;
@@ -72,12 +72,12 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
 // Reads only the read-mostly SlabInfo, never the block or a line the owner
 // writes.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeForeign(void* p) {
-  const int tag = registry::TagOf(p);
+  const int tag = registry::TagOfInWindow(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
   const SlabInfo* info = SlabInfoOfWithShift(p, tag);
   const void* owner = __atomic_load_n(&info->owner, __ATOMIC_ACQUIRE);
   Heap* h = tl_heap;
-  if (owner == nullptr || owner == h || h == &kEmptyHeap || !IsBlockStart(info, p, tag)) {
+  if (owner == nullptr || owner == h || h == &kEmptyHeap || !IsBlockStart(info, p)) {
     return false;
   }
   return TinyKeepForeign(h, info->size_class, static_cast<Block*>(p));
