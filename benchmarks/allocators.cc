@@ -1,5 +1,10 @@
 #include "benchmarks/allocators.h"
 
+#include <stdlib.h>
+
+#include "absl/strings/str_cat.h"
+#include "benchmarks/child_process.h"
+
 namespace bench {
 
 const std::vector<AllocatorInfo>& AllAllocators() {
@@ -28,5 +33,25 @@ const AllocatorInfo* FindAllocator(const std::string& name) {
   }
   return nullptr;
 }
+
+std::string FindRunfile(const std::string& path) {
+  const std::string in_runfiles = absl::StrCat("/hakmem/", path);
+  std::vector<std::string> candidates;
+  for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
+    const char* dir = getenv(var);
+    if (dir != nullptr) candidates.push_back(absl::StrCat(dir, in_runfiles));
+  }
+  const std::string exe = SelfExePath();
+  candidates.push_back(absl::StrCat(exe, ".runfiles", in_runfiles));
+  // bazel-bin/benchmarks/random_mixed -> bazel-bin/<path>
+  candidates.push_back(absl::StrCat(exe.substr(0, exe.rfind('/')), "/../", path));
+  for (const std::string& candidate : candidates) {
+    std::string found = ExistingFile(candidate);
+    if (!found.empty()) return found;
+  }
+  return "";
+}
+
+std::string FindHakmemSo() { return FindRunfile("hakmem/libhakmem.so"); }
 
 }  // namespace bench

@@ -36,6 +36,12 @@ const std::vector<AllocatorInfo>& AllAllocators();
 // nullptr for an unknown name.
 const AllocatorInfo* FindAllocator(const std::string& name);
 
+// Where Bazel put `path` (relative to the workspace, e.g.
+// "hakmem/libhakmem.so") for the running binary, a `data` dependency of it;
+// or "".
+std::string FindRunfile(const std::string& path);
+std::string FindHakmemSo();
+
 }  // namespace bench
 
 #endif  // BENCHMARKS_ALLOCATORS_H_

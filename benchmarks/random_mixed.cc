@@ -216,25 +216,6 @@ bool ResolveLanes(std::vector<Lane>* lanes, std::string* error) {
   return true;
 }
 
-// Where Bazel put //hakmem:libhakmem.so for this binary (its `data`).
-std::string FindHakmemSo() {
-  constexpr char kRunfilesPath[] = "/hakmem/hakmem/libhakmem.so";
-  std::vector<std::string> candidates;
-  for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
-    const char* dir = getenv(var);
-    if (dir != nullptr) candidates.push_back(absl::StrCat(dir, kRunfilesPath));
-  }
-  const std::string exe = SelfExePath();
-  candidates.push_back(absl::StrCat(exe, ".runfiles", kRunfilesPath));
-  // bazel-bin/benchmarks/random_mixed -> bazel-bin/hakmem/libhakmem.so
-  candidates.push_back(exe.substr(0, exe.rfind('/')) + "/../hakmem/libhakmem.so");
-  for (const std::string& path : candidates) {
-    std::string found = ExistingFile(path);
-    if (!found.empty()) return found;
-  }
-  return "";
-}
-
 bool ResolveAllocators(bool child, Options* options, std::string* error) {
   const std::string flag = absl::GetFlag(FLAGS_allocator);
   std::vector<const AllocatorInfo*>& out = options->allocators;

@@ -73,14 +73,17 @@ Heap* NewHeapLocked() {
   return h;
 }
 
-// Blocks carved per refill: about 8 KiB worth (carving touches the memory,
-// so more would cost resident memory for classes with few live blocks), at
-// least 8 so big classes do not come back to the slow path after every
-// block, at most 256.
+// Blocks carved per refill: about 8 KiB worth, at most 256. Carving writes
+// each block's header, so every carved block costs resident memory (a page
+// per block for 4 KiB and up) whether or not it is used: a slab of big blocks
+// starts with one or two and doubles with use, up to 8 (fewer refills once
+// the class is busy; measured: a fixed one per refill cost 6% on 4096-32768).
 uint32_t CarveBatch(const Slab* s) {
-  uint32_t n = 8192 / InfoOf(s)->block_size;
-  if (n > 256) n = 256;
-  return n < 8 ? 8 : n;
+  const uint32_t by_bytes = 8192 / InfoOf(s)->block_size;
+  if (by_bytes >= 8) return by_bytes > 256 ? 256 : by_bytes;
+  const uint32_t carved = SlabCarved(s);
+  const uint32_t floor = by_bytes < 1 ? 1 : by_bytes;
+  return carved < floor ? floor : (carved > 8 ? 8 : carved);
 }
 
 int GeometryOf(int slab_shift) { return slab_shift == kSmallSlabShift ? 0 : 1; }

@@ -1,0 +1,238 @@
+// startup: what an allocator costs a short-lived program.
+//
+// Runs two programs many times under each allocator, round-robin so that the
+// machine's noise hits every allocator alike:
+//   true        /bin/true, which never calls malloc: the cost of loading the
+//               allocator and running its constructors.
+//   alloc_once  a C program (alloc_once.c): one malloc and free, then it
+//               reports its own VmSize and VmRSS (what the allocator mapped,
+//               and touched, for one small block).
+// For each it prints the median wall time of fork+exec+exit, the ratio to
+// glibc, and the peak RSS. Speed is a ratio from one run only (the machine is
+// noisy); the test (startup_test.sh) checks the memory numbers, not time.
+//
+//   bazel run //benchmarks:startup
+//   bazel run //benchmarks:startup -- --runs=500 --allocator=hakmem,glibc
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "benchmarks/allocators.h"
+#include "benchmarks/child_process.h"
+
+ABSL_FLAG(int, runs, 200, "Runs per program and allocator (median reported).");
+ABSL_FLAG(std::string, allocator, "all",
+          "Allocators, comma-separated: hakmem, glibc, tcmalloc, jemalloc, "
+          "mimalloc, all. glibc is always added (the reference).");
+ABSL_FLAG(std::string, hakmem_so, "",
+          "Path of libhakmem.so (default: //hakmem:libhakmem.so from the "
+          "runfiles).");
+
+namespace {
+
+struct Allocator {
+  const bench::AllocatorInfo* info;
+  std::string preload;  // "" for glibc
+};
+
+struct Program {
+  const char* name;
+  std::vector<std::string> argv;
+  bool reports_memory;  // prints "vmsize_kb=N vmrss_kb=N"
+};
+
+struct Sample {
+  std::vector<double> micros;
+  long max_rss_kb = 0;
+  long vmsize_kb = -1;
+  long vmrss_kb = -1;
+};
+
+double NowMicros() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+// Runs `argv` with `env` once; returns false on failure. Adds the wall time
+// of fork to exit and the peak RSS to `sample`; `out` gets stdout if asked.
+bool RunOnce(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+             Sample* sample, std::string* out) {
+  int pipe_fds[2] = {-1, -1};
+  if (out != nullptr && pipe(pipe_fds) != 0) return false;
+  std::vector<char*> c_argv, c_env;
+  for (const std::string& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+  c_argv.push_back(nullptr);
+  for (const std::string& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
+  c_env.push_back(nullptr);
+  const double start = NowMicros();
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    if (out != nullptr) {
+      dup2(pipe_fds[1], 1);
+      close(pipe_fds[0]);
+      close(pipe_fds[1]);
+    } else {
+      const int null_fd = open("/dev/null", O_WRONLY);
+      if (null_fd >= 0) dup2(null_fd, 1);
+    }
+    execve(c_argv[0], c_argv.data(), c_env.data());
+    _exit(127);
+  }
+  if (out != nullptr) {
+    close(pipe_fds[1]);
+    char buf[512];
+    ssize_t n;
+    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) out->append(buf, n);
+    close(pipe_fds[0]);
+  }
+  int status = 0;
+  rusage usage{};
+  if (wait4(pid, &status, 0, &usage) != pid) return false;
+  const double elapsed = NowMicros() - start;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "startup: %s %s\n", argv[0].c_str(),
+            WIFEXITED(status) ? absl::StrCat("exited with status ", WEXITSTATUS(status)).c_str()
+                              : absl::StrCat("killed by signal ", WTERMSIG(status)).c_str());
+    return false;
+  }
+  sample->micros.push_back(elapsed);
+  sample->max_rss_kb = std::max(sample->max_rss_kb, usage.ru_maxrss);
+  return true;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+bool ResolveAllocators(std::vector<Allocator>* out, std::string* error) {
+  std::vector<const bench::AllocatorInfo*> infos;
+  auto add = [&infos](const bench::AllocatorInfo* info) {
+    if (std::find(infos.begin(), infos.end(), info) == infos.end()) infos.push_back(info);
+  };
+  add(bench::FindAllocator("glibc"));
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_allocator), ',')) {
+    for (const bench::AllocatorInfo& info : bench::AllAllocators()) {
+      if (info.is_floor || (name != "all" && name != info.name)) continue;
+      if (info.preload == bench::Preload::kFixedPath &&
+          bench::ExistingFile(info.shared_object).empty()) {
+        fprintf(stderr, "startup: note: skipping %s: %s is missing (Debian package %s)\n",
+                info.name, info.shared_object, info.package);
+        continue;
+      }
+      add(&info);
+    }
+    if (name != "all" && bench::FindAllocator(std::string(name)) == nullptr) {
+      *error = absl::StrCat("--allocator: unknown allocator '", name, "'");
+      return false;
+    }
+  }
+  for (const bench::AllocatorInfo* info : infos) {
+    Allocator a{info, ""};
+    if (info->preload == bench::Preload::kFixedPath) a.preload = info->shared_object;
+    if (info->preload == bench::Preload::kHakmem) {
+      const std::string flag = absl::GetFlag(FLAGS_hakmem_so);
+      a.preload = flag.empty() ? bench::FindHakmemSo() : bench::ExistingFile(flag);
+      if (a.preload.empty()) {
+        *error = "cannot find libhakmem.so (build with Bazel or pass --hakmem_so)";
+        return false;
+      }
+    }
+    out->push_back(a);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("What an allocator costs a short-lived program.");
+  absl::ParseCommandLine(argc, argv);
+  const int runs = absl::GetFlag(FLAGS_runs);
+  if (runs < 1) {
+    fprintf(stderr, "startup: --runs must be at least 1\n");
+    return 2;
+  }
+  std::vector<Allocator> allocators;
+  std::string error;
+  if (!ResolveAllocators(&allocators, &error)) {
+    fprintf(stderr, "startup: %s\n", error.c_str());
+    return 2;
+  }
+  const std::string true_path = bench::ExistingFile("/bin/true");
+  std::vector<Program> programs;
+  if (!true_path.empty()) programs.push_back({"true", {true_path}, false});
+  const std::string alloc_once = bench::FindRunfile("benchmarks/alloc_once");
+  if (alloc_once.empty()) {
+    fprintf(stderr, "startup: cannot find alloc_once (build with Bazel)\n");
+    return 2;
+  }
+  programs.push_back({"alloc_once", {alloc_once}, true});
+
+  // samples[program][allocator]
+  std::vector<std::vector<Sample>> samples(programs.size(),
+                                           std::vector<Sample>(allocators.size()));
+  for (int run = 0; run < runs; run++) {
+    for (size_t p = 0; p < programs.size(); p++) {
+      for (size_t a = 0; a < allocators.size(); a++) {
+        std::vector<std::string> env = {"PATH=/usr/bin:/bin"};
+        if (!allocators[a].preload.empty()) {
+          env.push_back(absl::StrCat("LD_PRELOAD=", allocators[a].preload));
+        }
+        Sample& sample = samples[p][a];
+        std::string out;
+        const bool want_memory = programs[p].reports_memory && run == 0;
+        if (!RunOnce(programs[p].argv, env, &sample, want_memory ? &out : nullptr)) {
+          fprintf(stderr, "startup: %s under %s failed\n", programs[p].name,
+                  allocators[a].info->name);
+          return 1;
+        }
+        if (want_memory &&
+            sscanf(out.c_str(), "vmsize_kb=%ld vmrss_kb=%ld", &sample.vmsize_kb,
+                   &sample.vmrss_kb) != 2) {
+          fprintf(stderr, "startup: unexpected child output: %s\n", out.c_str());
+          return 1;
+        }
+      }
+    }
+  }
+
+  printf("startup: median of %d runs of fork+exec+exit per program and allocator, "
+         "interleaved\n",
+         runs);
+  printf("x glibc: time relative to glibc (lower is better); alloc_once reports its\n"
+         "own VmSize and VmRSS after one malloc+free.\n\n");
+  printf("%-11s %-22s %9s %8s %11s %11s %11s\n", "program", "allocator", "us/run",
+         "x glibc", "maxrss KiB", "VmSize KiB", "VmRSS KiB");
+  for (size_t p = 0; p < programs.size(); p++) {
+    const double glibc_us = Median(samples[p][0].micros);
+    for (size_t a = 0; a < allocators.size(); a++) {
+      const Sample& s = samples[p][a];
+      const double us = Median(s.micros);
+      char vmsize[32] = "-", vmrss[32] = "-";
+      if (s.vmsize_kb >= 0) snprintf(vmsize, sizeof(vmsize), "%ld", s.vmsize_kb);
+      if (s.vmrss_kb >= 0) snprintf(vmrss, sizeof(vmrss), "%ld", s.vmrss_kb);
+      printf("%-11s %-22s %9.0f %8.2f %11ld %11s %11s\n", programs[p].name,
+             allocators[a].info->label, us, us / glibc_us, s.max_rss_kb, vmsize, vmrss);
+    }
+  }
+  return 0;
+}
