@@ -22,6 +22,10 @@ const OptionInfo kOptions[] = {
     {Option::kSuperslabResidentMb, "HAKMEM_SUPERSLAB_RESIDENT_MB",
      "of cached SuperSlabs, MiB kept resident (the rest madvised away)", 64,
      0, 1u << 24},
+    {Option::kSuperslabDemandWindowSec, "HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC",
+     "adaptive cache: keep no more cached regions than were taken in any "
+     "second of the last this many (0: off)",
+     16, 0, 60},
     {Option::kLargeCacheMaxMb, "HAKMEM_LARGE_CACHE_MAX_MB",
      "memory of freed large blocks kept mapped, MiB", 64, 0, 1u << 24},
     {Option::kSuperslabPrewarm, "HAKMEM_SUPERSLAB_PREWARM",

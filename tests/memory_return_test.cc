@@ -164,6 +164,30 @@ TEST(MaxCached, CachedEmptySuperSlabsStayWithinTheCount) {
       << "HAKMEM_SUPERSLAB_MAX_CACHED=2 not honoured";
 }
 
+// ---- HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC=1 (TTL 1 hour) --------------------------
+
+TEST(DemandWindow, ASpikeGoesBackOnceItLeavesTheWindow) {
+  ExpectEnv("HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC", "1");
+  ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
+  std::vector<void*> blocks;
+  blocks.reserve(kWorkload / 256);
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  AllocateSmall(&blocks, kWorkload, 4);
+  const size_t rss_peak = RssBytes();
+  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4) << "the workload did not use memory";
+  FreeAll(&blocks);
+  // Without adaptive sizing, up to HAKMEM_SUPERSLAB_RESIDENT_MB (64) would
+  // stay resident for the hour-long TTL.
+  sleep(3);
+  PokeAllocator();
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, 3 s after freeing %.1f MiB\n",
+         MiB(rss_start), MiB(rss_peak), MiB(rss_end));
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 24.0)
+      << "a one-off spike stayed cached after its second left the demand window";
+}
+
 // ---- HAKMEM_LARGE_CACHE_MAX_MB=8 ------------------------------------------------
 
 TEST(LargeCache, FreedLargeBlocksStayWithinTheLimit) {

@@ -20,7 +20,8 @@ RegionCacheLimits LargeCacheLimits() {
   const uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
   return RegionCacheLimits{kLargeCacheMaxCount, max_bytes,
                            GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
-                           max_bytes};
+                           max_bytes,
+                           GetOption(Option::kSuperslabDemandWindowSec)};
 }
 
 RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmap);

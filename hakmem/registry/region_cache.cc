@@ -47,6 +47,8 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
       break;
     }
   }
+  AdvanceDemand(platform::NowNs());
+  demand_now_++;
   if (found != nullptr) {
     Unlink(found);
     found->discarded = 0;
@@ -59,14 +61,53 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
   return found;
 }
 
+void RegionCache::AdvanceDemand(uint64_t now) {
+  constexpr uint64_t kSecondNs = 1000000000;
+  if (second_end_ns_ == 0) second_end_ns_ = now + kSecondNs;
+  for (int closed = 0; now >= second_end_ns_; closed++) {
+    if (closed == kMaxDemandSeconds) {  // idle for longer than the history
+      second_end_ns_ = now + kSecondNs;
+      break;
+    }
+    demand_[demand_pos_] = demand_now_;
+    demand_pos_ = (demand_pos_ + 1) % kMaxDemandSeconds;
+    demand_now_ = 0;
+    second_end_ns_ += kSecondNs;
+  }
+}
+
+uint64_t RegionCache::RecentDemand(uint64_t seconds) const {
+  uint64_t most = demand_now_;
+  for (uint64_t i = 1; i <= seconds && i <= kMaxDemandSeconds; i++) {
+    const uint32_t d = demand_[(demand_pos_ + kMaxDemandSeconds - i) % kMaxDemandSeconds];
+    if (d > most) most = d;
+  }
+  return most;
+}
+
+uint64_t RegionCache::DemandTarget() {
+  const uint64_t window = limits_().demand_window_sec;
+  if (window == 0) return UINT64_MAX;
+  pthread_mutex_lock(&lock_);
+  AdvanceDemand(platform::NowNs());
+  const uint64_t target = RecentDemand(window) + kDemandFloor;
+  pthread_mutex_unlock(&lock_);
+  return target;
+}
+
 void RegionCache::CollectEvictions(const RegionCacheLimits& limits,
                                    uint64_t now, bool everything,
                                    RegionHeader** evicted) {
+  uint64_t target = UINT64_MAX;
+  if (limits.demand_window_sec != 0 && !everything) {
+    AdvanceDemand(now);
+    target = RecentDemand(limits.demand_window_sec) + kDemandFloor;
+  }
   while (lru_ != nullptr) {
     RegionHeader* oldest = lru_;
     const bool expired = now - oldest->last_used_ns >= limits.ttl_ns;
     if (!everything && !expired && count_ <= limits.max_count &&
-        bytes_ <= limits.max_bytes) {
+        bytes_ <= limits.max_bytes && count_ <= target) {
       break;
     }
     Unlink(oldest);

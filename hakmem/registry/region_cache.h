@@ -4,8 +4,12 @@
 // unmapped, so a steady workload makes no mmap/munmap. Regions stay
 // registered while cached. Least recently used regions are evicted
 // (unregistered, then unmapped) when the count, the memory or the age limit is
-// exceeded. Limits are read on every operation, so runtime setters apply at
-// once.
+// exceeded, or (adaptive sizing) when the cache holds more than the program's
+// recent demand: more regions than it took from the cache (hits and misses)
+// in any one second of the last few, plus a small floor. A one-off spike is
+// then given back within that window instead of the TTL, while a program that
+// churns keeps what its churn needs. Limits are read on every operation, so
+// runtime setters apply at once.
 #ifndef HAKMEM_REGISTRY_REGION_CACHE_H_
 #define HAKMEM_REGISTRY_REGION_CACHE_H_
 
@@ -24,6 +28,9 @@ struct RegionCacheLimits {
   // Cached regions beyond this many bytes keep their mapping but give their
   // pages back (madvise), so an idle program does not stay large.
   uint64_t max_resident_bytes;
+  // Seconds of demand history for adaptive sizing (0: off), at most
+  // RegionCache::kMaxDemandSeconds.
+  uint64_t demand_window_sec;
 };
 
 struct RegionCacheStats {
@@ -56,6 +63,12 @@ class RegionCache {
   // TTL holds for a program that no longer maps or frees regions.
   void MaybeEnforceLimits();
   static constexpr uint64_t kCheckIntervalNs = 100 * 1000 * 1000;
+  static constexpr int kMaxDemandSeconds = 64;
+  // Regions adaptive sizing always lets the cache keep.
+  static constexpr uint64_t kDemandFloor = 2;
+  // How many regions adaptive sizing lets the cache keep now (UINT64_MAX
+  // when it is off), for tests and stats.
+  uint64_t DemandTarget();
   // Unmaps every cached region. Returns only once every region that any
   // concurrent ReleaseAll() took is unmapped too: a caller that retries a
   // failed mmap afterwards sees all of that address space free.
@@ -80,6 +93,10 @@ class RegionCache {
   // Moves regions that break the limits onto `*evicted`. Lock held.
   void CollectEvictions(const RegionCacheLimits& limits, uint64_t now,
                         bool everything, RegionHeader** evicted);
+  // Closes the seconds that ended by `now` in the demand history. Lock held.
+  void AdvanceDemand(uint64_t now);
+  // Most regions taken in one second of the last `seconds`. Lock held.
+  uint64_t RecentDemand(uint64_t seconds) const;
   void ReleaseList(RegionHeader* list);
 
   LimitsFn limits_;
@@ -95,6 +112,11 @@ class RegionCache {
   uint64_t misses_ = 0;
   uint64_t evicted_ = 0;
   uint64_t next_check_ns_ = 0;  // atomic access
+  // Demand history: regions taken per second, a ring ending at demand_pos_.
+  uint32_t demand_[kMaxDemandSeconds] = {};
+  uint32_t demand_pos_ = 0;
+  uint32_t demand_now_ = 0;      // taken in the second under way
+  uint64_t second_end_ns_ = 0;   // when that second ends (0: not started)
 };
 
 // Unregisters and unmaps a region: the default ReleaseFn.

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -69,6 +70,66 @@ TEST_F(RegionCacheTest, GenerationBumpsOnReuse) {
   cache_.Put(&regions_[0]);
   ASSERT_EQ(cache_.Take(kRegionAlign, kRegionAlign), &regions_[0]);
   EXPECT_EQ(regions_[0].generation, 8u);
+}
+
+// ---- Adaptive sizing: no more than recent demand --------------------------
+
+constexpr uint64_t kSecondNs = 1000000000;
+
+TEST_F(RegionCacheTest, AdaptiveSizingKeepsWhatRecentDemandTook) {
+  g_limits.ttl_ns = 3600 * kSecondNs;
+  g_limits.demand_window_sec = 4;
+  // A spike: the program takes 6 regions (all misses: it maps them) ...
+  for (int i = 0; i < 6; i++) EXPECT_EQ(cache_.Take(kRegionAlign, 8 * kMiB), nullptr);
+  EXPECT_EQ(cache_.DemandTarget(), 6u + RegionCache::kDemandFloor);
+  // ... and frees them: all stay, as it took that many within the window.
+  for (int i = 0; i < 6; i++) cache_.Put(&regions_[i]);
+  EXPECT_TRUE(released_.empty());
+  // Within the window nothing changes; once the spike's second leaves it,
+  // the cache shrinks to the floor, oldest first (far before the TTL).
+  g_now_ns += 3 * kSecondNs;
+  cache_.EnforceLimits();
+  EXPECT_TRUE(released_.empty());
+  g_now_ns += 2 * kSecondNs;
+  cache_.EnforceLimits();
+  EXPECT_EQ(cache_.DemandTarget(), RegionCache::kDemandFloor);
+  ASSERT_EQ(released_.size(), 4u);
+  for (int i = 0; i < 4; i++) {  // the least recently used
+    EXPECT_NE(std::find(released_.begin(), released_.end(), &regions_[i]), released_.end()) << i;
+  }
+  EXPECT_EQ(cache_.GetStats().cached, RegionCache::kDemandFloor);
+}
+
+TEST_F(RegionCacheTest, AdaptiveSizingKeepsASteadyChurnCached) {
+  g_limits.ttl_ns = 3600 * kSecondNs;
+  g_limits.demand_window_sec = 4;
+  // Every second the program takes 5 regions and gives them back: after the
+  // first round (misses: it maps them) every take is a hit, and the cache
+  // never drops below it.
+  for (int i = 0; i < 5; i++) EXPECT_EQ(cache_.Take(kRegionAlign, 8 * kMiB), nullptr);
+  for (int i = 0; i < 5; i++) cache_.Put(&regions_[i]);
+  for (int second = 0; second < 20; second++) {
+    RegionHeader* taken[5];
+    for (RegionHeader*& r : taken) {
+      r = cache_.Take(kRegionAlign, 8 * kMiB);
+      ASSERT_NE(r, nullptr) << "second " << second;
+    }
+    for (RegionHeader* r : taken) cache_.Put(r);
+    g_now_ns += kSecondNs;
+    cache_.EnforceLimits();
+  }
+  EXPECT_TRUE(released_.empty());
+  EXPECT_EQ(cache_.GetStats().misses, 5u);
+}
+
+TEST_F(RegionCacheTest, AdaptiveSizingOffKeepsEverythingUntilTheTtl) {
+  g_limits.ttl_ns = 3600 * kSecondNs;
+  g_limits.demand_window_sec = 0;
+  for (int i = 0; i < 6; i++) cache_.Put(&regions_[i]);
+  g_now_ns += 100 * kSecondNs;
+  cache_.EnforceLimits();
+  EXPECT_TRUE(released_.empty());
+  EXPECT_EQ(cache_.DemandTarget(), UINT64_MAX);
 }
 
 TEST_F(RegionCacheTest, CountLimitEvictsLeastRecentlyUsed) {

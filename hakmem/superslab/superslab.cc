@@ -13,7 +13,8 @@ RegionCacheLimits SuperSlabCacheLimits() {
       GetOption(Option::kSuperslabMaxCached),
       GetOption(Option::kSuperslabMaxMemoryMb) << 20,
       GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
-      GetOption(Option::kSuperslabResidentMb) << 20};
+      GetOption(Option::kSuperslabResidentMb) << 20,
+      GetOption(Option::kSuperslabDemandWindowSec)};
 }
 
 pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;
