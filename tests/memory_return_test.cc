@@ -70,26 +70,32 @@ void PokeAllocator() {
   free(big);
 }
 
+// Allocates and frees the small-block workload, waits `idle_seconds`, calls
+// the allocator again, and returns the RSS growth left (MiB).
+double RssLeftAfterFreeingSmallBlocks(uint64_t seed, unsigned idle_seconds) {
+  std::vector<void*> blocks;
+  blocks.reserve(kWorkload / 256);  // no reallocation during the measurement
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  AllocateSmall(&blocks, kWorkload, seed);
+  const size_t rss_peak = RssBytes();
+  FreeAll(&blocks);
+  if (idle_seconds > 0) sleep(idle_seconds);
+  PokeAllocator();
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, %u s after freeing %.1f MiB\n",
+         MiB(rss_start), MiB(rss_peak), idle_seconds, MiB(rss_end));
+  EXPECT_GT(rss_peak, rss_start + kWorkload * 3 / 4) << "the workload did not use memory";
+  return MiB(rss_end) - MiB(rss_start);
+}
+
 // ---- HAKMEM_SUPERSLAB_TTL_SEC=1 ------------------------------------------------
 // Each of these runs in a process of its own (configs "ttl" and
 // "ttl_threads"), so that the start RSS is not inflated by an earlier test.
 
 TEST(Ttl, FreedSmallBlocksGoBackAfterTheTtl) {
   ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "1");
-  std::vector<void*> blocks;
-  blocks.reserve(kWorkload / 256);  // no reallocation during the measurement
-  PokeAllocator();
-  const size_t rss_start = RssBytes();
-  AllocateSmall(&blocks, kWorkload, 1);
-  const size_t rss_peak = RssBytes();
-  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4) << "the workload did not use memory";
-  FreeAll(&blocks);
-  sleep(2);
-  PokeAllocator();
-  const size_t rss_end = RssBytes();
-  printf("RSS start %.1f MiB, peak %.1f MiB, 2 s after freeing %.1f MiB\n",
-         MiB(rss_start), MiB(rss_peak), MiB(rss_end));
-  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 32.0)
+  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(1, 2), 32.0)
       << "freed memory is still resident 2 s after it was freed (TTL 1 s)";
 }
 
@@ -126,31 +132,13 @@ TEST(Ttl, FreedSmallBlocksOfExitedThreadsGoBackAfterTheTtl) {
       << "memory of exited threads is still resident 2 s after it was freed (TTL 1 s)";
 }
 
-// Allocates and frees the small-block workload; returns the RSS growth left
-// (MiB) once everything is freed and the allocator was called again.
-double RssLeftAfterFreeingSmallBlocks(uint64_t seed) {
-  std::vector<void*> blocks;
-  blocks.reserve(kWorkload / 256);
-  PokeAllocator();
-  const size_t rss_start = RssBytes();
-  AllocateSmall(&blocks, kWorkload, seed);
-  const size_t rss_peak = RssBytes();
-  FreeAll(&blocks);
-  PokeAllocator();
-  const size_t rss_end = RssBytes();
-  printf("RSS start %.1f MiB, peak %.1f MiB, after freeing %.1f MiB\n", MiB(rss_start),
-         MiB(rss_peak), MiB(rss_end));
-  EXPECT_GT(rss_peak, rss_start + kWorkload * 3 / 4) << "the workload did not use memory";
-  return MiB(rss_end) - MiB(rss_start);
-}
-
 // ---- HAKMEM_SUPERSLAB_MAX_MEMORY_MB=16 (TTL 1 hour) ---------------------------
 
 TEST(MaxMemory, CachedEmptySuperSlabsStayWithinTheLimit) {
   ExpectEnv("HAKMEM_SUPERSLAB_MAX_MEMORY_MB", "16");
   ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
   // 16 MiB of cache, plus slack for what the heap keeps in use.
-  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(2), 16.0 + 32.0)
+  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(2, 0), 16.0 + 32.0)
       << "HAKMEM_SUPERSLAB_MAX_MEMORY_MB=16 not honoured";
 }
 
@@ -160,7 +148,7 @@ TEST(MaxCached, CachedEmptySuperSlabsStayWithinTheCount) {
   ExpectEnv("HAKMEM_SUPERSLAB_MAX_CACHED", "2");
   ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
   // 2 SuperSlabs (2 MiB each) of cache, plus slack for what the heap keeps.
-  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(3), 4.0 + 32.0)
+  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(3, 0), 4.0 + 32.0)
       << "HAKMEM_SUPERSLAB_MAX_CACHED=2 not honoured";
 }
 
@@ -169,22 +157,9 @@ TEST(MaxCached, CachedEmptySuperSlabsStayWithinTheCount) {
 TEST(DemandWindow, ASpikeGoesBackOnceItLeavesTheWindow) {
   ExpectEnv("HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC", "1");
   ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
-  std::vector<void*> blocks;
-  blocks.reserve(kWorkload / 256);
-  PokeAllocator();
-  const size_t rss_start = RssBytes();
-  AllocateSmall(&blocks, kWorkload, 4);
-  const size_t rss_peak = RssBytes();
-  ASSERT_GT(rss_peak, rss_start + kWorkload * 3 / 4) << "the workload did not use memory";
-  FreeAll(&blocks);
   // Without adaptive sizing, up to HAKMEM_SUPERSLAB_RESIDENT_MB (64) would
-  // stay resident for the hour-long TTL.
-  sleep(3);
-  PokeAllocator();
-  const size_t rss_end = RssBytes();
-  printf("RSS start %.1f MiB, peak %.1f MiB, 3 s after freeing %.1f MiB\n",
-         MiB(rss_start), MiB(rss_peak), MiB(rss_end));
-  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 24.0)
+  // stay resident for the hour-long TTL (measured: 75 MiB left).
+  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(4, 3), 24.0)
       << "a one-off spike stayed cached after its second left the demand window";
 }
 
