@@ -56,11 +56,17 @@ TEST(RegistryTest, NeighboursAndForeignPointersMiss) {
   EXPECT_EQ(Lookup(&on_stack), nullptr);
 }
 
-TEST(RegistryTest, RegionsPlacedByMapAlignedAreInTheFastWindow) {
+TEST(RegistryTest, RegionsInTheWindowAreFoundByTheFastLookup) {
   TestRegion r;
   ASSERT_TRUE(Register(reinterpret_cast<uintptr_t>(r.base), 19));
-  EXPECT_EQ(TagOfInWindow(r.base + 777), 19);  // the fast paths find it
   EXPECT_EQ(TagOf(r.base + 777), 19);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(r.base);
+  if (base < platform::kPreferredMapStart || base >= platform::kPreferredMapEnd) {
+    // TSan's shadow memory, for one, takes the window's address range.
+    EXPECT_EQ(TagOfInWindow(r.base + 777), kTagNone);
+    GTEST_SKIP() << "MapAligned could not place the region in the window here";
+  }
+  EXPECT_EQ(TagOfInWindow(r.base + 777), 19);  // the fast paths find it
 }
 
 TEST(RegistryTest, WindowEdgesAndAddressesOutsideIt) {
