@@ -82,7 +82,8 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   info->block_size = static_cast<uint16_t>(block_size);
   info->size_class = static_cast<uint8_t>(size_class);
   info->slab_shift = ss->slab_shift;
-  info->start_offset = static_cast<uint32_t>(index) << ss->slab_shift;
+  info->start_offset = (static_cast<uint32_t>(index) << ss->slab_shift) +
+                       SlabColor(size_class, block_size);
   __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
   return s;
 }

@@ -156,10 +156,11 @@ HAKMEM_ALWAYS_INLINE Slab* SlabOfInfo(const SlabInfo* info) {
 //   otherwise           n*m mod 2^64 >= m - 1 >= 2^49.
 // So "n*m < carved_blocks*e" holds exactly for the carved block starts, and
 // carved_blocks*e <= carved_blocks*d fits 32 bits. `p` must lie in the
-// slab, so that n is below the slab size.
+// slab, so that n is below the slab size (or, in the colour gap before the
+// first block, wraps to a 32-bit n whose quotient exceeds any block count).
 HAKMEM_ALWAYS_INLINE bool IsBlockStart(const SlabInfo* info, const void* p) {
-  const uint64_t offset =
-      (reinterpret_cast<uintptr_t>(p) & kRegionMask) - info->start_offset;
+  const uint64_t offset = static_cast<uint32_t>(
+      (reinterpret_cast<uintptr_t>(p) & kRegionMask) - info->start_offset);
   return offset * info->divisor_magic <
          __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
 }
@@ -186,13 +187,31 @@ inline uintptr_t SlabStart(const Slab* s) {
   return reinterpret_cast<uintptr_t>(SuperSlabOf(s)) + InfoOf(s)->start_offset;
 }
 
-// Bytes from the slab's start to its end.
+// The slab's size.
 inline uint32_t SlabLimit(const Slab* s) {
   return uint32_t{1} << InfoOf(s)->slab_shift;
 }
 
+// Bytes between the slab's start and its first block (see SlabColor).
+inline uint32_t SlabColorOf(const Slab* s) {
+  return InfoOf(s)->start_offset & (SlabLimit(s) - 1);
+}
+
 inline uint32_t SlabCapacity(const Slab* s) {
-  return SlabLimit(s) / InfoOf(s)->block_size;
+  return (SlabLimit(s) - SlabColorOf(s)) / InfoOf(s)->block_size;
+}
+
+// Cache colouring: a slab's first block starts this far into the slab. A
+// class's busy blocks are its first few, and slab starts are 64 KiB aligned,
+// so without it every class's busy blocks would share the same few L1 sets
+// (an L1 way spans 4 KiB). The offset keeps every block aligned to the
+// largest power of two dividing the block size, as aligned allocation needs.
+inline uint32_t SlabColor(int size_class, uint32_t block_size) {
+  const uint32_t natural = block_size & (0u - block_size);
+  const uint32_t step = natural < 64 ? 64 : natural;
+  if (step >= 4096) return 0;
+  const uint32_t colors = 4096 / step;
+  return static_cast<uint32_t>(size_class) * 37 % colors * step;
 }
 
 // Blocks carved so far.

@@ -93,7 +93,7 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
   ASSERT_NE(ss, nullptr);
   const int index = SuperSlabTakeFreeSlab(ss);
   Slab* s = SlabInit(ss, index, 48, 3, kOwner);
-  EXPECT_EQ(SlabCapacity(s), 65536u / 48u);
+  EXPECT_EQ(SlabCapacity(s), (65536u - SlabColorOf(s)) / 48u);
   EXPECT_EQ(s->free, nullptr);  // nothing carved yet
   EXPECT_EQ(SlabCarve(s, 10, kKey), 10u);
   uintptr_t expected = SlabStart(s);
@@ -119,6 +119,40 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
     EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, SlabStart(s) + SlabLimit(s));
   }
   SuperSlabReturnSlab(ss, s);
+  SuperSlabRelease(ss);
+}
+
+TEST(SuperSlabTest, ClassesStartAtDifferentCacheSetsAndStayAligned) {
+  // Colouring: the first blocks of different classes fall in different L1
+  // sets (64-byte lines, 4 KiB per way), every block keeps the alignment of
+  // the largest power of two dividing its size, and the colour gap holds no
+  // block.
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  ASSERT_NE(ss, nullptr);
+  std::set<uint32_t> sets;
+  for (int c = 1; c <= 16; c++) {  // 16..256 bytes
+    const int index = SuperSlabTakeFreeSlab(ss);
+    ASSERT_GT(index, 0);
+    const uint32_t size = 16u * static_cast<uint32_t>(c);
+    Slab* s = SlabInit(ss, index, size, c, kOwner);
+    SlabCarve(s, 4, kKey);
+    const uintptr_t first = SlabStart(s);
+    sets.insert(static_cast<uint32_t>(first % 4096) / 64);
+    const uint32_t natural = size & (0u - size);
+    for (Block* b = s->free; b != nullptr; b = b->next) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % natural, 0u) << size;
+    }
+    EXPECT_EQ(SlabCapacity(s), (65536u - SlabColorOf(s)) / size);
+    const uintptr_t slab_base = first - SlabColorOf(s);
+    for (uintptr_t p = slab_base; p < first; p += 16) {
+      EXPECT_FALSE(IsStart(s, reinterpret_cast<void*>(p))) << size << " " << p - slab_base;
+    }
+    s->free = nullptr;
+  }
+  EXPECT_EQ(sets.size(), 16u);
+  for (int i = 1; i < kMaxSlabsPerSuperSlab; i++) {
+    if (ss->used_slabs & (1u << i)) SuperSlabReturnSlab(ss, &ss->slabs[i]);
+  }
   SuperSlabRelease(ss);
 }
 
