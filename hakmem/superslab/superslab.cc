@@ -126,19 +126,46 @@ constexpr uint32_t kReservedSlabs = 1u;
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
-  SlabInfo* info = InfoOf(s);
-  __atomic_store_n(&info->owner, nullptr, __ATOMIC_RELEASE);
-  s->free = nullptr;
-  __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&InfoOf(s)->owner, nullptr, __ATOMIC_RELEASE);
   ss->used_slabs &= ~(1u << SlabIndex(s));
   return ss->used_slabs == kReservedSlabs;
 }
+
+Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
+  uint32_t free_mask = ss->full_mask & ~ss->used_slabs;
+  while (free_mask != 0) {
+    const int index = __builtin_ctz(free_mask);
+    free_mask &= free_mask - 1;
+    SlabInfo* info = &ss->infos[index];
+    Slab* s = &ss->slabs[index];
+    if (s->free == nullptr || info->size_class != size_class) continue;
+    ss->used_slabs |= 1u << index;
+    s->used = 0;
+    s->role = kSlabDetached;
+    s->prev = s->next = nullptr;
+    __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
+    return s;
+  }
+  return nullptr;
+}
+
+namespace {
+// Forgets every warm slab of `ss`: its geometry changes, or its pages may
+// have been given back (read as zeros) while it was cached.
+void ForgetWarmSlabs(SuperSlab* ss) {
+  for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
+    ss->slabs[i].free = nullptr;
+    __atomic_store_n(&ss->infos[i].carved_limit, 0, __ATOMIC_RELAXED);
+  }
+}
+}  // namespace
 
 void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
   const int slabs = static_cast<int>(kRegionAlign >> slab_shift);
   ss->used_slabs = kReservedSlabs;
   ss->full_mask = slabs == 32 ? 0xffffffffu : (1u << slabs) - 1;
   if (ss->slab_shift != slab_shift) {
+    ForgetWarmSlabs(ss);
     ss->slab_shift = static_cast<uint8_t>(slab_shift);
     registry::Register(reinterpret_cast<uintptr_t>(ss),
                        static_cast<uint8_t>(slab_shift));
@@ -148,6 +175,7 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift) {
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize));
+  if (ss != nullptr) ForgetWarmSlabs(ss);
   if (ss == nullptr) ss = MapSuperSlab();
   if (ss == nullptr) return nullptr;
   SuperSlabFormat(ss, slab_shift);

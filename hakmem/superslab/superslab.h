@@ -232,11 +232,18 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
 uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key);
 // Index of a free slab of `ss` (marked used), or -1.
 int SuperSlabTakeFreeSlab(SuperSlab* ss);
+// A returned slab keeps its class and its carved free list (all its blocks)
+// while its SuperSlab stays with the heap: taking it back for the same class
+// needs no carving (a "warm" slab; Phase 9's per-class cache, at slab level).
+// Returns such a free slab of `ss` for `size_class`, marked used and owned by
+// `owner`, or nullptr.
+Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner);
 inline bool SuperSlabFull(const SuperSlab* ss) {
   return ss->used_slabs == ss->full_mask;
 }
-// Marks the slab unowned and its index free again. Returns true if the
-// SuperSlab has no slab in use any more.
+// Marks the slab unowned and its index free again (it stays warm, see
+// SuperSlabTakeWarmSlab). Returns true if the SuperSlab has no slab in use
+// any more.
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s);
 
 // A SuperSlab with no slab in use, formatted with `slab_shift` for `owner`:

@@ -156,6 +156,30 @@ TEST(SuperSlabTest, ClassesStartAtDifferentCacheSetsAndStayAligned) {
   SuperSlabRelease(ss);
 }
 
+TEST(SuperSlabTest, AReturnedSlabStaysWarmForItsClass) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
+  ASSERT_NE(ss, nullptr);
+  const int index = SuperSlabTakeFreeSlab(ss);
+  Slab* s = SlabInit(ss, index, 8192, 76, kOwner);
+  ASSERT_EQ(SlabCarve(s, 10, kKey), 10u);
+  Block* head = s->free;
+  SuperSlabReturnSlab(ss, s);
+  EXPECT_EQ(InfoOf(s)->owner, nullptr);  // free: frees into it are invalid
+  EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 77, kOwner), nullptr);  // other class
+  Slab* again = SuperSlabTakeWarmSlab(ss, 76, kOwner);
+  ASSERT_EQ(again, s);  // same class: its carved blocks come back
+  EXPECT_EQ(again->free, head);
+  EXPECT_EQ(again->used, 0u);
+  EXPECT_EQ(SlabCarved(again), 10u);
+  EXPECT_EQ(InfoOf(again)->owner, kOwner);
+  EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 76, kOwner), nullptr);  // taken
+  SuperSlabReturnSlab(ss, again);
+  // Re-formatted for another geometry: nothing is warm any more.
+  SuperSlabFormat(ss, kSmallSlabShift);
+  EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 76, kOwner), nullptr);
+  SuperSlabRelease(ss);
+}
+
 TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
   ASSERT_NE(ss, nullptr);

@@ -93,10 +93,13 @@ void ReleaseSlab(Heap* h, Slab* s) {
   const int g = GeometryOf(ss->slab_shift);
   const bool was_full = SuperSlabFull(ss);
   const bool now_empty = SuperSlabReturnSlab(ss, s);
+  // To the front of with_room, where NewSlab looks for warm slabs first.
   if (was_full) {
     h->full[g].Remove(ss);
-    h->with_room[g].Push(ss);
+  } else {
+    h->with_room[g].Remove(ss);
   }
+  h->with_room[g].Push(ss);
   if (!now_empty) return;
   h->with_room[g].Remove(ss);
   if (h->spare == nullptr) {
@@ -109,9 +112,27 @@ void ReleaseSlab(Heap* h, Slab* s) {
 void ReclaimAbandonedHeaps();
 void ReclaimHeapLocked(Heap* h);
 
+// Moves `ss` to the full list if it has no free slab left.
+void NoteSlabTaken(Heap* h, int g, SuperSlab* ss) {
+  if (SuperSlabFull(ss)) {
+    h->with_room[g].Remove(ss);
+    h->full[g].Push(ss);
+  }
+}
+
 Slab* NewSlab(Heap* h, int size_class) {
   const int shift = size_class >= kFirstMidClass ? kMidSlabShift : kSmallSlabShift;
   const int g = GeometryOf(shift);
+  // A warm slab of this class first: its blocks are carved already. The
+  // SuperSlabs a slab was just returned to are at the front of the list.
+  int looked = 0;
+  for (SuperSlab* w = h->with_room[g].head; w != nullptr && looked < 4;
+       w = w->next, looked++) {
+    if (Slab* s = SuperSlabTakeWarmSlab(w, size_class, h)) {
+      NoteSlabTaken(h, g, w);
+      return s;
+    }
+  }
   SuperSlab* ss = h->with_room[g].head;
   if (ss == nullptr) {
     if (h->spare != nullptr) {
@@ -126,10 +147,7 @@ Slab* NewSlab(Heap* h, int size_class) {
     h->with_room[g].Push(ss);
   }
   const int index = SuperSlabTakeFreeSlab(ss);
-  if (SuperSlabFull(ss)) {
-    h->with_room[g].Remove(ss);
-    h->full[g].Push(ss);
-  }
+  NoteSlabTaken(h, g, ss);
   Slab* s = SlabInit(ss, index, ClassSizeOf(size_class), size_class, h);
   SlabCarve(s, CarveBatch(s), g_free_key);
   return s;
