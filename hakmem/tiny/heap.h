@@ -12,8 +12,10 @@
 //    by nobody) until the class is first used, so the fast path has no null
 //    check. A thread with no heap points at kEmptyHeap, likewise.
 //  - A slab other than current[c] whose last block is freed is returned to
-//    its SuperSlab at once; a SuperSlab whose last slab returns becomes the
-//    heap's spare (one kept, to avoid churn) or goes to the LRU cache.
+//    its SuperSlab at once, but stays warm (class and carved free list kept)
+//    so the class takes it back without carving; a SuperSlab whose last slab
+//    returns becomes the heap's spare (one kept, to avoid churn) or goes to
+//    the LRU cache.
 //  - current[c] stays when it empties (a malloc/free loop must not churn);
 //    the time-gated upkeep (at most every 100 ms of slow paths) returns empty
 //    current slabs too, so a program that freed everything does not keep one
