@@ -155,6 +155,13 @@ void RegionCache::Put(RegionHeader* region) {
   ReleaseList(evicted);  // syscalls outside the lock
 }
 
+void RegionCache::NoteDemand(uint64_t regions) {
+  pthread_mutex_lock(&lock_);
+  AdvanceDemand(platform::NowNs());
+  demand_now_ += static_cast<uint32_t>(regions);
+  pthread_mutex_unlock(&lock_);
+}
+
 void RegionCache::EnforceLimits() {
   const RegionCacheLimits limits = limits_();
   const uint64_t now = platform::NowNs();

@@ -56,6 +56,9 @@ class RegionCache {
   RegionHeader* Take(size_t min_size, size_t max_size);
   // Parks `region` (registered, mapped, empty), then applies the limits.
   void Put(RegionHeader* region);
+  // Counts `regions` as taken now, for adaptive sizing: regions mapped ahead
+  // of use (pre-warming) are demand the program has not made yet.
+  void NoteDemand(uint64_t regions);
   // Applies the limits now (TTL included).
   void EnforceLimits();
   // Applies them if the last check is more than kCheckIntervalNs old: cheap

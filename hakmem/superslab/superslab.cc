@@ -75,6 +75,7 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   s->free = nullptr;
   s->used = 0;
   s->role = kSlabDetached;
+  s->key_flip = 0;
   s->prev = s->next = nullptr;
   SlabInfo* info = &ss->infos[index];
   info->divisor_magic = DivisorMagic(block_size);
@@ -190,6 +191,7 @@ void SuperSlabRelease(SuperSlab* ss) {
 }
 
 void SuperSlabPrewarm(uint64_t count) {
+  g_cache.NoteDemand(count);  // or adaptive sizing would unmap them at once
   for (uint64_t i = 0; i < count; i++) {
     SuperSlab* ss = MapSuperSlab();
     if (ss == nullptr) return;

@@ -87,6 +87,11 @@ struct Slab {
   Block* free;             // free list
   uint32_t used;           // blocks handed out and not freed back here
   uint8_t role;            // SlabRole: what the owner heap uses it as
+  // What the free key of this list's blocks is xored with: 0 for a real
+  // slab; non-zero for a heap's foreign slab (see hakmem/tiny/heap.h), so a
+  // block on a slab's list and on a foreign list at once is caught by
+  // whichever list pops it second, even in a race.
+  uint8_t key_flip;
   Slab* prev;              // owner's per-class list links
   Slab* next;
 };

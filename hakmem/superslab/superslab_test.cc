@@ -180,6 +180,21 @@ TEST(SuperSlabTest, AReturnedSlabStaysWarmForItsClass) {
   SuperSlabRelease(ss);
 }
 
+uint64_t g_fake_now_ns = 0;
+uint64_t FakeNow() { return g_fake_now_ns; }
+
+TEST(SuperSlabTest, PrewarmedSuperSlabsStayCached) {
+  // Long after any earlier demand (a fake clock 100 s ahead), adaptive
+  // sizing would keep only its floor of regions; pre-warmed ones count as
+  // demand, so they stay.
+  g_fake_now_ns = platform::NowNs() + 100ull * 1000 * 1000 * 1000;
+  platform::SetClockForTesting(&FakeNow);
+  SuperSlabPrewarm(6);  // (older cached ones may go: their TTL passed)
+  const SuperSlabStats after = GetSuperSlabStats();
+  platform::SetClockForTesting(nullptr);
+  EXPECT_GE(after.cache.cached, 6u);
+}
+
 TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
   ASSERT_NE(ss, nullptr);

@@ -67,6 +67,7 @@ Heap* NewHeapLocked() {
     g_chunk_left = g_chunk_left >= step ? g_chunk_left - step : 0;
   }
   Heap* h = new (mem) Heap();
+  for (Slab& f : h->foreign) f.key_flip = kForeignKeyFlip;
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   g_heaps_created++;
@@ -285,7 +286,7 @@ void ReturnForeign(Heap* h) {
     if (ForeignInstalled(h, c)) UninstallForeign(h, c);
     Slab* f = &h->foreign[c];
     while (Block* b = f->free) {
-      if (b->key != g_free_key) ReportCorruptFreeList(b);
+      if (b->key != ForeignFreeKey()) ReportCorruptFreeList(b);
       f->free = b->next;
       b->key = RemoteFreeKey();
       Heap* owner = static_cast<Heap*>(const_cast<void*>(
@@ -428,13 +429,16 @@ bool IsInFreeList(const Slab* s, const Block* b) {
 
 // Pops a block of `size_class` from `h` (refilling it), or nullptr.
 void* PopFromHeap(Heap* h, int size_class) {
+  // A foreign slab that ran dry goes back to the parked slab (also when a
+  // heap is adopted with one installed: fork, a dead thread's heap).
+  if (ForeignInstalled(h, size_class)) UninstallForeign(h, size_class);
   Slab* s = h->current[size_class];
   if (s->free == nullptr) {
     s = Refill(h, size_class);
     if (s == nullptr) return nullptr;
   }
   Block* b = s->free;
-  if (b->key != g_free_key) ReportCorruptFreeList(b);
+  if (b->key != FreeKeyOf(s)) ReportCorruptFreeList(b);
   s->free = b->next;
   s->used++;
   b->key = 0;
@@ -486,10 +490,6 @@ void TinyGlobalInit() {
 
 void* TinyMallocSlow(int size_class) {
   Heap* h = tl_heap;
-  if (ForeignInstalled(h, size_class)) {
-    UninstallForeign(h, size_class);  // ran dry: back to the parked slab
-    if (h->current[size_class]->free != nullptr) return TinyMallocClass(size_class);
-  }
   void* p;
   if (h == &kEmptyHeap && tl_thread_exited) {
     p = OrphanMalloc(size_class);
@@ -536,7 +536,7 @@ Heap* CheckedOwner(const void* p, const char* operation) {
 void TinyCheckLiveBlock(const void* p, const char* operation) {
   CheckedOwner(p, operation);
   const uint64_t key = static_cast<const Block*>(p)->key;
-  if (key == g_free_key || key == RemoteFreeKey()) {
+  if (key == g_free_key || key == RemoteFreeKey() || key == ForeignFreeKey()) {
     platform::ReportAndAbort(operation, p, "block is free (use after free?)");
   }
 }
@@ -552,7 +552,8 @@ void TinyFreeSlow(void* p) {
     h = AttachHeap();
     if (h == nullptr) h = &kEmptyHeap;
   }
-  if (b->key == RemoteFreeKey()) {  // freed by another thread, not drained yet
+  // Freed by another thread: waiting for the owner, or kept by that thread.
+  if (b->key == RemoteFreeKey() || b->key == ForeignFreeKey()) {
     platform::ReportAndAbort("free(): double free", p, "block is already free");
   }
   if (b->key == g_free_key) {

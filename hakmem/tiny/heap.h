@@ -130,7 +130,7 @@ struct Heap {
   Slab* parked[kNumClasses] = {};
   alignas(64) RemoteQueue remote;             // other threads' frees
   // Other heaps' blocks this thread freed, for reuse (pseudo-slabs: only
-  // `free` and `used` mean anything; all zero when empty).
+  // `free`, `used` and `key_flip` mean anything; used is 0 when empty).
   alignas(64) Slab foreign[kNumClasses] = {};
 };
 
@@ -153,6 +153,12 @@ extern uint64_t g_free_key HAKMEM_HIDDEN;
 // flipped. The owner checks it when it drains, so a block that was also
 // freed locally in the meantime (its links overwritten) is caught there.
 inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
+// What a block kept on a foreign slab carries (Slab::key_flip of foreign
+// slabs).
+constexpr uint8_t kForeignKeyFlip = 4;
+inline uint64_t ForeignFreeKey() { return g_free_key ^ kForeignKeyFlip; }
+// The key of the free blocks on `s`'s list.
+HAKMEM_ALWAYS_INLINE uint64_t FreeKeyOf(const Slab* s) { return g_free_key ^ s->key_flip; }
 
 // Keeps `b`, a block of class `c` of another heap, on `h`'s foreign slab,
 // marked free like a local block, and makes that slab current so the next
@@ -166,7 +172,7 @@ HAKMEM_ALWAYS_INLINE bool TinyKeepForeign(Heap* h, int c, Block* b) {
   Block* head = f->free;
   if (HAKMEM_UNLIKELY(held >= kForeignCaps.cap[c] || b == head)) return false;
   b->next = head;
-  b->key = g_free_key;
+  b->key = ForeignFreeKey();
   f->free = b;
   f->used--;
   if (HAKMEM_UNLIKELY(!ForeignInstalled(h, c))) InstallForeign(h, c);

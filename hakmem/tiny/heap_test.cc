@@ -1,6 +1,7 @@
 #include "hakmem/tiny/heap.h"
 
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -166,6 +167,45 @@ TEST(HeapTest, AThreadReusesTheBlocksOfOtherThreadsThatItFreed) {
   EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use - kBlocks);
 }
 
+TEST(HeapTest, AHeapAdoptedWithAnInstalledForeignSlabWorks) {
+  // In a fork child, the other threads' heaps go to the pool as they are: one
+  // may have its foreign slab installed and empty (it kept a block, then
+  // malloc took it back). The thread that adopts it must still allocate.
+  void* mine = TinyMalloc(2048);
+  std::atomic<int> step{0};
+  void* taken = nullptr;
+  std::thread other([&] {
+    Free(mine);                // kept: the foreign slab is installed
+    taken = TinyMalloc(2048);  // popped: installed and empty
+    step = 1;
+    while (step.load() != 2) std::this_thread::yield();
+  });
+  while (step.load() != 1) std::this_thread::yield();
+  EXPECT_EQ(taken, mine);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int bad = 0;
+    std::thread([&bad] {  // adopts the other thread's heap
+      for (int i = 0; i < 200; i++) {
+        void* p = TinyMalloc(2048);
+        if (p == nullptr) bad++;
+        memset(p, 1, 2048);
+        Free(p);
+      }
+    }).join();
+    _exit(bad == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "child " << (WIFSIGNALED(status) ? "killed by signal " : "exited with ")
+      << (WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  step = 2;
+  other.join();
+  Free(taken);
+}
+
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
   std::thread([] { Free(TinyMalloc(10)); }).join();
   static TinyStats stats;
@@ -297,6 +337,31 @@ TEST(HeapDeathTest, OwnerDoubleFreeOfABlockAnotherThreadKeptIsCaught) {
         _exit(0);  // no report: the double free went unnoticed
       },
       "double free");
+}
+
+TEST(HeapDeathTest, AKeptBlockFreedAgainByItsOwnerIsCaughtAtTheKeepersPop) {
+  // Blocks on a foreign slab carry another key than blocks on a slab's list,
+  // so the block freed twice (kept by one thread, freed again by its owner)
+  // is caught by whichever list pops it second: here the keeper's, first.
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        std::atomic<int> step{0};
+        std::thread keeper([&] {
+          Free(p);  // kept
+          step = 1;
+          while (step.load() != 2) std::this_thread::yield();
+          TinyMalloc(48);  // pops p: its key is now the owner list's
+          step = 3;
+        });
+        while (step.load() != 1) std::this_thread::yield();
+        Free(p);  // the owner's double free
+        step = 2;
+        while (step.load() != 3) std::this_thread::yield();
+        keeper.join();
+        _exit(0);
+      },
+      "hakmem: malloc\\(\\): double free detected");
 }
 
 TEST(HeapDeathTest, InteriorPointerIsReported) {

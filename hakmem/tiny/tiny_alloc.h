@@ -30,7 +30,7 @@ HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
   Slab* s = tl_heap->current[size_class];
   Block* b = s->free;
   if (HAKMEM_UNLIKELY(b == nullptr)) return TinyMallocSlow(static_cast<int>(size_class));
-  if (HAKMEM_UNLIKELY(b->key != g_free_key)) ReportCorruptFreeList(b);
+  if (HAKMEM_UNLIKELY(b->key != FreeKeyOf(s))) ReportCorruptFreeList(b);
   s->free = b->next;
   s->used++;
   b->key = 0;
