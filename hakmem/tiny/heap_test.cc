@@ -171,6 +171,9 @@ TEST(HeapTest, AHeapAdoptedWithAnInstalledForeignSlabWorks) {
   // In a fork child, the other threads' heaps go to the pool as they are: one
   // may have its foreign slab installed and empty (it kept a block, then
   // malloc took it back). The thread that adopts it must still allocate.
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "TSan does not support new threads after a multi-threaded fork";
+#endif
   void* mine = TinyMalloc(2048);
   std::atomic<int> step{0};
   void* taken = nullptr;
@@ -343,6 +346,8 @@ TEST(HeapDeathTest, AKeptBlockFreedAgainByItsOwnerIsCaughtAtTheKeepersPop) {
   // Blocks on a foreign slab carry another key than blocks on a slab's list,
   // so the block freed twice (kept by one thread, freed again by its owner)
   // is caught by whichever list pops it second: here the keeper's, first.
+  // (Where the owner's free takes the slow path, as under TSan, that free
+  // sees the foreign key and reports at once.)
   EXPECT_DEATH(
       {
         void* p = TinyMalloc(48);
@@ -361,7 +366,8 @@ TEST(HeapDeathTest, AKeptBlockFreedAgainByItsOwnerIsCaughtAtTheKeepersPop) {
         keeper.join();
         _exit(0);
       },
-      "hakmem: malloc\\(\\): double free detected");
+      "hakmem: (malloc\\(\\): double free detected|free\\(\\): double free 0x[0-9a-f]+: "
+      "block is already free)");
 }
 
 TEST(HeapDeathTest, InteriorPointerIsReported) {
