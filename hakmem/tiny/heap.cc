@@ -280,6 +280,14 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
 }
 
 
+// Blocks (or unblocks) keeping on the empty foreign slabs of `h`.
+void SetForeignBlocked(Heap* h, bool blocked) {
+  h->foreign_blocked = blocked;
+  for (Slab& f : h->foreign) {
+    if (f.free == nullptr) f.used = blocked ? kForeignBlockedUsed : 0;
+  }
+}
+
 // Sends every kept foreign block back to its owner (thread exit, trim).
 void ReturnForeign(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
@@ -293,7 +301,7 @@ void ReturnForeign(Heap* h) {
           __atomic_load_n(&SlabInfoOf(b)->owner, __ATOMIC_ACQUIRE)));
       FreeRemote(h, owner, b);
     }
-    f->used = 0;
+    f->used = h->foreign_blocked ? kForeignBlockedUsed : 0;
   }
   FlushOutgoing(h);
 }
@@ -499,6 +507,7 @@ void* TinyMallocSlow(int size_class) {
       errno = ENOMEM;
       return nullptr;
     }
+    if (h->foreign_blocked) SetForeignBlocked(h, false);  // it mallocs now
     FlushOutgoing(h);
     TinyUpkeep();
     p = PopFromHeap(h, size_class);
@@ -551,6 +560,7 @@ void TinyFreeSlow(void* p) {
     // what it sends back, and keeps blocks it may reuse.
     h = AttachHeap();
     if (h == nullptr) h = &kEmptyHeap;
+    if (h != &kEmptyHeap) SetForeignBlocked(h, true);
   }
   // Freed by another thread: waiting for the owner, or kept by that thread.
   if (b->key == RemoteFreeKey() || b->key == ForeignFreeKey()) {

@@ -33,6 +33,8 @@
 //    back to the owner; when it runs dry the malloc slow path puts the
 //    parked slab back. So a block allocated by one thread and freed by
 //    another is reused there and circulates, instead of crossing back.
+//  - A thread that has only freed (a consumer) keeps nothing: it would never
+//    reuse it (SetForeignBlocked, cleared by its first malloc slow path).
 //  - Past the cap, a thread batches the blocks it frees for another heap
 //    (RemoteBatch) and pushes them with one atomic operation per batch;
 //    batches are flushed when full, when the owner changes, on the thread's
@@ -84,6 +86,10 @@ struct Heap;
 // so the fast path's `used++` on a pop keeps the count right. Kept blocks
 // stay "in use" for their owner's slab.
 inline uint32_t ForeignHeld(const Slab* f) { return 0u - f->used; }
+// A foreign slab that looks full to TinyKeepForeign: a thread that only frees
+// (a consumer) would never reuse what it keeps, so its frees for other heaps
+// go back in batches instead, at no cost to the fast path.
+constexpr uint32_t kForeignBlockedUsed = 0u - 255u;
 
 // How many blocks of other heaps a heap keeps per class: 32, or 64 KiB worth
 // for big classes. Past that, they go back to their owners.
@@ -128,6 +134,8 @@ struct Heap {
   RemoteBatch outgoing;                       // this thread's frees for others
   // The real current slab of a class whose foreign slab is installed.
   Slab* parked[kNumClasses] = {};
+  // Set while the heap's thread has only freed (see SetForeignBlocked).
+  bool foreign_blocked = false;
   alignas(64) RemoteQueue remote;             // other threads' frees
   // Other heaps' blocks this thread freed, for reuse (pseudo-slabs: only
   // `free`, `used` and `key_flip` mean anything; used is 0 when empty).

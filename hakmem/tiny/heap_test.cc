@@ -150,6 +150,7 @@ TEST(HeapTest, AThreadReusesTheBlocksOfOtherThreadsThatItFreed) {
   for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(kSize));
   const uint64_t in_use = BlocksInUse(SizeToClass(kSize));
   std::thread([&] {
+    Free(TinyMalloc(16));  // a thread that allocates (see the consumer test)
     for (void* p : blocks) Free(p);
     EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use);
     std::set<void*> mine;
@@ -178,6 +179,7 @@ TEST(HeapTest, AHeapAdoptedWithAnInstalledForeignSlabWorks) {
   std::atomic<int> step{0};
   void* taken = nullptr;
   std::thread other([&] {
+    Free(TinyMalloc(16));      // it allocates, so it keeps what it frees
     Free(mine);                // kept: the foreign slab is installed
     taken = TinyMalloc(2048);  // popped: installed and empty
     step = 1;
@@ -207,6 +209,28 @@ TEST(HeapTest, AHeapAdoptedWithAnInstalledForeignSlabWorks) {
   step = 2;
   other.join();
   Free(taken);
+}
+
+TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInsteadOfKeepingThem) {
+  // A consumer thread would never reuse what it keeps: its frees of other
+  // heaps' blocks go back to their owner (in batches), and once it
+  // allocates, it keeps them like any thread.
+  constexpr size_t kSize = 112;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 20; i++) blocks.push_back(TinyMalloc(kSize));
+  std::thread([&] {
+    for (int i = 0; i < 10; i++) Free(blocks[i]);
+    // Nothing kept: after its first malloc the class is served by its own
+    // slab, not by these blocks.
+    void* own = TinyMalloc(kSize);
+    for (int i = 0; i < 10; i++) EXPECT_NE(own, blocks[i]);
+    for (int i = 10; i < 20; i++) Free(blocks[i]);  // now kept
+    std::set<void*> again;
+    for (int i = 0; i < 10; i++) again.insert(TinyMalloc(kSize));
+    EXPECT_EQ(again, std::set<void*>(blocks.begin() + 10, blocks.end()));
+    for (void* p : again) Free(p);
+    Free(own);
+  }).join();
 }
 
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
@@ -308,7 +332,8 @@ TEST(HeapDeathTest, DoubleFreeOfAKeptForeignBlockIsReported) {
       {
         void* p = TinyMalloc(48);
         std::thread([p] {
-          Free(p);  // kept on this thread's foreign slab
+          Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
+          Free(p);               // kept on this thread's foreign slab
           Free(p);
         }).join();
       },
@@ -324,7 +349,8 @@ TEST(HeapDeathTest, OwnerDoubleFreeOfABlockAnotherThreadKeptIsCaught) {
         void* p = TinyMalloc(48);
         std::atomic<int> step{0};
         std::thread other([&] {
-          Free(p);  // kept by this thread
+          Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
+          Free(p);               // kept by this thread
           step = 1;
           while (step.load() != 2) std::this_thread::yield();
           for (int i = 0; i < 100; i++) TinyMalloc(48);
@@ -353,7 +379,8 @@ TEST(HeapDeathTest, AKeptBlockFreedAgainByItsOwnerIsCaughtAtTheKeepersPop) {
         void* p = TinyMalloc(48);
         std::atomic<int> step{0};
         std::thread keeper([&] {
-          Free(p);  // kept
+          Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
+          Free(p);               // kept
           step = 1;
           while (step.load() != 2) std::this_thread::yield();
           TinyMalloc(48);  // pops p: its key is now the owner list's
