@@ -340,61 +340,46 @@ TEST(HeapDeathTest, DoubleFreeOfAKeptForeignBlockIsReported) {
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
 }
 
-TEST(HeapDeathTest, OwnerDoubleFreeOfABlockAnotherThreadKeptIsCaught) {
-  // The owner's fast path does not read the block, so it takes the second
-  // free; the block is then on two lists. Whichever pop comes second finds
-  // the key cleared, before the block can be handed out twice.
-  EXPECT_DEATH(
-      {
-        void* p = TinyMalloc(48);
-        std::atomic<int> step{0};
-        std::thread other([&] {
-          Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
-          Free(p);               // kept by this thread
-          step = 1;
-          while (step.load() != 2) std::this_thread::yield();
-          for (int i = 0; i < 100; i++) TinyMalloc(48);
-          step = 3;
-        });
-        while (step.load() != 1) std::this_thread::yield();
-        Free(p);  // the owner's double free
-        std::vector<void*> mine;
-        for (int i = 0; i < 100; i++) mine.push_back(TinyMalloc(48));
-        step = 2;
-        while (step.load() != 3) std::this_thread::yield();
-        other.join();
-        _exit(0);  // no report: the double free went unnoticed
-      },
-      "double free");
+// Another thread keeps p (allocated here), then this thread, p's owner,
+// frees p again: its fast path does not read the block, so p is then on two
+// lists. Then both threads allocate from the class, the owner first or the
+// keeper first. Exits 0 if nothing noticed.
+void KeepThenFreeAgainByTheOwner(bool owner_pops_first) {
+  void* p = TinyMalloc(48);
+  std::atomic<int> step{0};
+  std::thread keeper([&] {
+    Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
+    Free(p);               // kept
+    step = 1;
+    while (step.load() != 2) std::this_thread::yield();
+    for (int i = 0; i < 100; i++) TinyMalloc(48);
+    step = 3;
+  });
+  while (step.load() != 1) std::this_thread::yield();
+  Free(p);  // the owner's double free
+  if (owner_pops_first) {
+    for (int i = 0; i < 100; i++) TinyMalloc(48);
+  }
+  step = 2;
+  while (step.load() != 3) std::this_thread::yield();
+  keeper.join();
+  _exit(0);
 }
 
-TEST(HeapDeathTest, AKeptBlockFreedAgainByItsOwnerIsCaughtAtTheKeepersPop) {
-  // Blocks on a foreign slab carry another key than blocks on a slab's list,
-  // so the block freed twice (kept by one thread, freed again by its owner)
-  // is caught by whichever list pops it second: here the keeper's, first.
-  // (Where the owner's free takes the slow path, as under TSan, that free
-  // sees the foreign key and reports at once.)
-  EXPECT_DEATH(
-      {
-        void* p = TinyMalloc(48);
-        std::atomic<int> step{0};
-        std::thread keeper([&] {
-          Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
-          Free(p);               // kept
-          step = 1;
-          while (step.load() != 2) std::this_thread::yield();
-          TinyMalloc(48);  // pops p: its key is now the owner list's
-          step = 3;
-        });
-        while (step.load() != 1) std::this_thread::yield();
-        Free(p);  // the owner's double free
-        step = 2;
-        while (step.load() != 3) std::this_thread::yield();
-        keeper.join();
-        _exit(0);
-      },
-      "hakmem: (malloc\\(\\): double free detected|free\\(\\): double free 0x[0-9a-f]+: "
-      "block is already free)");
+// Blocks on a foreign slab carry another key than blocks on a slab's list,
+// so whichever list pops the block second catches it, before it is handed
+// out twice, even when both pop at once. (Where the owner's free takes the
+// slow path, as under TSan, that free sees the foreign key and reports.)
+constexpr char kCaught[] =
+    "hakmem: (malloc\\(\\): double free detected|free\\(\\): double free 0x[0-9a-f]+: "
+    "block is already free)";
+
+TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheOwnerPopsFirst) {
+  EXPECT_DEATH(KeepThenFreeAgainByTheOwner(true), kCaught);
+}
+
+TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheKeeperPopsFirst) {
+  EXPECT_DEATH(KeepThenFreeAgainByTheOwner(false), kCaught);
 }
 
 TEST(HeapDeathTest, InteriorPointerIsReported) {
