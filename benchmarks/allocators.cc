@@ -2,7 +2,14 @@
 
 #include <stdlib.h>
 
+#include <stdio.h>
+
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "benchmarks/child_process.h"
 
 namespace bench {
@@ -32,6 +39,45 @@ const AllocatorInfo* FindAllocator(const std::string& name) {
     if (name == info.name) return &info;
   }
   return nullptr;
+}
+
+bool ParseAllocatorList(const std::string& flag, const char* program,
+                        std::vector<const AllocatorInfo*>* out, std::string* error) {
+  auto add = [out](const AllocatorInfo* info) {
+    if (std::find(out->begin(), out->end(), info) == out->end()) out->push_back(info);
+  };
+  for (absl::string_view name : absl::StrSplit(flag, ',')) {
+    if (name == "all") {
+      for (const AllocatorInfo& info : AllAllocators()) {
+        if (info.preload == Preload::kFixedPath &&
+            ExistingFile(info.shared_object).empty()) {
+          fprintf(stderr, "%s: note: skipping %s: %s is missing (Debian package %s)\n",
+                  program, info.name, info.shared_object, info.package);
+          continue;
+        }
+        add(&info);
+      }
+      continue;
+    }
+    const AllocatorInfo* info = FindAllocator(std::string(name));
+    if (info == nullptr) {
+      std::vector<std::string> names;
+      for (const AllocatorInfo& a : AllAllocators()) names.push_back(a.name);
+      *error = absl::StrCat("--allocator=", flag, ": unknown allocator '", name,
+                            "'; expected all or a comma-separated list of ",
+                            absl::StrJoin(names, ", "));
+      return false;
+    }
+    if (info->preload == Preload::kFixedPath &&
+        ExistingFile(info->shared_object).empty()) {
+      *error = absl::StrFormat("--allocator=%s: %s is missing (install the "
+                               "Debian package %s)",
+                               info->name, info->shared_object, info->package);
+      return false;
+    }
+    add(info);
+  }
+  return true;
 }
 
 std::string FindRunfile(const std::string& path) {

@@ -36,6 +36,13 @@ const std::vector<AllocatorInfo>& AllAllocators();
 // nullptr for an unknown name.
 const AllocatorInfo* FindAllocator(const std::string& name);
 
+// Appends the allocators of an --allocator value ("all" or a comma-separated
+// list of names) to `out`, each once. "all" skips, with a note on stderr
+// prefixed by `program`, allocators whose Debian package is missing; a name
+// that is unknown or missing fails with `error`.
+bool ParseAllocatorList(const std::string& flag, const char* program,
+                        std::vector<const AllocatorInfo*>* out, std::string* error);
+
 // Where Bazel put `path` (relative to the workspace, e.g.
 // "hakmem/libhakmem.so") for the running binary, a `data` dependency of it;
 // or "".

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,8 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
 ChildOutput RunChild(const std::vector<std::string>& argv,
                      const std::vector<std::string>& env) {
   ChildOutput out;
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     out.error = absl::StrCat("pipe: ", strerror(errno));
@@ -63,6 +66,9 @@ ChildOutput RunChild(const std::vector<std::string>& argv,
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  timespec end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  out.wall_us = (end.tv_sec - start.tv_sec) * 1e6 + (end.tv_nsec - start.tv_nsec) / 1e3;
   if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) out.signal = WTERMSIG(status);
   return out;

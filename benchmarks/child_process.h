@@ -14,6 +14,7 @@ struct ChildOutput {
   int signal = 0;        // non-zero when a signal killed the child
   std::string stdout_text;
   std::string error;
+  double wall_us = 0;     // from spawn to exit
 };
 
 // Runs argv[0] (a path) with exactly `env` as its environment and waits.

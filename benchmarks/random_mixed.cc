@@ -219,42 +219,10 @@ bool ResolveLanes(std::vector<Lane>* lanes, std::string* error) {
 bool ResolveAllocators(bool child, Options* options, std::string* error) {
   const std::string flag = absl::GetFlag(FLAGS_allocator);
   std::vector<const AllocatorInfo*>& out = options->allocators;
+  if (!ParseAllocatorList(flag, "random_mixed", &out, error)) return false;
   auto add = [&out](const AllocatorInfo* info) {
     if (std::find(out.begin(), out.end(), info) == out.end()) out.push_back(info);
   };
-  for (absl::string_view name : absl::StrSplit(flag, ',')) {
-    if (name == "all") {
-      for (const AllocatorInfo& info : AllAllocators()) {
-        if (info.preload == Preload::kFixedPath &&
-            ExistingFile(info.shared_object).empty()) {
-          fprintf(stderr,
-                  "random_mixed: note: skipping %s: %s is missing (Debian "
-                  "package %s)\n",
-                  info.name, info.shared_object, info.package);
-          continue;
-        }
-        add(&info);
-      }
-      continue;
-    }
-    const AllocatorInfo* info = FindAllocator(std::string(name));
-    if (info == nullptr) {
-      std::vector<std::string> names;
-      for (const AllocatorInfo& a : AllAllocators()) names.push_back(a.name);
-      *error = absl::StrCat("--allocator=", flag, ": unknown allocator '", name,
-                            "'; expected all or a comma-separated list of ",
-                            absl::StrJoin(names, ", "));
-      return false;
-    }
-    if (info->preload == Preload::kFixedPath &&
-        ExistingFile(info->shared_object).empty()) {
-      *error = absl::StrFormat("--allocator=%s: %s is missing (install the "
-                               "Debian package %s)",
-                               info->name, info->shared_object, info->package);
-      return false;
-    }
-    add(info);
-  }
   if (child) {
     if (out.size() != 1) {
       *error = "--child runs exactly one allocator";

@@ -7,21 +7,14 @@
 //   alloc_once  a C program (alloc_once.c): one malloc and free, then it
 //               reports its own VmSize and VmRSS (what the allocator mapped,
 //               and touched, for one small block).
-// For each it prints the median wall time of fork+exec+exit, the ratio to
-// glibc, and the peak RSS. Speed is a ratio from one run only (the machine is
+// For each it prints the median wall time of spawn to exit and the ratio to
+// glibc. Speed is a ratio from one run only (the machine is
 // noisy); the test (startup_test.sh) checks the memory numbers, not time.
 //
 //   bazel run //benchmarks:startup
 //   bazel run //benchmarks:startup -- --runs=500 --allocator=hakmem,glibc
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <string>
@@ -32,7 +25,6 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "benchmarks/allocators.h"
 #include "benchmarks/child_process.h"
 
@@ -59,62 +51,22 @@ struct Program {
 
 struct Sample {
   std::vector<double> micros;
-  long max_rss_kb = 0;
   long vmsize_kb = -1;
   long vmrss_kb = -1;
 };
 
-double NowMicros() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-// Runs `argv` with `env` once; returns false on failure. Adds the wall time
-// of fork to exit and the peak RSS to `sample`; `out` gets stdout if asked.
+// Runs `argv` with `env` once; false (with a message) unless it exits 0.
+// Adds the wall time of spawn to exit to `sample`.
 bool RunOnce(const std::vector<std::string>& argv, const std::vector<std::string>& env,
              Sample* sample, std::string* out) {
-  int pipe_fds[2] = {-1, -1};
-  if (out != nullptr && pipe(pipe_fds) != 0) return false;
-  std::vector<char*> c_argv, c_env;
-  for (const std::string& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-  c_argv.push_back(nullptr);
-  for (const std::string& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
-  c_env.push_back(nullptr);
-  const double start = NowMicros();
-  const pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    if (out != nullptr) {
-      dup2(pipe_fds[1], 1);
-      close(pipe_fds[0]);
-      close(pipe_fds[1]);
-    } else {
-      const int null_fd = open("/dev/null", O_WRONLY);
-      if (null_fd >= 0) dup2(null_fd, 1);
-    }
-    execve(c_argv[0], c_argv.data(), c_env.data());
-    _exit(127);
-  }
-  if (out != nullptr) {
-    close(pipe_fds[1]);
-    char buf[512];
-    ssize_t n;
-    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) out->append(buf, n);
-    close(pipe_fds[0]);
-  }
-  int status = 0;
-  rusage usage{};
-  if (wait4(pid, &status, 0, &usage) != pid) return false;
-  const double elapsed = NowMicros() - start;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  const bench::ChildOutput child = bench::RunChild(argv, env);
+  if (!child.started || child.exit_code != 0) {
     fprintf(stderr, "startup: %s %s\n", argv[0].c_str(),
-            WIFEXITED(status) ? absl::StrCat("exited with status ", WEXITSTATUS(status)).c_str()
-                              : absl::StrCat("killed by signal ", WTERMSIG(status)).c_str());
+            child.started ? bench::DescribeExit(child).c_str() : child.error.c_str());
     return false;
   }
-  sample->micros.push_back(elapsed);
-  sample->max_rss_kb = std::max(sample->max_rss_kb, usage.ru_maxrss);
+  sample->micros.push_back(child.wall_us);
+  if (out != nullptr) *out = child.stdout_text;
   return true;
 }
 
@@ -124,27 +76,13 @@ double Median(std::vector<double> v) {
 }
 
 bool ResolveAllocators(std::vector<Allocator>* out, std::string* error) {
-  std::vector<const bench::AllocatorInfo*> infos;
-  auto add = [&infos](const bench::AllocatorInfo* info) {
-    if (std::find(infos.begin(), infos.end(), info) == infos.end()) infos.push_back(info);
-  };
-  add(bench::FindAllocator("glibc"));
-  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_allocator), ',')) {
-    for (const bench::AllocatorInfo& info : bench::AllAllocators()) {
-      if (info.is_floor || (name != "all" && name != info.name)) continue;
-      if (info.preload == bench::Preload::kFixedPath &&
-          bench::ExistingFile(info.shared_object).empty()) {
-        fprintf(stderr, "startup: note: skipping %s: %s is missing (Debian package %s)\n",
-                info.name, info.shared_object, info.package);
-        continue;
-      }
-      add(&info);
-    }
-    if (name != "all" && bench::FindAllocator(std::string(name)) == nullptr) {
-      *error = absl::StrCat("--allocator: unknown allocator '", name, "'");
-      return false;
-    }
+  std::vector<const bench::AllocatorInfo*> infos = {bench::FindAllocator("glibc")};
+  if (!bench::ParseAllocatorList(absl::GetFlag(FLAGS_allocator), "startup", &infos, error)) {
+    return false;
   }
+  infos.erase(std::remove_if(infos.begin(), infos.end(),
+                             [](const bench::AllocatorInfo* info) { return info->is_floor; }),
+              infos.end());
   for (const bench::AllocatorInfo* info : infos) {
     Allocator a{info, ""};
     if (info->preload == bench::Preload::kFixedPath) a.preload = info->shared_object;
@@ -215,13 +153,13 @@ int main(int argc, char** argv) {
     }
   }
 
-  printf("startup: median of %d runs of fork+exec+exit per program and allocator, "
+  printf("startup: median of %d runs of spawn+exec+exit per program and allocator, "
          "interleaved\n",
          runs);
   printf("x glibc: time relative to glibc (lower is better); alloc_once reports its\n"
          "own VmSize and VmRSS after one malloc+free.\n\n");
-  printf("%-11s %-22s %9s %8s %11s %11s %11s\n", "program", "allocator", "us/run",
-         "x glibc", "maxrss KiB", "VmSize KiB", "VmRSS KiB");
+  printf("%-11s %-22s %9s %8s %11s %11s\n", "program", "allocator", "us/run",
+         "x glibc", "VmSize KiB", "VmRSS KiB");
   for (size_t p = 0; p < programs.size(); p++) {
     const double glibc_us = Median(samples[p][0].micros);
     for (size_t a = 0; a < allocators.size(); a++) {
@@ -230,8 +168,8 @@ int main(int argc, char** argv) {
       char vmsize[32] = "-", vmrss[32] = "-";
       if (s.vmsize_kb >= 0) snprintf(vmsize, sizeof(vmsize), "%ld", s.vmsize_kb);
       if (s.vmrss_kb >= 0) snprintf(vmrss, sizeof(vmrss), "%ld", s.vmrss_kb);
-      printf("%-11s %-22s %9.0f %8.2f %11ld %11s %11s\n", programs[p].name,
-             allocators[a].info->label, us, us / glibc_us, s.max_rss_kb, vmsize, vmrss);
+      printf("%-11s %-22s %9.0f %8.2f %11s %11s\n", programs[p].name,
+             allocators[a].info->label, us, us / glibc_us, vmsize, vmrss);
     }
   }
   return 0;

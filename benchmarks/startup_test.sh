@@ -27,8 +27,8 @@ for program in true alloc_once; do
   done
 done
 
-read -r _ _ _ _ _ glibc_vmsize glibc_rss <<<"$(row alloc_once glibc)"
-read -r _ _ _ _ _ hakmem_vmsize hakmem_rss <<<"$(row alloc_once hakmem)"
+read -r _ _ _ _ glibc_vmsize glibc_rss <<<"$(row alloc_once glibc)"
+read -r _ _ _ _ hakmem_vmsize hakmem_rss <<<"$(row alloc_once hakmem)"
 for n in "${glibc_vmsize}" "${glibc_rss}" "${hakmem_vmsize}" "${hakmem_rss}"; do
   [[ "${n}" =~ ^[0-9]+$ ]] || fail "not a number: '${n}'"
 done

@@ -201,6 +201,15 @@ void CollectRetired(Heap* h) {
   }
 }
 
+// Gives back what `h` holds idle: empty current slabs, its spare SuperSlab.
+void ReleaseIdle(Heap* h) {
+  CollectRetired(h);
+  if (h->spare != nullptr) {
+    SuperSlabRelease(h->spare);
+    h->spare = nullptr;
+  }
+}
+
 // What follows a local free into a slab that is not current: it became
 // empty, or had no free block before.
 void AfterLocalFree(Heap* h, Slab* s) {
@@ -279,7 +288,6 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
 }
 
-
 // Blocks (or unblocks) keeping on the empty foreign slabs of `h`.
 void SetForeignBlocked(Heap* h, bool blocked) {
   h->foreign_blocked = blocked;
@@ -301,8 +309,8 @@ void ReturnForeign(Heap* h) {
           __atomic_load_n(&SlabInfoOf(b)->owner, __ATOMIC_ACQUIRE)));
       FreeRemote(h, owner, b);
     }
-    f->used = h->foreign_blocked ? kForeignBlockedUsed : 0;
   }
+  SetForeignBlocked(h, h->foreign_blocked);  // the counts of the empty slabs
   FlushOutgoing(h);
 }
 
@@ -337,11 +345,7 @@ Slab* Refill(Heap* h, int size_class) {
 // frees, empty current slabs, its spare SuperSlab. Pool lock held.
 void ReclaimHeapLocked(Heap* h) {
   if (!h->remote.Empty()) DrainRemote(h);
-  CollectRetired(h);
-  if (h->spare != nullptr) {
-    SuperSlabRelease(h->spare);
-    h->spare = nullptr;
-  }
+  ReleaseIdle(h);
 }
 
 void ReclaimAbandonedHeaps() {
@@ -404,11 +408,7 @@ Heap* AttachHeap() {
 void DetachHeap(Heap* h) {
   ReturnForeign(h);
   DrainRemote(h);
-  CollectRetired(h);
-  if (h->spare != nullptr) {
-    SuperSlabRelease(h->spare);
-    h->spare = nullptr;
-  }
+  ReleaseIdle(h);
   SuperSlabCacheEnforceLimits();
   tl_heap = &kEmptyHeap;
   pthread_mutex_lock(&g_pool_lock);
@@ -556,8 +556,8 @@ void TinyFreeSlow(void* p) {
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
   if (h == &kEmptyHeap && !tl_thread_exited) {
-    // A thread that only frees (a consumer) gets a heap too: it batches
-    // what it sends back, and keeps blocks it may reuse.
+    // A thread that only frees (a consumer) gets a heap too, for batching
+    // what it sends back; it keeps nothing until it allocates.
     h = AttachHeap();
     if (h == nullptr) h = &kEmptyHeap;
     if (h != &kEmptyHeap) SetForeignBlocked(h, true);
@@ -594,11 +594,7 @@ void TinyTrim() {
   Heap* h = tl_heap;
   if (h != &kEmptyHeap) {
     ReturnForeign(h);
-    CollectRetired(h);
-    if (h->spare != nullptr) {
-      SuperSlabRelease(h->spare);
-      h->spare = nullptr;
-    }
+    ReleaseIdle(h);
   }
   ReclaimAbandonedHeaps();
 }

@@ -16,8 +16,9 @@
 // be handed out twice) or when the slab empties (slab free lists are checked
 // then). A free of another heap's block that is kept on the foreign slab is
 // the same: it only writes the block and compares with the list head, and a
-// block freed twice (by any threads) shows up as a cleared key when the
-// second copy is popped. Frees on the slow path check the key at once.
+// block freed twice (by any threads) shows up as a wrong key when the second
+// copy is popped (lists of other heaps' blocks carry a key of their own).
+// Frees on the slow path check the key at once.
 #ifndef HAKMEM_TINY_TINY_ALLOC_H_
 #define HAKMEM_TINY_TINY_ALLOC_H_
 
