@@ -142,15 +142,10 @@ inline SlabInfo* SlabInfoOf(const void* p) {
   return SlabInfoOfWithShift(p, SuperSlabOf(p)->slab_shift);
 }
 
-// The other record of the same slab (a real slab's: not kEmptySlab's or a
-// heap's foreign slab's).
+// The SlabInfo of a real slab (not kEmptySlab or a heap's foreign slab).
 HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
   return reinterpret_cast<SlabInfo*>(const_cast<char*>(
       reinterpret_cast<const char*>(s) - (kSlabsOffset - kSlabInfosOffset)));
-}
-HAKMEM_ALWAYS_INLINE Slab* SlabOfInfo(const SlabInfo* info) {
-  return reinterpret_cast<Slab*>(const_cast<char*>(
-      reinterpret_cast<const char*>(info) + (kSlabsOffset - kSlabInfosOffset)));
 }
 
 // True if `p` is the start of a block that was carved from the slab of
