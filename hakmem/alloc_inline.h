@@ -22,7 +22,7 @@ HAKMEM_ALWAYS_INLINE void* MallocInline(size_t size) {
 }
 
 HAKMEM_ALWAYS_INLINE void FreeInline(void* p) {
-  if (HAKMEM_LIKELY(TinyTryFreeLocal(p))) return;
+  if (HAKMEM_LIKELY(TinyTryFreeFast(p))) return;
   FreeSlow(p);
 }
 
@@ -31,7 +31,7 @@ HAKMEM_ALWAYS_INLINE void FreeSizedInline(void* p, size_t size) {
   const int tag = registry::TagOfInWindow(p);
   if (HAKMEM_LIKELY(size <= kMaxSmallSize && tag != registry::kTagNone &&
                     SlabInfoOfWithShift(p, tag)->size_class == SizeToClass(size) &&
-                    TinyTryFreeLocal(p))) {
+                    TinyTryFreeFast(p))) {
     return;
   }
   FreeSizedSlow(p, size);

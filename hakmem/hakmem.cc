@@ -64,7 +64,6 @@ void* MallocLarge(size_t size) {
 
 void FreeSlow(void* p) {
   if (p == nullptr) return;
-  if (TinyTryFreeForeign(p)) return;
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "free(): invalid pointer");
   if (region->kind == RegionKind::kLarge) {

@@ -60,6 +60,8 @@ struct Stats {
   // Per size class (see hakmem/tiny/size_class.h).
   uint32_t class_size[kStatsClasses];
   uint64_t class_slabs[kStatsClasses];
+  // Handed out, plus blocks cached free in the bins of other running
+  // threads (the calling thread's bins are not counted).
   uint64_t class_blocks_in_use[kStatsClasses];
 };
 

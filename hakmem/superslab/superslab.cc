@@ -75,7 +75,6 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   s->free = nullptr;
   s->used = 0;
   s->role = kSlabDetached;
-  s->key_flip = 0;
   s->prev = s->next = nullptr;
   SlabInfo* info = &ss->infos[index];
   info->divisor_magic = DivisorMagic(block_size);

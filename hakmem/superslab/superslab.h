@@ -65,8 +65,7 @@ struct Block {
 enum SlabRole : uint8_t {
   kSlabDetached = 0,  // full, or being set up
   kSlabPartial = 1,   // on the owner's "has free room" list
-  kSlabCurrent = 2,   // the one malloc pops from for its class (or parked
-                      // behind the heap's foreign slab, see hakmem/tiny)
+  kSlabCurrent = 2,   // the one its class's bin refills from
 };
 
 // A slab's read-mostly metadata (see the top of this file).
@@ -87,11 +86,6 @@ struct Slab {
   Block* free;             // free list
   uint32_t used;           // blocks handed out and not freed back here
   uint8_t role;            // SlabRole: what the owner heap uses it as
-  // What the free key of this list's blocks is xored with: 0 for a real
-  // slab; non-zero for a heap's foreign slab (see hakmem/tiny/heap.h), so a
-  // block on a slab's list and on a foreign list at once is caught by
-  // whichever list pops it second, even in a race.
-  uint8_t key_flip;
   Slab* prev;              // owner's per-class list links
   Slab* next;
 };
@@ -142,7 +136,7 @@ inline SlabInfo* SlabInfoOf(const void* p) {
   return SlabInfoOfWithShift(p, SuperSlabOf(p)->slab_shift);
 }
 
-// The SlabInfo of a real slab (not kEmptySlab or a heap's foreign slab).
+// The SlabInfo of a real slab (not kEmptySlab).
 HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
   return reinterpret_cast<SlabInfo*>(const_cast<char*>(
       reinterpret_cast<const char*>(s) - (kSlabsOffset - kSlabInfosOffset)));

@@ -55,7 +55,7 @@ Heap* NewHeapLocked() {
   if (g_static_used < kStaticHeaps) {
     mem = &g_static_heaps[g_static_used++];
   } else {
-    constexpr size_t kChunk = 64 * 1024;
+    constexpr size_t kChunk = 256 * 1024;  // a few heaps; touched as used
     if (g_chunk_left < sizeof(Heap)) {
       g_chunk = static_cast<char*>(platform::MapSparse(kChunk));
       if (g_chunk == nullptr) return nullptr;
@@ -67,7 +67,10 @@ Heap* NewHeapLocked() {
     g_chunk_left = g_chunk_left >= step ? g_chunk_left - step : 0;
   }
   Heap* h = new (mem) Heap();
-  for (Slab& f : h->foreign) f.key_flip = kForeignKeyFlip;
+  for (int c = 0; c < kNumClasses; c++) {
+    h->bins[c].limit = BinLimitOf(c);
+    h->bin_refill[c] = kBinFirstRefill;
+  }
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   g_heaps_created++;
@@ -169,23 +172,12 @@ void CheckEmptySlab(const Slab* s) {
   }
 }
 
-// Where class `c`'s real current slab is: current[c], or parked[c] while the
-// foreign slab is installed.
-Slab** RealCurrentSlot(Heap* h, int c) {
-  return ForeignInstalled(h, c) ? &h->parked[c] : &h->current[c];
-}
-
 // Makes `s` (a real slab or kEmptySlab) the current slab of class `c`.
 void SetCurrent(Heap* h, int c, Slab* s) {
-  Slab** slot = RealCurrentSlot(h, c);
-  if (*slot != &kEmptySlab) (*slot)->role = kSlabDetached;
+  Slab*& slot = h->current[c];
+  if (slot != &kEmptySlab) slot->role = kSlabDetached;
   if (s != &kEmptySlab) s->role = kSlabCurrent;
-  *slot = s;
-}
-
-void UninstallForeign(Heap* h, int c) {
-  h->current[c] = h->parked[c];
-  h->parked[c] = nullptr;
+  slot = s;
 }
 
 // Returns the current slabs that are empty. Run by the time-gated upkeep
@@ -193,7 +185,7 @@ void UninstallForeign(Heap* h, int c) {
 // slab does not churn.
 void CollectRetired(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
-    Slab* s = *RealCurrentSlot(h, c);
+    Slab* s = h->current[c];
     if (s == &kEmptySlab || s->used != 0) continue;
     SetCurrent(h, c, &kEmptySlab);
     CheckEmptySlab(s);
@@ -227,6 +219,7 @@ void AfterLocalFree(Heap* h, Slab* s) {
 
 void LocalFree(Heap* h, Slab* s, Block* b) {
   Block* head = s->free;
+  if (b == head) ReportCorruptFreeList(b);  // two copies of it in a bin
   b->next = head;
   b->key = g_free_key;
   s->free = b;
@@ -288,30 +281,39 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
 }
 
-// Blocks (or unblocks) keeping on the empty foreign slabs of `h`.
-void SetForeignBlocked(Heap* h, bool blocked) {
-  h->foreign_blocked = blocked;
-  for (Slab& f : h->foreign) {
-    if (f.free == nullptr) f.used = blocked ? kForeignBlockedUsed : 0;
-  }
-}
-
-// Sends every kept foreign block back to its owner (thread exit, trim).
-void ReturnForeign(Heap* h) {
-  for (int c = 0; c < kNumClasses; c++) {
-    if (ForeignInstalled(h, c)) UninstallForeign(h, c);
-    Slab* f = &h->foreign[c];
-    while (Block* b = f->free) {
-      if (b->key != ForeignFreeKey()) ReportCorruptFreeList(b);
-      f->free = b->next;
+// Sends the oldest `k` blocks of bin `c` back: this heap's to their slabs,
+// other heaps' to their owners (pushed before returning).
+void FlushBin(Heap* h, int c, uint32_t k) {
+  const uint32_t n = h->bins[c].count;
+  if (k > n) k = n;
+  // Out of the bin first: a fork child must not find a block in the bin
+  // and on a slab's list at once.
+  Block* out[kBinSlots];
+  Block** slots = h->bin_slots[c];
+  for (uint32_t i = 1; i <= k; i++) out[i - 1] = slots[i];
+  for (uint32_t i = k + 1; i <= n; i++) slots[i - k] = slots[i];
+  __atomic_store_n(&h->bins[c].count, n - k, __ATOMIC_RELEASE);
+  for (uint32_t i = 0; i < k; i++) {
+    Block* b = out[i];
+    if (b->key != g_free_key) ReportCorruptFreeList(b);
+    Slab* s = SlabOf(b);
+    Heap* owner = static_cast<Heap*>(const_cast<void*>(
+        __atomic_load_n(&InfoOf(s)->owner, __ATOMIC_ACQUIRE)));
+    if (owner == h) {
+      LocalFree(h, s, b);
+    } else {
       b->key = RemoteFreeKey();
-      Heap* owner = static_cast<Heap*>(const_cast<void*>(
-          __atomic_load_n(&SlabInfoOf(b)->owner, __ATOMIC_ACQUIRE)));
       FreeRemote(h, owner, b);
     }
   }
-  SetForeignBlocked(h, h->foreign_blocked);  // the counts of the empty slabs
   FlushOutgoing(h);
+}
+
+void FlushAllBins(Heap* h) {
+  for (int c = 0; c < kNumClasses; c++) {
+    if (h->bins[c].count != 0) FlushBin(h, c, h->bins[c].count);
+    h->bin_refill[c] = kBinFirstRefill;  // slow start again
+  }
 }
 
 // A slab of class `size_class` with a free block, or nullptr (out of memory).
@@ -345,6 +347,7 @@ Slab* Refill(Heap* h, int size_class) {
 // frees, empty current slabs, its spare SuperSlab. Pool lock held.
 void ReclaimHeapLocked(Heap* h) {
   if (!h->remote.Empty()) DrainRemote(h);
+  FlushAllBins(h);  // a fork child's orphaned heaps keep theirs
   ReleaseIdle(h);
 }
 
@@ -406,7 +409,7 @@ Heap* AttachHeap() {
 }
 
 void DetachHeap(Heap* h) {
-  ReturnForeign(h);
+  FlushAllBins(h);
   DrainRemote(h);
   ReleaseIdle(h);
   SuperSlabCacheEnforceLimits();
@@ -425,32 +428,57 @@ void OnThreadExit(void* heap) {
   if (h != nullptr && h == tl_heap) DetachHeap(h);
 }
 
-bool IsInFreeList(const Slab* s, const Block* b) {
-  uint32_t steps = 0;
-  const uint32_t capacity = SlabCapacity(s);
-  for (const Block* f = s->free; f != nullptr && steps <= capacity;
-       f = f->next, steps++) {
-    if (f == b) return true;
+// Takes up to `max` blocks of `size_class` from `h`'s slabs (refilling the
+// current slab as needed) into `out`, in the order they are to be handed
+// out; returns how many (0: out of memory). They keep the free key.
+uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
+  uint32_t n = 0;
+  while (n < max) {
+    Slab* s = h->current[size_class];
+    if (s->free == nullptr) {
+      s = Refill(h, size_class);
+      if (s == nullptr) break;
+    }
+    Block* b = s->free;
+    uint32_t taken = 0;
+    while (b != nullptr && n < max) {
+      if (b->key != g_free_key) ReportCorruptFreeList(b);
+      out[n++] = b;
+      b = b->next;
+      taken++;
+    }
+    s->free = b;
+    s->used += taken;
   }
-  return false;
+  return n;
 }
 
-// Pops a block of `size_class` from `h` (refilling it), or nullptr.
+// Pops one block of `size_class` from `h`'s slabs, or nullptr (the orphan
+// heap, which has no bins).
 void* PopFromHeap(Heap* h, int size_class) {
-  // A foreign slab that ran dry goes back to the parked slab (also when a
-  // heap is adopted with one installed: fork, a dead thread's heap).
-  if (ForeignInstalled(h, size_class)) UninstallForeign(h, size_class);
-  Slab* s = h->current[size_class];
-  if (s->free == nullptr) {
-    s = Refill(h, size_class);
-    if (s == nullptr) return nullptr;
-  }
-  Block* b = s->free;
-  if (b->key != FreeKeyOf(s)) ReportCorruptFreeList(b);
-  s->free = b->next;
-  s->used++;
+  Block* b;
+  if (TakeFromSlabs(h, size_class, &b, 1) == 0) return nullptr;
   b->key = 0;
   return b;
+}
+
+// Fills the empty bin of `size_class` to half its limit and pops one block;
+// nullptr if out of memory.
+void* RefillBinAndPop(Heap* h, int size_class) {
+  Block* taken[kBinSlots];
+  // Slow start: a class brings few blocks at first, twice as many on each
+  // refill up to half its bin, so a class used a little touches little.
+  const uint32_t want = h->bin_refill[size_class];
+  const uint32_t most = h->bins[size_class].limit / 2;
+  h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
+  const uint32_t n = TakeFromSlabs(h, size_class, taken, want);
+  if (n == 0) return nullptr;
+  // taken[0] is handed out now, taken[1] next: it goes on top.
+  Block** slots = h->bin_slots[size_class];
+  for (uint32_t i = 1; i < n; i++) slots[n - i] = taken[i];
+  __atomic_store_n(&h->bins[size_class].count, n - 1, __ATOMIC_RELEASE);
+  taken[0]->key = 0;
+  return taken[0];
 }
 
 void* OrphanMalloc(int size_class) {
@@ -478,8 +506,13 @@ void TinyUpkeep() {
   __atomic_store_n(&next_reclaim_ns, now + RegionCache::kCheckIntervalNs,
                    __ATOMIC_RELAXED);
   ReclaimAbandonedHeaps();
-  // This thread's empty current slabs, too: they pin their SuperSlabs.
-  if (tl_heap != &kEmptyHeap) CollectRetired(tl_heap);
+  // This thread's idle bins and empty current slabs, too: they pin memory.
+  // (A busy class refills its bin at once: a few hundred block moves per
+  // 100 ms at most.)
+  if (tl_heap != &kEmptyHeap) {
+    FlushAllBins(tl_heap);
+    CollectRetired(tl_heap);
+  }
 }
 
 void TinyGlobalInit() {
@@ -507,10 +540,17 @@ void* TinyMallocSlow(int size_class) {
       errno = ENOMEM;
       return nullptr;
     }
-    if (h->foreign_blocked) SetForeignBlocked(h, false);  // it mallocs now
     FlushOutgoing(h);
     TinyUpkeep();
-    p = PopFromHeap(h, size_class);
+    // A heap just adopted (of a dead thread, or orphaned by fork) may come
+    // with blocks in its bins.
+    if (h->bins[size_class].count != 0) {
+      Block* b = h->bin_slots[size_class][h->bins[size_class].count--];
+      if (b->key != g_free_key) ReportCorruptFreeList(b);
+      __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
+      return b;
+    }
+    p = RefillBinAndPop(h, size_class);
   }
   if (p == nullptr) errno = ENOMEM;
   return p;
@@ -520,8 +560,6 @@ void ReportCorruptFreeList(const void* block) {
   platform::ReportAndAbort("malloc(): double free detected", block,
                            "a block was freed twice (found on a free list twice)");
 }
-
-void TinyFreeTransition(Slab* s) { AfterLocalFree(tl_heap, s); }
 
 namespace {
 // Owner of the slab holding `p`, after checking that `p` is a carved block
@@ -545,7 +583,7 @@ Heap* CheckedOwner(const void* p, const char* operation) {
 void TinyCheckLiveBlock(const void* p, const char* operation) {
   CheckedOwner(p, operation);
   const uint64_t key = static_cast<const Block*>(p)->key;
-  if (key == g_free_key || key == RemoteFreeKey() || key == ForeignFreeKey()) {
+  if (key == g_free_key || key == RemoteFreeKey()) {
     platform::ReportAndAbort(operation, p, "block is free (use after free?)");
   }
 }
@@ -556,36 +594,29 @@ void TinyFreeSlow(void* p) {
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
   if (h == &kEmptyHeap && !tl_thread_exited) {
-    // A thread that only frees (a consumer) gets a heap too, for batching
-    // what it sends back; it keeps nothing until it allocates.
+    // A thread that only frees (a consumer) gets a heap too: its bins batch
+    // what it sends back.
     h = AttachHeap();
     if (h == nullptr) h = &kEmptyHeap;
-    if (h != &kEmptyHeap) SetForeignBlocked(h, true);
   }
-  // Freed by another thread: waiting for the owner, or kept by that thread.
-  if (b->key == RemoteFreeKey() || b->key == ForeignFreeKey()) {
+  // The block carries a free key: it is in some thread's bin, on its slab's
+  // list, or waiting for its owner. (Or the program stored the 64-bit
+  // secret there, which it has no way to learn short of reading freed
+  // memory; no bin or list of another thread can be searched safely.)
+  if (KeyMarksFree(b->key, g_free_key)) {
     platform::ReportAndAbort("free(): double free", p, "block is already free");
   }
-  if (b->key == g_free_key) {
-    if (owner != h) {
-      platform::ReportAndAbort("free(): double free", p,
-                               "block is already free");
-    }
-    // Confirm: the key could in theory be user data. Pending remote frees
-    // are drained first so the slab's list is complete.
-    DrainRemote(h);
-    if (InfoOf(s)->owner != h || IsInFreeList(s, b)) {
-      platform::ReportAndAbort("free(): double free", p,
-                               "block is already free");
-    }
-  }
-  if (owner == h) {
-    LocalFree(h, s, b);
-  } else {
-    if (h != &kEmptyHeap && TinyKeepForeign(h, InfoOf(s)->size_class, b)) return;
+  if (h == &kEmptyHeap) {  // no heap, no bins (an exited thread, no memory)
     b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
+    return;
   }
+  const int c = InfoOf(s)->size_class;
+  BinHead& bin = h->bins[c];
+  if (bin.count >= bin.limit) FlushBin(h, c, bin.limit / 2);
+  b->key = g_free_key;
+  h->bin_slots[c][bin.count + 1] = b;
+  __atomic_store_n(&bin.count, bin.count + 1, __ATOMIC_RELEASE);
 }
 
 void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
@@ -593,7 +624,7 @@ void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
 void TinyTrim() {
   Heap* h = tl_heap;
   if (h != &kEmptyHeap) {
-    ReturnForeign(h);
+    FlushAllBins(h);
     ReleaseIdle(h);
   }
   ReclaimAbandonedHeaps();
@@ -650,6 +681,9 @@ void GetTinyStats(TinyStats* stats) {
   stats->heaps_pooled = g_heaps_pooled;
   pthread_mutex_unlock(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);
+  // Blocks in this thread's bins are free (other threads' bins are not read).
+  const Heap* h = tl_heap;
+  for (int c = 0; c < kNumClasses; c++) stats->blocks_in_use[c] -= h->bins[c].count;
 }
 
 }  // namespace hakmem

@@ -2,43 +2,41 @@
 //
 // Each thread that allocates gets a Heap (from a pool of heaps whose threads
 // exited, or a new one). The heap owns SuperSlabs and their slabs; per size
-// class it has a "current" slab that malloc pops from, and a list of other
-// slabs that still have free blocks. Free by the owning thread pushes onto the
-// block's slab; free by any other thread goes through the owner heap's
-// RemoteQueue, drained on the owner's next slow path.
+// class it has a "current" slab that refills come from, and a list of other
+// slabs that still have free blocks.
+//
+// In front of the slabs, per class, the heap has a bin: a stack of pointers
+// to free blocks. malloc pops a pointer and free pushes one, whichever heap
+// owns the block, so neither has to read the block (jemalloc's tcache does
+// the same; an intrusive list makes malloc wait for the block's line to
+// follow its link, a miss whenever the block went cold or another core
+// wrote it). An empty bin is refilled to half its limit from the current
+// slab; a full one sends its oldest half back: blocks of this heap to their
+// slabs, blocks of other heaps to their owners in batches (RemoteBatch, one
+// atomic operation per batch). So a block allocated by one thread and freed
+// by another is reused by the thread that freed it, where it is hot.
 //
 // Invariants:
-//  - current[c] is never null: it points at kEmptySlab (no free blocks, owned
-//    by nobody) until the class is first used, so the fast path has no null
-//    check. A thread with no heap points at kEmptyHeap, likewise.
-//  - A slab other than current[c] whose last block is freed is returned to
+//  - A block in a bin is free: it carries the free key (see tiny_alloc.h),
+//    checked whenever it leaves the bin, and stays counted as in use by its
+//    slab until then.
+//  - A bin's limit bounds the memory it holds (see BinLimitOf); kEmptyHeap's
+//    limits are 0, so a thread with no heap caches nothing.
+//  - current[c] is never null: it points at kEmptySlab (no free blocks,
+//    owned by nobody) until the class is first used.
+//  - A slab other than current[c] whose last block comes back is returned to
 //    its SuperSlab at once, but stays warm (class and carved free list kept)
 //    so the class takes it back without carving; a SuperSlab whose last slab
 //    returns becomes the heap's spare (one kept, to avoid churn) or goes to
 //    the LRU cache.
 //  - current[c] stays when it empties (a malloc/free loop must not churn);
-//    the time-gated upkeep (at most every 100 ms of slow paths) returns empty
-//    current slabs too, so a program that freed everything does not keep one
-//    slab per class pinned.
+//    the time-gated upkeep (at most every 100 ms of slow paths) empties the
+//    calling thread's bins and returns its empty current slabs, so a program
+//    that freed everything does not keep memory pinned.
 //  - Slab::role says whether a slab is current[c], on partial[c] (not
-//    current, with free blocks or uncarved room), or neither (full). A free
-//    into a current slab never needs the slow path.
+//    current, with free blocks or uncarved room), or neither (full).
 //  - Heaps are never unmapped, so a remote free may always push onto the
 //    owner heap's queue, even after the owner thread exited.
-//  - A thread keeps blocks of other heaps that it freed, up to a small cap
-//    per class, on a per-class "foreign" pseudo-slab of its heap (a Slab
-//    record that no SuperSlab holds), installed as current[c] while it has
-//    blocks (the real current slab is parked meanwhile). malloc's fast path
-//    hands them out where they are hot, with no atomic operation and no trip
-//    back to the owner; when it runs dry the malloc slow path puts the
-//    parked slab back. So a block allocated by one thread and freed by
-//    another is reused there and circulates, instead of crossing back.
-//  - A thread that has only freed (a consumer) keeps nothing: it would never
-//    reuse it (SetForeignBlocked, cleared by its first malloc slow path).
-//  - Past the cap, a thread batches the blocks it frees for another heap
-//    (RemoteBatch) and pushes them with one atomic operation per batch;
-//    batches are flushed when full, when the owner changes, on the thread's
-//    malloc slow path, at thread exit and by Trim().
 #ifndef HAKMEM_TINY_HEAP_H_
 #define HAKMEM_TINY_HEAP_H_
 
@@ -82,29 +80,31 @@ enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2, kOrph
 
 struct Heap;
 
-// A foreign slab's `used` counts down from 0 (wrapping) as blocks are kept,
-// so the fast path's `used++` on a pop keeps the count right. Kept blocks
-// stay "in use" for their owner's slab.
-inline uint32_t ForeignHeld(const Slab* f) { return 0u - f->used; }
-// A foreign slab that looks full to TinyKeepForeign: a thread that only frees
-// (a consumer) would never reuse what it keeps, so its frees for other heaps
-// go back in batches instead, at no cost to the fast path.
-constexpr uint32_t kForeignBlockedUsed = 0u - 255u;
+// A bin's row of pointers: slot 0 is a null sentinel (so free's check of the
+// top slot needs no emptiness test), slots 1..count the free blocks.
+constexpr uint32_t kBinSlots = 64;
+constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
 
-// How many blocks of other heaps a heap keeps per class: 32, or 64 KiB worth
-// for big classes. Past that, they go back to their owners.
-struct ForeignCaps {
-  uint8_t cap[kNumClasses];
-};
-constexpr ForeignCaps MakeForeignCaps() {
-  ForeignCaps caps{};
-  for (int c = 0; c < kNumClasses; c++) {
-    const uint32_t n = 65536 / ClassSizeOf(c);
-    caps.cap[c] = static_cast<uint8_t>(n > 32 ? 32 : (n < 2 ? 2 : n));
-  }
-  return caps;
+// A bin's limit: 16 KiB worth of blocks, at least 8 and at most 63. Idle
+// blocks in bins are resident memory the program does not use: measured on
+// random_mixed 16-1024, 16 KiB adds 0.4 MiB of RSS over no bins (128 KiB
+// added 0.8 MiB) at the same speed. Refills bring at most half of it (see
+// kBinFirstRefill).
+constexpr uint32_t BinLimitOf(int size_class) {
+  const uint32_t by_bytes = 16384 / ClassSizeOf(size_class);
+  return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : (by_bytes < 8 ? 8 : by_bytes);
 }
-inline constexpr ForeignCaps kForeignCaps = MakeForeignCaps();
+
+// Blocks a class's first refill brings; each later one brings twice as
+// many, up to half the bin's limit, until the upkeep empties the bins.
+constexpr uint8_t kBinFirstRefill = 4;
+
+// The fast path's view of a bin: how many pointers it holds, and how many
+// it may hold. One line holds eight classes' worth.
+struct BinHead {
+  uint32_t count;
+  uint32_t limit;
+};
 
 // Blocks this thread freed for another heap, not yet pushed to it.
 struct RemoteBatch {
@@ -116,12 +116,16 @@ struct RemoteBatch {
 };
 
 struct Heap {
-  // constexpr, so kEmptyHeap is ready before any constructor runs.
+  // constexpr, so kEmptyHeap is ready before any constructor runs. Bin
+  // limits are 0 here; NewHeapLocked() sets them.
+  // (GCC 12 gives up constant initialization, silently, if `bins` is
+  // value-initialized in the mem-initializer list instead of below.)
   constexpr Heap() : current() {
     for (Slab*& slab : current) slab = &kEmptySlab;
   }
 
-  Slab* current[kNumClasses];                 // the fast path reads only this
+  BinHead bins[kNumClasses] = {};             // the fast path reads these
+  Slab* current[kNumClasses];                 // where refills come from
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free room
   // Owned SuperSlabs with a free slab / with none, per geometry (small, mid).
   IntrusiveList<SuperSlab> with_room[2];
@@ -132,74 +136,46 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
-  // The real current slab of a class whose foreign slab is installed.
-  Slab* parked[kNumClasses] = {};
-  // Set while the heap's thread has only freed (see SetForeignBlocked).
-  bool foreign_blocked = false;
+  uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   alignas(64) RemoteQueue remote;             // other threads' frees
-  // Other heaps' blocks this thread freed, for reuse (pseudo-slabs: only
-  // `free`, `used` and `key_flip` mean anything; used is 0 when empty).
-  alignas(64) Slab foreign[kNumClasses] = {};
+  // The bins' pointers; slot `count` is the top (handed out next).
+  alignas(64) Block* bin_slots[kNumClasses][kBinSlots] = {};
 };
 
 extern Heap kEmptyHeap;
 
-inline bool ForeignInstalled(const Heap* h, int c) {
-  return h->current[c] == &h->foreign[c];
-}
-
-inline void InstallForeign(Heap* h, int c) {
-  h->parked[c] = h->current[c];
-  h->current[c] = &h->foreign[c];
+// Slot `n` of class `c`'s bin, as one flat index (GCC computes the row and
+// column of a two-dimensional index twice when both n and n + 1 are used).
+HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
+  return &h->bin_slots[0][0] + (c * kBinSlots + n);
 }
 
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
 // Process secret written into free blocks (Block::key); never 0.
 extern uint64_t g_free_key HAKMEM_HIDDEN;
 // What a block freed by another thread carries while it waits for its owner
-// (in a RemoteBatch or the owner's RemoteQueue): g_free_key with bit 1
-// flipped. The owner checks it when it drains, so a block that was also
-// freed locally in the meantime (its links overwritten) is caught there.
+// (in a RemoteBatch or the owner's RemoteQueue): g_free_key with bit 1 flipped.
+// The owner checks it when it drains, so a block that was also freed again
+// in the meantime (its key overwritten) is caught there; the free slow path
+// treats both keys as "already free" (KeyMarksFree).
 inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
-// What a block kept on a foreign slab carries (Slab::key_flip of foreign
-// slabs).
-constexpr uint8_t kForeignKeyFlip = 4;
-inline uint64_t ForeignFreeKey() { return g_free_key ^ kForeignKeyFlip; }
-// The key of the free blocks on `s`'s list.
-HAKMEM_ALWAYS_INLINE uint64_t FreeKeyOf(const Slab* s) { return g_free_key ^ s->key_flip; }
-
-// Keeps `b`, a block of class `c` of another heap, on `h`'s foreign slab,
-// marked free like a local block, and makes that slab current so the next
-// malloc of the class reuses it (measured: installing at once beats waiting
-// for a few). False if the slab is full or `b` is the block kept last (an
-// immediate double free). Never reads the block: see tiny_alloc.h on double
-// frees.
-HAKMEM_ALWAYS_INLINE bool TinyKeepForeign(Heap* h, int c, Block* b) {
-  Slab* f = &h->foreign[c];
-  const uint32_t held = ForeignHeld(f);
-  Block* head = f->free;
-  if (HAKMEM_UNLIKELY(held >= kForeignCaps.cap[c] || b == head)) return false;
-  b->next = head;
-  b->key = ForeignFreeKey();
-  f->free = b;
-  f->used--;
-  if (HAKMEM_UNLIKELY(!ForeignInstalled(h, c))) InstallForeign(h, c);
-  return true;
+// True if `key` is the free key or the remote free key (or, harmlessly,
+// g_free_key ^ 1, which is never written): one xor and one compare.
+HAKMEM_ALWAYS_INLINE bool KeyMarksFree(uint64_t key, uint64_t free_key) {
+  return (key ^ free_key) <= 2;
 }
 
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
 // malloc of class `size_class` when the current slab is empty. Sets errno to
 // ENOMEM and returns nullptr when out of memory.
 HAKMEM_NOINLINE void* TinyMallocSlow(int size_class);
-// The local free fast path's follow-up: `s` just became empty, or it had no
-// free block before this free.
-HAKMEM_NOINLINE void TinyFreeTransition(Slab* s);
-// free() of a slab block that the fast path did not take: another thread's
-// block, a double free, an interior pointer, a block of a free slab. Reports
-// misuse and aborts; otherwise frees.
+// free() of a slab block that the fast path did not take: a full bin, a
+// block that looks free (double free?), an interior pointer, a block of a
+// free slab, a thread without a heap. Reports misuse and aborts; otherwise
+// frees.
 HAKMEM_NOINLINE void TinyFreeSlow(void* p);
-// malloc popped a block without the free key: it was freed twice (or the
-// heap was overwritten). Reports and aborts.
+// A slab's free list held a block without the free key: it was freed twice
+// (or the heap was overwritten). Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and
 // friends on a pointer of a SuperSlab).
@@ -212,13 +188,13 @@ void TinyThreadExit();                 // hands the calling thread's heap back
 // anyway before mapping a new SuperSlab, and every 100 ms of slow paths).
 void TinyReclaimExitedThreads();
 // Heap upkeep that must not wait for the program to map or free regions:
-// applies the SuperSlab cache's TTL and reclaims exited threads' memory.
-// Time-gated (one coarse clock read when there is nothing to do): called on
-// every slow path, small or large.
+// applies the SuperSlab cache's TTL, reclaims exited threads' memory, empties
+// the calling thread's bins and returns its empty current slabs. Time-gated
+// (one coarse clock read when there is nothing to do): called on every slow
+// path, small or large.
 void TinyUpkeep();
-// The above, plus the calling thread's own idle memory: pending remote
-// frees, kept foreign blocks, empty current slabs, its spare SuperSlab (for
-// Trim()).
+// The above, plus all of the calling thread's idle memory: its bins, pending
+// remote frees, empty current slabs, its spare SuperSlab (for Trim()).
 void TinyTrim();
 void TinyLockForFork();
 void TinyUnlockAfterFork(bool in_child);
@@ -227,6 +203,8 @@ struct TinyStats {
   uint64_t heaps_created;
   uint64_t heaps_pooled;  // abandoned, waiting for a new thread
   uint64_t slabs_in_use[kNumClasses];
+  // Handed out, or free in another running thread's bin (those are not
+  // read: the stats must not race with other threads' fast paths).
   uint64_t blocks_in_use[kNumClasses];
 };
 void GetTinyStats(TinyStats* stats);

@@ -17,7 +17,7 @@ namespace hakmem {
 namespace {
 
 void Free(void* p) {
-  if (!TinyTryFreeLocal(p)) TinyFreeSlow(p);
+  if (!TinyTryFreeFast(p)) TinyFreeSlow(p);
 }
 
 uint64_t BlocksInUse(int size_class) {
@@ -74,9 +74,14 @@ TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
   GetTinyStats(&stats);
   EXPECT_GE(stats.slabs_in_use[c], 400u / 65);
   for (void* p : blocks) Free(p);
-  EXPECT_EQ(BlocksInUse(c), before);
+  EXPECT_EQ(BlocksInUse(c), before);  // blocks in this thread's bin are free
   GetTinyStats(&stats);
-  EXPECT_LE(stats.slabs_in_use[c], 1u);  // only the current slab stays
+  // The current slab stays, and the one before it while the bin holds some
+  // of its blocks (the bin keeps the last ones freed).
+  EXPECT_LE(stats.slabs_in_use[c], 2u);
+  TinyTrim();
+  GetTinyStats(&stats);
+  EXPECT_EQ(stats.slabs_in_use[c], 0u);
 }
 
 uint64_t SlabsInUse(int size_class) {
@@ -92,7 +97,8 @@ TEST(HeapTest, EmptyCurrentSlabIsKeptForReuseThenRetired) {
     // A malloc/free loop keeps its slab: no slow path, no churn.
     for (int i = 0; i < 1000; i++) Free(TinyMalloc(700));
     EXPECT_EQ(SlabsInUse(c), before + 1);
-    // After the upkeep interval, any slow path returns the empty slab.
+    // After the upkeep interval, any slow path empties the bins and returns
+    // the empty slab.
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     void* other = TinyMalloc(5000);  // a class this thread has not used yet
     EXPECT_EQ(SlabsInUse(c), before);
@@ -123,12 +129,9 @@ TEST(HeapTest, RemoteFreesReachTheOwner) {
   for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(64));
   const uint64_t before = BlocksInUse(SizeToClass(64));
   std::thread other([&] {
-    for (void* p : blocks) {
-      EXPECT_FALSE(TinyTryFreeLocal(p));  // not this thread's slab
-      TinyFreeSlow(p);
-    }
+    for (void* p : blocks) Free(p);  // into its bins, sent back in batches
   });
-  other.join();
+  other.join();  // thread exit sends back what its bins still hold
   // Queued, not yet drained: still counted in use.
   EXPECT_EQ(BlocksInUse(SizeToClass(64)), before);
   // The owner drains on its next slow path: allocate until it has to.
@@ -143,61 +146,67 @@ TEST(HeapTest, RemoteFreesReachTheOwner) {
 
 TEST(HeapTest, AThreadReusesTheBlocksOfOtherThreadsThatItFreed) {
   // Another thread's blocks, freed here, serve this thread's next mallocs of
-  // their class (the foreign slab) and stay in use for their owner's slab.
+  // their class (from its bin) and stay in use for their owner's slab.
   constexpr int kBlocks = 20;
   constexpr size_t kSize = 96;
   std::vector<void*> blocks;
   for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(kSize));
   const uint64_t in_use = BlocksInUse(SizeToClass(kSize));
   std::thread([&] {
-    Free(TinyMalloc(16));  // a thread that allocates (see the consumer test)
     for (void* p : blocks) Free(p);
-    EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use);
     std::set<void*> mine;
     for (int i = 0; i < kBlocks; i++) mine.insert(TinyMalloc(kSize));
     EXPECT_EQ(mine, std::set<void*>(blocks.begin(), blocks.end()));
-    // Past them, the thread's own slab serves again.
+    // Past them, the thread's own slab serves.
     void* own = TinyMalloc(kSize);
     EXPECT_EQ(mine.count(own), 0u);
+    EXPECT_NE(SlabInfoOf(own)->owner, SlabInfoOf(blocks[0])->owner);
     Free(own);
     for (void* p : mine) Free(p);
-  }).join();  // thread exit sends the kept blocks back to their owner
+  }).join();  // thread exit sends the blocks back to their owner
+  EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use);  // not drained yet
   std::vector<void*> again;
   for (int i = 0; i < 4 * kBlocks; i++) again.push_back(TinyMalloc(kSize));
   for (void* p : again) Free(p);
   EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use - kBlocks);
 }
 
-TEST(HeapTest, AHeapAdoptedWithAnInstalledForeignSlabWorks) {
-  // In a fork child, the other threads' heaps go to the pool as they are: one
-  // may have its foreign slab installed and empty (it kept a block, then
-  // malloc took it back). The thread that adopts it must still allocate.
+TEST(HeapTest, AHeapAdoptedWithBlocksInItsBinsWorks) {
+  // In a fork child, the other threads' heaps go to the pool as they are,
+  // with blocks (theirs and other heaps') in their bins. The thread that
+  // adopts one allocates from them, and frees into them.
 #if defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "TSan does not support new threads after a multi-threaded fork";
 #endif
-  void* mine = TinyMalloc(2048);
+  constexpr size_t kSize = 64;  // 10 + 10 blocks stay within its bin
+  static_assert(BinLimitOf(ComputeSizeClass(kSize)) >= 20, "");
+  std::vector<void*> mine;
+  for (int i = 0; i < 10; i++) mine.push_back(TinyMalloc(kSize));
   std::atomic<int> step{0};
-  void* taken = nullptr;
   std::thread other([&] {
-    Free(TinyMalloc(16));      // it allocates, so it keeps what it frees
-    Free(mine);                // kept: the foreign slab is installed
-    taken = TinyMalloc(2048);  // popped: installed and empty
+    for (int i = 0; i < 10; i++) Free(TinyMalloc(kSize));  // its own, in its bin
+    for (void* p : mine) Free(p);                          // ours, in its bin
     step = 1;
     while (step.load() != 2) std::this_thread::yield();
   });
   while (step.load() != 1) std::this_thread::yield();
-  EXPECT_EQ(taken, mine);
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     int bad = 0;
-    std::thread([&bad] {  // adopts the other thread's heap
+    std::thread([&bad, &mine, kSize] {  // adopts the other thread's heap
+      std::set<void*> got;
       for (int i = 0; i < 200; i++) {
-        void* p = TinyMalloc(2048);
-        if (p == nullptr) bad++;
-        memset(p, 1, 2048);
-        Free(p);
+        void* p = TinyMalloc(kSize);
+        if (p == nullptr) {
+          bad++;
+          continue;
+        }
+        got.insert(p);
+        memset(p, 1, kSize);
+        if (i % 2 == 0) Free(p);
       }
+      for (void* p : mine) bad += got.count(p) == 0;  // the bin served them
     }).join();
     _exit(bad == 0 ? 0 : 1);
   }
@@ -208,29 +217,33 @@ TEST(HeapTest, AHeapAdoptedWithAnInstalledForeignSlabWorks) {
       << (WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
   step = 2;
   other.join();
-  Free(taken);
 }
 
-TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInsteadOfKeepingThem) {
-  // A consumer thread would never reuse what it keeps: its frees of other
-  // heaps' blocks go back to their owner (in batches), and once it
-  // allocates, it keeps them like any thread.
+TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
+  // A consumer thread caches what it frees like any thread; past its bin's
+  // limit it sends the oldest half back to the owner, while it runs.
   constexpr size_t kSize = 112;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  const uint32_t n = 3 * BinLimitOf(c);
   std::vector<void*> blocks;
-  for (int i = 0; i < 20; i++) blocks.push_back(TinyMalloc(kSize));
+  for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMalloc(kSize));
+  Heap* owner = tl_heap;
+  ASSERT_TRUE(owner->remote.Empty());
   std::thread([&] {
-    for (int i = 0; i < 10; i++) Free(blocks[i]);
-    // Nothing kept: after its first malloc the class is served by its own
-    // slab, not by these blocks.
-    void* own = TinyMalloc(kSize);
-    for (int i = 0; i < 10; i++) EXPECT_NE(own, blocks[i]);
-    for (int i = 10; i < 20; i++) Free(blocks[i]);  // now kept
-    std::set<void*> again;
-    for (int i = 0; i < 10; i++) again.insert(TinyMalloc(kSize));
-    EXPECT_EQ(again, std::set<void*>(blocks.begin() + 10, blocks.end()));
-    for (void* p : again) Free(p);
-    Free(own);
+    for (void* p : blocks) Free(p);
+    EXPECT_FALSE(owner->remote.Empty()) << "nothing sent back before thread exit";
+    EXPECT_LE(tl_heap->bins[c].count, BinLimitOf(c));
   }).join();
+  // The owner takes them back on its next refills.
+  std::set<void*> old(blocks.begin(), blocks.end());
+  std::vector<void*> again;
+  int reused = 0;
+  for (uint32_t i = 0; i < 2 * n; i++) {
+    again.push_back(TinyMalloc(kSize));
+    reused += old.count(again.back());
+  }
+  EXPECT_EQ(reused, static_cast<int>(n));
+  for (void* p : again) Free(p);
 }
 
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
@@ -299,9 +312,22 @@ TEST(HeapDeathTest, DoubleFreeAfterOtherFreesIsReportedBeforeReuse) {
       "free\\(\\): double free 0x[0-9a-f]+: block is already free)");
 }
 
+TEST(HeapDeathTest, DoubleFreeOfABlockBackOnItsSlabIsReported) {
+  // The first free's block has left the bin for its slab's list (or, its
+  // slab empty, the slab went back to its SuperSlab).
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        Free(p);
+        TinyTrim();  // empties the bins
+        Free(p);
+      },
+      "hakmem: free\\(\\): (double free 0x[0-9a-f]+: block is already free|"
+      "invalid pointer 0x[0-9a-f]+: not a live block)");
+}
+
 TEST(HeapDeathTest, DoubleFreeIsReportedWhenItsSlabEmpties) {
-  // A slab that is not the current one, emptied with one block freed twice:
-  // its free list is checked before the slab is reused.
+  // A slab that is not the current one, emptied with one block freed twice.
   EXPECT_DEATH(
       {
         std::vector<void*> blocks;
@@ -327,29 +353,46 @@ TEST(HeapDeathTest, RemoteDoubleFreeIsReported) {
       "double free");
 }
 
-TEST(HeapDeathTest, DoubleFreeOfAKeptForeignBlockIsReported) {
+TEST(HeapDeathTest, DoubleFreeOfABlockWaitingForItsOwnerIsReported) {
+  // The first free's block went back to its owner (past the freeing
+  // thread's bin limit) and waits in the owner's queue with the remote key.
+  EXPECT_DEATH(
+      {
+        const int c = static_cast<int>(SizeToClass(48));
+        std::vector<void*> blocks;
+        for (uint32_t i = 0; i < 3 * BinLimitOf(c); i++) blocks.push_back(TinyMalloc(48));
+        std::thread([&blocks] {
+          for (void* p : blocks) Free(p);
+        }).join();
+        if (static_cast<Block*>(blocks[0])->key != RemoteFreeKey()) _exit(3);
+        Free(blocks[0]);
+        // Caught when this thread drains its queue (or pops the copy).
+        for (int i = 0; i < 1000; i++) TinyMalloc(48);
+      },
+      "hakmem: [^\\n]*double free");
+}
+
+TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
   EXPECT_DEATH(
       {
         void* p = TinyMalloc(48);
         std::thread([p] {
-          Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
-          Free(p);               // kept on this thread's foreign slab
+          Free(p);  // into this thread's bin
           Free(p);
         }).join();
       },
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
 }
 
-// Another thread keeps p (allocated here), then this thread, p's owner,
-// frees p again: its fast path does not read the block, so p is then on two
-// lists. Then both threads allocate from the class, the owner first or the
-// keeper first. Exits 0 if nothing noticed.
+// Another thread keeps p (allocated here) in its bin, then this thread,
+// p's owner, frees p again. Then both threads allocate from the class, the
+// owner first or the keeper first. Exits 0 if nothing noticed: the block
+// would have been handed out twice.
 void KeepThenFreeAgainByTheOwner(bool owner_pops_first) {
   void* p = TinyMalloc(48);
   std::atomic<int> step{0};
   std::thread keeper([&] {
-    Free(TinyMalloc(16));  // it allocates, so it keeps what it frees
-    Free(p);               // kept
+    Free(p);  // kept in its bin
     step = 1;
     while (step.load() != 2) std::this_thread::yield();
     for (int i = 0; i < 100; i++) TinyMalloc(48);
@@ -363,13 +406,14 @@ void KeepThenFreeAgainByTheOwner(bool owner_pops_first) {
   step = 2;
   while (step.load() != 3) std::this_thread::yield();
   keeper.join();
+  if (!owner_pops_first) {
+    for (int i = 0; i < 100; i++) TinyMalloc(48);
+  }
   _exit(0);
 }
 
-// Blocks on a foreign slab carry another key than blocks on a slab's list,
-// so whichever list pops the block second catches it, before it is handed
-// out twice, even when both pop at once. (Where the owner's free takes the
-// slow path, as under TSan, that free sees the foreign key and reports.)
+// Whichever thread pops its copy second finds the key cleared. (Where the
+// owner's free takes the slow path, as under TSan, it sees the key at once.)
 constexpr char kCaught[] =
     "hakmem: (malloc\\(\\): double free detected|free\\(\\): double free 0x[0-9a-f]+: "
     "block is already free)";

@@ -1,24 +1,22 @@
-// The tiny fast paths: small malloc and the owner thread's free.
+// The tiny fast paths: small malloc and free.
 //
-// malloc: size -> class (one table load), then a pop from the current slab's
-// free list. free: the registry byte says the 2 MiB region is ours and gives
-// its slab geometry, address bits give the slab record, and the block is
-// pushed back if this thread owns the slab and the pointer is a carved block
-// start. Everything else is a separate slow path. No locks, no atomic
-// read-modify-write, no syscalls.
+// malloc: size -> class (one table load), then a pop from the thread's bin
+// of that class (see heap.h). free: the registry byte says the 2 MiB region
+// is ours and gives its slab geometry, address bits give the slab's record,
+// which says the slab is in use and whether the pointer is a carved block
+// start; then the pointer is pushed on the bin, whichever thread owns the
+// block. Everything else is a separate slow path.
+// No locks, no atomic read-modify-write, no syscalls.
 //
-// Double frees: every free block carries the process secret in its second
-// word (Block::key); malloc checks it when it pops a block and clears it. The
-// free fast path only writes the block (it never reads it: on a block the
-// program has not touched for a while, that read would be a cache miss), so
-// it catches the immediate double free by comparing with the list head, and a
-// later one is caught when the duplicate is popped (before any block could
-// be handed out twice) or when the slab empties (slab free lists are checked
-// then). A free of another heap's block that is kept on the foreign slab is
-// the same: it only writes the block and compares with the list head, and a
-// block freed twice (by any threads) shows up as a wrong key when the second
-// copy is popped (lists of other heaps' blocks carry a key of their own).
-// Frees on the slow path check the key at once.
+// Double frees: a free block carries the process secret in its second word
+// (Block::key): free writes it, malloc checks and clears it. free does not
+// read the block (a block freed by another thread than the one that wrote it
+// last would cost a miss there), so it catches the immediate double free by
+// comparing with the bin's top; a later one is caught when the second copy
+// leaves wherever it went (a bin, a slab's list, the owner's queue of remote
+// frees): the first copy to leave changed the key, and every exit checks it,
+// before the block could be handed out twice. Frees on the slow path check
+// the key at once.
 #ifndef HAKMEM_TINY_TINY_ALLOC_H_
 #define HAKMEM_TINY_TINY_ALLOC_H_
 
@@ -28,13 +26,15 @@
 namespace hakmem {
 
 HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
-  Slab* s = tl_heap->current[size_class];
-  Block* b = s->free;
-  if (HAKMEM_UNLIKELY(b == nullptr)) return TinyMallocSlow(static_cast<int>(size_class));
-  if (HAKMEM_UNLIKELY(b->key != FreeKeyOf(s))) ReportCorruptFreeList(b);
-  s->free = b->next;
-  s->used++;
-  b->key = 0;
+  Heap* h = tl_heap;
+  const uint32_t n = h->bins[size_class].count;
+  if (HAKMEM_UNLIKELY(n == 0)) return TinyMallocSlow(static_cast<int>(size_class));
+  Block* b = *BinSlot(h, size_class, n);
+  h->bins[size_class].count = n - 1;
+  if (HAKMEM_UNLIKELY(b->key != g_free_key)) ReportCorruptFreeList(b);
+  // Release (a plain store on x86): the count is stored first, so a fork
+  // child never finds a block in a bin without its key.
+  __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
   return b;
 }
 
@@ -43,45 +43,32 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
   return TinyMallocClass(SizeToClass(size));
 }
 
-// Frees `p` if it is a block of a slab this thread owns and not the block
-// freed last; returns false (touching nothing) for anything else.
-HAKMEM_ALWAYS_INLINE bool TinyTryFreeLocal(void* p) {
+// Frees `p` onto this thread's bin if it is a carved block start of a slab
+// in use (any heap's), not the block freed last, and the bin has room;
+// returns false (touching nothing) otherwise.
+HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   const int tag = registry::TagOfInWindow(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
-  // A large region's tag leads to its zeroed record 0: owner null, not taken.
+  // A large region's tag leads to its zeroed record 0: owner null.
   const SlabInfo* info = SlabInfoOfWithShift(p, tag);
-  // Only the owner touches the slab's free list: check ownership first.
-  if (HAKMEM_UNLIKELY(info->owner != tl_heap || !IsBlockStart(info, p))) {
+  if (HAKMEM_UNLIKELY(__atomic_load_n(&info->owner, __ATOMIC_RELAXED) == nullptr ||
+                      !IsBlockStart(info, p))) {
     return false;
   }
-  Slab* s = SlabOfWithShift(p, tag);
   Block* b = static_cast<Block*>(p);
-  Block* head = s->free;
-  if (HAKMEM_UNLIKELY(b == head)) return false;
-  b->next = head;
-  b->key = g_free_key;
-  s->free = b;
-  // An emptied or formerly full slab may need list work, unless current.
-  if (HAKMEM_UNLIKELY(--s->used == 0 || head == nullptr) && s->role != kSlabCurrent) {
-    TinyFreeTransition(s);
-  }
-  return true;
-}
-
-// Frees `p` if it is a block of another heap and this thread can keep it on
-// its foreign slab; returns false (touching nothing) for anything else.
-// Reads only the read-mostly SlabInfo, never the block or a line the owner
-// writes.
-HAKMEM_ALWAYS_INLINE bool TinyTryFreeForeign(void* p) {
-  const int tag = registry::TagOfInWindow(p);
-  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
-  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
-  const void* owner = __atomic_load_n(&info->owner, __ATOMIC_ACQUIRE);
   Heap* h = tl_heap;
-  if (owner == nullptr || owner == h || h == &kEmptyHeap || !IsBlockStart(info, p)) {
-    return false;
-  }
-  return TinyKeepForeign(h, info->size_class, static_cast<Block*>(p));
+  const int c = info->size_class;
+  const uint32_t n = h->bins[c].count;
+  if (HAKMEM_UNLIKELY(n >= h->bins[c].limit)) return false;
+  // The top slot (the null sentinel when the bin is empty): an immediate
+  // double free.
+  Block** top = BinSlot(h, static_cast<size_t>(c), n);
+  if (HAKMEM_UNLIKELY(*top == b)) return false;
+  b->key = g_free_key;
+  top[1] = b;
+  // Release (a plain store on x86), for the same reason as in malloc.
+  __atomic_store_n(&h->bins[c].count, n + 1, __ATOMIC_RELEASE);
+  return true;
 }
 
 }  // namespace hakmem
