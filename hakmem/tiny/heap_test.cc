@@ -246,6 +246,29 @@ TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
   for (void* p : again) Free(p);
 }
 
+TEST(HeapTest, ABinGrowsOnlyWhenItOverflowsWithOtherThreadsBlocks) {
+  constexpr size_t kSize = 1000;  // 1008-byte blocks: 16 in a bin, 32 grown
+  const int c = static_cast<int>(SizeToClass(kSize));
+  static_assert(BinLimitOf(ComputeSizeClass(kSize)) < BinGrownLimitOf(ComputeSizeClass(kSize)),
+                "");
+  const uint32_t n = 4 * BinGrownLimitOf(c);
+  std::vector<void*> blocks;
+  for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMalloc(kSize));
+  std::thread([&] {
+    // Its own blocks overflow the bin: it stays.
+    std::vector<void*> own;
+    for (uint32_t i = 0; i < n; i++) own.push_back(TinyMalloc(kSize));
+    for (void* p : own) Free(p);
+    EXPECT_EQ(tl_heap->bins[c].limit, BinLimitOf(c));
+    // Another thread's blocks overflow it: it grows, up to its cap.
+    for (void* p : blocks) Free(p);
+    EXPECT_EQ(tl_heap->bins[c].limit, BinGrownLimitOf(c));
+    TinyTrim();  // the upkeep does the same
+    EXPECT_EQ(tl_heap->bins[c].limit, BinLimitOf(c));
+    EXPECT_EQ(tl_heap->bins[c].count, 0u);
+  }).join();
+}
+
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
   std::thread([] { Free(TinyMalloc(10)); }).join();
   static TinyStats stats;
