@@ -55,7 +55,7 @@ Heap* NewHeapLocked() {
   if (g_static_used < kStaticHeaps) {
     mem = &g_static_heaps[g_static_used++];
   } else {
-    constexpr size_t kChunk = 256 * 1024;  // a few heaps; touched as used
+    constexpr size_t kChunk = 256 * 1024;  // a few heaps; pages touched as used
     if (g_chunk_left < sizeof(Heap)) {
       g_chunk = static_cast<char*>(platform::MapSparse(kChunk));
       if (g_chunk == nullptr) return nullptr;
@@ -66,7 +66,8 @@ Heap* NewHeapLocked() {
     g_chunk += step;
     g_chunk_left = g_chunk_left >= step ? g_chunk_left - step : 0;
   }
-  Heap* h = new (mem) Heap();
+  Heap* h = new (mem) Heap(ZeroedMemory{});
+  h->free_key = HeapFreeKey(g_heaps_created + 1);
   for (int c = 0; c < kNumClasses; c++) {
     h->bins[c].limit = BinLimitOf(c);
     h->bin_refill[c] = kBinFirstRefill;
@@ -157,11 +158,17 @@ Slab* NewSlab(Heap* h, int size_class) {
   return s;
 }
 
-// A slab whose count says "all free" must list exactly its carved blocks. A
-// double free that the fast path let through (it only catches the immediate
-// one) shows up here as a longer or looping list; the slab is checked before
-// it can be reused for anything else.
-void CheckEmptySlab(const Slab* s) {
+[[noreturn]] void ReportDoubleFreeInBins(const Block* b) {
+  platform::ReportAndAbort("free(): double free", b,
+                           "a block was freed twice (found twice in bins or lists)");
+}
+
+// A slab whose count says "all free" must list exactly its carved blocks,
+// and `h`'s bin must hold none of them. A double free that the fast path let
+// through (it only catches the immediate one) shows up here as a longer or
+// looping list, or as a copy left in the bin; the slab is checked before it
+// can be reused for anything else.
+void CheckEmptySlab(const Heap* h, const Slab* s) {
   const uint32_t carved = SlabCarved(s);
   uint32_t n = 0;
   for (const Block* b = s->free; b != nullptr; b = b->next) {
@@ -169,6 +176,10 @@ void CheckEmptySlab(const Slab* s) {
       platform::ReportAndAbort("free(): double free", b,
                                "a block was freed twice (slab free list has it twice)");
     }
+  }
+  const int c = InfoOf(s)->size_class;
+  for (uint32_t i = 1; i <= h->bins[c].count; i++) {
+    if (SlabOf(h->bin_slots[c][i]) == s) ReportDoubleFreeInBins(h->bin_slots[c][i]);
   }
 }
 
@@ -188,7 +199,7 @@ void CollectRetired(Heap* h) {
     Slab* s = h->current[c];
     if (s == &kEmptySlab || s->used != 0) continue;
     SetCurrent(h, c, &kEmptySlab);
-    CheckEmptySlab(s);
+    CheckEmptySlab(h, s);
     ReleaseSlab(h, s);
   }
 }
@@ -209,7 +220,7 @@ void AfterLocalFree(Heap* h, Slab* s) {
   if (s->used == 0) {
     if (s->role == kSlabPartial) h->partial[c].Remove(s);
     s->role = kSlabDetached;
-    CheckEmptySlab(s);
+    CheckEmptySlab(h, s);
     ReleaseSlab(h, s);
   } else if (s->role == kSlabDetached) {
     h->partial[c].Push(s);
@@ -219,7 +230,8 @@ void AfterLocalFree(Heap* h, Slab* s) {
 
 void LocalFree(Heap* h, Slab* s, Block* b) {
   Block* head = s->free;
-  if (b == head) ReportCorruptFreeList(b);  // two copies of it in a bin
+  // Two copies of it were in bins (or one in a bin, one on this list).
+  if (b == head || s->used == 0) ReportDoubleFreeInBins(b);
   b->next = head;
   b->key = g_free_key;
   s->free = b;
@@ -289,18 +301,24 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
   if (k > n) k = n;
   // Out of the bin first: a fork child must not find a block in the bin
   // and on a slab's list at once.
+  // (The bin reads empty while its rows shift.)
   Block* out[kBinSlots];
   Block** slots = h->bin_slots[c];
   uint32_t sent = 0;
+  __atomic_store_n(&h->bins[c].count, 0, __ATOMIC_RELEASE);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
   for (uint32_t i = 1; i <= k; i++) out[i - 1] = slots[i];
   for (uint32_t i = k + 1; i <= n; i++) slots[i - k] = slots[i];
   __atomic_store_n(&h->bins[c].count, n - k, __ATOMIC_RELEASE);
   for (uint32_t i = 0; i < k; i++) {
     Block* b = out[i];
-    if (b->key != g_free_key) ReportCorruptFreeList(b);
+    // Handed out again meanwhile (through another copy: a double free), or
+    // its slab went away while it sat here (likewise).
+    if (b->key != h->free_key) ReportDoubleFreeInBins(b);
     Slab* s = SlabOf(b);
     Heap* owner = static_cast<Heap*>(const_cast<void*>(
         __atomic_load_n(&InfoOf(s)->owner, __ATOMIC_ACQUIRE)));
+    if (owner == nullptr) ReportDoubleFreeInBins(b);
     if (owner == h) {
       LocalFree(h, s, b);
     } else {
@@ -327,7 +345,7 @@ Slab* Refill(Heap* h, int size_class) {
     DrainRemote(h);  // may refill, or retire and return, current slabs
     if (h->current[size_class]->free != nullptr) return h->current[size_class];
   }
-  Slab* s = h->current[size_class];  // the real one: the caller uninstalled
+  Slab* s = h->current[size_class];
   if (s != &kEmptySlab && SlabCanCarve(s)) {
     SlabCarve(s, CarveBatch(s), g_free_key);
     return s;
@@ -346,10 +364,8 @@ Slab* Refill(Heap* h, int size_class) {
   return s;
 }
 
-// Drains the remote frees that piled up in heaps of exited threads, so their
-// blocks (and then slabs and SuperSlabs) become reusable.
 // Frees what an exited thread's heap still holds idle: pending remote
-// frees, empty current slabs, its spare SuperSlab. Pool lock held.
+// frees, its bins, empty current slabs, its spare SuperSlab. Pool lock held.
 void ReclaimHeapLocked(Heap* h) {
   if (!h->remote.Empty()) DrainRemote(h);
   FlushAllBins(h);  // a fork child's orphaned heaps keep theirs
@@ -435,7 +451,7 @@ void OnThreadExit(void* heap) {
 
 // Takes up to `max` blocks of `size_class` from `h`'s slabs (refilling the
 // current slab as needed) into `out`, in the order they are to be handed
-// out; returns how many (0: out of memory). They keep the free key.
+// out; returns how many (0: out of memory). They get the heap's free key.
 uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
   uint32_t n = 0;
   while (n < max) {
@@ -445,21 +461,24 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
       if (s == nullptr) break;
     }
     Block* b = s->free;
-    uint32_t taken = 0;
+    const uint32_t first = n;
     while (b != nullptr && n < max) {
       if (b->key != g_free_key) ReportCorruptFreeList(b);
       out[n++] = b;
       b = b->next;
-      taken++;
     }
     s->free = b;
-    s->used += taken;
+    s->used += n - first;
+    // Unlinked before their keys change: a fork child never finds a block
+    // with a bin's key on a slab's list.
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    for (uint32_t i = first; i < n; i++) out[i]->key = h->free_key;
   }
   return n;
 }
 
-// Pops one block of `size_class` from `h`'s slabs, or nullptr (the orphan
-// heap, which has no bins).
+// Pops one block of `size_class` from `h`'s slabs, or nullptr (for the
+// orphan heap, which does not use its bins).
 void* PopFromHeap(Heap* h, int size_class) {
   Block* b;
   if (TakeFromSlabs(h, size_class, &b, 1) == 0) return nullptr;
@@ -467,8 +486,8 @@ void* PopFromHeap(Heap* h, int size_class) {
   return b;
 }
 
-// Fills the empty bin of `size_class` to half its limit and pops one block;
-// nullptr if out of memory.
+// Refills the empty bin of `size_class` (see kBinFirstRefill) and pops one
+// block; nullptr if out of memory.
 void* RefillBinAndPop(Heap* h, int size_class) {
   Block* taken[kBinSlots];
   // Slow start: a class brings few blocks at first, twice as many on each
@@ -507,17 +526,19 @@ void TinyUpkeep() {
   static uint64_t next_reclaim_ns = 0;  // atomic access
   SuperSlabCacheMaybeEnforceLimits();
   const uint64_t now = platform::NowNs();
+  // This thread's bins and empty current slabs pin memory: at most every
+  // 100 ms, per thread. (A busy class refills its bin at once: a few
+  // hundred block moves per 100 ms at most.)
+  Heap* h = tl_heap;
+  if (h != &kEmptyHeap && now >= h->next_upkeep_ns) {
+    h->next_upkeep_ns = now + RegionCache::kCheckIntervalNs;
+    FlushAllBins(h);
+    CollectRetired(h);
+  }
   if (now < __atomic_load_n(&next_reclaim_ns, __ATOMIC_RELAXED)) return;
   __atomic_store_n(&next_reclaim_ns, now + RegionCache::kCheckIntervalNs,
                    __ATOMIC_RELAXED);
   ReclaimAbandonedHeaps();
-  // This thread's idle bins and empty current slabs, too: they pin memory.
-  // (A busy class refills its bin at once: a few hundred block moves per
-  // 100 ms at most.)
-  if (tl_heap != &kEmptyHeap) {
-    FlushAllBins(tl_heap);
-    CollectRetired(tl_heap);
-  }
 }
 
 void TinyGlobalInit() {
@@ -551,7 +572,7 @@ void* TinyMallocSlow(int size_class) {
     // with blocks in its bins.
     if (h->bins[size_class].count != 0) {
       Block* b = h->bin_slots[size_class][h->bins[size_class].count--];
-      if (b->key != g_free_key) ReportCorruptFreeList(b);
+      if (b->key != h->free_key) ReportCorruptFreeList(b);
       __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
       return b;
     }
@@ -588,7 +609,7 @@ Heap* CheckedOwner(const void* p, const char* operation) {
 void TinyCheckLiveBlock(const void* p, const char* operation) {
   CheckedOwner(p, operation);
   const uint64_t key = static_cast<const Block*>(p)->key;
-  if (key == g_free_key || key == RemoteFreeKey()) {
+  if (KeyMarksFree(key)) {
     platform::ReportAndAbort(operation, p, "block is free (use after free?)");
   }
 }
@@ -608,7 +629,7 @@ void TinyFreeSlow(void* p) {
   // list, or waiting for its owner. (Or the program stored the 64-bit
   // secret there, which it has no way to learn short of reading freed
   // memory; no bin or list of another thread can be searched safely.)
-  if (KeyMarksFree(b->key, g_free_key)) {
+  if (KeyMarksFree(b->key)) {
     platform::ReportAndAbort("free(): double free", p, "block is already free");
   }
   if (h == &kEmptyHeap) {  // no heap, no bins (an exited thread, no memory)
@@ -618,6 +639,7 @@ void TinyFreeSlow(void* p) {
   }
   const int c = InfoOf(s)->size_class;
   BinHead& bin = h->bins[c];
+  if (bin.count >= bin.limit) TinyUpkeep();  // a thread that only frees gets it too
   if (bin.count >= bin.limit) {
     // A bin that overflows with other threads' blocks grows: each overflow
     // sends blocks across, and a small bin overflows every few operations
@@ -628,7 +650,7 @@ void TinyFreeSlow(void* p) {
     const uint32_t grown = BinGrownLimitOf(c);
     if (sent != 0 && bin.limit < grown) bin.limit = bin.limit * 2 < grown ? bin.limit * 2 : grown;
   }
-  b->key = g_free_key;
+  b->key = h->free_key;
   h->bin_slots[c][bin.count + 1] = b;
   __atomic_store_n(&bin.count, bin.count + 1, __ATOMIC_RELEASE);
 }
@@ -639,6 +661,7 @@ void TinyTrim() {
   Heap* h = tl_heap;
   if (h != &kEmptyHeap) {
     FlushAllBins(h);
+    DrainRemote(h);
     ReleaseIdle(h);
   }
   ReclaimAbandonedHeaps();

@@ -17,9 +17,9 @@
 // by another is reused by the thread that freed it, where it is hot.
 //
 // Invariants:
-//  - A block in a bin is free: it carries the free key (see tiny_alloc.h),
-//    checked whenever it leaves the bin, and stays counted as in use by its
-//    slab until then.
+//  - A block in a bin is free: it carries the heap's free key (see
+//    tiny_alloc.h), checked whenever it leaves the bin, and stays counted as
+//    in use by its slab until then.
 //  - A bin's limit bounds the memory it holds (see BinLimitOf); kEmptyHeap's
 //    limits are 0, so a thread with no heap caches nothing.
 //  - current[c] is never null: it points at kEmptySlab (no free blocks,
@@ -131,15 +131,26 @@ struct RemoteBatch {
   uint32_t count = 0;
 };
 
+// Tag for the Heap constructor used on memory known to be zero.
+struct ZeroedMemory {};
+
 struct Heap {
   // constexpr, so kEmptyHeap is ready before any constructor runs. Bin
   // limits are 0 here; NewHeapLocked() sets them.
   // (GCC 12 gives up constant initialization, silently, if `bins` is
   // value-initialized in the mem-initializer list instead of below.)
-  constexpr Heap() : current() {
+  constexpr Heap() : current(), bin_slots() {
+    for (Slab*& slab : current) slab = &kEmptySlab;
+  }
+  // For NewHeapLocked(), on fresh mapped or never used static memory: leaves
+  // bin_slots (44 KiB) as it is, zero, instead of writing every page of it.
+  // Slot 0 of each row must be null (the sentinel); rows are written only
+  // as their classes are used.
+  explicit Heap(ZeroedMemory) : current() {
     for (Slab*& slab : current) slab = &kEmptySlab;
   }
 
+  uint64_t free_key = 0;                      // see HeapFreeKey()
   BinHead bins[kNumClasses] = {};             // the fast path reads these
   Slab* current[kNumClasses];                 // where refills come from
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free room
@@ -154,8 +165,9 @@ struct Heap {
   RemoteBatch outgoing;                       // this thread's frees for others
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   alignas(64) RemoteQueue remote;             // other threads' frees
+  uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
   // The bins' pointers; slot `count` is the top (handed out next).
-  alignas(64) Block* bin_slots[kNumClasses][kBinSlots] = {};
+  alignas(64) Block* bin_slots[kNumClasses][kBinSlots];
 };
 
 extern Heap kEmptyHeap;
@@ -169,29 +181,39 @@ HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
 // Process secret written into free blocks (Block::key); never 0.
 extern uint64_t g_free_key HAKMEM_HIDDEN;
-// What a block freed by another thread carries while it waits for its owner
-// (in a RemoteBatch or the owner's RemoteQueue): g_free_key with bit 1 flipped.
-// The owner checks it when it drains, so a block that was also freed again
-// in the meantime (its key overwritten) is caught there; the free slow path
-// treats both keys as "already free" (KeyMarksFree).
+// Blocks on slabs' lists carry g_free_key. What a block freed by another
+// thread carries while it waits for its owner (in a RemoteBatch or the
+// owner's RemoteQueue): g_free_key with bit 1 flipped. The owner checks it
+// when it drains, so a block that was also freed again in the meantime (its
+// key overwritten) is caught there.
 inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
-// True if `key` is the free key or the remote free key (or, harmlessly,
-// g_free_key ^ 1, which is never written): one xor and one compare.
-HAKMEM_ALWAYS_INLINE bool KeyMarksFree(uint64_t key, uint64_t free_key) {
-  return (key ^ free_key) <= 2;
+// What blocks in heap number `id` (1, 2, ...)'s bins carry: g_free_key with
+// the id in bits 3-26. A block freed twice into two threads' bins carries
+// the key of the later free, so the other thread's pop finds a wrong key:
+// of two copies, only one can ever be handed out, even if both threads pop
+// at the same moment.
+constexpr int kHeapKeyShift = 3;
+constexpr uint64_t kHeapKeyBits = ((uint64_t{1} << 24) - 1) << kHeapKeyShift;
+inline uint64_t HeapFreeKey(uint64_t id) {
+  return g_free_key ^ ((id << kHeapKeyShift) & kHeapKeyBits);
+}
+// True if `key` is any of the keys above: a list's, a bin's, the remote key
+// (or, harmlessly, g_free_key ^ 1, which is never written).
+inline bool KeyMarksFree(uint64_t key) {
+  return ((key ^ g_free_key) & ~(kHeapKeyBits | 3)) == 0;
 }
 
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
-// malloc of class `size_class` when the current slab is empty. Sets errno to
-// ENOMEM and returns nullptr when out of memory.
+// malloc of class `size_class` when its bin is empty. Sets errno to ENOMEM
+// and returns nullptr when out of memory.
 HAKMEM_NOINLINE void* TinyMallocSlow(int size_class);
 // free() of a slab block that the fast path did not take: a full bin, a
 // block that looks free (double free?), an interior pointer, a block of a
 // free slab, a thread without a heap. Reports misuse and aborts; otherwise
 // frees.
 HAKMEM_NOINLINE void TinyFreeSlow(void* p);
-// A slab's free list held a block without the free key: it was freed twice
-// (or the heap was overwritten). Reports and aborts.
+// malloc found a block without the free key (in a bin or on a slab's list):
+// it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and
 // friends on a pointer of a SuperSlab).
@@ -209,8 +231,9 @@ void TinyReclaimExitedThreads();
 // (one coarse clock read when there is nothing to do): called on every slow
 // path, small or large.
 void TinyUpkeep();
-// The above, plus all of the calling thread's idle memory: its bins, pending
-// remote frees, empty current slabs, its spare SuperSlab (for Trim()).
+// The above at once, plus all of the calling thread's idle memory: its bins,
+// pending remote frees, empty current slabs, its spare SuperSlab (for
+// Trim()).
 void TinyTrim();
 void TinyLockForFork();
 void TinyUnlockAfterFork(bool in_child);

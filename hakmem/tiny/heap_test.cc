@@ -57,7 +57,8 @@ TEST(HeapTest, FreedBlockIsReusedFirst) {
 TEST(HeapTest, MallocClearsTheFreeKey) {
   Block* b = static_cast<Block*>(TinyMalloc(32));
   Free(b);
-  EXPECT_EQ(b->key, g_free_key);
+  EXPECT_EQ(b->key, tl_heap->free_key);
+  EXPECT_TRUE(KeyMarksFree(b->key));
   Block* again = static_cast<Block*>(TinyMalloc(32));
   ASSERT_EQ(again, b);
   EXPECT_EQ(again->key, 0u);
@@ -67,6 +68,8 @@ TEST(HeapTest, MallocClearsTheFreeKey) {
 TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
   const int c = SizeToClass(1000);  // 1008-byte blocks, 65 per 64 KiB slab
   const uint64_t before = BlocksInUse(c);
+  static TinyStats start;
+  GetTinyStats(&start);
   std::vector<void*> blocks;
   for (int i = 0; i < 400; i++) blocks.push_back(TinyMalloc(1000));
   EXPECT_EQ(BlocksInUse(c), before + 400);
@@ -81,7 +84,8 @@ TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
   EXPECT_LE(stats.slabs_in_use[c], 2u);
   TinyTrim();
   GetTinyStats(&stats);
-  EXPECT_EQ(stats.slabs_in_use[c], 0u);
+  EXPECT_LE(stats.slabs_in_use[c], start.slabs_in_use[c]);  // Trim returns
+                                                           // an empty current slab
 }
 
 uint64_t SlabsInUse(int size_class) {
@@ -194,19 +198,20 @@ TEST(HeapTest, AHeapAdoptedWithBlocksInItsBinsWorks) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     int bad = 0;
-    std::thread([&bad, &mine, kSize] {  // adopts the other thread's heap
-      std::set<void*> got;
+    // Adopts the other thread's heap. (Its bins serve these mallocs, unless
+    // the upkeep, due 100 ms after the other thread's last one, empties
+    // them first: either way must work.)
+    std::thread([&bad] {
       for (int i = 0; i < 200; i++) {
         void* p = TinyMalloc(kSize);
         if (p == nullptr) {
           bad++;
           continue;
         }
-        got.insert(p);
         memset(p, 1, kSize);
         if (i % 2 == 0) Free(p);
       }
-      for (void* p : mine) bad += got.count(p) == 0;  // the bin served them
+      TinyTrim();  // flushes the adopted bins, with both heaps' blocks
     }).join();
     _exit(bad == 0 ? 0 : 1);
   }
@@ -336,17 +341,39 @@ TEST(HeapDeathTest, DoubleFreeAfterOtherFreesIsReportedBeforeReuse) {
 }
 
 TEST(HeapDeathTest, DoubleFreeOfABlockBackOnItsSlabIsReported) {
-  // The first free's block has left the bin for its slab's list (or, its
-  // slab empty, the slab went back to its SuperSlab).
+  // The first free's block has left the bin for its slab's list; the slab
+  // stays in use (q).
   EXPECT_DEATH(
       {
         void* p = TinyMalloc(48);
+        void* q = TinyMalloc(48);
         Free(p);
         TinyTrim();  // empties the bins
         Free(p);
+        for (int i = 0; i < 200; i++) TinyMalloc(48);
+        Free(q);
       },
-      "hakmem: free\\(\\): (double free 0x[0-9a-f]+: block is already free|"
-      "invalid pointer 0x[0-9a-f]+: not a live block)");
+      "hakmem: [^\\n]*double free");
+}
+
+TEST(HeapDeathTest, DoubleFreeWhoseSlabEmptiesWhileTheCopyIsInABinIsReported) {
+  // The slab of a block freed twice becomes empty (so it is released) while
+  // the second copy still sits in a bin: reported, not a crash or a block
+  // in memory reused for something else.
+  EXPECT_DEATH(
+      {
+        constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
+        std::vector<void*> v;
+        for (int i = 0; i < 2 * kPerSlab; i++) v.push_back(TinyMalloc(48));
+        for (int i = 2; i < kPerSlab; i++) Free(v[i]);
+        Free(v[0]);
+        TinyTrim();   // v[0] is on its slab's list; v[1] is the last live
+        Free(v[1]);
+        Free(v[0]);   // the double free: the bin's top is v[1]
+        TinyTrim();   // v[1]'s flush empties the slab
+        for (int i = 0; i < 200; i++) TinyMalloc(48);
+      },
+      "hakmem: [^\\n]*double free");
 }
 
 TEST(HeapDeathTest, DoubleFreeIsReportedWhenItsSlabEmpties) {
@@ -364,7 +391,7 @@ TEST(HeapDeathTest, DoubleFreeIsReportedWhenItsSlabEmpties) {
       "double free");
 }
 
-TEST(HeapDeathTest, RemoteDoubleFreeIsReported) {
+TEST(HeapDeathTest, DoubleFreeOnTheSlowPathIsReportedAtOnce) {
   EXPECT_DEATH(
       {
         void* p = TinyMalloc(48);

@@ -8,8 +8,9 @@
 // block. Everything else is a separate slow path.
 // No locks, no atomic read-modify-write, no syscalls.
 //
-// Double frees: a free block carries the process secret in its second word
-// (Block::key): free writes it, malloc checks and clears it. free does not
+// Double frees: a free block carries a key derived from a process secret in
+// its second word (Block::key; each heap's bins have their own, see
+// HeapFreeKey): free writes it, malloc checks and clears it. free does not
 // read the block (a block freed by another thread than the one that wrote it
 // last would cost a miss there), so it catches the immediate double free by
 // comparing with the bin's top; a later one is caught when the second copy
@@ -31,7 +32,7 @@ HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
   if (HAKMEM_UNLIKELY(n == 0)) return TinyMallocSlow(static_cast<int>(size_class));
   Block* b = *BinSlot(h, size_class, n);
   h->bins[size_class].count = n - 1;
-  if (HAKMEM_UNLIKELY(b->key != g_free_key)) ReportCorruptFreeList(b);
+  if (HAKMEM_UNLIKELY(b->key != h->free_key)) ReportCorruptFreeList(b);
   // Release (a plain store on x86): the count is stored first, so a fork
   // child never finds a block in a bin without its key.
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
@@ -64,7 +65,7 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   // double free.
   Block** top = BinSlot(h, static_cast<size_t>(c), n);
   if (HAKMEM_UNLIKELY(*top == b)) return false;
-  b->key = g_free_key;
+  b->key = h->free_key;
   top[1] = b;
   // Release (a plain store on x86), for the same reason as in malloc.
   __atomic_store_n(&h->bins[c].count, n + 1, __ATOMIC_RELEASE);
