@@ -7,14 +7,15 @@
 //
 // In front of the slabs, per class, the heap has a bin: a stack of pointers
 // to free blocks. malloc pops a pointer and free pushes one, whichever heap
-// owns the block, so neither has to read the block (jemalloc's tcache does
-// the same; an intrusive list makes malloc wait for the block's line to
-// follow its link, a miss whenever the block went cold or another core
-// wrote it). An empty bin is refilled to half its limit from the current
-// slab; a full one sends its oldest half back: blocks of this heap to their
-// slabs, blocks of other heaps to their owners in batches (RemoteBatch, one
-// atomic operation per batch). So a block allocated by one thread and freed
-// by another is reused by the thread that freed it, where it is hot.
+// owns the block: malloc's next pop does not wait for a link in the block
+// (an intrusive list makes it wait for the block's line, a miss whenever
+// the block went cold or another core wrote it), and free does not read the
+// block (jemalloc's tcache works the same way). An empty bin is refilled
+// from the current slab (slow start, see kBinFirstRefill); a full one sends
+// its oldest half back: blocks of this heap to their slabs, blocks of other
+// heaps to their owners in batches (RemoteBatch, one atomic operation per
+// batch). So a block allocated by one thread and freed by another is reused
+// by the thread that freed it, where it is hot.
 //
 // Invariants:
 //  - A block in a bin is free: it carries the heap's free key (see
