@@ -151,8 +151,8 @@ struct Heap {
     for (Slab*& slab : current) slab = &kEmptySlab;
   }
 
-  uint64_t free_key = 0;                      // see HeapFreeKey()
   BinHead bins[kNumClasses] = {};             // the fast path reads these
+  uint64_t free_key = 0;                      // see HeapFreeKey()
   Slab* current[kNumClasses];                 // where refills come from
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free room
   // Owned SuperSlabs with a free slab / with none, per geometry (small, mid).
