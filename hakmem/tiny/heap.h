@@ -105,10 +105,12 @@ constexpr uint32_t BinLimitOf(int size_class) {
 }
 
 // What a bin that overflows with other threads' blocks grows to (see
-// TinyFreeSlow): 32 KiB worth, 32 to 63; mid classes do not grow.
+// TinyFreeSlow): 24 KiB worth, 32 to 63; mid classes do not grow. (32 KiB
+// worth: remote50 RSS 1.24x mimalloc's instead of 1.13x, same speed; fewer
+// than 32 blocks: 1-2 KiB blocks with 90% remote frees ran 25% slower.)
 constexpr uint32_t BinGrownLimitOf(int size_class) {
   if (size_class >= kFirstMidClass) return BinLimitOf(size_class);
-  const uint32_t by_bytes = 32768 / ClassSizeOf(size_class);
+  const uint32_t by_bytes = 24576 / ClassSizeOf(size_class);
   return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : (by_bytes < 32 ? 32 : by_bytes);
 }
 
