@@ -23,8 +23,8 @@
 //    in use by its slab until then.
 //  - A bin's limit bounds the memory it holds (see BinLimitOf); kEmptyHeap's
 //    limits are 0, so a thread with no heap caches nothing.
-//  - current[c] is never null: it points at kEmptySlab (no free blocks,
-//    owned by nobody) until the class is first used.
+//  - current[c] of a heap in use is never null: it points at kEmptySlab (no
+//    free blocks, owned by nobody) until the class is first used.
 //  - A slab other than current[c] whose last block comes back is returned to
 //    its SuperSlab at once, but stays warm (class and carved free list kept)
 //    so the class takes it back without carving; a SuperSlab whose last slab
@@ -138,13 +138,12 @@ struct RemoteBatch {
 struct ZeroedMemory {};
 
 struct Heap {
-  // constexpr, so kEmptyHeap is ready before any constructor runs. Bin
-  // limits are 0 here; NewHeapLocked() sets them.
+  // constexpr and all zero: kEmptyHeap is ready before any constructor
+  // runs, and costs only bss. Its limits are 0 (nothing is ever pushed on
+  // its bins) and nothing reads its current[].
   // (GCC 12 gives up constant initialization, silently, if `bins` is
   // value-initialized in the mem-initializer list instead of below.)
-  constexpr Heap() : current(), bin_slots() {
-    for (Slab*& slab : current) slab = &kEmptySlab;
-  }
+  constexpr Heap() : current(), bin_slots() {}
   // For NewHeapLocked(), on fresh mapped or never used static memory: leaves
   // bin_slots (44 KiB) as it is, zero, instead of writing every page of it.
   // Slot 0 of each row must be null (the sentinel); rows are written only
