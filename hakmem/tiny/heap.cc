@@ -181,7 +181,8 @@ void CheckEmptySlab(const Heap* h, const Slab* s) {
   }
   const int c = InfoOf(s)->size_class;
   for (uint32_t i = 1; i <= h->bins[c].count; i++) {
-    if (SlabOf(h->bin_slots[c][i]) == s) ReportDoubleFreeInBins(h->bin_slots[c][i]);
+    const Block* b = *BinSlot(h, c, i);
+    if (SlabOf(b) == s) ReportDoubleFreeInBins(b);
   }
 }
 
@@ -305,7 +306,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
   // and on a slab's list at once.
   // (The bin reads empty while its rows shift.)
   Block* out[kBinSlots];
-  Block** slots = h->bin_slots[c];
+  Block** slots = BinSlot(h, c, 0);
   uint32_t sent = 0;
   __atomic_store_n(&h->bins[c].count, 0, __ATOMIC_RELEASE);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -500,7 +501,7 @@ void* RefillBinAndPop(Heap* h, int size_class) {
   const uint32_t n = TakeFromSlabs(h, size_class, taken, want);
   if (n == 0) return nullptr;
   // taken[0] is handed out now, taken[1] next: it goes on top.
-  Block** slots = h->bin_slots[size_class];
+  Block** slots = BinSlot(h, size_class, 0);
   for (uint32_t i = 1; i < n; i++) slots[n - i] = taken[i];
   __atomic_store_n(&h->bins[size_class].count, n - 1, __ATOMIC_RELEASE);
   taken[0]->key = 0;
@@ -573,7 +574,7 @@ void* TinyMallocSlow(int size_class) {
     // A heap just adopted (of a dead thread, or orphaned by fork) may come
     // with blocks in its bins.
     if (h->bins[size_class].count != 0) {
-      Block* b = h->bin_slots[size_class][h->bins[size_class].count--];
+      Block* b = *BinSlot(h, size_class, h->bins[size_class].count--);
       if (b->key != h->free_key) ReportCorruptFreeList(b);
       __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
       return b;
@@ -653,7 +654,7 @@ void TinyFreeSlow(void* p) {
     if (sent != 0 && bin.limit < grown) bin.limit = bin.limit * 2 < grown ? bin.limit * 2 : grown;
   }
   b->key = h->free_key;
-  h->bin_slots[c][bin.count + 1] = b;
+  *BinSlot(h, c, bin.count + 1) = b;
   __atomic_store_n(&bin.count, bin.count + 1, __ATOMIC_RELEASE);
 }
 

@@ -169,15 +169,19 @@ struct Heap {
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
   // The bins' pointers; slot `count` is the top (handed out next).
-  alignas(64) Block* bin_slots[kNumClasses][kBinSlots];
+  // One flat array of rows (see BinSlot).
+  alignas(64) Block* bin_slots[kNumClasses * kBinSlots];
 };
 
 extern Heap kEmptyHeap;
 
-// Slot `n` of class `c`'s bin, as one flat index (GCC computes the row and
-// column of a two-dimensional index twice when both n and n + 1 are used).
+// Slot `n` of class `c`'s bin. (Flat: with a two-dimensional array GCC
+// computed the row and column twice when both n and n + 1 are used.)
 HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
-  return &h->bin_slots[0][0] + (c * kBinSlots + n);
+  return &h->bin_slots[c * kBinSlots + n];
+}
+HAKMEM_ALWAYS_INLINE Block* const* BinSlot(const Heap* h, size_t c, uint32_t n) {
+  return &h->bin_slots[c * kBinSlots + n];
 }
 
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
