@@ -51,6 +51,12 @@ bool g_initialized = false;
 
 void OnThreadExit(void* heap);
 
+// A bin's limit and refill size as a new heap starts them.
+void ResetBinSizing(Heap* h, int c) {
+  h->bins[c].limit = BinLimitOf(c);
+  h->bin_refill[c] = kBinFirstRefill;
+}
+
 // Pool lock held.
 Heap* NewHeapLocked() {
   void* mem;
@@ -70,10 +76,7 @@ Heap* NewHeapLocked() {
   }
   Heap* h = new (mem) Heap(ZeroedMemory{});
   h->free_key = HeapFreeKey(g_heaps_created + 1);
-  for (int c = 0; c < kNumClasses; c++) {
-    h->bins[c].limit = BinLimitOf(c);
-    h->bin_refill[c] = kBinFirstRefill;
-  }
+  for (int c = 0; c < kNumClasses; c++) ResetBinSizing(h, c);
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   g_heaps_created++;
@@ -337,8 +340,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
 void FlushAllBins(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
     if (h->bins[c].count != 0) FlushBin(h, c, h->bins[c].count);
-    h->bin_refill[c] = kBinFirstRefill;  // slow start again
-    h->bins[c].limit = BinLimitOf(c);
+    ResetBinSizing(h, c);  // slow start again, ungrown
   }
 }
 
@@ -574,10 +576,7 @@ void* TinyMallocSlow(int size_class) {
     // A heap just adopted (of a dead thread, or orphaned by fork) may come
     // with blocks in its bins.
     if (h->bins[size_class].count != 0) {
-      Block* b = *BinSlot(h, size_class, h->bins[size_class].count--);
-      if (b->key != h->free_key) ReportCorruptFreeList(b);
-      __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
-      return b;
+      return PopFromBin(h, size_class, h->bins[size_class].count);
     }
     p = RefillBinAndPop(h, size_class);
   }
@@ -653,9 +652,7 @@ void TinyFreeSlow(void* p) {
     const uint32_t grown = BinGrownLimitOf(c);
     if (sent != 0 && bin.limit < grown) bin.limit = bin.limit * 2 < grown ? bin.limit * 2 : grown;
   }
-  b->key = h->free_key;
-  *BinSlot(h, c, bin.count + 1) = b;
-  __atomic_store_n(&bin.count, bin.count + 1, __ATOMIC_RELEASE);
+  PushOnBin(h, c, bin.count, b);
 }
 
 void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }

@@ -221,6 +221,24 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // malloc found a block without the free key (in a bin or on a slab's list):
 // it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
+
+// The bin operations the fast paths and slow paths share. Their stores are
+// ordered (release: plain stores on x86) so that a fork child never finds a
+// block in a bin without its key.
+// Pops the top of class `c`'s bin, which holds `n` > 0 blocks, for malloc.
+HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t n) {
+  Block* b = *BinSlot(h, c, n);
+  h->bins[c].count = n - 1;
+  if (HAKMEM_UNLIKELY(b->key != h->free_key)) ReportCorruptFreeList(b);
+  __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the count
+  return b;
+}
+// Pushes free block `b` on class `c`'s bin, which holds `n` < limit blocks.
+HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, uint32_t n, Block* b) {
+  b->key = h->free_key;
+  *BinSlot(h, c, n + 1) = b;
+  __atomic_store_n(&h->bins[c].count, n + 1, __ATOMIC_RELEASE);  // after both
+}
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and
 // friends on a pointer of a SuperSlab).
 void TinyCheckLiveBlock(const void* p, const char* operation);

@@ -30,13 +30,7 @@ HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
   Heap* h = tl_heap;
   const uint32_t n = h->bins[size_class].count;
   if (HAKMEM_UNLIKELY(n == 0)) return TinyMallocSlow(static_cast<int>(size_class));
-  Block* b = *BinSlot(h, size_class, n);
-  h->bins[size_class].count = n - 1;
-  if (HAKMEM_UNLIKELY(b->key != h->free_key)) ReportCorruptFreeList(b);
-  // Release (a plain store on x86): the count is stored first, so a fork
-  // child never finds a block in a bin without its key.
-  __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
-  return b;
+  return PopFromBin(h, size_class, n);
 }
 
 // `size` <= kMaxSmallSize.
@@ -63,12 +57,8 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   if (HAKMEM_UNLIKELY(n >= h->bins[c].limit)) return false;
   // The top slot (the null sentinel when the bin is empty): an immediate
   // double free.
-  Block** top = BinSlot(h, static_cast<size_t>(c), n);
-  if (HAKMEM_UNLIKELY(*top == b)) return false;
-  b->key = h->free_key;
-  top[1] = b;
-  // Release (a plain store on x86), for the same reason as in malloc.
-  __atomic_store_n(&h->bins[c].count, n + 1, __ATOMIC_RELEASE);
+  if (HAKMEM_UNLIKELY(*BinSlot(h, static_cast<size_t>(c), n) == b)) return false;
+  PushOnBin(h, static_cast<size_t>(c), n, b);
   return true;
 }
 
