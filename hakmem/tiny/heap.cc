@@ -53,7 +53,7 @@ void OnThreadExit(void* heap);
 
 // A bin's limit and refill size as a new heap starts them.
 void ResetBinSizing(Heap* h, int c) {
-  h->bins[c].limit = BinLimitOf(c);
+  SetBinLimit(h, c, BinLimitOf(c));
   h->bin_refill[c] = kBinFirstRefill;
 }
 
@@ -76,7 +76,10 @@ Heap* NewHeapLocked() {
   }
   Heap* h = new (mem) Heap(ZeroedMemory{});
   h->free_key = HeapFreeKey(g_heaps_created + 1);
-  for (int c = 0; c < kNumClasses; c++) ResetBinSizing(h, c);
+  for (int c = 0; c < kNumClasses; c++) {
+    SetBinCount(h, c, 0);
+    ResetBinSizing(h, c);
+  }
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   g_heaps_created++;
@@ -183,7 +186,7 @@ void CheckEmptySlab(const Heap* h, const Slab* s) {
     }
   }
   const int c = InfoOf(s)->size_class;
-  for (uint32_t i = 1; i <= h->bins[c].count; i++) {
+  for (uint32_t i = 1, n = BinCount(h, c); i <= n; i++) {
     const Block* b = *BinSlot(h, c, i);
     if (SlabOf(b) == s) ReportDoubleFreeInBins(b);
   }
@@ -303,7 +306,7 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
 // other heaps' to their owners (pushed before returning). Returns how many
 // went to other heaps.
 uint32_t FlushBin(Heap* h, int c, uint32_t k) {
-  const uint32_t n = h->bins[c].count;
+  const uint32_t n = BinCount(h, c);
   if (k > n) k = n;
   // Out of the bin first: a fork child must not find a block in the bin
   // and on a slab's list at once.
@@ -311,11 +314,11 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
   Block* out[kBinSlots];
   Block** slots = BinSlot(h, c, 0);
   uint32_t sent = 0;
-  __atomic_store_n(&h->bins[c].count, 0, __ATOMIC_RELEASE);
+  SetBinCount(h, c, 0);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   for (uint32_t i = 1; i <= k; i++) out[i - 1] = slots[i];
   for (uint32_t i = k + 1; i <= n; i++) slots[i - k] = slots[i];
-  __atomic_store_n(&h->bins[c].count, n - k, __ATOMIC_RELEASE);
+  SetBinCount(h, c, n - k);
   for (uint32_t i = 0; i < k; i++) {
     Block* b = out[i];
     // Handed out again meanwhile (through another copy: a double free), or
@@ -339,7 +342,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
 
 void FlushAllBins(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
-    if (h->bins[c].count != 0) FlushBin(h, c, h->bins[c].count);
+    if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c));
     ResetBinSizing(h, c);  // slow start again, ungrown
   }
 }
@@ -498,14 +501,14 @@ void* RefillBinAndPop(Heap* h, int size_class) {
   // Slow start: a class brings few blocks at first, twice as many on each
   // refill up to half its bin, so a class used a little touches little.
   const uint32_t want = h->bin_refill[size_class];
-  const uint32_t most = h->bins[size_class].limit / 2;
+  const uint32_t most = BinLimit(h, size_class) / 2;
   h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
   const uint32_t n = TakeFromSlabs(h, size_class, taken, want);
   if (n == 0) return nullptr;
   // taken[0] is handed out now, taken[1] next: it goes on top.
   Block** slots = BinSlot(h, size_class, 0);
   for (uint32_t i = 1; i < n; i++) slots[n - i] = taken[i];
-  __atomic_store_n(&h->bins[size_class].count, n - 1, __ATOMIC_RELEASE);
+  SetBinCount(h, size_class, n - 1);
   taken[0]->key = 0;
   return taken[0];
 }
@@ -575,9 +578,8 @@ void* TinyMallocSlow(int size_class) {
     TinyUpkeep();
     // A heap just adopted (of a dead thread, or orphaned by fork) may come
     // with blocks in its bins.
-    if (h->bins[size_class].count != 0) {
-      return PopFromBin(h, size_class, h->bins[size_class].count);
-    }
+    const uint32_t top = h->bins[size_class].top;
+    if (Block* b = *BinSlotAt(h, top)) return PopFromBin(h, size_class, top, b);
     p = RefillBinAndPop(h, size_class);
   }
   if (p == nullptr) errno = ENOMEM;
@@ -640,19 +642,19 @@ void TinyFreeSlow(void* p) {
     return;
   }
   const int c = InfoOf(s)->size_class;
-  BinHead& bin = h->bins[c];
-  if (bin.count >= bin.limit) TinyUpkeep();  // a thread that only frees gets it too
-  if (bin.count >= bin.limit) {
+  if (BinCount(h, c) >= BinLimit(h, c)) TinyUpkeep();  // a thread that only frees gets it too
+  if (BinCount(h, c) >= BinLimit(h, c)) {
     // A bin that overflows with other threads' blocks grows: each overflow
     // sends blocks across, and a small bin overflows every few operations
     // in a steady flow between threads (measured, 1-2 KiB blocks, 90%
     // remote: 16-block bins ran at half the speed of 63-block ones, with
     // more RSS, as blocks piled up in transit). The upkeep shrinks it back.
-    const uint32_t sent = FlushBin(h, c, bin.limit / 2);
+    const uint32_t limit = BinLimit(h, c);
+    const uint32_t sent = FlushBin(h, c, limit / 2);
     const uint32_t grown = BinGrownLimitOf(c);
-    if (sent != 0 && bin.limit < grown) bin.limit = bin.limit * 2 < grown ? bin.limit * 2 : grown;
+    if (sent != 0 && limit < grown) SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
   }
-  PushOnBin(h, c, bin.count, b);
+  PushOnBin(h, c, h->bins[c].top, b);
 }
 
 void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
@@ -720,7 +722,7 @@ void GetTinyStats(TinyStats* stats) {
   ForEachSuperSlab(&CountSlabs, stats);
   // Blocks in this thread's bins are free (other threads' bins are not read).
   const Heap* h = tl_heap;
-  for (int c = 0; c < kNumClasses; c++) stats->blocks_in_use[c] -= h->bins[c].count;
+  for (int c = 0; c < kNumClasses; c++) stats->blocks_in_use[c] -= BinCount(h, c);
 }
 
 }  // namespace hakmem

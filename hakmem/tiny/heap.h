@@ -118,12 +118,21 @@ constexpr uint32_t BinGrownLimitOf(int size_class) {
 // many, up to half the bin's limit, until the upkeep empties the bins.
 constexpr uint8_t kBinFirstRefill = 4;
 
-// The fast path's view of a bin: how many pointers it holds, and how many
-// it may hold. One line holds eight classes' worth.
+// The fast path's view of a bin, as byte offsets into Heap::bin_slots: the
+// top slot (slot `count` of the class's row; the null sentinel when empty)
+// and the top slot when full (slot `limit`). Offsets rather than counts: the
+// fast paths address the top slot without computing row and column. One
+// line holds eight classes' worth. All zero (kEmptyHeap): every class's top
+// is row 0's sentinel, and top == end, so both fast paths go slow.
 struct BinHead {
-  uint32_t count;
-  uint32_t limit;
+  uint32_t top;
+  uint32_t end;
 };
+
+// Byte offset of slot `n` of class `c`'s row in Heap::bin_slots.
+constexpr uint32_t BinSlotOffset(size_t c, uint32_t n) {
+  return static_cast<uint32_t>((c * kBinSlots + n) * sizeof(Block*));
+}
 
 // Blocks this thread freed for another heap, not yet pushed to it.
 struct RemoteBatch {
@@ -168,20 +177,41 @@ struct Heap {
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
-  // The bins' pointers; slot `count` is the top (handed out next).
-  // One flat array of rows (see BinSlot).
+  // The bins' pointers, one row of kBinSlots per class; slot `count` is
+  // the top (handed out next).
   alignas(64) Block* bin_slots[kNumClasses * kBinSlots];
 };
 
 extern Heap kEmptyHeap;
 
-// Slot `n` of class `c`'s bin. (Flat: with a two-dimensional array GCC
-// computed the row and column twice when both n and n + 1 are used.)
+// Slot `n` of class `c`'s bin.
 HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
   return &h->bin_slots[c * kBinSlots + n];
 }
 HAKMEM_ALWAYS_INLINE Block* const* BinSlot(const Heap* h, size_t c, uint32_t n) {
   return &h->bin_slots[c * kBinSlots + n];
+}
+// The slot at byte offset `offset` (a BinHead's top or end).
+HAKMEM_ALWAYS_INLINE Block** BinSlotAt(Heap* h, uint32_t offset) {
+  return reinterpret_cast<Block**>(reinterpret_cast<char*>(h->bin_slots) + offset);
+}
+// How many blocks class `c`'s bin holds, and may hold (0 for kEmptyHeap).
+inline uint32_t BinCount(const Heap* h, size_t c) {
+  const uint32_t row = BinSlotOffset(c, 0);
+  const uint32_t top = __atomic_load_n(&h->bins[c].top, __ATOMIC_RELAXED);
+  return top > row ? (top - row) / static_cast<uint32_t>(sizeof(Block*)) : 0;
+}
+inline uint32_t BinLimit(const Heap* h, size_t c) {
+  const uint32_t row = BinSlotOffset(c, 0);
+  return h->bins[c].end > row ? (h->bins[c].end - row) / static_cast<uint32_t>(sizeof(Block*)) : 0;
+}
+// Release: a fork child that sees the new count sees the slots written
+// before it.
+inline void SetBinCount(Heap* h, size_t c, uint32_t n) {
+  __atomic_store_n(&h->bins[c].top, BinSlotOffset(c, n), __ATOMIC_RELEASE);
+}
+inline void SetBinLimit(Heap* h, size_t c, uint32_t limit) {
+  h->bins[c].end = BinSlotOffset(c, limit);
 }
 
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
@@ -225,19 +255,20 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a
 // block in a bin without its key.
-// Pops the top of class `c`'s bin, which holds `n` > 0 blocks, for malloc.
-HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t n) {
-  Block* b = *BinSlot(h, c, n);
-  h->bins[c].count = n - 1;
+// Pops `b`, the block in the top slot `top` of class `c`'s bin, for malloc.
+HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t top, Block* b) {
+  h->bins[c].top = top - static_cast<uint32_t>(sizeof(Block*));
   if (HAKMEM_UNLIKELY(b->key != h->free_key)) ReportCorruptFreeList(b);
-  __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the count
+  __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the top
   return b;
 }
-// Pushes free block `b` on class `c`'s bin, which holds `n` < limit blocks.
-HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, uint32_t n, Block* b) {
+// Pushes free block `b` on class `c`'s bin, whose top slot is `top` (below
+// the bin's end).
+HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, uint32_t top, Block* b) {
+  const uint32_t new_top = top + static_cast<uint32_t>(sizeof(Block*));
   b->key = h->free_key;
-  *BinSlot(h, c, n + 1) = b;
-  __atomic_store_n(&h->bins[c].count, n + 1, __ATOMIC_RELEASE);  // after both
+  *BinSlotAt(h, new_top) = b;
+  __atomic_store_n(&h->bins[c].top, new_top, __ATOMIC_RELEASE);  // after both
 }
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and
 // friends on a pointer of a SuperSlab).

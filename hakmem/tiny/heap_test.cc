@@ -237,7 +237,7 @@ TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
   std::thread([&] {
     for (void* p : blocks) Free(p);
     EXPECT_FALSE(owner->remote.Empty()) << "nothing sent back before thread exit";
-    EXPECT_LE(tl_heap->bins[c].count, BinLimitOf(c));
+    EXPECT_LE(BinCount(tl_heap, c), BinLimitOf(c));
   }).join();
   // The owner takes them back on its next refills.
   std::set<void*> old(blocks.begin(), blocks.end());
@@ -264,13 +264,13 @@ TEST(HeapTest, ABinGrowsOnlyWhenItOverflowsWithOtherThreadsBlocks) {
     std::vector<void*> own;
     for (uint32_t i = 0; i < n; i++) own.push_back(TinyMalloc(kSize));
     for (void* p : own) Free(p);
-    EXPECT_EQ(tl_heap->bins[c].limit, BinLimitOf(c));
+    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
     // Another thread's blocks overflow it: it grows, up to its cap.
     for (void* p : blocks) Free(p);
-    EXPECT_EQ(tl_heap->bins[c].limit, BinGrownLimitOf(c));
+    EXPECT_EQ(BinLimit(tl_heap, c), BinGrownLimitOf(c));
     TinyTrim();  // the upkeep does the same
-    EXPECT_EQ(tl_heap->bins[c].limit, BinLimitOf(c));
-    EXPECT_EQ(tl_heap->bins[c].count, 0u);
+    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
+    EXPECT_EQ(BinCount(tl_heap, c), 0u);
   }).join();
 }
 

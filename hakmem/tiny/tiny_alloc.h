@@ -28,9 +28,11 @@ namespace hakmem {
 
 HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
   Heap* h = tl_heap;
-  const uint32_t n = h->bins[size_class].count;
-  if (HAKMEM_UNLIKELY(n == 0)) return TinyMallocSlow(static_cast<int>(size_class));
-  return PopFromBin(h, size_class, n);
+  const uint32_t top = h->bins[size_class].top;
+  Block* b = *BinSlotAt(h, top);
+  // The null sentinel: the bin is empty.
+  if (HAKMEM_UNLIKELY(b == nullptr)) return TinyMallocSlow(static_cast<int>(size_class));
+  return PopFromBin(h, size_class, top, b);
 }
 
 // `size` <= kMaxSmallSize.
@@ -52,13 +54,13 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   }
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
-  const int c = info->size_class;
-  const uint32_t n = h->bins[c].count;
-  if (HAKMEM_UNLIKELY(n >= h->bins[c].limit)) return false;
+  const size_t c = info->size_class;
+  const uint32_t top = h->bins[c].top;
+  if (HAKMEM_UNLIKELY(top >= h->bins[c].end)) return false;
   // The top slot (the null sentinel when the bin is empty): an immediate
   // double free.
-  if (HAKMEM_UNLIKELY(*BinSlot(h, static_cast<size_t>(c), n) == b)) return false;
-  PushOnBin(h, static_cast<size_t>(c), n, b);
+  if (HAKMEM_UNLIKELY(*BinSlotAt(h, top) == b)) return false;
+  PushOnBin(h, c, top, b);
   return true;
 }
 
