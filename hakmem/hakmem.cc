@@ -217,6 +217,7 @@ void GetStats(Stats* stats) {
   GetTinyStats(&tiny);
   stats->heaps_created = tiny.heaps_created;
   stats->heaps_pooled = tiny.heaps_pooled;
+  stats->heaps_leaked_by_fork = tiny.heaps_leaked_by_fork;
   for (int c = 0; c < kNumClasses; c++) {
     stats->class_size[c] = ClassSizeOf(c);
     stats->class_slabs[c] = tiny.slabs_in_use[c];
@@ -248,6 +249,7 @@ void PrintStats() {
       {"large blocks evicted", stats.large_evicted},
       {"thread heaps created", stats.heaps_created},
       {"thread heaps pooled", stats.heaps_pooled},
+      {"thread heaps leaked by fork", stats.heaps_leaked_by_fork},
   };
   {
     platform::LogLine line;

@@ -57,6 +57,7 @@ struct Stats {
   // Threads.
   uint64_t heaps_created;
   uint64_t heaps_pooled;
+  uint64_t heaps_leaked_by_fork;  // in a fork child: heaps of threads that did not survive it
   // Per size class (see hakmem/tiny/size_class.h).
   uint32_t class_size[kStatsClasses];
   uint64_t class_slabs[kStatsClasses];

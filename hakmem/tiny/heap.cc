@@ -28,6 +28,7 @@ Heap* g_pool = nullptr;          // abandoned heaps, waiting for a thread
 Heap* g_all_heaps = nullptr;     // every heap ever made
 uint64_t g_heaps_created = 0;
 uint64_t g_heaps_pooled = 0;
+uint64_t g_heaps_leaked = 0;  // in a fork child (HeapState::kLeaked)
 // Heap storage: a few static heaps, then mapped chunks of them.
 // (Raw zeroed storage, bss: each Heap is 47 KiB, mostly bin rows that stay
 // untouched until their class is used.)
@@ -376,7 +377,7 @@ Slab* Refill(Heap* h, int size_class) {
 // frees, its bins, empty current slabs, its spare SuperSlab. Pool lock held.
 void ReclaimHeapLocked(Heap* h) {
   if (!h->remote.Empty()) DrainRemote(h);
-  FlushAllBins(h);  // a fork child's orphaned heaps keep theirs
+  FlushAllBins(h);
   ReleaseIdle(h);
 }
 
@@ -687,15 +688,15 @@ void TinyUnlockAfterFork(bool in_child) {
   }
   pthread_mutex_init(&g_pool_lock, nullptr);
   pthread_mutex_init(&g_orphan_lock, nullptr);
-  // Only the forking thread lives on in the child: every other active heap
-  // is orphaned, so hand it to the pool for the child's future threads.
+  // Only the forking thread lives on in the child. Every other active heap
+  // is left as it is, for good: its thread owned it without a lock and may
+  // have been in the middle of a slow path (a slab list half linked). Pooled
+  // heaps are consistent (changed only under the pool lock, held here).
   for (Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
     if (h->state.load(std::memory_order_relaxed) == HeapState::kActive &&
         h != tl_heap) {
-      h->state.store(HeapState::kAbandoned, std::memory_order_relaxed);
-      h->pool_next = g_pool;
-      g_pool = h;
-      g_heaps_pooled++;
+      h->state.store(HeapState::kLeaked, std::memory_order_relaxed);
+      g_heaps_leaked++;
     }
   }
 }
@@ -718,6 +719,7 @@ void GetTinyStats(TinyStats* stats) {
   pthread_mutex_lock(&g_pool_lock);
   stats->heaps_created = g_heaps_created;
   stats->heaps_pooled = g_heaps_pooled;
+  stats->heaps_leaked_by_fork = g_heaps_leaked;
   pthread_mutex_unlock(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);
   // Blocks in this thread's bins are free (other threads' bins are not read).

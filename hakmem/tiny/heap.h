@@ -77,7 +77,17 @@ extern Slab kEmptySlab;
 
 // kOrphan: the one heap, guarded by a lock, that serves threads allocating
 // after their own heap was handed back (in their last TLS destructors).
-enum class HeapState : uint32_t { kEmpty = 0, kActive = 1, kAbandoned = 2, kOrphan = 3 };
+// kLeaked: in a fork child, the heap of a thread that did not survive the
+// fork. That thread may have been halfway through changing it, so nothing
+// reads or changes it again: its blocks that the child frees wait on its
+// queue of remote frees for good (as tcmalloc leaks other threads' caches).
+enum class HeapState : uint32_t {
+  kEmpty = 0,
+  kActive = 1,
+  kAbandoned = 2,
+  kOrphan = 3,
+  kLeaked = 4,
+};
 
 struct Heap;
 
@@ -296,6 +306,7 @@ void TinyUnlockAfterFork(bool in_child);
 struct TinyStats {
   uint64_t heaps_created;
   uint64_t heaps_pooled;  // abandoned, waiting for a new thread
+  uint64_t heaps_leaked_by_fork;  // HeapState::kLeaked
   uint64_t slabs_in_use[kNumClasses];
   // Handed out, or free in another running thread's bin (those are not
   // read: the stats must not race with other threads' fast paths).
