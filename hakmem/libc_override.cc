@@ -92,8 +92,8 @@ void* Memalign(size_t alignment, size_t size) {
 }  // namespace
 
 // ---- C ---------------------------------------------------------------------
-HAKMEM_EXPORT void* malloc(size_t size) { return MallocInline(size); }
-HAKMEM_EXPORT void free(void* p) { FreeInline(p); }
+HAKMEM_EXPORT HAKMEM_HOT_ENTRY void* malloc(size_t size) { return MallocInline(size); }
+HAKMEM_EXPORT HAKMEM_HOT_ENTRY void free(void* p) { FreeInline(p); }
 HAKMEM_EXPORT void* calloc(size_t n, size_t size) { return hakmem::Calloc(n, size); }
 HAKMEM_EXPORT void* realloc(void* p, size_t size) { return hakmem::Realloc(p, size); }
 HAKMEM_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
@@ -138,8 +138,8 @@ HAKMEM_EXPORT void* __libc_memalign(size_t alignment, size_t size) {
 }
 
 // ---- C++ -------------------------------------------------------------------
-HAKMEM_EXPORT_CXX void* operator new(size_t size) { return New(size); }
-HAKMEM_EXPORT_CXX void* operator new[](size_t size) { return New(size); }
+HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void* operator new(size_t size) { return New(size); }
+HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void* operator new[](size_t size) { return New(size); }
 HAKMEM_EXPORT_CXX void* operator new(size_t size, const std::nothrow_t&) noexcept {
   return NewNothrow(size);
 }
@@ -161,18 +161,18 @@ HAKMEM_EXPORT_CXX void* operator new[](size_t size, std::align_val_t alignment,
   return NewAligned(size, alignment, true);
 }
 
-HAKMEM_EXPORT_CXX void operator delete(void* p) noexcept { FreeInline(p); }
-HAKMEM_EXPORT_CXX void operator delete[](void* p) noexcept { FreeInline(p); }
+HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void operator delete(void* p) noexcept { FreeInline(p); }
+HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void operator delete[](void* p) noexcept { FreeInline(p); }
 HAKMEM_EXPORT_CXX void operator delete(void* p, const std::nothrow_t&) noexcept {
   FreeInline(p);
 }
 HAKMEM_EXPORT_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept {
   FreeInline(p);
 }
-HAKMEM_EXPORT_CXX void operator delete(void* p, size_t size) noexcept {
+HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void operator delete(void* p, size_t size) noexcept {
   FreeSizedInline(p, size);
 }
-HAKMEM_EXPORT_CXX void operator delete[](void* p, size_t size) noexcept {
+HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void operator delete[](void* p, size_t size) noexcept {
   FreeSizedInline(p, size);
 }
 HAKMEM_EXPORT_CXX void operator delete(void* p, std::align_val_t) noexcept {

@@ -12,6 +12,11 @@
 
 #define HAKMEM_ALWAYS_INLINE inline __attribute__((always_inline))
 #define HAKMEM_NOINLINE __attribute__((noinline))
+// For the hot entry points (malloc, free, new, delete): each starts a cache
+// line, so that where the linker happens to place them does not change how
+// many lines (and decoded-instruction windows) the fast path spans. An
+// unaligned placement measured 1.5-2% slower on the small lanes.
+#define HAKMEM_HOT_ENTRY __attribute__((aligned(64)))
 // For globals the fast paths read: with -fvisibility=hidden alone, GCC still
 // reaches an extern declaration through the GOT in a shared object.
 #define HAKMEM_HIDDEN __attribute__((visibility("hidden")))

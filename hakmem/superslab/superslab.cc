@@ -126,7 +126,10 @@ constexpr uint32_t kReservedSlabs = 1u;
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
-  __atomic_store_n(&InfoOf(s)->owner, nullptr, __ATOMIC_RELEASE);
+  SlabInfo* info = InfoOf(s);
+  info->parked_carved_limit = __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
+  __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&info->owner, nullptr, __ATOMIC_RELEASE);
   ss->used_slabs &= ~(1u << SlabIndex(s));
   return ss->used_slabs == kReservedSlabs;
 }
@@ -143,6 +146,7 @@ Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
     s->used = 0;
     s->role = kSlabDetached;
     s->prev = s->next = nullptr;
+    __atomic_store_n(&info->carved_limit, info->parked_carved_limit, __ATOMIC_RELAXED);
     __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
     return s;
   }
@@ -156,6 +160,7 @@ void ForgetWarmSlabs(SuperSlab* ss) {
   for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
     ss->slabs[i].free = nullptr;
     __atomic_store_n(&ss->infos[i].carved_limit, 0, __ATOMIC_RELAXED);
+    ss->infos[i].parked_carved_limit = 0;
   }
 }
 }  // namespace

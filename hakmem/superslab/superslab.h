@@ -72,12 +72,15 @@ enum SlabRole : uint8_t {
 struct SlabInfo {
   const void* owner;       // owning heap while the slab is in use, else null
   uint64_t divisor_magic;  // see IsBlockStart
-  uint32_t carved_limit;   // see IsBlockStart (at most the slab size)
+  uint32_t carved_limit;   // see IsBlockStart (at most the slab size); 0 while free
   uint32_t start_offset;   // of the slab's first block in its SuperSlab
   uint16_t block_size;     // at most 32 KiB
   uint8_t size_class;
   uint8_t slab_shift;      // the SuperSlab's
-  uint32_t reserved;
+  // carved_limit while the slab is free (returned, its carved blocks kept
+  // for reuse): carved_limit itself is 0 then, so that IsBlockStart alone
+  // also says the slab is in use.
+  uint32_t parked_carved_limit;
 };
 static_assert(sizeof(SlabInfo) == kSlabRecordSize, "two records a line");
 
@@ -152,6 +155,8 @@ HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
 // carved_blocks*e <= carved_blocks*d fits 32 bits. `p` must lie in the
 // slab, so that n is below the slab size (or, in the colour gap before the
 // first block, wraps to a 32-bit n whose quotient exceeds any block count).
+// False for every pointer into a free slab (carved_limit 0), and into a
+// large region (its zeroed record 0).
 HAKMEM_ALWAYS_INLINE bool IsBlockStart(const SlabInfo* info, const void* p) {
   const uint64_t offset = static_cast<uint32_t>(
       (reinterpret_cast<uintptr_t>(p) & kRegionMask) - info->start_offset);

@@ -165,6 +165,8 @@ TEST(SuperSlabTest, AReturnedSlabStaysWarmForItsClass) {
   Block* head = s->free;
   SuperSlabReturnSlab(ss, s);
   EXPECT_EQ(InfoOf(s)->owner, nullptr);  // free: frees into it are invalid
+  // The free fast path's one check says so too.
+  EXPECT_FALSE(IsBlockStart(InfoOf(s), head));
   EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 77, kOwner), nullptr);  // other class
   Slab* again = SuperSlabTakeWarmSlab(ss, 76, kOwner);
   ASSERT_EQ(again, s);  // same class: its carved blocks come back
@@ -172,6 +174,7 @@ TEST(SuperSlabTest, AReturnedSlabStaysWarmForItsClass) {
   EXPECT_EQ(again->used, 0u);
   EXPECT_EQ(SlabCarved(again), 10u);
   EXPECT_EQ(InfoOf(again)->owner, kOwner);
+  EXPECT_TRUE(IsBlockStart(InfoOf(again), head));
   EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 76, kOwner), nullptr);  // taken
   SuperSlabReturnSlab(ss, again);
   // Re-formatted for another geometry: nothing is warm any more.

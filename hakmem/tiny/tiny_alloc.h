@@ -46,12 +46,10 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   const int tag = registry::TagOfInWindow(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
-  // A large region's tag leads to its zeroed record 0: owner null.
+  // Also false for a free slab's pointers, and a large region's (its tag
+  // leads to its zeroed record 0).
   const SlabInfo* info = SlabInfoOfWithShift(p, tag);
-  if (HAKMEM_UNLIKELY(__atomic_load_n(&info->owner, __ATOMIC_RELAXED) == nullptr ||
-                      !IsBlockStart(info, p))) {
-    return false;
-  }
+  if (HAKMEM_UNLIKELY(!IsBlockStart(info, p))) return false;
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
   const size_t c = info->size_class;
