@@ -88,25 +88,18 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   return s;
 }
 
-uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key) {
+uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key) {
   SlabInfo* info = InfoOf(s);
   const uint32_t size = info->block_size;
   const uint32_t carved = SlabCarved(s);
   const uint32_t capacity = SlabCapacity(s);
   const uint32_t n = capacity - carved < max_blocks ? capacity - carved : max_blocks;
-  if (n == 0) return 0;
-  // Built front to back, so blocks are handed out in address order.
   char* next = reinterpret_cast<char*>(SlabStart(s)) + static_cast<size_t>(carved) * size;
-  Block* head = reinterpret_cast<Block*>(next);
-  for (uint32_t i = 1; i < n; i++) {
+  for (uint32_t i = 0; i < n; i++, next += size) {
     Block* b = reinterpret_cast<Block*>(next);
-    b->next = reinterpret_cast<Block*>(next + size);
     b->key = free_key;
-    next += size;
+    out[i] = b;
   }
-  reinterpret_cast<Block*>(next)->next = s->free;
-  reinterpret_cast<Block*>(next)->key = free_key;
-  s->free = head;
   __atomic_store_n(&info->carved_limit, (carved + n) * CarveStep(info),
                    __ATOMIC_RELAXED);
   return n;

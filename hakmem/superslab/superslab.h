@@ -225,10 +225,11 @@ inline bool SlabCanCarve(const Slab* s) { return SlabCarved(s) < SlabCapacity(s)
 // Prepares slab `index` of `ss` for blocks of `block_size`. Carves nothing.
 Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
                const void* owner);
-// Carves up to `max_blocks` fresh blocks onto the slab's free list, marking
-// each with `free_key`; returns how many. Only the carved blocks' memory is
-// touched.
-uint32_t SlabCarve(Slab* s, uint32_t max_blocks, uint64_t free_key);
+// Carves up to `max_blocks` fresh blocks, in address order, into `out`,
+// marking each with `free_key`; returns how many. Only the carved blocks'
+// memory is touched (one store each). The slab's free list is left alone:
+// the blocks go straight to their taker (a bin), not through the list.
+uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key);
 // Index of a free slab of `ss` (marked used), or -1.
 int SuperSlabTakeFreeSlab(SuperSlab* ss);
 // A returned slab keeps its class and its carved free list (all its blocks)

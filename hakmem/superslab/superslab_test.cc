@@ -75,14 +75,14 @@ TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
   const int index = SuperSlabTakeFreeSlab(ss);
   for (uint32_t size : {16u, 48u, 64u, 80u, 1008u, 1024u, 1280u, 2048u}) {
     Slab* s = SlabInit(ss, index, size, 1, kOwner);
-    SlabCarve(s, 20, kKey);
+    Block* carved[20];
+    SlabCarve(s, carved, 20, kKey);
     for (uint64_t offset = 0; offset < 65536; offset += 8) {
       const bool expected = offset % size == 0 && offset / size < 20;
       ASSERT_EQ(IsStart(s, reinterpret_cast<void*>(SlabStart(s) + offset)), expected)
           << size << " " << offset;
     }
     EXPECT_EQ(SlabCarved(s), 20u);
-    s->free = nullptr;
   }
   SuperSlabReturnSlab(ss, &ss->slabs[index]);
   SuperSlabRelease(ss);
@@ -94,11 +94,13 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
   const int index = SuperSlabTakeFreeSlab(ss);
   Slab* s = SlabInit(ss, index, 48, 3, kOwner);
   EXPECT_EQ(SlabCapacity(s), (65536u - SlabColorOf(s)) / 48u);
-  EXPECT_EQ(s->free, nullptr);  // nothing carved yet
-  EXPECT_EQ(SlabCarve(s, 10, kKey), 10u);
+  EXPECT_EQ(SlabCarved(s), 0u);  // nothing carved yet
+  std::vector<Block*> carved(SlabCapacity(s) + 5);
+  EXPECT_EQ(SlabCarve(s, carved.data(), 10, kKey), 10u);
+  EXPECT_EQ(s->free, nullptr);  // straight to the taker, not onto the list
   uintptr_t expected = SlabStart(s);
-  int n = 0;
-  for (Block* b = s->free; b != nullptr; b = b->next, n++) {
+  for (int i = 0; i < 10; i++) {
+    Block* b = carved[i];
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b), expected);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
     EXPECT_EQ(SlabOf(b), s);
@@ -107,16 +109,15 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
     EXPECT_FALSE(IsStart(s, reinterpret_cast<char*>(b) + 16));  // interior
     expected += 48;
   }
-  EXPECT_EQ(n, 10);
   // Not carved yet, so not a block yet.
   EXPECT_FALSE(IsStart(s, reinterpret_cast<void*>(SlabStart(s) + 48 * 10)));
   // Carve the rest: exactly the capacity, never past the slab.
-  s->free = nullptr;
-  EXPECT_EQ(SlabCarve(s, 100000, kKey), SlabCapacity(s) - 10);
+  const uint32_t rest = SlabCapacity(s) - 10;
+  EXPECT_EQ(SlabCarve(s, carved.data(), 100000, kKey), rest);
   EXPECT_FALSE(SlabCanCarve(s));
-  EXPECT_EQ(SlabCarve(s, 5, kKey), 0u);
-  for (Block* b = s->free; b != nullptr; b = b->next) {
-    EXPECT_LE(reinterpret_cast<uintptr_t>(b) + 48, SlabStart(s) + SlabLimit(s));
+  EXPECT_EQ(SlabCarve(s, carved.data() + rest, 5, kKey), 0u);
+  for (uint32_t i = 0; i < rest; i++) {
+    EXPECT_LE(reinterpret_cast<uintptr_t>(carved[i]) + 48, SlabStart(s) + SlabLimit(s));
   }
   SuperSlabReturnSlab(ss, s);
   SuperSlabRelease(ss);
@@ -135,7 +136,8 @@ TEST(SuperSlabTest, ClassesStartAtDifferentCacheSetsAndStayAligned) {
     ASSERT_GT(index, 0);
     const uint32_t size = 16u * static_cast<uint32_t>(c);
     Slab* s = SlabInit(ss, index, size, c, kOwner);
-    SlabCarve(s, 4, kKey);
+    Block* carved[4];
+    SlabCarve(s, carved, 4, kKey);
     const uintptr_t first = SlabStart(s);
     sets.insert(static_cast<uint32_t>(first % 4096) / 64);
     const uint32_t natural = size & (0u - size);
@@ -161,7 +163,13 @@ TEST(SuperSlabTest, AReturnedSlabStaysWarmForItsClass) {
   ASSERT_NE(ss, nullptr);
   const int index = SuperSlabTakeFreeSlab(ss);
   Slab* s = SlabInit(ss, index, 8192, 76, kOwner);
-  ASSERT_EQ(SlabCarve(s, 10, kKey), 10u);
+  Block* carved[10];
+  ASSERT_EQ(SlabCarve(s, carved, 10, kKey), 10u);
+  // All ten freed back onto its list (as the heap does before returning it).
+  for (Block* b : carved) {
+    b->next = s->free;
+    s->free = b;
+  }
   Block* head = s->free;
   SuperSlabReturnSlab(ss, s);
   EXPECT_EQ(InfoOf(s)->owner, nullptr);  // free: frees into it are invalid
@@ -204,9 +212,11 @@ TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
   for (int index = 1; index < 4; index++) {
     SuperSlabTakeFreeSlab(ss);
     Slab* s = SlabInit(ss, index, 4096 * 2, 76, kOwner);
-    SlabCarve(s, 1000, kKey);
-    for (Block* b = s->free; b != nullptr; b = b->next) {
-      ASSERT_EQ(reinterpret_cast<uintptr_t>(b) % 8192, 0u);
+    Block* carved[64];
+    const uint32_t n = SlabCarve(s, carved, 64, kKey);
+    ASSERT_EQ(n, SlabCapacity(s));
+    for (uint32_t i = 0; i < n; i++) {
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(carved[i]) % 8192, 0u);
     }
     SuperSlabReturnSlab(ss, s);
   }

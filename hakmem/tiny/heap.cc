@@ -87,18 +87,9 @@ Heap* NewHeapLocked() {
   return h;
 }
 
-// Blocks carved per refill: about 8 KiB worth, at most 256. Carving writes
-// each block's header, so every carved block costs resident memory (a page
-// per block for 4 KiB and up) whether or not it is used: a slab of big blocks
-// starts with one or two and doubles with use, up to 8 (fewer refills once
-// the class is busy; measured: a fixed one per refill cost 6% on 4096-32768).
-uint32_t CarveBatch(const Slab* s) {
-  const uint32_t by_bytes = 8192 / InfoOf(s)->block_size;
-  if (by_bytes >= 8) return by_bytes > 256 ? 256 : by_bytes;
-  const uint32_t carved = SlabCarved(s);
-  const uint32_t floor = by_bytes < 1 ? 1 : by_bytes;
-  return carved < floor ? floor : (carved > 8 ? 8 : carved);
-}
+// True if slab `s` (a real one, not kEmptySlab) can give a block: from its
+// list, or by carving.
+bool SlabHasRoom(const Slab* s) { return s->free != nullptr || SlabCanCarve(s); }
 
 int GeometryOf(int slab_shift) { return slab_shift == kSmallSlabShift ? 0 : 1; }
 
@@ -162,9 +153,7 @@ Slab* NewSlab(Heap* h, int size_class) {
   }
   const int index = SuperSlabTakeFreeSlab(ss);
   NoteSlabTaken(h, g, ss);
-  Slab* s = SlabInit(ss, index, ClassSizeOf(size_class), size_class, h);
-  SlabCarve(s, CarveBatch(s), g_free_key);
-  return s;
+  return SlabInit(ss, index, ClassSizeOf(size_class), size_class, h);
 }
 
 [[noreturn]] void ReportDoubleFreeInBins(const Block* b) {
@@ -348,26 +337,17 @@ void FlushAllBins(Heap* h) {
   }
 }
 
-// A slab of class `size_class` with a free block, or nullptr (out of memory).
+// Makes a slab of class `size_class` with room (a free block, or room to
+// carve) current and returns it, or nullptr (out of memory).
 Slab* Refill(Heap* h, int size_class) {
-  if (!h->remote.Empty()) {
-    DrainRemote(h);  // may refill, or retire and return, current slabs
-    if (h->current[size_class]->free != nullptr) return h->current[size_class];
-  }
-  Slab* s = h->current[size_class];
-  if (s != &kEmptySlab && SlabCanCarve(s)) {
-    SlabCarve(s, CarveBatch(s), g_free_key);
-    return s;
-  }
   // The current slab is full: it leaves `current` and stays off the lists
   // until a free gives it room again.
   while (Slab* p = h->partial[size_class].head) {
     h->partial[size_class].Remove(p);
     SetCurrent(h, size_class, p);
-    if (p->free == nullptr && SlabCanCarve(p)) SlabCarve(p, CarveBatch(p), g_free_key);
-    if (p->free != nullptr) return p;
+    if (SlabHasRoom(p)) return p;
   }
-  s = NewSlab(h, size_class);
+  Slab* s = NewSlab(h, size_class);
   if (s == nullptr) return nullptr;
   SetCurrent(h, size_class, s);
   return s;
@@ -465,7 +445,13 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
   uint32_t n = 0;
   while (n < max) {
     Slab* s = h->current[size_class];
-    if (s->free == nullptr) {
+    if (s->free == nullptr && !h->remote.Empty()) {
+      // Blocks other threads gave back come before fresh ones. (Draining
+      // may refill, or retire and return, current slabs.)
+      DrainRemote(h);
+      s = h->current[size_class];
+    }
+    if (s == &kEmptySlab || !SlabHasRoom(s)) {
       s = Refill(h, size_class);
       if (s == nullptr) break;
     }
@@ -477,11 +463,14 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
       b = b->next;
     }
     s->free = b;
-    s->used += n - first;
     // Unlinked before their keys change: a fork child never finds a block
     // with a bin's key on a slab's list.
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     for (uint32_t i = first; i < n; i++) out[i]->key = h->free_key;
+    // Then fresh blocks, carved straight into `out` (one store each: no
+    // list to build and walk again).
+    if (b == nullptr && n < max) n += SlabCarve(s, out + n, max - n, h->free_key);
+    s->used += n - first;
   }
   return n;
 }
