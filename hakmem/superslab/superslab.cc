@@ -139,8 +139,9 @@ Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
     s->used = 0;
     s->role = kSlabDetached;
     s->prev = s->next = nullptr;
-    __atomic_store_n(&info->carved_limit, info->parked_carved_limit, __ATOMIC_RELAXED);
+    // Owner first: a free that passes the block-start check finds it set.
     __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
+    __atomic_store_n(&info->carved_limit, info->parked_carved_limit, __ATOMIC_RELEASE);
     return s;
   }
   return nullptr;

@@ -566,8 +566,7 @@ void* TinyMallocSlow(int size_class) {
     }
     FlushOutgoing(h);
     TinyUpkeep();
-    // A heap just adopted (of a dead thread, or orphaned by fork) may come
-    // with blocks in its bins.
+    // A heap just adopted (a dead thread's) may come with blocks in its bins.
     const uint32_t top = h->bins[size_class].top;
     if (Block* b = *BinSlotAt(h, top)) return PopFromBin(h, size_class, top, b);
     p = RefillBinAndPop(h, size_class);
