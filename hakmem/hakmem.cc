@@ -120,6 +120,22 @@ void* Realloc(void* p, size_t size) {
     internal::FreeInline(p);
     return nullptr;
   }
+  // A live small block: stays if the new size fits and uses more than half
+  // of it (a string growing a byte at a time moves once per class).
+  if (const size_t usable = TinyLiveBlockSize(p)) {
+    if (size <= usable && size > usable / 2) return p;
+    void* q = internal::MallocInline(size);
+    if (q == nullptr) return nullptr;  // p is untouched
+    memcpy(q, p, size < usable ? size : usable);
+    internal::FreeInline(p);
+    return q;
+  }
+  if (const LargeHeader* large = LiveLargeBlockHeader(p)) {
+    const size_t usable = LargeUsableSize(large);
+    if (size > kMaxSmallSize && size <= usable && usable - size < kLargeShrinkInPlaceSlack) {
+      return p;  // what LargeResizeInPlace would decide, without its checks
+    }
+  }
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "realloc(): invalid pointer");
   const size_t usable = CheckedUsableSize(region, p, "realloc(): invalid pointer");
@@ -180,6 +196,7 @@ int PosixMemalign(void** out, size_t alignment, size_t size) {
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
+  if (const size_t usable = TinyLiveBlockSize(p)) return usable;
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) return 0;
   return CheckedUsableSize(region, p, "malloc_usable_size(): invalid pointer");

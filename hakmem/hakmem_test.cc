@@ -106,6 +106,36 @@ TEST(HakmemTest, ReallocKeepsContentsAcrossClassesAndIntoLargeBlocks) {
   Free(p);
 }
 
+TEST(HakmemTest, ReallocStaysInPlaceWhileTheBlockFits) {
+  // Small: within the class and above half of it, the block stays.
+  char* p = static_cast<char*>(Malloc(100));
+  const size_t usable = UsableSize(p);
+  ASSERT_GE(usable, 100u);
+  memset(p, 5, 100);
+  EXPECT_EQ(Realloc(p, usable), p);
+  EXPECT_EQ(Realloc(p, usable / 2 + 1), p);
+  char* q = static_cast<char*>(Realloc(p, usable / 2));  // half or less: moves
+  EXPECT_NE(q, p);
+  EXPECT_EQ(q[usable / 2 - 1], 5);
+  q = static_cast<char*>(Realloc(q, usable + 1));  // past the class: moves
+  EXPECT_EQ(q[0], 5);
+  EXPECT_GE(UsableSize(q), usable + 1);
+  Free(q);
+  // Large: up to the mapped end, and shrinking by less than 64 KiB.
+  char* big = static_cast<char*>(Malloc(400000));
+  const size_t big_usable = UsableSize(big);
+  ASSERT_GE(big_usable, 400000u);
+  big[99999] = 9;
+  EXPECT_EQ(Realloc(big, big_usable), big);
+  EXPECT_EQ(Realloc(big, big_usable - 60000), big);
+  EXPECT_EQ(UsableSize(big), big_usable);  // nothing unmapped
+  EXPECT_EQ(Realloc(big, 100000), big);    // shrinks in place, tail unmapped
+  EXPECT_LT(UsableSize(big), big_usable);
+  EXPECT_GE(UsableSize(big), 100000u);
+  EXPECT_EQ(big[99999], 9);
+  Free(big);
+}
+
 TEST(HakmemTest, ReallocEdgeCases) {
   void* p = Realloc(nullptr, 100);  // like malloc
   ASSERT_NE(p, nullptr);

@@ -81,10 +81,6 @@ void LargeFree(LargeHeader* header, void* p) {
   g_cache.MaybeEnforceLimits();
 }
 
-size_t LargeUsableSize(const LargeHeader* header) {
-  return header->region.mapped_size - header->block_offset;
-}
-
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size) {
   if (new_size > (size_t{1} << 46)) return false;
   const size_t need = PageRound(header->block_offset + new_size);
@@ -92,7 +88,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size) {
   if (need == mapped) return true;
   if (need < mapped) {
     // Shrink only when it frees a meaningful amount.
-    if (mapped - need < 64 * 1024) return true;
+    if (mapped - need < kLargeShrinkInPlaceSlack) return true;
     platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
     header->region.mapped_size = need;
     return true;

@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hakmem/platform.h"
 #include "hakmem/registry/region.h"
 #include "hakmem/registry/region_cache.h"
+#include "hakmem/registry/registry.h"
 
 namespace hakmem {
 
@@ -32,7 +34,24 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
 // `header` is the registered region owning `p`. Reports and aborts if `p` is
 // not its block.
 void LargeFree(LargeHeader* header, void* p);
-size_t LargeUsableSize(const LargeHeader* header);
+inline size_t LargeUsableSize(const LargeHeader* header) {
+  return header->region.mapped_size - header->block_offset;
+}
+// A block shrinks in place (its tail stays mapped) unless that would free
+// at least this much.
+constexpr size_t kLargeShrinkInPlaceSlack = 64 * 1024;
+// The header of `p` if `p` is a live large block in the registry's window,
+// else nullptr (the caller takes its checked slow path, which reports
+// misuse). Inline, for realloc's common case: the block still fits.
+HAKMEM_ALWAYS_INLINE LargeHeader* LiveLargeBlockHeader(const void* p) {
+  if (registry::TagOfInWindow(p) != registry::kTagLarge) return nullptr;
+  LargeHeader* header = reinterpret_cast<LargeHeader*>(RegionBaseOf(p));
+  if (HAKMEM_UNLIKELY(header->region.magic != kRegionMagic || header->block_offset == 0 ||
+                      reinterpret_cast<char*>(header) + header->block_offset != p)) {
+    return nullptr;
+  }
+  return header;
+}
 // Grows or shrinks the block in place if the mapping allows. True on success.
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size);
 // Checks that `p` is the block of `header`; reports and aborts otherwise.

@@ -62,6 +62,18 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   return true;
 }
 
+// Block size of `p` if it is a live block of a slab in use (a carved block
+// start without a free key), else 0: the caller takes its checked slow path,
+// which reports misuse. For realloc and malloc_usable_size.
+HAKMEM_ALWAYS_INLINE size_t TinyLiveBlockSize(const void* p) {
+  const int tag = registry::TagOfInWindow(p);
+  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return 0;
+  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  if (HAKMEM_UNLIKELY(!IsBlockStart(info, p))) return 0;
+  if (HAKMEM_UNLIKELY(KeyMarksFree(static_cast<const Block*>(p)->key))) return 0;
+  return info->block_size;
+}
+
 }  // namespace hakmem
 
 #endif  // HAKMEM_TINY_TINY_ALLOC_H_
