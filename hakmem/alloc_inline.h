@@ -28,12 +28,7 @@ HAKMEM_ALWAYS_INLINE void FreeInline(void* p) {
 
 // Sized delete: the fast path also checks the size against the block's class.
 HAKMEM_ALWAYS_INLINE void FreeSizedInline(void* p, size_t size) {
-  const int tag = registry::TagOfInWindow(p);
-  if (HAKMEM_LIKELY(size <= kMaxSmallSize && tag != registry::kTagNone &&
-                    SlabInfoOfWithShift(p, tag)->size_class == SizeToClass(size) &&
-                    TinyTryFreeFast(p))) {
-    return;
-  }
+  if (HAKMEM_LIKELY(TinyTryFreeSizedFast(p, size))) return;
   FreeSizedSlow(p, size);
 }
 

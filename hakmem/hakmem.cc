@@ -163,7 +163,8 @@ void* ReallocArray(void* p, size_t count, size_t size) {
   return Realloc(p, total);
 }
 
-void* AlignedAlloc(size_t alignment, size_t size) {
+namespace {
+HAKMEM_NOINLINE void* AlignedAllocSlow(size_t alignment, size_t size) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
     errno = EINVAL;
     return nullptr;
@@ -179,6 +180,21 @@ void* AlignedAlloc(size_t alignment, size_t size) {
   }
   bool zeroed;
   return LargeOrNull(size, alignment, &zeroed);
+}
+}  // namespace
+
+// The common case inline (a small block's class has a block in the bin);
+// the rest, invalid alignments included, in AlignedAllocSlow.
+void* AlignedAlloc(size_t alignment, size_t size) {
+  const bool power_of_two = alignment != 0 && (alignment & (alignment - 1)) == 0;
+  if (HAKMEM_LIKELY(power_of_two && size <= kMaxSmallSize)) {
+    const int size_class = alignment <= 16 ? static_cast<int>(SizeToClass(size))
+                                           : AlignedSizeToClass(size, alignment);
+    if (HAKMEM_LIKELY(size_class >= 0)) {
+      if (void* p = TinyTryPop(static_cast<size_t>(size_class))) return p;
+    }
+  }
+  return AlignedAllocSlow(alignment, size);
 }
 
 int PosixMemalign(void** out, size_t alignment, size_t size) {

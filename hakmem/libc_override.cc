@@ -46,15 +46,19 @@ HAKMEM_NOINLINE void* NewSlow(size_t size, size_t alignment, bool nothrow) {
   }
 }
 
+// The bin's pop inline; everything else (a refill, a large block, running
+// out of memory) in NewSlow, so that the fast path needs no stack frame.
 HAKMEM_ALWAYS_INLINE void* New(size_t size) {
-  void* p = MallocInline(size);
-  if (HAKMEM_LIKELY(p != nullptr)) return p;
+  if (HAKMEM_LIKELY(size <= hakmem::kMaxSmallSize)) {
+    if (void* p = hakmem::TinyTryPop(hakmem::SizeToClass(size))) return p;
+  }
   return NewSlow(size, 16, false);
 }
 
 HAKMEM_ALWAYS_INLINE void* NewNothrow(size_t size) {
-  void* p = MallocInline(size);
-  if (HAKMEM_LIKELY(p != nullptr)) return p;
+  if (HAKMEM_LIKELY(size <= hakmem::kMaxSmallSize)) {
+    if (void* p = hakmem::TinyTryPop(hakmem::SizeToClass(size))) return p;
+  }
   return NewSlow(size, 16, true);
 }
 

@@ -61,16 +61,36 @@ HAKMEM_ALWAYS_INLINE size_t SizeToClass(size_t size) {
   return kSizeClassTable.by_granule[(size + 15) >> 4];
 }
 
+// For each alignment 2^k (k = 5..15, 32 B to 32 KiB) and class c: the
+// smallest class from c on whose size is a multiple of 2^k (its blocks are
+// then 2^k-aligned: see the slab colouring), or -1.
+constexpr int kFirstAlignedShift = 5;
+constexpr int kAlignedRows = 11;
+struct AlignedClassTable {
+  int8_t from_class[kAlignedRows][kNumClasses];
+};
+constexpr AlignedClassTable MakeAlignedClassTable() {
+  AlignedClassTable table{};
+  for (int row = 0; row < kAlignedRows; row++) {
+    const uint32_t alignment = 1u << (row + kFirstAlignedShift);
+    int next = -1;
+    for (int c = kNumClasses - 1; c >= 0; c--) {
+      if (ClassSizeOf(c) % alignment == 0) next = c;
+      table.from_class[row][c] = static_cast<int8_t>(next);
+    }
+  }
+  return table;
+}
+inline constexpr AlignedClassTable kAlignedClassTable = MakeAlignedClassTable();
+
 // Smallest class that can hold `size` and whose blocks are all aligned to
-// `alignment` (a power of two, 16 < alignment <= 64 KiB), or -1.
+// `alignment` (a power of two above 16), or -1.
 inline int AlignedSizeToClass(size_t size, size_t alignment) {
-  if (alignment > 65536) return -1;
+  if (alignment > kMaxSmallSize) return -1;
   if (size < alignment) size = alignment;
   if (size > kMaxSmallSize) return -1;
-  for (int c = static_cast<int>(SizeToClass(size)); c < kNumClasses; c++) {
-    if (ClassSizeOf(c) % alignment == 0) return c;
-  }
-  return -1;
+  return kAlignedClassTable.from_class[__builtin_ctzll(alignment) - kFirstAlignedShift]
+                                      [SizeToClass(size)];
 }
 
 }  // namespace hakmem

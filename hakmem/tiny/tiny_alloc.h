@@ -26,13 +26,20 @@
 
 namespace hakmem {
 
-HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
+// The pop alone: nullptr if the bin is empty (the caller's slow path then
+// allocates; for operator new, one that also throws).
+HAKMEM_ALWAYS_INLINE void* TinyTryPop(size_t size_class) {
   Heap* h = tl_heap;
   const uint32_t top = h->bins[size_class].top;
   Block* b = *BinSlotAt(h, top);
   // The null sentinel: the bin is empty.
-  if (HAKMEM_UNLIKELY(b == nullptr)) return TinyMallocSlow(static_cast<int>(size_class));
+  if (HAKMEM_UNLIKELY(b == nullptr)) return nullptr;
   return PopFromBin(h, size_class, top, b);
+}
+
+HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
+  if (void* p = TinyTryPop(size_class)) return p;
+  return TinyMallocSlow(static_cast<int>(size_class));
 }
 
 // `size` <= kMaxSmallSize.
@@ -40,16 +47,10 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
   return TinyMallocClass(SizeToClass(size));
 }
 
-// Frees `p` onto this thread's bin if it is a carved block start of a slab
-// in use (any heap's), not the block freed last, and the bin has room;
-// returns false (touching nothing) otherwise.
-HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
-  const int tag = registry::TagOfInWindow(p);
-  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
-  // Also false for a free slab's pointers, and a large region's (its tag
-  // leads to its zeroed record 0).
-  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
-  if (HAKMEM_UNLIKELY(!IsBlockStart(info, p))) return false;
+// Pushes `p`, a carved block start of the slab of `info` (in use, any
+// heap's), on this thread's bin unless it is the block freed last or the
+// bin is full; returns false (touching nothing) then.
+HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, const SlabInfo* info) {
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
   const size_t c = info->size_class;
@@ -60,6 +61,30 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   if (HAKMEM_UNLIKELY(*BinSlotAt(h, top) == b)) return false;
   PushOnBin(h, c, top, b);
   return true;
+}
+
+// Frees `p` onto this thread's bin if it is a carved block start of a slab
+// in use (see TinyPushFreed); returns false (touching nothing) otherwise.
+HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
+  const int tag = registry::TagOfInWindow(p);
+  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
+  // Also false for a free slab's pointers, and a large region's (its tag
+  // leads to its zeroed record 0).
+  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  if (HAKMEM_UNLIKELY(!IsBlockStart(info, p))) return false;
+  return TinyPushFreed(p, info);
+}
+
+// The same for a sized delete: also false unless `size` is of the block's
+// class.
+HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
+  const int tag = registry::TagOfInWindow(p);
+  if (HAKMEM_UNLIKELY(tag == registry::kTagNone || size > kMaxSmallSize)) return false;
+  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  if (HAKMEM_UNLIKELY(info->size_class != SizeToClass(size) || !IsBlockStart(info, p))) {
+    return false;
+  }
+  return TinyPushFreed(p, info);
 }
 
 // Block size of `p` if it is a live block of a slab in use (a carved block
