@@ -100,4 +100,25 @@ std::string FindRunfile(const std::string& path) {
 
 std::string FindHakmemSo() { return FindRunfile("hakmem/libhakmem.so"); }
 
+bool ResolvePreloadedAllocators(const std::string& list, const std::string& hakmem_so,
+                                const char* program, std::vector<PreloadedAllocator>* out,
+                                std::string* error) {
+  std::vector<const AllocatorInfo*> infos = {FindAllocator("glibc")};
+  if (!ParseAllocatorList(list, program, &infos, error)) return false;
+  for (const AllocatorInfo* info : infos) {
+    if (info->is_floor) continue;
+    PreloadedAllocator a{info, ""};
+    if (info->preload == Preload::kFixedPath) a.preload = info->shared_object;
+    if (info->preload == Preload::kHakmem) {
+      a.preload = hakmem_so.empty() ? FindHakmemSo() : ExistingFile(hakmem_so);
+      if (a.preload.empty()) {
+        *error = "cannot find libhakmem.so (build with Bazel or pass --hakmem_so)";
+        return false;
+      }
+    }
+    out->push_back(a);
+  }
+  return true;
+}
+
 }  // namespace bench

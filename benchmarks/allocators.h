@@ -43,6 +43,21 @@ const AllocatorInfo* FindAllocator(const std::string& name);
 bool ParseAllocatorList(const std::string& flag, const char* program,
                         std::vector<const AllocatorInfo*>* out, std::string* error);
 
+// An allocator and the LD_PRELOAD value that puts it into a child process
+// ("" for glibc).
+struct PreloadedAllocator {
+  const AllocatorInfo* info;
+  std::string preload;
+};
+
+// glibc (the reference) first, then the allocators of `list` (as
+// ParseAllocatorList; the floor is left out), each with its preload path.
+// `hakmem_so` says where libhakmem.so is ("": from the runfiles). False,
+// with `error`, if one is unknown or missing.
+bool ResolvePreloadedAllocators(const std::string& list, const std::string& hakmem_so,
+                                const char* program, std::vector<PreloadedAllocator>* out,
+                                std::string* error);
+
 // Where Bazel put `path` (relative to the workspace, e.g.
 // "hakmem/libhakmem.so") for the running binary, a `data` dependency of it;
 // or "".

@@ -18,17 +18,18 @@
 #include "absl/strings/strip.h"
 
 namespace bench {
-namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 double Median(std::vector<double> values) {
-  if (values.empty()) return kNaN;
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
   std::sort(values.begin(), values.end());
   const size_t mid = values.size() / 2;
   return values.size() % 2 == 1 ? values[mid]
                                  : (values[mid - 1] + values[mid]) / 2;
 }
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 const Row* FindRow(const LaneReport& lane, const std::string& name) {
   for (const Row& row : lane.rows) {

@@ -79,6 +79,9 @@ struct Report {
   std::vector<LaneReport> lanes;
 };
 
+// The median of `values` (NaN if empty).
+double Median(std::vector<double> values);
+
 // Medians, ratios and own ns/op of every row in `lane`.
 void Summarize(LaneReport* lane);
 

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmarks/allocators.h"
 #include "benchmarks/child_process.h"
+#include "benchmarks/report.h"
 
 ABSL_FLAG(int, runs, 200, "Runs per program and allocator (median reported).");
 ABSL_FLAG(std::string, allocator, "all",
@@ -37,11 +38,6 @@ ABSL_FLAG(std::string, hakmem_so, "",
           "runfiles).");
 
 namespace {
-
-struct Allocator {
-  const bench::AllocatorInfo* info;
-  std::string preload;  // "" for glibc
-};
 
 struct Program {
   const char* name;
@@ -70,35 +66,6 @@ bool RunOnce(const std::vector<std::string>& argv, const std::vector<std::string
   return true;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-bool ResolveAllocators(std::vector<Allocator>* out, std::string* error) {
-  std::vector<const bench::AllocatorInfo*> infos = {bench::FindAllocator("glibc")};
-  if (!bench::ParseAllocatorList(absl::GetFlag(FLAGS_allocator), "startup", &infos, error)) {
-    return false;
-  }
-  infos.erase(std::remove_if(infos.begin(), infos.end(),
-                             [](const bench::AllocatorInfo* info) { return info->is_floor; }),
-              infos.end());
-  for (const bench::AllocatorInfo* info : infos) {
-    Allocator a{info, ""};
-    if (info->preload == bench::Preload::kFixedPath) a.preload = info->shared_object;
-    if (info->preload == bench::Preload::kHakmem) {
-      const std::string flag = absl::GetFlag(FLAGS_hakmem_so);
-      a.preload = flag.empty() ? bench::FindHakmemSo() : bench::ExistingFile(flag);
-      if (a.preload.empty()) {
-        *error = "cannot find libhakmem.so (build with Bazel or pass --hakmem_so)";
-        return false;
-      }
-    }
-    out->push_back(a);
-  }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,9 +76,11 @@ int main(int argc, char** argv) {
     fprintf(stderr, "startup: --runs must be at least 1\n");
     return 2;
   }
-  std::vector<Allocator> allocators;
+  std::vector<bench::PreloadedAllocator> allocators;
   std::string error;
-  if (!ResolveAllocators(&allocators, &error)) {
+  if (!bench::ResolvePreloadedAllocators(absl::GetFlag(FLAGS_allocator),
+                                         absl::GetFlag(FLAGS_hakmem_so), "startup",
+                                         &allocators, &error)) {
     fprintf(stderr, "startup: %s\n", error.c_str());
     return 2;
   }
@@ -161,10 +130,10 @@ int main(int argc, char** argv) {
   printf("%-11s %-22s %9s %8s %11s %11s\n", "program", "allocator", "us/run",
          "x glibc", "VmSize KiB", "VmRSS KiB");
   for (size_t p = 0; p < programs.size(); p++) {
-    const double glibc_us = Median(samples[p][0].micros);
+    const double glibc_us = bench::Median(samples[p][0].micros);
     for (size_t a = 0; a < allocators.size(); a++) {
       const Sample& s = samples[p][a];
-      const double us = Median(s.micros);
+      const double us = bench::Median(s.micros);
       char vmsize[32] = "-", vmrss[32] = "-";
       if (s.vmsize_kb >= 0) snprintf(vmsize, sizeof(vmsize), "%ld", s.vmsize_kb);
       if (s.vmrss_kb >= 0) snprintf(vmrss, sizeof(vmrss), "%ld", s.vmrss_kb);

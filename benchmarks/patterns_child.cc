@@ -1,0 +1,166 @@
+// patterns_child: allocation patterns that random_mixed's lanes leave out,
+// timed under whatever malloc the process has (LD_PRELOAD decides; see
+// patterns.cc, which runs this under each allocator side by side).
+//
+// Prints one line per pattern, "<name> <ns per call or pair>", the best of
+// three rounds. --scale=S multiplies every pattern's work (the test runs a
+// small fraction).
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <new>
+#include <vector>
+
+namespace {
+
+double NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// Pointers stored here escape, so the compiler keeps every allocation.
+constexpr int kSlots = 64;
+void* volatile g_slots[kSlots];
+
+template <typename Body>
+double BestOfThree(double calls, Body body) {
+  double best = 1e300;
+  for (int round = 0; round < 3; round++) {
+    const double start = NowNs();
+    body();
+    const double ns = NowNs() - start;
+    if (ns < best) best = ns;
+  }
+  return best / calls;
+}
+
+void FreeSlots() {
+  for (void* volatile& slot : g_slots) {
+    free(slot);
+    slot = nullptr;
+  }
+}
+
+// A working set of 64 blocks, each replaced in turn: the common case of
+// short-lived objects, through each entry point.
+double NewDelete(long n) {
+  const double ns = BestOfThree(n, [n] {
+    for (long i = 0; i < n; i++) {
+      const int k = static_cast<int>(i & (kSlots - 1));
+      ::operator delete(g_slots[k]);
+      g_slots[k] = ::operator new(48 + static_cast<size_t>(i & 7) * 16);
+    }
+  });
+  for (void* volatile& slot : g_slots) {
+    ::operator delete(slot);
+    slot = nullptr;
+  }
+  return ns;
+}
+
+double SizedDelete(long n) {
+  const double ns = BestOfThree(n, [n] {
+    for (long i = 0; i < n; i++) {
+      const int k = static_cast<int>(i & (kSlots - 1));
+      if (g_slots[k] != nullptr) ::operator delete(g_slots[k], 64);
+      g_slots[k] = ::operator new(64);
+    }
+  });
+  for (void* volatile& slot : g_slots) {
+    ::operator delete(slot, 64);
+    slot = nullptr;
+  }
+  return ns;
+}
+
+double AlignedAlloc(long n) {
+  const double ns = BestOfThree(n, [n] {
+    for (long i = 0; i < n; i++) {
+      const int k = static_cast<int>(i & (kSlots - 1));
+      free(g_slots[k]);
+      g_slots[k] = aligned_alloc(64, 128);
+    }
+  });
+  FreeSlots();
+  return ns;
+}
+
+double Calloc(long n) {
+  const double ns = BestOfThree(n, [n] {
+    for (long i = 0; i < n; i++) {
+      const int k = static_cast<int>(i & (kSlots - 1));
+      free(g_slots[k]);
+      g_slots[k] = calloc(1, 16 + static_cast<size_t>(i & 63) * 16);
+    }
+  });
+  FreeSlots();
+  return ns;
+}
+
+// A buffer grown one byte at a time (a string being appended to).
+double ReallocGrow(size_t from, size_t to, long buffers) {
+  return BestOfThree(static_cast<double>(buffers) * static_cast<double>(to - from + 1),
+                     [from, to, buffers] {
+                       for (long b = 0; b < buffers; b++) {
+                         char* p = static_cast<char*>(malloc(from));
+                         for (size_t size = from; size <= to; size++) {
+                           p = static_cast<char*>(realloc(p, size));
+                           p[size - 1] = 1;
+                         }
+                         g_slots[0] = p;
+                         free(p);
+                       }
+                     });
+}
+
+// Builds a structure of `n` blocks of `size` bytes, touching each, then
+// frees it all; prints malloc's and free's ns per call.
+void BuildAndTearDown(const char* name, long n, size_t size) {
+  std::vector<void*> blocks(static_cast<size_t>(n));
+  double best_malloc = 1e300, best_free = 1e300;
+  for (int round = 0; round < 3; round++) {
+    const double start = NowNs();
+    for (void*& p : blocks) {
+      p = malloc(size);
+      static_cast<char*>(p)[0] = 1;
+    }
+    const double built = NowNs();
+    for (void* p : blocks) free(p);
+    const double done = NowNs();
+    if (built - start < best_malloc) best_malloc = built - start;
+    if (done - built < best_free) best_free = done - built;
+  }
+  printf("%s:malloc %.2f\n", name, best_malloc / static_cast<double>(n));
+  printf("%s:free %.2f\n", name, best_free / static_cast<double>(n));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double scale = 1;
+  for (int i = 1; i < argc; i++) {
+    if (strncmp(argv[i], "--scale=", 8) == 0) scale = atof(argv[i] + 8);
+  }
+  if (!(scale > 0 && scale <= 100)) {
+    fprintf(stderr, "patterns_child: --scale must be in (0, 100]\n");
+    return 2;
+  }
+  auto count = [scale](double base) {
+    const long n = static_cast<long>(base * scale);
+    return n < 1 ? 1L : n;
+  };
+  printf("new_delete %.2f\n", NewDelete(count(4e6)));
+  printf("sized_delete %.2f\n", SizedDelete(count(4e6)));
+  printf("aligned_alloc %.2f\n", AlignedAlloc(count(4e6)));
+  printf("calloc %.2f\n", Calloc(count(4e6)));
+  printf("realloc_small %.2f\n", ReallocGrow(1, 32768, count(40)));
+  printf("realloc_large %.2f\n", ReallocGrow(40000, 240000, count(10)));
+  BuildAndTearDown("teardown16", count(2e6), 16);
+  BuildAndTearDown("teardown64", count(2e6), 64);
+  BuildAndTearDown("teardown256", count(1e6), 256);
+  return 0;
+}
