@@ -38,67 +38,43 @@ double BestOfThree(double calls, Body body) {
   return best / calls;
 }
 
-void FreeSlots() {
-  for (void* volatile& slot : g_slots) {
-    free(slot);
-    slot = nullptr;
-  }
-}
-
-// A working set of 64 blocks, each replaced in turn: the common case of
+// A working set of 64 blocks, each replaced in turn: `release` frees a
+// slot's block, `acquire(i)` allocates the next one. The common case of
 // short-lived objects, through each entry point.
-double NewDelete(long n) {
-  const double ns = BestOfThree(n, [n] {
+template <typename Release, typename Acquire>
+double ReplaceInTurn(long n, Release release, Acquire acquire) {
+  const double ns = BestOfThree(n, [&] {
     for (long i = 0; i < n; i++) {
-      const int k = static_cast<int>(i & (kSlots - 1));
-      ::operator delete(g_slots[k]);
-      g_slots[k] = ::operator new(48 + static_cast<size_t>(i & 7) * 16);
+      void* volatile& slot = g_slots[i & (kSlots - 1)];
+      if (slot != nullptr) release(slot);
+      slot = acquire(i);
     }
   });
   for (void* volatile& slot : g_slots) {
-    ::operator delete(slot);
+    if (slot != nullptr) release(slot);
     slot = nullptr;
   }
   return ns;
+}
+
+double NewDelete(long n) {
+  return ReplaceInTurn(
+      n, [](void* p) { ::operator delete(p); },
+      [](long i) { return ::operator new(48 + static_cast<size_t>(i & 7) * 16); });
 }
 
 double SizedDelete(long n) {
-  const double ns = BestOfThree(n, [n] {
-    for (long i = 0; i < n; i++) {
-      const int k = static_cast<int>(i & (kSlots - 1));
-      if (g_slots[k] != nullptr) ::operator delete(g_slots[k], 64);
-      g_slots[k] = ::operator new(64);
-    }
-  });
-  for (void* volatile& slot : g_slots) {
-    ::operator delete(slot, 64);
-    slot = nullptr;
-  }
-  return ns;
+  return ReplaceInTurn(
+      n, [](void* p) { ::operator delete(p, 64); }, [](long) { return ::operator new(64); });
 }
 
 double AlignedAlloc(long n) {
-  const double ns = BestOfThree(n, [n] {
-    for (long i = 0; i < n; i++) {
-      const int k = static_cast<int>(i & (kSlots - 1));
-      free(g_slots[k]);
-      g_slots[k] = aligned_alloc(64, 128);
-    }
-  });
-  FreeSlots();
-  return ns;
+  return ReplaceInTurn(n, free, [](long) { return aligned_alloc(64, 128); });
 }
 
 double Calloc(long n) {
-  const double ns = BestOfThree(n, [n] {
-    for (long i = 0; i < n; i++) {
-      const int k = static_cast<int>(i & (kSlots - 1));
-      free(g_slots[k]);
-      g_slots[k] = calloc(1, 16 + static_cast<size_t>(i & 63) * 16);
-    }
-  });
-  FreeSlots();
-  return ns;
+  return ReplaceInTurn(
+      n, free, [](long i) { return calloc(1, 16 + static_cast<size_t>(i & 63) * 16); });
 }
 
 // A buffer grown one byte at a time (a string being appended to).
