@@ -47,13 +47,12 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
   return TinyMallocClass(SizeToClass(size));
 }
 
-// Pushes `p`, a carved block start of the slab of `info` (in use, any
+// Pushes `p`, a carved block start of class `c` of a slab in use (any
 // heap's), on this thread's bin unless it is the block freed last or the
 // bin is full; returns false (touching nothing) then.
-HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, const SlabInfo* info) {
+HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
-  const size_t c = info->size_class;
   const uint32_t top = h->bins[c].top;
   if (HAKMEM_UNLIKELY(top >= h->bins[c].end)) return false;
   // The top slot (the null sentinel when the bin is empty): an immediate
@@ -72,7 +71,7 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   // leads to its zeroed record 0).
   const SlabInfo* info = SlabInfoOfWithShift(p, tag);
   if (HAKMEM_UNLIKELY(!IsBlockStart(info, p))) return false;
-  return TinyPushFreed(p, info);
+  return TinyPushFreed(p, info->size_class);
 }
 
 // The same for a sized delete: also false unless `size` is of the block's
@@ -81,10 +80,9 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
   const int tag = registry::TagOfInWindow(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone || size > kMaxSmallSize)) return false;
   const SlabInfo* info = SlabInfoOfWithShift(p, tag);
-  if (HAKMEM_UNLIKELY(info->size_class != SizeToClass(size) || !IsBlockStart(info, p))) {
-    return false;
-  }
-  return TinyPushFreed(p, info);
+  const size_t c = SizeToClass(size);
+  if (HAKMEM_UNLIKELY(info->size_class != c || !IsBlockStart(info, p))) return false;
+  return TinyPushFreed(p, c);  // the class from the size: one load less to wait for
 }
 
 // Block size of `p` if it is a live block of a slab in use (a carved block
