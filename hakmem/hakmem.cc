@@ -126,27 +126,13 @@ void* Calloc(size_t count, size_t size) {
   return CallocSlow(count, size);
 }
 
-void* Realloc(void* p, size_t size) {
+namespace {
+// All of realloc but the cases Realloc settles inline.
+HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   if (p == nullptr) return internal::MallocInline(size);
   if (size == 0) {  // as glibc: frees and returns NULL
     internal::FreeInline(p);
     return nullptr;
-  }
-  // A live small block: stays if the new size fits and uses more than half
-  // of it (a string growing a byte at a time moves once per class).
-  if (const size_t usable = TinyLiveBlockSize(p)) {
-    if (size <= usable && size > usable / 2) return p;
-    void* q = internal::MallocInline(size);
-    if (q == nullptr) return nullptr;  // p is untouched
-    memcpy(q, p, size < usable ? size : usable);
-    internal::FreeInline(p);
-    return q;
-  }
-  if (const LargeHeader* large = LiveLargeBlockHeader(p)) {
-    const size_t usable = LargeUsableSize(large);
-    if (size > kMaxSmallSize && size <= usable && usable - size < kLargeShrinkInPlaceSlack) {
-      return p;  // what LargeResizeInPlace would decide, without its checks
-    }
   }
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "realloc(): invalid pointer");
@@ -164,6 +150,22 @@ void* Realloc(void* p, size_t size) {
   memcpy(q, p, size < usable ? size : usable);
   internal::FreeInline(p);
   return q;
+}
+}  // namespace
+
+// The common case inline, without a stack frame: the block stays where it
+// is. A live small block stays if the new size fits and uses more than half
+// of it (a string growing a byte at a time moves once per class); a large
+// one as LargeFitsAsIs says. (A null `p` has no tag: the slow path.)
+void* Realloc(void* p, size_t size) {
+  if (HAKMEM_LIKELY(size != 0)) {
+    if (const size_t usable = TinyLiveBlockSize(p)) {
+      if (size <= usable && size > usable / 2) return p;
+    } else if (const LargeHeader* large = LiveLargeBlockHeader(p)) {
+      if (size > kMaxSmallSize && LargeFitsAsIs(large, size)) return p;
+    }
+  }
+  return ReallocSlow(p, size);
 }
 
 void* ReallocArray(void* p, size_t count, size_t size) {

@@ -136,6 +136,36 @@ TEST(HakmemTest, ReallocStaysInPlaceWhileTheBlockFits) {
   Free(big);
 }
 
+TEST(HakmemTest, ALargeBufferGrownAByteAtATimeRemapsRarely) {
+  // Each growth past the mapping adds a quarter (as tcmalloc's realloc), and
+  // the headroom is not given back by the next, slightly larger, size.
+  Stats before;
+  GetStats(&before);
+  char* p = static_cast<char*>(Malloc(40000));
+  for (size_t size = 40000; size <= 240000; size++) {
+    p = static_cast<char*>(Realloc(p, size));
+    ASSERT_NE(p, nullptr);
+    p[size - 1] = static_cast<char>(size);
+  }
+  for (size_t size = 40000; size <= 240000; size += 4099) {
+    ASSERT_EQ(p[size - 1], static_cast<char>(size));
+  }
+  Stats after;
+  GetStats(&after);
+  const uint64_t remaps = after.mremap_calls - before.mremap_calls;
+  const uint64_t unmaps = after.munmap_calls - before.munmap_calls;
+  // From 44 KiB to 240 KiB by a quarter at a time: about 8 (one a page: 48).
+  EXPECT_LE(remaps, 12u);
+  EXPECT_EQ(unmaps, 0u) << "the headroom went back and forth";
+  // Shrinking a little keeps the block; below three quarters it gives back.
+  const size_t usable = UsableSize(p);
+  EXPECT_EQ(Realloc(p, usable - usable / 8), p);
+  EXPECT_EQ(UsableSize(p), usable);
+  EXPECT_EQ(Realloc(p, usable / 2), p);
+  EXPECT_LT(UsableSize(p), usable);
+  Free(p);
+}
+
 TEST(HakmemTest, ReallocEdgeCases) {
   void* p = Realloc(nullptr, 100);  // like malloc
   ASSERT_NE(p, nullptr);

@@ -83,18 +83,22 @@ void LargeFree(LargeHeader* header, void* p) {
 
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size) {
   if (new_size > (size_t{1} << 46)) return false;
+  if (LargeFitsAsIs(header, new_size)) return true;
   const size_t need = PageRound(header->block_offset + new_size);
   const size_t mapped = header->region.mapped_size;
-  if (need == mapped) return true;
-  if (need < mapped) {
-    // Shrink only when it frees a meaningful amount.
-    if (mapped - need < kLargeShrinkInPlaceSlack) return true;
+  if (need <= mapped) {
     platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
     header->region.mapped_size = need;
     return true;
   }
-  if (!platform::RemapInPlace(header, mapped, need)) return false;
-  header->region.mapped_size = need;
+  // Growing: a quarter more than the mapping if the address space allows.
+  const size_t roomy = PageRound(mapped + mapped / 4);
+  size_t target = roomy > need ? roomy : need;
+  if (!platform::RemapInPlace(header, mapped, target)) {
+    target = need;
+    if (roomy <= need || !platform::RemapInPlace(header, mapped, target)) return false;
+  }
+  header->region.mapped_size = target;
   return true;
 }
 

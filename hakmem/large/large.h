@@ -37,9 +37,19 @@ void LargeFree(LargeHeader* header, void* p);
 inline size_t LargeUsableSize(const LargeHeader* header) {
   return header->region.mapped_size - header->block_offset;
 }
-// A block shrinks in place (its tail stays mapped) unless that would free
-// at least this much.
-constexpr size_t kLargeShrinkInPlaceSlack = 64 * 1024;
+// Resizing hysteresis, as tcmalloc's realloc: a block that must grow gets at
+// least a quarter more (address space only: pages are touched as used), and
+// one that shrinks keeps its tail unless that frees at least 64 KiB and a
+// quarter of its mapping. A buffer grown a little at a time then remaps
+// rarely, and never flips between growing and shrinking.
+constexpr size_t kLargeShrinkMinBytes = 64 * 1024;
+// True if the block of `header` resized to `new_size` stays as it is.
+inline bool LargeFitsAsIs(const LargeHeader* header, size_t new_size) {
+  const size_t usable = header->region.mapped_size - header->block_offset;
+  if (new_size > usable) return false;
+  const size_t spare = usable - new_size;
+  return spare < kLargeShrinkMinBytes || spare < header->region.mapped_size / 4;
+}
 // The header of `p` if `p` is a live large block in the registry's window,
 // else nullptr (the caller takes its checked slow path, which reports
 // misuse). Inline, for realloc's common case: the block still fits.
