@@ -87,8 +87,9 @@ double ReallocGrow(size_t from, size_t to, long buffers) {
                            p = static_cast<char*>(realloc(p, size));
                            p[size - 1] = 1;
                          }
-                         g_slots[0] = p;
+                         g_slots[0] = p;  // escapes
                          free(p);
+                         g_slots[0] = nullptr;
                        }
                      });
 }
