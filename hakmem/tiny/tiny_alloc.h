@@ -62,26 +62,32 @@ HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
   return true;
 }
 
+// The record of the slab whose carved block starts at `p`, if that slab is
+// in use; nullptr for anything else: a pointer outside the registry's
+// window, into a free slab, not at a block start, or into a large region
+// (its tag leads to its zeroed record 0).
+HAKMEM_ALWAYS_INLINE const SlabInfo* SlabInfoOfCarvedBlock(const void* p) {
+  const int tag = registry::TagOfInWindow(p);
+  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return nullptr;
+  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  return HAKMEM_LIKELY(IsBlockStart(info, p)) ? info : nullptr;
+}
+
 // Frees `p` onto this thread's bin if it is a carved block start of a slab
 // in use (see TinyPushFreed); returns false (touching nothing) otherwise.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
-  const int tag = registry::TagOfInWindow(p);
-  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return false;
-  // Also false for a free slab's pointers, and a large region's (its tag
-  // leads to its zeroed record 0).
-  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
-  if (HAKMEM_UNLIKELY(!IsBlockStart(info, p))) return false;
+  const SlabInfo* info = SlabInfoOfCarvedBlock(p);
+  if (HAKMEM_UNLIKELY(info == nullptr)) return false;
   return TinyPushFreed(p, info->size_class);
 }
 
 // The same for a sized delete: also false unless `size` is of the block's
 // class.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
-  const int tag = registry::TagOfInWindow(p);
-  if (HAKMEM_UNLIKELY(tag == registry::kTagNone || size > kMaxSmallSize)) return false;
-  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  if (HAKMEM_UNLIKELY(size > kMaxSmallSize)) return false;
+  const SlabInfo* info = SlabInfoOfCarvedBlock(p);
   const size_t c = SizeToClass(size);
-  if (HAKMEM_UNLIKELY(info->size_class != c || !IsBlockStart(info, p))) return false;
+  if (HAKMEM_UNLIKELY(info == nullptr || info->size_class != c)) return false;
   return TinyPushFreed(p, c);  // the class from the size: one load less to wait for
 }
 
@@ -89,10 +95,8 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
 // start without a free key), else 0: the caller takes its checked slow path,
 // which reports misuse. For realloc and malloc_usable_size.
 HAKMEM_ALWAYS_INLINE size_t TinyLiveBlockSize(const void* p) {
-  const int tag = registry::TagOfInWindow(p);
-  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return 0;
-  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
-  if (HAKMEM_UNLIKELY(!IsBlockStart(info, p))) return 0;
+  const SlabInfo* info = SlabInfoOfCarvedBlock(p);
+  if (HAKMEM_UNLIKELY(info == nullptr)) return 0;
   if (HAKMEM_UNLIKELY(KeyMarksFree(static_cast<const Block*>(p)->key))) return 0;
   return info->block_size;
 }
