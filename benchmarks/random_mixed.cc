@@ -100,6 +100,9 @@ ABSL_FLAG(int64_t, syscall_iters, 2'000'000,
 ABSL_FLAG(bool, print_child_stats, false,
           "hakmem children print their config (HAKMEM_VERBOSE=1) and, at "
           "exit, their statistics (HAKMEM_STATS=1) on stderr.");
+ABSL_FLAG(std::optional<int64_t>, warmup_iters, std::nullopt,
+          "Internal (with --child): untimed iterations before the timed loop "
+          "(default: a tenth of --iters, at least 4 x ws x threads).");
 ABSL_FLAG(bool, child, false,
           "Internal: run one lane under one allocator in this process and "
           "report on stdout.");
@@ -131,6 +134,7 @@ struct Options {
   bool syscalls = false;
   uint64_t syscall_iters = 0;
   bool print_child_stats = false;
+  std::optional<uint64_t> warmup_iters;  // child only
 };
 
 bool InRange(const char* flag, int64_t value, int64_t lo, int64_t hi,
@@ -314,6 +318,10 @@ bool ResolveOptions(bool child, Options* options, std::string* error) {
   options->syscalls = absl::GetFlag(FLAGS_syscalls);
   options->syscall_iters = static_cast<uint64_t>(syscall_iters);
   options->print_child_stats = absl::GetFlag(FLAGS_print_child_stats);
+  if (const std::optional<int64_t> warmup = absl::GetFlag(FLAGS_warmup_iters)) {
+    if (!InRange("warmup_iters", *warmup, 0, kMaxIters, error)) return false;
+    options->warmup_iters = static_cast<uint64_t>(*warmup);
+  }
   return true;
 }
 
@@ -367,7 +375,8 @@ int ChildMain(const Options& options) {
   }
   WorkloadParams params;
   params.iters = lane.iters;
-  params.warmup_iters = DefaultWarmupIters(lane.iters, lane.ws, lane.threads);
+  params.warmup_iters = options.warmup_iters.value_or(
+      DefaultWarmupIters(lane.iters, lane.ws, lane.threads));
   params.ws = lane.ws;
   params.threads = lane.threads;
   params.remote_pct = lane.remote_pct;
@@ -391,6 +400,7 @@ int ChildMain(const Options& options) {
 
 // ---- Parent ------------------------------------------------------------------
 
+// `iters` timed iterations after the warm-up of the lane's full timed run.
 std::vector<std::string> ChildArgs(const std::string& exe, const Lane& lane,
                                    uint64_t iters, const AllocatorInfo& allocator,
                                    const Options& options) {
@@ -400,6 +410,8 @@ std::vector<std::string> ChildArgs(const std::string& exe, const Lane& lane,
       absl::StrCat("--allocator=", allocator.name),
       absl::StrCat("--profile=", lane.name),
       absl::StrCat("--iters=", iters),
+      absl::StrCat("--warmup_iters=",
+                   DefaultWarmupIters(lane.iters, lane.ws, lane.threads)),
       absl::StrCat("--ws=", lane.ws),
       absl::StrCat("--threads=", lane.threads),
       absl::StrCat("--remote_pct=", lane.remote_pct),

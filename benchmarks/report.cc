@@ -362,8 +362,9 @@ void PrintTable(const Report& report, FILE* out) {
   if (report.syscalls_requested) {
     absl::FPrintF(out,
                   "Syscalls: whole process / timed loop only, from a separate "
-                  "strace run of min(iters, %s) iterations; process counts "
-                  "include the dynamic loader's (see the floor row).\n",
+                  "strace run of min(iters, %s) iterations after the timed "
+                  "run's warm-up; process counts include the dynamic loader's "
+                  "(see the floor row).\n",
                   WithCommas(report.syscall_iters_cap));
   }
   if (!report.hakmem_env.empty()) {
