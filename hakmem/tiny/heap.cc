@@ -314,10 +314,14 @@ constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
 // not wait on each other (the blocks are cold, written by other cores).
 constexpr uint32_t kTransferBatchMax = kBinMaxBlocks / 2 + 1;
 
+// Every member has an initializer: g_transfer must be constant-initialized
+// (zero, in bss), ready before any constructor runs (see above); a
+// constructor resetting a lock could run while another library's threads
+// already use the cache.
 struct TransferBatch {
-  uint32_t count;
-  uint64_t pushed_ns;
-  Block* blocks[kTransferBatchMax];  // each with TransferKey()
+  uint32_t count = 0;
+  uint64_t pushed_ns = 0;
+  Block* blocks[kTransferBatchMax] = {};  // each with TransferKey()
 };
 
 // A lock per class, held for a few dozen instructions: spins, and yields
@@ -347,11 +351,12 @@ class TransferLock {
 
 struct alignas(64) TransferClass {
   TransferLock lock;
-  uint32_t batches;  // written under the lock, read racily for a quick look
-  uint32_t blocks;
-  TransferBatch batch[kTransferBatches];
+  uint32_t batches = 0;  // written under the lock, read racily for a quick look
+  uint32_t blocks = 0;
+  TransferBatch batch[kTransferBatches] = {};
 };
 TransferClass g_transfer[kFirstMidClass];  // small classes only: bounded pins
+static_assert((TransferClass(), true), "TransferClass() must stay a constant expression");
 
 // Adds `count` blocks of class `c` (keyed) as a batch if there is room;
 // false otherwise. A batch must fit any heap's empty bin.
@@ -392,19 +397,19 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   t.lock.Unlock();
   for (uint32_t i = 0; i < n; i++) {
     // Freed again while it waited there (a double free): it may be live.
+    // Re-keyed at once, so a second copy in the batch is caught too.
     if (out[i]->key != TransferKey()) ReportDoubleFreeInBins(out[i]);
+    out[i]->key = h->free_key;
   }
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  for (uint32_t i = 0; i < n; i++) out[i]->key = h->free_key;
   return n;
 }
 
-// Sends `n` blocks of other heaps, marked with `key` (the transfer key, or
-// the bin key of `h`), to their owners.
-void SendHome(Heap* h, Block* const* blocks, uint32_t n, uint64_t key) {
+// Sends `n` blocks of other heaps, marked with the transfer key, to their
+// owners.
+void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
-    if (b->key != key) ReportDoubleFreeInBins(b);
+    if (b->key != TransferKey()) ReportDoubleFreeInBins(b);
     Heap* owner = static_cast<Heap*>(const_cast<void*>(
         __atomic_load_n(&InfoOf(SlabOf(b))->owner, __ATOMIC_ACQUIRE)));
     if (owner == nullptr) ReportDoubleFreeInBins(b);
@@ -435,7 +440,7 @@ void TransferSendHome(uint64_t cutoff_ns) {
     }
     __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
     t.lock.Unlock();
-    SendHome(tl_heap, old, n, TransferKey());
+    SendHome(tl_heap, old, n);
   }
 }
 
@@ -471,14 +476,12 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
       LocalFree(h, s, b);
     } else {
       backed_up = backed_up || !owner->remote.Empty();
+      b->key = TransferKey();  // at once: a second copy here fails the check
       others[sent++] = b;
     }
   }
-  if (sent != 0 && backed_up) {
-    for (uint32_t i = 0; i < sent; i++) others[i]->key = TransferKey();
-    if (!TransferPush(c, others, sent)) SendHome(h, others, sent, TransferKey());
-  } else if (sent != 0) {
-    SendHome(h, others, sent, h->free_key);
+  if (sent != 0 && (!backed_up || !TransferPush(c, others, sent))) {
+    SendHome(h, others, sent);
   }
   FlushOutgoing(h);
   return sent;
@@ -884,8 +887,12 @@ void GetTinyStats(TinyStats* stats) {
   // Blocks in this thread's bins and in the transfer cache are free (other
   // threads' bins are not read).
   const Heap* h = tl_heap;
+  // (Read after the slabs: another thread may have moved blocks into the
+  // cache meanwhile, so the difference is clamped at 0.)
   for (int c = 0; c < kNumClasses; c++) {
-    stats->blocks_in_use[c] -= BinCount(h, c) + TinyTransferCachedBlocks(c);
+    const uint64_t free_here = BinCount(h, c) + TinyTransferCachedBlocks(c);
+    uint64_t& in_use = stats->blocks_in_use[c];
+    in_use = in_use > free_here ? in_use - free_here : 0;
   }
 }
 
