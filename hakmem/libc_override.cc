@@ -48,19 +48,14 @@ HAKMEM_NOINLINE void* NewSlow(size_t size, size_t alignment, bool nothrow) {
 
 // The bin's pop inline; everything else (a refill, a large block, running
 // out of memory) in NewSlow, so that the fast path needs no stack frame.
-HAKMEM_ALWAYS_INLINE void* New(size_t size) {
+HAKMEM_ALWAYS_INLINE void* NewInline(size_t size, bool nothrow) {
   if (HAKMEM_LIKELY(size <= hakmem::kMaxSmallSize)) {
     if (void* p = hakmem::TinyTryPop(hakmem::SizeToClass(size))) return p;
   }
-  return NewSlow(size, 16, false);
+  return NewSlow(size, 16, nothrow);
 }
-
-HAKMEM_ALWAYS_INLINE void* NewNothrow(size_t size) {
-  if (HAKMEM_LIKELY(size <= hakmem::kMaxSmallSize)) {
-    if (void* p = hakmem::TinyTryPop(hakmem::SizeToClass(size))) return p;
-  }
-  return NewSlow(size, 16, true);
-}
+HAKMEM_ALWAYS_INLINE void* New(size_t size) { return NewInline(size, false); }
+HAKMEM_ALWAYS_INLINE void* NewNothrow(size_t size) { return NewInline(size, true); }
 
 void* NewAligned(size_t size, std::align_val_t alignment, bool nothrow) {
   void* p = hakmem::AlignedAlloc(static_cast<size_t>(alignment), size);

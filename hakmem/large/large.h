@@ -45,7 +45,7 @@ inline size_t LargeUsableSize(const LargeHeader* header) {
 constexpr size_t kLargeShrinkMinBytes = 64 * 1024;
 // True if the block of `header` resized to `new_size` stays as it is.
 inline bool LargeFitsAsIs(const LargeHeader* header, size_t new_size) {
-  const size_t usable = header->region.mapped_size - header->block_offset;
+  const size_t usable = LargeUsableSize(header);
   if (new_size > usable) return false;
   const size_t spare = usable - new_size;
   return spare < kLargeShrinkMinBytes || spare < header->region.mapped_size / 4;
