@@ -13,6 +13,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <map>
 #include <string>
@@ -103,6 +105,11 @@ int main(int argc, char** argv) {
       std::vector<std::string> env = {"PATH=/usr/bin:/bin"};
       if (!allocators[a].preload.empty()) {
         env.push_back(absl::StrCat("LD_PRELOAD=", allocators[a].preload));
+      }
+      // hakmem's knobs pass through, so a pattern can be measured under
+      // another setting (e.g. HAKMEM_SUPERSLAB_DECAY_MS=0).
+      for (char** var = environ; *var != nullptr; var++) {
+        if (strncmp(*var, "HAKMEM_", 7) == 0) env.emplace_back(*var);
       }
       fprintf(stderr, "[rep %d/%d] %s ...\n", rep + 1, reps, allocators[a].info->name);
       const bench::ChildOutput out =

@@ -87,6 +87,15 @@ ABSL_FLAG(std::optional<int64_t>, superslab_max_memory_mb, std::nullopt,
 ABSL_FLAG(std::optional<int64_t>, superslab_ttl_sec, std::nullopt,
           "hakmem: HAKMEM_SUPERSLAB_TTL_SEC of its children (unset: "
           "hakmem's default).");
+ABSL_FLAG(std::optional<int64_t>, superslab_resident_mb, std::nullopt,
+          "hakmem: HAKMEM_SUPERSLAB_RESIDENT_MB of its children (unset: "
+          "hakmem's default).");
+ABSL_FLAG(std::optional<int64_t>, superslab_decay_ms, std::nullopt,
+          "hakmem: HAKMEM_SUPERSLAB_DECAY_MS of its children (unset: "
+          "hakmem's default).");
+ABSL_FLAG(std::optional<int64_t>, superslab_demand_window_sec, std::nullopt,
+          "hakmem: HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC of its children (unset: "
+          "hakmem's default).");
 ABSL_FLAG(std::optional<int64_t>, large_cache_max_mb, std::nullopt,
           "hakmem: HAKMEM_LARGE_CACHE_MAX_MB of its children (unset: "
           "hakmem's default).");
@@ -265,6 +274,13 @@ bool ResolveHakmemEnv(Options* options, std::string* error) {
        hakmem::Option::kSuperslabMaxMemoryMb},
       {"superslab_ttl_sec", absl::GetFlag(FLAGS_superslab_ttl_sec),
        hakmem::Option::kSuperslabTtlSec},
+      {"superslab_resident_mb", absl::GetFlag(FLAGS_superslab_resident_mb),
+       hakmem::Option::kSuperslabResidentMb},
+      {"superslab_decay_ms", absl::GetFlag(FLAGS_superslab_decay_ms),
+       hakmem::Option::kSuperslabDecayMs},
+      {"superslab_demand_window_sec",
+       absl::GetFlag(FLAGS_superslab_demand_window_sec),
+       hakmem::Option::kSuperslabDemandWindowSec},
       {"large_cache_max_mb", absl::GetFlag(FLAGS_large_cache_max_mb),
        hakmem::Option::kLargeCacheMaxMb},
   };

@@ -159,6 +159,15 @@ test_flags() {
     expect_grep "${TMP}/knob_${knob}.err" '^  superslabs evicted: [1-9]'
     check "${TMP}/knob_${knob}.json" "d['hakmem_env'] == {'${var}': 0}"
   done
+  # Within the resident budget nothing is madvised; with none and no decay,
+  # each SuperSlab cached gives its pages back at once.
+  expect_grep "${TMP}/knobs_default.err" '^  madvise calls: 0$'
+  run_json knob_resident "${knob_lane[@]}" --superslab_resident_mb=0 --superslab_decay_ms=0 \
+    --superslab_demand_window_sec=0
+  expect_grep "${TMP}/knob_resident.err" 'HAKMEM_SUPERSLAB_RESIDENT_MB=0 '
+  expect_grep "${TMP}/knob_resident.err" 'HAKMEM_SUPERSLAB_DECAY_MS=0 '
+  expect_grep "${TMP}/knob_resident.err" 'HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC=0 '
+  expect_grep "${TMP}/knob_resident.err" '^  madvise calls: [1-9]'
   run_json knobs_both "${knob_lane[@]}" --superslab_max_cached=0 --superslab_ttl_sec=0
   expect_grep "${TMP}/knobs_both.err" '^  superslabs evicted: [1-9]'
   # Large blocks: the default cache keeps some; a 0 MiB cache none.

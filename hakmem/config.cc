@@ -22,6 +22,10 @@ const OptionInfo kOptions[] = {
     {Option::kSuperslabResidentMb, "HAKMEM_SUPERSLAB_RESIDENT_MB",
      "of cached SuperSlabs, MiB kept resident (the rest madvised away)", 64,
      0, 1u << 24},
+    {Option::kSuperslabDecayMs, "HAKMEM_SUPERSLAB_DECAY_MS",
+     "ms a cached SuperSlab beyond the resident budget keeps its pages (0: "
+     "given back at once)",
+     1000, 0, 3600u * 1000},
     {Option::kSuperslabDemandWindowSec, "HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC",
      "adaptive cache: keep no more cached regions than were taken in any "
      "second of the last this many (0: off)",

@@ -18,6 +18,7 @@ enum class Option : int {
   kSuperslabMaxMemoryMb,     // HAKMEM_SUPERSLAB_MAX_MEMORY_MB, 512
   kSuperslabTtlSec,          // HAKMEM_SUPERSLAB_TTL_SEC, 60
   kSuperslabResidentMb,      // HAKMEM_SUPERSLAB_RESIDENT_MB, 64
+  kSuperslabDecayMs,         // HAKMEM_SUPERSLAB_DECAY_MS, 1000
   kSuperslabDemandWindowSec, // HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC, 16 (0: off)
   kLargeCacheMaxMb,          // HAKMEM_LARGE_CACHE_MAX_MB, 64
   kSuperslabPrewarm,         // HAKMEM_SUPERSLAB_PREWARM, 0 SuperSlabs mapped at start

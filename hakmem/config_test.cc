@@ -43,6 +43,8 @@ TEST_F(ConfigTest, DefaultsMatchPhase9) {
   EXPECT_EQ(GetOption(Option::kSuperslabMaxCached), 256u);
   EXPECT_EQ(GetOption(Option::kSuperslabMaxMemoryMb), 512u);
   EXPECT_EQ(GetOption(Option::kSuperslabTtlSec), 60u);
+  EXPECT_EQ(GetOption(Option::kSuperslabResidentMb), 64u);
+  EXPECT_EQ(GetOption(Option::kSuperslabDecayMs), 1000u);
   EXPECT_EQ(GetOption(Option::kStats), 0u);
   EXPECT_EQ(log_, "");
 }
@@ -51,8 +53,10 @@ TEST_F(ConfigTest, ValidValuesAreTaken) {
   env_["HAKMEM_SUPERSLAB_MAX_CACHED"] = "12";
   env_["HAKMEM_SUPERSLAB_MAX_MEMORY_MB"] = "0";
   env_["HAKMEM_SUPERSLAB_TTL_SEC"] = "3600";
+  env_["HAKMEM_SUPERSLAB_DECAY_MS"] = "0";
   env_["HAKMEM_STATS"] = "1";
   Load();
+  EXPECT_EQ(GetOption(Option::kSuperslabDecayMs), 0u);
   EXPECT_EQ(GetOption(Option::kSuperslabMaxCached), 12u);
   EXPECT_EQ(GetOption(Option::kSuperslabMaxMemoryMb), 0u);
   EXPECT_EQ(GetOption(Option::kSuperslabTtlSec), 3600u);
@@ -95,6 +99,15 @@ TEST_F(ConfigTest, BadValueOfOneOptionLeavesOthersAlone) {
   EXPECT_EQ(GetOption(Option::kSuperslabMaxCached), 7u);
   EXPECT_NE(log_.find("HAKMEM_SUPERSLAB_TTL_SEC='soon'"), std::string::npos);
   EXPECT_EQ(log_.find("MAX_CACHED"), std::string::npos);
+}
+
+TEST_F(ConfigTest, DecayLongerThanAnHourFallsBack) {
+  env_["HAKMEM_SUPERSLAB_DECAY_MS"] = "3600001";
+  Load();
+  EXPECT_EQ(GetOption(Option::kSuperslabDecayMs), 1000u);
+  EXPECT_NE(log_.find("HAKMEM_SUPERSLAB_DECAY_MS='3600001' is out of range"),
+            std::string::npos)
+      << log_;
 }
 
 TEST_F(ConfigTest, BooleanOptionsRejectOtherNumbers) {

@@ -340,6 +340,16 @@ bool SetSuperslabTtlSec(uint64_t seconds) {
   LargeCacheEnforceLimits();
   return true;
 }
+bool SetSuperslabResidentMb(uint64_t mib) {
+  if (!SetOption(Option::kSuperslabResidentMb, mib)) return false;
+  SuperSlabCacheEnforceLimits();
+  return true;
+}
+bool SetSuperslabDecayMs(uint64_t ms) {
+  if (!SetOption(Option::kSuperslabDecayMs, ms)) return false;
+  SuperSlabCacheEnforceLimits();
+  return true;
+}
 bool SetLargeCacheMaxMb(uint64_t mib) {
   if (!SetOption(Option::kLargeCacheMaxMb, mib)) return false;
   LargeCacheEnforceLimits();

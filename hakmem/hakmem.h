@@ -76,6 +76,8 @@ void PrintStats();
 bool SetSuperslabMaxCached(uint64_t count);
 bool SetSuperslabMaxMemoryMb(uint64_t mib);
 bool SetSuperslabTtlSec(uint64_t seconds);
+bool SetSuperslabResidentMb(uint64_t mib);
+bool SetSuperslabDecayMs(uint64_t ms);
 bool SetLargeCacheMaxMb(uint64_t mib);
 
 }  // namespace hakmem

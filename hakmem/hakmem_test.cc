@@ -287,7 +287,26 @@ TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
   ASSERT_TRUE(SetSuperslabMaxCached(256));
 }
 
+TEST(HakmemTest, ALowerResidentBudgetGivesCachedPagesBack) {
+  Trim();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
+  for (void* p : blocks) Free(p);
+  Stats before;
+  GetStats(&before);
+  ASSERT_GT(before.superslabs_cached, 0u);
+  ASSERT_TRUE(SetSuperslabDecayMs(0));
+  ASSERT_TRUE(SetSuperslabResidentMb(0));  // applies at once
+  Stats after;
+  GetStats(&after);
+  EXPECT_GE(after.madvise_calls, before.madvise_calls + before.superslabs_cached);
+  EXPECT_EQ(after.superslabs_cached, before.superslabs_cached);  // mappings kept
+  ASSERT_TRUE(SetSuperslabResidentMb(64));
+  ASSERT_TRUE(SetSuperslabDecayMs(1000));
+}
+
 TEST(HakmemTest, SettersRejectOutOfRangeValues) {
+  EXPECT_FALSE(SetSuperslabDecayMs(uint64_t{3600} * 1000 + 1));
   EXPECT_FALSE(SetSuperslabMaxCached(uint64_t{1} << 40));
   EXPECT_TRUE(SetSuperslabTtlSec(60));
   EXPECT_TRUE(SetSuperslabMaxMemoryMb(512));

@@ -163,6 +163,44 @@ TEST(DemandWindow, ASpikeGoesBackOnceItLeavesTheWindow) {
       << "a one-off spike stayed cached after its second left the demand window";
 }
 
+// ---- HAKMEM_SUPERSLAB_RESIDENT_MB=16, DECAY_MS=2000 (no demand window, TTL 1 hour)
+
+TEST(Decay, CachedPagesBeyondTheBudgetGoBackAfterTheDecay) {
+  ExpectEnv("HAKMEM_SUPERSLAB_RESIDENT_MB", "16");
+  ExpectEnv("HAKMEM_SUPERSLAB_DECAY_MS", "2000");
+  ExpectEnv("HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC", "0");
+  ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
+  std::vector<void*> blocks;
+  blocks.reserve(kWorkload / 256);
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  AllocateSmall(&blocks, kWorkload, 5);
+  FreeAll(&blocks);
+  PokeAllocator();
+  // Within the decay the freed pages stay, ready for the next build.
+  const size_t rss_freed = RssBytes();
+  sleep(3);
+  PokeAllocator();
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, just after freeing %.1f MiB, 3 s later %.1f MiB\n",
+         MiB(rss_start), MiB(rss_freed), MiB(rss_end));
+  EXPECT_GT(MiB(rss_freed) - MiB(rss_start), 100.0)
+      << "pages beyond the resident budget went back before the decay";
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 16.0 + 32.0)
+      << "pages beyond HAKMEM_SUPERSLAB_RESIDENT_MB=16 stayed after the decay";
+}
+
+// ---- HAKMEM_SUPERSLAB_RESIDENT_MB=16, DECAY_MS=0 (no demand window, TTL 1 hour)
+
+TEST(ResidentNow, WithoutDecayAnIdleProgramKeepsTheBudget) {
+  ExpectEnv("HAKMEM_SUPERSLAB_RESIDENT_MB", "16");
+  ExpectEnv("HAKMEM_SUPERSLAB_DECAY_MS", "0");
+  ExpectEnv("HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC", "0");
+  ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
+  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(6, 1), 16.0 + 32.0)
+      << "pages beyond HAKMEM_SUPERSLAB_RESIDENT_MB=16 stayed with decay 0";
+}
+
 // ---- HAKMEM_LARGE_CACHE_MAX_MB=8 ------------------------------------------------
 
 TEST(LargeCache, FreedLargeBlocksStayWithinTheLimit) {

@@ -21,7 +21,8 @@ RegionCacheLimits LargeCacheLimits() {
   return RegionCacheLimits{kLargeCacheMaxCount, max_bytes,
                            GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
                            max_bytes,
-                           GetOption(Option::kSuperslabDemandWindowSec)};
+                           GetOption(Option::kSuperslabDemandWindowSec),
+                           /*decay_ns=*/0};
 }
 
 RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmap);

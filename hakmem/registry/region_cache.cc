@@ -38,6 +38,37 @@ void RegionCache::Unlink(RegionHeader* region) {
   }
 }
 
+void RegionCache::Link(RegionHeader* region, RegionHeader* newer,
+                       RegionHeader* older) {
+  region->lru_prev = newer;
+  region->lru_next = older;
+  if (newer != nullptr) {
+    newer->lru_next = region;
+  } else {
+    mru_ = region;
+  }
+  if (older != nullptr) {
+    older->lru_prev = region;
+  } else {
+    lru_ = region;
+  }
+  __atomic_store_n(&count_, count_ + 1, __ATOMIC_RELAXED);
+  bytes_ += region->mapped_size;
+  if (!region->discarded) {
+    __atomic_fetch_add(&resident_, region->mapped_size, __ATOMIC_RELAXED);
+  }
+}
+
+void RegionCache::LinkByAge(RegionHeader* region) {
+  RegionHeader* older = nullptr;
+  RegionHeader* newer = lru_;
+  while (newer != nullptr && newer->last_used_ns <= region->last_used_ns) {
+    older = newer;
+    newer = newer->lru_prev;
+  }
+  Link(region, newer, older);
+}
+
 RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
   pthread_mutex_lock(&lock_);
   RegionHeader* found = nullptr;
@@ -129,30 +160,60 @@ void RegionCache::Put(RegionHeader* region) {
   const RegionCacheLimits limits = limits_();
   const uint64_t now = platform::NowNs();
   RegionHeader* evicted = nullptr;
-  // Over the resident budget: keep the mapping, give the pages back (a
-  // syscall, outside the lock). A racy read of resident_ only shifts when
-  // this starts.
+  // Over the resident budget without a decay: keep the mapping, give the
+  // pages back now (a syscall, outside the lock). A racy read of resident_
+  // only shifts when this starts.
   region->discarded = 0;
-  if (__atomic_load_n(&resident_, __ATOMIC_RELAXED) + region->mapped_size >
-      limits.max_resident_bytes) {
+  if (limits.decay_ns == 0 &&
+      __atomic_load_n(&resident_, __ATOMIC_RELAXED) + region->mapped_size >
+          limits.max_resident_bytes) {
     DiscardRegionPages(region);
     region->discarded = 1;
   }
   pthread_mutex_lock(&lock_);
   region->last_used_ns = now;
-  region->lru_prev = nullptr;
-  region->lru_next = mru_;
-  if (mru_ != nullptr) mru_->lru_prev = region;
-  mru_ = region;
-  if (lru_ == nullptr) lru_ = region;
-  __atomic_store_n(&count_, count_ + 1, __ATOMIC_RELAXED);
-  bytes_ += region->mapped_size;
-  if (!region->discarded) {
-    __atomic_fetch_add(&resident_, region->mapped_size, __ATOMIC_RELAXED);
-  }
+  Link(region, nullptr, mru_);
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
+  const bool over_budget = resident_ > limits.max_resident_bytes;
   pthread_mutex_unlock(&lock_);
   ReleaseList(evicted);  // syscalls outside the lock
+  if (over_budget) DiscardDecayed(limits, now);
+}
+
+void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) {
+  // ReleaseAll waits for these regions: it promises every cached region
+  // unmapped when it returns.
+  pthread_mutex_lock(&release_all_lock_);
+  pthread_mutex_lock(&lock_);
+  RegionHeader* decayed = nullptr;
+  RegionHeader* r = lru_;
+  while (r != nullptr && resident_ > limits.max_resident_bytes &&
+         now - r->last_used_ns >= limits.decay_ns) {
+    RegionHeader* newer = r->lru_prev;
+    if (!r->discarded) {
+      Unlink(r);
+      r->lru_next = decayed;
+      decayed = r;
+    }
+    r = newer;
+  }
+  pthread_mutex_unlock(&lock_);
+  if (decayed == nullptr) {
+    pthread_mutex_unlock(&release_all_lock_);
+    return;
+  }
+  for (RegionHeader* d = decayed; d != nullptr; d = d->lru_next) {
+    DiscardRegionPages(d);  // syscalls outside the lock
+  }
+  pthread_mutex_lock(&lock_);
+  while (decayed != nullptr) {
+    RegionHeader* next = decayed->lru_next;
+    decayed->discarded = 1;
+    LinkByAge(decayed);
+    decayed = next;
+  }
+  pthread_mutex_unlock(&lock_);
+  pthread_mutex_unlock(&release_all_lock_);
 }
 
 void RegionCache::NoteDemand(uint64_t regions) {
@@ -168,8 +229,10 @@ void RegionCache::EnforceLimits() {
   RegionHeader* evicted = nullptr;
   pthread_mutex_lock(&lock_);
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
+  const bool over_budget = resident_ > limits.max_resident_bytes;
   pthread_mutex_unlock(&lock_);
   ReleaseList(evicted);
+  if (over_budget) DiscardDecayed(limits, now);
 }
 
 void RegionCache::MaybeEnforceLimits() {

@@ -8,7 +8,9 @@
 // recent demand: more regions than it took from the cache (hits and misses)
 // in any one second of the last few, plus a small floor. A one-off spike is
 // then given back within that window instead of the TTL, while a program that
-// churns keeps what its churn needs. Limits are read on every operation, so
+// churns keeps what its churn needs. Beyond a resident budget, cached regions
+// give their pages back (the mapping stays), the oldest first, once they have
+// been cached for the decay time. Limits are read on every operation, so
 // runtime setters apply at once.
 #ifndef HAKMEM_REGISTRY_REGION_CACHE_H_
 #define HAKMEM_REGISTRY_REGION_CACHE_H_
@@ -31,6 +33,11 @@ struct RegionCacheLimits {
   // Seconds of demand history for adaptive sizing (0: off), at most
   // RegionCache::kMaxDemandSeconds.
   uint64_t demand_window_sec;
+  // How long a region beyond the resident budget keeps its pages: 0 gives
+  // them back as it is cached; otherwise the oldest go once they have been
+  // cached this long, on a later call (a program that frees and rebuilds a
+  // big structure within that time does not fault its pages in again).
+  uint64_t decay_ns;
 };
 
 struct RegionCacheStats {
@@ -59,7 +66,7 @@ class RegionCache {
   // Counts `regions` as taken now, for adaptive sizing: regions mapped ahead
   // of use (pre-warming) are demand the program has not made yet.
   void NoteDemand(uint64_t regions);
-  // Applies the limits now (TTL included).
+  // Applies the limits now (TTL and decay included).
   void EnforceLimits();
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
   // enough (one coarse clock read) for every allocation slow path, so the
@@ -93,6 +100,14 @@ class RegionCache {
 
  private:
   void Unlink(RegionHeader* region);
+  // Links `region` between `newer` and `older` (either may be null: an end).
+  void Link(RegionHeader* region, RegionHeader* newer, RegionHeader* older);
+  // Links `region` where its last_used_ns puts it in the age order.
+  void LinkByAge(RegionHeader* region);
+  // Gives back the pages of the oldest resident regions cached for at least
+  // the decay time while the resident bytes exceed the budget. They leave
+  // the list meanwhile, so no Take or eviction sees them.
+  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now);
   // Moves regions that break the limits onto `*evicted`. Lock held.
   void CollectEvictions(const RegionCacheLimits& limits, uint64_t now,
                         bool everything, RegionHeader** evicted);

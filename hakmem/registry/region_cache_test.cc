@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -213,6 +215,122 @@ TEST_F(RegionCacheTest, RegionsBeyondTheResidentBudgetGiveTheirPagesBack) {
   EXPECT_EQ(second->discarded, 0u);
   EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), first);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
+// Maps `n` 2 MiB regions whose pages after the header hold 0x77.
+std::vector<char*> MapFilledRegions(size_t n) {
+  std::vector<char*> mapped;
+  for (size_t i = 0; i < n; i++) {
+    char* base = static_cast<char*>(platform::MapAligned(2 * kMiB, kRegionAlign));
+    if (base == nullptr) break;
+    RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
+    *header = RegionHeader{};
+    header->mapped_size = 2 * kMiB;
+    memset(base + platform::kPageSize, 0x77, 2 * kMiB - platform::kPageSize);
+    mapped.push_back(base);
+  }
+  return mapped;
+}
+
+RegionHeader* HeaderOf(char* base) { return reinterpret_cast<RegionHeader*>(base); }
+
+TEST_F(RegionCacheTest, BeyondTheBudgetTheOldestGiveTheirPagesBackAfterTheDecay) {
+  g_limits.max_resident_bytes = 2 * kMiB;
+  g_limits.decay_ns = 500;
+  g_limits.ttl_ns = uint64_t{1} << 40;
+  std::vector<char*> mapped = MapFilledRegions(3);
+  ASSERT_EQ(mapped.size(), 3u);
+  const uint64_t madvises = platform::GetSyscallCounts().madvise;
+  for (char* base : mapped) {
+    cache_.Put(HeaderOf(base));  // all stay resident for now
+    g_now_ns += 100;
+  }
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 6 * kMiB);
+  g_now_ns += 250;  // the oldest was cached 550 ns ago, the second 450 ns
+  cache_.EnforceLimits();
+  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises + 1);
+  EXPECT_EQ(HeaderOf(mapped[0])->discarded, 1u);
+  EXPECT_EQ(HeaderOf(mapped[1])->discarded, 0u);
+  EXPECT_EQ(mapped[0][platform::kPageSize + 5], 0);  // reads as zero now
+  EXPECT_EQ(mapped[1][platform::kPageSize + 5], 0x77);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 4 * kMiB);
+  g_now_ns += 100;  // the second is old enough; the third (350 ns) is not
+  cache_.EnforceLimits();
+  EXPECT_EQ(HeaderOf(mapped[1])->discarded, 1u);
+  EXPECT_EQ(HeaderOf(mapped[2])->discarded, 0u);
+  g_now_ns += 1000;  // the budget holds: the third keeps its pages
+  cache_.EnforceLimits();
+  EXPECT_EQ(HeaderOf(mapped[2])->discarded, 0u);
+  EXPECT_EQ(mapped[2][platform::kPageSize + 5], 0x77);
+  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises + 2);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  EXPECT_EQ(cache_.GetStats().cached, 3u);
+  // Age order is kept (the TTL looks at the oldest end only): a TTL that
+  // only the oldest has reached takes it, then one the second has reached.
+  g_limits.ttl_ns = g_now_ns - HeaderOf(mapped[0])->last_used_ns;
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 1u);
+  EXPECT_EQ(released_[0], HeaderOf(mapped[0]));
+  g_limits.ttl_ns = g_now_ns - HeaderOf(mapped[1])->last_used_ns;
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 2u);
+  EXPECT_EQ(released_[1], HeaderOf(mapped[1]));
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), HeaderOf(mapped[2]));
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
+TEST_F(RegionCacheTest, ALowerBudgetWithoutDecayApplies) {
+  std::vector<char*> mapped = MapFilledRegions(2);
+  ASSERT_EQ(mapped.size(), 2u);
+  for (char* base : mapped) cache_.Put(HeaderOf(base));
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 4 * kMiB);
+  g_limits.max_resident_bytes = 2 * kMiB;  // as a runtime setter would
+  cache_.EnforceLimits();
+  EXPECT_EQ(HeaderOf(mapped[0])->discarded, 1u);  // the older one
+  EXPECT_EQ(HeaderOf(mapped[1])->discarded, 0u);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
+std::atomic<uint64_t> g_ticks{0};
+uint64_t TickingClock() { return g_ticks.fetch_add(1000, std::memory_order_relaxed); }
+
+// Regions are given back only while they sit in the cache: one that a
+// thread took (and writes) while another applies the decay keeps its data.
+TEST_F(RegionCacheTest, ADecayNeverDiscardsARegionThatWasTaken) {
+  platform::SetClockForTesting(&TickingClock);
+  g_limits.max_resident_bytes = 0;  // everything cached decays...
+  g_limits.decay_ns = 1;            // ...as soon as the clock ticks
+  g_limits.ttl_ns = uint64_t{1} << 62;
+  std::vector<char*> mapped = MapFilledRegions(4);
+  ASSERT_EQ(mapped.size(), 4u);
+  for (char* base : mapped) cache_.Put(HeaderOf(base));
+  std::atomic<bool> stop{false};
+  std::thread decayer([&] {
+    while (!stop.load(std::memory_order_relaxed)) cache_.EnforceLimits();
+  });
+  int corrupted = 0;
+  for (int round = 0; round < 3000; round++) {
+    RegionHeader* r = cache_.Take(2 * kMiB, 2 * kMiB);
+    if (r == nullptr) continue;
+    char* page = reinterpret_cast<char*>(r) + platform::kPageSize;
+    const char mark = static_cast<char>(round | 1);
+    for (size_t off = 0; off < 2 * kMiB - platform::kPageSize; off += 64 * 1024) {
+      page[off] = mark;
+    }
+    for (size_t off = 0; off < 2 * kMiB - platform::kPageSize; off += 64 * 1024) {
+      if (page[off] != mark) corrupted++;
+    }
+    cache_.Put(r);
+  }
+  stop.store(true);
+  decayer.join();
+  EXPECT_EQ(corrupted, 0);
+  EXPECT_EQ(cache_.GetStats().cached, 4u);
+  EXPECT_GT(platform::GetSyscallCounts().madvise, 0u);
+  cache_.ReleaseAll();
+  EXPECT_EQ(released_.size(), 4u);
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 

@@ -14,7 +14,8 @@ RegionCacheLimits SuperSlabCacheLimits() {
       GetOption(Option::kSuperslabMaxMemoryMb) << 20,
       GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
       GetOption(Option::kSuperslabResidentMb) << 20,
-      GetOption(Option::kSuperslabDemandWindowSec)};
+      GetOption(Option::kSuperslabDemandWindowSec),
+      GetOption(Option::kSuperslabDecayMs) * 1000000ull};
 }
 
 pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;
