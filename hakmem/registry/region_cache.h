@@ -120,7 +120,9 @@ class RegionCache {
   LimitsFn limits_;
   ReleaseFn release_;
   pthread_mutex_t lock_ = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_t release_all_lock_ = PTHREAD_MUTEX_INITIALIZER;  // see ReleaseAll
+  // Held while regions are off the list being released or discarded: see
+  // ReleaseAll and DiscardDecayed.
+  pthread_mutex_t release_all_lock_ = PTHREAD_MUTEX_INITIALIZER;
   RegionHeader* mru_ = nullptr;  // most recently used end
   RegionHeader* lru_ = nullptr;  // least recently used end
   uint64_t count_ = 0;
