@@ -53,6 +53,7 @@ const PatternInfo kPatterns[] = {
     {"calloc", "calloc 16-1024 B + free (ns/pair)"},
     {"realloc_small", "realloc +1 B, 1 B to 32 KiB (ns/call)"},
     {"realloc_large", "realloc +1 B, 40 to 240 KiB (ns/call)"},
+    {"realloc_double", "realloc x2, 1 to 256 MiB, filled (us/call)"},
     {"teardown16:malloc", "build 2M x 16 B: malloc (ns/call)"},
     {"teardown16:free", "  then free all (ns/call)"},
     {"teardown64:malloc", "build 2M x 64 B: malloc (ns/call)"},

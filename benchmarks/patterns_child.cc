@@ -2,7 +2,8 @@
 // timed under whatever malloc the process has (LD_PRELOAD decides; see
 // patterns.cc, which runs this under each allocator side by side).
 //
-// Prints one line per pattern, "<name> <ns per call or pair>", the best of
+// Prints one line per pattern, "<name> <ns (us where the label says) per
+// call or pair>", the best of
 // three rounds. --scale=S multiplies every pattern's work (the test runs a
 // small fraction).
 #include <stdint.h>
@@ -94,6 +95,32 @@ double ReallocGrow(size_t from, size_t to, long buffers) {
                      });
 }
 
+// A big buffer doubled from 1 to 256 MiB, filled as it grows, with another
+// block allocated between two growths (so it can't always grow in place);
+// microseconds per realloc, the fill included.
+double ReallocDouble(long series) {
+  constexpr size_t kFrom = size_t{1} << 20, kTo = size_t{256} << 20;
+  constexpr int kGrowths = 8;
+  return BestOfThree(static_cast<double>(series) * kGrowths * 1000, [series] {
+    for (long s = 0; s < series; s++) {
+      char* p = static_cast<char*>(malloc(kFrom));
+      memset(p, 1, kFrom);
+      void* between[kGrowths];
+      int n = 0;
+      for (size_t size = kFrom; size < kTo; size *= 2) {
+        between[n++] = malloc(size / 2 + 1);
+        g_slots[0] = between[n - 1];  // escapes
+        p = static_cast<char*>(realloc(p, size * 2));
+        memset(p + size, 2, size);
+      }
+      g_slots[0] = p;
+      free(p);
+      for (int i = 0; i < n; i++) free(between[i]);
+      g_slots[0] = nullptr;
+    }
+  });
+}
+
 // Builds a structure of `n` blocks of `size` bytes, touching each, then
 // frees it all; prints malloc's and free's ns per call.
 void BuildAndTearDown(const char* name, long n, size_t size) {
@@ -136,6 +163,7 @@ int main(int argc, char** argv) {
   printf("calloc %.2f\n", Calloc(count(4e6)));
   printf("realloc_small %.2f\n", ReallocGrow(1, 32768, count(40)));
   printf("realloc_large %.2f\n", ReallocGrow(40000, 240000, count(10)));
+  printf("realloc_double %.2f\n", ReallocDouble(count(1)));
   BuildAndTearDown("teardown16", count(2e6), 16);
   BuildAndTearDown("teardown64", count(2e6), 64);
   BuildAndTearDown("teardown256", count(1e6), 256);

@@ -138,9 +138,10 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   if (region == nullptr) ReportForeign(p, "realloc(): invalid pointer");
   const size_t usable = CheckedUsableSize(region, p, "realloc(): invalid pointer");
   if (region->kind == RegionKind::kLarge) {
-    if (size > kMaxSmallSize &&
-        LargeResizeInPlace(reinterpret_cast<LargeHeader*>(region), size)) {
-      return p;
+    LargeHeader* header = reinterpret_cast<LargeHeader*>(region);
+    if (size > kMaxSmallSize && LargeResizeInPlace(header, size)) return p;
+    if (size > usable && usable >= kLargeMoveMinBytes) {
+      if (void* moved = LargeGrowByMove(header, size)) return moved;
     }
   } else if (size <= usable && size > usable / 2) {
     return p;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <random>
 #include <thread>
@@ -134,6 +135,36 @@ TEST(HakmemTest, ReallocStaysInPlaceWhileTheBlockFits) {
   EXPECT_GE(UsableSize(big), 100000u);
   EXPECT_EQ(big[99999], 9);
   Free(big);
+}
+
+TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
+  char* p = static_cast<char*>(Malloc(size_t{1} << 20));
+  ASSERT_NE(p, nullptr);
+  const size_t usable = UsableSize(p);  // to the end of its mapping
+  for (size_t i = 0; i < usable; i += 1000) p[i] = static_cast<char>(i / 1000);
+  // A mapping right after p's, so that p can't grow in place.
+  void* blocker = mmap(p + usable, 4096, PROT_READ,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  ASSERT_EQ(blocker, static_cast<void*>(p + usable));
+  Stats before;
+  GetStats(&before);
+  char* q = static_cast<char*>(Realloc(p, usable * 8));
+  ASSERT_NE(q, nullptr);
+  Stats after;
+  GetStats(&after);
+  munmap(blocker, 4096);
+  // Its pages moved: the old address is gone, not copied from and cached.
+  EXPECT_NE(q, p);
+  EXPECT_FALSE(registry::Contains(p));
+  EXPECT_GT(after.mremap_calls, before.mremap_calls);
+  EXPECT_EQ(after.large_live, before.large_live);
+  EXPECT_EQ(after.large_cached, before.large_cached);
+  size_t wrong = 0;
+  for (size_t i = 0; i < usable; i += 1000) wrong += q[i] != static_cast<char>(i / 1000);
+  EXPECT_EQ(wrong, 0u);
+  memset(q, 1, usable * 8);
+  EXPECT_GE(UsableSize(q), usable * 8);
+  Free(q);
 }
 
 TEST(HakmemTest, ALargeBufferGrownAByteAtATimeRemapsRarely) {

@@ -106,6 +106,14 @@ bool RemapInPlace(void* p, size_t old_size, size_t new_size) {
   return q != MAP_FAILED;
 }
 
+bool RemapTo(void* p, size_t old_size, size_t new_size, void* to) {
+  g_mremap_calls.fetch_add(1, std::memory_order_relaxed);
+  int saved = errno;
+  void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  errno = saved;
+  return q == to;
+}
+
 SyscallCounts GetSyscallCounts() {
   return SyscallCounts{g_mmap_calls.load(std::memory_order_relaxed),
                        g_munmap_calls.load(std::memory_order_relaxed),

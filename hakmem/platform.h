@@ -59,6 +59,11 @@ void Unmap(void* p, size_t size);
 void DiscardPages(void* p, size_t size);
 // Tries to resize a mapping in place (never moves). Returns false if it can't.
 bool RemapInPlace(void* p, size_t old_size, size_t new_size);
+// Moves the pages of [p, p + old_size) to `to`, resized to `new_size`,
+// replacing whatever was mapped at [to, to + new_size) (a reservation of the
+// caller's). No copy: the kernel moves the page tables. Returns false (and
+// changes nothing) if it can't.
+bool RemapTo(void* p, size_t old_size, size_t new_size, void* to);
 
 SyscallCounts GetSyscallCounts();
 

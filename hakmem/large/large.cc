@@ -32,6 +32,13 @@ size_t PageRound(size_t n) {
   return (n + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
 }
 
+// A growing block's new mapping: a quarter more than the old one, so that
+// growth a little at a time does not remap every time, or what it needs.
+size_t GrowTarget(size_t mapped, size_t need) {
+  const size_t roomy = PageRound(mapped + mapped / 4);
+  return roomy > need ? roomy : need;
+}
+
 }  // namespace
 
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
@@ -93,14 +100,39 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size) {
     return true;
   }
   // Growing: a quarter more than the mapping if the address space allows.
-  const size_t roomy = PageRound(mapped + mapped / 4);
-  size_t target = roomy > need ? roomy : need;
+  size_t target = GrowTarget(mapped, need);
   if (!platform::RemapInPlace(header, mapped, target)) {
+    if (target == need || !platform::RemapInPlace(header, mapped, need)) return false;
     target = need;
-    if (roomy <= need || !platform::RemapInPlace(header, mapped, target)) return false;
   }
   header->region.mapped_size = target;
   return true;
+}
+
+void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
+  if (new_size > (size_t{1} << 46)) return nullptr;
+  const size_t mapped = header->region.mapped_size;
+  const size_t target = GrowTarget(mapped, PageRound(header->block_offset + new_size));
+  void* to = platform::MapAligned(target, kRegionAlign);
+  if (to == nullptr) return nullptr;
+  const uintptr_t to_base = reinterpret_cast<uintptr_t>(to);
+  const uintptr_t old_base = reinterpret_cast<uintptr_t>(header);
+  if (!registry::Register(to_base, registry::kTagLarge)) {
+    platform::Unmap(to, target);
+    return nullptr;
+  }
+  // Not ours while it moves: nothing may find a header at the old address
+  // once it is unmapped. Registering it again can't fail (its slot exists).
+  registry::Unregister(old_base);
+  if (!platform::RemapTo(header, mapped, target, to)) {
+    registry::Register(old_base, registry::kTagLarge);
+    registry::Unregister(to_base);
+    platform::Unmap(to, target);
+    return nullptr;
+  }
+  LargeHeader* moved = static_cast<LargeHeader*>(to);
+  moved->region.mapped_size = target;
+  return reinterpret_cast<char*>(moved) + moved->block_offset;
 }
 
 LargeStats GetLargeStats() {

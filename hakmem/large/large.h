@@ -64,6 +64,15 @@ HAKMEM_ALWAYS_INLINE LargeHeader* LiveLargeBlockHeader(const void* p) {
 }
 // Grows or shrinks the block in place if the mapping allows. True on success.
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size);
+// Blocks at least this big that can't grow in place move instead of being
+// copied: their pages go to a new aligned mapping (mremap), as glibc does
+// for its mmapped chunks. Below it, a copy costs less than the syscalls.
+constexpr size_t kLargeMoveMinBytes = 256 * 1024;
+// Grows `header`'s block to `new_size` (bigger than its mapping) by moving
+// its pages to a new region with a quarter to spare; the old address is
+// gone afterwards. Returns the block's new address, or nullptr (the block
+// untouched) if the kernel refuses.
+void* LargeGrowByMove(LargeHeader* header, size_t new_size);
 // Checks that `p` is the block of `header`; reports and aborts otherwise.
 void LargeCheckPointer(const LargeHeader* header, const void* p,
                        const char* operation);

@@ -85,6 +85,37 @@ TEST(LargeTest, ResizeInPlace) {
   LargeFree(h, p);
 }
 
+TEST(LargeTest, GrowByMoveKeepsTheContentsWithoutACopy) {
+  for (size_t alignment : {size_t{16}, size_t{64} << 10}) {
+    bool zeroed;
+    const size_t size = 3 << 20;
+    char* p = static_cast<char*>(LargeAlloc(size, alignment, &zeroed));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < size; i += 512) p[i] = static_cast<char>(i >> 9);
+    LargeHeader* old_header = HeaderOf(p);
+    const platform::SyscallCounts before = platform::GetSyscallCounts();
+    char* q = static_cast<char*>(LargeGrowByMove(old_header, 10 << 20));
+    ASSERT_NE(q, nullptr);
+    const platform::SyscallCounts after = platform::GetSyscallCounts();
+    EXPECT_EQ(after.mremap, before.mremap + 1);
+    EXPECT_NE(q, p);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % alignment, 0u);
+    // The old address is no longer ours; the new one is, with its header.
+    EXPECT_FALSE(registry::Contains(p));
+    LargeHeader* h = HeaderOf(q);
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(h) % kRegionAlign, 0u);
+    EXPECT_EQ(h->region.magic, kRegionMagic);
+    EXPECT_GE(LargeUsableSize(h), size_t{10} << 20);
+    size_t wrong = 0;
+    for (size_t i = 0; i < size; i += 512) wrong += q[i] != static_cast<char>(i >> 9);
+    EXPECT_EQ(wrong, 0u);
+    EXPECT_EQ(q[size + 4096], 0);  // the new part reads as zero
+    memset(q, 7, 10 << 20);
+    LargeFree(h, q);
+  }
+}
+
 TEST(LargeDeathTest, InteriorAndDoubleFreeAreReported) {
   bool zeroed;
   char* p = static_cast<char*>(LargeAlloc(100000, 16, &zeroed));

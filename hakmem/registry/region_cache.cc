@@ -62,7 +62,7 @@ void RegionCache::Link(RegionHeader* region, RegionHeader* newer,
 void RegionCache::LinkByAge(RegionHeader* region) {
   RegionHeader* older = nullptr;
   RegionHeader* newer = lru_;
-  while (newer != nullptr && newer->last_used_ns <= region->last_used_ns) {
+  while (newer != nullptr && newer->last_used_ns < region->last_used_ns) {
     older = newer;
     newer = newer->lru_prev;
   }
@@ -160,16 +160,7 @@ void RegionCache::Put(RegionHeader* region) {
   const RegionCacheLimits limits = limits_();
   const uint64_t now = platform::NowNs();
   RegionHeader* evicted = nullptr;
-  // Over the resident budget without a decay: keep the mapping, give the
-  // pages back now (a syscall, outside the lock). A racy read of resident_
-  // only shifts when this starts.
   region->discarded = 0;
-  if (limits.decay_ns == 0 &&
-      __atomic_load_n(&resident_, __ATOMIC_RELAXED) + region->mapped_size >
-          limits.max_resident_bytes) {
-    DiscardRegionPages(region);
-    region->discarded = 1;
-  }
   pthread_mutex_lock(&lock_);
   region->last_used_ns = now;
   Link(region, nullptr, mru_);
@@ -177,6 +168,9 @@ void RegionCache::Put(RegionHeader* region) {
   const bool over_budget = resident_ > limits.max_resident_bytes;
   pthread_mutex_unlock(&lock_);
   ReleaseList(evicted);  // syscalls outside the lock
+  // Over the resident budget: the oldest give their pages back once they
+  // have been cached for the decay time (at once with decay 0). After the
+  // evictions, so that no region is madvised just before it is unmapped.
   if (over_budget) DiscardDecayed(limits, now);
 }
 

@@ -203,17 +203,17 @@ TEST_F(RegionCacheTest, RegionsBeyondTheResidentBudgetGiveTheirPagesBack) {
   RegionHeader* second = reinterpret_cast<RegionHeader*>(mapped[1]);
   const uint64_t madvises = platform::GetSyscallCounts().madvise;
   cache_.Put(first);   // fits the budget: stays resident
-  cache_.Put(second);  // over it: pages given back, mapping kept
-  EXPECT_EQ(first->discarded, 0u);
-  EXPECT_EQ(second->discarded, 1u);
-  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises + 1);
-  EXPECT_EQ(mapped[0][platform::kPageSize + 5], 0x77);
-  EXPECT_EQ(mapped[1][platform::kPageSize + 5], 0);  // reads as zero now
-  EXPECT_EQ(second->mapped_size, 2 * kMiB);         // header page kept
-  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
-  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), second);
+  cache_.Put(second);  // over it (no decay): the older one gives its pages back
+  EXPECT_EQ(first->discarded, 1u);
   EXPECT_EQ(second->discarded, 0u);
+  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises + 1);
+  EXPECT_EQ(mapped[0][platform::kPageSize + 5], 0);  // reads as zero now
+  EXPECT_EQ(mapped[1][platform::kPageSize + 5], 0x77);
+  EXPECT_EQ(first->mapped_size, 2 * kMiB);           // header page kept
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), second);  // the resident one
   EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), first);
+  EXPECT_EQ(first->discarded, 0u);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
@@ -298,6 +298,20 @@ uint64_t TickingClock() { return g_ticks.fetch_add(1000, std::memory_order_relax
 
 // Regions are given back only while they sit in the cache: one that a
 // thread took (and writes) while another applies the decay keeps its data.
+TEST_F(RegionCacheTest, ARegionEvictedAtOnceIsNotMadvisedFirst) {
+  g_limits.max_bytes = 2 * kMiB;
+  g_limits.max_resident_bytes = 0;
+  std::vector<char*> mapped = MapFilledRegions(1);
+  ASSERT_EQ(mapped.size(), 1u);
+  HeaderOf(mapped[0])->mapped_size = 4 * kMiB;  // bigger than the whole cache
+  const uint64_t madvises = platform::GetSyscallCounts().madvise;
+  cache_.Put(HeaderOf(mapped[0]));
+  ASSERT_EQ(released_.size(), 1u);
+  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises);
+  HeaderOf(mapped[0])->mapped_size = 2 * kMiB;
+  platform::Unmap(mapped[0], 2 * kMiB);
+}
+
 TEST_F(RegionCacheTest, ADecayNeverDiscardsARegionThatWasTaken) {
   platform::SetClockForTesting(&TickingClock);
   g_limits.max_resident_bytes = 0;  // everything cached decays...
