@@ -136,7 +136,9 @@ void RegionCache::CollectEvictions(const RegionCacheLimits& limits,
   }
   while (lru_ != nullptr) {
     RegionHeader* oldest = lru_;
-    const bool expired = now - oldest->last_used_ns >= limits.ttl_ns;
+    // (Not `now - last_used`: another thread may have cached a region after
+    // `now` was read.)
+    const bool expired = oldest->last_used_ns + limits.ttl_ns <= now;
     if (!everything && !expired && count_ <= limits.max_count &&
         bytes_ <= limits.max_bytes && count_ <= target) {
       break;
@@ -182,7 +184,7 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) 
   RegionHeader* decayed = nullptr;
   RegionHeader* r = lru_;
   while (r != nullptr && resident_ > limits.max_resident_bytes &&
-         now - r->last_used_ns >= limits.decay_ns) {
+         r->last_used_ns + limits.decay_ns <= now) {
     RegionHeader* newer = r->lru_prev;
     if (!r->discarded) {
       Unlink(r);

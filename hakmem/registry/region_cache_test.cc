@@ -298,6 +298,17 @@ uint64_t TickingClock() { return g_ticks.fetch_add(1000, std::memory_order_relax
 
 // Regions are given back only while they sit in the cache: one that a
 // thread took (and writes) while another applies the decay keeps its data.
+// Two threads read the clock, then cache a region each, the later reading
+// first: the region cached with the later time must not look expired.
+TEST_F(RegionCacheTest, ARegionCachedWithALaterTimeIsNotExpired) {
+  g_now_ns = 2000000;
+  cache_.Put(&regions_[0]);
+  g_now_ns = 1999000;  // the other thread's earlier reading
+  cache_.Put(&regions_[1]);
+  EXPECT_TRUE(released_.empty());
+  EXPECT_EQ(cache_.GetStats().cached, 2u);
+}
+
 TEST_F(RegionCacheTest, ARegionEvictedAtOnceIsNotMadvisedFirst) {
   g_limits.max_bytes = 2 * kMiB;
   g_limits.max_resident_bytes = 0;
