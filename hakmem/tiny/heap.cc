@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <string.h>
 #include <sys/auxv.h>
 
 #include <new>
@@ -292,6 +294,156 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
 }
 
+// ---- Transfer cache ----------------------------------------------------------
+// Batches of other heaps' blocks, per small class, for whichever heap runs
+// dry next (as tcmalloc's central lists). A bin that overflows with blocks
+// of a heap whose queue of remote frees is already backed up (its thread is
+// not keeping up: off the CPU, with more threads than cores) puts them here
+// instead of on that queue, and an empty bin takes a batch before it
+// carves. Otherwise blocks go home as before: with two busy threads the
+// owner drains its queue promptly, and the cache measured slower there.
+// Bounded (kTransferBatches and kTransferMaxBytes per class: the blocks pin
+// their slabs); batches older than kTransferMaxAgeNs go home (checked by
+// the upkeep), so an idle program's slabs can still empty; malloc_trim
+// sends everything home.
+constexpr int kTransferBatches = 4;
+constexpr uint32_t kTransferMaxBytes = 32 * 1024;
+constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
+// A flush sends at most half a bin. Pointers in an array, not a chain
+// through the blocks: a refill checks each block's key with loads that do
+// not wait on each other (the blocks are cold, written by other cores).
+constexpr uint32_t kTransferBatchMax = kBinMaxBlocks / 2 + 1;
+
+// Every member has an initializer: g_transfer must be constant-initialized
+// (zero, in bss), ready before any constructor runs (see above); a
+// constructor resetting a lock could run while another library's threads
+// already use the cache.
+struct TransferBatch {
+  uint32_t count = 0;
+  uint64_t pushed_ns = 0;
+  Block* blocks[kTransferBatchMax] = {};  // each with TransferKey()
+};
+
+// A lock per class, held for a few dozen instructions: spins, and yields
+// after a while (its holder may be off the CPU). A leaf: nothing else is
+// locked while it is held.
+class TransferLock {
+ public:
+  void Lock() {
+    int spins = 0;
+    while (word_.exchange(1, std::memory_order_acquire) != 0) {
+      while (word_.load(std::memory_order_relaxed) != 0) {
+        if (++spins < 64) {
+          __builtin_ia32_pause();
+        } else {
+          sched_yield();
+          spins = 0;
+        }
+      }
+    }
+  }
+  void Unlock() { word_.store(0, std::memory_order_release); }
+  void Reset() { word_.store(0, std::memory_order_relaxed); }  // fork child
+
+ private:
+  std::atomic<uint32_t> word_{0};
+};
+
+struct alignas(64) TransferClass {
+  TransferLock lock;
+  uint32_t batches = 0;  // written under the lock, read racily for a quick look
+  uint32_t blocks = 0;
+  TransferBatch batch[kTransferBatches] = {};
+};
+TransferClass g_transfer[kFirstMidClass];  // small classes only: bounded pins
+static_assert((TransferClass(), true), "TransferClass() must stay a constant expression");
+
+// Adds `count` blocks of class `c` (keyed) as a batch if there is room;
+// false otherwise. A batch must fit any heap's empty bin.
+bool TransferPush(int c, Block* const* blocks, uint32_t count) {
+  if (c >= kFirstMidClass || count > BinLimitOf(c) || count > kTransferBatchMax) return false;
+  TransferClass& t = g_transfer[c];
+  const uint64_t now = platform::NowNs();
+  t.lock.Lock();
+  const bool room = t.batches < kTransferBatches &&
+                    (t.blocks + count) * ClassSizeOf(c) <= kTransferMaxBytes;
+  if (room) {
+    TransferBatch& batch = t.batch[t.batches];
+    batch.count = count;
+    batch.pushed_ns = now;
+    memcpy(batch.blocks, blocks, count * sizeof(Block*));
+    t.blocks += count;
+    __atomic_store_n(&t.batches, t.batches + 1, __ATOMIC_RELAXED);
+  }
+  t.lock.Unlock();
+  return room;
+}
+
+// Takes the newest batch of class `c` into `out`, with `h`'s bin key;
+// returns how many (0: none cached).
+uint32_t TransferPop(Heap* h, int c, Block** out) {
+  if (c >= kFirstMidClass) return 0;
+  TransferClass& t = g_transfer[c];
+  if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) return 0;
+  t.lock.Lock();
+  uint32_t n = 0;
+  if (t.batches != 0) {
+    const TransferBatch& batch = t.batch[t.batches - 1];
+    n = batch.count;
+    memcpy(out, batch.blocks, n * sizeof(Block*));
+    t.blocks -= n;
+    __atomic_store_n(&t.batches, t.batches - 1, __ATOMIC_RELAXED);
+  }
+  t.lock.Unlock();
+  for (uint32_t i = 0; i < n; i++) {
+    // Freed again while it waited there (a double free): it may be live.
+    // Re-keyed at once, so a second copy in the batch is caught too.
+    if (out[i]->key != TransferKey()) ReportDoubleFreeInBins(out[i]);
+    out[i]->key = h->free_key;
+  }
+  return n;
+}
+
+// Sends `n` blocks of other heaps, marked with the transfer key, to their
+// owners.
+void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    Block* b = blocks[i];
+    if (b->key != TransferKey()) ReportDoubleFreeInBins(b);
+    Heap* owner = static_cast<Heap*>(const_cast<void*>(
+        __atomic_load_n(&InfoOf(SlabOf(b))->owner, __ATOMIC_ACQUIRE)));
+    if (owner == nullptr) ReportDoubleFreeInBins(b);
+    b->key = RemoteFreeKey();
+    FreeRemote(h, owner, b);
+  }
+  FlushOutgoing(h);
+}
+
+// Sends home the batches pushed before `cutoff_ns` (all for UINT64_MAX).
+void TransferSendHome(uint64_t cutoff_ns) {
+  for (int c = 0; c < kFirstMidClass; c++) {
+    TransferClass& t = g_transfer[c];
+    if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) continue;
+    Block* old[kTransferBatches * kTransferBatchMax];
+    uint32_t n = 0;
+    t.lock.Lock();
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < t.batches; i++) {
+      TransferBatch& batch = t.batch[i];
+      if (batch.pushed_ns < cutoff_ns) {
+        memcpy(old + n, batch.blocks, batch.count * sizeof(Block*));
+        n += batch.count;
+        t.blocks -= batch.count;
+      } else if (kept++ != i) {
+        t.batch[kept - 1] = batch;
+      }
+    }
+    __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
+    t.lock.Unlock();
+    SendHome(tl_heap, old, n);
+  }
+}
+
 // Sends the oldest `k` blocks of bin `c` back: this heap's to their slabs,
 // other heaps' to their owners (pushed before returning). Returns how many
 // went to other heaps.
@@ -309,6 +461,8 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
   for (uint32_t i = 1; i <= k; i++) out[i - 1] = slots[i];
   for (uint32_t i = k + 1; i <= n; i++) slots[i - k] = slots[i];
   SetBinCount(h, c, n - k);
+  Block* others[kBinSlots];  // other heaps' blocks
+  bool backed_up = false;    // one of their owners has not drained its queue
   for (uint32_t i = 0; i < k; i++) {
     Block* b = out[i];
     // Handed out again meanwhile (through another copy: a double free), or
@@ -321,10 +475,13 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
     if (owner == h) {
       LocalFree(h, s, b);
     } else {
-      b->key = RemoteFreeKey();
-      FreeRemote(h, owner, b);
-      sent++;
+      backed_up = backed_up || !owner->remote.Empty();
+      b->key = TransferKey();  // at once: a second copy here fails the check
+      others[sent++] = b;
     }
+  }
+  if (sent != 0 && (!backed_up || !TransferPush(c, others, sent))) {
+    SendHome(h, others, sent);
   }
   FlushOutgoing(h);
   return sent;
@@ -490,10 +647,13 @@ void* RefillBinAndPop(Heap* h, int size_class) {
   Block* taken[kBinSlots];
   // Slow start: a class brings few blocks at first, twice as many on each
   // refill up to half its bin, so a class used a little touches little.
-  const uint32_t want = h->bin_refill[size_class];
-  const uint32_t most = BinLimit(h, size_class) / 2;
-  h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
-  const uint32_t n = TakeFromSlabs(h, size_class, taken, want);
+  uint32_t n = TransferPop(h, size_class, taken);  // other heaps' blocks first
+  if (n == 0) {
+    const uint32_t want = h->bin_refill[size_class];
+    const uint32_t most = BinLimit(h, size_class) / 2;
+    h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
+    n = TakeFromSlabs(h, size_class, taken, want);
+  }
   if (n == 0) return nullptr;
   // taken[0] is handed out now, taken[1] next: it goes on top.
   Block** slots = BinSlot(h, size_class, 0);
@@ -536,6 +696,7 @@ void TinyUpkeep() {
   if (now < __atomic_load_n(&next_reclaim_ns, __ATOMIC_RELAXED)) return;
   __atomic_store_n(&next_reclaim_ns, now + RegionCache::kCheckIntervalNs,
                    __ATOMIC_RELAXED);
+  TransferSendHome(now - kTransferMaxAgeNs);
   ReclaimAbandonedHeaps();
 }
 
@@ -650,12 +811,22 @@ void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
 
 void TinyTrim() {
   Heap* h = tl_heap;
+  if (h != &kEmptyHeap) FlushAllBins(h);
+  TransferSendHome(UINT64_MAX);  // everything home, this heap's blocks too
   if (h != &kEmptyHeap) {
-    FlushAllBins(h);
     DrainRemote(h);
     ReleaseIdle(h);
   }
   ReclaimAbandonedHeaps();
+}
+
+uint32_t TinyTransferCachedBlocks(int size_class) {
+  if (size_class >= kFirstMidClass) return 0;
+  TransferClass& t = g_transfer[size_class];
+  t.lock.Lock();
+  const uint32_t blocks = t.blocks;
+  t.lock.Unlock();
+  return blocks;
 }
 
 void TinyThreadExit() {
@@ -666,14 +837,17 @@ void TinyThreadExit() {
 void TinyLockForFork() {
   pthread_mutex_lock(&g_orphan_lock);
   pthread_mutex_lock(&g_pool_lock);
+  for (TransferClass& t : g_transfer) t.lock.Lock();  // leaves: last
 }
 
 void TinyUnlockAfterFork(bool in_child) {
   if (!in_child) {
+    for (TransferClass& t : g_transfer) t.lock.Unlock();
     pthread_mutex_unlock(&g_pool_lock);
     pthread_mutex_unlock(&g_orphan_lock);
     return;
   }
+  for (TransferClass& t : g_transfer) t.lock.Reset();
   pthread_mutex_init(&g_pool_lock, nullptr);
   pthread_mutex_init(&g_orphan_lock, nullptr);
   // Only the forking thread lives on in the child. Every other active heap
@@ -710,9 +884,16 @@ void GetTinyStats(TinyStats* stats) {
   stats->heaps_leaked_by_fork = g_heaps_leaked;
   pthread_mutex_unlock(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);
-  // Blocks in this thread's bins are free (other threads' bins are not read).
+  // Blocks in this thread's bins and in the transfer cache are free (other
+  // threads' bins are not read).
   const Heap* h = tl_heap;
-  for (int c = 0; c < kNumClasses; c++) stats->blocks_in_use[c] -= BinCount(h, c);
+  // (Read after the slabs: another thread may have moved blocks into the
+  // cache meanwhile, so the difference is clamped at 0.)
+  for (int c = 0; c < kNumClasses; c++) {
+    const uint64_t free_here = BinCount(h, c) + TinyTransferCachedBlocks(c);
+    uint64_t& in_use = stats->blocks_in_use[c];
+    in_use = in_use > free_here ? in_use - free_here : 0;
+  }
 }
 
 }  // namespace hakmem

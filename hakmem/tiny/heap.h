@@ -233,6 +233,10 @@ extern uint64_t g_free_key HAKMEM_HIDDEN;
 // when it drains, so a block that was also freed again in the meantime (its
 // key overwritten) is caught there.
 inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
+// What a block carries in the transfer cache (heap.cc): bit 2 flipped. A
+// refill from the cache checks it, as the owner's drain checks the remote
+// key.
+inline uint64_t TransferKey() { return g_free_key ^ 4; }
 // What blocks in heap number `id` (1, 2, ...)'s bins carry: g_free_key with
 // the id in bits 3-26. A block freed twice into two threads' bins carries
 // the key of the later free, so the other thread's pop finds a wrong key:
@@ -243,10 +247,10 @@ constexpr uint64_t kHeapKeyBits = ((uint64_t{1} << 24) - 1) << kHeapKeyShift;
 inline uint64_t HeapFreeKey(uint64_t id) {
   return g_free_key ^ ((id << kHeapKeyShift) & kHeapKeyBits);
 }
-// True if `key` is any of the keys above: a list's, a bin's, the remote key
-// (or, harmlessly, g_free_key ^ 1, which is never written).
+// True if `key` is any of the keys above: a list's, a bin's, the remote or
+// the transfer key (or, harmlessly, a combination never written).
 inline bool KeyMarksFree(uint64_t key) {
-  return ((key ^ g_free_key) & ~(kHeapKeyBits | 3)) == 0;
+  return ((key ^ g_free_key) & ~(kHeapKeyBits | 7)) == 0;
 }
 
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
@@ -302,6 +306,9 @@ void TinyUpkeep();
 void TinyTrim();
 void TinyLockForFork();
 void TinyUnlockAfterFork(bool in_child);
+
+// Blocks of class `size_class` waiting in the transfer cache (for tests).
+uint32_t TinyTransferCachedBlocks(int size_class);
 
 struct TinyStats {
   uint64_t heaps_created;

@@ -139,8 +139,10 @@ TEST(HeapTest, RemoteFreesReachTheOwner) {
     for (void* p : blocks) Free(p);  // into its bins, sent back in batches
   });
   other.join();  // thread exit sends back what its bins still hold
-  // Queued, not yet drained: still counted in use.
-  EXPECT_EQ(BlocksInUse(SizeToClass(64)), before);
+  // Queued, not yet drained: still counted in use (the transfer cache's
+  // count as free: once the queue was backed up, batches went there).
+  const int c = static_cast<int>(SizeToClass(64));
+  EXPECT_EQ(BlocksInUse(c) + TinyTransferCachedBlocks(c), before);
   // The owner drains on its next slow path: allocate until it has to.
   std::vector<void*> again;
   for (int i = 0; i < 2 * kBlocks; i++) again.push_back(TinyMalloc(64));
@@ -156,7 +158,10 @@ TEST(HeapTest, AThreadReusesTheBlocksOfOtherThreadsThatItFreed) {
   // their class (from its bin) and stay in use for their owner's slab.
   constexpr int kBlocks = 20;
   constexpr size_t kSize = 96;
-  TinyTrim();  // nothing of this class left in transit by earlier tests
+  // This thread's queue drained: its blocks go home at the other thread's
+  // exit, not to the transfer cache (which takes them only from owners
+  // that are behind).
+  TinyTrim();
   std::vector<void*> blocks;
   for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(kSize));
   const uint64_t in_use = BlocksInUse(SizeToClass(kSize));
@@ -255,6 +260,69 @@ TEST(HeapTest, AForkChildNeverTouchesTheHeapsOfThreadsThatDidNotSurviveIt) {
   for (void* p : theirs) Free(p);
 }
 
+// Frees `blocks` (all of class `c`, allocated by this thread) in another
+// thread while this one does not drain its queue: once the queue is backed
+// up, overflowing batches go to the transfer cache. Returns how many are
+// cached.
+uint32_t FreeInAnotherThreadUntilCached(const std::vector<void*>& blocks, int c) {
+  std::thread([&] {
+    for (void* p : blocks) Free(p);
+  }).join();
+  return TinyTransferCachedBlocks(c);
+}
+
+TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
+  constexpr size_t kSize = 64;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();  // an empty transfer cache to start from
+  std::vector<void*> blocks;
+  for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
+  ASSERT_GT(FreeInAnotherThreadUntilCached(blocks, c), 0u)
+      << "batches went home although the owner's queue was backed up";
+  const uint64_t cached_ns = platform::NowNs();
+  // A third thread's first mallocs come from a cached batch: blocks of
+  // this thread's, reused without going home first.
+  std::set<void*> old(blocks.begin(), blocks.end());
+  int reused = 0;
+  uint64_t first_malloc_ns = 0;
+  std::vector<void*> taken;
+  std::thread([&] {
+    first_malloc_ns = platform::NowNs();
+    for (int i = 0; i < 20; i++) taken.push_back(TinyMalloc(kSize));
+    for (void* p : taken) reused += old.count(p);
+    for (void* p : taken) Free(p);
+  }).join();
+  TinyTrim();
+  // (Batches go home once 100 ms old: a machine that stalled this long in
+  // between has nothing left to check.)
+  if (first_malloc_ns - cached_ns > 50 * 1000 * 1000) {
+    GTEST_SKIP() << "the batches may have aged out before the third thread ran";
+  }
+  EXPECT_EQ(reused, 20);
+}
+
+TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
+  constexpr size_t kSize = 80;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  const uint64_t start = BlocksInUse(c);
+  for (int round = 0; round < 2; round++) {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
+    ASSERT_GT(FreeInAnotherThreadUntilCached(blocks, c), 0u);
+    if (round == 0) {
+      TinyTrim();  // at once
+    } else {
+      // The upkeep sends batches home once they are kTransferMaxAgeNs old.
+      usleep(250 * 1000);
+      TinyUpkeep();
+    }
+    EXPECT_EQ(TinyTransferCachedBlocks(c), 0u) << "round " << round;
+    TinyTrim();  // the owner drains what came home
+    EXPECT_EQ(BlocksInUse(c), start) << "round " << round;
+  }
+}
+
 TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
   // A consumer thread caches what it frees like any thread; past its bin's
   // limit it sends the oldest half back to the owner, while it runs.
@@ -342,6 +410,31 @@ TEST(HeapTest, BlocksOfAnExitedThreadCanBeFreedAndReused) {
 }
 
 using HeapDeathTest = ::testing::Test;
+
+TEST(HeapDeathTest, ABlockFreedAgainWhileInTheTransferCacheIsReported) {
+  constexpr size_t kSize = 64;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
+  ASSERT_GT(FreeInAnotherThreadUntilCached(blocks, c), 0u);
+  void* cached = nullptr;  // a block waiting in the cache carries its key
+  for (void* p : blocks) {
+    if (static_cast<Block*>(p)->key == TransferKey()) cached = p;
+  }
+  ASSERT_NE(cached, nullptr);
+  // Freed again: caught at once if the free takes the slow path (a full
+  // bin: it reads the key); otherwise malloc hands it out from the bin, and
+  // the refill that takes its batch finds it live before it could be
+  // handed out twice ("found twice in bins or lists").
+  EXPECT_DEATH(
+      {
+        Free(cached);
+        for (int i = 0; i < 2000; i++) TinyMalloc(kSize);
+      },
+      "free\\(\\): double free");
+  TinyTrim();
+}
 
 TEST(HeapDeathTest, DoubleFreeIsReported) {
   EXPECT_DEATH(
