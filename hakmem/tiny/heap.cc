@@ -297,11 +297,11 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
 // ---- Transfer cache ----------------------------------------------------------
 // Batches of other heaps' blocks, per small class, for whichever heap runs
 // dry next (as tcmalloc's central lists). A bin that overflows with blocks
-// of a heap whose queue of remote frees is already backed up (its thread is
-// not keeping up: off the CPU, with more threads than cores) puts them here
-// instead of on that queue, and an empty bin takes a batch before it
-// carves. Otherwise blocks go home as before: with two busy threads the
-// owner drains its queue promptly, and the cache measured slower there.
+// of heaps whose threads stay behind (with more threads running than CPUs,
+// owners wait for the CPU while their queues pile up: see the gate below)
+// puts them here instead of on their queues, and an empty bin takes a
+// batch before it carves. Otherwise blocks go home as before: with a core
+// per thread the cache measured no faster, with more RSS.
 // Bounded (kTransferBatches and kTransferMaxBytes per class: the blocks pin
 // their slabs); batches older than kTransferMaxAgeNs go home (checked by
 // the upkeep), so an idle program's slabs can still empty; malloc_trim
@@ -444,6 +444,71 @@ void TransferSendHome(uint64_t cutoff_ns) {
   }
 }
 
+// The gate. The cache pays with more threads running than CPUs (8 threads
+// on 2 cores, 50% remote frees: ~60 -> ~75 Mops/s), where owners spend
+// most of the time off the CPU and their queues pile up. With a core per
+// thread it does not (2 threads: no faster, RSS up to 1 MiB higher), and
+// no per-owner signal told the two apart there: an owner drains lazily
+// (when a refill finds its current slab empty), so "its queue is not empty"
+// or "not drained since our last push" held for 95% of remote50's flushes;
+// "no slow path since our last look" for 36-77%, and once batches went
+// through the cache, bins overflowed more often and it held for 98% (the
+// gate stayed open); the owner's silence in time was 10-250 us in both
+// cases (the benchmark's threads yield to each other). So two conditions:
+//  - the process runs more threads than CPUs: a census every
+//    kCensusIntervalNs counts the heaps whose beat moved since the last
+//    one (threads that ran a slow path) against the CPUs this process may
+//    use;
+//  - then, per class, kTransferEngageFlushes flushes in a row found an
+//    owner of their blocks behind: blocks wait on its queue and it has run
+//    no slow path since `h`'s previous look (at an earlier flush).
+constexpr uint64_t kCensusIntervalNs = 10 * 1000 * 1000;
+uint32_t g_cpus = 0;                 // sched_getaffinity's count; 0: unknown
+uint32_t g_cpus_for_testing = 0;    // atomic access; if set, no census but the tests'
+bool g_oversubscribed = false;       // atomic access
+uint64_t g_census_next_ns = 0;       // atomic access
+int g_transfer_mode = -1;            // atomic access; see TinySetTransferModeForTesting
+
+// Counts the heaps whose threads ran since the last census; sets
+// g_oversubscribed. Skipped if the pool lock is busy (it guards the list
+// of heaps).
+uint32_t Census() {
+  if (pthread_mutex_trylock(&g_pool_lock) != 0) return 0;
+  uint32_t running = 0;
+  for (Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
+    // (Pooled heaps do not run; a fork child's leaked ones are not touched.)
+    if (h->state.load(std::memory_order_relaxed) != HeapState::kActive) continue;
+    const uint64_t beat = __atomic_load_n(&h->beat, __ATOMIC_RELAXED);
+    if (beat != h->census_beat) running++;
+    h->census_beat = beat;
+  }
+  pthread_mutex_unlock(&g_pool_lock);
+  const uint32_t for_testing = __atomic_load_n(&g_cpus_for_testing, __ATOMIC_RELAXED);
+  const uint32_t cpus = for_testing != 0 ? for_testing : g_cpus;
+  __atomic_store_n(&g_oversubscribed, cpus != 0 && running > cpus, __ATOMIC_RELAXED);
+  return running;
+}
+
+bool TransferEngageable() {
+  const int mode = __atomic_load_n(&g_transfer_mode, __ATOMIC_RELAXED);
+  return mode < 0 ? __atomic_load_n(&g_oversubscribed, __ATOMIC_RELAXED) : mode != 0;
+}
+
+bool OwnerStillBehind(Heap* h, const Heap* owner) {
+  const uint64_t beat = __atomic_load_n(&owner->beat, __ATOMIC_RELAXED);
+  const uint64_t hash = (reinterpret_cast<uintptr_t>(owner) >> 6) * 0x9e3779b97f4a7c15ull;
+  OwnerSeen& seen = h->owners_seen[hash >> (64 - kOwnersSeenBits)];
+  if (seen.owner == owner && seen.flush == h->flushes) return false;  // looked already
+  const bool behind = seen.owner == owner && seen.beat == beat && !owner->remote.Empty();
+  seen.owner = owner;
+  seen.beat = beat;
+  seen.flush = h->flushes;
+  return behind;
+}
+
+// Marks a slow path of `h`'s thread (see Heap::beat).
+inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_RELAXED); }
+
 // Sends the oldest `k` blocks of bin `c` back: this heap's to their slabs,
 // other heaps' to their owners (pushed before returning). Returns how many
 // went to other heaps.
@@ -462,7 +527,12 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
   for (uint32_t i = k + 1; i <= n; i++) slots[i - k] = slots[i];
   SetBinCount(h, c, n - k);
   Block* others[kBinSlots];  // other heaps' blocks
-  bool backed_up = false;    // one of their owners has not drained its queue
+  bool behind = false;       // one of their owners is still behind
+  // Whether the transfer cache may take them (it holds small classes only).
+  // If not, they go home at once, as if there were no cache.
+  const bool gated = c < kFirstMidClass && TransferEngageable();
+  Heap* last_owner = nullptr;
+  h->flushes++;
   for (uint32_t i = 0; i < k; i++) {
     Block* b = out[i];
     // Handed out again meanwhile (through another copy: a double free), or
@@ -474,14 +544,29 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
     if (owner == nullptr) ReportDoubleFreeInBins(b);
     if (owner == h) {
       LocalFree(h, s, b);
+    } else if (!gated) {
+      b->key = RemoteFreeKey();
+      FreeRemote(h, owner, b);
+      sent++;
     } else {
-      backed_up = backed_up || !owner->remote.Empty();
+      if (owner != last_owner) {
+        last_owner = owner;
+        if (OwnerStillBehind(h, owner)) behind = true;
+      }
       b->key = TransferKey();  // at once: a second copy here fails the check
       others[sent++] = b;
     }
   }
-  if (sent != 0 && (!backed_up || !TransferPush(c, others, sent))) {
-    SendHome(h, others, sent);
+  if (gated && sent != 0) {
+    // Engaged from the kTransferEngageFlushes-th flush in a row that found
+    // an owner behind; the first that finds none disengages.
+    uint8_t& streak = h->behind_flushes[c];
+    streak = behind ? static_cast<uint8_t>(streak < 255 ? streak + 1 : 255) : 0;
+    if (streak < kTransferEngageFlushes || !TransferPush(c, others, sent)) {
+      SendHome(h, others, sent);
+    }
+  } else if (!gated && c < kFirstMidClass) {
+    h->behind_flushes[c] = 0;  // counted only while the cache may engage
   }
   FlushOutgoing(h);
   return sent;
@@ -684,6 +769,14 @@ void TinyUpkeep() {
   static uint64_t next_reclaim_ns = 0;  // atomic access
   SuperSlabCacheMaybeEnforceLimits();
   const uint64_t now = platform::NowNs();
+  // The census: one thread, every kCensusIntervalNs.
+  uint64_t census_ns = __atomic_load_n(&g_census_next_ns, __ATOMIC_RELAXED);
+  if (now >= census_ns && __atomic_load_n(&g_cpus_for_testing, __ATOMIC_RELAXED) == 0 &&
+      __atomic_compare_exchange_n(&g_census_next_ns, &census_ns,
+                                  now + kCensusIntervalNs, false, __ATOMIC_RELAXED,
+                                  __ATOMIC_RELAXED)) {
+    Census();
+  }
   // This thread's bins and empty current slabs pin memory: at most every
   // 100 ms, per thread. (A busy class refills its bin at once: a few
   // hundred block moves per 100 ms at most.)
@@ -706,6 +799,8 @@ void TinyGlobalInit() {
   if (!g_initialized) {
     InitConfigFromEnvironment();
     InitFreeKey();
+    cpu_set_t cpus;  // (no allocation: a fixed-size set)
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0) g_cpus = CPU_COUNT(&cpus);
     pthread_key_create(&g_thread_key, &OnThreadExit);
     const uint64_t prewarm = GetOption(Option::kSuperslabPrewarm);
     if (prewarm != 0) SuperSlabPrewarm(prewarm);
@@ -725,6 +820,7 @@ void* TinyMallocSlow(int size_class) {
       errno = ENOMEM;
       return nullptr;
     }
+    Beat(h);
     FlushOutgoing(h);
     TinyUpkeep();
     // A heap just adopted (a dead thread's) may come with blocks in its bins.
@@ -791,6 +887,7 @@ void TinyFreeSlow(void* p) {
     FreeRemote(h, owner, b);
     return;
   }
+  Beat(h);
   const int c = InfoOf(s)->size_class;
   if (BinCount(h, c) >= BinLimit(h, c)) TinyUpkeep();  // a thread that only frees gets it too
   if (BinCount(h, c) >= BinLimit(h, c)) {
@@ -828,6 +925,20 @@ uint32_t TinyTransferCachedBlocks(int size_class) {
   t.lock.Unlock();
   return blocks;
 }
+
+uint32_t TinyTransferBehindFlushes(int size_class) {
+  const Heap* h = tl_heap;
+  return size_class < kFirstMidClass ? h->behind_flushes[size_class] : 0;
+}
+
+uint32_t TinyRunCensusForTesting() { return Census(); }
+void TinySetCpusForTesting(uint32_t cpus) {
+  __atomic_store_n(&g_cpus_for_testing, cpus, __ATOMIC_RELAXED);
+}
+void TinySetTransferModeForTesting(int mode) {
+  __atomic_store_n(&g_transfer_mode, mode, __ATOMIC_RELAXED);
+}
+bool TinyOversubscribed() { return __atomic_load_n(&g_oversubscribed, __ATOMIC_RELAXED); }
 
 void TinyThreadExit() {
   Heap* h = tl_heap;

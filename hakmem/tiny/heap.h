@@ -156,6 +156,22 @@ struct RemoteBatch {
 // Tag for the Heap constructor used on memory known to be zero.
 struct ZeroedMemory {};
 
+// The transfer cache's gate (heap.cc): what a heap remembers of an owner it
+// flushed blocks for, in a small table indexed by a hash of the owner.
+struct OwnerSeen {
+  const Heap* owner = nullptr;
+  uint64_t beat = 0;   // the owner's Heap::beat when last seen
+  uint32_t flush = 0;  // which of our flushes saw it (one look per flush)
+};
+constexpr int kOwnersSeenBits = 4;
+// While the process runs more threads than it has CPUs, a heap's flushes
+// of a small class put other heaps' blocks into the transfer cache from
+// the kTransferEngageFlushes-th flush in a row that found one of their
+// owners behind on; the first that finds none disengages.
+// (With 8 threads on 2 cores, 87% of flushes with other heaps' blocks
+// came with the gate open.)
+constexpr uint8_t kTransferEngageFlushes = 4;
+
 struct Heap {
   // constexpr and all zero: kEmptyHeap is ready before any constructor
   // runs, and costs only bss. Its limits are 0 (nothing is ever pushed on
@@ -185,8 +201,19 @@ struct Heap {
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
+  // The transfer cache's gate, touched only by the heap's thread (or under
+  // the pool lock, once abandoned): the owners its flushes saw, and per
+  // small class how many flushes in a row found an owner behind.
+  uint32_t flushes = 0;
+  OwnerSeen owners_seen[1 << kOwnersSeenBits] = {};
+  uint8_t behind_flushes[kFirstMidClass] = {};
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
+  // Bumped by the heap's thread on each of its slow paths: other heaps
+  // read it to tell an owner that is running (it moves) from one that is
+  // off the CPU. Beside `remote`, which the readers touch anyway.
+  uint64_t beat = 0;
+  uint64_t census_beat = 0;                   // `beat` at the last census
   // The bins' pointers, one row of kBinSlots per class; slot `count` is
   // the top (handed out next).
   alignas(64) Block* bin_slots[kNumClasses * kBinSlots];
@@ -309,6 +336,20 @@ void TinyUnlockAfterFork(bool in_child);
 
 // Blocks of class `size_class` waiting in the transfer cache (for tests).
 uint32_t TinyTransferCachedBlocks(int size_class);
+// How many flushes in a row of the calling thread's bin of `size_class`
+// found an owner behind (the gate is open from kTransferEngageFlushes on;
+// for tests).
+uint32_t TinyTransferBehindFlushes(int size_class);
+// For tests: the census of running heaps (see heap.cc) at once; returns
+// how many heaps ran a slow path since the last one. The CPU count it
+// compares with (0: as found at start-up; otherwise the census runs only
+// when a test asks). Whether the transfer cache may engage: -1 as the
+// census says, 0 never, 1 always.
+uint32_t TinyRunCensusForTesting();
+void TinySetCpusForTesting(uint32_t cpus);
+void TinySetTransferModeForTesting(int mode);
+// Whether the last census found more running heaps than CPUs.
+bool TinyOversubscribed();
 
 struct TinyStats {
   uint64_t heaps_created;

@@ -260,10 +260,18 @@ TEST(HeapTest, AForkChildNeverTouchesTheHeapsOfThreadsThatDidNotSurviveIt) {
   for (void* p : theirs) Free(p);
 }
 
+// The transfer cache engages only while the process runs more threads
+// than CPUs (a census); these tests open that gate for their duration.
+struct ForceTransferCache {
+  ForceTransferCache() { TinySetTransferModeForTesting(1); }
+  ~ForceTransferCache() { TinySetTransferModeForTesting(-1); }
+};
+
 // Frees `blocks` (all of class `c`, allocated by this thread) in another
-// thread while this one does not drain its queue: once the queue is backed
-// up, overflowing batches go to the transfer cache. Returns how many are
-// cached.
+// thread while this one waits (runs no slow path, does not drain its
+// queue): once kTransferEngageFlushes flushes in a row found it behind,
+// overflowing batches go to the transfer cache if it may engage. Returns
+// how many are cached.
 uint32_t FreeInAnotherThreadUntilCached(const std::vector<void*>& blocks, int c) {
   std::thread([&] {
     for (void* p : blocks) Free(p);
@@ -272,6 +280,7 @@ uint32_t FreeInAnotherThreadUntilCached(const std::vector<void*>& blocks, int c)
 }
 
 TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
+  ForceTransferCache force;
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();  // an empty transfer cache to start from
@@ -302,6 +311,7 @@ TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
 }
 
 TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
+  ForceTransferCache force;
   constexpr size_t kSize = 80;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();
@@ -321,6 +331,126 @@ TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
     TinyTrim();  // the owner drains what came home
     EXPECT_EQ(BlocksInUse(c), start) << "round " << round;
   }
+}
+
+// The gate, step by step: a thread flushes blocks of this thread's (their
+// owner) while the owner keeps up (runs a slow path between any two of its
+// flushes), then while the owner waits, then once the owner ran again.
+TEST(HeapTest, TheTransferCacheEngagesOnlyWhileTheOwnerStaysBehind) {
+  ForceTransferCache force;
+  constexpr size_t kSize = 64;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  const int other_class = static_cast<int>(SizeToClass(3000));
+  TinyTrim();  // an empty cache and queue to start from
+  std::vector<void*> blocks;
+  for (int i = 0; i < 3000; i++) blocks.push_back(TinyMalloc(kSize));
+  Heap* const owner = tl_heap;
+  std::atomic<int> asked{0}, ran{0};
+  std::atomic<bool> done{false};
+  std::thread flusher([&] {
+    size_t next = 0;
+    // Frees blocks until its bin of class c overflows (a flush); returns
+    // how many flushes in a row found the owner behind.
+    auto free_until_flush = [&]() -> uint32_t {
+      for (;;) {
+        if (next == blocks.size()) {
+          ADD_FAILURE() << "ran out of blocks";
+          return 0;
+        }
+        const uint32_t before = BinCount(tl_heap, c);
+        Free(blocks[next++]);
+        if (BinCount(tl_heap, c) < before + 1) return TinyTransferBehindFlushes(c);
+      }
+    };
+    auto owner_runs_a_slow_path = [&] {
+      const int n = ++asked;
+      while (ran.load() != n) std::this_thread::yield();
+    };
+    // 1. The owner keeps up: never engaged, however many flushes.
+    for (int i = 0; i < 3 * kTransferEngageFlushes; i++) {
+      EXPECT_EQ(free_until_flush(), 0u) << "flush " << i;
+      owner_runs_a_slow_path();
+    }
+    EXPECT_EQ(TinyTransferCachedBlocks(c), 0u);
+    // 2. The owner waits: from the second flush on, each finds it behind
+    // (the first sees that it ran before); caching starts at the
+    // kTransferEngageFlushes-th.
+    EXPECT_EQ(free_until_flush(), 0u);
+    for (uint32_t i = 1; i < kTransferEngageFlushes; i++) {
+      EXPECT_EQ(free_until_flush(), i);
+      EXPECT_EQ(TinyTransferCachedBlocks(c), 0u) << "engaged after " << i << " flushes";
+    }
+    EXPECT_EQ(free_until_flush(), kTransferEngageFlushes);
+    EXPECT_EQ(free_until_flush(), kTransferEngageFlushes + 1u);
+    const uint32_t cached = TinyTransferCachedBlocks(c);
+    EXPECT_GT(cached, 0u) << "not engaged although the owner stayed behind";
+    // 3. The owner ran: the next flush disengages, and its blocks go home.
+    owner_runs_a_slow_path();
+    EXPECT_EQ(free_until_flush(), 0u);
+    EXPECT_EQ(TinyTransferCachedBlocks(c), cached);
+    EXPECT_FALSE(owner->remote.Empty());
+    TinyTrim();  // the cache's blocks go home too
+    EXPECT_EQ(TinyTransferCachedBlocks(c), 0u);
+    done = true;
+    // What is left goes back to the owner at exit.
+    while (next < blocks.size()) Free(blocks[next++]);
+  });
+  // The owner: a slow path (a malloc from the bin of another class, or a
+  // refill) whenever asked, nothing else.
+  int served = 0;
+  while (!done.load()) {
+    if (asked.load() != served) {
+      Free(TinyMallocSlow(other_class));
+      ran = ++served;
+    }
+    std::this_thread::yield();
+  }
+  flusher.join();
+  TinyTrim();
+}
+
+// The census counts the heaps whose threads ran a slow path since the
+// last one; the cache engages only while there are more than CPUs.
+TEST(HeapTest, TheTransferCacheEngagesOnlyWithMoreRunningThreadsThanCpus) {
+  constexpr size_t kSize = 64;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinySetCpusForTesting(1);  // and no census but ours
+  TinyTrim();
+  TinyRunCensusForTesting();
+  // One thread ran: not more than one CPU.
+  Free(TinyMallocSlow(c));
+  EXPECT_EQ(TinyRunCensusForTesting(), 1u);
+  EXPECT_FALSE(TinyOversubscribed());
+  std::vector<void*> blocks;
+  for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
+  EXPECT_EQ(FreeInAnotherThreadUntilCached(blocks, c), 0u)
+      << "cached although no more threads ran than CPUs";
+  TinyTrim();
+  // Two threads ran (and still run: an exited thread's heap is not
+  // counted): more than one CPU.
+  TinyRunCensusForTesting();
+  std::atomic<int> step{0};
+  std::thread other([c, &step] {
+    Free(TinyMallocSlow(c));
+    step = 1;
+    while (step.load() != 2) std::this_thread::yield();
+  });
+  while (step.load() != 1) std::this_thread::yield();
+  Free(TinyMallocSlow(c));
+  EXPECT_EQ(TinyRunCensusForTesting(), 2u);
+  EXPECT_TRUE(TinyOversubscribed());
+  step = 2;
+  other.join();
+  blocks.clear();
+  for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
+  EXPECT_GT(FreeInAnotherThreadUntilCached(blocks, c), 0u)
+      << "not cached although more threads ran than CPUs and the owner waited";
+  // Nothing ran since the next census: the gate closes again.
+  EXPECT_EQ(TinyRunCensusForTesting(), 1u);  // this thread (the other exited)
+  EXPECT_EQ(TinyRunCensusForTesting(), 0u);
+  EXPECT_FALSE(TinyOversubscribed());
+  TinySetCpusForTesting(0);
+  TinyTrim();
 }
 
 TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
@@ -412,6 +542,7 @@ TEST(HeapTest, BlocksOfAnExitedThreadCanBeFreedAndReused) {
 using HeapDeathTest = ::testing::Test;
 
 TEST(HeapDeathTest, ABlockFreedAgainWhileInTheTransferCacheIsReported) {
+  ForceTransferCache force;
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();
