@@ -200,6 +200,12 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
+  // Bumped by the heap's thread on each of its slow paths: the census and
+  // (only while the transfer cache may engage) other heaps' flushes read
+  // it to tell an owner that runs from one that does not. Not beside
+  // `remote`, which other threads write: the bump stays a cache hit.
+  uint64_t beat = 0;
+  uint64_t census_beat = 0;                   // `beat` at the last census
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   // The transfer cache's gate, touched only by the heap's thread (or under
   // the pool lock, once abandoned): the owners its flushes saw, and per
@@ -209,11 +215,6 @@ struct Heap {
   uint8_t behind_flushes[kFirstMidClass] = {};
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
-  // Bumped by the heap's thread on each of its slow paths: other heaps
-  // read it to tell an owner that is running (it moves) from one that is
-  // off the CPU. Beside `remote`, which the readers touch anyway.
-  uint64_t beat = 0;
-  uint64_t census_beat = 0;                   // `beat` at the last census
   // The bins' pointers, one row of kBinSlots per class; slot `count` is
   // the top (handed out next).
   alignas(64) Block* bin_slots[kNumClasses * kBinSlots];
