@@ -168,7 +168,7 @@ constexpr int kOwnersSeenBits = 4;
 // of a small class put other heaps' blocks into the transfer cache from
 // the kTransferEngageFlushes-th flush in a row that found one of their
 // owners behind on; the first that finds none disengages.
-// (With 8 threads on 2 cores, 87% of flushes with other heaps' blocks
+// (With 4 or 8 threads on 2 cores, 77-87% of flushes with other heaps' blocks
 // came with the gate open.)
 constexpr uint8_t kTransferEngageFlushes = 4;
 
