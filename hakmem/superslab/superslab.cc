@@ -96,11 +96,11 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
   const uint32_t capacity = SlabCapacity(s);
   const uint32_t n = capacity - carved < max_blocks ? capacity - carved : max_blocks;
   char* next = reinterpret_cast<char*>(SlabStart(s)) + static_cast<size_t>(carved) * size;
-  // Every line first, then the stores: a store asks for its line only as it
-  // commits, so the stores alone would wait for the lines one at a time
-  // (1M mallocs of 256 B in memory cold from an earlier round: 54 -> 27 ns
-  // each).
-  for (uint32_t i = 0; i < n; i++) __builtin_prefetch(next + static_cast<size_t>(i) * size, 1);
+  // Every line first, then the stores (see PrefetchForWrite): 1M mallocs of
+  // 256 B in memory cold from an earlier round, 54 -> 27 ns each.
+  for (uint32_t i = 0; i < n; i++) {
+    platform::PrefetchForWrite(next + static_cast<size_t>(i) * size);
+  }
   for (uint32_t i = 0; i < n; i++, next += size) {
     Block* b = reinterpret_cast<Block*>(next);
     b->key = free_key;

@@ -58,11 +58,10 @@ HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
   // The top slot (the null sentinel when the bin is empty): an immediate
   // double free.
   if (HAKMEM_UNLIKELY(*BinSlotAt(h, top) == b)) return false;
-  // Asks for the block's line now: the key store below would ask only as it
-  // commits, after the stores before it, so frees of cold blocks in a row
-  // would wait for their lines one at a time (2M frees of 256 B blocks
-  // freed long after they were written: 48 -> 24 ns each).
-  __builtin_prefetch(b, 1);
+  // For the key store below (see PrefetchForWrite): frees of cold 256 B
+  // blocks in a row 48 -> 24 ns each; blocks another thread wrote last
+  // (remote lanes) 1.5-2% faster.
+  platform::PrefetchForWrite(b);
   PushOnBin(h, c, top, b);
   return true;
 }
