@@ -292,6 +292,10 @@ void WorkerMain(Shared* shared_ptr, int index) {
     shared.end_ns = NowNs();
     WriteMarker(kLoopEndMarker);
   }
+  // No thread goes on (to free what it holds, to exit: glibc madvises an
+  // exiting thread's stack) before the end marker: the strace pass would
+  // count that as the loop's.
+  ArriveAndWait<Alloc>(shared, w, 4);
 
   // Nobody hands blocks over any more: free what is left locally.
   for (void*& slot : w.slots) {
