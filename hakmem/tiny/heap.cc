@@ -85,7 +85,7 @@ Heap* NewHeapLocked() {
   }
   h->all_next = g_all_heaps;
   g_all_heaps = h;
-  g_heaps_created++;
+  __atomic_store_n(&g_heaps_created, g_heaps_created + 1, __ATOMIC_RELAXED);  // read by TinyUpkeep
   return h;
 }
 
@@ -464,6 +464,7 @@ void TransferSendHome(uint64_t cutoff_ns) {
 //    no slow path since `h`'s previous look (at an earlier flush).
 constexpr uint64_t kCensusIntervalNs = 10 * 1000 * 1000;
 uint32_t g_cpus = 0;                 // sched_getaffinity's count; 0: unknown
+bool g_cpus_counted = false;         // by the first census (atomic access)
 uint32_t g_cpus_for_testing = 0;    // atomic access; if set, no census but the tests'
 bool g_oversubscribed = false;       // atomic access
 uint64_t g_census_next_ns = 0;       // atomic access
@@ -483,8 +484,21 @@ uint32_t Census() {
     h->census_beat = beat;
   }
   pthread_mutex_unlock(&g_pool_lock);
+  // One running heap never oversubscribes. The CPUs are counted once, when
+  // two run: a single-threaded program never maps the libc pages that takes
+  // (+0.2 MiB RSS for a one-malloc program).
+  if (running < 2) {
+    __atomic_store_n(&g_oversubscribed, false, __ATOMIC_RELAXED);
+    return running;
+  }
+  if (!__atomic_load_n(&g_cpus_counted, __ATOMIC_ACQUIRE)) {
+    cpu_set_t set;  // (no allocation: a fixed-size set)
+    const uint32_t counted = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+    __atomic_store_n(&g_cpus, counted, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_cpus_counted, true, __ATOMIC_RELEASE);
+  }
   const uint32_t for_testing = __atomic_load_n(&g_cpus_for_testing, __ATOMIC_RELAXED);
-  const uint32_t cpus = for_testing != 0 ? for_testing : g_cpus;
+  const uint32_t cpus = for_testing != 0 ? for_testing : __atomic_load_n(&g_cpus, __ATOMIC_RELAXED);
   __atomic_store_n(&g_oversubscribed, cpus != 0 && running > cpus, __ATOMIC_RELAXED);
   return running;
 }
@@ -771,7 +785,9 @@ void TinyUpkeep() {
   const uint64_t now = platform::NowNs();
   // The census: one thread, every kCensusIntervalNs.
   uint64_t census_ns = __atomic_load_n(&g_census_next_ns, __ATOMIC_RELAXED);
-  if (now >= census_ns && __atomic_load_n(&g_cpus_for_testing, __ATOMIC_RELAXED) == 0 &&
+  // (A single-threaded program, which never made a second heap, skips it.)
+  if (now >= census_ns && __atomic_load_n(&g_heaps_created, __ATOMIC_RELAXED) > 1 &&
+      __atomic_load_n(&g_cpus_for_testing, __ATOMIC_RELAXED) == 0 &&
       __atomic_compare_exchange_n(&g_census_next_ns, &census_ns,
                                   now + kCensusIntervalNs, false, __ATOMIC_RELAXED,
                                   __ATOMIC_RELAXED)) {
@@ -799,8 +815,6 @@ void TinyGlobalInit() {
   if (!g_initialized) {
     InitConfigFromEnvironment();
     InitFreeKey();
-    cpu_set_t cpus;  // (no allocation: a fixed-size set)
-    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0) g_cpus = CPU_COUNT(&cpus);
     pthread_key_create(&g_thread_key, &OnThreadExit);
     const uint64_t prewarm = GetOption(Option::kSuperslabPrewarm);
     if (prewarm != 0) SuperSlabPrewarm(prewarm);
