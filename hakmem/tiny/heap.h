@@ -97,18 +97,19 @@ constexpr uint32_t kBinSlots = 64;
 constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
 
 // A bin's limit: 16 KiB worth of blocks, 16 to 63; for mid classes
-// (2.5-32 KiB), 512 KiB worth (one mid slab), at most 32. Idle blocks in
-// bins are resident memory the program does not use: measured on
-// random_mixed 16-1024, 16 KiB adds 0.4 MiB of RSS over no bins (128 KiB
-// added 0.8 MiB) at the same speed. Big blocks get more: a bin that
-// overflows or runs dry every few operations churns slabs (4096-32768 ran
-// 14% faster with 32 blocks than with 8, with less RSS); 512 KiB rather
-// than 32 blocks of any size, because 16-32768 then needed two more
-// SuperSlabs, one of them late in the run (an mmap in the timed loop).
+// (2.5-32 KiB), 1 MiB worth, at most 63. Idle blocks in bins are resident
+// memory the program does not use: measured on random_mixed 16-1024, 16 KiB
+// adds 0.4 MiB of RSS over no bins (128 KiB added 0.8 MiB) at the same
+// speed. Big blocks get more: a bin that overflows or runs dry every few
+// operations churns slabs (4096-32768 ran 14% faster with 32 blocks than
+// with 8, with less RSS; 4% faster again with 1 MiB worth, at most 63,
+// than with 512 KiB, at most 32, and 16-32768 too, with 1 MiB less RSS).
+// (Session 3's 32 blocks of any size, with smaller carves, had needed two
+// more SuperSlabs on 16-32768, one of them late in the run.)
 constexpr uint32_t BinLimitOf(int size_class) {
   if (size_class >= kFirstMidClass) {
-    const uint32_t mid = 524288 / ClassSizeOf(size_class);
-    return mid > 32 ? 32 : mid;
+    const uint32_t mid = 1048576 / ClassSizeOf(size_class);
+    return mid > kBinMaxBlocks ? kBinMaxBlocks : mid;
   }
   const uint32_t by_bytes = 16384 / ClassSizeOf(size_class);
   return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : (by_bytes < 16 ? 16 : by_bytes);
