@@ -139,8 +139,9 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   const size_t usable = CheckedUsableSize(region, p, "realloc(): invalid pointer");
   if (region->kind == RegionKind::kLarge) {
     LargeHeader* header = reinterpret_cast<LargeHeader*>(region);
-    if (size > kMaxSmallSize && LargeResizeInPlace(header, size)) return p;
-    if (size > usable && usable >= kLargeMoveMinBytes) {
+    bool can_move = false;
+    if (size > kMaxSmallSize && LargeResizeInPlace(header, size, &can_move)) return p;
+    if (can_move && usable >= kLargeMoveMinBytes) {
       if (void* moved = LargeGrowByMove(header, size)) return moved;
     }
   } else if (size <= usable && size > usable / 2) {

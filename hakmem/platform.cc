@@ -98,12 +98,13 @@ void DiscardPages(void* p, size_t size) {
   errno = saved;
 }
 
-bool RemapInPlace(void* p, size_t old_size, size_t new_size) {
+int RemapInPlace(void* p, size_t old_size, size_t new_size) {
   g_mremap_calls.fetch_add(1, std::memory_order_relaxed);
   int saved = errno;
   void* q = mremap(p, old_size, new_size, 0);
+  const int error = q == MAP_FAILED ? errno : 0;
   errno = saved;
-  return q != MAP_FAILED;
+  return error;
 }
 
 bool RemapTo(void* p, size_t old_size, size_t new_size, void* to) {
@@ -112,6 +113,21 @@ bool RemapTo(void* p, size_t old_size, size_t new_size, void* to) {
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
   errno = saved;
   return q == to;
+}
+
+void UnmapReservationAfterFailedRemap(void* to, size_t size) {
+  // MAP_FIXED_NOREPLACE: succeeds only if nothing is mapped there now (the
+  // kernel took the reservation down before failing), and then the range
+  // is ours again to unmap. If something is there, it may be our
+  // reservation or another thread's new mapping: leave it.
+  g_mmap_calls.fetch_add(1, std::memory_order_relaxed);
+  int saved = errno;
+  void* q = mmap(to, size, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  errno = saved;
+  if (q == MAP_FAILED) return;
+  // (Kernels before 4.17 take the flag as a hint and may map elsewhere.)
+  Unmap(q, size);
 }
 
 SyscallCounts GetSyscallCounts() {

@@ -71,13 +71,23 @@ void* MapSparse(size_t size);
 void Unmap(void* p, size_t size);
 // Gives pages back to the kernel but keeps the mapping (reads then see zeros).
 void DiscardPages(void* p, size_t size);
-// Tries to resize a mapping in place (never moves). Returns false if it can't.
-bool RemapInPlace(void* p, size_t old_size, size_t new_size);
+// Tries to resize a mapping in place (never moves). Returns 0, or the errno
+// of the failure: ENOMEM when the address space right after is taken (or
+// memory is short); EFAULT when [p, p + old_size) is no longer one kernel
+// mapping (the program changed part of it: madvise, mprotect, mlock).
+int RemapInPlace(void* p, size_t old_size, size_t new_size);
 // Moves the pages of [p, p + old_size) to `to`, resized to `new_size`,
-// replacing whatever was mapped at [to, to + new_size) (a reservation of the
-// caller's). No copy: the kernel moves the page tables. Returns false (and
-// changes nothing) if it can't.
+// replacing what was mapped at [to, to + new_size) (a reservation of the
+// caller's). No copy: the kernel moves the page tables. Returns false if it
+// can't; [p, p + old_size) is then untouched, but the kernel may have
+// unmapped the reservation already: give it back with
+// UnmapReservationAfterFailedRemap, never with Unmap.
 bool RemapTo(void* p, size_t old_size, size_t new_size, void* to);
+// Unmaps [to, to + size) only if it is still free for the taking (the
+// failed RemapTo unmapped it: another thread may have mapped something
+// there since) or provably still ours; otherwise leaves the address range
+// alone (a leak of address space, no memory: the reservation is untouched).
+void UnmapReservationAfterFailedRemap(void* to, size_t size);
 
 SyscallCounts GetSyscallCounts();
 

@@ -1,5 +1,7 @@
 #include "hakmem/large/large.h"
 
+#include <errno.h>
+
 #include <atomic>
 
 #include "hakmem/config.h"
@@ -89,7 +91,8 @@ void LargeFree(LargeHeader* header, void* p) {
   g_cache.MaybeEnforceLimits();
 }
 
-bool LargeResizeInPlace(LargeHeader* header, size_t new_size) {
+bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
+  if (can_move != nullptr) *can_move = false;
   if (new_size > (size_t{1} << 46)) return false;
   if (LargeFitsAsIs(header, new_size)) return true;
   const size_t need = PageRound(header->block_offset + new_size);
@@ -101,9 +104,14 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size) {
   }
   // Growing: a quarter more than the mapping if the address space allows.
   size_t target = GrowTarget(mapped, need);
-  if (!platform::RemapInPlace(header, mapped, target)) {
-    if (target == need || !platform::RemapInPlace(header, mapped, need)) return false;
+  int error = platform::RemapInPlace(header, mapped, target);
+  if (error != 0 && target != need) {
+    error = platform::RemapInPlace(header, mapped, need);
     target = need;
+  }
+  if (error != 0) {
+    if (can_move != nullptr) *can_move = error == ENOMEM;
+    return false;
   }
   header->region.mapped_size = target;
   return true;
@@ -127,7 +135,7 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   if (!platform::RemapTo(header, mapped, target, to)) {
     registry::Register(old_base, registry::kTagLarge);
     registry::Unregister(to_base);
-    platform::Unmap(to, target);
+    platform::UnmapReservationAfterFailedRemap(to, target);
     return nullptr;
   }
   LargeHeader* moved = static_cast<LargeHeader*>(to);

@@ -63,7 +63,11 @@ HAKMEM_ALWAYS_INLINE LargeHeader* LiveLargeBlockHeader(const void* p) {
   return header;
 }
 // Grows or shrinks the block in place if the mapping allows. True on success.
-bool LargeResizeInPlace(LargeHeader* header, size_t new_size);
+// On failure, `*can_move` (if given) says whether the block may still grow
+// by moving (LargeGrowByMove): only if what stopped it was the address
+// space right after it, not a mapping the program split (madvise, mprotect
+// on part of the block), which a move would fail on too.
+bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move = nullptr);
 // Blocks at least this big that can't grow in place move instead of being
 // copied: their pages go to a new aligned mapping (mremap), as glibc does
 // for its mmapped chunks. Below it, a copy costs less than the syscalls.

@@ -1,6 +1,7 @@
 #include "hakmem/large/large.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #include "gtest/gtest.h"
 #include "hakmem/config.h"
@@ -114,6 +115,38 @@ TEST(LargeTest, GrowByMoveKeepsTheContentsWithoutACopy) {
     memset(q, 7, 10 << 20);
     LargeFree(h, q);
   }
+}
+
+TEST(LargeTest, ABlockWhoseMappingWasSplitDoesNotOfferToMove) {
+  bool zeroed;
+  char* p = static_cast<char*>(LargeAlloc(size_t{1} << 20, 16, &zeroed));
+  ASSERT_NE(p, nullptr);
+  LargeHeader* h = HeaderOf(p);
+  // Part of the block gets other advice: the kernel splits the mapping, and
+  // mremap of the whole range fails (EFAULT) in place as it would in a move.
+  ASSERT_EQ(madvise(p + (256 << 10), 64 << 10, MADV_NOHUGEPAGE), 0);
+  bool can_move = true;
+  EXPECT_FALSE(LargeResizeInPlace(h, size_t{64} << 20, &can_move));
+  EXPECT_FALSE(can_move);
+  LargeFree(h, p);
+}
+
+TEST(LargeTest, AFailedMoveGivesBackOnlyWhatIsStillItsOwn) {
+  const size_t size = 4 * kRegionAlign;
+  char* r = static_cast<char*>(platform::MapAligned(size, kRegionAlign));
+  ASSERT_NE(r, nullptr);
+  memset(r, 3, size);
+  // Still mapped (the kernel failed before unmapping it, or someone else
+  // mapped there since): left alone.
+  platform::UnmapReservationAfterFailedRemap(r, size);
+  EXPECT_EQ(r[size - 1], 3);  // would fault if it had been unmapped
+  platform::Unmap(r, size);
+  // Free (the failed move took the reservation down): unmapped again, and
+  // free afterwards.
+  platform::UnmapReservationAfterFailedRemap(r, size);
+  void* again = mmap(r, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  EXPECT_EQ(again, static_cast<void*>(r));
+  if (again != MAP_FAILED) munmap(again, size);
 }
 
 TEST(LargeDeathTest, InteriorAndDoubleFreeAreReported) {
