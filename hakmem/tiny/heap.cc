@@ -397,9 +397,11 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   t.lock.Unlock();
   for (uint32_t i = 0; i < n; i++) {
     // Freed again while it waited there (a double free): it may be live.
-    // Re-keyed at once, so a second copy in the batch is caught too.
-    if (out[i]->key != TransferKey()) ReportDoubleFreeInBins(out[i]);
-    out[i]->key = h->free_key;
+    // Checked and re-keyed in one step: a second copy, in this batch or in
+    // one another thread pops at the same moment, finds the new key.
+    if (__atomic_exchange_n(&out[i]->key, h->free_key, __ATOMIC_RELAXED) != TransferKey()) {
+      ReportDoubleFreeInBins(out[i]);
+    }
   }
   return n;
 }
