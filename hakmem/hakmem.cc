@@ -203,12 +203,9 @@ HAKMEM_NOINLINE void* AlignedAllocSlow(size_t alignment, size_t size) {
 // the rest, invalid alignments included, in AlignedAllocSlow.
 void* AlignedAlloc(size_t alignment, size_t size) {
   const bool power_of_two = alignment != 0 && (alignment & (alignment - 1)) == 0;
-  if (HAKMEM_LIKELY(power_of_two && size <= kMaxSmallSize)) {
-    const int size_class = alignment <= 16 ? static_cast<int>(SizeToClass(size))
-                                           : AlignedSizeToClass(size, alignment);
-    if (HAKMEM_LIKELY(size_class >= 0)) {
-      if (void* p = TinyTryPop(static_cast<size_t>(size_class))) return p;
-    }
+  if (HAKMEM_LIKELY(power_of_two && alignment <= kRoundedAlignmentMax &&
+                    size <= kMaxSmallSize)) {
+    if (void* p = TinyTryPop(RoundedAlignedSizeToClass(size, alignment))) return p;
   }
   return AlignedAllocSlow(alignment, size);
 }

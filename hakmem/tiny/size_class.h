@@ -93,6 +93,27 @@ inline int AlignedSizeToClass(size_t size, size_t alignment) {
                                       [SizeToClass(size)];
 }
 
+// For alignments up to kRoundedAlignmentMax, rounding the size up to the
+// alignment is enough: up to 1 KiB every multiple of 16 has a class of
+// exactly that size (a multiple of the alignment, so its blocks are
+// aligned: see the slab colouring), and every class above 1 KiB is a
+// multiple of 256. One table load, for aligned_alloc's fast path; the
+// result equals AlignedSizeToClass's (size_class_test checks every size).
+constexpr size_t kRoundedAlignmentMax = 256;
+constexpr bool ClassesAbove1KiBAreMultiplesOf(uint32_t alignment) {
+  for (int c = 65; c < kNumClasses; c++) {
+    if (ClassSizeOf(c) % alignment != 0) return false;
+  }
+  return true;
+}
+static_assert(ClassesAbove1KiBAreMultiplesOf(kRoundedAlignmentMax),
+              "aligned_alloc's fast path rounds sizes up to the alignment");
+// `alignment` a power of two <= kRoundedAlignmentMax, `size` <= kMaxSmallSize.
+HAKMEM_ALWAYS_INLINE size_t RoundedAlignedSizeToClass(size_t size, size_t alignment) {
+  const size_t at_least = size < alignment ? alignment : size;
+  return SizeToClass((at_least + alignment - 1) & ~(alignment - 1));
+}
+
 }  // namespace hakmem
 
 #endif  // HAKMEM_TINY_SIZE_CLASS_H_

@@ -34,6 +34,23 @@ TEST(SizeClassTest, GeometricClassesWasteAtMostAQuarter) {
   }
 }
 
+TEST(SizeClassTest, RoundingUpToSmallAlignmentsGivesTheAlignedClass) {
+  for (size_t alignment = 1; alignment <= kRoundedAlignmentMax; alignment *= 2) {
+    for (size_t size = 0; size <= kMaxSmallSize; size++) {
+      const size_t c = RoundedAlignedSizeToClass(size, alignment);
+      ASSERT_GE(ClassSizeOf(static_cast<int>(c)), size) << size << " " << alignment;
+      if (alignment > 16) {
+        ASSERT_EQ(static_cast<int>(c), AlignedSizeToClass(size, alignment))
+            << size << " " << alignment;
+      } else {
+        ASSERT_EQ(ClassSizeOf(static_cast<int>(c)) % alignment, 0u);
+        ASSERT_EQ(ClassSizeOf(static_cast<int>(c)),
+                  ClassSizeOf(static_cast<int>(SizeToClass(size < 16 ? 16 : size))));
+      }
+    }
+  }
+}
+
 TEST(SizeClassTest, AlignedClassesAreMultiplesOfTheAlignment) {
   for (size_t alignment = 32; alignment <= 65536; alignment *= 2) {
     for (size_t size = 1; size <= kMaxSmallSize; size = size * 3 / 2 + 1) {
