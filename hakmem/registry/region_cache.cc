@@ -231,8 +231,7 @@ void RegionCache::EnforceLimits() {
   if (over_budget) DiscardDecayed(limits, now);
 }
 
-void RegionCache::MaybeEnforceLimits() {
-  const uint64_t now = platform::NowNs();
+void RegionCache::MaybeEnforceLimits(uint64_t now) {
   if (now < __atomic_load_n(&next_check_ns_, __ATOMIC_RELAXED)) return;
   __atomic_store_n(&next_check_ns_, now + kCheckIntervalNs, __ATOMIC_RELAXED);
   if (__atomic_load_n(&count_, __ATOMIC_RELAXED) == 0) return;

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hakmem/platform.h"
 #include "hakmem/registry/region.h"
 
 namespace hakmem {
@@ -70,8 +71,10 @@ class RegionCache {
   void EnforceLimits();
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
   // enough (one coarse clock read) for every allocation slow path, so the
-  // TTL holds for a program that no longer maps or frees regions.
-  void MaybeEnforceLimits();
+  // TTL holds for a program that no longer maps or frees regions. `now`:
+  // the caller's clock reading, if it has one.
+  void MaybeEnforceLimits() { MaybeEnforceLimits(platform::NowNs()); }
+  void MaybeEnforceLimits(uint64_t now);
   static constexpr uint64_t kCheckIntervalNs = 100 * 1000 * 1000;
   static constexpr int kMaxDemandSeconds = 64;
   // Regions adaptive sizing always lets the cache keep.

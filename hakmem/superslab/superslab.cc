@@ -204,7 +204,7 @@ void SuperSlabPrewarm(uint64_t count) {
 }
 
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
-void SuperSlabCacheMaybeEnforceLimits() { g_cache.MaybeEnforceLimits(); }
+void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

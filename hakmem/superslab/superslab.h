@@ -259,7 +259,7 @@ void SuperSlabRelease(SuperSlab* ss);
 void SuperSlabPrewarm(uint64_t count);
 // Applies the cache's limits now (TTL included) / empties the cache.
 void SuperSlabCacheEnforceLimits();
-void SuperSlabCacheMaybeEnforceLimits();  // time-gated, for slow paths
+void SuperSlabCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 void SuperSlabCacheReleaseAll();
 
 struct SuperSlabStats {
