@@ -5,6 +5,8 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <new>
 
@@ -494,8 +496,15 @@ uint32_t Census() {
     return running;
   }
   if (!__atomic_load_n(&g_cpus_counted, __ATOMIC_ACQUIRE)) {
-    cpu_set_t set;  // (no allocation: a fixed-size set)
-    const uint32_t counted = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+    // A fixed mask for up to 8,192 CPUs (no allocation: CPU_ALLOC mallocs);
+    // glibc's cpu_set_t holds 1,024, and the call fails on machines whose
+    // kernel counts more. If it fails anyway, the gate stays closed.
+    uint64_t mask[128];
+    const int saved = errno;
+    const long bytes = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+    errno = saved;
+    uint32_t counted = 0;
+    for (long i = 0; i < bytes / 8; i++) counted += __builtin_popcountll(mask[i]);
     __atomic_store_n(&g_cpus, counted, __ATOMIC_RELAXED);
     __atomic_store_n(&g_cpus_counted, true, __ATOMIC_RELEASE);
   }
@@ -955,6 +964,7 @@ void TinySetTransferModeForTesting(int mode) {
   __atomic_store_n(&g_transfer_mode, mode, __ATOMIC_RELAXED);
 }
 bool TinyOversubscribed() { return __atomic_load_n(&g_oversubscribed, __ATOMIC_RELAXED); }
+uint32_t TinyCountedCpus() { return __atomic_load_n(&g_cpus, __ATOMIC_RELAXED); }
 
 void TinyThreadExit() {
   Heap* h = tl_heap;

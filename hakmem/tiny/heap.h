@@ -352,6 +352,9 @@ void TinySetCpusForTesting(uint32_t cpus);
 void TinySetTransferModeForTesting(int mode);
 // Whether the last census found more running heaps than CPUs.
 bool TinyOversubscribed();
+// The CPUs this process may run on, as the census counted them (0 until a
+// census found two heaps running, or if counting failed). For tests.
+uint32_t TinyCountedCpus();
 
 struct TinyStats {
   uint64_t heaps_created;

@@ -1,5 +1,6 @@
 #include "hakmem/tiny/heap.h"
 
+#include <sched.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -439,6 +440,10 @@ TEST(HeapTest, TheTransferCacheEngagesOnlyWithMoreRunningThreadsThanCpus) {
   Free(TinyMallocSlow(c));
   EXPECT_EQ(TinyRunCensusForTesting(), 2u);
   EXPECT_TRUE(TinyOversubscribed());
+  // With two heaps running, the census counted the CPUs it may run on.
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  EXPECT_EQ(TinyCountedCpus(), static_cast<uint32_t>(CPU_COUNT(&allowed)));
   step = 2;
   other.join();
   blocks.clear();
