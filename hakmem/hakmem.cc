@@ -323,36 +323,34 @@ void PrintStats() {
   }
 }
 
-bool SetSuperslabMaxCached(uint64_t count) {
-  if (!SetOption(Option::kSuperslabMaxCached, count)) return false;
-  SuperSlabCacheEnforceLimits();
+namespace {
+// Which caches a knob limits: they apply the new value at once.
+enum CachesOfKnob : int { kSuperSlabCache = 1, kLargeCache = 2 };
+bool SetCacheKnob(Option option, uint64_t value, int caches) {
+  if (!SetOption(option, value)) return false;
+  if (caches & kSuperSlabCache) SuperSlabCacheEnforceLimits();
+  if (caches & kLargeCache) LargeCacheEnforceLimits();
   return true;
+}
+}  // namespace
+
+bool SetSuperslabMaxCached(uint64_t count) {
+  return SetCacheKnob(Option::kSuperslabMaxCached, count, kSuperSlabCache);
 }
 bool SetSuperslabMaxMemoryMb(uint64_t mib) {
-  if (!SetOption(Option::kSuperslabMaxMemoryMb, mib)) return false;
-  SuperSlabCacheEnforceLimits();
-  return true;
+  return SetCacheKnob(Option::kSuperslabMaxMemoryMb, mib, kSuperSlabCache);
 }
 bool SetSuperslabTtlSec(uint64_t seconds) {
-  if (!SetOption(Option::kSuperslabTtlSec, seconds)) return false;
-  SuperSlabCacheEnforceLimits();
-  LargeCacheEnforceLimits();
-  return true;
+  return SetCacheKnob(Option::kSuperslabTtlSec, seconds, kSuperSlabCache | kLargeCache);
 }
 bool SetSuperslabResidentMb(uint64_t mib) {
-  if (!SetOption(Option::kSuperslabResidentMb, mib)) return false;
-  SuperSlabCacheEnforceLimits();
-  return true;
+  return SetCacheKnob(Option::kSuperslabResidentMb, mib, kSuperSlabCache);
 }
 bool SetSuperslabDecayMs(uint64_t ms) {
-  if (!SetOption(Option::kSuperslabDecayMs, ms)) return false;
-  SuperSlabCacheEnforceLimits();
-  return true;
+  return SetCacheKnob(Option::kSuperslabDecayMs, ms, kSuperSlabCache);
 }
 bool SetLargeCacheMaxMb(uint64_t mib) {
-  if (!SetOption(Option::kLargeCacheMaxMb, mib)) return false;
-  LargeCacheEnforceLimits();
-  return true;
+  return SetCacheKnob(Option::kLargeCacheMaxMb, mib, kLargeCache);
 }
 
 // ---- Process hooks ----------------------------------------------------------

@@ -159,13 +159,18 @@ void RegionCache::ReleaseList(RegionHeader* list) {
 }
 
 void RegionCache::Put(RegionHeader* region) {
-  const RegionCacheLimits limits = limits_();
-  const uint64_t now = platform::NowNs();
-  RegionHeader* evicted = nullptr;
   region->discarded = 0;
+  ApplyLimits(limits_(), platform::NowNs(), region);
+}
+
+void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
+                              RegionHeader* to_cache) {
+  RegionHeader* evicted = nullptr;
   pthread_mutex_lock(&lock_);
-  region->last_used_ns = now;
-  Link(region, nullptr, mru_);
+  if (to_cache != nullptr) {
+    to_cache->last_used_ns = now;
+    Link(to_cache, nullptr, mru_);
+  }
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
   const bool over_budget = resident_ > limits.max_resident_bytes;
   pthread_mutex_unlock(&lock_);
@@ -220,15 +225,7 @@ void RegionCache::NoteDemand(uint64_t regions) {
 }
 
 void RegionCache::EnforceLimits() {
-  const RegionCacheLimits limits = limits_();
-  const uint64_t now = platform::NowNs();
-  RegionHeader* evicted = nullptr;
-  pthread_mutex_lock(&lock_);
-  CollectEvictions(limits, now, /*everything=*/false, &evicted);
-  const bool over_budget = resident_ > limits.max_resident_bytes;
-  pthread_mutex_unlock(&lock_);
-  ReleaseList(evicted);
-  if (over_budget) DiscardDecayed(limits, now);
+  ApplyLimits(limits_(), platform::NowNs(), /*to_cache=*/nullptr);
 }
 
 void RegionCache::MaybeEnforceLimits(uint64_t now) {

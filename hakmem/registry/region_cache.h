@@ -105,6 +105,10 @@ class RegionCache {
   void Unlink(RegionHeader* region);
   // Links `region` between `newer` and `older` (either may be null: an end).
   void Link(RegionHeader* region, RegionHeader* newer, RegionHeader* older);
+  // Caches `to_cache` (if not null) at the MRU end, then applies the
+  // limits: evictions (unmapped outside the lock), then the decay.
+  void ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
+                   RegionHeader* to_cache);
   // Links `region` where its last_used_ns puts it in the age order.
   void LinkByAge(RegionHeader* region);
   // Gives back the pages of the oldest resident regions cached for at least
