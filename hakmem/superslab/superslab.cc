@@ -97,9 +97,15 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
   const uint32_t n = capacity - carved < max_blocks ? capacity - carved : max_blocks;
   char* next = reinterpret_cast<char*>(SlabStart(s)) + static_cast<size_t>(carved) * size;
   // Every line first, then the stores (see PrefetchForWrite): 1M mallocs of
-  // 256 B in memory cold from an earlier round, 54 -> 27 ns each.
-  for (uint32_t i = 0; i < n; i++) {
-    platform::PrefetchForWrite(next + static_cast<size_t>(i) * size);
+  // 256 B in memory cold from an earlier round, 54 -> 27 ns each. Also the
+  // lines of the next carve, so they are on their way when it comes. Each
+  // key's line once: blocks under 64 B share lines.
+  const uintptr_t first = reinterpret_cast<uintptr_t>(next);
+  const uint32_t ahead = capacity - carved - n < n ? capacity - carved - n : n;
+  const uintptr_t end = first + static_cast<size_t>(n + ahead) * size;
+  const size_t step = size < 64 ? 64 : size;
+  for (uintptr_t at = size < 64 ? first & ~uintptr_t{63} : first; at < end; at += step) {
+    platform::PrefetchForWrite(reinterpret_cast<const void*>(at));
   }
   for (uint32_t i = 0; i < n; i++, next += size) {
     Block* b = reinterpret_cast<Block*>(next);

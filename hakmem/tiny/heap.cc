@@ -165,24 +165,31 @@ Slab* NewSlab(Heap* h, int size_class) {
                            "a block was freed twice (found twice in bins or lists)");
 }
 
-// A slab whose count says "all free" must list exactly its carved blocks,
-// and `h`'s bin must hold none of them. A double free that the fast path let
-// through (it only catches the immediate one) shows up here as a longer or
-// looping list, or as a copy left in the bin; the slab is checked before it
-// can be reused for anything else.
-void CheckEmptySlab(const Heap* h, const Slab* s) {
-  const uint32_t carved = SlabCarved(s);
-  uint32_t n = 0;
-  for (const Block* b = s->free; b != nullptr; b = b->next) {
-    if (++n > carved || b->key != g_free_key) {
-      platform::ReportAndAbort("free(): double free", b,
-                               "a block was freed twice (slab free list has it twice)");
-    }
+// A slab whose count says "all free" must have every carved block on its
+// list: each carries the list key. A block freed twice that the fast path
+// let through (it only catches the immediate one) leaves another block
+// counted free but not listed: still live, in a bin (any heap's: it has
+// that bin's key) or on a queue. It is reported before the slab can be
+// reused for anything else. A scan by address, not a walk of the list: its
+// loads do not wait for each other (the walk was 12% of a 16 B build and
+// tear-down). From the top down: the blocks freed last first, a little
+// faster on 64 B tear-downs than bottom up.
+void CheckEmptySlab(const Slab* s) {
+  const size_t size = InfoOf(s)->block_size;
+  const uintptr_t start = SlabStart(s);
+  const uintptr_t end = start + SlabCarved(s) * size;
+  uint64_t bad = 0;
+  for (uintptr_t at = end; at > start;) {
+    at -= size;
+    bad |= reinterpret_cast<const Block*>(at)->key ^ g_free_key;
   }
-  const int c = InfoOf(s)->size_class;
-  for (uint32_t i = 1, n = BinCount(h, c); i <= n; i++) {
-    const Block* b = *BinSlot(h, c, i);
-    if (SlabOf(b) == s) ReportDoubleFreeInBins(b);
+  if (HAKMEM_LIKELY(bad == 0)) return;
+  for (uintptr_t at = start; at < end; at += size) {
+    if (reinterpret_cast<const Block*>(at)->key != g_free_key) {
+      platform::ReportAndAbort("free(): double free", reinterpret_cast<const Block*>(at),
+                               "a block was freed twice (its slab counts it free, but it is "
+                               "not on the slab's list)");
+    }
   }
 }
 
@@ -202,7 +209,7 @@ void CollectRetired(Heap* h) {
     Slab* s = h->current[c];
     if (s == &kEmptySlab || s->used != 0) continue;
     SetCurrent(h, c, &kEmptySlab);
-    CheckEmptySlab(h, s);
+    CheckEmptySlab(s);
     ReleaseSlab(h, s);
   }
 }
@@ -223,7 +230,7 @@ void AfterLocalFree(Heap* h, Slab* s) {
   if (s->used == 0) {
     if (s->role == kSlabPartial) h->partial[c].Remove(s);
     s->role = kSlabDetached;
-    CheckEmptySlab(h, s);
+    CheckEmptySlab(s);
     ReleaseSlab(h, s);
   } else if (s->role == kSlabDetached) {
     h->partial[c].Push(s);
@@ -231,16 +238,25 @@ void AfterLocalFree(Heap* h, Slab* s) {
   }
 }
 
-void LocalFree(Heap* h, Slab* s, Block* b) {
+// Puts `n` blocks of `s`, linked from `first` to `last` and carrying the
+// list key, on s's list.
+void LocalFreeChain(Heap* h, Slab* s, Block* first, Block* last, uint32_t n) {
   Block* head = s->free;
-  // Two copies of it were in bins (or one in a bin, one on this list).
-  if (b == head || s->used == 0) ReportDoubleFreeInBins(b);
-  b->next = head;
-  b->key = g_free_key;
-  s->free = b;
-  if ((--s->used == 0 || head == nullptr) && s->role != kSlabCurrent) {
+  // More frees than blocks out: copies of one were in bins (or one in a
+  // bin, one on this list).
+  if (s->used < n) ReportDoubleFreeInBins(first);
+  last->next = head;
+  s->free = first;
+  s->used -= n;
+  if ((s->used == 0 || head == nullptr) && s->role != kSlabCurrent) {
     AfterLocalFree(h, s);
   }
+}
+
+void LocalFree(Heap* h, Slab* s, Block* b) {
+  if (b == s->free) ReportDoubleFreeInBins(b);  // it is on this list
+  b->key = g_free_key;
+  LocalFreeChain(h, s, b, b, 1);
 }
 
 void DrainRemote(Heap* h) {
@@ -568,7 +584,24 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
         __atomic_load_n(&InfoOf(s)->owner, __ATOMIC_ACQUIRE)));
     if (owner == nullptr) ReportDoubleFreeInBins(b);
     if (owner == h) {
-      LocalFree(h, s, b);
+      // With the blocks after it of the same slab (frees in address order,
+      // as in a tear-down, make long runs), linked here and put on the list
+      // at once. A second copy in the run fails the key check: the first
+      // copy's key changed.
+      b->key = g_free_key;
+      Block* last = b;
+      uint32_t n = 1;
+      const size_t slab_bytes = size_t{1} << SuperSlabOf(b)->slab_shift;
+      const uintptr_t slab_low = reinterpret_cast<uintptr_t>(b) & ~(slab_bytes - 1);
+      while (i + 1 < k && reinterpret_cast<uintptr_t>(out[i + 1]) - slab_low < slab_bytes) {
+        Block* next = out[++i];
+        if (next->key != h->free_key) ReportDoubleFreeInBins(next);
+        next->key = g_free_key;
+        last->next = next;
+        last = next;
+        n++;
+      }
+      LocalFreeChain(h, s, b, last, n);
     } else if (!gated) {
       b->key = RemoteFreeKey();
       FreeRemote(h, owner, b);
