@@ -66,6 +66,7 @@ enum SlabRole : uint8_t {
   kSlabDetached = 0,  // full, or being set up
   kSlabPartial = 1,   // on the owner's "has free room" list
   kSlabCurrent = 2,   // the one its class's bin refills from
+  kSlabCarvable = 3,  // on the owner's "room to carve, no free block" list
 };
 
 // A slab's read-mostly metadata (see the top of this file).

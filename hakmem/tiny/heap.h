@@ -35,7 +35,11 @@
 //    calling thread's bins and returns its empty current slabs, so a program
 //    that freed everything does not keep memory pinned.
 //  - Slab::role says whether a slab is current[c], on partial[c] (not
-//    current, with free blocks or uncarved room), or neither (full).
+//    current, with free blocks), on carvable[c] (not current, no free block
+//    but room to carve), or none (full).
+//  - Refills take free blocks before carving: from the current slab, then
+//    from partial slabs, and only then carve (the current slab, a carvable
+//    one, a new one). Carving touches fresh memory.
 //  - Heaps are never unmapped, so a remote free may always push onto the
 //    owner heap's queue, even after the owner thread exited.
 #ifndef HAKMEM_TINY_HEAP_H_
@@ -191,7 +195,8 @@ struct Heap {
   BinHead bins[kNumClasses] = {};             // the fast path reads these
   uint64_t free_key = 0;                      // see HeapFreeKey()
   Slab* current[kNumClasses];                 // where refills come from
-  IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free room
+  IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free blocks
+  IntrusiveList<Slab> carvable[kNumClasses];  // others with only room to carve
   // Owned SuperSlabs with a free slab / with none, per geometry (small, mid).
   IntrusiveList<SuperSlab> with_room[2];
   IntrusiveList<SuperSlab> full[2];

@@ -98,6 +98,44 @@ uint64_t SlabsInUse(int size_class) {
   return stats.slabs_in_use[size_class];
 }
 
+TEST(HeapTest, FreeBlocksOfOtherSlabsAreReusedBeforeCarvingMore) {
+  // The current slab can still carve, and an older slab has free blocks:
+  // the older slab's blocks come first (carving touches fresh memory).
+  const int c = static_cast<int>(SizeToClass(48));
+  constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
+  TinyTrim();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2 * kPerSlab; i++) blocks.push_back(TinyMalloc(48));
+  Slab* const older = SlabOf(blocks[kPerSlab / 2]);
+  // The current slab: the last block's, with room left to carve.
+  void* const last = TinyMalloc(48);
+  ASSERT_NE(SlabOf(last), older);
+  ASSERT_TRUE(SlabCanCarve(SlabOf(last)));
+  std::set<void*> freed;
+  for (int i = 0; i < kPerSlab; i++) {
+    if (SlabOf(blocks[i]) == older && freed.size() < 200) freed.insert(blocks[i]);
+  }
+  for (void* p : freed) Free(p);
+  TinyTrim();  // the bins go back to the slabs: `older` is partial
+  const uint32_t carved_before = SlabCarved(SlabOf(last));
+  int reused = 0;
+  std::vector<void*> again;
+  for (size_t i = 0; i < freed.size(); i++) {
+    again.push_back(TinyMalloc(48));
+    reused += freed.count(again.back()) != 0;
+  }
+  // (Free blocks that earlier tests left in other slabs may come first.)
+  EXPECT_GE(reused, static_cast<int>(freed.size()) / 2);
+  EXPECT_EQ(SlabCarved(SlabOf(last)), carved_before);
+  for (void* p : again) Free(p);
+  for (void* p : blocks) {
+    if (freed.count(p) == 0) Free(p);
+  }
+  Free(last);
+  TinyTrim();
+  EXPECT_EQ(BlocksInUse(c), 0u);
+}
+
 TEST(HeapTest, FlushesReturnRunsOfBlocksEachToItsOwnSlab) {
   // A flush puts runs of blocks of one slab on its list at once. Frees that
   // alternate between slabs in runs of 1 to 4 must still leave every slab
