@@ -774,8 +774,9 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     }
     Block* b = s->free;
     const uint32_t first = n;
+    const uint64_t list_key = g_free_key, bin_key = h->free_key;  // loaded once
     while (b != nullptr && n < max) {
-      if (b->key != g_free_key) ReportCorruptFreeList(b);
+      if (b->key != list_key) ReportCorruptFreeList(b);
       out[n++] = b;
       b = b->next;
     }
@@ -783,7 +784,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // Unlinked before their keys change: a fork child never finds a block
     // with a bin's key on a slab's list.
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    for (uint32_t i = first; i < n; i++) out[i]->key = h->free_key;
+    for (uint32_t i = first; i < n; i++) out[i]->key = bin_key;
     // Then fresh blocks, carved straight into `out` (one store each: no
     // list to build and walk again).
     if (b == nullptr && n < max && h->partial[size_class].head == nullptr) {
