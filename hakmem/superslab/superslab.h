@@ -64,7 +64,7 @@ struct Block {
 // What a slab is to its owner heap (see hakmem/tiny/heap.h).
 enum SlabRole : uint8_t {
   kSlabDetached = 0,  // full, or being set up
-  kSlabPartial = 1,   // on the owner's "has free room" list
+  kSlabPartial = 1,   // on the owner's "has free blocks listed" list
   kSlabCurrent = 2,   // the one its class's bin refills from
   kSlabCarvable = 3,  // on the owner's "room to carve, no free block" list
 };
