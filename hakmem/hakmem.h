@@ -34,7 +34,7 @@ size_t UsableSize(const void* p);
 // Gives cached memory back to the kernel now (SuperSlab and large caches).
 void Trim();
 
-constexpr int kStatsClasses = 85;
+constexpr int kStatsClasses = 53;
 
 struct Stats {
   // Kernel calls made by hakmem since start.

@@ -67,7 +67,7 @@ TEST(HeapTest, MallocClearsTheFreeKey) {
 }
 
 TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
-  const int c = SizeToClass(1000);  // 1008-byte blocks, 65 per 64 KiB slab
+  const int c = SizeToClass(1000);  // 1024-byte blocks, 63 per 64 KiB slab
   // Blocks earlier tests left in transit count as in use until drained,
   // and would be reused below without adding to the count.
   TinyTrim();
@@ -566,7 +566,7 @@ TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
 }
 
 TEST(HeapTest, ABinGrowsOnlyWhenItOverflowsWithOtherThreadsBlocks) {
-  constexpr size_t kSize = 1000;  // 1008-byte blocks: 16 in a bin, 32 grown
+  constexpr size_t kSize = 1000;  // 1024-byte blocks: 16 in a bin, 32 grown
   const int c = static_cast<int>(SizeToClass(kSize));
   static_assert(BinLimitOf(ComputeSizeClass(kSize)) < BinGrownLimitOf(ComputeSizeClass(kSize)),
                 "");

@@ -23,8 +23,21 @@ TEST(SizeClassTest, ClassesAreSixteenByteMultiplesAndGrow) {
     EXPECT_EQ(ClassSizeOf(c) % 16, 0u) << c;
     if (c > 1) EXPECT_GT(ClassSizeOf(c), ClassSizeOf(c - 1)) << c;
   }
-  EXPECT_EQ(ClassSizeOf(64), 1024u);
+  EXPECT_EQ(ClassSizeOf(static_cast<int>(SizeToClass(1024))), 1024u);
   EXPECT_EQ(ClassSizeOf(kNumClasses - 1), kMaxSmallSize);
+}
+
+TEST(SizeClassTest, ClassesUpTo1KiBWasteAtMostAnEighth) {
+  for (size_t size = 1; size <= 1024; size++) {
+    const uint32_t block = ClassSizeOf(static_cast<int>(SizeToClass(size)));
+    ASSERT_GE(block, size) << size;
+    // Up to 128 B, one class per 16 bytes.
+    if (size <= kMaxFineSize) {
+      ASSERT_LT(block - size, 16u) << size;
+    } else {
+      ASSERT_LE((block - size) * 8, size) << size;
+    }
+  }
 }
 
 TEST(SizeClassTest, GeometricClassesWasteAtMostAQuarter) {
