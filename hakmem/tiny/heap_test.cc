@@ -207,7 +207,9 @@ TEST(HeapTest, ReclaimReturnsEverySlabOfAThreadThatFreedEverything) {
     TinyTrim();  // what Trim() does
     static TinyStats after;
     GetTinyStats(&after);
-    for (int c = 1; c <= 64; c++) EXPECT_EQ(after.slabs_in_use[c], before.slabs_in_use[c]) << c;
+    for (int c = 1; c < kNumClasses; c++) {
+      EXPECT_EQ(after.slabs_in_use[c], before.slabs_in_use[c]) << c;
+    }
   }).join();
 }
 
@@ -714,7 +716,9 @@ TEST(HeapDeathTest, DoubleFreeOfTheHeadOfItsSlabsListIsReportedAtTheFlush) {
           TinyTrim();
           Free(keep);
         },
-        "hakmem: free\\(\\): double free 0x[0-9a-f]+: a block was freed twice \\(found twice");
+        // (Under TSan regions land outside the registry window: free takes
+        // the slow path, which sees the key at once.)
+        "hakmem: free\\(\\): double free 0x[0-9a-f]+: ");
   }
 }
 
