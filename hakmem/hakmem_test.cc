@@ -324,14 +324,20 @@ TEST(HakmemTest, StatsCountKernelCallsAndSuperSlabs) {
   EXPECT_GT(after.superslabs_cached, 0u);
 }
 
+// Allocates and frees 10 MiB of 256-byte blocks: several SuperSlabs
+// become empty and go to the cache (or are evicted).
+void FillAndFreeSuperSlabs() {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
+  for (void* p : blocks) Free(p);
+}
+
 TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
   Trim();
   ASSERT_TRUE(SetSuperslabMaxCached(0));
   Stats before;
   GetStats(&before);
-  std::vector<void*> blocks;
-  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
-  for (void* p : blocks) Free(p);
+  FillAndFreeSuperSlabs();
   Stats after;
   GetStats(&after);
   EXPECT_EQ(after.superslabs_cached, 0u);
@@ -342,9 +348,7 @@ TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
 
 TEST(HakmemTest, ALowerResidentBudgetGivesCachedPagesBack) {
   Trim();
-  std::vector<void*> blocks;
-  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
-  for (void* p : blocks) Free(p);
+  FillAndFreeSuperSlabs();
   Stats before;
   GetStats(&before);
   ASSERT_GT(before.superslabs_cached, 0u);

@@ -17,6 +17,8 @@
 namespace hakmem {
 namespace {
 
+constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
+
 void Free(void* p) {
   if (!TinyTryFreeFast(p)) TinyFreeSlow(p);
 }
@@ -67,7 +69,7 @@ TEST(HeapTest, MallocClearsTheFreeKey) {
 }
 
 TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
-  const int c = SizeToClass(1000);  // 1024-byte blocks, 63 per 64 KiB slab
+  const int c = SizeToClass(1000);  // 1024-byte blocks, about 60 per 64 KiB slab
   // Blocks earlier tests left in transit count as in use until drained,
   // and would be reused below without adding to the count.
   TinyTrim();
@@ -102,7 +104,6 @@ TEST(HeapTest, FreeBlocksOfOtherSlabsAreReusedBeforeCarvingMore) {
   // The current slab can still carve, and an older slab has free blocks:
   // the older slab's blocks come first (carving touches fresh memory).
   const int c = static_cast<int>(SizeToClass(48));
-  constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
   TinyTrim();
   std::vector<void*> blocks;
   for (int i = 0; i < 2 * kPerSlab; i++) blocks.push_back(TinyMalloc(48));
@@ -144,7 +145,6 @@ TEST(HeapTest, FlushesReturnRunsOfBlocksEachToItsOwnSlab) {
   // counted right: all of them empty after a trim, and every block handed
   // out again exactly once.
   const int c = static_cast<int>(SizeToClass(48));
-  constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
   TinyTrim();
   const uint64_t slabs_before = SlabsInUse(c);
   const uint64_t blocks_before = BlocksInUse(c);
@@ -728,8 +728,7 @@ TEST(HeapDeathTest, DoubleFreeWhoseSlabEmptiesWhileTheCopyIsInABinIsReported) {
   // in memory reused for something else.
   EXPECT_DEATH(
       {
-        constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
-        std::vector<void*> v;
+              std::vector<void*> v;
         for (int i = 0; i < 2 * kPerSlab; i++) v.push_back(TinyMalloc(48));
         for (int i = 2; i < kPerSlab; i++) Free(v[i]);
         Free(v[0]);
@@ -747,7 +746,7 @@ TEST(HeapDeathTest, DoubleFreeIsReportedWhenItsSlabEmpties) {
   EXPECT_DEATH(
       {
         std::vector<void*> blocks;
-        for (int i = 0; i < 3 * 1365; i++) blocks.push_back(TinyMalloc(48));
+        for (int i = 0; i < 3 * kPerSlab; i++) blocks.push_back(TinyMalloc(48));
         void* first = blocks[0];  // in the oldest, non-current slab
         Free(first);
         Free(blocks[1]);
