@@ -95,7 +95,7 @@ double RssLeftAfterFreeingSmallBlocks(uint64_t seed, unsigned idle_seconds) {
 
 TEST(Ttl, FreedSmallBlocksGoBackAfterTheTtl) {
   ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "1");
-  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(1, 2), 32.0)
+  EXPECT_LT(RssLeftAfterFreeingSmallBlocks(1, 2), 16.0)  // 6.6 MiB measured
       << "freed memory is still resident 2 s after it was freed (TTL 1 s)";
 }
 
@@ -128,7 +128,10 @@ TEST(Ttl, FreedSmallBlocksOfExitedThreadsGoBackAfterTheTtl) {
   const size_t rss_end = RssBytes();
   printf("RSS start %.1f MiB, peak %.1f MiB, 2 s after freeing %.1f MiB\n",
          MiB(rss_start), MiB(rss_peak), MiB(rss_end));
-  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 32.0)
+  // (Blocks of exited threads that main freed wait in main's bins until its
+  // next call; the SuperSlabs they pin count as cached since main's last
+  // slow path, so they are gone too. Before that, 30-41 MiB stayed; now 6.)
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 16.0)
       << "memory of exited threads is still resident 2 s after it was freed (TTL 1 s)";
 }
 

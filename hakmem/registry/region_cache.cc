@@ -181,6 +181,26 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
   if (over_budget) DiscardDecayed(limits, now);
 }
 
+void RegionCache::Backdate(uint64_t cached_from_ns, uint64_t to_ns) {
+  pthread_mutex_lock(&lock_);
+  // The newest sit at the MRU end: the list is in age order.
+  RegionHeader* moved = nullptr;
+  while (mru_ != nullptr && mru_->last_used_ns >= cached_from_ns) {
+    RegionHeader* region = mru_;
+    Unlink(region);
+    region->last_used_ns = to_ns;
+    region->lru_next = moved;
+    moved = region;
+  }
+  while (moved != nullptr) {
+    RegionHeader* next = moved->lru_next;
+    LinkByAge(moved);
+    moved = next;
+  }
+  pthread_mutex_unlock(&lock_);
+  EnforceLimits();
+}
+
 void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) {
   // ReleaseAll waits for these regions: it promises every cached region
   // unmapped when it returns.

@@ -69,6 +69,11 @@ class RegionCache {
   void NoteDemand(uint64_t regions);
   // Applies the limits now (TTL and decay included).
   void EnforceLimits();
+  // The regions cached at or after `cached_from_ns` count as cached at
+  // `to_ns` (earlier), then the limits apply. For memory the program freed
+  // before the allocator could tell: blocks that sat in an idle thread's
+  // cache emptied their regions only when that thread came back.
+  void Backdate(uint64_t cached_from_ns, uint64_t to_ns);
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
   // enough (one coarse clock read) for every allocation slow path, so the
   // TTL holds for a program that no longer maps or frees regions. `now`:

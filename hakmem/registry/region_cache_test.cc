@@ -179,6 +179,49 @@ TEST_F(RegionCacheTest, TtlEvictsOnlyExpiredRegions) {
   EXPECT_EQ(released_[1], &regions_[1]);
 }
 
+// An idle thread's cache emptied regions only when the thread came back:
+// backdated to when it left, they expire by the TTL counted from then.
+TEST_F(RegionCacheTest, BackdatedRegionsExpireFromTheEarlierTime) {
+  g_limits.ttl_ns = 1000;
+  cache_.Put(&regions_[0]);  // cached at t0
+  g_now_ns += 1500;
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 1u);  // region 0 expired
+  const uint64_t idle_since = g_now_ns;
+  cache_.Put(&regions_[6]);  // still young: stays
+  g_now_ns += 2000;          // a thread idle all this time comes back
+  const uint64_t back = g_now_ns;
+  cache_.Put(&regions_[1]);
+  cache_.Put(&regions_[2]);
+  EXPECT_EQ(released_.size(), 2u);  // region 6 expired meanwhile, 1 and 2 are new
+  cache_.Backdate(back, idle_since);
+  ASSERT_EQ(released_.size(), 4u);
+  EXPECT_EQ(cache_.GetStats().cached, 0u);
+  EXPECT_TRUE(std::find(released_.begin(), released_.end(), &regions_[1]) != released_.end());
+  EXPECT_TRUE(std::find(released_.begin(), released_.end(), &regions_[2]) != released_.end());
+}
+
+// Backdating to a time within the TTL keeps them, in age order: the
+// oldest goes first.
+TEST_F(RegionCacheTest, BackdatedRegionsKeepTheAgeOrder) {
+  g_limits.ttl_ns = 1000;
+  const uint64_t start = g_now_ns;
+  cache_.Put(&regions_[0]);
+  g_now_ns += 400;
+  const uint64_t back = g_now_ns;
+  cache_.Put(&regions_[1]);
+  cache_.Backdate(back, start + 100);  // region 1: as if cached at +100
+  EXPECT_TRUE(released_.empty());
+  g_now_ns = start + 1050;  // region 0 expired, region 1 (at +100) not yet
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 1u);
+  EXPECT_EQ(released_[0], &regions_[0]);
+  g_now_ns = start + 1150;
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 2u);
+  EXPECT_EQ(released_[1], &regions_[1]);
+}
+
 TEST_F(RegionCacheTest, ReleaseAllEmptiesTheCache) {
   cache_.Put(&regions_[0]);
   cache_.Put(&regions_[1]);

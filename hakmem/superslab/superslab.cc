@@ -211,6 +211,9 @@ void SuperSlabPrewarm(uint64_t count) {
 
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
+void SuperSlabCacheBackdate(uint64_t cached_from_ns, uint64_t to_ns) {
+  g_cache.Backdate(cached_from_ns, to_ns);
+}
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

@@ -1,7 +1,7 @@
 // SuperSlab arena: 2 MiB aligned regions carved into slabs.
 //
 // A SuperSlab has one slab geometry, its "slab shift", chosen when it is
-// formatted for a heap and recorded as its registry tag:
+// formatted and recorded as its registry tag:
 //
 //   shift 16  32 slabs of 64 KiB, for small classes.
 //   shift 19  4 slabs of 512 KiB, for mid classes (2.5-32 KiB blocks, so a
@@ -11,12 +11,14 @@
 // address space only, and every block's offset in its slab stays below the
 // slab size, which the block-start test below relies on.
 //
-// The header (first page) holds the RegionHeader, the owner, and two 32-byte
-// records per slab, in two arrays so that they never share a cache line:
-//   SlabInfo  read-mostly: owner, geometry, carved extent. Any thread that
-//             frees a block reads it; only slab set-up and carving write it.
-//   Slab      owner-written: free list, count, list links. Only the owner
-//             thread touches it.
+// The header (first page) holds the RegionHeader and two records per slab,
+// in two arrays so that they never share a cache line:
+//   SlabInfo  read-mostly, 32 bytes: owner, geometry, carved extent. Any
+//             thread that frees a block reads it; only slab set-up and
+//             carving write it.
+//   Slab      owner-written, a cache line each: free list, count, list
+//             links. Only the owner thread touches it, and neighbouring
+//             slabs may have different owners.
 // A thread freeing another thread's block thus never pulls a line that the
 // owner writes on every malloc (the owner would pay a miss to take it back).
 // Slab starts are slab-size aligned (64 KiB or more), so a block of size S
@@ -24,9 +26,12 @@
 // aligned allocation relies on. Slabs are carved lazily: an untouched tail
 // costs no memory.
 //
-// A SuperSlab belongs to one owner (a thread heap, see hakmem/tiny); only the
-// owner touches its slabs' free lists. Other threads hand blocks back through
-// the owner's RemoteQueue (remote_queue.h).
+// Each slab in use belongs to one owner (a thread heap, see hakmem/tiny),
+// recorded in its SlabInfo; only the owner touches its free list. Other
+// threads hand blocks back through the owner's RemoteQueue
+// (remote_queue.h). The SuperSlab itself belongs to whoever hands out its
+// slabs (the slab pool, slab_pool.h), and its slabs may go to different
+// heaps.
 #ifndef HAKMEM_SUPERSLAB_SUPERSLAB_H_
 #define HAKMEM_SUPERSLAB_SUPERSLAB_H_
 
@@ -50,9 +55,10 @@ constexpr size_t kSuperSlabSize = kRegionAlign;
 // SlabInfo records start here in every region header (a large block's header
 // leaves this area zero, so its "slabs" look unowned to the free fast path).
 constexpr size_t kSlabInfosOffset = 128;
-constexpr size_t kSlabRecordSize = 32;
+constexpr size_t kSlabInfoSize = 32;
+constexpr size_t kSlabSize = 64;
 constexpr size_t kSlabsOffset =
-    kSlabInfosOffset + kMaxSlabsPerSuperSlab * kSlabRecordSize;
+    kSlabInfosOffset + kMaxSlabsPerSuperSlab * kSlabInfoSize;
 
 // A free block. `key` marks blocks that are free: free() writes the process
 // secret there and malloc() clears it (see hakmem/tiny/tiny_alloc.h).
@@ -83,24 +89,25 @@ struct SlabInfo {
   // also says the slab is in use.
   uint32_t parked_carved_limit;
 };
-static_assert(sizeof(SlabInfo) == kSlabRecordSize, "two records a line");
+static_assert(sizeof(SlabInfo) == kSlabInfoSize, "two records a line");
 
-// A slab's owner-written metadata; a heap's current[c] points at one.
-struct Slab {
+// A slab's owner-written metadata; a heap's current[c] points at one. A
+// line of its own: the slab next to it may belong to another thread.
+struct alignas(64) Slab {
   Block* free;             // free list
   uint32_t used;           // blocks handed out and not freed back here
   uint8_t role;            // SlabRole: what the owner heap uses it as
   Slab* prev;              // owner's per-class list links
   Slab* next;
 };
-static_assert(sizeof(Slab) == kSlabRecordSize, "two records a line");
+static_assert(sizeof(Slab) == kSlabSize, "a line each");
 
 struct SuperSlab {
   RegionHeader region;  // magic, kind, size, LRU links
-  const void* owner;    // heap that owns the slabs, null when cached
+  const void* owner;    // who hands out its slabs (the slab pool), null when cached
   uint32_t used_slabs;  // bit i set: slab i is in use (or reserved)
   uint32_t full_mask;   // used_slabs == full_mask: no free slab left
-  SuperSlab* prev;      // owner's list links
+  SuperSlab* prev;      // the slab pool's list links
   SuperSlab* next;
   SuperSlab* all_prev;  // list of every mapped SuperSlab (for stats)
   SuperSlab* all_next;
@@ -121,16 +128,18 @@ HAKMEM_ALWAYS_INLINE SuperSlab* SuperSlabOf(const void* p) {
 }
 
 // Records of the slab holding `p`, given its SuperSlab's slab shift (its
-// registry tag): both at one address plus a constant.
-HAKMEM_ALWAYS_INLINE uintptr_t SlabRecordBase(const void* p, int slab_shift) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  return (a & ~kRegionMask) + (((a & kRegionMask) >> slab_shift) * kSlabRecordSize);
+// registry tag).
+HAKMEM_ALWAYS_INLINE uintptr_t SlabIndexOf(const void* p, int slab_shift) {
+  return (reinterpret_cast<uintptr_t>(p) & kRegionMask) >> slab_shift;
 }
 HAKMEM_ALWAYS_INLINE SlabInfo* SlabInfoOfWithShift(const void* p, int slab_shift) {
-  return reinterpret_cast<SlabInfo*>(SlabRecordBase(p, slab_shift) + kSlabInfosOffset);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
+  return reinterpret_cast<SlabInfo*>(base + kSlabInfosOffset +
+                                     SlabIndexOf(p, slab_shift) * kSlabInfoSize);
 }
 HAKMEM_ALWAYS_INLINE Slab* SlabOfWithShift(const void* p, int slab_shift) {
-  return reinterpret_cast<Slab*>(SlabRecordBase(p, slab_shift) + kSlabsOffset);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
+  return reinterpret_cast<Slab*>(base + kSlabsOffset + SlabIndexOf(p, slab_shift) * kSlabSize);
 }
 
 inline Slab* SlabOf(const void* p) {
@@ -142,8 +151,10 @@ inline SlabInfo* SlabInfoOf(const void* p) {
 
 // The SlabInfo of a real slab (not kEmptySlab).
 HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
-  return reinterpret_cast<SlabInfo*>(const_cast<char*>(
-      reinterpret_cast<const char*>(s) - (kSlabsOffset - kSlabInfosOffset)));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(s);
+  const uintptr_t base = a & ~kRegionMask;
+  return reinterpret_cast<SlabInfo*>(base + kSlabInfosOffset +
+                                     (a - base - kSlabsOffset) / (kSlabSize / kSlabInfoSize));
 }
 
 // True if `p` is the start of a block that was carved from the slab of
@@ -261,6 +272,9 @@ void SuperSlabPrewarm(uint64_t count);
 // Applies the cache's limits now (TTL included) / empties the cache.
 void SuperSlabCacheEnforceLimits();
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
+// SuperSlabs cached at or after `cached_from_ns` count as cached at `to_ns`
+// (see RegionCache::Backdate).
+void SuperSlabCacheBackdate(uint64_t cached_from_ns, uint64_t to_ns);
 void SuperSlabCacheReleaseAll();
 
 struct SuperSlabStats {

@@ -1,9 +1,10 @@
 // Thread heaps: the owners of slabs, and the tiny fast path's state.
 //
 // Each thread that allocates gets a Heap (from a pool of heaps whose threads
-// exited, or a new one). The heap owns SuperSlabs and their slabs; per size
-// class it has a "current" slab that refills come from, and a list of other
-// slabs that still have free blocks.
+// exited, or a new one). The heap owns slabs, which it takes from the slab
+// pool shared by all heaps (slab_pool.h) and gives back when they empty; per
+// size class it has a "current" slab that refills come from, and a list of
+// other slabs that still have free blocks.
 //
 // In front of the slabs, per class, the heap has a bin: a stack of pointers
 // to free blocks. malloc pops a pointer and free pushes one, whichever heap
@@ -26,10 +27,8 @@
 //  - current[c] of a heap in use is never null: it points at kEmptySlab (no
 //    free blocks, owned by nobody) until the class is first used.
 //  - A slab other than current[c] whose last block comes back is returned to
-//    its SuperSlab at once, but stays warm (class and carved free list kept)
-//    so the class takes it back without carving; a SuperSlab whose last slab
-//    returns becomes the heap's spare (one kept, to avoid churn) or goes to
-//    the LRU cache.
+//    the slab pool at once, but stays warm (class and carved free list kept)
+//    so the class (of any heap) takes it back without carving.
 //  - current[c] stays when it empties (a malloc/free loop must not churn);
 //    the time-gated upkeep (at most every 100 ms of slow paths) empties the
 //    calling thread's bins and returns its empty current slabs, so a program
@@ -50,32 +49,12 @@
 #include <atomic>
 
 #include "hakmem/platform.h"
+#include "hakmem/superslab/intrusive_list.h"
 #include "hakmem/superslab/remote_queue.h"
 #include "hakmem/superslab/superslab.h"
 #include "hakmem/tiny/size_class.h"
 
 namespace hakmem {
-
-// An intrusive doubly linked list over any T with prev/next members.
-template <typename T>
-struct IntrusiveList {
-  T* head = nullptr;
-  void Push(T* x) {
-    x->prev = nullptr;
-    x->next = head;
-    if (head != nullptr) head->prev = x;
-    head = x;
-  }
-  void Remove(T* x) {
-    if (x->prev != nullptr) {
-      x->prev->next = x->next;
-    } else {
-      head = x->next;
-    }
-    if (x->next != nullptr) x->next->prev = x->prev;
-    x->prev = x->next = nullptr;
-  }
-};
 
 extern Slab kEmptySlab;
 
@@ -197,10 +176,6 @@ struct Heap {
   Slab* current[kNumClasses];                 // where refills come from
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free blocks
   IntrusiveList<Slab> carvable[kNumClasses];  // others with only room to carve
-  // Owned SuperSlabs with a free slab / with none, per geometry (small, mid).
-  IntrusiveList<SuperSlab> with_room[2];
-  IntrusiveList<SuperSlab> full[2];
-  SuperSlab* spare = nullptr;                 // one empty SuperSlab, kept
   Heap* pool_next = nullptr;                  // pool of abandoned heaps
   Heap* all_next = nullptr;                   // every heap ever made
   std::atomic<HeapState> state{HeapState::kEmpty};
@@ -212,6 +187,7 @@ struct Heap {
   // `remote`, which other threads write: the bump stays a cache hit.
   uint64_t beat = 0;
   uint64_t census_beat = 0;                   // `beat` at the last census
+  uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   // The transfer cache's gate, touched only by the heap's thread (or under
   // the pool lock, once abandoned): the owners its flushes saw, and per
@@ -335,8 +311,7 @@ void TinyReclaimExitedThreads();
 // path, small or large.
 void TinyUpkeep();
 // The above at once, plus all of the calling thread's idle memory: its bins,
-// pending remote frees, empty current slabs, its spare SuperSlab (for
-// Trim()).
+// pending remote frees, empty current slabs (for Trim()).
 void TinyTrim();
 void TinyLockForFork();
 void TinyUnlockAfterFork(bool in_child);

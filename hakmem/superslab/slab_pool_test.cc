@@ -1,0 +1,203 @@
+#include "hakmem/superslab/slab_pool.h"
+
+#include <atomic>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace hakmem {
+namespace {
+
+const int kOwnerTags[8] = {};
+const void* Owner(int i) { return &kOwnerTags[i]; }
+
+constexpr int kClass = 3;
+constexpr uint32_t kBlockSize = 48;
+constexpr int kMidClass = 40;
+constexpr uint32_t kMidBlockSize = 4096;
+constexpr int kSmallSlabsPerSuperSlab = 31;  // slab 0 is the header
+
+Slab* TakeSmall(SlabPool& pool, const void* owner, bool may_map = true) {
+  return pool.Take(kClass, kBlockSize, kSmallSlabShift, owner, may_map);
+}
+
+// Each test's pool ends empty: every slab back.
+void GiveBack(SlabPool& pool, const std::vector<Slab*>& slabs) {
+  for (Slab* s : slabs) pool.Return(s);
+  const SlabPool::Stats stats = pool.GetStats();
+  EXPECT_EQ(stats.with_room, 0u);
+  EXPECT_EQ(stats.full, 0u);
+}
+
+TEST(SlabPoolTest, TakeSetsUpASlabForItsOwnerAndClass) {
+  SlabPool pool;
+  Slab* s = TakeSmall(pool, Owner(1));
+  ASSERT_NE(s, nullptr);
+  const SlabInfo* info = InfoOf(s);
+  EXPECT_EQ(info->owner, Owner(1));
+  EXPECT_EQ(info->size_class, kClass);
+  EXPECT_EQ(info->block_size, kBlockSize);
+  EXPECT_EQ(info->slab_shift, kSmallSlabShift);
+  EXPECT_EQ(SlabCarved(s), 0u);  // nothing carved yet
+  EXPECT_EQ(SuperSlabOf(s)->owner, &pool);
+  EXPECT_EQ(pool.GetStats().with_room, 1u);
+  GiveBack(pool, {s});
+}
+
+// The point of the pool: heaps share SuperSlabs, so one heap's free slab
+// serves another.
+TEST(SlabPoolTest, OwnersShareSuperSlabs) {
+  SlabPool pool;
+  Slab* a = TakeSmall(pool, Owner(1));
+  Slab* b = TakeSmall(pool, Owner(2));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(SuperSlabOf(a), SuperSlabOf(b));
+  EXPECT_EQ(InfoOf(a)->owner, Owner(1));
+  EXPECT_EQ(InfoOf(b)->owner, Owner(2));
+  pool.Return(a);
+  Slab* again = pool.Take(kClass + 1, kBlockSize + 16, kSmallSlabShift, Owner(3), true);
+  EXPECT_EQ(again, a) << "the slab owner 1 gave back should serve owner 3";
+  EXPECT_EQ(InfoOf(again)->owner, Owner(3));
+  EXPECT_EQ(InfoOf(again)->block_size, kBlockSize + 16);
+  GiveBack(pool, {again, b});
+}
+
+TEST(SlabPoolTest, AReturnedSlabStaysWarmForItsClass) {
+  SlabPool pool;
+  Slab* s = TakeSmall(pool, Owner(1));
+  Slab* other = TakeSmall(pool, Owner(1));  // keeps the SuperSlab in use
+  ASSERT_NE(s, nullptr);
+  Block* blocks[8];
+  ASSERT_EQ(SlabCarve(s, blocks, 8, 1), 8u);
+  // The owner puts its blocks on the slab's list before giving it back.
+  for (int i = 7; i >= 0; i--) {
+    blocks[i]->next = s->free;
+    s->free = blocks[i];
+  }
+  pool.Return(s);
+  EXPECT_EQ(InfoOf(s)->owner, nullptr);  // frees into it are invalid now
+  EXPECT_FALSE(IsBlockStart(InfoOf(s), blocks[0]));
+  // The same class, from any owner, takes it back with its blocks.
+  Slab* warm = TakeSmall(pool, Owner(2));
+  EXPECT_EQ(warm, s);
+  EXPECT_EQ(InfoOf(warm)->owner, Owner(2));
+  EXPECT_EQ(SlabCarved(warm), 8u);
+  EXPECT_EQ(warm->free, blocks[0]);
+  EXPECT_EQ(warm->used, 0u);
+  EXPECT_TRUE(IsBlockStart(InfoOf(warm), blocks[7]));
+  GiveBack(pool, {warm, other});
+}
+
+TEST(SlabPoolTest, FullSuperSlabsMoveOffTheRoomListAndBack) {
+  SlabPool pool;
+  std::vector<Slab*> slabs;
+  std::set<SuperSlab*> super_slabs;
+  for (int i = 0; i < kSmallSlabsPerSuperSlab + 1; i++) {
+    Slab* s = TakeSmall(pool, Owner(i % 8));
+    ASSERT_NE(s, nullptr);
+    slabs.push_back(s);
+    super_slabs.insert(SuperSlabOf(s));
+  }
+  EXPECT_EQ(super_slabs.size(), 2u);  // the 32nd slab needed a second one
+  SlabPool::Stats stats = pool.GetStats();
+  EXPECT_EQ(stats.full, 1u);
+  EXPECT_EQ(stats.with_room, 1u);
+  // A slab back makes the first one take slabs again.
+  pool.Return(slabs[5]);
+  stats = pool.GetStats();
+  EXPECT_EQ(stats.full, 0u);
+  EXPECT_EQ(stats.with_room, 2u);
+  EXPECT_EQ(TakeSmall(pool, Owner(7), /*may_map=*/false), slabs[5]);
+  EXPECT_EQ(pool.GetStats().full, 1u);
+  GiveBack(pool, slabs);
+}
+
+TEST(SlabPoolTest, AnEmptySuperSlabGoesToTheCacheAndComesBack) {
+  SlabPool pool;
+  std::vector<Slab*> first;
+  for (int i = 0; i < kSmallSlabsPerSuperSlab; i++) first.push_back(TakeSmall(pool, Owner(1)));
+  Slab* second = TakeSmall(pool, Owner(2));
+  SuperSlab* const ss = SuperSlabOf(first[0]);
+  ASSERT_NE(ss, SuperSlabOf(second));
+  const uint64_t cached_before = GetSuperSlabStats().cache.cached;
+  for (size_t i = 0; i + 1 < first.size(); i++) pool.Return(first[i]);
+  EXPECT_EQ(GetSuperSlabStats().cache.cached, cached_before) << "a slab is still in use";
+  pool.Return(first.back());
+  EXPECT_EQ(GetSuperSlabStats().cache.cached, cached_before + 1);
+  EXPECT_EQ(ss->owner, nullptr);
+  EXPECT_EQ(pool.GetStats().with_room, 1u);  // only the second one's
+  // Mid slabs: no SuperSlab of that geometry in the pool, so without mapping
+  // there is none; with it, the cached one comes back re-formatted.
+  EXPECT_EQ(pool.Take(kMidClass, kMidBlockSize, kMidSlabShift, Owner(1), false), nullptr);
+  Slab* mid = pool.Take(kMidClass, kMidBlockSize, kMidSlabShift, Owner(1), true);
+  ASSERT_NE(mid, nullptr);
+  EXPECT_EQ(SuperSlabOf(mid), ss);
+  EXPECT_EQ(ss->slab_shift, kMidSlabShift);
+  EXPECT_EQ(InfoOf(mid)->slab_shift, kMidSlabShift);
+  EXPECT_EQ(ss->owner, &pool);
+  GiveBack(pool, {mid, second});
+}
+
+TEST(SlabPoolTest, WithoutMappingAnEmptyPoolHasNothing) {
+  SlabPool pool;
+  EXPECT_EQ(TakeSmall(pool, Owner(1), /*may_map=*/false), nullptr);
+  const SlabPool::Stats stats = pool.GetStats();
+  EXPECT_EQ(stats.with_room + stats.full, 0u);
+}
+
+// Owners take and return slabs at once from many threads: no slab is ever
+// handed out twice, and everything comes back (TSan checks the locking).
+TEST(SlabPoolTest, ConcurrentTakesNeverShareASlab) {
+  SlabPool pool;
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 2000;
+  std::atomic<int> doubly_owned{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::vector<Slab*> mine;
+      for (int round = 0; round < kRounds; round++) {
+        if (mine.empty() || rng() % 3 != 0) {
+          const bool mid = rng() % 8 == 0;
+          Slab* s = mid ? pool.Take(kMidClass, kMidBlockSize, kMidSlabShift, Owner(t), true)
+                        : pool.Take(kClass + static_cast<int>(rng() % 4), kBlockSize,
+                                    kSmallSlabShift, Owner(t), true);
+          ASSERT_NE(s, nullptr);
+          // Mark it: the count must still be ours when we give it back.
+          s->used = static_cast<uint32_t>(t + 1);
+          mine.push_back(s);
+        } else {
+          const size_t i = rng() % mine.size();
+          Slab* s = mine[i];
+          if (InfoOf(s)->owner != Owner(t) || s->used != static_cast<uint32_t>(t + 1)) {
+            doubly_owned++;
+          }
+          s->used = 0;
+          s->free = nullptr;  // no warm blocks to keep
+          mine[i] = mine.back();
+          mine.pop_back();
+          pool.Return(s);
+        }
+      }
+      for (Slab* s : mine) {
+        if (InfoOf(s)->owner != Owner(t) || s->used != static_cast<uint32_t>(t + 1)) {
+          doubly_owned++;
+        }
+        s->used = 0;
+        pool.Return(s);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(doubly_owned.load(), 0);
+  GiveBack(pool, {});
+}
+
+}  // namespace
+}  // namespace hakmem
