@@ -3,6 +3,7 @@
 // instead of crashing, and after freeing everything allocation works again.
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,76 @@ void OutOfMemoryChild() {
   again.FreeAll();
   fprintf(stderr, "oom child: ok\n");
   _exit(0);
+}
+
+// A thread whose mapping fails runs the out-of-memory handler, which
+// reclaims exited threads' heaps (the heap pool's lock, then the slab
+// pool's, to give their slabs back), while other threads free blocks of
+// exited threads (which reclaims their heaps the same way). Neither may
+// wait for a lock the other holds: a deadlock here shows as the alarm.
+// (The slab pool once mapped under its own lock: this hung at once.)
+constexpr int kProducerBlocks = 5000;
+void* g_producer_blocks[kProducerBlocks];
+
+void* Producer(void*) {
+  for (int i = 0; i < kProducerBlocks; i++) g_producer_blocks[i] = malloc(48);
+  return nullptr;
+}
+
+void MappingFailsWhileExitedThreadsAreReclaimedChild() {
+  alarm(60);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  // Thread stacks cached by glibc before the limit.
+  for (int i = 0; i < 4; i++) {
+    pthread_t t;
+    CHILD_CHECK(pthread_create(&t, &attr, Producer, nullptr) == 0);
+    pthread_join(t, nullptr);
+    for (void* p : g_producer_blocks) free(p);
+  }
+  struct rlimit limit;
+  limit.rlim_cur = limit.rlim_max = hakmem_test::VmBytes() + 48 * kMiB;
+  CHILD_CHECK(setrlimit(RLIMIT_AS, &limit) == 0);
+  std::atomic<bool> stop{false};
+  std::atomic<long> failed_mallocs{0};
+  std::thread mapper([&] {
+    Chain chain;
+    Exhaust(&chain, 8192);  // 8 KiB blocks: mid slabs, their own SuperSlabs
+    while (!stop.load()) {
+      void* p = malloc(8192);  // needs a new SuperSlab: the mapping fails
+      if (p == nullptr) {
+        failed_mallocs++;
+      } else {
+        chain.Push(p);
+      }
+    }
+    chain.FreeAll();
+  });
+  int rounds = 0;
+  for (; rounds < 2000; rounds++) {
+    pthread_t t;
+    if (pthread_create(&t, &attr, Producer, nullptr) != 0) {
+      usleep(1000);
+      continue;
+    }
+    pthread_join(t, nullptr);
+    // The producer's heap is abandoned: these frees reach it through its
+    // queue, and the one that flushes a batch there reclaims it.
+    for (void* p : g_producer_blocks) free(p);
+  }
+  stop = true;
+  mapper.join();
+  fprintf(stderr, "oom child: %d rounds, %ld failed mappings meanwhile\n", rounds,
+          failed_mallocs.load());
+  CHILD_CHECK(failed_mallocs.load() > 0);
+  fprintf(stderr, "oom child: ok\n");
+  _exit(0);
+}
+
+TEST(OutOfMemory, MappingFailsWhileExitedThreadsAreReclaimed) {
+  EXPECT_EXIT(MappingFailsWhileExitedThreadsAreReclaimedChild(), ::testing::ExitedWithCode(0),
+              "oom child: ok");
 }
 
 TEST(OutOfMemory, RlimitAsGivesEnomemAndRecovers) {

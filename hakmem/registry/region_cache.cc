@@ -158,18 +158,24 @@ void RegionCache::ReleaseList(RegionHeader* list) {
   }
 }
 
-void RegionCache::Put(RegionHeader* region) {
+void RegionCache::Put(RegionHeader* region, uint64_t freed_since_ns) {
   region->discarded = 0;
-  ApplyLimits(limits_(), platform::NowNs(), region);
+  const uint64_t now = platform::NowNs();
+  ApplyLimits(limits_(), now, region,
+              freed_since_ns != 0 && freed_since_ns < now ? freed_since_ns : now);
 }
 
 void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
-                              RegionHeader* to_cache) {
+                              RegionHeader* to_cache, uint64_t cached_at) {
   RegionHeader* evicted = nullptr;
   pthread_mutex_lock(&lock_);
   if (to_cache != nullptr) {
-    to_cache->last_used_ns = now;
-    Link(to_cache, nullptr, mru_);
+    to_cache->last_used_ns = cached_at;
+    if (cached_at == now) {
+      Link(to_cache, nullptr, mru_);
+    } else {
+      LinkByAge(to_cache);
+    }
   }
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
   const bool over_budget = resident_ > limits.max_resident_bytes;
@@ -179,26 +185,6 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
   // have been cached for the decay time (at once with decay 0). After the
   // evictions, so that no region is madvised just before it is unmapped.
   if (over_budget) DiscardDecayed(limits, now);
-}
-
-void RegionCache::Backdate(uint64_t cached_from_ns, uint64_t to_ns) {
-  pthread_mutex_lock(&lock_);
-  // The newest sit at the MRU end: the list is in age order.
-  RegionHeader* moved = nullptr;
-  while (mru_ != nullptr && mru_->last_used_ns >= cached_from_ns) {
-    RegionHeader* region = mru_;
-    Unlink(region);
-    region->last_used_ns = to_ns;
-    region->lru_next = moved;
-    moved = region;
-  }
-  while (moved != nullptr) {
-    RegionHeader* next = moved->lru_next;
-    LinkByAge(moved);
-    moved = next;
-  }
-  pthread_mutex_unlock(&lock_);
-  EnforceLimits();
 }
 
 void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) {
@@ -245,7 +231,7 @@ void RegionCache::NoteDemand(uint64_t regions) {
 }
 
 void RegionCache::EnforceLimits() {
-  ApplyLimits(limits_(), platform::NowNs(), /*to_cache=*/nullptr);
+  ApplyLimits(limits_(), platform::NowNs(), /*to_cache=*/nullptr, 0);
 }
 
 void RegionCache::MaybeEnforceLimits(uint64_t now) {

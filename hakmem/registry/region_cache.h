@@ -63,17 +63,15 @@ class RegionCache {
   // or nullptr. Bumps its generation.
   RegionHeader* Take(size_t min_size, size_t max_size);
   // Parks `region` (registered, mapped, empty), then applies the limits.
-  void Put(RegionHeader* region);
+  // `freed_since_ns`, if earlier than now: the program stopped using the
+  // region's memory then, though the allocator learned it only now; the
+  // TTL and the decay count from then (0: from now).
+  void Put(RegionHeader* region, uint64_t freed_since_ns = 0);
   // Counts `regions` as taken now, for adaptive sizing: regions mapped ahead
   // of use (pre-warming) are demand the program has not made yet.
   void NoteDemand(uint64_t regions);
   // Applies the limits now (TTL and decay included).
   void EnforceLimits();
-  // The regions cached at or after `cached_from_ns` count as cached at
-  // `to_ns` (earlier), then the limits apply. For memory the program freed
-  // before the allocator could tell: blocks that sat in an idle thread's
-  // cache emptied their regions only when that thread came back.
-  void Backdate(uint64_t cached_from_ns, uint64_t to_ns);
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
   // enough (one coarse clock read) for every allocation slow path, so the
   // TTL holds for a program that no longer maps or frees regions. `now`:
@@ -110,10 +108,11 @@ class RegionCache {
   void Unlink(RegionHeader* region);
   // Links `region` between `newer` and `older` (either may be null: an end).
   void Link(RegionHeader* region, RegionHeader* newer, RegionHeader* older);
-  // Caches `to_cache` (if not null) at the MRU end, then applies the
-  // limits: evictions (unmapped outside the lock), then the decay.
+  // Caches `to_cache` (if not null) as of `cached_at` (<= now: at the MRU
+  // end if it is now, else where its age puts it), then applies the limits:
+  // evictions (unmapped outside the lock), then the decay.
   void ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
-                   RegionHeader* to_cache);
+                   RegionHeader* to_cache, uint64_t cached_at);
   // Links `region` where its last_used_ns puts it in the age order.
   void LinkByAge(RegionHeader* region);
   // Gives back the pages of the oldest resident regions cached for at least

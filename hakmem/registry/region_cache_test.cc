@@ -179,47 +179,52 @@ TEST_F(RegionCacheTest, TtlEvictsOnlyExpiredRegions) {
   EXPECT_EQ(released_[1], &regions_[1]);
 }
 
-// An idle thread's cache emptied regions only when the thread came back:
-// backdated to when it left, they expire by the TTL counted from then.
-TEST_F(RegionCacheTest, BackdatedRegionsExpireFromTheEarlierTime) {
-  g_limits.ttl_ns = 1000;
-  cache_.Put(&regions_[0]);  // cached at t0
-  g_now_ns += 1500;
-  cache_.EnforceLimits();
-  ASSERT_EQ(released_.size(), 1u);  // region 0 expired
-  const uint64_t idle_since = g_now_ns;
-  cache_.Put(&regions_[6]);  // still young: stays
-  g_now_ns += 2000;          // a thread idle all this time comes back
-  const uint64_t back = g_now_ns;
-  cache_.Put(&regions_[1]);
-  cache_.Put(&regions_[2]);
-  EXPECT_EQ(released_.size(), 2u);  // region 6 expired meanwhile, 1 and 2 are new
-  cache_.Backdate(back, idle_since);
-  ASSERT_EQ(released_.size(), 4u);
-  EXPECT_EQ(cache_.GetStats().cached, 0u);
-  EXPECT_TRUE(std::find(released_.begin(), released_.end(), &regions_[1]) != released_.end());
-  EXPECT_TRUE(std::find(released_.begin(), released_.end(), &regions_[2]) != released_.end());
-}
-
-// Backdating to a time within the TTL keeps them, in age order: the
-// oldest goes first.
-TEST_F(RegionCacheTest, BackdatedRegionsKeepTheAgeOrder) {
+// A region whose memory the program stopped using before the allocator
+// learned it (blocks that waited in an idle thread's cache): the TTL counts
+// from then, so it may go at once.
+TEST_F(RegionCacheTest, ARegionFreedEarlierExpiresFromThen) {
   g_limits.ttl_ns = 1000;
   const uint64_t start = g_now_ns;
-  cache_.Put(&regions_[0]);
-  g_now_ns += 400;
-  const uint64_t back = g_now_ns;
-  cache_.Put(&regions_[1]);
-  cache_.Backdate(back, start + 100);  // region 1: as if cached at +100
-  EXPECT_TRUE(released_.empty());
-  g_now_ns = start + 1050;  // region 0 expired, region 1 (at +100) not yet
-  cache_.EnforceLimits();
+  g_now_ns += 2000;
+  cache_.Put(&regions_[0]);                // freed now: stays
+  cache_.Put(&regions_[1], start + 500);   // freed 1500 ns ago: expired
+  cache_.Put(&regions_[2], start + 1500);  // freed 500 ns ago: stays
   ASSERT_EQ(released_.size(), 1u);
-  EXPECT_EQ(released_[0], &regions_[0]);
-  g_now_ns = start + 1150;
+  EXPECT_EQ(released_[0], &regions_[1]);
+  EXPECT_EQ(cache_.GetStats().cached, 2u);
+  // A date in the future counts as now.
+  cache_.Put(&regions_[3], g_now_ns + 5000);
+  g_now_ns += 600;  // region 2 is 1100 ns old now, regions 0 and 3 600
   cache_.EnforceLimits();
   ASSERT_EQ(released_.size(), 2u);
-  EXPECT_EQ(released_[1], &regions_[1]);
+  EXPECT_EQ(released_[1], &regions_[2]);
+  EXPECT_EQ(cache_.GetStats().cached, 2u);
+}
+
+// Such a region joins the age order where its date puts it: it is evicted
+// before younger regions cached earlier, after older ones.
+TEST_F(RegionCacheTest, ARegionFreedEarlierTakesItsPlaceInTheAgeOrder) {
+  g_limits.ttl_ns = 1000;
+  const uint64_t start = g_now_ns;
+  cache_.Put(&regions_[0]);  // at +0
+  g_now_ns = start + 300;
+  cache_.Put(&regions_[1]);  // at +300
+  g_now_ns = start + 400;
+  cache_.Put(&regions_[2], start + 100);  // as of +100: between 0 and 1
+  EXPECT_TRUE(released_.empty());
+  g_now_ns = start + 1150;  // 0 and 2 expired, 1 not (had 2 joined at the
+  cache_.EnforceLimits();   // young end, 1 would have stopped the eviction)
+  ASSERT_EQ(released_.size(), 2u);
+  EXPECT_TRUE(std::find(released_.begin(), released_.end(), &regions_[0]) != released_.end());
+  EXPECT_TRUE(std::find(released_.begin(), released_.end(), &regions_[2]) != released_.end());
+  EXPECT_EQ(cache_.GetStats().cached, 1u);
+  // And the count limit takes the oldest first too.
+  g_limits.ttl_ns = 1000000;
+  g_limits.max_count = 1;
+  g_now_ns = start + 1200;
+  cache_.Put(&regions_[3], start + 200);  // older than region 1: goes first
+  ASSERT_EQ(released_.size(), 3u);
+  EXPECT_EQ(released_[2], &regions_[3]);
 }
 
 TEST_F(RegionCacheTest, ReleaseAllEmptiesTheCache) {

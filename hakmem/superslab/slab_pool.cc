@@ -20,7 +20,7 @@ void SlabPool::NoteTaken(int g, SuperSlab* ss) {
 }
 
 Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
-                           const void* owner, bool may_map) {
+                           const void* owner) {
   const int g = GeometryOf(slab_shift);
   int looked = 0;
   for (SuperSlab* w = with_room_[g].head; w != nullptr && looked < kWarmLookup;
@@ -31,12 +31,7 @@ Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
     }
   }
   SuperSlab* ss = with_room_[g].head;
-  if (ss == nullptr) {
-    if (!may_map) return nullptr;
-    ss = SuperSlabAcquire(this, slab_shift);
-    if (ss == nullptr) return nullptr;
-    with_room_[g].Push(ss);
-  }
+  if (ss == nullptr) return nullptr;
   const int index = SuperSlabTakeFreeSlab(ss);
   NoteTaken(g, ss);
   return SlabInit(ss, index, block_size, size_class, owner);
@@ -45,7 +40,20 @@ Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
 Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const void* owner,
                      bool may_map) {
   pthread_mutex_lock(&lock_);
-  Slab* s = TakeLocked(size_class, block_size, slab_shift, owner, may_map);
+  Slab* s = TakeLocked(size_class, block_size, slab_shift, owner);
+  pthread_mutex_unlock(&lock_);
+  if (s != nullptr || !may_map) return s;
+  // A new SuperSlab, from the cache or mapped, without the lock: a failed
+  // mapping purges the caches and reclaims exited threads' heaps, which
+  // gives slabs back here.
+  SuperSlab* ss = SuperSlabAcquire(this, slab_shift);
+  if (ss == nullptr) return nullptr;
+  const int g = GeometryOf(slab_shift);
+  pthread_mutex_lock(&lock_);
+  with_room_[g].Push(ss);
+  const int index = SuperSlabTakeFreeSlab(ss);
+  NoteTaken(g, ss);
+  s = SlabInit(ss, index, block_size, size_class, owner);
   pthread_mutex_unlock(&lock_);
   return s;
 }
@@ -62,12 +70,11 @@ void SlabPool::Return(Slab* s) {
   } else {
     with_room_[g].Remove(ss);
   }
-  if (now_empty) {
-    SuperSlabRelease(ss);
-  } else {
-    with_room_[g].Push(ss);
-  }
+  if (!now_empty) with_room_[g].Push(ss);
   pthread_mutex_unlock(&lock_);
+  // Empty and on no list: nobody else can reach it. To the cache without
+  // the lock (the cache's limits may unmap or madvise other regions).
+  if (now_empty) SuperSlabRelease(ss);
 }
 
 void SlabPool::LockForFork() { pthread_mutex_lock(&lock_); }

@@ -13,7 +13,10 @@
 //
 // One lock guards it: a take or a return is a slow path of a slow path (a
 // slab holds 2 to 4,096 blocks), and under it the work is a few list
-// operations. (Mapping a new SuperSlab happens under it too, rarely.)
+// operations. Never under it: mapping a SuperSlab (a failed mapping runs
+// the out-of-memory handler, which reclaims exited threads' heaps and so
+// returns slabs here) and handing one to the LRU cache (whose limits may
+// unmap or madvise others).
 //
 // Invariants, under the lock:
 //  - A SuperSlab in the pool has a slab in use. It is on with_room_[g] (a
@@ -67,8 +70,8 @@ class SlabPool {
   Stats GetStats();
 
  private:
-  Slab* TakeLocked(int size_class, uint32_t block_size, int slab_shift, const void* owner,
-                   bool may_map);
+  // A slab from the SuperSlabs in the pool, or nullptr.
+  Slab* TakeLocked(int size_class, uint32_t block_size, int slab_shift, const void* owner);
   void NoteTaken(int g, SuperSlab* ss);
 
   pthread_mutex_t lock_ = PTHREAD_MUTEX_INITIALIZER;

@@ -195,9 +195,15 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift) {
   return ss;
 }
 
+namespace {
+__thread uint64_t tl_release_date_ns __attribute__((tls_model("initial-exec"))) = 0;
+}  // namespace
+
+void SuperSlabSetReleaseDate(uint64_t ns) { tl_release_date_ns = ns; }
+
 void SuperSlabRelease(SuperSlab* ss) {
   ss->owner = nullptr;
-  g_cache.Put(&ss->region);
+  g_cache.Put(&ss->region, tl_release_date_ns);
 }
 
 void SuperSlabPrewarm(uint64_t count) {
@@ -211,9 +217,6 @@ void SuperSlabPrewarm(uint64_t count) {
 
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
-void SuperSlabCacheBackdate(uint64_t cached_from_ns, uint64_t to_ns) {
-  g_cache.Backdate(cached_from_ns, to_ns);
-}
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

@@ -56,7 +56,7 @@ constexpr size_t kSuperSlabSize = kRegionAlign;
 // leaves this area zero, so its "slabs" look unowned to the free fast path).
 constexpr size_t kSlabInfosOffset = 128;
 constexpr size_t kSlabInfoSize = 32;
-constexpr size_t kSlabSize = 64;
+constexpr size_t kSlabRecordSize = 64;
 constexpr size_t kSlabsOffset =
     kSlabInfosOffset + kMaxSlabsPerSuperSlab * kSlabInfoSize;
 
@@ -89,6 +89,9 @@ struct SlabInfo {
   // also says the slab is in use.
   uint32_t parked_carved_limit;
 };
+// Two a line: neighbouring slabs' owners may both carve (a store to
+// carved_limit per refill that carves) and share that line; a line each would
+// not fit the header page (128 + 32 * (64 + 64) > 4096).
 static_assert(sizeof(SlabInfo) == kSlabInfoSize, "two records a line");
 
 // A slab's owner-written metadata; a heap's current[c] points at one. A
@@ -100,7 +103,7 @@ struct alignas(64) Slab {
   Slab* prev;              // owner's per-class list links
   Slab* next;
 };
-static_assert(sizeof(Slab) == kSlabSize, "a line each");
+static_assert(sizeof(Slab) == kSlabRecordSize, "a line each");
 
 struct SuperSlab {
   RegionHeader region;  // magic, kind, size, LRU links
@@ -139,7 +142,7 @@ HAKMEM_ALWAYS_INLINE SlabInfo* SlabInfoOfWithShift(const void* p, int slab_shift
 }
 HAKMEM_ALWAYS_INLINE Slab* SlabOfWithShift(const void* p, int slab_shift) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
-  return reinterpret_cast<Slab*>(base + kSlabsOffset + SlabIndexOf(p, slab_shift) * kSlabSize);
+  return reinterpret_cast<Slab*>(base + kSlabsOffset + SlabIndexOf(p, slab_shift) * kSlabRecordSize);
 }
 
 inline Slab* SlabOf(const void* p) {
@@ -154,7 +157,7 @@ HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(s);
   const uintptr_t base = a & ~kRegionMask;
   return reinterpret_cast<SlabInfo*>(base + kSlabInfosOffset +
-                                     (a - base - kSlabsOffset) / (kSlabSize / kSlabInfoSize));
+                                     (a - base - kSlabsOffset) / (kSlabRecordSize / kSlabInfoSize));
 }
 
 // True if `p` is the start of a block that was carved from the slab of
@@ -245,7 +248,7 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
 // Index of a free slab of `ss` (marked used), or -1.
 int SuperSlabTakeFreeSlab(SuperSlab* ss);
 // A returned slab keeps its class and its carved free list (all its blocks)
-// while its SuperSlab stays with the heap: taking it back for the same class
+// while its SuperSlab stays in the slab pool: taking it back for the same class
 // needs no carving (a "warm" slab; Phase 9's per-class cache, at slab level).
 // Returns such a free slab of `ss` for `size_class`, marked used and owned by
 // `owner`, or nullptr.
@@ -267,14 +270,15 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift);
 // Parks an empty SuperSlab in the LRU cache (which may unmap it at once if
 // the limits say so).
 void SuperSlabRelease(SuperSlab* ss);
+// While set (not 0) on the calling thread, the SuperSlabs it releases count
+// as freed since `ns` (see RegionCache::Put): their blocks were freed then,
+// though they came back only now. 0 clears it.
+void SuperSlabSetReleaseDate(uint64_t ns);
 // Maps `count` SuperSlabs into the cache ahead of use (HAKMEM_SUPERSLAB_PREWARM).
 void SuperSlabPrewarm(uint64_t count);
 // Applies the cache's limits now (TTL included) / empties the cache.
 void SuperSlabCacheEnforceLimits();
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
-// SuperSlabs cached at or after `cached_from_ns` count as cached at `to_ns`
-// (see RegionCache::Backdate).
-void SuperSlabCacheBackdate(uint64_t cached_from_ns, uint64_t to_ns);
 void SuperSlabCacheReleaseAll();
 
 struct SuperSlabStats {
