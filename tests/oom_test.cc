@@ -116,12 +116,41 @@ void* Producer(void*) {
   return nullptr;
 }
 
+std::atomic<bool> g_go{false}, g_stop{false};
+std::atomic<long> g_failed_mallocs{0};
+
+void* Mapper(void*) {
+  while (!g_go.load()) usleep(1000);
+  Chain chain;
+  Exhaust(&chain, 8192);
+  while (!g_stop.load()) {
+    void* p = malloc(8192);
+    if (p == nullptr) {
+      g_failed_mallocs++;
+    } else {
+      chain.Push(p);
+    }
+  }
+  chain.FreeAll();
+  return nullptr;
+}
+
 void MappingFailsWhileExitedThreadsAreReclaimedChild() {
   alarm(60);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 64 * 1024);
-  // Thread stacks cached by glibc before the limit.
+  // A block kept: its SuperSlab stays in the slab pool with free small
+  // slabs for the producers (the mapper cannot take those: its blocks need
+  // mid slabs), however short of address space the process gets.
+  void* const pin = malloc(48);
+  CHILD_CHECK(pin != nullptr);
+  // The mapper, started now (its stack mapped before the limit): 8 KiB
+  // blocks (mid slabs, their own SuperSlabs) until the limit, then one more
+  // again and again (each needs a new SuperSlab: the mapping fails).
+  pthread_t mapper;
+  CHILD_CHECK(pthread_create(&mapper, &attr, Mapper, nullptr) == 0);
+  // A producer's stack, cached by glibc for the ones to come.
   for (int i = 0; i < 4; i++) {
     pthread_t t;
     CHILD_CHECK(pthread_create(&t, &attr, Producer, nullptr) == 0);
@@ -131,38 +160,37 @@ void MappingFailsWhileExitedThreadsAreReclaimedChild() {
   struct rlimit limit;
   limit.rlim_cur = limit.rlim_max = hakmem_test::VmBytes() + 48 * kMiB;
   CHILD_CHECK(setrlimit(RLIMIT_AS, &limit) == 0);
-  std::atomic<bool> stop{false};
-  std::atomic<long> failed_mallocs{0};
-  std::thread mapper([&] {
-    Chain chain;
-    Exhaust(&chain, 8192);  // 8 KiB blocks: mid slabs, their own SuperSlabs
-    while (!stop.load()) {
-      void* p = malloc(8192);  // needs a new SuperSlab: the mapping fails
-      if (p == nullptr) {
-        failed_mallocs++;
-      } else {
-        chain.Push(p);
-      }
-    }
-    chain.FreeAll();
-  });
-  int rounds = 0;
-  for (; rounds < 2000; rounds++) {
+  g_go = true;
+  // Rounds only once mappings fail.
+  for (int waited = 0; g_failed_mallocs.load() == 0; waited++) {
+    CHILD_CHECK(waited < 30000);
+    usleep(1000);
+  }
+  int rounds = 0, full_rounds = 0, no_thread = 0;
+  for (; full_rounds < 1000 && rounds < 20000; rounds++) {
     pthread_t t;
-    if (pthread_create(&t, &attr, Producer, nullptr) != 0) {
+    const int rc = pthread_create(&t, &attr, Producer, nullptr);
+    if (rc != 0) {
+      if (no_thread++ == 0) fprintf(stderr, "oom child: pthread_create: %d\n", rc);
       usleep(1000);
       continue;
     }
     pthread_join(t, nullptr);
+    bool full = true;
     // The producer's heap is abandoned: these frees reach it through its
     // queue, and the one that flushes a batch there reclaims it.
-    for (void* p : g_producer_blocks) free(p);
+    for (void* p : g_producer_blocks) {
+      full = full && p != nullptr;
+      free(p);
+    }
+    if (full) full_rounds++;
   }
-  stop = true;
-  mapper.join();
-  fprintf(stderr, "oom child: %d rounds, %ld failed mappings meanwhile\n", rounds,
-          failed_mallocs.load());
-  CHILD_CHECK(failed_mallocs.load() > 0);
+  g_stop = true;
+  pthread_join(mapper, nullptr);
+  fprintf(stderr, "oom child: %d rounds, %d with every block, %d without a thread, %ld failed\n",
+          rounds, full_rounds, no_thread, g_failed_mallocs.load());
+  CHILD_CHECK(full_rounds == 1000);
+  free(pin);
   fprintf(stderr, "oom child: ok\n");
   _exit(0);
 }

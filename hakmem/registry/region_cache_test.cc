@@ -199,6 +199,10 @@ TEST_F(RegionCacheTest, ARegionFreedEarlierExpiresFromThen) {
   ASSERT_EQ(released_.size(), 2u);
   EXPECT_EQ(released_[1], &regions_[2]);
   EXPECT_EQ(cache_.GetStats().cached, 2u);
+  g_now_ns += 400;  // a TTL after both were cached: both go (region 3 too)
+  cache_.EnforceLimits();
+  EXPECT_EQ(released_.size(), 4u);
+  EXPECT_EQ(cache_.GetStats().cached, 0u);
 }
 
 // Such a region joins the age order where its date puts it: it is evicted

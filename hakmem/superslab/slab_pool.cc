@@ -1,5 +1,7 @@
 #include "hakmem/superslab/slab_pool.h"
 
+#include "hakmem/platform.h"
+
 namespace hakmem {
 namespace {
 
@@ -9,7 +11,65 @@ int GeometryOf(int slab_shift) { return slab_shift == kSmallSlabShift ? 0 : 1; }
 // slab of its class before it formats a free one.
 constexpr int kWarmLookup = 4;
 
+uint64_t SlabBytes(const Slab* s) { return uint64_t{1} << SuperSlabOf(s)->slab_shift; }
+
+// At most this many slabs' pages are given back per PurgeIdle call.
+constexpr int kPurgeBatch = 256;
+
+// Gives back the pages of the `n` slabs in `batch` (sorted by address here),
+// neighbours in one call.
+void DiscardSlabPages(Slab** batch, int n) {
+  for (int i = 1; i < n; i++) {  // insertion sort: at most kPurgeBatch
+    Slab* s = batch[i];
+    int j = i;
+    for (; j > 0 && SlabStart(batch[j - 1]) > SlabStart(s); j--) batch[j] = batch[j - 1];
+    batch[j] = s;
+  }
+  uintptr_t start = 0, end = 0;
+  for (int i = 0; i < n; i++) {
+    const uintptr_t bytes = SlabBytes(batch[i]);
+    const uintptr_t at = reinterpret_cast<uintptr_t>(SuperSlabOf(batch[i])) +
+                         static_cast<uintptr_t>(SlabIndex(batch[i])) * bytes;
+    if (at != end) {
+      if (end != start) platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
+      start = at;
+    }
+    end = at + bytes;
+  }
+  if (end != start) platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
+}
+
 }  // namespace
+
+void SlabPool::IdlePush(Slab* s, uint64_t now) {
+  s->idle = 1;
+  s->idle_since_ns = now;
+  s->idle_next = nullptr;
+  s->idle_prev = idle_newest_;
+  if (idle_newest_ != nullptr) {
+    idle_newest_->idle_next = s;
+  } else {
+    idle_oldest_ = s;
+  }
+  idle_newest_ = s;
+  idle_bytes_ += SlabBytes(s);
+}
+
+void SlabPool::IdleRemove(Slab* s) {
+  if (s->idle_prev != nullptr) {
+    s->idle_prev->idle_next = s->idle_next;
+  } else {
+    idle_oldest_ = s->idle_next;
+  }
+  if (s->idle_next != nullptr) {
+    s->idle_next->idle_prev = s->idle_prev;
+  } else {
+    idle_newest_ = s->idle_prev;
+  }
+  s->idle_prev = s->idle_next = nullptr;
+  s->idle = 0;
+  idle_bytes_ -= SlabBytes(s);
+}
 
 // Moves `ss` to the full list if it has no free slab left.
 void SlabPool::NoteTaken(int g, SuperSlab* ss) {
@@ -26,6 +86,7 @@ Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
   for (SuperSlab* w = with_room_[g].head; w != nullptr && looked < kWarmLookup;
        w = w->next, looked++) {
     if (Slab* s = SuperSlabTakeWarmSlab(w, size_class, owner)) {
+      if (s->idle) IdleRemove(s);
       NoteTaken(g, w);
       return s;
     }
@@ -33,6 +94,7 @@ Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
   SuperSlab* ss = with_room_[g].head;
   if (ss == nullptr) return nullptr;
   const int index = SuperSlabTakeFreeSlab(ss);
+  if (ss->slabs[index].idle) IdleRemove(&ss->slabs[index]);
   NoteTaken(g, ss);
   return SlabInit(ss, index, block_size, size_class, owner);
 }
@@ -45,9 +107,16 @@ Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const 
   if (s != nullptr || !may_map) return s;
   // A new SuperSlab, from the cache or mapped, without the lock: a failed
   // mapping purges the caches and reclaims exited threads' heaps, which
-  // gives slabs back here.
+  // gives slabs back here. (Threads that find the pool empty at once may
+  // each bring one; the extra ones fill later.)
   SuperSlab* ss = SuperSlabAcquire(this, slab_shift);
-  if (ss == nullptr) return nullptr;
+  if (ss == nullptr) {
+    // What that reclaim, or other threads meanwhile, gave back.
+    pthread_mutex_lock(&lock_);
+    s = TakeLocked(size_class, block_size, slab_shift, owner);
+    pthread_mutex_unlock(&lock_);
+    return s;
+  }
   const int g = GeometryOf(slab_shift);
   pthread_mutex_lock(&lock_);
   with_room_[g].Push(ss);
@@ -58,9 +127,8 @@ Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const 
   return s;
 }
 
-void SlabPool::Return(Slab* s) {
+SuperSlab* SlabPool::ReturnLocked(Slab* s, bool idle, uint64_t now) {
   SuperSlab* ss = SuperSlabOf(s);
-  pthread_mutex_lock(&lock_);
   const int g = GeometryOf(ss->slab_shift);
   const bool was_full = SuperSlabFull(ss);
   const bool now_empty = SuperSlabReturnSlab(ss, s);
@@ -70,11 +138,58 @@ void SlabPool::Return(Slab* s) {
   } else {
     with_room_[g].Remove(ss);
   }
-  if (!now_empty) with_room_[g].Push(ss);
+  if (!now_empty) {
+    with_room_[g].Push(ss);
+    if (idle) IdlePush(s, now);
+    return nullptr;
+  }
+  // Leaving the pool: its slabs leave the idle list.
+  for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
+    if (ss->slabs[i].idle) IdleRemove(&ss->slabs[i]);
+  }
+  return ss;
+}
+
+void SlabPool::Return(Slab* s) {
+  const uint64_t now = platform::NowNs();
+  pthread_mutex_lock(&lock_);
+  SuperSlab* empty = ReturnLocked(s, /*idle=*/true, now);
   pthread_mutex_unlock(&lock_);
   // Empty and on no list: nobody else can reach it. To the cache without
   // the lock (the cache's limits may unmap or madvise other regions).
-  if (now_empty) SuperSlabRelease(ss);
+  if (empty != nullptr) SuperSlabRelease(empty);
+}
+
+int SlabPool::PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns,
+                        int max_slabs) {
+  if (max_slabs > kPurgeBatch) max_slabs = kPurgeBatch;
+  Slab* batch[kPurgeBatch];
+  int n = 0;
+  pthread_mutex_lock(&lock_);
+  // Taken as a heap would take them, so that no take finds them while
+  // their pages go.
+  while (n < max_slabs && idle_bytes_ > budget_bytes && idle_oldest_ != nullptr &&
+         idle_oldest_->idle_since_ns + decay_ns <= now) {
+    Slab* s = idle_oldest_;
+    IdleRemove(s);
+    SuperSlab* ss = SuperSlabOf(s);
+    SuperSlabTakeSlabAt(ss, SlabIndex(s));
+    NoteTaken(GeometryOf(ss->slab_shift), ss);
+    batch[n++] = s;
+  }
+  pthread_mutex_unlock(&lock_);
+  if (n == 0) return 0;
+  DiscardSlabPages(batch, n);
+  for (int i = 0; i < n; i++) batch[i]->free = nullptr;  // reads as zero now: not warm
+  SuperSlab* empty[kPurgeBatch];
+  int emptied = 0;
+  pthread_mutex_lock(&lock_);
+  for (int i = 0; i < n; i++) {
+    if (SuperSlab* ss = ReturnLocked(batch[i], /*idle=*/false, now)) empty[emptied++] = ss;
+  }
+  pthread_mutex_unlock(&lock_);
+  for (int i = 0; i < emptied; i++) SuperSlabRelease(empty[i]);
+  return n;
 }
 
 void SlabPool::LockForFork() { pthread_mutex_lock(&lock_); }
@@ -94,6 +209,7 @@ SlabPool::Stats SlabPool::GetStats() {
     for (SuperSlab* ss = with_room_[g].head; ss != nullptr; ss = ss->next) stats.with_room++;
     for (SuperSlab* ss = full_[g].head; ss != nullptr; ss = ss->next) stats.full++;
   }
+  stats.idle_bytes = idle_bytes_;
   pthread_mutex_unlock(&lock_);
   return stats;
 }

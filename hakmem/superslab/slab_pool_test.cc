@@ -1,5 +1,7 @@
 #include "hakmem/superslab/slab_pool.h"
 
+#include <string.h>
+
 #include <atomic>
 #include <random>
 #include <set>
@@ -7,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hakmem/platform.h"
 
 namespace hakmem {
 namespace {
@@ -148,6 +151,97 @@ TEST(SlabPoolTest, WithoutMappingAnEmptyPoolHasNothing) {
   EXPECT_EQ(TakeSmall(pool, Owner(1), /*may_map=*/false), nullptr);
   const SlabPool::Stats stats = pool.GetStats();
   EXPECT_EQ(stats.with_room + stats.full, 0u);
+}
+
+// ---- Idle slabs give their pages back beyond the budget, after the decay ----
+
+uint64_t g_fake_now = 0;
+uint64_t FakeClock() { return g_fake_now; }
+
+class SlabPoolPurgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    g_fake_now = 1000000000;
+    platform::SetClockForTesting(&FakeClock);
+  }
+  void TearDown() override { platform::SetClockForTesting(nullptr); }
+
+  // Takes `n` slabs of one SuperSlab for kClass plus one that keeps it in
+  // use, carves and fills each, lists their blocks (as an owner would
+  // before giving a slab back).
+  std::vector<Slab*> TakeFilled(SlabPool& pool, int n) {
+    std::vector<Slab*> slabs;
+    keeper_ = TakeSmall(pool, Owner(1));
+    for (int i = 0; i < n; i++) {
+      Slab* s = TakeSmall(pool, Owner(1));
+      Block* blocks[64];
+      const uint32_t carved = SlabCarve(s, blocks, 64, 1);
+      for (uint32_t b = carved; b-- > 0;) {
+        memset(reinterpret_cast<char*>(blocks[b]) + sizeof(Block), 0x5a, kBlockSize - sizeof(Block));
+        blocks[b]->next = s->free;
+        s->free = blocks[b];
+      }
+      slabs.push_back(s);
+    }
+    return slabs;
+  }
+  Slab* keeper_ = nullptr;
+};
+
+constexpr uint64_t kSecond = 1000000000;
+
+TEST_F(SlabPoolPurgeTest, OnlyBeyondTheBudgetAndOnlyAfterTheDecay) {
+  SlabPool pool;
+  std::vector<Slab*> slabs = TakeFilled(pool, 4);
+  for (Slab* s : slabs) {
+    pool.Return(s);
+    g_fake_now += 10;  // returned in this order: oldest first
+  }
+  EXPECT_EQ(pool.GetStats().idle_bytes, 4 * kSmallSlabSize);
+  // Within the budget: nothing, however old.
+  EXPECT_EQ(pool.PurgeIdle(g_fake_now + 100 * kSecond, 4 * kSmallSlabSize, kSecond, 64), 0);
+  // Beyond it but not idle for the decay yet: nothing.
+  EXPECT_EQ(pool.PurgeIdle(g_fake_now, kSmallSlabSize, kSecond, 64), 0);
+  // Once decayed: the oldest go until the budget holds (here 3 of 4).
+  EXPECT_EQ(pool.PurgeIdle(g_fake_now + kSecond, kSmallSlabSize, kSecond, 64), 3);
+  EXPECT_EQ(pool.GetStats().idle_bytes, kSmallSlabSize);
+  // The purged ones lost their warm blocks, and their memory reads as zero;
+  // the newest one kept both.
+  for (int i = 0; i < 3; i++) {
+    EXPECT_EQ(slabs[i]->free, nullptr);
+    const unsigned char* first = reinterpret_cast<const unsigned char*>(SlabStart(slabs[i]));
+    EXPECT_EQ(first[sizeof(Block)], 0) << "slab " << i << " still holds its data";
+  }
+  ASSERT_NE(slabs[3]->free, nullptr);
+  EXPECT_EQ(reinterpret_cast<const unsigned char*>(slabs[3]->free)[sizeof(Block)], 0x5a);
+  // A take for the class finds the warm one; the purged ones carve anew.
+  EXPECT_EQ(TakeSmall(pool, Owner(2)), slabs[3]);
+  Slab* fresh = TakeSmall(pool, Owner(2));
+  EXPECT_EQ(SlabCarved(fresh), 0u);
+  GiveBack(pool, {slabs[3], fresh, keeper_});
+  EXPECT_EQ(pool.GetStats().idle_bytes, 0u) << "an empty SuperSlab leaves the idle list";
+}
+
+TEST_F(SlabPoolPurgeTest, ATakenSlabIsNotIdleAndAtMostABatchGoes) {
+  SlabPool pool;
+  std::vector<Slab*> slabs = TakeFilled(pool, 6);
+  for (Slab* s : slabs) pool.Return(s);
+  Slab* again = TakeSmall(pool, Owner(2));  // a warm one, off the idle list
+  EXPECT_EQ(pool.GetStats().idle_bytes, 5 * kSmallSlabSize);
+  g_fake_now += 2 * kSecond;
+  EXPECT_EQ(pool.PurgeIdle(g_fake_now, 0, kSecond, 2), 2);  // a batch of 2
+  EXPECT_EQ(pool.PurgeIdle(g_fake_now, 0, kSecond, 64), 3);  // the rest
+  EXPECT_EQ(pool.GetStats().idle_bytes, 0u);
+  EXPECT_NE(again->free, nullptr) << "the slab in use was purged";
+  EXPECT_EQ(InfoOf(again)->owner, Owner(2));
+  // Purged slabs are free slabs like any other: the SuperSlab still hands
+  // them out, and goes to the cache once everything is back.
+  const uint64_t cached_before = GetSuperSlabStats().cache.cached;
+  std::vector<Slab*> back = {again, keeper_};
+  for (int i = 0; i < 5; i++) back.push_back(TakeSmall(pool, Owner(3), /*may_map=*/false));
+  for (Slab* s : back) ASSERT_NE(s, nullptr);
+  GiveBack(pool, back);
+  EXPECT_EQ(GetSuperSlabStats().cache.cached, cached_before + 1);
 }
 
 // Owners take and return slabs at once from many threads: no slab is ever

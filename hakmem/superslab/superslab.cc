@@ -165,6 +165,7 @@ namespace {
 void ForgetWarmSlabs(SuperSlab* ss) {
   for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
     ss->slabs[i].free = nullptr;
+    ss->slabs[i].idle = 0;
     __atomic_store_n(&ss->infos[i].carved_limit, 0, __ATOMIC_RELAXED);
     ss->infos[i].parked_carved_limit = 0;
   }
@@ -217,6 +218,7 @@ void SuperSlabPrewarm(uint64_t count) {
 
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
+uint64_t SuperSlabCacheResidentBytes() { return g_cache.GetStats().resident_bytes; }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

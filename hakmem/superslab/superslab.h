@@ -100,8 +100,15 @@ struct alignas(64) Slab {
   Block* free;             // free list
   uint32_t used;           // blocks handed out and not freed back here
   uint8_t role;            // SlabRole: what the owner heap uses it as
+  // While the slab is free: whether it is on the slab pool's idle list
+  // (its pages may be resident), its links there, and since when it is free
+  // (see slab_pool.h). Only the pool touches these, under its lock.
+  uint8_t idle;
   Slab* prev;              // owner's per-class list links
   Slab* next;
+  Slab* idle_prev;
+  Slab* idle_next;
+  uint64_t idle_since_ns;
 };
 static_assert(sizeof(Slab) == kSlabRecordSize, "a line each");
 
@@ -247,6 +254,8 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
 uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key);
 // Index of a free slab of `ss` (marked used), or -1.
 int SuperSlabTakeFreeSlab(SuperSlab* ss);
+// Marks free slab `index` of `ss` used.
+inline void SuperSlabTakeSlabAt(SuperSlab* ss, int index) { ss->used_slabs |= 1u << index; }
 // A returned slab keeps its class and its carved free list (all its blocks)
 // while its SuperSlab stays in the slab pool: taking it back for the same class
 // needs no carving (a "warm" slab; Phase 9's per-class cache, at slab level).
@@ -279,6 +288,8 @@ void SuperSlabPrewarm(uint64_t count);
 // Applies the cache's limits now (TTL included) / empties the cache.
 void SuperSlabCacheEnforceLimits();
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
+// Bytes of the cached SuperSlabs whose pages were not given back.
+uint64_t SuperSlabCacheResidentBytes();
 void SuperSlabCacheReleaseAll();
 
 struct SuperSlabStats {

@@ -666,7 +666,10 @@ Heap* AttachHeap() {
   } else if (h == nullptr) {
     h = NewHeapLocked();
   }
-  if (h != nullptr) h->thread_id = self;
+  if (h != nullptr) {
+    h->thread_id = self;
+    h->last_slow_ns = 0;  // its pauses are this thread's own
+  }
   // State changes happen under the pool lock: FlushOutgoing drains a heap
   // it saw abandoned only after re-checking under that lock.
   if (h != nullptr) h->state.store(HeapState::kActive, std::memory_order_relaxed);
@@ -684,7 +687,6 @@ void DetachHeap(Heap* h) {
   FlushAllBins(h);
   DrainRemote(h);
   CollectRetired(h);
-  h->last_slow_ns = 0;  // the next thread's pauses are its own
   SuperSlabCacheEnforceLimits();
   tl_heap = &kEmptyHeap;
   pthread_mutex_lock(&g_pool_lock);
@@ -795,6 +797,9 @@ void* OrphanMalloc(int size_class) {
 
 // A thread whose previous slow path is this old was paused (see TinyUpkeep).
 constexpr uint64_t kPauseNs = RegionCache::kCheckIntervalNs;
+// Idle slabs whose pages one upkeep gives back at most: 16 MiB of small
+// slabs per 100 ms (neighbours in one madvise).
+constexpr int kPurgeSlabs = 256;
 
 void TinyUpkeep() {
   static uint64_t next_reclaim_ns = 0;  // atomic access
@@ -818,8 +823,10 @@ void TinyUpkeep() {
   // (Measured: 4 threads' 300 MiB freed, 2 s idle, TTL 1 s: 30-41 MiB were
   // still resident, in 14-18 SuperSlabs emptied by that call; now 6 MiB.)
   // A thread that ran only fast paths meanwhile may have freed some blocks
-  // just now: their SuperSlab then goes back up to one TTL early (at most
-  // one unmap and one map again per TTL).
+  // just now, and a SuperSlab that flush empties may hold slabs other
+  // threads gave back just now (or an exited thread's heap, reclaimed by the
+  // flush, blocks other threads freed): such a SuperSlab goes back up to one
+  // TTL early (at most an unmap, and a map again if it is needed, per TTL).
   Heap* h = tl_heap;
   uint64_t paused_since = 0;
   if (h != &kEmptyHeap) {
@@ -841,6 +848,13 @@ void TinyUpkeep() {
                    __ATOMIC_RELAXED);
   TransferSendHome(now - kTransferMaxAgeNs);
   ReclaimAbandonedHeaps();
+  // Free slabs give their pages back once idle for the decay time while
+  // they and the cached SuperSlabs together keep more resident than the
+  // budget (see slab_pool.h); a batch per 100 ms.
+  const uint64_t budget = GetOption(Option::kSuperslabResidentMb) << 20;
+  const uint64_t cached = SuperSlabCacheResidentBytes();
+  g_slab_pool.PurgeIdle(now, budget > cached ? budget - cached : 0,
+                        GetOption(Option::kSuperslabDecayMs) * 1000000ull, kPurgeSlabs);
 }
 
 void TinyGlobalInit() {
@@ -963,6 +977,9 @@ void TinyTrim() {
     CollectRetired(h);
   }
   ReclaimAbandonedHeaps();
+  // Every free slab's pages too.
+  while (g_slab_pool.PurgeIdle(UINT64_MAX, 0, 0, kPurgeSlabs) != 0) {
+  }
 }
 
 uint32_t TinyTransferCachedBlocks(int size_class) {
