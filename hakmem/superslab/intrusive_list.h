@@ -14,6 +14,18 @@ struct IntrusiveList {
     if (head != nullptr) head->prev = x;
     head = x;
   }
+  // At the end: O(length), for rare moves.
+  void PushBack(T* x) {
+    if (head == nullptr) {
+      Push(x);
+      return;
+    }
+    T* last = head;
+    while (last->next != nullptr) last = last->next;
+    x->prev = last;
+    x->next = nullptr;
+    last->next = x;
+  }
   void Remove(T* x) {
     if (x->prev != nullptr) {
       x->prev->next = x->next;

@@ -19,10 +19,12 @@ constexpr int kPurgeBatch = 256;
 // Gives back the pages of the `n` slabs in `batch` (sorted by address here),
 // neighbours in one call.
 void DiscardSlabPages(Slab** batch, int n) {
-  for (int i = 1; i < n; i++) {  // insertion sort: at most kPurgeBatch
+  // Insertion sort (at most kPurgeBatch): slab records are in address
+  // order of their slabs, SuperSlab by SuperSlab.
+  for (int i = 1; i < n; i++) {
     Slab* s = batch[i];
     int j = i;
-    for (; j > 0 && SlabStart(batch[j - 1]) > SlabStart(s); j--) batch[j] = batch[j - 1];
+    for (; j > 0 && batch[j - 1] > s; j--) batch[j] = batch[j - 1];
     batch[j] = s;
   }
   uintptr_t start = 0, end = 0;
@@ -127,33 +129,37 @@ Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const 
   return s;
 }
 
-SuperSlab* SlabPool::ReturnLocked(Slab* s, bool idle, uint64_t now) {
+SuperSlab* SlabPool::ReturnLocked(Slab* s, bool warm, uint64_t now) {
   SuperSlab* ss = SuperSlabOf(s);
   const int g = GeometryOf(ss->slab_shift);
   const bool was_full = SuperSlabFull(ss);
   const bool now_empty = SuperSlabReturnSlab(ss, s);
-  // To the front of with_room, where takes look for warm slabs first.
-  if (was_full) {
-    full_[g].Remove(ss);
-  } else {
-    with_room_[g].Remove(ss);
+  if (now_empty) {
+    (was_full ? full_[g] : with_room_[g]).Remove(ss);
+    // Leaving the pool: its slabs leave the idle list.
+    for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
+      if (ss->slabs[i].idle) IdleRemove(&ss->slabs[i]);
+    }
+    return ss;
   }
-  if (!now_empty) {
+  if (warm) {
+    // To the front of with_room, where takes look for warm slabs first.
+    (was_full ? full_[g] : with_room_[g]).Remove(ss);
     with_room_[g].Push(ss);
-    if (idle) IdlePush(s, now);
-    return nullptr;
+    IdlePush(s, now);
+  } else if (was_full) {
+    // A purged slab is no better than any free one: its SuperSlab must not
+    // push others' warm slabs out of the front.
+    full_[g].Remove(ss);
+    with_room_[g].PushBack(ss);
   }
-  // Leaving the pool: its slabs leave the idle list.
-  for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
-    if (ss->slabs[i].idle) IdleRemove(&ss->slabs[i]);
-  }
-  return ss;
+  return nullptr;
 }
 
 void SlabPool::Return(Slab* s) {
   const uint64_t now = platform::NowNs();
   pthread_mutex_lock(&lock_);
-  SuperSlab* empty = ReturnLocked(s, /*idle=*/true, now);
+  SuperSlab* empty = ReturnLocked(s, /*warm=*/true, now);
   pthread_mutex_unlock(&lock_);
   // Empty and on no list: nobody else can reach it. To the cache without
   // the lock (the cache's limits may unmap or madvise other regions).
@@ -185,7 +191,7 @@ int SlabPool::PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns,
   int emptied = 0;
   pthread_mutex_lock(&lock_);
   for (int i = 0; i < n; i++) {
-    if (SuperSlab* ss = ReturnLocked(batch[i], /*idle=*/false, now)) empty[emptied++] = ss;
+    if (SuperSlab* ss = ReturnLocked(batch[i], /*warm=*/false, now)) empty[emptied++] = ss;
   }
   pthread_mutex_unlock(&lock_);
   for (int i = 0; i < emptied; i++) SuperSlabRelease(empty[i]);

@@ -30,8 +30,10 @@
 //    SuperSlabTakeWarmSlab) while its SuperSlab stays in the pool; a take
 //    for the same class prefers such a slab in the SuperSlabs at the front
 //    of with_room_, where returns put their SuperSlab.
-//  - Every free slab whose pages may be resident is on the idle list, in
-//    the order they were returned (Slab::idle_*); idle_bytes_ is their size.
+//  - Every free slab a heap gave back (its pages may be resident) is on the
+//    idle list, in the order they came back (Slab::idle_*); idle_bytes_ is
+//    their size. (The untouched free slabs of a SuperSlab from the cache
+//    are not: at most a SuperSlab's worth.)
 //
 // Idle slabs and memory: a free slab in a SuperSlab that other slabs keep
 // in use keeps its pages. A program that frees most of a big heap but keeps
@@ -75,8 +77,8 @@ class SlabPool {
   int PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns, int max_slabs);
   // For fork: held across it; the child re-initializes the lock. (A
   // SuperSlab another thread was bringing in or sending to the cache
-  // outside the lock at that moment is lost to the child, like the heaps
-  // of threads that do not survive a fork.)
+  // outside the lock at that moment, or slabs being purged, are lost to
+  // the child, like the heaps of threads that do not survive a fork.)
   void LockForFork();
   void UnlockAfterFork(bool in_child);
 
@@ -91,9 +93,10 @@ class SlabPool {
   // A slab from the SuperSlabs in the pool, or nullptr.
   Slab* TakeLocked(int size_class, uint32_t block_size, int slab_shift, const void* owner);
   void NoteTaken(int g, SuperSlab* ss);
-  // Returns `s` to its SuperSlab and the lists; the SuperSlab if that
-  // emptied it (to release once unlocked), else nullptr.
-  SuperSlab* ReturnLocked(Slab* s, bool idle, uint64_t now);
+  // Returns `s` to its SuperSlab and the lists (`warm`: from a heap, onto
+  // the idle list; else purged); the SuperSlab if that emptied it (to
+  // release once unlocked), else nullptr.
+  SuperSlab* ReturnLocked(Slab* s, bool warm, uint64_t now);
   void IdlePush(Slab* s, uint64_t now);
   void IdleRemove(Slab* s);
 

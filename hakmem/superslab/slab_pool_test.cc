@@ -214,10 +214,12 @@ TEST_F(SlabPoolPurgeTest, OnlyBeyondTheBudgetAndOnlyAfterTheDecay) {
   }
   ASSERT_NE(slabs[3]->free, nullptr);
   EXPECT_EQ(reinterpret_cast<const unsigned char*>(slabs[3]->free)[sizeof(Block)], 0x5a);
-  // A take for the class finds the warm one; the purged ones carve anew.
+  // A take for the class finds the warm one; the next, a purged one (the
+  // lowest free slab of the SuperSlab), which carves anew.
   EXPECT_EQ(TakeSmall(pool, Owner(2)), slabs[3]);
   Slab* fresh = TakeSmall(pool, Owner(2));
-  EXPECT_EQ(SlabCarved(fresh), 0u);
+  EXPECT_TRUE(fresh == slabs[0] || fresh == slabs[1] || fresh == slabs[2]);
+  EXPECT_EQ(fresh->free, nullptr);
   GiveBack(pool, {slabs[3], fresh, keeper_});
   EXPECT_EQ(pool.GetStats().idle_bytes, 0u) << "an empty SuperSlab leaves the idle list";
 }
@@ -242,6 +244,65 @@ TEST_F(SlabPoolPurgeTest, ATakenSlabIsNotIdleAndAtMostABatchGoes) {
   for (Slab* s : back) ASSERT_NE(s, nullptr);
   GiveBack(pool, back);
   EXPECT_EQ(GetSuperSlabStats().cache.cached, cached_before + 1);
+}
+
+// A purge moves many SuperSlabs: none may push the SuperSlab of a slab a
+// heap just gave back (warm) out of reach of the next take for its class.
+TEST_F(SlabPoolPurgeTest, PurgedSuperSlabsDoNotPushWarmSlabsAway) {
+  SlabPool pool;
+  std::vector<Slab*> in_use;
+  std::vector<Slab*> old_ones;
+  for (int ss = 0; ss < 5; ss++) {
+    for (int i = 0; i < kSmallSlabsPerSuperSlab; i++) in_use.push_back(TakeSmall(pool, Owner(1)));
+    old_ones.push_back(in_use.back());
+    in_use.pop_back();
+  }
+  std::vector<Slab*> warm_ones = TakeFilled(pool, 1);  // from a sixth SuperSlab
+  Slab* const warm = warm_ones[0];
+  for (Slab* s : old_ones) pool.Return(s);  // one free slab in each of 5
+  g_fake_now += 2 * kSecond;
+  pool.Return(warm);
+  ASSERT_EQ(pool.PurgeIdle(g_fake_now, kSmallSlabSize, kSecond, 64), 5);
+  EXPECT_EQ(TakeSmall(pool, Owner(2)), warm);
+  in_use.push_back(warm);
+  in_use.push_back(keeper_);
+  GiveBack(pool, in_use);
+}
+
+// Heaps take warm slabs, check their listed blocks and give them back while
+// another thread purges everything idle (TSan checks the rest).
+TEST(SlabPoolPurgeRaceTest, PurgesNeverTouchSlabsInUse) {
+  SlabPool pool;
+  Slab* keeper = TakeSmall(pool, Owner(0));
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad_keys{0};
+  std::thread purger([&] {
+    while (!stop.load()) pool.PurgeIdle(platform::NowNs(), 0, 0, 64);
+  });
+  std::vector<std::thread> threads;
+  for (int t = 1; t <= 3; t++) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3000; round++) {
+        Slab* s = TakeSmall(pool, Owner(t));
+        ASSERT_NE(s, nullptr);
+        for (Block* b = s->free; b != nullptr; b = b->next) {
+          if (b->key != 1) bad_keys++;
+        }
+        Block* blocks[16];
+        const uint32_t carved = SlabCarve(s, blocks, 16, 1);
+        for (uint32_t i = 0; i < carved; i++) {
+          blocks[i]->next = s->free;
+          s->free = blocks[i];
+        }
+        pool.Return(s);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  stop = true;
+  purger.join();
+  EXPECT_EQ(bad_keys.load(), 0);
+  GiveBack(pool, {keeper});
 }
 
 // Owners take and return slabs at once from many threads: no slab is ever

@@ -977,8 +977,10 @@ void TinyTrim() {
     CollectRetired(h);
   }
   ReclaimAbandonedHeaps();
-  // Every free slab's pages too.
-  while (g_slab_pool.PurgeIdle(UINT64_MAX, 0, 0, kPurgeSlabs) != 0) {
+  // Every idle slab's pages too (those idle since before the trim: a busy
+  // program keeps returning slabs meanwhile).
+  const uint64_t start = platform::NowNs();
+  while (g_slab_pool.PurgeIdle(start, 0, 0, kPurgeSlabs) != 0) {
   }
 }
 
