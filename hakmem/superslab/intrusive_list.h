@@ -1,39 +1,47 @@
-// An intrusive doubly linked list over any T with prev/next members (slabs
-// on a heap's per-class lists, SuperSlabs on the slab pool's lists).
+// An intrusive doubly linked list over any T with two link members (prev
+// and next by default): slabs on a heap's per-class lists and on the slab
+// pool's idle list, SuperSlabs on the slab pool's lists.
 #ifndef HAKMEM_SUPERSLAB_INTRUSIVE_LIST_H_
 #define HAKMEM_SUPERSLAB_INTRUSIVE_LIST_H_
 
 namespace hakmem {
 
-template <typename T>
+template <typename T, T* T::*kPrev = &T::prev, T* T::*kNext = &T::next>
 struct IntrusiveList {
   T* head = nullptr;
+  T* tail = nullptr;
   void Push(T* x) {
-    x->prev = nullptr;
-    x->next = head;
-    if (head != nullptr) head->prev = x;
+    x->*kPrev = nullptr;
+    x->*kNext = head;
+    if (head != nullptr) {
+      head->*kPrev = x;
+    } else {
+      tail = x;
+    }
     head = x;
   }
-  // At the end: O(length), for rare moves.
   void PushBack(T* x) {
-    if (head == nullptr) {
-      Push(x);
-      return;
+    x->*kNext = nullptr;
+    x->*kPrev = tail;
+    if (tail != nullptr) {
+      tail->*kNext = x;
+    } else {
+      head = x;
     }
-    T* last = head;
-    while (last->next != nullptr) last = last->next;
-    x->prev = last;
-    x->next = nullptr;
-    last->next = x;
+    tail = x;
   }
   void Remove(T* x) {
-    if (x->prev != nullptr) {
-      x->prev->next = x->next;
+    if (x->*kPrev != nullptr) {
+      (x->*kPrev)->*kNext = x->*kNext;
     } else {
-      head = x->next;
+      head = x->*kNext;
     }
-    if (x->next != nullptr) x->next->prev = x->prev;
-    x->prev = x->next = nullptr;
+    if (x->*kNext != nullptr) {
+      (x->*kNext)->*kPrev = x->*kPrev;
+    } else {
+      tail = x->*kPrev;
+    }
+    x->*kPrev = x->*kNext = nullptr;
   }
 };
 

@@ -46,29 +46,12 @@ void DiscardSlabPages(Slab** batch, int n) {
 void SlabPool::IdlePush(Slab* s, uint64_t now) {
   s->idle = 1;
   s->idle_since_ns = now;
-  s->idle_next = nullptr;
-  s->idle_prev = idle_newest_;
-  if (idle_newest_ != nullptr) {
-    idle_newest_->idle_next = s;
-  } else {
-    idle_oldest_ = s;
-  }
-  idle_newest_ = s;
+  idle_.PushBack(s);
   idle_bytes_ += SlabBytes(s);
 }
 
 void SlabPool::IdleRemove(Slab* s) {
-  if (s->idle_prev != nullptr) {
-    s->idle_prev->idle_next = s->idle_next;
-  } else {
-    idle_oldest_ = s->idle_next;
-  }
-  if (s->idle_next != nullptr) {
-    s->idle_next->idle_prev = s->idle_prev;
-  } else {
-    idle_newest_ = s->idle_prev;
-  }
-  s->idle_prev = s->idle_next = nullptr;
+  idle_.Remove(s);
   s->idle = 0;
   idle_bytes_ -= SlabBytes(s);
 }
@@ -174,9 +157,9 @@ int SlabPool::PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns,
   pthread_mutex_lock(&lock_);
   // Taken as a heap would take them, so that no take finds them while
   // their pages go.
-  while (n < max_slabs && idle_bytes_ > budget_bytes && idle_oldest_ != nullptr &&
-         idle_oldest_->idle_since_ns + decay_ns <= now) {
-    Slab* s = idle_oldest_;
+  while (n < max_slabs && idle_bytes_ > budget_bytes && idle_.head != nullptr &&
+         idle_.head->idle_since_ns + decay_ns <= now) {
+    Slab* s = idle_.head;
     IdleRemove(s);
     SuperSlab* ss = SuperSlabOf(s);
     SuperSlabTakeSlabAt(ss, SlabIndex(s));

@@ -103,8 +103,7 @@ class SlabPool {
   pthread_mutex_t lock_ = PTHREAD_MUTEX_INITIALIZER;
   IntrusiveList<SuperSlab> with_room_[2];
   IntrusiveList<SuperSlab> full_[2];
-  Slab* idle_oldest_ = nullptr;
-  Slab* idle_newest_ = nullptr;
+  IntrusiveList<Slab, &Slab::idle_prev, &Slab::idle_next> idle_;  // oldest first
   uint64_t idle_bytes_ = 0;
 };
 
