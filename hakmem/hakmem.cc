@@ -252,6 +252,7 @@ void GetStats(Stats* stats) {
   stats->superslab_cache_misses = ss.cache.misses;
   const LargeStats large = GetLargeStats();
   stats->large_live = large.live;
+  stats->large_live_bytes = large.live_bytes;
   stats->large_cached = large.cache.cached;
   stats->large_cache_hits = large.cache.hits;
   stats->large_cache_misses = large.cache.misses;
@@ -272,6 +273,23 @@ void GetStats(Stats* stats) {
   pthread_mutex_unlock(&tiny_lock);
 }
 
+MallocTotals GetMallocTotals() {
+  static Stats stats;  // too big for a small thread stack; no malloc allowed
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  GetStats(&stats);
+  MallocTotals totals{};
+  totals.small_mapped = stats.superslabs_mapped * kSuperSlabSize;
+  for (int c = 0; c < kStatsClasses; c++) {
+    totals.small_in_use += stats.class_blocks_in_use[c] * stats.class_size[c];
+  }
+  totals.free_regions = stats.superslabs_cached + stats.large_cached;
+  totals.large_blocks = stats.large_live;
+  totals.large_mapped = stats.large_live_bytes;
+  pthread_mutex_unlock(&lock);
+  return totals;
+}
+
 void PrintStats() {
   static Stats stats;  // too big for a small thread stack; no malloc allowed
   GetStats(&stats);
@@ -289,6 +307,7 @@ void PrintStats() {
       {"superslab cache hits", stats.superslab_cache_hits},
       {"superslab cache misses", stats.superslab_cache_misses},
       {"large blocks live", stats.large_live},
+      {"large blocks live bytes", stats.large_live_bytes},
       {"large blocks cached", stats.large_cached},
       {"large cache hits", stats.large_cache_hits},
       {"large cache misses", stats.large_cache_misses},

@@ -50,6 +50,7 @@ struct Stats {
   uint64_t superslab_cache_misses;
   // Large blocks.
   uint64_t large_live;
+  uint64_t large_live_bytes;  // mapped by the live large blocks
   uint64_t large_cached;
   uint64_t large_cache_hits;
   uint64_t large_cache_misses;
@@ -67,6 +68,19 @@ struct Stats {
 };
 
 void GetStats(Stats* stats);
+
+// Totals in the terms of glibc's mallinfo2 (libc_override.cc exports
+// mallinfo, mallinfo2 and malloc_info from them). Bytes.
+struct MallocTotals {
+  uint64_t small_mapped;     // SuperSlabs mapped, in use or cached ("arena")
+  uint64_t small_in_use;     // blocks of up to 32 KiB handed out ("uordblks")
+  uint64_t free_regions;     // SuperSlabs and large regions cached ("ordblks")
+  uint64_t large_blocks;     // live blocks over 32 KiB ("hblks")
+  uint64_t large_mapped;     // their mappings ("hblkhd")
+};
+// Reads every slab record (no lock on the fast paths; in-use counts of
+// other threads' bins included, as in GetStats).
+MallocTotals GetMallocTotals();
 // Prints the statistics on stderr without allocating (HAKMEM_STATS=1 does
 // this at exit).
 void PrintStats();

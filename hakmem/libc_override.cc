@@ -6,7 +6,10 @@
 // that libhakmem.so needs only libc: any program that calls operator new has
 // libstdc++ loaded, and a C program never reaches that code.
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <new>
@@ -123,6 +126,58 @@ HAKMEM_EXPORT size_t malloc_usable_size(void* p) { return hakmem::UsableSize(p);
 HAKMEM_EXPORT int malloc_trim(size_t) {
   hakmem::Trim();
   return 1;
+}
+// glibc's statistics calls, from hakmem's totals (hakmem.h, MallocTotals):
+// arena = SuperSlabs mapped, uordblks = small blocks handed out, fordblks =
+// the rest of the arena, ordblks = cached regions, hblks / hblkhd = large
+// blocks and their mappings; the other fields are 0.
+HAKMEM_EXPORT struct mallinfo2 mallinfo2() {
+  const hakmem::MallocTotals t = hakmem::GetMallocTotals();
+  struct mallinfo2 info = {};
+  info.arena = t.small_mapped;
+  info.ordblks = t.free_regions;
+  info.hblks = t.large_blocks;
+  info.hblkhd = t.large_mapped;
+  info.uordblks = t.small_in_use;
+  info.fordblks = t.small_mapped > t.small_in_use ? t.small_mapped - t.small_in_use : 0;
+  return info;
+}
+HAKMEM_EXPORT struct mallinfo mallinfo() {
+  const struct mallinfo2 wide = mallinfo2();
+  // int fields: glibc lets them wrap; clamped here.
+  auto narrow = [](size_t v) { return v > INT_MAX ? INT_MAX : static_cast<int>(v); };
+  struct mallinfo info = {};
+  info.arena = narrow(wide.arena);
+  info.ordblks = narrow(wide.ordblks);
+  info.hblks = narrow(wide.hblks);
+  info.hblkhd = narrow(wide.hblkhd);
+  info.uordblks = narrow(wide.uordblks);
+  info.fordblks = narrow(wide.fordblks);
+  return info;
+}
+HAKMEM_EXPORT void malloc_stats() { hakmem::PrintStats(); }
+// glibc's XML, its totals only (one "heap"): the same numbers as mallinfo2.
+HAKMEM_EXPORT int malloc_info(int options, FILE* stream) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  const hakmem::MallocTotals t = hakmem::GetMallocTotals();
+  const unsigned long long free_bytes =
+      t.small_mapped > t.small_in_use ? t.small_mapped - t.small_in_use : 0;
+  const unsigned long long total = t.small_mapped + t.large_mapped;
+  fprintf(stream,
+          "<malloc version=\"1\">\n"
+          "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+          "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+          "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
+          "<system type=\"current\" size=\"%llu\"/>\n"
+          "<aspace type=\"total\" size=\"%llu\"/>\n"
+          "</malloc>\n",
+          static_cast<unsigned long long>(t.free_regions), free_bytes,
+          static_cast<unsigned long long>(t.large_blocks),
+          static_cast<unsigned long long>(t.large_mapped), total, total);
+  return 0;
 }
 // C23.
 HAKMEM_EXPORT void free_sized(void* p, size_t) { FreeInline(p); }

@@ -895,4 +895,64 @@ TEST(C23, FreeSizedAndFreeAlignedSized) {
   free(p);
 }
 
+// glibc's statistics calls report hakmem's memory (under LD_PRELOAD too: a
+// program's mallinfo2 must not read glibc's untouched arena).
+TEST(Mallinfo, ReportsWhatTheProgramHolds) {
+  std::vector<void*> small, large;
+  small.reserve(100000);  // a large block of its own: before the first count
+  large.reserve(50);
+  const struct mallinfo2 before = mallinfo2();
+  for (int i = 0; i < 100000; i++) {
+    small.push_back(malloc(100));
+    ASSERT_NE(small.back(), nullptr);
+    memset(small.back(), 1, 100);
+  }
+  for (int i = 0; i < 50; i++) {
+    large.push_back(malloc(200 * kKiB));
+    ASSERT_NE(large.back(), nullptr);
+    memset(large.back(), 1, 4096);
+  }
+  const struct mallinfo2 held = mallinfo2();
+  EXPECT_GE(held.uordblks, before.uordblks + 100000 * 100);
+  EXPECT_GE(held.arena, held.uordblks);
+  EXPECT_EQ(held.arena, held.uordblks + held.fordblks);
+  EXPECT_EQ(held.hblks, before.hblks + 50);
+  EXPECT_GE(held.hblkhd, before.hblkhd + 50 * 200 * kKiB);
+  const struct mallinfo narrow = mallinfo();
+  EXPECT_EQ(static_cast<size_t>(narrow.hblks), held.hblks);
+  EXPECT_EQ(static_cast<size_t>(narrow.arena), held.arena);
+  for (void* q : small) free(q);
+  for (void* q : large) free(q);
+  const struct mallinfo2 after = mallinfo2();
+  EXPECT_EQ(after.hblks, before.hblks);
+  EXPECT_EQ(after.hblkhd, before.hblkhd);
+  // Blocks freed into this thread's bins are not counted as in use.
+  EXPECT_LE(after.uordblks, held.uordblks - 90000 * 100);
+}
+
+TEST(Mallinfo, MallocInfoWritesItsXmlAndMallocStatsPrints) {
+  char* text = nullptr;
+  size_t length = 0;
+  FILE* out = open_memstream(&text, &length);
+  ASSERT_NE(out, nullptr);
+  ASSERT_EQ(malloc_info(0, out), 0);
+  fclose(out);
+  const std::string xml(text, length);
+  free(text);
+  EXPECT_EQ(xml.rfind("<malloc version=", 0), 0u) << xml;
+  EXPECT_NE(xml.find("<total type=\"mmap\""), std::string::npos) << xml;
+  EXPECT_NE(xml.find("</malloc>"), std::string::npos) << xml;
+  FILE* null_stream = fopen("/dev/null", "w");
+  ASSERT_NE(null_stream, nullptr);
+  errno = 0;
+  EXPECT_EQ(malloc_info(1, null_stream), -1);  // no options are defined
+  EXPECT_EQ(errno, EINVAL);
+  fclose(null_stream);
+  // malloc_stats prints on stderr.
+  ::testing::internal::CaptureStderr();
+  malloc_stats();
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(printed.find("hakmem stats"), std::string::npos) << printed;
+}
+
 }  // namespace

@@ -29,6 +29,7 @@ RegionCacheLimits LargeCacheLimits() {
 
 RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmap);
 std::atomic<uint64_t> g_live{0};
+std::atomic<uint64_t> g_live_bytes{0};  // mapped bytes of the live blocks' regions
 
 size_t PageRound(size_t n) {
   return (n + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
@@ -68,6 +69,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   }
   h->block_offset = offset;
   g_live.fetch_add(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_add(h->region.mapped_size, std::memory_order_relaxed);
   return reinterpret_cast<char*>(h) + offset;
 }
 
@@ -87,6 +89,7 @@ void LargeFree(LargeHeader* header, void* p) {
   LargeCheckPointer(header, p, "free(): invalid pointer");
   header->block_offset = 0;  // marks it free: a second free is reported
   g_live.fetch_sub(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_sub(header->region.mapped_size, std::memory_order_relaxed);
   g_cache.Put(&header->region);
   g_cache.MaybeEnforceLimits();
 }
@@ -100,6 +103,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   if (need <= mapped) {
     platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
     header->region.mapped_size = need;
+    g_live_bytes.fetch_sub(mapped - need, std::memory_order_relaxed);
     return true;
   }
   // Growing: a quarter more than the mapping if the address space allows.
@@ -114,6 +118,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
     return false;
   }
   header->region.mapped_size = target;
+  g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
   return true;
 }
 
@@ -140,11 +145,13 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   }
   LargeHeader* moved = static_cast<LargeHeader*>(to);
   moved->region.mapped_size = target;
+  g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
   return reinterpret_cast<char*>(moved) + moved->block_offset;
 }
 
 LargeStats GetLargeStats() {
-  return LargeStats{g_live.load(std::memory_order_relaxed), g_cache.GetStats()};
+  return LargeStats{g_live.load(std::memory_order_relaxed),
+                    g_live_bytes.load(std::memory_order_relaxed), g_cache.GetStats()};
 }
 
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }

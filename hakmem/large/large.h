@@ -83,6 +83,7 @@ void LargeCheckPointer(const LargeHeader* header, const void* p,
 
 struct LargeStats {
   uint64_t live;           // large blocks allocated now
+  uint64_t live_bytes;     // their regions' mapped bytes
   RegionCacheStats cache;
 };
 LargeStats GetLargeStats();
