@@ -237,6 +237,17 @@ void Trim() {
   LargeCacheReleaseAll();
 }
 
+namespace {
+// The statistics' static buffers (too big for a small thread stack; no
+// malloc allowed), each behind its lock. Order: g_stats_lock, then
+// g_tiny_stats_lock, then the allocator's own locks; all are held across
+// fork (a child may call mallinfo2).
+pthread_mutex_t g_stats_lock = PTHREAD_MUTEX_INITIALIZER;       // g_stats
+pthread_mutex_t g_tiny_stats_lock = PTHREAD_MUTEX_INITIALIZER;  // g_tiny_stats
+Stats g_stats;
+TinyStats g_tiny_stats;
+}  // namespace
+
 void GetStats(Stats* stats) {
   memset(stats, 0, sizeof(*stats));
   const platform::SyscallCounts calls = platform::GetSyscallCounts();
@@ -257,10 +268,8 @@ void GetStats(Stats* stats) {
   stats->large_cache_hits = large.cache.hits;
   stats->large_cache_misses = large.cache.misses;
   stats->large_evicted = large.cache.evicted;
-  // TinyStats is large: it lives in static storage, guarded by a lock.
-  static TinyStats tiny;
-  static pthread_mutex_t tiny_lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&tiny_lock);
+  pthread_mutex_lock(&g_tiny_stats_lock);
+  TinyStats& tiny = g_tiny_stats;
   GetTinyStats(&tiny);
   stats->heaps_created = tiny.heaps_created;
   stats->heaps_pooled = tiny.heaps_pooled;
@@ -270,14 +279,13 @@ void GetStats(Stats* stats) {
     stats->class_slabs[c] = tiny.slabs_in_use[c];
     stats->class_blocks_in_use[c] = tiny.blocks_in_use[c];
   }
-  pthread_mutex_unlock(&tiny_lock);
+  pthread_mutex_unlock(&g_tiny_stats_lock);
 }
 
 MallocTotals GetMallocTotals() {
-  static Stats stats;  // too big for a small thread stack; no malloc allowed
-  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&lock);
-  GetStats(&stats);
+  pthread_mutex_lock(&g_stats_lock);
+  const Stats& stats = g_stats;
+  GetStats(&g_stats);
   MallocTotals totals{};
   totals.small_mapped = stats.superslabs_mapped * kSuperSlabSize;
   for (int c = 0; c < kStatsClasses; c++) {
@@ -286,13 +294,14 @@ MallocTotals GetMallocTotals() {
   totals.free_regions = stats.superslabs_cached + stats.large_cached;
   totals.large_blocks = stats.large_live;
   totals.large_mapped = stats.large_live_bytes;
-  pthread_mutex_unlock(&lock);
+  pthread_mutex_unlock(&g_stats_lock);
   return totals;
 }
 
 void PrintStats() {
-  static Stats stats;  // too big for a small thread stack; no malloc allowed
-  GetStats(&stats);
+  pthread_mutex_lock(&g_stats_lock);  // malloc_stats may come from any thread
+  const Stats& stats = g_stats;
+  GetStats(&g_stats);
   const struct {
     const char* name;
     uint64_t value;
@@ -340,6 +349,7 @@ void PrintStats() {
         .Str("\n");
     line.WriteToStderr();
   }
+  pthread_mutex_unlock(&g_stats_lock);
 }
 
 namespace {
@@ -376,6 +386,8 @@ bool SetLargeCacheMaxMb(uint64_t mib) {
 namespace {
 
 void PrepareFork() {
+  pthread_mutex_lock(&g_stats_lock);
+  pthread_mutex_lock(&g_tiny_stats_lock);
   TinyLockForFork();
   SuperSlabLockForFork();
   LargeLockForFork();
@@ -384,11 +396,15 @@ void ParentAfterFork() {
   LargeUnlockAfterFork(false);
   SuperSlabUnlockAfterFork(false);
   TinyUnlockAfterFork(false);
+  pthread_mutex_unlock(&g_tiny_stats_lock);
+  pthread_mutex_unlock(&g_stats_lock);
 }
 void ChildAfterFork() {
   LargeUnlockAfterFork(true);
   SuperSlabUnlockAfterFork(true);
   TinyUnlockAfterFork(true);
+  pthread_mutex_init(&g_tiny_stats_lock, nullptr);
+  pthread_mutex_init(&g_stats_lock, nullptr);
 }
 
 // The kernel refused a mapping: give every cache back, then it is retried.

@@ -50,7 +50,6 @@ struct Stats {
   uint64_t superslab_cache_misses;
   // Large blocks.
   uint64_t large_live;
-  uint64_t large_live_bytes;  // mapped by the live large blocks
   uint64_t large_cached;
   uint64_t large_cache_hits;
   uint64_t large_cache_misses;
@@ -65,6 +64,8 @@ struct Stats {
   // Handed out, plus blocks cached free in the bins of other running
   // threads (the calling thread's bins are not counted).
   uint64_t class_blocks_in_use[kStatsClasses];
+  // Mapped by the live large blocks (appended: the layout above is kept).
+  uint64_t large_live_bytes;
 };
 
 void GetStats(Stats* stats);

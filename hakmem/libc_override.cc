@@ -156,7 +156,10 @@ HAKMEM_EXPORT struct mallinfo mallinfo() {
   return info;
 }
 HAKMEM_EXPORT void malloc_stats() { hakmem::PrintStats(); }
-// glibc's XML, its totals only (one "heap"): the same numbers as mallinfo2.
+// glibc's XML, its totals only (no per-heap sections): "rest" = cached
+// regions (count) and the free bytes of the SuperSlabs mapped (size),
+// "mmap" = large blocks; system and aspace = everything mapped for blocks,
+// large ones included (glibc counts only its arenas there); mprotect 0.
 HAKMEM_EXPORT int malloc_info(int options, FILE* stream) {
   if (options != 0) {
     errno = EINVAL;
@@ -172,11 +175,13 @@ HAKMEM_EXPORT int malloc_info(int options, FILE* stream) {
           "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
           "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
           "<system type=\"current\" size=\"%llu\"/>\n"
+          "<system type=\"max\" size=\"%llu\"/>\n"
           "<aspace type=\"total\" size=\"%llu\"/>\n"
+          "<aspace type=\"mprotect\" size=\"0\"/>\n"
           "</malloc>\n",
           static_cast<unsigned long long>(t.free_regions), free_bytes,
           static_cast<unsigned long long>(t.large_blocks),
-          static_cast<unsigned long long>(t.large_mapped), total, total);
+          static_cast<unsigned long long>(t.large_mapped), total, total, total);
   return 0;
 }
 // C23.

@@ -918,7 +918,10 @@ TEST(Mallinfo, ReportsWhatTheProgramHolds) {
   EXPECT_EQ(held.arena, held.uordblks + held.fordblks);
   EXPECT_EQ(held.hblks, before.hblks + 50);
   EXPECT_GE(held.hblkhd, before.hblkhd + 50 * 200 * kKiB);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   const struct mallinfo narrow = mallinfo();
+#pragma GCC diagnostic pop
   EXPECT_EQ(static_cast<size_t>(narrow.hblks), held.hblks);
   EXPECT_EQ(static_cast<size_t>(narrow.arena), held.arena);
   for (void* q : small) free(q);

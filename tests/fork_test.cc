@@ -161,6 +161,36 @@ TEST(Fork, RepeatedForksWhileThreadsAllocate) {
   EXPECT_EQ(churn.corrupt(), 0);
 }
 
+// The statistics calls take locks of their own: a fork while another thread
+// is inside one must leave them usable in the child.
+TEST(Fork, ChildCallsMallinfoWhileAThreadDidAtTheFork) {
+  std::atomic<bool> stop{false};
+  std::thread statistician([&] {
+    while (!stop.load()) {
+      const struct mallinfo2 info = mallinfo2();
+      if (info.arena == 0 && info.hblkhd == 1) abort();  // keep the call
+    }
+  });
+  for (int i = 0; i < 50; i++) {
+    fflush(nullptr);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0) << "fork failed";
+    if (pid == 0) {
+      const struct mallinfo2 info = mallinfo2();
+      FILE* null_stream = fopen("/dev/null", "w");
+      const int written = null_stream != nullptr ? malloc_info(0, null_stream) : -1;
+      _exit(info.arena > 0 && written == 0 ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_TRUE(WaitWithTimeout(pid, 30, &status))
+        << "child of fork #" << i << " hung in mallinfo2 (killed after 30 s)";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child of fork #" << i << ": " << DescribeStatus(status);
+  }
+  stop = true;
+  statistician.join();
+}
+
 // Children that fork grandchildren, all allocating; every process exits
 // through exit() (atexit handlers, stdio flush) rather than _exit().
 TEST(Fork, NestedForksExitNormally) {

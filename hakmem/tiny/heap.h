@@ -164,7 +164,7 @@ struct Heap {
   // value-initialized in the mem-initializer list instead of below.)
   constexpr Heap() : current(), bin_slots() {}
   // For NewHeapLocked(), on fresh mapped or never used static memory: leaves
-  // bin_slots (44 KiB) as it is, zero, instead of writing every page of it.
+  // bin_slots (26.5 KiB) as it is, zero, instead of writing every page of it.
   // Slot 0 of each row must be null (the sentinel); rows are written only
   // as their classes are used.
   explicit Heap(ZeroedMemory) : current() {
