@@ -11,8 +11,6 @@ int GeometryOf(int slab_shift) { return slab_shift == kSmallSlabShift ? 0 : 1; }
 // slab of its class before it formats a free one.
 constexpr int kWarmLookup = 4;
 
-uint64_t SlabBytes(const Slab* s) { return uint64_t{1} << SuperSlabOf(s)->slab_shift; }
-
 // At most this many slabs' pages are given back per PurgeIdle call.
 constexpr int kPurgeBatch = 256;
 
@@ -29,7 +27,7 @@ void DiscardSlabPages(Slab** batch, int n) {
   }
   uintptr_t start = 0, end = 0;
   for (int i = 0; i < n; i++) {
-    const uintptr_t bytes = SlabBytes(batch[i]);
+    const uintptr_t bytes = SlabLimit(batch[i]);
     const uintptr_t at = reinterpret_cast<uintptr_t>(SuperSlabOf(batch[i])) +
                          static_cast<uintptr_t>(SlabIndex(batch[i])) * bytes;
     if (at != end) {
@@ -47,13 +45,13 @@ void SlabPool::IdlePush(Slab* s, uint64_t now) {
   s->idle = 1;
   s->idle_since_ns = now;
   idle_.PushBack(s);
-  idle_bytes_ += SlabBytes(s);
+  idle_bytes_ += SlabLimit(s);
 }
 
 void SlabPool::IdleRemove(Slab* s) {
   idle_.Remove(s);
   s->idle = 0;
-  idle_bytes_ -= SlabBytes(s);
+  idle_bytes_ -= SlabLimit(s);
 }
 
 // Moves `ss` to the full list if it has no free slab left.
