@@ -492,6 +492,40 @@ TEST(HeapTest, TheTransferCacheEngagesOnlyWhileTheOwnerStaysBehind) {
   TinyTrim();
 }
 
+// Once engaged, a flush puts all its blocks into the cache as one batch,
+// the flushing heap's own too; a trim sends them home like the rest.
+TEST(HeapTest, AnEngagedFlushCachesTheFlushingHeapsOwnBlocksToo) {
+  ForceTransferCache force;
+  constexpr size_t kSize = 64;
+  constexpr int kBlocks = 3000;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  const uint64_t start = BlocksInUse(c);
+  std::vector<void*> theirs;  // this thread's, which stays behind
+  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
+  std::thread([&] {
+    // (Counted from here: blocks in other threads' bins count as in use.)
+    const uint64_t theirs_in_use = BlocksInUse(c);
+    std::vector<void*> own;
+    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
+    int own_cached = 0;
+    for (int i = 0; i < kBlocks; i++) {
+      Free(own[i]);
+      Free(theirs[i]);
+    }
+    for (void* p : own) own_cached += static_cast<Block*>(p)->key == TransferKey();
+    EXPECT_GT(own_cached, 0) << "no block of the flushing heap's own was cached";
+    EXPECT_GT(TinyTransferCachedBlocks(c), static_cast<uint32_t>(own_cached));
+    TinyTrim();
+    EXPECT_EQ(TinyTransferCachedBlocks(c), 0u);
+    // Its own blocks are back on their slabs; the other thread's wait in
+    // its queue, in use until it drains them.
+    EXPECT_EQ(BlocksInUse(c), theirs_in_use);
+  }).join();
+  TinyTrim();
+  EXPECT_EQ(BlocksInUse(c), start);
+}
+
 // The census counts the heaps whose threads ran a slow path since the
 // last one; the cache engages only while there are more than CPUs.
 TEST(HeapTest, TheTransferCacheEngagesOnlyWithMoreRunningThreadsThanCpus) {
