@@ -275,7 +275,9 @@ inline Heap* OwnerOf(const Block* b) {
 // cache full for a third of the blocks, and the owners' drains of what
 // went home instead missed on every block; +8-11% speed, RSS -7%. 32
 // batches, 512 KiB since session 8, when whole flushes began to come here
-// (see FlushWholeBinToTransfer): at most 18.5 MiB pinned for 100 ms.
+// (see FlushWholeBinToTransfer): per class at most 1,024 blocks (32 batches
+// of up to 32), and 512 KiB of them, each perhaps pinning its slab, until
+// the upkeep finds them 100 ms old (within 200 ms).
 constexpr int kTransferBatches = 32;
 constexpr uint32_t kTransferMaxBytes = 512 * 1024;
 constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
@@ -322,7 +324,7 @@ class TransferLock {
 struct alignas(64) TransferClass {
   TransferLock lock;
   uint32_t batches = 0;  // written under the lock, read racily for a quick look
-  uint32_t blocks = 0;
+  uint32_t blocks = 0;   // likewise
   TransferBatch batch[kTransferBatches] = {};
 };
 TransferClass g_transfer[kFirstMidClass];  // small classes only: bounded pins
@@ -342,11 +344,20 @@ bool TransferPush(int c, Block* const* blocks, uint32_t count) {
     batch.count = count;
     batch.pushed_ns = now;
     memcpy(batch.blocks, blocks, count * sizeof(Block*));
-    t.blocks += count;
+    __atomic_store_n(&t.blocks, t.blocks + count, __ATOMIC_RELAXED);
     __atomic_store_n(&t.batches, t.batches + 1, __ATOMIC_RELAXED);
   }
   t.lock.Unlock();
   return room;
+}
+
+// A quick look, without the lock, whether a batch of `count` blocks of
+// class `c` would fit (TransferPush decides).
+bool TransferSeemsToHaveRoom(int c, uint32_t count) {
+  const TransferClass& t = g_transfer[c];
+  return __atomic_load_n(&t.batches, __ATOMIC_RELAXED) < kTransferBatches &&
+         (__atomic_load_n(&t.blocks, __ATOMIC_RELAXED) + count) * ClassSizeOf(c) <=
+             kTransferMaxBytes;
 }
 
 // Takes the newest batch of class `c` into `out`, with `h`'s bin key;
@@ -361,7 +372,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
     const TransferBatch& batch = t.batch[t.batches - 1];
     n = batch.count;
     memcpy(out, batch.blocks, n * sizeof(Block*));
-    t.blocks -= n;
+    __atomic_store_n(&t.blocks, t.blocks - n, __ATOMIC_RELAXED);
     __atomic_store_n(&t.batches, t.batches - 1, __ATOMIC_RELAXED);
   }
   t.lock.Unlock();
@@ -377,6 +388,12 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
     if (__atomic_exchange_n(&out[i]->key, h->free_key, __ATOMIC_RELAXED) != TransferKey()) {
       ReportDoubleFreeInBins(out[i]);
     }
+  }
+  // A block of a slab that went free meanwhile (a double free raced with
+  // the slab's emptying; a whole flush does not look at every block's
+  // slab, see FlushWholeBinToTransfer).
+  for (uint32_t i = 0; i < n; i++) {
+    if (OwnerOf(out[i]) == nullptr) ReportDoubleFreeInBins(out[i]);
   }
   return n;
 }
@@ -399,27 +416,34 @@ void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
 }
 
 // Sends home the batches pushed before `cutoff_ns` (all for UINT64_MAX).
+// A few batches at a time: the upkeep runs this on any thread's stack.
 void TransferSendHome(uint64_t cutoff_ns) {
+  constexpr uint32_t kBatchesPerRound = 4;
   for (int c = 0; c < kFirstMidClass; c++) {
     TransferClass& t = g_transfer[c];
-    if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) continue;
-    Block* old[kTransferBatches * kTransferBatchMax];
-    uint32_t n = 0;
-    t.lock.Lock();
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < t.batches; i++) {
-      TransferBatch& batch = t.batch[i];
-      if (batch.pushed_ns < cutoff_ns) {
-        memcpy(old + n, batch.blocks, batch.count * sizeof(Block*));
-        n += batch.count;
-        t.blocks -= batch.count;
-      } else if (kept++ != i) {
-        t.batch[kept - 1] = batch;
+    // Bounded rounds: other threads may push meanwhile.
+    for (uint32_t round = 0; round <= kTransferBatches / kBatchesPerRound; round++) {
+      if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) break;
+      Block* old[kBatchesPerRound * kTransferBatchMax];
+      uint32_t n = 0, taken = 0;
+      t.lock.Lock();
+      uint32_t kept = 0;
+      for (uint32_t i = 0; i < t.batches; i++) {
+        TransferBatch& batch = t.batch[i];
+        if (batch.pushed_ns < cutoff_ns && taken < kBatchesPerRound) {
+          memcpy(old + n, batch.blocks, batch.count * sizeof(Block*));
+          n += batch.count;
+          __atomic_store_n(&t.blocks, t.blocks - batch.count, __ATOMIC_RELAXED);
+          taken++;
+        } else if (kept++ != i) {
+          t.batch[kept - 1] = batch;
+        }
       }
+      __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
+      t.lock.Unlock();
+      SendHome(tl_heap, old, n);
+      if (taken < kBatchesPerRound) break;
     }
-    __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
-    t.lock.Unlock();
-    SendHome(tl_heap, old, n);
   }
 }
 
@@ -510,41 +534,60 @@ bool OwnerStillBehind(Heap* h, const Heap* owner) {
 inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_RELAXED); }
 
 // While the transfer cache is engaged for class `c` (see FlushBin), puts
-// all `k` blocks of a flush into it as one batch, this heap's too, without
-// looking up each block's owner: only the first other heap's, to see that
-// it is still behind (sets `*behind`). Returns false, changing nothing, if
-// the cache is not engaged, the owner runs again, or the cache is full.
-// Why: with more threads than CPUs, a slab record (for the owner) is a miss
-// on most blocks, as is sorting blocks out by owner; whoever refills next
-// takes the batch either way. 8 threads on 2 cores, 50% / 90% remote frees:
-// +5% / +6% alone; +14% / +19% with the overlapped misses of TransferPop
-// and a larger cache (32M iterations, 9 reps).
+// all `k` blocks of a flush into it as one batch, this heap's too, instead
+// of sorting them out by owner: this heap's to their slabs' lists (a slab
+// record written per run, and its list head read, misses with more threads
+// than CPUs), others' to their owners. Whoever refills next takes the batch
+// either way. Owners are looked up only up to the first other heap's
+// block, which must still be behind (sets `*behind`): a lookup for every
+// block cost 8% at 8 threads. (A block of a free slab among those looked
+// at is left to FlushBin, which reports it; one among the others is
+// reported when TransferPop or SendHome takes it.) Returns false, with the
+// blocks as they were, if the cache is not engaged, the owner runs again,
+// or the cache is full.
+// 8 threads on 2 cores, 50% / 90% remote frees: +5% / +6% alone; +14% / +19%
+// with TransferPop's overlapped misses and the larger cache (32M
+// iterations, 9 reps).
 bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k, bool* behind) {
   if (h->behind_flushes[c] < kTransferEngageFlushes || k > kTransferBatchMax) return false;
   Heap* other = nullptr;
   for (uint32_t i = 0; i < k && other == nullptr; i++) {
     Heap* owner = OwnerOf(out[i]);
+    if (owner == nullptr) return false;
     if (owner != h) other = owner;
   }
-  // All this heap's (the usual path), or a free slab's (a double free: the
-  // usual path reports it).
-  if (other == nullptr) return false;
+  if (other == nullptr) return false;  // all this heap's: to their slabs
   if (!OwnerStillBehind(h, other)) return false;
   *behind = true;
+  // Keyed before the push (a refill may pop them at once), so a full
+  // cache would have them keyed for nothing; the push decides.
+  if (!TransferSeemsToHaveRoom(c, k)) return false;
   for (uint32_t i = 0; i < k; i++) {
     // Handed out again meanwhile (through another copy: a double free).
     if (out[i]->key != h->free_key) ReportDoubleFreeInBins(out[i]);
     out[i]->key = TransferKey();
   }
   if (TransferPush(c, out, k)) return true;
-  for (uint32_t i = 0; i < k; i++) out[i]->key = h->free_key;
+  // Back to the bin's key. A block that lost the transfer key meanwhile
+  // was popped from the cache through another copy (a double free).
+  for (uint32_t i = 0; i < k; i++) {
+    if (__atomic_exchange_n(&out[i]->key, h->free_key, __ATOMIC_RELAXED) != TransferKey()) {
+      ReportDoubleFreeInBins(out[i]);
+    }
+  }
   return false;
 }
 
+// Why a bin is flushed: it overflowed (its blocks may go to the transfer
+// cache as one batch), or its blocks are to go back to their slabs (the
+// upkeep, thread exit, reclaim, trim: memory to give back).
+enum class FlushFor { kOverflow, kReturn };
+
 // Sends the oldest `k` blocks of bin `c` back: this heap's to their slabs,
-// other heaps' to their owners (pushed before returning), or all of them to
-// the transfer cache. Returns how many went to other heaps or the cache.
-uint32_t FlushBin(Heap* h, int c, uint32_t k) {
+// other heaps' to their owners (pushed before returning), or, on overflow,
+// all of them to the transfer cache. Returns how many went to other heaps
+// or the cache.
+uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   const uint32_t n = BinCount(h, c);
   if (k > n) k = n;
   // Out of the bin first: a fork child must not find a block in the bin
@@ -565,7 +608,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
   const bool gated = c < kFirstMidClass && TransferEngageable();
   Heap* last_owner = nullptr;
   h->flushes++;
-  if (gated && FlushWholeBinToTransfer(h, c, out, k, &behind)) {
+  if (gated && why == FlushFor::kOverflow && FlushWholeBinToTransfer(h, c, out, k, &behind)) {
     uint8_t& streak = h->behind_flushes[c];
     if (streak < 255) streak++;
     return k;
@@ -633,7 +676,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k) {
 
 void FlushAllBins(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
-    if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c));
+    if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
     ResetBinSizing(h, c);  // slow start again, ungrown
   }
 }
@@ -1010,7 +1053,7 @@ void TinyFreeSlow(void* p) {
     // remote: 16-block bins ran at half the speed of 63-block ones, with
     // more RSS, as blocks piled up in transit). The upkeep shrinks it back.
     const uint32_t limit = BinLimit(h, c);
-    const uint32_t sent = FlushBin(h, c, limit / 2);
+    const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
     const uint32_t grown = BinGrownLimitOf(c);
     if (sent != 0 && limit < grown) SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
   }

@@ -526,6 +526,96 @@ TEST(HeapTest, AnEngagedFlushCachesTheFlushingHeapsOwnBlocksToo) {
   EXPECT_EQ(BlocksInUse(c), start);
 }
 
+// A flush that finds the cache full keeps the gate engaged: its owner was
+// still behind.
+TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
+  ForceTransferCache force;
+  constexpr size_t kSize = 64;
+  constexpr int kBlocks = 3000;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  std::vector<void*> theirs;
+  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
+  std::thread([&] {
+    std::vector<void*> own;
+    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
+    int disengaged = 0, checked = 0;
+    for (int i = 0; i < kBlocks; i++) {
+      Free(own[i]);
+      Free(theirs[i]);
+      // (Full: 32 batches of 31 blocks.)
+      if (i > kBlocks / 2 && TinyTransferCachedBlocks(c) > 900) {
+        checked++;
+        disengaged += TinyTransferBehindFlushes(c) < kTransferEngageFlushes;
+      }
+    }
+    EXPECT_GT(checked, 0) << "the cache never filled";
+    EXPECT_EQ(disengaged, 0) << "the gate disengaged while the owner stayed behind";
+    TinyTrim();
+  }).join();
+  TinyTrim();
+}
+
+// Batches that age out go home; the sending heap's own blocks go straight
+// to their slabs, not through its own queue.
+TEST(HeapTest, AgedBatchesPutTheSendingHeapsOwnBlocksOnTheirSlabs) {
+  ForceTransferCache force;
+  constexpr size_t kSize = 64;
+  constexpr int kBlocks = 3000;
+  TinyTrim();
+  std::vector<void*> theirs;
+  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
+  std::thread([&] {
+    std::vector<void*> own;
+    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
+    for (int i = 0; i < kBlocks; i++) {
+      Free(own[i]);
+      Free(theirs[i]);
+    }
+    int cached = 0;
+    for (void* p : own) cached += static_cast<Block*>(p)->key == TransferKey();
+    ASSERT_GT(cached, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    TinyUpkeep();  // sends batches older than 100 ms home
+    int queued = 0, still_cached = 0;
+    for (void* p : own) {
+      queued += static_cast<Block*>(p)->key == RemoteFreeKey();
+      still_cached += static_cast<Block*>(p)->key == TransferKey();
+    }
+    EXPECT_EQ(still_cached, 0);
+    EXPECT_EQ(queued, 0) << "own blocks went through the heap's own queue";
+    TinyTrim();
+  }).join();
+  TinyTrim();
+}
+
+// Flushes that give memory back (thread exit, the upkeep, trim) send the
+// heap's own blocks to their slabs even while the cache is engaged.
+TEST(HeapTest, AThreadsExitFlushPutsItsOwnBlocksOnTheirSlabs) {
+  ForceTransferCache force;
+  constexpr size_t kSize = 64;
+  constexpr int kBlocks = 3000;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  std::vector<void*> theirs;
+  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
+  std::vector<void*> own;
+  uint32_t cached_at_exit = 0;
+  std::thread([&] {
+    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
+    for (int i = 0; i < kBlocks; i++) {
+      Free(own[i]);
+      Free(theirs[i]);
+    }
+    // The gate is engaged; the bin still holds blocks of its own.
+    ASSERT_GE(TinyTransferBehindFlushes(c), kTransferEngageFlushes);
+    ASSERT_GT(BinCount(tl_heap, c), 0u);
+    cached_at_exit = TinyTransferCachedBlocks(c);
+  }).join();
+  EXPECT_EQ(TinyTransferCachedBlocks(c), cached_at_exit) << "the exit flush went to the cache";
+  TinyTrim();
+}
+
 // The census counts the heaps whose threads ran a slow path since the
 // last one; the cache engages only while there are more than CPUs.
 TEST(HeapTest, TheTransferCacheEngagesOnlyWithMoreRunningThreadsThanCpus) {
@@ -686,6 +776,44 @@ TEST(HeapDeathTest, ABlockFreedAgainWhileInTheTransferCacheIsReported) {
       },
       "free\\(\\): double free");
   TinyTrim();
+}
+
+// A block whose slab went free while it sat in a bin (a double free whose
+// fast path passed the slab check just before another thread emptied and
+// returned the slab: simulated with PushOnBin) is reported before it could
+// be handed out: when its bin flushes, or, if an engaged flush put it into
+// the transfer cache whole, when a refill takes it from there.
+TEST(HeapDeathTest, ABlockOfAFreeSlabInABinIsReportedByAnEngagedFlush) {
+  ForceTransferCache force;
+  constexpr size_t kSize = 64;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  std::vector<void*> theirs;
+  for (int i = 0; i < 600; i++) theirs.push_back(TinyMalloc(kSize));
+  void* stale = nullptr;
+  std::thread([&] {
+    stale = TinyMalloc(kSize);
+    Free(stale);
+  }).join();  // its heap flushes, and returns the emptied slab
+  ASSERT_EQ(__atomic_load_n(&SlabInfoOf(stale)->owner, __ATOMIC_ACQUIRE), nullptr);
+  EXPECT_DEATH(
+      {
+        std::thread([&] {
+          for (int i = 0; i < 600; i++) {
+            Free(theirs[i]);
+            if (i == 250) {
+              Heap* h = tl_heap;
+              PushOnBin(h, c, h->bins[c].top, static_cast<Block*>(stale));
+            }
+          }
+          // Not reported by the flush that took it: it went whole into the
+          // cache (this test's case), or it is still in the bin.
+          if (static_cast<Block*>(stale)->key != TransferKey()) _exit(3);
+        }).join();
+        for (int i = 0; i < 2000; i++) TinyMalloc(kSize);  // refills from the cache
+        _exit(0);
+      },
+      "free\\(\\): double free .*found twice in bins or lists");
 }
 
 TEST(HeapDeathTest, DoubleFreeIsReported) {
