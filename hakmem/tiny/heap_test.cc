@@ -492,36 +492,55 @@ TEST(HeapTest, TheTransferCacheEngagesOnlyWhileTheOwnerStaysBehind) {
   TinyTrim();
 }
 
+// The whole-flush tests' setup: this thread allocates kMixedBlocks blocks
+// and stays behind (runs no slow path); another thread allocates as many
+// of its own and frees one of each in turn (calling each_pair(i) after the
+// i-th pair), so that its overflowing bin holds both, then calls
+// after(own, in_use): its blocks, and the blocks in use when it started.
+constexpr size_t kMixedSize = 64;
+constexpr int kMixedBlocks = 3000;
+template <typename EachPair, typename After>
+void FreeMixedInAnotherThread(EachPair each_pair, After after) {
+  TinyTrim();
+  std::vector<void*> theirs;
+  for (int i = 0; i < kMixedBlocks; i++) theirs.push_back(TinyMalloc(kMixedSize));
+  std::thread([&] {
+    // (Counted from here: blocks in other threads' bins count as in use.)
+    const uint64_t in_use = BlocksInUse(SizeToClass(kMixedSize));
+    std::vector<void*> own;
+    for (int i = 0; i < kMixedBlocks; i++) own.push_back(TinyMalloc(kMixedSize));
+    for (int i = 0; i < kMixedBlocks; i++) {
+      Free(own[i]);
+      Free(theirs[i]);
+      each_pair(i);
+    }
+    after(own, in_use);
+  }).join();
+}
+
+int CountKeyed(const std::vector<void*>& blocks, uint64_t key) {
+  int n = 0;
+  for (void* p : blocks) n += static_cast<Block*>(p)->key == key;
+  return n;
+}
+
 // Once engaged, a flush puts all its blocks into the cache as one batch,
 // the flushing heap's own too; a trim sends them home like the rest.
 TEST(HeapTest, AnEngagedFlushCachesTheFlushingHeapsOwnBlocksToo) {
   ForceTransferCache force;
-  constexpr size_t kSize = 64;
-  constexpr int kBlocks = 3000;
-  const int c = static_cast<int>(SizeToClass(kSize));
+  const int c = static_cast<int>(SizeToClass(kMixedSize));
   TinyTrim();
   const uint64_t start = BlocksInUse(c);
-  std::vector<void*> theirs;  // this thread's, which stays behind
-  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
-  std::thread([&] {
-    // (Counted from here: blocks in other threads' bins count as in use.)
-    const uint64_t theirs_in_use = BlocksInUse(c);
-    std::vector<void*> own;
-    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
-    int own_cached = 0;
-    for (int i = 0; i < kBlocks; i++) {
-      Free(own[i]);
-      Free(theirs[i]);
-    }
-    for (void* p : own) own_cached += static_cast<Block*>(p)->key == TransferKey();
+  FreeMixedInAnotherThread([](int) {}, [c](const std::vector<void*>& own, uint64_t in_use) {
+    const int own_cached = CountKeyed(own, TransferKey());
     EXPECT_GT(own_cached, 0) << "no block of the flushing heap's own was cached";
     EXPECT_GT(TinyTransferCachedBlocks(c), static_cast<uint32_t>(own_cached));
     TinyTrim();
     EXPECT_EQ(TinyTransferCachedBlocks(c), 0u);
     // Its own blocks are back on their slabs; the other thread's wait in
     // its queue, in use until it drains them.
-    EXPECT_EQ(BlocksInUse(c), theirs_in_use);
-  }).join();
+    EXPECT_EQ(BlocksInUse(c), in_use);
+  });
   TinyTrim();
   EXPECT_EQ(BlocksInUse(c), start);
 }
@@ -530,29 +549,19 @@ TEST(HeapTest, AnEngagedFlushCachesTheFlushingHeapsOwnBlocksToo) {
 // still behind.
 TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
   ForceTransferCache force;
-  constexpr size_t kSize = 64;
-  constexpr int kBlocks = 3000;
-  const int c = static_cast<int>(SizeToClass(kSize));
-  TinyTrim();
-  std::vector<void*> theirs;
-  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
-  std::thread([&] {
-    std::vector<void*> own;
-    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
-    int disengaged = 0, checked = 0;
-    for (int i = 0; i < kBlocks; i++) {
-      Free(own[i]);
-      Free(theirs[i]);
-      // (Full: 32 batches of 31 blocks.)
-      if (i > kBlocks / 2 && TinyTransferCachedBlocks(c) > 900) {
-        checked++;
-        disengaged += TinyTransferBehindFlushes(c) < kTransferEngageFlushes;
-      }
-    }
-    EXPECT_GT(checked, 0) << "the cache never filled";
-    EXPECT_EQ(disengaged, 0) << "the gate disengaged while the owner stayed behind";
-    TinyTrim();
-  }).join();
+  const int c = static_cast<int>(SizeToClass(kMixedSize));
+  int disengaged = 0, checked = 0;
+  FreeMixedInAnotherThread(
+      [&](int i) {
+        // (Full: 32 batches of 31 blocks.)
+        if (i > kMixedBlocks / 2 && TinyTransferCachedBlocks(c) > 900) {
+          checked++;
+          disengaged += TinyTransferBehindFlushes(c) < kTransferEngageFlushes;
+        }
+      },
+      [](const std::vector<void*>&, uint64_t) { TinyTrim(); });
+  EXPECT_GT(checked, 0) << "the cache never filled";
+  EXPECT_EQ(disengaged, 0) << "the gate disengaged while the owner stayed behind";
   TinyTrim();
 }
 
@@ -560,32 +569,14 @@ TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
 // to their slabs, not through its own queue.
 TEST(HeapTest, AgedBatchesPutTheSendingHeapsOwnBlocksOnTheirSlabs) {
   ForceTransferCache force;
-  constexpr size_t kSize = 64;
-  constexpr int kBlocks = 3000;
-  TinyTrim();
-  std::vector<void*> theirs;
-  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
-  std::thread([&] {
-    std::vector<void*> own;
-    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
-    for (int i = 0; i < kBlocks; i++) {
-      Free(own[i]);
-      Free(theirs[i]);
-    }
-    int cached = 0;
-    for (void* p : own) cached += static_cast<Block*>(p)->key == TransferKey();
-    ASSERT_GT(cached, 0);
+  FreeMixedInAnotherThread([](int) {}, [](const std::vector<void*>& own, uint64_t) {
+    ASSERT_GT(CountKeyed(own, TransferKey()), 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     TinyUpkeep();  // sends batches older than 100 ms home
-    int queued = 0, still_cached = 0;
-    for (void* p : own) {
-      queued += static_cast<Block*>(p)->key == RemoteFreeKey();
-      still_cached += static_cast<Block*>(p)->key == TransferKey();
-    }
-    EXPECT_EQ(still_cached, 0);
-    EXPECT_EQ(queued, 0) << "own blocks went through the heap's own queue";
+    EXPECT_EQ(CountKeyed(own, TransferKey()), 0);
+    EXPECT_EQ(CountKeyed(own, RemoteFreeKey()), 0) << "own blocks went through the heap's own queue";
     TinyTrim();
-  }).join();
+  });
   TinyTrim();
 }
 
@@ -593,25 +584,14 @@ TEST(HeapTest, AgedBatchesPutTheSendingHeapsOwnBlocksOnTheirSlabs) {
 // heap's own blocks to their slabs even while the cache is engaged.
 TEST(HeapTest, AThreadsExitFlushPutsItsOwnBlocksOnTheirSlabs) {
   ForceTransferCache force;
-  constexpr size_t kSize = 64;
-  constexpr int kBlocks = 3000;
-  const int c = static_cast<int>(SizeToClass(kSize));
-  TinyTrim();
-  std::vector<void*> theirs;
-  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
-  std::vector<void*> own;
+  const int c = static_cast<int>(SizeToClass(kMixedSize));
   uint32_t cached_at_exit = 0;
-  std::thread([&] {
-    for (int i = 0; i < kBlocks; i++) own.push_back(TinyMalloc(kSize));
-    for (int i = 0; i < kBlocks; i++) {
-      Free(own[i]);
-      Free(theirs[i]);
-    }
+  FreeMixedInAnotherThread([](int) {}, [&](const std::vector<void*>&, uint64_t) {
     // The gate is engaged; the bin still holds blocks of its own.
     ASSERT_GE(TinyTransferBehindFlushes(c), kTransferEngageFlushes);
     ASSERT_GT(BinCount(tl_heap, c), 0u);
     cached_at_exit = TinyTransferCachedBlocks(c);
-  }).join();
+  });
   EXPECT_EQ(TinyTransferCachedBlocks(c), cached_at_exit) << "the exit flush went to the cache";
   TinyTrim();
 }
