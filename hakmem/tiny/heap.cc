@@ -29,7 +29,9 @@ namespace {
 
 // ---- Heap pool: heaps are made once and recycled across threads ------------
 pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
-Heap* g_pool = nullptr;          // abandoned heaps, waiting for a thread
+// Abandoned heaps, waiting for a thread. Written under the lock; stored
+// atomically because ReclaimAbandonedHeaps looks without it.
+Heap* g_pool = nullptr;
 Heap* g_all_heaps = nullptr;     // every heap ever made
 uint64_t g_heaps_created = 0;
 uint64_t g_heaps_pooled = 0;
@@ -548,6 +550,19 @@ inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_REL
 // 8 threads on 2 cores, 50% / 90% remote frees: +5% / +6% alone; +14% / +19%
 // with TransferPop's overlapped misses and the larger cache (32M
 // iterations, 9 reps).
+// An overflow flush takes half a grown bin, which TransferPush takes as a
+// batch only if it fits any heap's bin (TransferSeemsToHaveRoom does not
+// look at that).
+constexpr bool OverflowFlushesFitABin() {
+  for (int c = 0; c < kFirstMidClass; c++) {
+    if (BinGrownLimitOf(c) / 2 > BinLimitOf(c) || BinGrownLimitOf(c) / 2 > kTransferBatchMax) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(OverflowFlushesFitABin(), "a whole flush must fit a transfer batch");
+
 bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k, bool* behind) {
   if (h->behind_flushes[c] < kTransferEngageFlushes || k > kTransferBatchMax) return false;
   Heap* other = nullptr;
@@ -755,7 +770,7 @@ Heap* AttachHeap() {
   Heap* h = FindHeapOfDeadThreadLocked(self);
   if (h == nullptr && g_pool != nullptr) {
     h = g_pool;
-    g_pool = h->pool_next;
+    __atomic_store_n(&g_pool, h->pool_next, __ATOMIC_RELAXED);
     g_heaps_pooled--;
   } else if (h == nullptr) {
     h = NewHeapLocked();
@@ -786,7 +801,7 @@ void DetachHeap(Heap* h) {
   pthread_mutex_lock(&g_pool_lock);
   h->state.store(HeapState::kAbandoned, std::memory_order_relaxed);
   h->pool_next = g_pool;
-  g_pool = h;
+  __atomic_store_n(&g_pool, h, __ATOMIC_RELAXED);
   g_heaps_pooled++;
   pthread_mutex_unlock(&g_pool_lock);
 }

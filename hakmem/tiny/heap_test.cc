@@ -581,19 +581,80 @@ TEST(HeapTest, AgedBatchesPutTheSendingHeapsOwnBlocksOnTheirSlabs) {
 }
 
 // Flushes that give memory back (thread exit, the upkeep, trim) send the
-// heap's own blocks to their slabs even while the cache is engaged.
+// heap's own blocks to their slabs even while the cache is engaged and has
+// room.
 TEST(HeapTest, AThreadsExitFlushPutsItsOwnBlocksOnTheirSlabs) {
   ForceTransferCache force;
   const int c = static_cast<int>(SizeToClass(kMixedSize));
-  uint32_t cached_at_exit = 0;
-  FreeMixedInAnotherThread([](int) {}, [&](const std::vector<void*>&, uint64_t) {
-    // The gate is engaged; the bin still holds blocks of its own.
+  std::vector<Block*> own_in_bin;
+  std::vector<void*> taken;
+  FreeMixedInAnotherThread([](int) {}, [&](const std::vector<void*>& own, uint64_t) {
     ASSERT_GE(TinyTransferBehindFlushes(c), kTransferEngageFlushes);
-    ASSERT_GT(BinCount(tl_heap, c), 0u);
-    cached_at_exit = TinyTransferCachedBlocks(c);
-  });
-  EXPECT_EQ(TinyTransferCachedBlocks(c), cached_at_exit) << "the exit flush went to the cache";
+    // At most a batch's worth left in the bin (a whole flush takes at most
+    // kTransferBatchMax blocks).
+    while (BinCount(tl_heap, c) > 20) taken.push_back(TinyMalloc(kMixedSize));
+    std::set<void*> mine(own.begin(), own.end());
+    for (uint32_t i = 1; i <= BinCount(tl_heap, c); i++) {
+      Block* b = *BinSlot(tl_heap, c, i);
+      if (mine.count(b) != 0) own_in_bin.push_back(b);
+    }
+    ASSERT_GT(own_in_bin.size(), 0u);
+    // Room in the cache: another thread takes every cached batch.
+    std::thread([&] {
+      while (TinyTransferCachedBlocks(c) != 0) taken.push_back(TinyMalloc(kMixedSize));
+    }).join();
+    ASSERT_EQ(TinyTransferCachedBlocks(c), 0u);
+  });  // the thread exits: its bins flush
+  int cached = 0;
+  for (Block* b : own_in_bin) cached += b->key == TransferKey();
+  EXPECT_EQ(cached, 0) << "the exit flush put " << cached << " own blocks into the cache";
+  for (void* p : taken) Free(p);
   TinyTrim();
+}
+
+// Threads pass blocks of several classes around with the cache forced on,
+// exit and are replaced, trim and age batches out meanwhile: nothing is
+// reported, and the cache was used.
+TEST(HeapTest, TheTransferCacheSurvivesExitsTrimsAndUpkeeps) {
+  ForceTransferCache force;
+  constexpr int kThreads = 8;
+  constexpr size_t kSizes[] = {16, 48, 64, 256, 1024};
+  constexpr int kSlots = 4096;
+  static std::atomic<void*> slots[kSlots];
+  for (auto& slot : slots) slot.store(nullptr);
+  std::atomic<uint32_t> max_cached{0};
+  auto worker = [&](uint64_t seed) {
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (int i = 0; i < 100000; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      const size_t size = kSizes[x % 5];
+      void* p = TinyMalloc(size);
+      ASSERT_NE(p, nullptr);
+      memset(p, 0xab, size);
+      if (void* old = slots[(x >> 8) % kSlots].exchange(p)) Free(old);
+      if ((x >> 40) % 50000 == 0) TinyTrim();
+      if ((x >> 40) % 3000 == 0) TinyUpkeep();
+      if (i % 1000 == 0) {
+        uint32_t cached = 0;
+        for (size_t s : kSizes) cached += TinyTransferCachedBlocks(static_cast<int>(SizeToClass(s)));
+        uint32_t seen = max_cached.load();
+        while (cached > seen && !max_cached.compare_exchange_weak(seen, cached)) {
+        }
+      }
+    }
+  };
+  for (int round = 0; round < 6; round++) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; t++) threads.emplace_back(worker, round * kThreads + t + 1);
+    for (auto& t : threads) t.join();
+  }
+  for (auto& slot : slots) {
+    if (void* p = slot.exchange(nullptr)) Free(p);
+  }
+  TinyTrim();
+  EXPECT_GT(max_cached.load(), 0u);
 }
 
 // The census counts the heaps whose threads ran a slow path since the
