@@ -535,6 +535,19 @@ bool OwnerStillBehind(Heap* h, const Heap* owner) {
 // Marks a slow path of `h`'s thread (see Heap::beat).
 inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_RELAXED); }
 
+// An overflow flush takes half a grown bin, which TransferPush takes as a
+// batch only if it fits any heap's bin (TransferSeemsToHaveRoom does not
+// look at that).
+constexpr bool OverflowFlushesFitABin() {
+  for (int c = 0; c < kFirstMidClass; c++) {
+    if (BinGrownLimitOf(c) / 2 > BinLimitOf(c) || BinGrownLimitOf(c) / 2 > kTransferBatchMax) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(OverflowFlushesFitABin(), "a whole flush must fit a transfer batch");
+
 // While the transfer cache is engaged for class `c` (see FlushBin), puts
 // all `k` blocks of a flush into it as one batch, this heap's too, instead
 // of sorting them out by owner: this heap's to their slabs' lists (a slab
@@ -550,19 +563,6 @@ inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_REL
 // 8 threads on 2 cores, 50% / 90% remote frees: +5% / +6% alone; +14% / +19%
 // with TransferPop's overlapped misses and the larger cache (32M
 // iterations, 9 reps).
-// An overflow flush takes half a grown bin, which TransferPush takes as a
-// batch only if it fits any heap's bin (TransferSeemsToHaveRoom does not
-// look at that).
-constexpr bool OverflowFlushesFitABin() {
-  for (int c = 0; c < kFirstMidClass; c++) {
-    if (BinGrownLimitOf(c) / 2 > BinLimitOf(c) || BinGrownLimitOf(c) / 2 > kTransferBatchMax) {
-      return false;
-    }
-  }
-  return true;
-}
-static_assert(OverflowFlushesFitABin(), "a whole flush must fit a transfer batch");
-
 bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k, bool* behind) {
   if (h->behind_flushes[c] < kTransferEngageFlushes || k > kTransferBatchMax) return false;
   Heap* other = nullptr;
