@@ -622,6 +622,8 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   // If not, they go home at once, as if there were no cache.
   const bool gated = c < kFirstMidClass && TransferEngageable();
   Heap* last_owner = nullptr;
+  // Loaded once: the loop's stores into blocks could alias them.
+  const uint64_t bin_key = h->free_key, list_key = g_free_key;
   h->flushes++;
   if (gated && why == FlushFor::kOverflow && FlushWholeBinToTransfer(h, c, out, k, &behind)) {
     uint8_t& streak = h->behind_flushes[c];
@@ -632,7 +634,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     Block* b = out[i];
     // Handed out again meanwhile (through another copy: a double free), or
     // its slab went away while it sat here (likewise).
-    if (b->key != h->free_key) ReportDoubleFreeInBins(b);
+    if (b->key != bin_key) ReportDoubleFreeInBins(b);
     Slab* s = SlabOf(b);
     Heap* owner = OwnerOf(b);
     if (owner == nullptr) ReportDoubleFreeInBins(b);
@@ -646,16 +648,16 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
       // again, it carries a bin's key, and a copy of it in this run would
       // link it to itself.
       Block* const head = s->free;
-      if (head != nullptr && head->key != g_free_key) ReportDoubleFreeInBins(head);
-      b->key = g_free_key;
+      if (head != nullptr && head->key != list_key) ReportDoubleFreeInBins(head);
+      b->key = list_key;
       Block* last = b;
       uint32_t n = 1;
       const size_t slab_bytes = size_t{1} << SuperSlabOf(b)->slab_shift;
       const uintptr_t slab_low = reinterpret_cast<uintptr_t>(b) & ~(slab_bytes - 1);
       while (i + 1 < k && reinterpret_cast<uintptr_t>(out[i + 1]) - slab_low < slab_bytes) {
         Block* next = out[++i];
-        if (next->key != h->free_key) ReportDoubleFreeInBins(next);
-        next->key = g_free_key;
+        if (next->key != bin_key) ReportDoubleFreeInBins(next);
+        next->key = list_key;
         last->next = next;
         last = next;
         n++;
