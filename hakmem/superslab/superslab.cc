@@ -89,6 +89,11 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   return s;
 }
 
+namespace {
+// How far ahead of a carve SlabCarve asks for lines.
+constexpr uintptr_t kCarveReach = 8192;
+}  // namespace
+
 uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key) {
   SlabInfo* info = InfoOf(s);
   const uint32_t size = info->block_size;
@@ -96,15 +101,24 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
   const uint32_t capacity = SlabCapacity(s);
   const uint32_t n = capacity - carved < max_blocks ? capacity - carved : max_blocks;
   char* next = reinterpret_cast<char*>(SlabStart(s)) + static_cast<size_t>(carved) * size;
-  // Every line first, then the stores (see PrefetchForWrite): 1M mallocs of
-  // 256 B in memory cold from an earlier round, 54 -> 27 ns each. Also the
-  // lines of the next carve, so they are on their way when it comes. Each
-  // key's line once: blocks under 64 B share lines.
+  // Every line before the stores (see PrefetchForWrite): 1M mallocs of
+  // 256 B in memory cold from an earlier round, 54 -> 27 ns each. Asked for
+  // kCarveReach bytes (or one carve, if more) ahead: each carve asks for
+  // the lines that come into that reach, so they are on their way long
+  // before their carve. (One carve ahead, 2M mallocs of 64 B rebuilding a
+  // freed structure: 12.3 ns each; 8 KiB ahead, 8.8.) Untouched pages do not
+  // fault on a prefetch. Each key's line once: blocks under 64 B share lines.
   const uintptr_t first = reinterpret_cast<uintptr_t>(next);
-  const uint32_t ahead = capacity - carved - n < n ? capacity - carved - n : n;
-  const uintptr_t end = first + static_cast<size_t>(n + ahead) * size;
-  const size_t step = size < 64 ? 64 : size;
-  for (uintptr_t at = size < 64 ? first & ~uintptr_t{63} : first; at < end; at += step) {
+  const uintptr_t slab_end = SlabStart(s) + static_cast<uintptr_t>(capacity) * size;
+  const uintptr_t bytes = static_cast<uintptr_t>(n) * size;
+  const uintptr_t reach = bytes > kCarveReach ? bytes : kCarveReach;
+  const uintptr_t line_mask = size < 64 ? ~uintptr_t{63} : ~uintptr_t{0};
+  const uintptr_t step = size < 64 ? 64 : size;
+  const uintptr_t reach_end = first + bytes + reach < slab_end ? first + bytes + reach : slab_end;
+  // A slab's first carve asks for its own lines too; later ones were asked
+  // for by the carves before. (Asking again cost 16 B mallocs 4%.)
+  const uintptr_t from = carved == 0 ? first : first + reach;
+  for (uintptr_t at = from & line_mask; at < reach_end; at += step) {
     platform::PrefetchForWrite(reinterpret_cast<const void*>(at));
   }
   for (uint32_t i = 0; i < n; i++, next += size) {
