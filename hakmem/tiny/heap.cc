@@ -577,10 +577,12 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k, bool* behi
   // Keyed before the push (a refill may pop them at once), so a full
   // cache would have them keyed for nothing; the push decides.
   if (!TransferSeemsToHaveRoom(c, k)) return false;
+  // Loaded once: the stores into blocks could alias them.
+  const uint64_t bin_key = h->free_key, transfer_key = TransferKey();
   for (uint32_t i = 0; i < k; i++) {
     // Handed out again meanwhile (through another copy: a double free).
-    if (out[i]->key != h->free_key) ReportDoubleFreeInBins(out[i]);
-    out[i]->key = TransferKey();
+    if (out[i]->key != bin_key) ReportDoubleFreeInBins(out[i]);
+    out[i]->key = transfer_key;
   }
   if (TransferPush(c, out, k)) return true;
   // Back to the bin's key. A block that lost the transfer key meanwhile
