@@ -280,18 +280,8 @@ inline Heap* OwnerOf(const Block* b) {
 // (see FlushWholeBinToTransfer): per class at most 1,024 blocks (32 batches
 // of up to 32), and 512 KiB of them, each perhaps pinning its slab, until
 // the upkeep finds them 100 ms old (within 200 ms).
-// A shard per CPU (up to kTransferShardsMax, see TransferShards): a flush
-// pushes to its CPU's shard, and a refill takes a batch from its own CPU's
-// shard before another's, so the blocks it claims are mostly in that CPU's
-// caches already, and each shard's lock stays on its CPU. With more than
-// one shard the cache holds up to twice the bounds above (see ShardShare).
-// 8 threads on 2 cores (32M iterations, 15 reps): 90% remote frees +8%
-// (shards with half the bounds each: +6%), 50% remote +10%; 4 threads
-// within noise, RSS +1 MiB. (Shards alone measured +2%, the claim under a
-// lock alone +0%.)
 constexpr int kTransferBatches = 32;
 constexpr uint32_t kTransferMaxBytes = 512 * 1024;
-constexpr uint32_t kTransferShardsMax = 4;
 constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
 // A flush sends at most half a bin. Pointers in an array, not a chain
 // through the blocks: a refill checks each block's key with loads that do
@@ -339,63 +329,18 @@ struct alignas(64) TransferClass {
   uint32_t blocks = 0;   // likewise
   TransferBatch batch[kTransferBatches] = {};
 };
-// Small classes only: bounded pins.
-TransferClass g_transfer[kTransferShardsMax][kFirstMidClass];
+TransferClass g_transfer[kFirstMidClass];  // small classes only: bounded pins
 static_assert((TransferClass(), true), "TransferClass() must stay a constant expression");
-
-// Claims out of the cache (see ClaimFromTransfer), per class, across shards.
-struct alignas(64) ClaimLock {
-  TransferLock lock;
-};
-ClaimLock g_transfer_claim[kFirstMidClass];
-
-uint32_t g_cpus = 0;  // sched_getaffinity's count (see Census); 0: unknown
-uint32_t g_transfer_shards_for_testing = 0;  // atomic access; 0: as the CPUs say
-__thread int tl_transfer_shard_for_testing __attribute__((tls_model("initial-exec"))) = -1;
-
-// Shards in use: one per CPU the census counted (1 before it counts), at
-// most kTransferShardsMax.
-uint32_t TransferShards() {
-  uint32_t shards = __atomic_load_n(&g_transfer_shards_for_testing, __ATOMIC_RELAXED);
-  if (shards == 0) shards = __atomic_load_n(&g_cpus, __ATOMIC_RELAXED);
-  return shards == 0 ? 1 : shards > kTransferShardsMax ? kTransferShardsMax : shards;
-}
-
-// The calling thread's shard: its CPU's. (glibc's sched_getcpu reads the
-// CPU number the kernel keeps in the thread's rseq area: no system call.)
-uint32_t TransferShardHere(uint32_t shards) {
-  if (tl_transfer_shard_for_testing >= 0) {
-    return static_cast<uint32_t>(tl_transfer_shard_for_testing) % shards;
-  }
-  if (shards == 1) return 0;
-  const int cpu = sched_getcpu();
-  return cpu < 0 ? 0 : static_cast<uint32_t>(cpu) % shards;
-}
-
-// A shard's share of a bound: all of it for one or two shards, twice the
-// bound shared out among more (the cache holds at most twice its bounds).
-constexpr uint32_t ShardShare(uint32_t bound, uint32_t shards) {
-  return shards <= 2 ? bound : 2 * bound / shards;
-}
-static_assert(ShardShare(kTransferBatches, 3) <= kTransferBatches, "a shard's batches fit its array");
-
-// Whether shard `t`, one of `shards`, has room for a batch of `count`
-// blocks of class `c` (racy reads: a quick look; under its lock: exact).
-bool TransferShardHasRoom(const TransferClass& t, int c, uint32_t count, uint32_t shards) {
-  return __atomic_load_n(&t.batches, __ATOMIC_RELAXED) < ShardShare(kTransferBatches, shards) &&
-         (__atomic_load_n(&t.blocks, __ATOMIC_RELAXED) + count) * ClassSizeOf(c) <=
-             ShardShare(kTransferMaxBytes, shards);
-}
 
 // Adds `count` blocks of class `c` (keyed) as a batch if there is room;
 // false otherwise. A batch must fit any heap's empty bin.
 bool TransferPush(int c, Block* const* blocks, uint32_t count) {
   if (c >= kFirstMidClass || count > BinLimitOf(c) || count > kTransferBatchMax) return false;
-  const uint32_t shards = TransferShards();
-  TransferClass& t = g_transfer[TransferShardHere(shards)][c];
+  TransferClass& t = g_transfer[c];
   const uint64_t now = platform::NowNs();
   t.lock.Lock();
-  const bool room = TransferShardHasRoom(t, c, count, shards);
+  const bool room = t.batches < kTransferBatches &&
+                    (t.blocks + count) * ClassSizeOf(c) <= kTransferMaxBytes;
   if (room) {
     TransferBatch& batch = t.batch[t.batches];
     batch.count = count;
@@ -411,50 +356,18 @@ bool TransferPush(int c, Block* const* blocks, uint32_t count) {
 // A quick look, without the lock, whether a batch of `count` blocks of
 // class `c` would fit (TransferPush decides).
 bool TransferSeemsToHaveRoom(int c, uint32_t count) {
-  const uint32_t shards = TransferShards();
-  return TransferShardHasRoom(g_transfer[TransferShardHere(shards)][c], c, count, shards);
+  const TransferClass& t = g_transfer[c];
+  return __atomic_load_n(&t.batches, __ATOMIC_RELAXED) < kTransferBatches &&
+         (__atomic_load_n(&t.blocks, __ATOMIC_RELAXED) + count) * ClassSizeOf(c) <=
+             kTransferMaxBytes;
 }
 
-// Takes `n` blocks of class `c` out of the transfer state, giving them
-// `key`. Each must still carry the transfer key: a block freed again while
-// it waited (a double free) carries another, and so does the second copy
-// of a block that is in two batches once the first was claimed. Every
-// claim of class `c` runs under the class's lock, so of two copies only
-// one claim succeeds. (Frees write keys without the lock, but only the bin
-// whose key a block carries last can hand it out.) One locked instruction
-// per claim, not an atomic exchange per block: an exchange costs about
-// 4 ns even on a line in L1.
-void ClaimFromTransfer(int c, Block* const* blocks, uint32_t n, uint64_t key) {
-  TransferLock& lock = g_transfer_claim[c].lock;
-  const uint64_t transfer_key = TransferKey();  // loaded once: the stores could alias it
-  lock.Lock();
-  for (uint32_t i = 0; i < n; i++) {
-    if (blocks[i]->key != transfer_key) {
-      lock.Unlock();
-      ReportDoubleFreeInBins(blocks[i]);
-    }
-    blocks[i]->key = key;
-  }
-  lock.Unlock();
-}
-
-// Takes the newest batch of class `c` into `out`, with `h`'s bin key, from
-// this CPU's shard, else from another's; returns how many (0: none cached).
+// Takes the newest batch of class `c` into `out`, with `h`'s bin key;
+// returns how many (0: none cached).
 uint32_t TransferPop(Heap* h, int c, Block** out) {
   if (c >= kFirstMidClass) return 0;
-  // Which shards have batches, before asking for the CPU: with a core per
-  // thread the cache stays empty, and every refill comes here first.
-  const uint32_t shards = TransferShards();
-  uint32_t stocked = 0;
-  for (uint32_t i = 0; i < shards; i++) {
-    if (__atomic_load_n(&g_transfer[i][c].batches, __ATOMIC_RELAXED) != 0) stocked |= 1u << i;
-  }
-  if (stocked == 0) return 0;
-  // This CPU's shard, else the next stocked one after it.
-  const uint32_t here = TransferShardHere(shards);
-  const uint32_t rotated = (stocked >> here) | (stocked << (shards - here));
-  const uint32_t shard = (here + static_cast<uint32_t>(__builtin_ctz(rotated))) % shards;
-  TransferClass& t = g_transfer[shard][c];
+  TransferClass& t = g_transfer[c];
+  if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) return 0;
   t.lock.Lock();
   uint32_t n = 0;
   if (t.batches != 0) {
@@ -465,11 +378,19 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
     __atomic_store_n(&t.batches, t.batches - 1, __ATOMIC_RELAXED);
   }
   t.lock.Unlock();
-  if (n == 0) return 0;
-  // The blocks are cold, written last by other cores: asked for all at
-  // once, their misses overlap, before the claim holds the lock.
+  // The exchanges below are locked instructions: each waits for its block's
+  // line, which another core wrote last, and none starts before the one
+  // ahead of it is done. Asked for all at once first, the misses overlap
+  // (8 threads on 2 cores, 90% remote frees: +12%).
   for (uint32_t i = 0; i < n; i++) platform::PrefetchForWrite(out[i]);
-  ClaimFromTransfer(c, out, n, h->free_key);
+  for (uint32_t i = 0; i < n; i++) {
+    // Freed again while it waited there (a double free): it may be live.
+    // Checked and re-keyed in one step: a second copy, in this batch or in
+    // one another thread pops at the same moment, finds the new key.
+    if (__atomic_exchange_n(&out[i]->key, h->free_key, __ATOMIC_RELAXED) != TransferKey()) {
+      ReportDoubleFreeInBins(out[i]);
+    }
+  }
   // A block of a slab that went free meanwhile (a double free raced with
   // the slab's emptying; a whole flush does not look at every block's
   // slab, see FlushWholeBinToTransfer).
@@ -479,18 +400,18 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   return n;
 }
 
-// Sends `n` blocks of class `c`, marked with the transfer key, to their
-// owners.
-void SendHome(Heap* h, int c, Block* const* blocks, uint32_t n) {
-  ClaimFromTransfer(c, blocks, n, RemoteFreeKey());  // on their way home
+// Sends `n` blocks, marked with the transfer key, to their owners.
+void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
+    if (b->key != TransferKey()) ReportDoubleFreeInBins(b);
     Heap* owner = OwnerOf(b);
     if (owner == nullptr) ReportDoubleFreeInBins(b);
     if (owner == h) {  // a whole flush's batch holds the flushing heap's too
       LocalFree(h, SlabOf(b), b);
       continue;
     }
+    b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
   }
   FlushOutgoing(h);
@@ -500,9 +421,8 @@ void SendHome(Heap* h, int c, Block* const* blocks, uint32_t n) {
 // A few batches at a time: the upkeep runs this on any thread's stack.
 void TransferSendHome(uint64_t cutoff_ns) {
   constexpr uint32_t kBatchesPerRound = 4;
-  for (uint32_t i = 0; i < kTransferShardsMax * kFirstMidClass; i++) {
-    const int c = static_cast<int>(i % kFirstMidClass);
-    TransferClass& t = g_transfer[i / kFirstMidClass][c];  // every shard: some may have gone out of use
+  for (int c = 0; c < kFirstMidClass; c++) {
+    TransferClass& t = g_transfer[c];
     // Bounded rounds: other threads may push meanwhile.
     for (uint32_t round = 0; round <= kTransferBatches / kBatchesPerRound; round++) {
       if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) break;
@@ -523,7 +443,7 @@ void TransferSendHome(uint64_t cutoff_ns) {
       }
       __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
       t.lock.Unlock();
-      SendHome(tl_heap, c, old, n);
+      SendHome(tl_heap, old, n);
       if (taken < kBatchesPerRound) break;
     }
   }
@@ -548,6 +468,7 @@ void TransferSendHome(uint64_t cutoff_ns) {
 //    owner of their blocks behind: blocks wait on its queue and it has run
 //    no slow path since `h`'s previous look (at an earlier flush).
 constexpr uint64_t kCensusIntervalNs = 10 * 1000 * 1000;
+uint32_t g_cpus = 0;                 // sched_getaffinity's count; 0: unknown
 bool g_cpus_counted = false;         // by the first census (atomic access)
 uint32_t g_cpus_for_testing = 0;    // atomic access; if set, no census but the tests'
 bool g_oversubscribed = false;       // atomic access
@@ -666,7 +587,11 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k, bool* behi
   if (TransferPush(c, out, k)) return true;
   // Back to the bin's key. A block that lost the transfer key meanwhile
   // was popped from the cache through another copy (a double free).
-  ClaimFromTransfer(c, out, k, h->free_key);
+  for (uint32_t i = 0; i < k; i++) {
+    if (__atomic_exchange_n(&out[i]->key, h->free_key, __ATOMIC_RELAXED) != TransferKey()) {
+      ReportDoubleFreeInBins(out[i]);
+    }
+  }
   return false;
 }
 
@@ -759,7 +684,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     uint8_t& streak = h->behind_flushes[c];
     streak = behind ? static_cast<uint8_t>(streak < 255 ? streak + 1 : 255) : 0;
     if (streak < kTransferEngageFlushes || !TransferPush(c, others, sent)) {
-      SendHome(h, c, others, sent);
+      SendHome(h, others, sent);
     }
   } else if (!gated && c < kFirstMidClass) {
     h->behind_flushes[c] = 0;  // counted only while the cache may engage
@@ -1174,13 +1099,10 @@ void TinyTrim() {
 
 uint32_t TinyTransferCachedBlocks(int size_class) {
   if (size_class >= kFirstMidClass) return 0;
-  uint32_t blocks = 0;
-  for (auto& shard : g_transfer) {
-    TransferClass& t = shard[size_class];
-    t.lock.Lock();
-    blocks += t.blocks;
-    t.lock.Unlock();
-  }
+  TransferClass& t = g_transfer[size_class];
+  t.lock.Lock();
+  const uint32_t blocks = t.blocks;
+  t.lock.Unlock();
   return blocks;
 }
 
@@ -1196,10 +1118,6 @@ void TinySetCpusForTesting(uint32_t cpus) {
 void TinySetTransferModeForTesting(int mode) {
   __atomic_store_n(&g_transfer_mode, mode, __ATOMIC_RELAXED);
 }
-void TinySetTransferShardsForTesting(uint32_t shards) {
-  __atomic_store_n(&g_transfer_shards_for_testing, shards, __ATOMIC_RELAXED);
-}
-void TinySetTransferShardHereForTesting(int shard) { tl_transfer_shard_for_testing = shard; }
 bool TinyOversubscribed() { return __atomic_load_n(&g_oversubscribed, __ATOMIC_RELAXED); }
 uint32_t TinyCountedCpus() { return __atomic_load_n(&g_cpus, __ATOMIC_RELAXED); }
 
@@ -1212,22 +1130,18 @@ void TinyLockForFork() {
   pthread_mutex_lock(&g_orphan_lock);
   pthread_mutex_lock(&g_pool_lock);
   g_slab_pool.LockForFork();
-  // Leaves: last.
-  for (auto& shard : g_transfer) for (TransferClass& t : shard) t.lock.Lock();
-  for (ClaimLock& claim : g_transfer_claim) claim.lock.Lock();
+  for (TransferClass& t : g_transfer) t.lock.Lock();  // leaves: last
 }
 
 void TinyUnlockAfterFork(bool in_child) {
   if (!in_child) {
-    for (ClaimLock& claim : g_transfer_claim) claim.lock.Unlock();
-    for (auto& shard : g_transfer) for (TransferClass& t : shard) t.lock.Unlock();
+    for (TransferClass& t : g_transfer) t.lock.Unlock();
     g_slab_pool.UnlockAfterFork(false);
     pthread_mutex_unlock(&g_pool_lock);
     pthread_mutex_unlock(&g_orphan_lock);
     return;
   }
-  for (ClaimLock& claim : g_transfer_claim) claim.lock.Reset();
-  for (auto& shard : g_transfer) for (TransferClass& t : shard) t.lock.Reset();
+  for (TransferClass& t : g_transfer) t.lock.Reset();
   g_slab_pool.UnlockAfterFork(true);
   pthread_mutex_init(&g_pool_lock, nullptr);
   pthread_mutex_init(&g_orphan_lock, nullptr);

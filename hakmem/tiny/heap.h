@@ -330,11 +330,6 @@ uint32_t TinyTransferBehindFlushes(int size_class);
 uint32_t TinyRunCensusForTesting();
 void TinySetCpusForTesting(uint32_t cpus);
 void TinySetTransferModeForTesting(int mode);
-// For tests: how many shards the transfer cache uses (0: one per CPU, as
-// the census counted them), and which the calling thread uses (-1: its
-// CPU's).
-void TinySetTransferShardsForTesting(uint32_t shards);
-void TinySetTransferShardHereForTesting(int shard);
 // Whether the last census found more running heaps than CPUs.
 bool TinyOversubscribed();
 // The CPUs this process may run on, as the census counted them (0 until a

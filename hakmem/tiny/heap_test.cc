@@ -344,17 +344,10 @@ TEST(HeapTest, AForkChildNeverTouchesTheHeapsOfThreadsThatDidNotSurviveIt) {
 }
 
 // The transfer cache engages only while the process runs more threads
-// than CPUs (a census); these tests open that gate for their duration,
-// with one shard (the whole cache) unless they ask for more.
+// than CPUs (a census); these tests open that gate for their duration.
 struct ForceTransferCache {
-  explicit ForceTransferCache(uint32_t shards = 1) {
-    TinySetTransferModeForTesting(1);
-    TinySetTransferShardsForTesting(shards);
-  }
-  ~ForceTransferCache() {
-    TinySetTransferModeForTesting(-1);
-    TinySetTransferShardsForTesting(0);
-  }
+  ForceTransferCache() { TinySetTransferModeForTesting(1); }
+  ~ForceTransferCache() { TinySetTransferModeForTesting(-1); }
 };
 
 // Frees `blocks` (all of class `c`, allocated by this thread) in another
@@ -398,109 +391,6 @@ TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
     GTEST_SKIP() << "the batches may have aged out before the third thread ran";
   }
   EXPECT_EQ(reused, 20);
-}
-
-// As FreeInAnotherThreadUntilCached, from a thread that uses transfer
-// cache shard `shard`.
-uint32_t FreeInShardUntilCached(const std::vector<void*>& blocks, int c, int shard) {
-  std::thread([&] {
-    TinySetTransferShardHereForTesting(shard);
-    for (void* p : blocks) Free(p);
-  }).join();
-  return TinyTransferCachedBlocks(c);
-}
-
-// How many of `n` mallocs of `size` in a thread on shard `shard` return
-// blocks of `from` (freed again right away). Sets `*late` if the batches
-// may have aged out before it ran (see below).
-int TakenFromInShard(const std::vector<void*>& from, size_t size, int n, int shard,
-                     uint64_t cached_ns, bool* late) {
-  std::set<void*> old(from.begin(), from.end());
-  int hits = 0;
-  std::vector<void*> taken;
-  std::thread([&] {
-    TinySetTransferShardHereForTesting(shard);
-    if (platform::NowNs() - cached_ns > 50 * 1000 * 1000) *late = true;
-    for (int i = 0; i < n; i++) taken.push_back(TinyMalloc(size));
-    for (void* p : taken) hits += old.count(p);
-  }).join();
-  for (void* p : taken) Free(p);
-  return hits;
-}
-
-// With a shard per CPU, a refill takes the newest batch of its own CPU's
-// shard, whose blocks that CPU's caches hold, and another shard's only when
-// its own has none.
-TEST(HeapTest, ARefillTakesItsOwnShardsBatchBeforeAnothers) {
-  ForceTransferCache force(2);
-  constexpr size_t kSize = 64;
-  const int c = static_cast<int>(SizeToClass(kSize));
-  TinyTrim();
-  std::vector<void*> zeros, ones;
-  for (int i = 0; i < 600; i++) zeros.push_back(TinyMalloc(kSize));
-  for (int i = 0; i < 600; i++) ones.push_back(TinyMalloc(kSize));
-  const uint32_t in_zero = FreeInShardUntilCached(zeros, c, 0);
-  ASSERT_GT(in_zero, 0u);
-  ASSERT_GT(FreeInShardUntilCached(ones, c, 1), in_zero);
-  const uint64_t cached_ns = platform::NowNs();
-  bool late = false;
-  const int from_ones = TakenFromInShard(ones, kSize, 20, 1, cached_ns, &late);
-  const int from_zeros = TakenFromInShard(zeros, kSize, 20, 0, cached_ns, &late);
-  // Shard 1 emptied by a thread of shard 1, then one more batch: shard 0's.
-  int stolen = 0;
-  std::thread([&] {
-    TinySetTransferShardHereForTesting(1);
-    std::vector<void*> taken;
-    std::set<void*> old(zeros.begin(), zeros.end());
-    while (TinyTransferCachedBlocks(c) != 0 && taken.size() < 5000) {
-      taken.push_back(TinyMalloc(kSize));
-      stolen += old.count(taken.back());
-    }
-    for (void* p : taken) Free(p);
-  }).join();
-  TinyTrim();
-  // (Batches go home once 100 ms old: a machine that stalled this long in
-  // between has nothing left to check.)
-  if (late || platform::NowNs() - cached_ns > 90 * 1000 * 1000) {
-    GTEST_SKIP() << "the batches may have aged out";
-  }
-  EXPECT_EQ(from_ones, 20);
-  EXPECT_EQ(from_zeros, 20);
-  EXPECT_GT(stolen, 0) << "a thread of shard 1 never took shard 0's batches";
-}
-
-// A block waiting in one shard's batch, freed again by a thread of another
-// shard (a double free) whose bin then goes into that shard whole: of the
-// two copies only one claim can succeed, and the other is reported before
-// the block could be handed out twice.
-TEST(HeapDeathTest, ABlockCachedInTwoShardsIsReported) {
-  ForceTransferCache force(2);
-  constexpr size_t kSize = 64;
-  const int c = static_cast<int>(SizeToClass(kSize));
-  TinyTrim();
-  std::vector<void*> blocks, more;
-  for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
-  for (int i = 0; i < 600; i++) more.push_back(TinyMalloc(kSize));
-  ASSERT_GT(FreeInShardUntilCached(blocks, c, 0), 0u);
-  void* cached = nullptr;
-  for (void* p : blocks) {
-    if (static_cast<Block*>(p)->key == TransferKey()) cached = p;
-  }
-  ASSERT_NE(cached, nullptr);
-  EXPECT_DEATH(
-      {
-        std::thread([&] {
-          TinySetTransferShardHereForTesting(1);
-          for (int i = 0; i < 600; i++) {
-            Free(more[i]);
-            if (i == 300) Free(cached);  // the gate is engaged by now
-          }
-        }).join();
-        for (int i = 0; i < 3000; i++) TinyMalloc(kSize);  // claims both shards' batches
-        _exit(0);
-      },
-      "free\\(\\): double free");
-  TinyTrim();
 }
 
 TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
@@ -724,10 +614,9 @@ TEST(HeapTest, AThreadsExitFlushPutsItsOwnBlocksOnTheirSlabs) {
 
 // Threads pass blocks of several classes around with the cache forced on,
 // exit and are replaced, trim and age batches out meanwhile: nothing is
-// reported, and the cache was used. Four shards, a quarter of the threads
-// in each.
+// reported, and the cache was used.
 TEST(HeapTest, TheTransferCacheSurvivesExitsTrimsAndUpkeeps) {
-  ForceTransferCache force(4);
+  ForceTransferCache force;
   constexpr int kThreads = 8;
   constexpr size_t kSizes[] = {16, 48, 64, 256, 1024};
   constexpr int kSlots = 4096;
@@ -735,7 +624,6 @@ TEST(HeapTest, TheTransferCacheSurvivesExitsTrimsAndUpkeeps) {
   for (auto& slot : slots) slot.store(nullptr);
   std::atomic<uint32_t> max_cached{0};
   auto worker = [&](uint64_t seed) {
-    TinySetTransferShardHereForTesting(static_cast<int>(seed % 4));  // each shard, on any machine
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
     for (int i = 0; i < 100000; i++) {
       x ^= x << 13;
