@@ -362,6 +362,24 @@ bool TransferSeemsToHaveRoom(int c, uint32_t count) {
              kTransferMaxBytes;
 }
 
+// Takes `n` blocks out of the transfer state, giving them `key`. Each must
+// still carry the transfer key: a block freed again while it waited (a
+// double free) carries another key, and so does the second copy of a block
+// that sits in two batches once the first was claimed. Checked and re-keyed
+// in one atomic step: with a load and a store, a thread that frees the
+// block again between them (its fast path writes its key without reading)
+// and mallocs it at once would have it live when the store re-keys it for
+// this claim, and both would hand it out. (A lock around plain loads and
+// stores does not help: frees and mallocs never take it.)
+void ClaimFromTransfer(Block* const* blocks, uint32_t n, uint64_t key) {
+  const uint64_t transfer_key = TransferKey();
+  for (uint32_t i = 0; i < n; i++) {
+    if (__atomic_exchange_n(&blocks[i]->key, key, __ATOMIC_RELAXED) != transfer_key) {
+      ReportDoubleFreeInBins(blocks[i]);
+    }
+  }
+}
+
 // Takes the newest batch of class `c` into `out`, with `h`'s bin key;
 // returns how many (0: none cached).
 uint32_t TransferPop(Heap* h, int c, Block** out) {
@@ -383,14 +401,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   // ahead of it is done. Asked for all at once first, the misses overlap
   // (8 threads on 2 cores, 90% remote frees: +12%).
   for (uint32_t i = 0; i < n; i++) platform::PrefetchForWrite(out[i]);
-  for (uint32_t i = 0; i < n; i++) {
-    // Freed again while it waited there (a double free): it may be live.
-    // Checked and re-keyed in one step: a second copy, in this batch or in
-    // one another thread pops at the same moment, finds the new key.
-    if (__atomic_exchange_n(&out[i]->key, h->free_key, __ATOMIC_RELAXED) != TransferKey()) {
-      ReportDoubleFreeInBins(out[i]);
-    }
-  }
+  ClaimFromTransfer(out, n, h->free_key);
   // A block of a slab that went free meanwhile (a double free raced with
   // the slab's emptying; a whole flush does not look at every block's
   // slab, see FlushWholeBinToTransfer).
@@ -402,16 +413,15 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
 
 // Sends `n` blocks, marked with the transfer key, to their owners.
 void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
+  ClaimFromTransfer(blocks, n, RemoteFreeKey());  // on their way home
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
-    if (b->key != TransferKey()) ReportDoubleFreeInBins(b);
     Heap* owner = OwnerOf(b);
     if (owner == nullptr) ReportDoubleFreeInBins(b);
     if (owner == h) {  // a whole flush's batch holds the flushing heap's too
       LocalFree(h, SlabOf(b), b);
       continue;
     }
-    b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
   }
   FlushOutgoing(h);
@@ -587,11 +597,7 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k, bool* behi
   if (TransferPush(c, out, k)) return true;
   // Back to the bin's key. A block that lost the transfer key meanwhile
   // was popped from the cache through another copy (a double free).
-  for (uint32_t i = 0; i < k; i++) {
-    if (__atomic_exchange_n(&out[i]->key, h->free_key, __ATOMIC_RELAXED) != TransferKey()) {
-      ReportDoubleFreeInBins(out[i]);
-    }
-  }
+  ClaimFromTransfer(out, k, h->free_key);
   return false;
 }
 
