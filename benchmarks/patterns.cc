@@ -1,6 +1,7 @@
 // patterns: allocation patterns beyond random_mixed's lanes (C++ new and
 // delete, sized delete, aligned_alloc, calloc, realloc growth, building a
-// structure and freeing it all), side by side under each allocator.
+// structure and freeing it all, passive false sharing between threads),
+// side by side under each allocator.
 //
 // Runs patterns_child under every allocator through LD_PRELOAD, round-robin
 // for --reps rounds, and prints the median ns per call (or pair) of each
@@ -60,6 +61,7 @@ const PatternInfo kPatterns[] = {
     {"teardown64:free", "  then free all (ns/call)"},
     {"teardown256:malloc", "build 1M x 256 B: malloc (ns/call)"},
     {"teardown256:free", "  then free all (ns/call)"},
+    {"false_sharing", "passive false sharing, 8 B (ns/write)"},
 };
 
 // Parses "<key> <ns>" lines into `out`; false on anything else.

@@ -28,6 +28,6 @@ while read -r line; do
   done
   [[ "${ratio}" == "-" ]] || fail "a ratio without a peer: ${line}"
   rows=$((rows + 1))
-done < <(grep -E '\((ns|us)/(pair|call)\)' "${TMP}/out")
-(( rows == 13 )) || fail "expected 13 pattern rows, got ${rows}"
+done < <(grep -E '\((ns|us)/(pair|call|write)\)' "${TMP}/out")
+(( rows == 14 )) || fail "expected 14 pattern rows, got ${rows}"
 echo "PASS: ${rows} patterns ran under glibc and hakmem"
