@@ -83,10 +83,12 @@ Heap* NewHeapLocked() {
     g_chunk_left = g_chunk_left >= step ? g_chunk_left - step : 0;
   }
   Heap* h = new (mem) Heap(ZeroedMemory{});
-  h->free_key = HeapFreeKey(g_heaps_created + 1);
+  const uint64_t id = g_heaps_created + 1;
+  h->free_key = HeapFreeKey(id);
   for (int c = 0; c < kNumClasses; c++) {
     SetBinCount(h, c, 0);
     ResetBinSizing(h, c);
+    h->line_owner[c] = ClassSharesLines(c) ? static_cast<uint32_t>(id) : 0;
   }
   h->all_next = g_all_heaps;
   g_all_heaps = h;
@@ -104,10 +106,17 @@ void ReclaimHeapLocked(Heap* h);
 Slab* NewSlab(Heap* h, int size_class) {
   const int shift = size_class >= kFirstMidClass ? kMidSlabShift : kSmallSlabShift;
   const uint32_t size = ClassSizeOf(size_class);
-  if (Slab* s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/false)) return s;
-  // Exited threads' heaps may hold slabs that would come back empty.
-  ReclaimAbandonedHeaps();
-  return g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/true);
+  Slab* s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/false);
+  if (s == nullptr) {
+    // Exited threads' heaps may hold slabs that would come back empty.
+    ReclaimAbandonedHeaps();
+    s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/true);
+  }
+  // Before any block is carved or taken: frees of its blocks compare it.
+  // (A stale pointer into a slab just taken may meet the previous owner's:
+  // TinyFreeForeign lets the slow path handle what is not another heap's.)
+  if (s != nullptr) InfoOf(s)->line_owner = h->line_owner[size_class];
+  return s;
 }
 
 [[noreturn]] void ReportDoubleFreeInBins(const Block* b) {
@@ -699,11 +708,14 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   return sent;
 }
 
+// Also pushes the batch of blocks freed for another heap (TinyFreeForeign
+// leaves it filling between calls).
 void FlushAllBins(Heap* h) {
   for (int c = 0; c < kNumClasses; c++) {
     if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
     ResetBinSizing(h, c);  // slow start again, ungrown
   }
+  FlushOutgoing(h);
 }
 
 // Makes a slab of class `size_class` with room current and returns it, or
@@ -1063,13 +1075,16 @@ void TinyFreeSlow(void* p) {
   if (KeyMarksFree(b->key)) {
     platform::ReportAndAbort("free(): double free", p, "block is already free");
   }
-  if (h == &kEmptyHeap) {  // no heap, no bins (an exited thread, no memory)
+  const int c = InfoOf(s)->size_class;
+  // No heap, no bins (an exited thread, no memory); or another heap's block
+  // that shares cache lines (see ClassSharesLines).
+  if (h == &kEmptyHeap || (owner != h && ClassSharesLines(c))) {
+    if (h != &kEmptyHeap) Beat(h);
     b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
     return;
   }
   Beat(h);
-  const int c = InfoOf(s)->size_class;
   if (BinCount(h, c) >= BinLimit(h, c)) TinyUpkeep();  // a thread that only frees gets it too
   if (BinCount(h, c) >= BinLimit(h, c)) {
     // A bin that overflows with other threads' blocks grows: each overflow
@@ -1083,6 +1098,22 @@ void TinyFreeSlow(void* p) {
     if (sent != 0 && limit < grown) SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
   }
   PushOnBin(h, c, h->bins[c].top, b);
+}
+
+bool TinyFreeForeign(void* p, const SlabInfo* info) {
+  Heap* h = tl_heap;
+  Heap* owner = static_cast<Heap*>(
+      const_cast<void*>(__atomic_load_n(&info->owner, __ATOMIC_ACQUIRE)));
+  Block* b = static_cast<Block*>(p);
+  // No heap yet (the slow path attaches one); a free slab, or one that went
+  // to this heap just now (see NewSlab); or a block that looks free: the
+  // slow path reports it at once. (It must: the batch links blocks through
+  // them, and a block linked twice would cut the blocks between out of the
+  // chain.)
+  if (h == &kEmptyHeap || owner == nullptr || owner == h || KeyMarksFree(b->key)) return false;
+  b->key = RemoteFreeKey();
+  FreeRemote(h, owner, b);
+  return true;
 }
 
 void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }

@@ -108,6 +108,16 @@ constexpr uint32_t BinGrownLimitOf(int size_class) {
   return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : (by_bytes < 32 ? 32 : by_bytes);
 }
 
+// Whether a class's blocks share cache lines with each other: those under
+// 64 bytes. (From 64 bytes on, blocks that are multiples of 64 own their
+// lines, the slab colouring keeping them line-aligned; the others share
+// only the line at each end.) Another heap's block of such a class is not
+// reused by the thread that frees it but sent home (see
+// hakmem/tiny/tiny_alloc.h): reused, it would be written by this thread
+// while the owner's thread writes its neighbours on the same line
+// (passive false sharing).
+constexpr bool ClassSharesLines(int size_class) { return ClassSizeOf(size_class) < 64; }
+
 // Blocks a class's first refill brings; each later one brings twice as
 // many, up to half the bin's limit, until the upkeep empties the bins.
 constexpr uint8_t kBinFirstRefill = 4;
@@ -173,6 +183,11 @@ struct Heap {
 
   BinHead bins[kNumClasses] = {};             // the fast path reads these
   uint64_t free_key = 0;                      // see HeapFreeKey()
+  // Per class: the heap's id (1, 2, ... in order of creation) if the
+  // class's blocks share cache lines (ClassSharesLines), else 0. Copied to
+  // SlabInfo::line_owner of each slab the heap takes: a free whose slab's
+  // differs is of another heap's line-sharing block (see TinyTryFreeFast).
+  uint32_t line_owner[kNumClasses] = {};
   Slab* current[kNumClasses];                 // where refills come from
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free blocks
   IntrusiveList<Slab> carvable[kNumClasses];  // others with only room to carve
@@ -275,6 +290,13 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // malloc found a block without the free key (in a bin or on a slab's list):
 // it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
+
+// free() of `p`, a carved block start of the in-use slab of `info`, another
+// heap's block of a class whose blocks share cache lines: queued for its
+// owner (see ClassSharesLines). Returns false, touching nothing, if the
+// thread has no heap or the slab is free or this heap's after all: the
+// caller's slow path handles it.
+HAKMEM_NOINLINE bool TinyFreeForeign(void* p, const SlabInfo* info);
 
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a

@@ -267,6 +267,40 @@ TEST(HeapTest, AThreadReusesTheBlocksOfOtherThreadsThatItFreed) {
   EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use - kBlocks);
 }
 
+// Another thread's blocks under 64 bytes are not reused by the thread that
+// frees them (it would write them while their owner's thread writes their
+// neighbours on the same lines: see ClassSharesLines) but go home, from a
+// thread's first free (the slow path, which gives it a heap) as from its
+// later ones (TinyFreeForeign).
+TEST(HeapTest, AThreadSendsOtherThreadsSmallBlocksHome) {
+  constexpr int kBlocks = 20;
+  constexpr size_t kSize = 48;
+  static_assert(ClassSharesLines(ComputeSizeClass(kSize)), "");
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  std::vector<void*> blocks;
+  for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(kSize));
+  const uint64_t in_use = BlocksInUse(c);
+  Heap* const owner = tl_heap;
+  std::thread([&] {
+    for (void* p : blocks) Free(p);
+    EXPECT_EQ(BinCount(tl_heap, c), 0u);
+    std::set<void*> old(blocks.begin(), blocks.end());
+    std::vector<void*> mine;
+    int reused = 0;
+    for (int i = 0; i < kBlocks; i++) {
+      mine.push_back(TinyMalloc(kSize));
+      reused += old.count(mine.back());
+      EXPECT_EQ(SlabInfoOf(mine.back())->owner, tl_heap);
+    }
+    EXPECT_EQ(reused, 0);
+    for (void* p : mine) Free(p);
+  }).join();  // its exit pushes what it still had batched
+  EXPECT_FALSE(owner->remote.Empty());
+  TinyTrim();  // drains them
+  EXPECT_EQ(BlocksInUse(c), in_use - kBlocks);
+}
+
 TEST(HeapTest, AForkChildNeverTouchesTheHeapsOfThreadsThatDidNotSurviveIt) {
   // Another thread may fork in the middle of a slow path of this one (a
   // slab list half linked), so the child must leave such heaps alone: not
@@ -1002,39 +1036,44 @@ TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
 }
 
-// Another thread keeps p (allocated here) in its bin, then this thread,
-// p's owner, frees p again. Then both threads allocate from the class, the
-// owner first or the keeper first. Exits 0 if nothing noticed: the block
+// Another thread frees p (allocated here): keeps it in its bin (blocks of
+// 64 bytes and up) or queues it for this thread (smaller ones, see
+// ClassSharesLines). Then this thread, p's owner, frees p again. Then both
+// threads allocate from the class, the owner first or the keeper first,
+// and the owner drains its queue. Exits 0 if nothing noticed: the block
 // would have been handed out twice.
-void KeepThenFreeAgainByTheOwner(bool owner_pops_first) {
-  void* p = TinyMalloc(48);
+void KeepThenFreeAgainByTheOwner(bool owner_pops_first, size_t size = 64) {
+  void* p = TinyMalloc(size);
   std::atomic<int> step{0};
   std::thread keeper([&] {
     Free(p);  // kept in its bin
     step = 1;
     while (step.load() != 2) std::this_thread::yield();
-    for (int i = 0; i < 100; i++) TinyMalloc(48);
+    for (int i = 0; i < 100; i++) TinyMalloc(size);
     step = 3;
   });
   while (step.load() != 1) std::this_thread::yield();
   Free(p);  // the owner's double free
   if (owner_pops_first) {
-    for (int i = 0; i < 100; i++) TinyMalloc(48);
+    for (int i = 0; i < 100; i++) TinyMalloc(size);
   }
   step = 2;
   while (step.load() != 3) std::this_thread::yield();
   keeper.join();
   if (!owner_pops_first) {
-    for (int i = 0; i < 100; i++) TinyMalloc(48);
+    for (int i = 0; i < 100; i++) TinyMalloc(size);
   }
+  TinyTrim();  // drains what came home
   _exit(0);
 }
 
-// Whichever thread pops its copy second finds the key cleared. (Where the
-// owner's free takes the slow path, as under TSan, it sees the key at once.)
+// Whichever thread pops its copy second finds the key cleared; a copy
+// that came home is found with the wrong key when the owner drains it.
+// (Where the owner's free takes the slow path, as under TSan, it sees the
+// key at once.)
 constexpr char kCaught[] =
     "hakmem: (malloc\\(\\): double free detected|free\\(\\): double free 0x[0-9a-f]+: "
-    "block is already free)";
+    "(block is already free|a block freed by another thread was freed again))";
 
 TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheOwnerPopsFirst) {
   EXPECT_DEATH(KeepThenFreeAgainByTheOwner(true), kCaught);
@@ -1042,6 +1081,14 @@ TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheOwnerPopsFirst) {
 
 TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheKeeperPopsFirst) {
   EXPECT_DEATH(KeepThenFreeAgainByTheOwner(false), kCaught);
+}
+
+TEST(HeapDeathTest, OwnerDoubleFreeOfASmallBlockSentHomeIsCaughtWhenTheOwnerPopsFirst) {
+  EXPECT_DEATH(KeepThenFreeAgainByTheOwner(true, 48), kCaught);
+}
+
+TEST(HeapDeathTest, OwnerDoubleFreeOfASmallBlockSentHomeIsCaughtWhenTheKeeperPopsFirst) {
+  EXPECT_DEATH(KeepThenFreeAgainByTheOwner(false, 48), kCaught);
 }
 
 TEST(HeapDeathTest, InteriorPointerIsReported) {

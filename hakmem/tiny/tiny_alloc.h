@@ -5,7 +5,8 @@
 // is ours and gives its slab geometry, address bits give the slab's record,
 // which says the slab is in use and whether the pointer is a carved block
 // start; then the pointer is pushed on the bin, whichever thread owns the
-// block. Everything else is a separate slow path.
+// block (other heaps' blocks under 64 bytes go home instead: see
+// ClassSharesLines). Everything else is a separate slow path.
 // No locks, no atomic read-modify-write, no syscalls.
 //
 // Double frees: a free block carries a key derived from a process secret in
@@ -48,11 +49,10 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 }
 
 // Pushes `p`, a carved block start of class `c` of a slab in use (any
-// heap's), on this thread's bin unless it is the block freed last or the
-// bin is full; returns false (touching nothing) then.
-HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
+// heap's), on bin `c` of `h` (this thread's heap) unless it is the block
+// freed last or the bin is full; returns false (touching nothing) then.
+HAKMEM_ALWAYS_INLINE bool TinyPushFreed(Heap* h, void* p, size_t c) {
   Block* b = static_cast<Block*>(p);
-  Heap* h = tl_heap;
   const uint32_t top = h->bins[c].top;
   if (HAKMEM_UNLIKELY(top >= h->bins[c].end)) return false;
   // The top slot (the null sentinel when the bin is empty): an immediate
@@ -77,12 +77,28 @@ HAKMEM_ALWAYS_INLINE const SlabInfo* SlabInfoOfCarvedBlock(const void* p) {
   return HAKMEM_LIKELY(IsBlockStart(info, p)) ? info : nullptr;
 }
 
+// True if the block of class `c` whose slab record is `info` belongs to
+// another heap than `h` and shares cache lines with its neighbours: it goes
+// home (TinyFreeForeign) instead of onto h's bin. (Other heaps' blocks of
+// the other classes go onto the bin: reused by the thread that freed them,
+// where they are hot.) One compare, no branch on the class: a class's
+// entry in h->line_owner is 0 unless its blocks share lines, and so is
+// its slabs' line_owner.
+HAKMEM_ALWAYS_INLINE bool IsForeignLineSharing(const Heap* h, const SlabInfo* info, size_t c) {
+  return info->line_owner != h->line_owner[c];
+}
+
 // Frees `p` onto this thread's bin if it is a carved block start of a slab
-// in use (see TinyPushFreed); returns false (touching nothing) otherwise.
+// in use (see TinyPushFreed), or home if it is another heap's block that
+// shares lines (see IsForeignLineSharing); returns false (touching
+// nothing) otherwise.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   const SlabInfo* info = SlabInfoOfCarvedBlock(p);
   if (HAKMEM_UNLIKELY(info == nullptr)) return false;
-  return TinyPushFreed(p, info->size_class);
+  Heap* h = tl_heap;
+  const size_t c = info->size_class;
+  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p, info);
+  return TinyPushFreed(h, p, c);
 }
 
 // The same for a sized delete: also false unless `size` is of the block's
@@ -92,7 +108,9 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
   const SlabInfo* info = SlabInfoOfCarvedBlock(p);
   const size_t c = SizeToClass(size);
   if (HAKMEM_UNLIKELY(info == nullptr || info->size_class != c)) return false;
-  return TinyPushFreed(p, c);  // the class from the size: one load less to wait for
+  Heap* h = tl_heap;
+  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p, info);
+  return TinyPushFreed(h, p, c);  // the class from the size: one load less to wait for
 }
 
 // Block size of `p` if it is a live block of a slab in use (a carved block
