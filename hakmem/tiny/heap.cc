@@ -205,10 +205,15 @@ void LocalFreeChain(Heap* h, Slab* s, Block* first, Block* last, uint32_t n) {
   }
 }
 
-void LocalFree(Heap* h, Slab* s, Block* b) {
+// Puts `b`, already carrying the list key, on s's list.
+void LocalFreeKeyed(Heap* h, Slab* s, Block* b) {
   if (b == s->free) ReportDoubleFreeInBins(b);  // it is on this list
-  b->key = g_free_key;
   LocalFreeChain(h, s, b, b, 1);
+}
+
+void LocalFree(Heap* h, Slab* s, Block* b) {
+  b->key = g_free_key;
+  LocalFreeKeyed(h, s, b);
 }
 
 void DrainRemote(Heap* h) {
@@ -277,7 +282,9 @@ inline Heap* OwnerOf(const Block* b) {
 // owners wait for the CPU while their queues pile up: see the gate below)
 // puts them here instead of on their queues, and an empty bin takes a
 // batch before it carves. Otherwise blocks go home as before: with a core
-// per thread the cache measured no faster, with more RSS.
+// per thread the cache measured no faster, with more RSS. (Bins hold no
+// other heaps' blocks under 64 B, see ClassSharesLines, so those classes
+// do not come here.)
 // Bounded (kTransferBatches and kTransferMaxBytes per class: the blocks pin
 // their slabs); batches older than kTransferMaxAgeNs go home (checked by
 // the upkeep), so an idle program's slabs can still empty; malloc_trim
@@ -420,15 +427,19 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   return n;
 }
 
-// Sends `n` blocks, marked with the transfer key, to their owners.
+// Sends `n` blocks, marked with the transfer key, to their owners. Each is
+// claimed straight into the key it goes home with (the list key for this
+// heap's own, the remote key for others') and linked without another store
+// to its key: a store after the claim could re-key a block that a thread
+// freed again meanwhile (a double free) and allocated at once.
 void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
-  ClaimFromTransfer(blocks, n, RemoteFreeKey());  // on their way home
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
     Heap* owner = OwnerOf(b);
     if (owner == nullptr) ReportDoubleFreeInBins(b);
+    ClaimFromTransfer(&b, 1, owner == h ? g_free_key : RemoteFreeKey());
     if (owner == h) {  // a whole flush's batch holds the flushing heap's too
-      LocalFree(h, SlabOf(b), b);
+      LocalFreeKeyed(h, SlabOf(b), b);
       continue;
     }
     FreeRemote(h, owner, b);
@@ -708,14 +719,39 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   return sent;
 }
 
-// Also pushes the batch of blocks freed for another heap (TinyFreeForeign
-// leaves it filling between calls).
+// Sends home the other heaps' blocks in h's foreign array (see
+// TinyFreeForeign). Each must still carry h's foreign key: freed again
+// meanwhile (a double free), into a bin, or here a second time, it carries
+// another (the first copy here gets the remote key below). Pushes them to
+// their owners before it returns, as every path that batches blocks for
+// other heaps does: a block linked into one pending batch twice would cut
+// the blocks between out of the chain, unreported.
+void FlushForeign(Heap* h) {
+  const uint32_t n = h->foreign_count;
+  if (n == 0) return;
+  const uint64_t foreign_key = ForeignKey(h);
+  for (uint32_t i = 0; i < n; i++) {
+    Block* b = h->foreign[i];
+    if (b->key != foreign_key) ReportDoubleFreeInBins(b);
+    Heap* owner = OwnerOf(b);
+    if (owner == nullptr) ReportDoubleFreeInBins(b);
+    if (owner == h) {  // its slab came to this heap after the free (see NewSlab)
+      LocalFree(h, SlabOf(b), b);
+      continue;
+    }
+    b->key = RemoteFreeKey();
+    FreeRemote(h, owner, b);
+  }
+  h->foreign_count = 0;
+  FlushOutgoing(h);
+}
+
 void FlushAllBins(Heap* h) {
+  FlushForeign(h);
   for (int c = 0; c < kNumClasses; c++) {
     if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
     ResetBinSizing(h, c);  // slow start again, ungrown
   }
-  FlushOutgoing(h);
 }
 
 // Makes a slab of class `size_class` with room current and returns it, or
@@ -1014,8 +1050,11 @@ void* TinyMallocSlow(int size_class) {
       return nullptr;
     }
     Beat(h);
-    FlushOutgoing(h);
+    // The upkeep first: back after a pause, it dates what this flush may
+    // empty (see TinyUpkeep).
     TinyUpkeep();
+    if (h->foreign_count >= kForeignBlocks / 4) FlushForeign(h);
+    FlushOutgoing(h);
     // A heap just adopted (a dead thread's) may come with blocks in its bins.
     const uint32_t top = h->bins[size_class].top;
     if (Block* b = *BinSlotAt(h, top)) return PopFromBin(h, size_class, top, b);
@@ -1079,9 +1118,12 @@ void TinyFreeSlow(void* p) {
   // No heap, no bins (an exited thread, no memory); or another heap's block
   // that shares cache lines (see ClassSharesLines).
   if (h == &kEmptyHeap || (owner != h && ClassSharesLines(c))) {
-    if (h != &kEmptyHeap) Beat(h);
     b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
+    if (h != &kEmptyHeap) {
+      Beat(h);
+      FlushOutgoing(h);  // not left pending (see FlushForeign)
+    }
     return;
   }
   Beat(h);
@@ -1100,19 +1142,24 @@ void TinyFreeSlow(void* p) {
   PushOnBin(h, c, h->bins[c].top, b);
 }
 
-bool TinyFreeForeign(void* p, const SlabInfo* info) {
+bool TinyFreeForeign(void* p) {
   Heap* h = tl_heap;
-  Heap* owner = static_cast<Heap*>(
-      const_cast<void*>(__atomic_load_n(&info->owner, __ATOMIC_ACQUIRE)));
   Block* b = static_cast<Block*>(p);
-  // No heap yet (the slow path attaches one); a free slab, or one that went
-  // to this heap just now (see NewSlab); or a block that looks free: the
-  // slow path reports it at once. (It must: the batch links blocks through
-  // them, and a block linked twice would cut the blocks between out of the
-  // chain.)
-  if (h == &kEmptyHeap || owner == nullptr || owner == h || KeyMarksFree(b->key)) return false;
-  b->key = RemoteFreeKey();
-  FreeRemote(h, owner, b);
+  const uint32_t n = h->foreign_count;
+  // No heap yet (the slow path gives it one), or the block freed last here
+  // (an immediate double free: the slow path reads its key and reports it).
+  if (h == &kEmptyHeap || (n != 0 && h->foreign[n - 1] == b)) return false;
+  // Not read: another core wrote it last, and a read would wait for its
+  // line (a 2-thread lane 2-3% slower); the store need not (see
+  // TinyPushFreed).
+  platform::PrefetchForWrite(b);
+  b->key = ForeignKey(h);
+  h->foreign[n] = b;
+  Beat(h);
+  if ((h->foreign_count = n + 1) == kForeignBlocks) {
+    FlushForeign(h);
+    TinyUpkeep();  // a thread that only frees gets it too
+  }
   return true;
 }
 

@@ -16,7 +16,9 @@
 // its oldest half back: blocks of this heap to their slabs, blocks of other
 // heaps to their owners in batches (RemoteBatch, one atomic operation per
 // batch). So a block allocated by one thread and freed by another is reused
-// by the thread that freed it, where it is hot.
+// by the thread that freed it, where it is hot; except blocks under 64
+// bytes, which share cache lines with blocks their owner's thread may be
+// writing: free queues those for their owner at once (ClassSharesLines).
 //
 // Invariants:
 //  - A block in a bin is free: it carries the heap's free key (see
@@ -147,6 +149,10 @@ struct RemoteBatch {
   uint32_t count = 0;
 };
 
+// Other heaps' blocks under 64 B a thread freed (see ClassSharesLines) wait
+// in its heap's foreign array until it sends them home, this many at most.
+constexpr uint32_t kForeignBlocks = 64;
+
 // Tag for the Heap constructor used on memory known to be zero.
 struct ZeroedMemory {};
 
@@ -196,6 +202,10 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
+  // Other heaps' blocks under 64 B freed by this thread, each with
+  // ForeignKey(this), to be sent home (see TinyFreeForeign).
+  uint32_t foreign_count = 0;
+  Block* foreign[kForeignBlocks] = {};
   // Bumped by the heap's thread on each of its slow paths: the census and
   // (only while the transfer cache may engage) other heaps' flushes read
   // it to tell an owner that runs from one that does not. Not beside
@@ -272,8 +282,14 @@ constexpr uint64_t kHeapKeyBits = ((uint64_t{1} << 24) - 1) << kHeapKeyShift;
 inline uint64_t HeapFreeKey(uint64_t id) {
   return g_free_key ^ ((id << kHeapKeyShift) & kHeapKeyBits);
 }
-// True if `key` is any of the keys above: a list's, a bin's, the remote or
-// the transfer key (or, harmlessly, a combination never written).
+// What another heap's block under 64 B carries in heap `h`'s foreign array
+// (see TinyFreeForeign): h's key with bits 1 and 2 flipped, so that of two
+// heaps that hold one block (a double free) only the last to write it
+// finds its own key when it sends the block home.
+inline uint64_t ForeignKey(const Heap* h) { return h->free_key ^ 6; }
+// True if `key` is any of the keys above: a list's, a bin's, the remote,
+// the transfer or a foreign key (or, harmlessly, a combination never
+// written).
 inline bool KeyMarksFree(uint64_t key) {
   return ((key ^ g_free_key) & ~(kHeapKeyBits | 7)) == 0;
 }
@@ -291,12 +307,14 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
 
-// free() of `p`, a carved block start of the in-use slab of `info`, another
-// heap's block of a class whose blocks share cache lines: queued for its
-// owner (see ClassSharesLines). Returns false, touching nothing, if the
-// thread has no heap or the slab is free or this heap's after all: the
-// caller's slow path handles it.
-HAKMEM_NOINLINE bool TinyFreeForeign(void* p, const SlabInfo* info);
+// free() of `p`, a carved block start of a slab in use, another heap's
+// block of a class whose blocks share cache lines: put in the heap's
+// foreign array, to be sent home (see ClassSharesLines). Like the bin push,
+// it writes the block's key without reading the block; the send home
+// checks it. Returns false, touching nothing, if the thread has no heap
+// (the caller's slow path gives it one) or `p` is the block it put there
+// last (an immediate double free: the slow path reports it).
+HAKMEM_NOINLINE bool TinyFreeForeign(void* p);
 
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a
@@ -363,8 +381,9 @@ struct TinyStats {
   uint64_t heaps_pooled;  // abandoned, waiting for a new thread
   uint64_t heaps_leaked_by_fork;  // HeapState::kLeaked
   uint64_t slabs_in_use[kNumClasses];
-  // Handed out, or free in another running thread's bin (those are not
-  // read: the stats must not race with other threads' fast paths).
+  // Handed out, or free in another running thread's bin or outgoing batch
+  // (those are not read: the stats must not race with other threads' fast
+  // paths).
   uint64_t blocks_in_use[kNumClasses];
 };
 void GetTinyStats(TinyStats* stats);

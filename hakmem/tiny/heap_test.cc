@@ -1027,7 +1027,7 @@ TEST(HeapDeathTest, DoubleFreeOfABlockWaitingForItsOwnerIsReported) {
 TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
   EXPECT_DEATH(
       {
-        void* p = TinyMalloc(48);
+        void* p = TinyMalloc(64);
         std::thread([p] {
           Free(p);  // into this thread's bin
           Free(p);
@@ -1036,8 +1036,56 @@ TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
 }
 
+// Under 64 B, another thread's block goes home (see ClassSharesLines): the
+// second of two frees in a row is reported at once, as for a bin.
+TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsSmallBlockIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        std::thread([p] {
+          Free(TinyMalloc(48));  // a heap of its own
+          Free(p);               // into its foreign array
+          Free(p);
+        }).join();
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
+}
+
+// The first free is the thread's first call (its slow path sends the block
+// home at once); the second is found when the owner drains its queue.
+TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsSmallBlockByAThreadWithoutAHeapIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        std::thread([p] {
+          Free(p);
+          Free(p);
+        }).join();
+        TinyTrim();  // drains this thread's queue
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: a block freed by another thread was freed "
+      "again");
+}
+
+// Not in a row: the second copy is found when the thread sends its foreign
+// blocks home.
+TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsSmallBlockNotInARowIsReported) {
+  EXPECT_DEATH(
+      {
+        void* p = TinyMalloc(48);
+        void* q = TinyMalloc(48);
+        std::thread([p, q] {
+          Free(TinyMalloc(48));
+          Free(p);
+          Free(q);
+          Free(p);
+        }).join();  // its exit sends them home
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: a block was freed twice");
+}
+
 // Another thread frees p (allocated here): keeps it in its bin (blocks of
-// 64 bytes and up) or queues it for this thread (smaller ones, see
+// 64 bytes and up) or in its foreign array, to send home (smaller ones, see
 // ClassSharesLines). Then this thread, p's owner, frees p again. Then both
 // threads allocate from the class, the owner first or the keeper first,
 // and the owner drains its queue. Exits 0 if nothing noticed: the block
@@ -1046,7 +1094,8 @@ void KeepThenFreeAgainByTheOwner(bool owner_pops_first, size_t size = 64) {
   void* p = TinyMalloc(size);
   std::atomic<int> step{0};
   std::thread keeper([&] {
-    Free(p);  // kept in its bin
+    Free(TinyMalloc(size));  // a heap of its own
+    Free(p);  // kept in its bin, or in its foreign array
     step = 1;
     while (step.load() != 2) std::this_thread::yield();
     for (int i = 0; i < 100; i++) TinyMalloc(size);
@@ -1073,7 +1122,8 @@ void KeepThenFreeAgainByTheOwner(bool owner_pops_first, size_t size = 64) {
 // key at once.)
 constexpr char kCaught[] =
     "hakmem: (malloc\\(\\): double free detected|free\\(\\): double free 0x[0-9a-f]+: "
-    "(block is already free|a block freed by another thread was freed again))";
+    "(block is already free|a block freed by another thread was freed again|a block was freed "
+    "twice))";
 
 TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheOwnerPopsFirst) {
   EXPECT_DEATH(KeepThenFreeAgainByTheOwner(true), kCaught);

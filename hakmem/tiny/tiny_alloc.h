@@ -7,7 +7,8 @@
 // start; then the pointer is pushed on the bin, whichever thread owns the
 // block (other heaps' blocks under 64 bytes go home instead: see
 // ClassSharesLines). Everything else is a separate slow path.
-// No locks, no atomic read-modify-write, no syscalls.
+// No locks, no atomic read-modify-write, no syscalls (but in the slow paths,
+// TinyFreeForeign's included).
 //
 // Double frees: a free block carries a key derived from a process secret in
 // its second word (Block::key; each heap's bins have their own, see
@@ -97,7 +98,7 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   if (HAKMEM_UNLIKELY(info == nullptr)) return false;
   Heap* h = tl_heap;
   const size_t c = info->size_class;
-  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p, info);
+  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p);
   return TinyPushFreed(h, p, c);
 }
 
@@ -109,7 +110,7 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
   const size_t c = SizeToClass(size);
   if (HAKMEM_UNLIKELY(info == nullptr || info->size_class != c)) return false;
   Heap* h = tl_heap;
-  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p, info);
+  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p);
   return TinyPushFreed(h, p, c);  // the class from the size: one load less to wait for
 }
 
