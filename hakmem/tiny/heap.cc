@@ -113,8 +113,8 @@ Slab* NewSlab(Heap* h, int size_class) {
     s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/true);
   }
   // Before any block is carved or taken: frees of its blocks compare it.
-  // (A stale pointer into a slab just taken may meet the previous owner's:
-  // TinyFreeForeign lets the slow path handle what is not another heap's.)
+  // (A stale pointer freed into a slab just taken may meet the previous
+  // owner's: FlushForeign reports it.)
   if (s != nullptr) InfoOf(s)->line_owner = h->line_owner[size_class];
   return s;
 }
@@ -722,24 +722,27 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
 // Sends home the other heaps' blocks in h's foreign array (see
 // TinyFreeForeign). Each must still carry h's foreign key: freed again
 // meanwhile (a double free), into a bin, or here a second time, it carries
-// another (the first copy here gets the remote key below). Pushes them to
+// another (the first copy here gets the remote key). Checked and re-keyed
+// in one atomic step, as a claim from the transfer cache: with a load and
+// a store, a thread that freed it again between them and allocated it at
+// once would have it live when it is linked and sent home. Pushes them to
 // their owners before it returns, as every path that batches blocks for
 // other heaps does: a block linked into one pending batch twice would cut
 // the blocks between out of the chain, unreported.
 void FlushForeign(Heap* h) {
   const uint32_t n = h->foreign_count;
   if (n == 0) return;
-  const uint64_t foreign_key = ForeignKey(h);
+  const uint64_t foreign_key = ForeignKey(h), remote_key = RemoteFreeKey();
+  for (uint32_t i = 0; i < n; i++) platform::PrefetchForWrite(h->foreign[i]);
   for (uint32_t i = 0; i < n; i++) {
     Block* b = h->foreign[i];
-    if (b->key != foreign_key) ReportDoubleFreeInBins(b);
     Heap* owner = OwnerOf(b);
-    if (owner == nullptr) ReportDoubleFreeInBins(b);
-    if (owner == h) {  // its slab came to this heap after the free (see NewSlab)
-      LocalFree(h, SlabOf(b), b);
-      continue;
+    // Its slab went free, or came to this heap: it was freed again (its
+    // slab counted it in use while it waited here).
+    if (owner == nullptr || owner == h) ReportDoubleFreeInBins(b);
+    if (__atomic_exchange_n(&b->key, remote_key, __ATOMIC_RELAXED) != foreign_key) {
+      ReportDoubleFreeInBins(b);
     }
-    b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
   }
   h->foreign_count = 0;
@@ -1157,8 +1160,10 @@ bool TinyFreeForeign(void* p) {
   h->foreign[n] = b;
   Beat(h);
   if ((h->foreign_count = n + 1) == kForeignBlocks) {
+    // The upkeep first (a thread that only frees gets it too): back after
+    // a pause, it flushes and dates what the flush may empty.
+    TinyUpkeep();
     FlushForeign(h);
-    TinyUpkeep();  // a thread that only frees gets it too
   }
   return true;
 }
@@ -1263,13 +1268,15 @@ void GetTinyStats(TinyStats* stats) {
   stats->heaps_leaked_by_fork = g_heaps_leaked;
   pthread_mutex_unlock(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);
-  // Blocks in this thread's bins and in the transfer cache are free (other
-  // threads' bins are not read).
+  // Blocks in this thread's bins and foreign array and in the transfer
+  // cache are free (other threads' are not read).
   const Heap* h = tl_heap;
+  uint64_t foreign[kNumClasses] = {};
+  for (uint32_t i = 0; i < h->foreign_count; i++) foreign[SlabInfoOf(h->foreign[i])->size_class]++;
   // (Read after the slabs: another thread may have moved blocks into the
   // cache meanwhile, so the difference is clamped at 0.)
   for (int c = 0; c < kNumClasses; c++) {
-    const uint64_t free_here = BinCount(h, c) + TinyTransferCachedBlocks(c);
+    const uint64_t free_here = BinCount(h, c) + foreign[c] + TinyTransferCachedBlocks(c);
     uint64_t& in_use = stats->blocks_in_use[c];
     in_use = in_use > free_here ? in_use - free_here : 0;
   }

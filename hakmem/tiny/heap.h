@@ -18,7 +18,8 @@
 // batch). So a block allocated by one thread and freed by another is reused
 // by the thread that freed it, where it is hot; except blocks under 64
 // bytes, which share cache lines with blocks their owner's thread may be
-// writing: free queues those for their owner at once (ClassSharesLines).
+// writing: those wait in the heap's foreign array and go home in batches,
+// never handed out here (ClassSharesLines).
 //
 // Invariants:
 //  - A block in a bin is free: it carries the heap's free key (see
@@ -381,7 +382,7 @@ struct TinyStats {
   uint64_t heaps_pooled;  // abandoned, waiting for a new thread
   uint64_t heaps_leaked_by_fork;  // HeapState::kLeaked
   uint64_t slabs_in_use[kNumClasses];
-  // Handed out, or free in another running thread's bin or outgoing batch
+  // Handed out, or free in another running thread's bin or foreign array
   // (those are not read: the stats must not race with other threads' fast
   // paths).
   uint64_t blocks_in_use[kNumClasses];

@@ -16,8 +16,8 @@
 // read the block (a block freed by another thread than the one that wrote it
 // last would cost a miss there), so it catches the immediate double free by
 // comparing with the bin's top; a later one is caught when the second copy
-// leaves wherever it went (a bin, a slab's list, the owner's queue of remote
-// frees): the first copy to leave changed the key, and every exit checks it,
+// leaves wherever it went (a bin, a heap's foreign array, a slab's list,
+// the owner's queue of remote frees): the first copy to leave changed the key, and every exit checks it,
 // before the block could be handed out twice. Frees on the slow path check
 // the key at once.
 #ifndef HAKMEM_TINY_TINY_ALLOC_H_
