@@ -3,12 +3,10 @@
 # callgrind (the difference between 200k and 100k pairs, so start-up cancels
 # out), for hakmem linked in, hakmem preloaded, glibc and mimalloc. Fails if
 # hakmem's count grows past the budget: a deterministic guard on the fast
-# path, unlike a timing. (Session 10: 68 -> 71, free's check that the block
-# is not another heap's block under 64 bytes, against passive false sharing;
-# the budget had 2 to spare before.)
+# path, unlike a timing.
 set -euo pipefail
-BUDGET_LINKED="${BUDGET_LINKED:-71}"
-BUDGET_PRELOAD="${BUDGET_PRELOAD:-73}"
+BUDGET_LINKED="${BUDGET_LINKED:-70}"
+BUDGET_PRELOAD="${BUDGET_PRELOAD:-72}"
 if ! command -v valgrind >/dev/null; then
   echo "SKIPPED: valgrind not installed (tools/setup.sh installs it)"
   exit 0

@@ -128,8 +128,8 @@ TEST(Ttl, FreedSmallBlocksOfExitedThreadsGoBackAfterTheTtl) {
   const size_t rss_end = RssBytes();
   printf("RSS start %.1f MiB, peak %.1f MiB, 2 s after freeing %.1f MiB\n",
          MiB(rss_start), MiB(rss_peak), MiB(rss_end));
-  // (Blocks of exited threads that main freed wait in main's bins, or those
-  // under 64 B in its foreign array, until its next slow path; the SuperSlabs they pin count as cached since main's last
+  // (Blocks of exited threads that main freed wait in main's bins until its
+  // next call; the SuperSlabs they pin count as cached since main's last
   // slow path, so they are gone too. Before that, 30-41 MiB stayed; now 6.)
   EXPECT_LT(MiB(rss_end) - MiB(rss_start), 16.0)
       << "memory of exited threads is still resident 2 s after it was freed (TTL 1 s)";

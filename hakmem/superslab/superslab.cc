@@ -150,7 +150,7 @@ constexpr uint32_t kReservedSlabs = 1u;
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
   SlabInfo* info = InfoOf(s);
-  s->parked_carved_limit = __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
+  info->parked_carved_limit = __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
   __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&info->owner, nullptr, __ATOMIC_RELEASE);
   ss->used_slabs &= ~(1u << SlabIndex(s));
@@ -171,7 +171,7 @@ Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
     s->prev = s->next = nullptr;
     // Owner first: a free that passes the block-start check finds it set.
     __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
-    __atomic_store_n(&info->carved_limit, s->parked_carved_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&info->carved_limit, info->parked_carved_limit, __ATOMIC_RELEASE);
     return s;
   }
   return nullptr;
@@ -185,7 +185,7 @@ void ForgetWarmSlabs(SuperSlab* ss) {
     ss->slabs[i].free = nullptr;
     ss->slabs[i].idle = 0;
     __atomic_store_n(&ss->infos[i].carved_limit, 0, __ATOMIC_RELAXED);
-    ss->slabs[i].parked_carved_limit = 0;
+    ss->infos[i].parked_carved_limit = 0;
   }
 }
 }  // namespace

@@ -84,9 +84,10 @@ struct SlabInfo {
   uint16_t block_size;     // at most 32 KiB
   uint8_t size_class;
   uint8_t slab_shift;      // the SuperSlab's
-  // Set by the owner heap: its id if the slab's blocks share cache lines
-  // with each other, else 0 (see hakmem/tiny/tiny_alloc.h).
-  uint32_t line_owner;
+  // carved_limit while the slab is free (returned, its carved blocks kept
+  // for reuse): carved_limit itself is 0 then, so that IsBlockStart alone
+  // also says the slab is in use.
+  uint32_t parked_carved_limit;
 };
 // Two a line: neighbouring slabs' owners may both carve (a store to
 // carved_limit per refill that carves) and share that line; a line each would
@@ -108,10 +109,6 @@ struct alignas(64) Slab {
   Slab* idle_prev;
   Slab* idle_next;
   uint64_t idle_since_ns;
-  // SlabInfo::carved_limit while the slab is free (returned, its carved
-  // blocks kept for reuse): carved_limit itself is 0 then, so that
-  // IsBlockStart alone also says the slab is in use.
-  uint32_t parked_carved_limit;
 };
 static_assert(sizeof(Slab) == kSlabRecordSize, "a line each");
 

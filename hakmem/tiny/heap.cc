@@ -83,12 +83,10 @@ Heap* NewHeapLocked() {
     g_chunk_left = g_chunk_left >= step ? g_chunk_left - step : 0;
   }
   Heap* h = new (mem) Heap(ZeroedMemory{});
-  const uint64_t id = g_heaps_created + 1;
-  h->free_key = HeapFreeKey(id);
+  h->free_key = HeapFreeKey(g_heaps_created + 1);
   for (int c = 0; c < kNumClasses; c++) {
     SetBinCount(h, c, 0);
     ResetBinSizing(h, c);
-    h->line_owner[c] = ClassSharesLines(c) ? static_cast<uint32_t>(id) : 0;
   }
   h->all_next = g_all_heaps;
   g_all_heaps = h;
@@ -106,17 +104,10 @@ void ReclaimHeapLocked(Heap* h);
 Slab* NewSlab(Heap* h, int size_class) {
   const int shift = size_class >= kFirstMidClass ? kMidSlabShift : kSmallSlabShift;
   const uint32_t size = ClassSizeOf(size_class);
-  Slab* s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/false);
-  if (s == nullptr) {
-    // Exited threads' heaps may hold slabs that would come back empty.
-    ReclaimAbandonedHeaps();
-    s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/true);
-  }
-  // Before any block is carved or taken: frees of its blocks compare it.
-  // (A stale pointer freed into a slab just taken may meet the previous
-  // owner's: FlushForeign reports it.)
-  if (s != nullptr) InfoOf(s)->line_owner = h->line_owner[size_class];
-  return s;
+  if (Slab* s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/false)) return s;
+  // Exited threads' heaps may hold slabs that would come back empty.
+  ReclaimAbandonedHeaps();
+  return g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/true);
 }
 
 [[noreturn]] void ReportDoubleFreeInBins(const Block* b) {
@@ -282,9 +273,7 @@ inline Heap* OwnerOf(const Block* b) {
 // owners wait for the CPU while their queues pile up: see the gate below)
 // puts them here instead of on their queues, and an empty bin takes a
 // batch before it carves. Otherwise blocks go home as before: with a core
-// per thread the cache measured no faster, with more RSS. (Bins hold no
-// other heaps' blocks under 64 B, see ClassSharesLines, so those classes
-// do not come here.)
+// per thread the cache measured no faster, with more RSS.
 // Bounded (kTransferBatches and kTransferMaxBytes per class: the blocks pin
 // their slabs); batches older than kTransferMaxAgeNs go home (checked by
 // the upkeep), so an idle program's slabs can still empty; malloc_trim
@@ -719,38 +708,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   return sent;
 }
 
-// Sends home the other heaps' blocks in h's foreign array (see
-// TinyFreeForeign). Each must still carry h's foreign key: freed again
-// meanwhile (a double free), into a bin, or here a second time, it carries
-// another (the first copy here gets the remote key). Checked and re-keyed
-// in one atomic step, as a claim from the transfer cache: with a load and
-// a store, a thread that freed it again between them and allocated it at
-// once would have it live when it is linked and sent home. Pushes them to
-// their owners before it returns, as every path that batches blocks for
-// other heaps does: a block linked into one pending batch twice would cut
-// the blocks between out of the chain, unreported.
-void FlushForeign(Heap* h) {
-  const uint32_t n = h->foreign_count;
-  if (n == 0) return;
-  const uint64_t foreign_key = ForeignKey(h), remote_key = RemoteFreeKey();
-  for (uint32_t i = 0; i < n; i++) platform::PrefetchForWrite(h->foreign[i]);
-  for (uint32_t i = 0; i < n; i++) {
-    Block* b = h->foreign[i];
-    Heap* owner = OwnerOf(b);
-    // Its slab went free, or came to this heap: it was freed again (its
-    // slab counted it in use while it waited here).
-    if (owner == nullptr || owner == h) ReportDoubleFreeInBins(b);
-    if (__atomic_exchange_n(&b->key, remote_key, __ATOMIC_RELAXED) != foreign_key) {
-      ReportDoubleFreeInBins(b);
-    }
-    FreeRemote(h, owner, b);
-  }
-  h->foreign_count = 0;
-  FlushOutgoing(h);
-}
-
 void FlushAllBins(Heap* h) {
-  FlushForeign(h);
   for (int c = 0; c < kNumClasses; c++) {
     if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
     ResetBinSizing(h, c);  // slow start again, ungrown
@@ -1053,11 +1011,8 @@ void* TinyMallocSlow(int size_class) {
       return nullptr;
     }
     Beat(h);
-    // The upkeep first: back after a pause, it dates what this flush may
-    // empty (see TinyUpkeep).
-    TinyUpkeep();
-    if (h->foreign_count >= kForeignBlocks / 4) FlushForeign(h);
     FlushOutgoing(h);
+    TinyUpkeep();
     // A heap just adopted (a dead thread's) may come with blocks in its bins.
     const uint32_t top = h->bins[size_class].top;
     if (Block* b = *BinSlotAt(h, top)) return PopFromBin(h, size_class, top, b);
@@ -1117,19 +1072,13 @@ void TinyFreeSlow(void* p) {
   if (KeyMarksFree(b->key)) {
     platform::ReportAndAbort("free(): double free", p, "block is already free");
   }
-  const int c = InfoOf(s)->size_class;
-  // No heap, no bins (an exited thread, no memory); or another heap's block
-  // that shares cache lines (see ClassSharesLines).
-  if (h == &kEmptyHeap || (owner != h && ClassSharesLines(c))) {
+  if (h == &kEmptyHeap) {  // no heap, no bins (an exited thread, no memory)
     b->key = RemoteFreeKey();
     FreeRemote(h, owner, b);
-    if (h != &kEmptyHeap) {
-      Beat(h);
-      FlushOutgoing(h);  // not left pending (see FlushForeign)
-    }
     return;
   }
   Beat(h);
+  const int c = InfoOf(s)->size_class;
   if (BinCount(h, c) >= BinLimit(h, c)) TinyUpkeep();  // a thread that only frees gets it too
   if (BinCount(h, c) >= BinLimit(h, c)) {
     // A bin that overflows with other threads' blocks grows: each overflow
@@ -1143,29 +1092,6 @@ void TinyFreeSlow(void* p) {
     if (sent != 0 && limit < grown) SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
   }
   PushOnBin(h, c, h->bins[c].top, b);
-}
-
-bool TinyFreeForeign(void* p) {
-  Heap* h = tl_heap;
-  Block* b = static_cast<Block*>(p);
-  const uint32_t n = h->foreign_count;
-  // No heap yet (the slow path gives it one), or the block freed last here
-  // (an immediate double free: the slow path reads its key and reports it).
-  if (h == &kEmptyHeap || (n != 0 && h->foreign[n - 1] == b)) return false;
-  // Not read: another core wrote it last, and a read would wait for its
-  // line (a 2-thread lane 2-3% slower); the store need not (see
-  // TinyPushFreed).
-  platform::PrefetchForWrite(b);
-  b->key = ForeignKey(h);
-  h->foreign[n] = b;
-  Beat(h);
-  if ((h->foreign_count = n + 1) == kForeignBlocks) {
-    // The upkeep first (a thread that only frees gets it too): back after
-    // a pause, it flushes and dates what the flush may empty.
-    TinyUpkeep();
-    FlushForeign(h);
-  }
-  return true;
 }
 
 void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
@@ -1268,15 +1194,13 @@ void GetTinyStats(TinyStats* stats) {
   stats->heaps_leaked_by_fork = g_heaps_leaked;
   pthread_mutex_unlock(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);
-  // Blocks in this thread's bins and foreign array and in the transfer
-  // cache are free (other threads' are not read).
+  // Blocks in this thread's bins and in the transfer cache are free (other
+  // threads' bins are not read).
   const Heap* h = tl_heap;
-  uint64_t foreign[kNumClasses] = {};
-  for (uint32_t i = 0; i < h->foreign_count; i++) foreign[SlabInfoOf(h->foreign[i])->size_class]++;
   // (Read after the slabs: another thread may have moved blocks into the
   // cache meanwhile, so the difference is clamped at 0.)
   for (int c = 0; c < kNumClasses; c++) {
-    const uint64_t free_here = BinCount(h, c) + foreign[c] + TinyTransferCachedBlocks(c);
+    const uint64_t free_here = BinCount(h, c) + TinyTransferCachedBlocks(c);
     uint64_t& in_use = stats->blocks_in_use[c];
     in_use = in_use > free_here ? in_use - free_here : 0;
   }

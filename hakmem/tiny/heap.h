@@ -16,10 +16,7 @@
 // its oldest half back: blocks of this heap to their slabs, blocks of other
 // heaps to their owners in batches (RemoteBatch, one atomic operation per
 // batch). So a block allocated by one thread and freed by another is reused
-// by the thread that freed it, where it is hot; except blocks under 64
-// bytes, which share cache lines with blocks their owner's thread may be
-// writing: those wait in the heap's foreign array and go home in batches,
-// never handed out here (ClassSharesLines).
+// by the thread that freed it, where it is hot.
 //
 // Invariants:
 //  - A block in a bin is free: it carries the heap's free key (see
@@ -111,16 +108,6 @@ constexpr uint32_t BinGrownLimitOf(int size_class) {
   return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : (by_bytes < 32 ? 32 : by_bytes);
 }
 
-// Whether a class's blocks share cache lines with each other: those under
-// 64 bytes. (From 64 bytes on, blocks that are multiples of 64 own their
-// lines, the slab colouring keeping them line-aligned; the others share
-// only the line at each end.) Another heap's block of such a class is not
-// reused by the thread that frees it but sent home (see
-// hakmem/tiny/tiny_alloc.h): reused, it would be written by this thread
-// while the owner's thread writes its neighbours on the same line
-// (passive false sharing).
-constexpr bool ClassSharesLines(int size_class) { return ClassSizeOf(size_class) < 64; }
-
 // Blocks a class's first refill brings; each later one brings twice as
 // many, up to half the bin's limit, until the upkeep empties the bins.
 constexpr uint8_t kBinFirstRefill = 4;
@@ -149,10 +136,6 @@ struct RemoteBatch {
   Block* last = nullptr;
   uint32_t count = 0;
 };
-
-// Other heaps' blocks under 64 B a thread freed (see ClassSharesLines) wait
-// in its heap's foreign array until it sends them home, this many at most.
-constexpr uint32_t kForeignBlocks = 64;
 
 // Tag for the Heap constructor used on memory known to be zero.
 struct ZeroedMemory {};
@@ -190,11 +173,6 @@ struct Heap {
 
   BinHead bins[kNumClasses] = {};             // the fast path reads these
   uint64_t free_key = 0;                      // see HeapFreeKey()
-  // Per class: the heap's id (1, 2, ... in order of creation) if the
-  // class's blocks share cache lines (ClassSharesLines), else 0. Copied to
-  // SlabInfo::line_owner of each slab the heap takes: a free whose slab's
-  // differs is of another heap's line-sharing block (see TinyTryFreeFast).
-  uint32_t line_owner[kNumClasses] = {};
   Slab* current[kNumClasses];                 // where refills come from
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free blocks
   IntrusiveList<Slab> carvable[kNumClasses];  // others with only room to carve
@@ -203,10 +181,6 @@ struct Heap {
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
   RemoteBatch outgoing;                       // this thread's frees for others
-  // Other heaps' blocks under 64 B freed by this thread, each with
-  // ForeignKey(this), to be sent home (see TinyFreeForeign).
-  uint32_t foreign_count = 0;
-  Block* foreign[kForeignBlocks] = {};
   // Bumped by the heap's thread on each of its slow paths: the census and
   // (only while the transfer cache may engage) other heaps' flushes read
   // it to tell an owner that runs from one that does not. Not beside
@@ -283,14 +257,8 @@ constexpr uint64_t kHeapKeyBits = ((uint64_t{1} << 24) - 1) << kHeapKeyShift;
 inline uint64_t HeapFreeKey(uint64_t id) {
   return g_free_key ^ ((id << kHeapKeyShift) & kHeapKeyBits);
 }
-// What another heap's block under 64 B carries in heap `h`'s foreign array
-// (see TinyFreeForeign): h's key with bits 1 and 2 flipped, so that of two
-// heaps that hold one block (a double free) only the last to write it
-// finds its own key when it sends the block home.
-inline uint64_t ForeignKey(const Heap* h) { return h->free_key ^ 6; }
-// True if `key` is any of the keys above: a list's, a bin's, the remote,
-// the transfer or a foreign key (or, harmlessly, a combination never
-// written).
+// True if `key` is any of the keys above: a list's, a bin's, the remote or
+// the transfer key (or, harmlessly, a combination never written).
 inline bool KeyMarksFree(uint64_t key) {
   return ((key ^ g_free_key) & ~(kHeapKeyBits | 7)) == 0;
 }
@@ -307,15 +275,6 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // malloc found a block without the free key (in a bin or on a slab's list):
 // it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
-
-// free() of `p`, a carved block start of a slab in use, another heap's
-// block of a class whose blocks share cache lines: put in the heap's
-// foreign array, to be sent home (see ClassSharesLines). Like the bin push,
-// it writes the block's key without reading the block; the send home
-// checks it. Returns false, touching nothing, if the thread has no heap
-// (the caller's slow path gives it one) or `p` is the block it put there
-// last (an immediate double free: the slow path reports it).
-HAKMEM_NOINLINE bool TinyFreeForeign(void* p);
 
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a
@@ -382,9 +341,8 @@ struct TinyStats {
   uint64_t heaps_pooled;  // abandoned, waiting for a new thread
   uint64_t heaps_leaked_by_fork;  // HeapState::kLeaked
   uint64_t slabs_in_use[kNumClasses];
-  // Handed out, or free in another running thread's bin or foreign array
-  // (those are not read: the stats must not race with other threads' fast
-  // paths).
+  // Handed out, or free in another running thread's bin (those are not
+  // read: the stats must not race with other threads' fast paths).
   uint64_t blocks_in_use[kNumClasses];
 };
 void GetTinyStats(TinyStats* stats);

@@ -267,63 +267,6 @@ TEST(HeapTest, AThreadReusesTheBlocksOfOtherThreadsThatItFreed) {
   EXPECT_EQ(BlocksInUse(SizeToClass(kSize)), in_use - kBlocks);
 }
 
-// Another thread's blocks under 64 bytes are not reused by the thread that
-// frees them (it would write them while their owner's thread writes their
-// neighbours on the same lines: see ClassSharesLines) but go home, from a
-// thread's first free (the slow path, which gives it a heap) as from its
-// later ones (TinyFreeForeign).
-TEST(HeapTest, AThreadSendsOtherThreadsSmallBlocksHome) {
-  constexpr int kBlocks = 20;
-  constexpr size_t kSize = 48;
-  static_assert(ClassSharesLines(ComputeSizeClass(kSize)), "");
-  const int c = static_cast<int>(SizeToClass(kSize));
-  TinyTrim();
-  std::vector<void*> blocks;
-  for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(kSize));
-  const uint64_t in_use = BlocksInUse(c);
-  Heap* const owner = tl_heap;
-  std::thread([&] {
-    for (void* p : blocks) Free(p);
-    EXPECT_EQ(BinCount(tl_heap, c), 0u);
-    std::set<void*> old(blocks.begin(), blocks.end());
-    std::vector<void*> mine;
-    int reused = 0;
-    for (int i = 0; i < kBlocks; i++) {
-      mine.push_back(TinyMalloc(kSize));
-      reused += old.count(mine.back());
-      EXPECT_EQ(SlabInfoOf(mine.back())->owner, tl_heap);
-    }
-    EXPECT_EQ(reused, 0);
-    for (void* p : mine) Free(p);
-  }).join();  // its exit pushes what it still had batched
-  EXPECT_FALSE(owner->remote.Empty());
-  TinyTrim();  // drains them
-  EXPECT_EQ(BlocksInUse(c), in_use - kBlocks);
-}
-
-// The stats count another heap's small blocks waiting in this thread's
-// foreign array as free, like those in its bins.
-TEST(HeapTest, StatsCountTheForeignArraysBlocksAsFree) {
-  constexpr size_t kSize = 48;
-  const int c = static_cast<int>(SizeToClass(kSize));
-  Free(TinyMalloc(kSize));  // this thread has a heap (not the other's, pooled below)
-  std::vector<void*> theirs;
-  std::thread([&] {
-    for (int i = 0; i < 10; i++) theirs.push_back(TinyMalloc(kSize));
-  }).join();
-  TinyTrim();  // an empty foreign array
-  TinyStats before;
-  GetTinyStats(&before);
-  for (void* p : theirs) Free(p);
-  if (tl_heap->foreign_count != 10) {
-    GTEST_SKIP() << "frees took the slow path (as under TSan): " << tl_heap->foreign_count;
-  }
-  TinyStats after;
-  GetTinyStats(&after);
-  EXPECT_EQ(before.blocks_in_use[c] - after.blocks_in_use[c], 10u);
-  TinyTrim();
-}
-
 TEST(HeapTest, AForkChildNeverTouchesTheHeapsOfThreadsThatDidNotSurviveIt) {
   // Another thread may fork in the middle of a slow path of this one (a
   // slab list half linked), so the child must leave such heaps alone: not
@@ -1050,7 +993,7 @@ TEST(HeapDeathTest, DoubleFreeOfABlockWaitingForItsOwnerIsReported) {
 TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
   EXPECT_DEATH(
       {
-        void* p = TinyMalloc(64);
+        void* p = TinyMalloc(48);
         std::thread([p] {
           Free(p);  // into this thread's bin
           Free(p);
@@ -1059,97 +1002,39 @@ TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
 }
 
-// Under 64 B, another thread's block goes home (see ClassSharesLines): the
-// second of two frees in a row is reported at once, as for a bin.
-TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsSmallBlockIsReported) {
-  EXPECT_DEATH(
-      {
-        void* p = TinyMalloc(48);
-        std::thread([p] {
-          Free(TinyMalloc(48));  // a heap of its own
-          Free(p);               // into its foreign array
-          Free(p);
-        }).join();
-      },
-      "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
-}
-
-// The first free is the thread's first call (its slow path sends the block
-// home at once); the second is found when the owner drains its queue.
-TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsSmallBlockByAThreadWithoutAHeapIsReported) {
-  EXPECT_DEATH(
-      {
-        void* p = TinyMalloc(48);
-        std::thread([p] {
-          Free(p);
-          Free(p);
-        }).join();
-        TinyTrim();  // drains this thread's queue
-      },
-      // (Or at once, where every free takes the slow path, as under TSan.)
-      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was "
-      "freed again|block is already free)");
-}
-
-// Not in a row: the second copy is found when the thread sends its foreign
-// blocks home.
-TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsSmallBlockNotInARowIsReported) {
-  EXPECT_DEATH(
-      {
-        void* p = TinyMalloc(48);
-        void* q = TinyMalloc(48);
-        std::thread([p, q] {
-          Free(TinyMalloc(48));
-          Free(p);
-          Free(q);
-          Free(p);
-        }).join();  // its exit sends them home
-      },
-      // (Or at once, where every free takes the slow path, as under TSan.)
-      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block was freed twice|block is already "
-      "free)");
-}
-
-// Another thread frees p (allocated here): keeps it in its bin (blocks of
-// 64 bytes and up) or in its foreign array, to send home (smaller ones, see
-// ClassSharesLines). Then this thread, p's owner, frees p again. Then both
-// threads allocate from the class, the owner first or the keeper first,
-// and the owner drains its queue. Exits 0 if nothing noticed: the block
+// Another thread keeps p (allocated here) in its bin, then this thread,
+// p's owner, frees p again. Then both threads allocate from the class, the
+// owner first or the keeper first. Exits 0 if nothing noticed: the block
 // would have been handed out twice.
-void KeepThenFreeAgainByTheOwner(bool owner_pops_first, size_t size = 64) {
-  void* p = TinyMalloc(size);
+void KeepThenFreeAgainByTheOwner(bool owner_pops_first) {
+  void* p = TinyMalloc(48);
   std::atomic<int> step{0};
   std::thread keeper([&] {
-    Free(TinyMalloc(size));  // a heap of its own
-    Free(p);  // kept in its bin, or in its foreign array
+    Free(p);  // kept in its bin
     step = 1;
     while (step.load() != 2) std::this_thread::yield();
-    for (int i = 0; i < 100; i++) TinyMalloc(size);
+    for (int i = 0; i < 100; i++) TinyMalloc(48);
     step = 3;
   });
   while (step.load() != 1) std::this_thread::yield();
   Free(p);  // the owner's double free
   if (owner_pops_first) {
-    for (int i = 0; i < 100; i++) TinyMalloc(size);
+    for (int i = 0; i < 100; i++) TinyMalloc(48);
   }
   step = 2;
   while (step.load() != 3) std::this_thread::yield();
   keeper.join();
   if (!owner_pops_first) {
-    for (int i = 0; i < 100; i++) TinyMalloc(size);
+    for (int i = 0; i < 100; i++) TinyMalloc(48);
   }
-  TinyTrim();  // drains what came home
   _exit(0);
 }
 
-// Whichever thread pops its copy second finds the key cleared; a copy
-// that came home is found with the wrong key when the owner drains it.
-// (Where the owner's free takes the slow path, as under TSan, it sees the
-// key at once.)
+// Whichever thread pops its copy second finds the key cleared. (Where the
+// owner's free takes the slow path, as under TSan, it sees the key at once.)
 constexpr char kCaught[] =
     "hakmem: (malloc\\(\\): double free detected|free\\(\\): double free 0x[0-9a-f]+: "
-    "(block is already free|a block freed by another thread was freed again|a block was freed "
-    "twice))";
+    "block is already free)";
 
 TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheOwnerPopsFirst) {
   EXPECT_DEATH(KeepThenFreeAgainByTheOwner(true), kCaught);
@@ -1157,14 +1042,6 @@ TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheOwnerPopsFirst) {
 
 TEST(HeapDeathTest, OwnerDoubleFreeOfAKeptBlockIsCaughtWhenTheKeeperPopsFirst) {
   EXPECT_DEATH(KeepThenFreeAgainByTheOwner(false), kCaught);
-}
-
-TEST(HeapDeathTest, OwnerDoubleFreeOfASmallBlockSentHomeIsCaughtWhenTheOwnerPopsFirst) {
-  EXPECT_DEATH(KeepThenFreeAgainByTheOwner(true, 48), kCaught);
-}
-
-TEST(HeapDeathTest, OwnerDoubleFreeOfASmallBlockSentHomeIsCaughtWhenTheKeeperPopsFirst) {
-  EXPECT_DEATH(KeepThenFreeAgainByTheOwner(false, 48), kCaught);
 }
 
 TEST(HeapDeathTest, InteriorPointerIsReported) {

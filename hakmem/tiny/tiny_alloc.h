@@ -5,10 +5,8 @@
 // is ours and gives its slab geometry, address bits give the slab's record,
 // which says the slab is in use and whether the pointer is a carved block
 // start; then the pointer is pushed on the bin, whichever thread owns the
-// block (other heaps' blocks under 64 bytes go home instead: see
-// ClassSharesLines). Everything else is a separate slow path.
-// No locks, no atomic read-modify-write, no syscalls (but in the slow paths,
-// TinyFreeForeign's included).
+// block. Everything else is a separate slow path.
+// No locks, no atomic read-modify-write, no syscalls.
 //
 // Double frees: a free block carries a key derived from a process secret in
 // its second word (Block::key; each heap's bins have their own, see
@@ -16,8 +14,8 @@
 // read the block (a block freed by another thread than the one that wrote it
 // last would cost a miss there), so it catches the immediate double free by
 // comparing with the bin's top; a later one is caught when the second copy
-// leaves wherever it went (a bin, a heap's foreign array, a slab's list,
-// the owner's queue of remote frees): the first copy to leave changed the key, and every exit checks it,
+// leaves wherever it went (a bin, a slab's list, the owner's queue of remote
+// frees): the first copy to leave changed the key, and every exit checks it,
 // before the block could be handed out twice. Frees on the slow path check
 // the key at once.
 #ifndef HAKMEM_TINY_TINY_ALLOC_H_
@@ -50,10 +48,11 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 }
 
 // Pushes `p`, a carved block start of class `c` of a slab in use (any
-// heap's), on bin `c` of `h` (this thread's heap) unless it is the block
-// freed last or the bin is full; returns false (touching nothing) then.
-HAKMEM_ALWAYS_INLINE bool TinyPushFreed(Heap* h, void* p, size_t c) {
+// heap's), on this thread's bin unless it is the block freed last or the
+// bin is full; returns false (touching nothing) then.
+HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
   Block* b = static_cast<Block*>(p);
+  Heap* h = tl_heap;
   const uint32_t top = h->bins[c].top;
   if (HAKMEM_UNLIKELY(top >= h->bins[c].end)) return false;
   // The top slot (the null sentinel when the bin is empty): an immediate
@@ -78,28 +77,12 @@ HAKMEM_ALWAYS_INLINE const SlabInfo* SlabInfoOfCarvedBlock(const void* p) {
   return HAKMEM_LIKELY(IsBlockStart(info, p)) ? info : nullptr;
 }
 
-// True if the block of class `c` whose slab record is `info` belongs to
-// another heap than `h` and shares cache lines with its neighbours: it goes
-// home (TinyFreeForeign) instead of onto h's bin. (Other heaps' blocks of
-// the other classes go onto the bin: reused by the thread that freed them,
-// where they are hot.) One compare, no branch on the class: a class's
-// entry in h->line_owner is 0 unless its blocks share lines, and so is
-// its slabs' line_owner.
-HAKMEM_ALWAYS_INLINE bool IsForeignLineSharing(const Heap* h, const SlabInfo* info, size_t c) {
-  return info->line_owner != h->line_owner[c];
-}
-
 // Frees `p` onto this thread's bin if it is a carved block start of a slab
-// in use (see TinyPushFreed), or home if it is another heap's block that
-// shares lines (see IsForeignLineSharing); returns false (touching
-// nothing) otherwise.
+// in use (see TinyPushFreed); returns false (touching nothing) otherwise.
 HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   const SlabInfo* info = SlabInfoOfCarvedBlock(p);
   if (HAKMEM_UNLIKELY(info == nullptr)) return false;
-  Heap* h = tl_heap;
-  const size_t c = info->size_class;
-  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p);
-  return TinyPushFreed(h, p, c);
+  return TinyPushFreed(p, info->size_class);
 }
 
 // The same for a sized delete: also false unless `size` is of the block's
@@ -109,9 +92,7 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
   const SlabInfo* info = SlabInfoOfCarvedBlock(p);
   const size_t c = SizeToClass(size);
   if (HAKMEM_UNLIKELY(info == nullptr || info->size_class != c)) return false;
-  Heap* h = tl_heap;
-  if (HAKMEM_UNLIKELY(IsForeignLineSharing(h, info, c))) return TinyFreeForeign(p);
-  return TinyPushFreed(h, p, c);  // the class from the size: one load less to wait for
+  return TinyPushFreed(p, c);  // the class from the size: one load less to wait for
 }
 
 // Block size of `p` if it is a live block of a slab in use (a carved block
