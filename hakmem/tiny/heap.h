@@ -151,7 +151,9 @@ constexpr int kOwnersSeenBits = 4;
 // While the process runs more threads than it has CPUs, a heap's flushes
 // of a small class put other heaps' blocks into the transfer cache from
 // the kTransferEngageFlushes-th flush in a row that found one of their
-// owners behind on; the first that finds none disengages.
+// owners behind on; from then on whole flushes go there as long as it has
+// room (see FlushWholeBinToTransfer), and the first flush sorted by owner
+// that finds none of them behind disengages.
 // (With 4 or 8 threads on 2 cores, 77-87% of flushes with other heaps' blocks
 // came with the gate open.)
 constexpr uint8_t kTransferEngageFlushes = 4;
@@ -319,8 +321,8 @@ void TinyUnlockAfterFork(bool in_child);
 // Blocks of class `size_class` waiting in the transfer cache (for tests).
 uint32_t TinyTransferCachedBlocks(int size_class);
 // How many flushes in a row of the calling thread's bin of `size_class`
-// found an owner behind (the gate is open from kTransferEngageFlushes on;
-// for tests).
+// found an owner behind, or went to the cache whole once engaged (the gate
+// is open from kTransferEngageFlushes on; for tests).
 uint32_t TinyTransferBehindFlushes(int size_class);
 // For tests: the census of running heaps (see heap.cc) at once; returns
 // how many heaps ran a slow path since the last one. The CPU count it

@@ -418,8 +418,9 @@ TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
 
 // The gate, step by step: a thread flushes blocks of this thread's (their
 // owner) while the owner keeps up (runs a slow path between any two of its
-// flushes), then while the owner waits, then once the owner ran again.
-TEST(HeapTest, TheTransferCacheEngagesOnlyWhileTheOwnerStaysBehind) {
+// flushes), then while the owner waits, then while the owner runs again
+// until the cache is full.
+TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
   ForceTransferCache force;
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
@@ -433,7 +434,7 @@ TEST(HeapTest, TheTransferCacheEngagesOnlyWhileTheOwnerStaysBehind) {
   std::thread flusher([&] {
     size_t next = 0;
     // Frees blocks until its bin of class c overflows (a flush); returns
-    // how many flushes in a row found the owner behind.
+    // the gate's streak (TinyTransferBehindFlushes).
     auto free_until_flush = [&]() -> uint32_t {
       for (;;) {
         if (next == blocks.size()) {
@@ -467,10 +468,26 @@ TEST(HeapTest, TheTransferCacheEngagesOnlyWhileTheOwnerStaysBehind) {
     EXPECT_EQ(free_until_flush(), kTransferEngageFlushes + 1u);
     const uint32_t cached = TinyTransferCachedBlocks(c);
     EXPECT_GT(cached, 0u) << "not engaged although the owner stayed behind";
-    // 3. The owner ran: the next flush disengages, and its blocks go home.
+    // 3. The owner runs again: engaged, whole flushes still go to the
+    // cache while it has room (an owner that ran once may be behind again
+    // by the time anyone takes them).
     owner_runs_a_slow_path();
-    EXPECT_EQ(free_until_flush(), 0u);
-    EXPECT_EQ(TinyTransferCachedBlocks(c), cached);
+    EXPECT_EQ(free_until_flush(), kTransferEngageFlushes + 2u);
+    EXPECT_GT(TinyTransferCachedBlocks(c), cached);
+    // 4. Once the cache is full, a flush is sorted by owner: the owner ran
+    // since the last look, so the gate disengages and the blocks go home.
+    // (The cache holds 32 batches; a flush here takes at most 32 blocks.)
+    bool disengaged = false;
+    while (!disengaged && next + 2 * kBinSlots < blocks.size()) {
+      owner_runs_a_slow_path();
+      const uint32_t cached_before = TinyTransferCachedBlocks(c);
+      disengaged = free_until_flush() == 0;
+      if (disengaged) {
+        EXPECT_GT(cached_before, 900u) << "disengaged before the cache was full";
+        EXPECT_EQ(TinyTransferCachedBlocks(c), cached_before);
+      }
+    }
+    EXPECT_TRUE(disengaged) << "still engaged with the cache full and the owner running";
     EXPECT_FALSE(owner->remote.Empty());
     TinyTrim();  // the cache's blocks go home too
     EXPECT_EQ(TinyTransferCachedBlocks(c), 0u);
