@@ -282,11 +282,16 @@ inline Heap* OwnerOf(const Block* b) {
 // cache full for a third of the blocks, and the owners' drains of what
 // went home instead missed on every block; +8-11% speed, RSS -7%. 32
 // batches, 512 KiB since session 8, when whole flushes began to come here
-// (see FlushWholeBinToTransfer): per class at most 1,024 blocks (32 batches
-// of up to 32), and 512 KiB of them, each perhaps pinning its slab, until
-// the upkeep finds them 100 ms old (within 200 ms).
-constexpr int kTransferBatches = 32;
-constexpr uint32_t kTransferMaxBytes = 512 * 1024;
+// (see FlushWholeBinToTransfer). 64 batches, 1 MiB since session 11, when
+// engaged classes stopped disengaging at every owner that ran (16-1024 B,
+// 8 / 16 threads on 2 cores, 50% and 90% remote, 11 interleaved reps:
+// +2-9% speed, peak RSS -16-18%: fewer flushes found the cache full and
+// sent their blocks home, to wait on queues while the owners carved new
+// ones). Per class at most 2,048 blocks (64 batches of up to 32), and 1 MiB
+// of them, each perhaps pinning its slab, until the upkeep finds them
+// 100 ms old (within 200 ms). Its bss, untouched until used: 37 x 17 KiB.
+constexpr int kTransferBatches = 64;
+constexpr uint32_t kTransferMaxBytes = 1024 * 1024;
 constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
 // A flush sends at most half a bin. Pointers in an array, not a chain
 // through the blocks: a refill checks each block's key with loads that do
@@ -588,11 +593,13 @@ static_assert(OverflowFlushesFitABin(), "a whole flush must fit a transfer batch
 // the class, which then took kTransferEngageFlushes flushes (their other
 // heaps' blocks sent home, each claimed with an exchange) to engage again.
 // Without the question (16-1024 B, 32M iterations, interleaved medians of
-// 5-11): 3 threads on 2 cores, 90% remote +39%; 4 threads 90% +21%, 50%
-// +8%; 8 threads 90% +15%, 50% +8%; 16 threads 90% +11%; peak RSS equal or
-// lower (4 threads 20 -> 16 MiB, 16 threads 73 -> 60). The gate still
-// closes when the cache fills and no owner of the sorted flush's blocks is
-// behind, or when the census finds no more threads running than CPUs.
+// 7, 50% / 90% remote): 3 threads on 2 cores +30% / +52%, 4 threads +25% /
+// +14%, 8 threads +4.5% / +6%, 16 threads +3.6% / +12% (a first run of 5-11
+// reps: 8 threads +8% / +15%); peak RSS lower in each (4 threads 20 -> 17
+// MiB). The gate closes when the cache is full and a flush sorted by owner
+// finds none of them behind, and at the thread's upkeep (every 100 ms; its
+// flush is sorted) likewise; or when the census finds no more threads
+// running than CPUs. A thread that takes over a pooled heap starts closed.
 bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
   if (h->behind_flushes[c] < kTransferEngageFlushes || k > kTransferBatchMax) return false;
   bool others = false;
@@ -806,6 +813,11 @@ Heap* AttachHeap() {
   if (h != nullptr) {
     h->thread_id = self;
     h->last_slow_ns = 0;  // its pauses are this thread's own
+    // The transfer cache's gate starts closed: an engaged class would send
+    // this thread's first flushes to the cache whole, with no sign yet
+    // that any owner of their blocks is behind.
+    memset(h->behind_flushes, 0, sizeof(h->behind_flushes));
+    for (OwnerSeen& seen : h->owners_seen) seen = OwnerSeen{};
   }
   // State changes happen under the pool lock: FlushOutgoing drains a heap
   // it saw abandoned only after re-checking under that lock.
