@@ -646,8 +646,11 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   uint32_t sent = 0;
   SetBinCount(h, c, 0);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  for (uint32_t i = 1; i <= k; i++) out[i - 1] = slots[i];
-  for (uint32_t i = k + 1; i <= n; i++) slots[i - k] = slots[i];
+  memcpy(out, slots + 1, k * sizeof(Block*));
+  // The newer blocks move down. (Written as a loop, the compiler could not
+  // tell the ranges apart and moved one slot at a time: 7 instructions a
+  // slot, a quarter of a 16 B tear-down's flush.)
+  memmove(slots + 1, slots + 1 + k, (n - k) * sizeof(Block*));
   SetBinCount(h, c, n - k);
   Block* others[kBinSlots];  // other heaps' blocks
   bool behind = false;       // one of their owners is still behind
