@@ -14,6 +14,7 @@
 #include "hakmem/registry/registry.h"
 #include "hakmem/superslab/slab_pool.h"
 #include "hakmem/tiny/tiny_alloc.h"
+#include "hakmem/tiny/transfer_cache.h"
 
 namespace hakmem {
 
@@ -274,102 +275,21 @@ inline Heap* OwnerOf(const Block* b) {
 // puts them here instead of on their queues, and an empty bin takes a
 // batch before it carves. Otherwise blocks go home as before: with a core
 // per thread the cache measured no faster, with more RSS.
-// Bounded (kTransferBatches and kTransferMaxBytes per class: the blocks pin
-// their slabs); batches older than kTransferMaxAgeNs go home (checked by
-// the upkeep), so an idle program's slabs can still empty; malloc_trim
-// sends everything home. 16 batches, 256 KiB (session 5 had 4, 32 KiB):
-// with 8 threads on 2 cores and half the frees remote, flushes found the
-// cache full for a third of the blocks, and the owners' drains of what
-// went home instead missed on every block; +8-11% speed, RSS -7%. 32
-// batches, 512 KiB since session 8, when whole flushes began to come here
-// (see FlushWholeBinToTransfer). 64 batches, 1 MiB since session 11, when
-// engaged classes stopped disengaging at every owner that ran (16-1024 B,
-// 8 / 16 threads on 2 cores, 50% and 90% remote, 11 interleaved reps:
-// +2-9% speed, peak RSS -16-18%: fewer flushes found the cache full and
-// sent their blocks home, to wait on queues while the owners carved new
-// ones). Per class at most 2,048 blocks (64 batches of up to 32), and 1 MiB
-// of them, each perhaps pinning its slab, until the upkeep finds them
-// 100 ms old (within 200 ms). Its bss, untouched until used: 37 x 17 KiB.
-constexpr int kTransferBatches = 64;
-constexpr uint32_t kTransferMaxBytes = 1024 * 1024;
+// Bounded (kTransferBatches and kTransferMaxBytes per class, see
+// transfer_cache.h: the blocks pin their slabs); batches older than
+// kTransferMaxAgeNs go home (checked by the upkeep), so an idle program's
+// slabs can still empty; malloc_trim sends everything home.
 constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
-// A flush sends at most half a bin. Pointers in an array, not a chain
-// through the blocks: a refill checks each block's key with loads that do
-// not wait on each other (the blocks are cold, written by other cores).
-constexpr uint32_t kTransferBatchMax = kBinMaxBlocks / 2 + 1;
-
-// Every member has an initializer: g_transfer must be constant-initialized
-// (zero, in bss), ready before any constructor runs (see above); a
-// constructor resetting a lock could run while another library's threads
-// already use the cache.
-struct TransferBatch {
-  uint32_t count = 0;
-  uint64_t pushed_ns = 0;
-  Block* blocks[kTransferBatchMax] = {};  // each with TransferKey()
-};
-
-// A lock per class, held for a few dozen instructions: spins, and yields
-// after a while (its holder may be off the CPU). A leaf: nothing else is
-// locked while it is held.
-class TransferLock {
- public:
-  void Lock() {
-    int spins = 0;
-    while (word_.exchange(1, std::memory_order_acquire) != 0) {
-      while (word_.load(std::memory_order_relaxed) != 0) {
-        if (++spins < 64) {
-          __builtin_ia32_pause();
-        } else {
-          sched_yield();
-          spins = 0;
-        }
-      }
-    }
-  }
-  void Unlock() { word_.store(0, std::memory_order_release); }
-  void Reset() { word_.store(0, std::memory_order_relaxed); }  // fork child
-
- private:
-  std::atomic<uint32_t> word_{0};
-};
-
-struct alignas(64) TransferClass {
-  TransferLock lock;
-  uint32_t batches = 0;  // written under the lock, read racily for a quick look
-  uint32_t blocks = 0;   // likewise
-  TransferBatch batch[kTransferBatches] = {};
-};
-TransferClass g_transfer[kFirstMidClass];  // small classes only: bounded pins
-static_assert((TransferClass(), true), "TransferClass() must stay a constant expression");
+// A flush sends at most half a bin, and a batch must fit any heap's empty
+// bin (TransferPush).
+static_assert(kTransferBatchMax == kBinMaxBlocks / 2 + 1, "a batch is half a bin");
+TransferCache g_transfer;  // each block in it carries TransferKey()
 
 // Adds `count` blocks of class `c` (keyed) as a batch if there is room;
 // false otherwise. A batch must fit any heap's empty bin.
 bool TransferPush(int c, Block* const* blocks, uint32_t count) {
-  if (c >= kFirstMidClass || count > BinLimitOf(c) || count > kTransferBatchMax) return false;
-  TransferClass& t = g_transfer[c];
-  const uint64_t now = platform::NowNs();
-  t.lock.Lock();
-  const bool room = t.batches < kTransferBatches &&
-                    (t.blocks + count) * ClassSizeOf(c) <= kTransferMaxBytes;
-  if (room) {
-    TransferBatch& batch = t.batch[t.batches];
-    batch.count = count;
-    batch.pushed_ns = now;
-    memcpy(batch.blocks, blocks, count * sizeof(Block*));
-    __atomic_store_n(&t.blocks, t.blocks + count, __ATOMIC_RELAXED);
-    __atomic_store_n(&t.batches, t.batches + 1, __ATOMIC_RELAXED);
-  }
-  t.lock.Unlock();
-  return room;
-}
-
-// A quick look, without the lock, whether a batch of `count` blocks of
-// class `c` would fit (TransferPush decides).
-bool TransferSeemsToHaveRoom(int c, uint32_t count) {
-  const TransferClass& t = g_transfer[c];
-  return __atomic_load_n(&t.batches, __ATOMIC_RELAXED) < kTransferBatches &&
-         (__atomic_load_n(&t.blocks, __ATOMIC_RELAXED) + count) * ClassSizeOf(c) <=
-             kTransferMaxBytes;
+  if (c >= kFirstMidClass || count > BinLimitOf(c)) return false;
+  return g_transfer.Push(c, blocks, count, platform::NowNs());
 }
 
 // Takes `n` blocks out of the transfer state, giving them `key`. Each must
@@ -393,19 +313,8 @@ void ClaimFromTransfer(Block* const* blocks, uint32_t n, uint64_t key) {
 // Takes the newest batch of class `c` into `out`, with `h`'s bin key;
 // returns how many (0: none cached).
 uint32_t TransferPop(Heap* h, int c, Block** out) {
-  if (c >= kFirstMidClass) return 0;
-  TransferClass& t = g_transfer[c];
-  if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) return 0;
-  t.lock.Lock();
-  uint32_t n = 0;
-  if (t.batches != 0) {
-    const TransferBatch& batch = t.batch[t.batches - 1];
-    n = batch.count;
-    memcpy(out, batch.blocks, n * sizeof(Block*));
-    __atomic_store_n(&t.blocks, t.blocks - n, __ATOMIC_RELAXED);
-    __atomic_store_n(&t.batches, t.batches - 1, __ATOMIC_RELAXED);
-  }
-  t.lock.Unlock();
+  if (g_transfer.SeemsEmpty(c)) return 0;  // (without a call)
+  const uint32_t n = g_transfer.PopNewest(c, out);
   // The exchanges below are locked instructions: each waits for its block's
   // line, which another core wrote last, and none starts before the one
   // ahead of it is done. Asked for all at once first, the misses overlap
@@ -445,28 +354,12 @@ void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
 // A few batches at a time: the upkeep runs this on any thread's stack.
 void TransferSendHome(uint64_t cutoff_ns) {
   constexpr uint32_t kBatchesPerRound = 4;
-  for (int c = 0; c < kFirstMidClass; c++) {
-    TransferClass& t = g_transfer[c];
+  for (int c = 0; c < kTransferClasses; c++) {
     // Bounded rounds: other threads may push meanwhile.
     for (uint32_t round = 0; round <= kTransferBatches / kBatchesPerRound; round++) {
-      if (__atomic_load_n(&t.batches, __ATOMIC_RELAXED) == 0) break;
       Block* old[kBatchesPerRound * kTransferBatchMax];
-      uint32_t n = 0, taken = 0;
-      t.lock.Lock();
-      uint32_t kept = 0;
-      for (uint32_t i = 0; i < t.batches; i++) {
-        TransferBatch& batch = t.batch[i];
-        if (batch.pushed_ns < cutoff_ns && taken < kBatchesPerRound) {
-          memcpy(old + n, batch.blocks, batch.count * sizeof(Block*));
-          n += batch.count;
-          __atomic_store_n(&t.blocks, t.blocks - batch.count, __ATOMIC_RELAXED);
-          taken++;
-        } else if (kept++ != i) {
-          t.batch[kept - 1] = batch;
-        }
-      }
-      __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
-      t.lock.Unlock();
+      uint32_t taken = 0;
+      const uint32_t n = g_transfer.TakeOlderThan(c, cutoff_ns, kBatchesPerRound, old, &taken);
       SendHome(tl_heap, old, n);
       if (taken < kBatchesPerRound) break;
     }
@@ -561,8 +454,8 @@ bool OwnerStillBehind(Heap* h, const Heap* owner) {
 inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_RELAXED); }
 
 // An overflow flush takes half a grown bin, which TransferPush takes as a
-// batch only if it fits any heap's bin (TransferSeemsToHaveRoom does not
-// look at that).
+// batch only if it fits any heap's bin (TransferCache::SeemsToHaveRoom
+// does not look at that).
 constexpr bool OverflowFlushesFitABin() {
   for (int c = 0; c < kFirstMidClass; c++) {
     if (BinGrownLimitOf(c) / 2 > BinLimitOf(c) || BinGrownLimitOf(c) / 2 > kTransferBatchMax) {
@@ -611,7 +504,7 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
   if (!others) return false;  // all this heap's: to their slabs
   // Keyed before the push (a refill may pop them at once), so a full
   // cache would have them keyed for nothing; the push decides.
-  if (!TransferSeemsToHaveRoom(c, k)) return false;
+  if (!g_transfer.SeemsToHaveRoom(c, k)) return false;
   // Loaded once: the stores into blocks could alias them.
   const uint64_t bin_key = h->free_key, transfer_key = TransferKey();
   for (uint32_t i = 0; i < k; i++) {
@@ -1137,12 +1030,7 @@ void TinyTrim() {
 }
 
 uint32_t TinyTransferCachedBlocks(int size_class) {
-  if (size_class >= kFirstMidClass) return 0;
-  TransferClass& t = g_transfer[size_class];
-  t.lock.Lock();
-  const uint32_t blocks = t.blocks;
-  t.lock.Unlock();
-  return blocks;
+  return g_transfer.CachedBlocks(size_class);
 }
 
 uint32_t TinyTransferBehindFlushes(int size_class) {
@@ -1169,18 +1057,18 @@ void TinyLockForFork() {
   pthread_mutex_lock(&g_orphan_lock);
   pthread_mutex_lock(&g_pool_lock);
   g_slab_pool.LockForFork();
-  for (TransferClass& t : g_transfer) t.lock.Lock();  // leaves: last
+  g_transfer.LockAll();  // leaves: last
 }
 
 void TinyUnlockAfterFork(bool in_child) {
   if (!in_child) {
-    for (TransferClass& t : g_transfer) t.lock.Unlock();
+    g_transfer.UnlockAll();
     g_slab_pool.UnlockAfterFork(false);
     pthread_mutex_unlock(&g_pool_lock);
     pthread_mutex_unlock(&g_orphan_lock);
     return;
   }
-  for (TransferClass& t : g_transfer) t.lock.Reset();
+  g_transfer.ResetLocksInChild();
   g_slab_pool.UnlockAfterFork(true);
   pthread_mutex_init(&g_pool_lock, nullptr);
   pthread_mutex_init(&g_orphan_lock, nullptr);

@@ -1,0 +1,88 @@
+#include "hakmem/tiny/transfer_cache.h"
+
+#include <string.h>
+
+namespace hakmem {
+
+bool TransferCache::Push(int size_class, Block* const* blocks, uint32_t count, uint64_t now_ns) {
+  if (size_class < 0 || size_class >= kTransferClasses || count == 0 || count > kTransferBatchMax) {
+    return false;
+  }
+  TransferClass& t = classes_[size_class];
+  t.lock.Lock();
+  const bool room = t.batches < kTransferBatches &&
+                    (t.blocks + count) * ClassSizeOf(size_class) <= kTransferMaxBytes;
+  if (room) {
+    TransferBatch& batch = t.batch[t.batches];
+    batch.count = count;
+    batch.pushed_ns = now_ns;
+    memcpy(batch.blocks, blocks, count * sizeof(Block*));
+    __atomic_store_n(&t.blocks, t.blocks + count, __ATOMIC_RELAXED);
+    __atomic_store_n(&t.batches, t.batches + 1, __ATOMIC_RELAXED);
+  }
+  t.lock.Unlock();
+  return room;
+}
+
+uint32_t TransferCache::PopNewest(int size_class, Block** out) {
+  if (SeemsEmpty(size_class)) return 0;
+  TransferClass& t = classes_[size_class];
+  t.lock.Lock();
+  uint32_t n = 0;
+  if (t.batches != 0) {
+    const TransferBatch& batch = t.batch[t.batches - 1];
+    n = batch.count;
+    memcpy(out, batch.blocks, n * sizeof(Block*));
+    __atomic_store_n(&t.blocks, t.blocks - n, __ATOMIC_RELAXED);
+    __atomic_store_n(&t.batches, t.batches - 1, __ATOMIC_RELAXED);
+  }
+  t.lock.Unlock();
+  return n;
+}
+
+uint32_t TransferCache::TakeOlderThan(int size_class, uint64_t cutoff_ns, uint32_t max_batches,
+                                      Block** out, uint32_t* batches) {
+  *batches = 0;
+  if (SeemsEmpty(size_class)) return 0;
+  TransferClass& t = classes_[size_class];
+  uint32_t n = 0, taken = 0, kept = 0;
+  t.lock.Lock();
+  for (uint32_t i = 0; i < t.batches; i++) {
+    TransferBatch& batch = t.batch[i];
+    if (batch.pushed_ns < cutoff_ns && taken < max_batches) {
+      memcpy(out + n, batch.blocks, batch.count * sizeof(Block*));
+      n += batch.count;
+      __atomic_store_n(&t.blocks, t.blocks - batch.count, __ATOMIC_RELAXED);
+      taken++;
+    } else if (kept++ != i) {
+      t.batch[kept - 1] = batch;
+    }
+  }
+  __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
+  t.lock.Unlock();
+  *batches = taken;
+  return n;
+}
+
+uint32_t TransferCache::CachedBlocks(int size_class) {
+  if (size_class < 0 || size_class >= kTransferClasses) return 0;
+  TransferClass& t = classes_[size_class];
+  t.lock.Lock();
+  const uint32_t blocks = t.blocks;
+  t.lock.Unlock();
+  return blocks;
+}
+
+void TransferCache::LockAll() {
+  for (TransferClass& t : classes_) t.lock.Lock();
+}
+
+void TransferCache::UnlockAll() {
+  for (TransferClass& t : classes_) t.lock.Unlock();
+}
+
+void TransferCache::ResetLocksInChild() {
+  for (TransferClass& t : classes_) t.lock.Reset();
+}
+
+}  // namespace hakmem
