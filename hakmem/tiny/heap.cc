@@ -360,7 +360,7 @@ void TransferSendHome(uint64_t cutoff_ns) {
       Block* old[kBatchesPerRound * kTransferBatchMax];
       uint32_t taken = 0;
       const uint32_t n = g_transfer.TakeOlderThan(c, cutoff_ns, kBatchesPerRound, old, &taken);
-      SendHome(tl_heap, old, n);
+      if (n != 0) SendHome(tl_heap, old, n);
       if (taken < kBatchesPerRound) break;
     }
   }

@@ -479,7 +479,8 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
     const uint32_t cached_after_owner_ran = TinyTransferCachedBlocks(c);
     // 4. Once the cache is full, a flush is sorted by owner: the owner ran
     // since the last look, so the gate disengages and the blocks go home.
-    // (The cache holds 64 batches; a flush here takes 31 blocks.)
+    // (The cache holds 64 batches; each flush here takes 31 blocks, half
+    // of a 63-block bin.)
     bool disengaged = false;
     uint32_t cached_before = 0, cached_after = 0;
     while (!disengaged && next + 2 * kBinSlots < blocks.size()) {
@@ -499,7 +500,7 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
       EXPECT_EQ(streak_after_owner_ran, kTransferEngageFlushes + 2u);
       EXPECT_GT(cached_after_owner_ran, cached);
       EXPECT_TRUE(disengaged) << "still engaged with the cache full and the owner running";
-      EXPECT_GT(cached_before, 62u * 31) << "disengaged before the cache was full";
+      EXPECT_GE(cached_before, 64u * 31) << "disengaged before the cache was full";
       EXPECT_EQ(cached_after, cached_before) << "the disengaging flush cached its blocks";
       EXPECT_FALSE(owner->remote.Empty());
     }
@@ -585,7 +586,8 @@ TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
   int disengaged = 0, checked = 0;
   FreeMixedInAnotherThread(
       [&](int i) {
-        // (Full: 64 batches of 31 blocks.)
+        // (Full: 64 batches, the one that engaged of the other thread's
+        // blocks only, about 15, the others whole flushes of 31.)
         if (i > kMixedBlocks / 2 && TinyTransferCachedBlocks(c) > 62 * 31) {
           checked++;
           disengaged += TinyTransferBehindFlushes(c) < kTransferEngageFlushes;
@@ -594,6 +596,26 @@ TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
       [](const std::vector<void*>&, uint64_t) { TinyTrim(); });
   EXPECT_GT(checked, 0) << "the cache never filled";
   EXPECT_EQ(disengaged, 0) << "the gate disengaged while the owner stayed behind";
+  TinyTrim();
+}
+
+// A thread that takes over a pooled heap starts with the gate closed: the
+// heap's last thread engaged it, but nothing says yet that any owner of
+// this thread's blocks is behind.
+TEST(HeapTest, ATakenOverHeapStartsWithTheGateClosed) {
+  ForceTransferCache force;
+  const int c = static_cast<int>(SizeToClass(kMixedSize));
+  Heap* engaged = nullptr;
+  FreeMixedInAnotherThread([](int) {}, [&](const std::vector<void*>&, uint64_t) {
+    ASSERT_GE(TinyTransferBehindFlushes(c), kTransferEngageFlushes);
+    engaged = tl_heap;
+  });  // the thread exits: its heap goes to the pool
+  ASSERT_NE(engaged, nullptr);
+  std::thread([&] {
+    Free(TinyMalloc(kMixedSize));  // takes a heap: the one pooled last
+    ASSERT_EQ(tl_heap, engaged) << "another heap was taken";
+    EXPECT_EQ(TinyTransferBehindFlushes(c), 0u);
+  }).join();
   TinyTrim();
 }
 
