@@ -274,6 +274,13 @@ void GetStats(Stats* stats) {
   stats->heaps_created = tiny.heaps_created;
   stats->heaps_pooled = tiny.heaps_pooled;
   stats->heaps_leaked_by_fork = tiny.heaps_leaked_by_fork;
+  stats->bin_refills = tiny.counters.refills;
+  stats->bin_overflow_flushes = tiny.counters.overflow_flushes;
+  stats->blocks_sent_to_owners = tiny.counters.blocks_sent_to_owners;
+  stats->blocks_drained = tiny.counters.blocks_drained;
+  stats->transfer_batches_pushed = tiny.counters.transfer_batches_pushed;
+  stats->transfer_batches_taken = tiny.counters.transfer_batches_taken;
+  stats->transfer_blocks_sent_home = tiny.counters.transfer_blocks_sent_home;
   for (int c = 0; c < kNumClasses; c++) {
     stats->class_size[c] = ClassSizeOf(c);
     stats->class_slabs[c] = tiny.slabs_in_use[c];
@@ -324,6 +331,13 @@ void PrintStats() {
       {"thread heaps created", stats.heaps_created},
       {"thread heaps pooled", stats.heaps_pooled},
       {"thread heaps leaked by fork", stats.heaps_leaked_by_fork},
+      {"bin refills", stats.bin_refills},
+      {"bin overflow flushes", stats.bin_overflow_flushes},
+      {"blocks sent to their owners", stats.blocks_sent_to_owners},
+      {"blocks drained by their owners", stats.blocks_drained},
+      {"transfer cache batches pushed", stats.transfer_batches_pushed},
+      {"transfer cache batches taken", stats.transfer_batches_taken},
+      {"transfer cache blocks sent home", stats.transfer_blocks_sent_home},
   };
   {
     platform::LogLine line;

@@ -66,6 +66,15 @@ struct Stats {
   uint64_t class_blocks_in_use[kStatsClasses];
   // Mapped by the live large blocks (appended: the layout above is kept).
   uint64_t large_live_bytes;
+  // Where small blocks travel between thread heaps (slow paths, summed over
+  // every heap since start; see HeapCounters in hakmem/tiny/heap.h).
+  uint64_t bin_refills;                // empty bins refilled
+  uint64_t bin_overflow_flushes;       // full bins flushed
+  uint64_t blocks_sent_to_owners;      // other threads' blocks queued for them
+  uint64_t blocks_drained;             // taken off heaps' queues by their owners
+  uint64_t transfer_batches_pushed;    // into the transfer cache
+  uint64_t transfer_batches_taken;     // out of it, by refills
+  uint64_t transfer_blocks_sent_home;  // of aged or refused batches
 };
 
 void GetStats(Stats* stats);

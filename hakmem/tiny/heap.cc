@@ -60,6 +60,15 @@ bool g_initialized = false;
 
 void OnThreadExit(void* heap);
 
+// Marks a slow path of `h`'s thread (see Heap::beat).
+inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_RELAXED); }
+
+// Adds `n` to one of `h`'s counters (see HeapCounters): written by one
+// thread at a time, read by the stats at any time.
+inline void Count(uint64_t& counter, uint64_t n = 1) {
+  __atomic_store_n(&counter, counter + n, __ATOMIC_RELAXED);
+}
+
 // A bin's limit and refill size as a new heap starts them.
 void ResetBinSizing(Heap* h, int c) {
   SetBinLimit(h, c, BinLimitOf(c));
@@ -211,7 +220,9 @@ void LocalFree(Heap* h, Slab* s, Block* b) {
 void DrainRemote(Heap* h) {
   Block* b = h->remote.TakeAll();
   const uint64_t remote_key = RemoteFreeKey();
+  uint64_t drained = 0;
   while (b != nullptr) {
+    drained++;
     // Checked before its link is followed: a block freed again by its owner
     // while it waited here has a local link and the local key.
     if (b->key != remote_key) {
@@ -222,6 +233,7 @@ void DrainRemote(Heap* h) {
     LocalFree(h, SlabOf(b), b);
     b = next;
   }
+  Count(h->counters.blocks_drained, drained);
 }
 
 // Pushes the batch of blocks freed for another heap.
@@ -248,6 +260,7 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
     owner->remote.Push(b);
     return;
   }
+  Count(h->counters.blocks_sent_to_owners);
   RemoteBatch& batch = h->outgoing;
   if (batch.owner != owner) {
     FlushOutgoing(h);
@@ -315,6 +328,7 @@ void ClaimFromTransfer(Block* const* blocks, uint32_t n, uint64_t key) {
 uint32_t TransferPop(Heap* h, int c, Block** out) {
   if (g_transfer.SeemsEmpty(c)) return 0;  // (without a call)
   const uint32_t n = g_transfer.PopNewest(c, out);
+  if (n != 0) Count(h->counters.transfer_batches_taken);
   // The exchanges below are locked instructions: each waits for its block's
   // line, which another core wrote last, and none starts before the one
   // ahead of it is done. Asked for all at once first, the misses overlap
@@ -336,6 +350,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
 // to its key: a store after the claim could re-key a block that a thread
 // freed again meanwhile (a double free) and allocated at once.
 void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
+  if (h != &kEmptyHeap) Count(h->counters.transfer_blocks_sent_home, n);
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
     Heap* owner = OwnerOf(b);
@@ -450,8 +465,6 @@ bool OwnerStillBehind(Heap* h, const Heap* owner) {
   return behind;
 }
 
-// Marks a slow path of `h`'s thread (see Heap::beat).
-inline void Beat(Heap* h) { __atomic_store_n(&h->beat, h->beat + 1, __ATOMIC_RELAXED); }
 
 // An overflow flush takes half a grown bin, which TransferPush takes as a
 // batch only if it fits any heap's bin (TransferCache::SeemsToHaveRoom
@@ -512,7 +525,10 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
     if (out[i]->key != bin_key) ReportDoubleFreeInBins(out[i]);
     out[i]->key = transfer_key;
   }
-  if (TransferPush(c, out, k)) return true;
+  if (TransferPush(c, out, k)) {
+    Count(h->counters.transfer_batches_pushed);
+    return true;
+  }
   // Back to the bin's key. A block that lost the transfer key meanwhile
   // was popped from the cache through another copy (a double free).
   ClaimFromTransfer(out, k, h->free_key);
@@ -610,7 +626,9 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     // an owner behind; the first sorted flush that finds none disengages.
     uint8_t& streak = h->behind_flushes[c];
     streak = behind ? static_cast<uint8_t>(streak < 255 ? streak + 1 : 255) : 0;
-    if (streak < kTransferEngageFlushes || !TransferPush(c, others, sent)) {
+    if (streak >= kTransferEngageFlushes && TransferPush(c, others, sent)) {
+      Count(h->counters.transfer_batches_pushed);
+    } else {
       SendHome(h, others, sent);
     }
   } else if (!gated && c < kFirstMidClass) {
@@ -804,6 +822,7 @@ void* PopFromHeap(Heap* h, int size_class) {
 // Refills the empty bin of `size_class` (see kBinFirstRefill) and pops one
 // block; nullptr if out of memory.
 void* RefillBinAndPop(Heap* h, int size_class) {
+  Count(h->counters.refills);
   Block* taken[kBinSlots];
   // Slow start: a class brings few blocks at first, twice as many on each
   // refill up to half its bin, so a class used a little touches little.
@@ -1004,6 +1023,7 @@ void TinyFreeSlow(void* p) {
     // remote: 16-block bins ran at half the speed of 63-block ones, with
     // more RSS, as blocks piled up in transit). The upkeep shrinks it back.
     const uint32_t limit = BinLimit(h, c);
+    Count(h->counters.overflow_flushes);
     const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
     const uint32_t grown = BinGrownLimitOf(c);
     if (sent != 0 && limit < grown) SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
@@ -1104,6 +1124,18 @@ void GetTinyStats(TinyStats* stats) {
   stats->heaps_created = g_heaps_created;
   stats->heaps_pooled = g_heaps_pooled;
   stats->heaps_leaked_by_fork = g_heaps_leaked;
+  HeapCounters& sum = stats->counters;
+  for (const Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
+    const HeapCounters& c = h->counters;
+    sum.refills += __atomic_load_n(&c.refills, __ATOMIC_RELAXED);
+    sum.overflow_flushes += __atomic_load_n(&c.overflow_flushes, __ATOMIC_RELAXED);
+    sum.blocks_sent_to_owners += __atomic_load_n(&c.blocks_sent_to_owners, __ATOMIC_RELAXED);
+    sum.blocks_drained += __atomic_load_n(&c.blocks_drained, __ATOMIC_RELAXED);
+    sum.transfer_batches_pushed += __atomic_load_n(&c.transfer_batches_pushed, __ATOMIC_RELAXED);
+    sum.transfer_batches_taken += __atomic_load_n(&c.transfer_batches_taken, __ATOMIC_RELAXED);
+    sum.transfer_blocks_sent_home +=
+        __atomic_load_n(&c.transfer_blocks_sent_home, __ATOMIC_RELAXED);
+  }
   pthread_mutex_unlock(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);
   // Blocks in this thread's bins and in the transfer cache are free (other

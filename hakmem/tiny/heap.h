@@ -158,6 +158,20 @@ constexpr int kOwnersSeenBits = 4;
 // came with the gate open.)
 constexpr uint8_t kTransferEngageFlushes = 4;
 
+// Slow-path events of one heap, counted by its thread (or, for a heap
+// whose thread exited, under the pool lock) and read racily by the stats:
+// where blocks travel between heaps. Cumulative: a pooled heap's next
+// thread counts on.
+struct HeapCounters {
+  uint64_t refills = 0;                    // empty bins refilled
+  uint64_t overflow_flushes = 0;           // full bins flushed
+  uint64_t blocks_sent_to_owners = 0;      // other heaps' blocks queued for them
+  uint64_t blocks_drained = 0;             // other threads' frees taken off the queue
+  uint64_t transfer_batches_pushed = 0;    // batches put into the transfer cache
+  uint64_t transfer_batches_taken = 0;     // batches refills took from it
+  uint64_t transfer_blocks_sent_home = 0;  // blocks of aged or refused batches sent home
+};
+
 struct Heap {
   // constexpr and all zero: kEmptyHeap is ready before any constructor
   // runs, and costs only bss. Its limits are 0 (nothing is ever pushed on
@@ -197,6 +211,7 @@ struct Heap {
   uint32_t flushes = 0;
   OwnerSeen owners_seen[1 << kOwnersSeenBits] = {};
   uint8_t behind_flushes[kFirstMidClass] = {};
+  HeapCounters counters;                      // for the stats
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
   // The bins' pointers, one row of kBinSlots per class; slot `count` is
@@ -346,6 +361,7 @@ struct TinyStats {
   // Handed out, or free in another running thread's bin (those are not
   // read: the stats must not race with other threads' fast paths).
   uint64_t blocks_in_use[kNumClasses];
+  HeapCounters counters;  // summed over every heap ever made
 };
 void GetTinyStats(TinyStats* stats);
 

@@ -393,6 +393,57 @@ TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
   EXPECT_EQ(reused, 20);
 }
 
+HeapCounters CountersNow() {
+  TinyStats stats;
+  GetTinyStats(&stats);
+  return stats.counters;
+}
+
+// The stats count where blocks travel: another thread frees 600 blocks of
+// this thread's with the transfer cache off; every one goes to this
+// thread's queue, and this thread's trim drains every one.
+TEST(HeapTest, StatsCountBlocksSentToTheirOwnersAndDrained) {
+  TinySetTransferModeForTesting(0);  // never engaged
+  constexpr size_t kSize = 64;
+  TinyTrim();  // nothing left on this thread's queue
+  const HeapCounters before = CountersNow();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
+  std::thread([&] {
+    for (void* p : blocks) Free(p);
+  }).join();  // its bins flush at exit
+  const HeapCounters sent = CountersNow();
+  TinyTrim();
+  const HeapCounters after = CountersNow();
+  TinySetTransferModeForTesting(-1);
+  EXPECT_GT(sent.refills, before.refills);
+  EXPECT_GT(sent.overflow_flushes, before.overflow_flushes);
+  EXPECT_EQ(sent.blocks_sent_to_owners - before.blocks_sent_to_owners, 600u);
+  EXPECT_EQ(after.blocks_drained - before.blocks_drained, 600u);
+  EXPECT_EQ(after.transfer_batches_pushed, before.transfer_batches_pushed);
+}
+
+// ... and through the transfer cache: batches pushed, taken by a refill,
+// and the rest sent home by a trim.
+TEST(HeapTest, StatsCountTransferCacheBatches) {
+  ForceTransferCache force;
+  constexpr size_t kSize = 64;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  TinyTrim();
+  const HeapCounters before = CountersNow();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
+  ASSERT_GT(FreeInAnotherThreadUntilCached(blocks, c), 0u);
+  const HeapCounters cached = CountersNow();
+  EXPECT_GT(cached.transfer_batches_pushed, before.transfer_batches_pushed);
+  std::thread([&] { Free(TinyMalloc(kSize)); }).join();  // a refill takes a batch
+  const uint32_t left = TinyTransferCachedBlocks(c);
+  TinyTrim();
+  const HeapCounters after = CountersNow();
+  EXPECT_EQ(after.transfer_batches_taken - cached.transfer_batches_taken, 1u);
+  EXPECT_GE(after.transfer_blocks_sent_home - cached.transfer_blocks_sent_home, left);
+}
+
 TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
   ForceTransferCache force;
   constexpr size_t kSize = 80;
