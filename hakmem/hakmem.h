@@ -72,9 +72,10 @@ struct Stats {
   uint64_t bin_overflow_flushes;       // full bins flushed
   uint64_t blocks_sent_to_owners;      // other threads' blocks queued for them
   uint64_t blocks_drained;             // taken off heaps' queues by their owners
+                                       // (also those of threads without a heap)
   uint64_t transfer_batches_pushed;    // into the transfer cache
   uint64_t transfer_batches_taken;     // out of it, by refills
-  uint64_t transfer_blocks_sent_home;  // of aged or refused batches
+  uint64_t transfer_blocks_sent_home;  // aged there, or refused by a full cache
 };
 
 void GetStats(Stats* stats);

@@ -350,7 +350,6 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
 // to its key: a store after the claim could re-key a block that a thread
 // freed again meanwhile (a double free) and allocated at once.
 void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
-  if (h != &kEmptyHeap) Count(h->counters.transfer_blocks_sent_home, n);
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
     Heap* owner = OwnerOf(b);
@@ -375,7 +374,10 @@ void TransferSendHome(uint64_t cutoff_ns) {
       Block* old[kBatchesPerRound * kTransferBatchMax];
       uint32_t taken = 0;
       const uint32_t n = g_transfer.TakeOlderThan(c, cutoff_ns, kBatchesPerRound, old, &taken);
-      if (n != 0) SendHome(tl_heap, old, n);
+      if (n != 0) {
+        if (tl_heap != &kEmptyHeap) Count(tl_heap->counters.transfer_blocks_sent_home, n);
+        SendHome(tl_heap, old, n);
+      }
       if (taken < kBatchesPerRound) break;
     }
   }
@@ -626,9 +628,12 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     // an owner behind; the first sorted flush that finds none disengages.
     uint8_t& streak = h->behind_flushes[c];
     streak = behind ? static_cast<uint8_t>(streak < 255 ? streak + 1 : 255) : 0;
-    if (streak >= kTransferEngageFlushes && TransferPush(c, others, sent)) {
+    if (streak < kTransferEngageFlushes) {
+      SendHome(h, others, sent);
+    } else if (TransferPush(c, others, sent)) {
       Count(h->counters.transfer_batches_pushed);
-    } else {
+    } else {  // the cache is full
+      Count(h->counters.transfer_blocks_sent_home, sent);
       SendHome(h, others, sent);
     }
   } else if (!gated && c < kFirstMidClass) {

@@ -158,18 +158,22 @@ constexpr int kOwnersSeenBits = 4;
 // came with the gate open.)
 constexpr uint8_t kTransferEngageFlushes = 4;
 
-// Slow-path events of one heap, counted by its thread (or, for a heap
-// whose thread exited, under the pool lock) and read racily by the stats:
-// where blocks travel between heaps. Cumulative: a pooled heap's next
-// thread counts on.
+// Slow-path events of one heap, counted by whoever may change the heap (its
+// thread; for a pooled heap, the pool lock's holder; for the orphan heap,
+// its lock's) and read racily by the stats: where blocks travel between
+// heaps. Cumulative: a pooled heap's next thread counts on.
 struct HeapCounters {
   uint64_t refills = 0;                    // empty bins refilled
   uint64_t overflow_flushes = 0;           // full bins flushed
-  uint64_t blocks_sent_to_owners = 0;      // other heaps' blocks queued for them
-  uint64_t blocks_drained = 0;             // other threads' frees taken off the queue
+  // Other heaps' blocks queued for them. (A thread without a heap pushes
+  // its frees one at a time, uncounted: the owners' drains count them.)
+  uint64_t blocks_sent_to_owners = 0;
+  uint64_t blocks_drained = 0;             // taken off this heap's queue
   uint64_t transfer_batches_pushed = 0;    // batches put into the transfer cache
   uint64_t transfer_batches_taken = 0;     // batches refills took from it
-  uint64_t transfer_blocks_sent_home = 0;  // blocks of aged or refused batches sent home
+  // Blocks the transfer cache sent home: batches that aged there (or a
+  // trim emptied), and flushes it refused because it was full.
+  uint64_t transfer_blocks_sent_home = 0;
 };
 
 struct Heap {
