@@ -841,7 +841,7 @@ void* RefillBinAndPop(Heap* h, int size_class) {
   if (n == 0) return nullptr;
   // taken[0] is handed out now, taken[1] next: it goes on top.
   Block** slots = BinSlot(h, size_class, 0);
-  for (uint32_t i = 1; i < n; i++) slots[n - i] = taken[i];
+  CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
   SetBinCount(h, size_class, n - 1);
   taken[0]->key = 0;
   return taken[0];

@@ -315,6 +315,24 @@ HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, uint32_t top, Block* b) {
   *BinSlotAt(h, new_top) = b;
   __atomic_store_n(&h->bins[c].top, new_top, __ATOMIC_RELEASE);  // after both
 }
+// dst[0..m-1] = src[m-1..0], for a refill's blocks going into a bin (the
+// first to be handed out on top): two pointers per 16-byte move. (GCC 12
+// does not vectorize a reversed copy; as a loop of single moves it took a
+// 64 B build's mallocs 12.6 -> 10.1 ns, 16 B 5.7 -> 5.2, 11 interleaved
+// rounds.)
+inline void CopyBlocksReversed(Block** dst, Block* const* src, uint32_t m) {
+  typedef uint64_t TwoPointers __attribute__((vector_size(16)));
+  static_assert(sizeof(Block*) == sizeof(uint64_t), "64-bit pointers");
+  uint32_t j = 0;
+  for (; j + 2 <= m; j += 2) {
+    TwoPointers v;
+    __builtin_memcpy(&v, src + m - 2 - j, sizeof(v));
+    v = __builtin_shufflevector(v, v, 1, 0);
+    __builtin_memcpy(dst + j, &v, sizeof(v));
+  }
+  if (j < m) dst[j] = src[m - 1 - j];
+}
+
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and
 // friends on a pointer of a SuperSlab).
 void TinyCheckLiveBlock(const void* p, const char* operation);

@@ -393,6 +393,19 @@ TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
   EXPECT_EQ(reused, 20);
 }
 
+TEST(HeapTest, CopyBlocksReversedReversesEveryLength) {
+  Block* src[kBinSlots];
+  for (uint32_t i = 0; i < kBinSlots; i++) src[i] = reinterpret_cast<Block*>((i + 1) * 16);
+  for (uint32_t m = 0; m < kBinSlots; m++) {
+    Block* dst[kBinSlots + 1];
+    Block* const guard = reinterpret_cast<Block*>(0xdead0);
+    for (Block*& b : dst) b = guard;
+    CopyBlocksReversed(dst, src, m);
+    for (uint32_t j = 0; j < m; j++) ASSERT_EQ(dst[j], src[m - 1 - j]) << "m " << m << " j " << j;
+    EXPECT_EQ(dst[m], guard) << "wrote past " << m;
+  }
+}
+
 HeapCounters CountersNow() {
   TinyStats stats;
   GetTinyStats(&stats);
