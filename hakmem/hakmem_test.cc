@@ -187,18 +187,24 @@ TEST(HakmemTest, ABigBufferWhoseMappingWasSplitIsCopiedNotMoved) {
 TEST(HakmemTest, ALargeBufferGrownAByteAtATimeRemapsRarely) {
   // Each growth past the mapping adds a quarter (as tcmalloc's realloc), and
   // the headroom is not given back by the next, slightly larger, size.
-  // Nothing cached to start with: regions earlier tests left in the caches
-  // could age out during the loop, and the upkeep would unmap them (seen
-  // once under TSan: 3 unmaps).
-  Trim();
+  Trim();  // nothing cached to start with
   char* p = static_cast<char*>(Malloc(40000));
   // Counted from here: mapping the block may itself trim (unmap) around it.
   Stats before;
   GetStats(&before);
+  // The headroom is never given back on the way up: the usable size never
+  // shrinks. (Checked directly: the process's unmap count also moves with
+  // the upkeep's work on the caches, time-gated, and a CI run once saw 3
+  // unmaps during this loop, with nothing of the block's own to explain
+  // them.)
+  size_t usable = UsableSize(p), shrinks = 0;
   for (size_t size = 40000; size <= 240000; size++) {
     p = static_cast<char*>(Realloc(p, size));
     ASSERT_NE(p, nullptr);
     p[size - 1] = static_cast<char>(size);
+    const size_t now = UsableSize(p);
+    shrinks += now < usable;
+    usable = now;
   }
   for (size_t size = 40000; size <= 240000; size += 4099) {
     ASSERT_EQ(p[size - 1], static_cast<char>(size));
@@ -206,12 +212,10 @@ TEST(HakmemTest, ALargeBufferGrownAByteAtATimeRemapsRarely) {
   Stats after;
   GetStats(&after);
   const uint64_t remaps = after.mremap_calls - before.mremap_calls;
-  const uint64_t unmaps = after.munmap_calls - before.munmap_calls;
   // From 44 KiB to 240 KiB by a quarter at a time: about 8 (one a page: 48).
   EXPECT_LE(remaps, 12u);
-  EXPECT_EQ(unmaps, 0u) << "the headroom went back and forth";
+  EXPECT_EQ(shrinks, 0u) << "the headroom went back and forth";
   // Shrinking a little keeps the block; below three quarters it gives back.
-  const size_t usable = UsableSize(p);
   EXPECT_EQ(Realloc(p, usable - usable / 8), p);
   EXPECT_EQ(UsableSize(p), usable);
   EXPECT_EQ(Realloc(p, usable / 2), p);
