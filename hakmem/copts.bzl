@@ -5,7 +5,11 @@ load("@rules_cc//cc:defs.bzl", "cc_library")
 # Hidden visibility: in libhakmem.so, internal globals (the registry table,
 # the free key) are then reached without a GOT load on the fast paths; the
 # override layer marks the exported allocator symbols explicitly.
-HAKMEM_COPTS = ["-fvisibility=hidden"]
+# No PLT: the slow paths' calls into libc (memcpy, memmove, the clock, the
+# locks) go straight through the GOT, resolved at load, instead of through
+# a stub: 2M x 16 B built and freed 20 times, 0.43-0.46 -> 0.42 s; 16 B
+# tear-down frees and 64 B builds -2%; the lanes and start-up unchanged.
+HAKMEM_COPTS = ["-fvisibility=hidden", "-fno-plt"]
 
 def hakmem_library(name, copts = [], **kwargs):
     """A cc_library of the allocator: hidden visibility, static linking only.
