@@ -301,7 +301,7 @@ TransferCache g_transfer;  // each block in it carries TransferKey()
 // Adds `count` blocks of class `c` (keyed) as a batch if there is room;
 // false otherwise. A batch must fit any heap's empty bin.
 bool TransferPush(int c, Block* const* blocks, uint32_t count) {
-  if (c >= kFirstMidClass || count > BinLimitOf(c)) return false;
+  if (count > BinLimitOf(c)) return false;  // (Push refuses mid classes)
   return g_transfer.Push(c, blocks, count, platform::NowNs());
 }
 
