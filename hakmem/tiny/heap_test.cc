@@ -13,6 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem/tiny/tiny_alloc.h"
+#include "hakmem/tiny/transfer_cache.h"
 
 namespace hakmem {
 namespace {
@@ -501,7 +502,7 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
   const int other_class = static_cast<int>(SizeToClass(3000));
   TinyTrim();  // an empty cache and queue to start from
   std::vector<void*> blocks;
-  for (int i = 0; i < 5000; i++) blocks.push_back(TinyMalloc(kSize));
+  for (int i = 0; i < 10000; i++) blocks.push_back(TinyMalloc(kSize));
   Heap* const owner = tl_heap;
   std::atomic<int> asked{0}, ran{0};
   std::atomic<bool> done{false};
@@ -553,8 +554,8 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
     const uint32_t cached_after_owner_ran = TinyTransferCachedBlocks(c);
     // 4. Once the cache is full, a flush is sorted by owner: the owner ran
     // since the last look, so the gate disengages and the blocks go home.
-    // (The cache holds 64 batches; each flush here takes 31 blocks, half
-    // of a 63-block bin.)
+    // (The cache holds kTransferBatches batches; each flush here takes
+    // kBinMaxBlocks / 2 blocks, half of a full bin.)
     bool disengaged = false;
     uint32_t cached_before = 0, cached_after = 0;
     while (!disengaged && next + 2 * kBinSlots < blocks.size()) {
@@ -574,7 +575,7 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
       EXPECT_EQ(streak_after_owner_ran, kTransferEngageFlushes + 2u);
       EXPECT_GT(cached_after_owner_ran, cached);
       EXPECT_TRUE(disengaged) << "still engaged with the cache full and the owner running";
-      EXPECT_GE(cached_before, 64u * 31) << "disengaged before the cache was full";
+      EXPECT_GE(cached_before, kTransferBatches * (kBinMaxBlocks / 2)) << "disengaged before the cache was full";
       EXPECT_EQ(cached_after, cached_before) << "the disengaging flush cached its blocks";
       EXPECT_FALSE(owner->remote.Empty());
     }
@@ -660,9 +661,11 @@ TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
   int disengaged = 0, checked = 0;
   FreeMixedInAnotherThread(
       [&](int i) {
-        // (Full: 64 batches, the one that engaged of the other thread's
-        // blocks only, about 15, the others whole flushes of 31.)
-        if (i > kMixedBlocks / 2 && TinyTransferCachedBlocks(c) > 62 * 31) {
+        // (Full: kTransferBatches batches, the one that engaged of the
+        // other thread's blocks only, about half a flush, the others whole
+        // flushes of half a full bin.)
+        if (i > kMixedBlocks / 2 &&
+            TinyTransferCachedBlocks(c) > (kTransferBatches - 2) * (kBinMaxBlocks / 2)) {
           checked++;
           disengaged += TinyTransferBehindFlushes(c) < kTransferEngageFlushes;
         }
