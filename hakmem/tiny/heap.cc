@@ -38,7 +38,7 @@ uint64_t g_heaps_created = 0;
 uint64_t g_heaps_pooled = 0;
 uint64_t g_heaps_leaked = 0;  // in a fork child (HeapState::kLeaked)
 // Heap storage: a few static heaps, then mapped chunks of them.
-// (Raw zeroed storage, bss: each Heap is 57 KiB, mostly bin rows that stay
+// (Raw zeroed storage, bss: each Heap is 56 KiB, mostly bin rows that stay
 // untouched until their class is used.)
 constexpr int kStaticHeaps = 4;
 alignas(Heap) char g_static_heaps[kStaticHeaps][sizeof(Heap)];

@@ -77,15 +77,16 @@ struct Heap;
 // A bin's row of pointers: slot 0 is a null sentinel (so free's check of the
 // top slot needs no emptiness test), slots 1..count the free blocks.
 // 128 slots: classes up to 128 B hold 127 blocks (16 KiB worth would be
-// more) and move 63-64 per refill and flush, half the slow paths of 64
+// more) and move up to 63 per refill and flush, half the slow paths of 64
 // slots. Session 12, 7 interleaved rounds of 2M-block builds and
 // tear-downs: 16 B malloc 6.30 -> 5.30 ns, free 5.35 -> 4.96; 64 B free
-// 12.2 -> 10.5, malloc the same (carving's prefetch reach keeps 64-block
+// 12.2 -> 10.5, malloc the same (carving's prefetch reach keeps 63-block
 // carves from waiting on their lines, which made session 4's 128-slot try
 // 17% slower there); the lanes within noise.
 constexpr uint32_t kBinSlots = 128;
 constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
-// Mid classes keep at most 63 (their refills carve and touch up to 2 MiB).
+// Mid classes keep at most 63 (127 would let 2.5-8 KiB bins hold up to
+// 1 MiB and carve 63 blocks, a page each, at a time; not measured).
 constexpr uint32_t kMidBinMaxBlocks = 63;
 
 // A bin's limit: 16 KiB worth of blocks, 16 to 127; for mid classes
@@ -193,7 +194,7 @@ struct Heap {
   // value-initialized in the mem-initializer list instead of below.)
   constexpr Heap() : current(), bin_slots() {}
   // For NewHeapLocked(), on fresh mapped or never used static memory: leaves
-  // bin_slots (26.5 KiB) as it is, zero, instead of writing every page of it.
+  // bin_slots (53 KiB) as it is, zero, instead of writing every page of it.
   // Slot 0 of each row must be null (the sentinel); rows are written only
   // as their classes are used.
   explicit Heap(ZeroedMemory) : current() {

@@ -1,6 +1,7 @@
 #include "hakmem/tiny/heap.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -961,7 +962,12 @@ TEST(HeapDeathTest, ABlockOfAFreeSlabInABinIsReportedByAnEngagedFlush) {
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();
   std::vector<void*> theirs;
-  for (int i = 0; i < 600; i++) theirs.push_back(TinyMalloc(kSize));
+  // Enough frees for the gate to engage (the kTransferEngageFlushes-th
+  // flush, each half a bin) before the stale block leaves the bin, and for
+  // it to leave in an engaged flush.
+  constexpr int kBlocks = static_cast<int>(kBinMaxBlocks) * 10;
+  constexpr int kStaleAt = static_cast<int>(kBinMaxBlocks) * 5;
+  for (int i = 0; i < kBlocks; i++) theirs.push_back(TinyMalloc(kSize));
   void* stale = nullptr;
   std::thread([&] {
     stale = TinyMalloc(kSize);
@@ -971,9 +977,9 @@ TEST(HeapDeathTest, ABlockOfAFreeSlabInABinIsReportedByAnEngagedFlush) {
   EXPECT_DEATH(
       {
         std::thread([&] {
-          for (int i = 0; i < 600; i++) {
+          for (int i = 0; i < kBlocks; i++) {
             Free(theirs[i]);
-            if (i == 250) {
+            if (i == kStaleAt) {
               Heap* h = tl_heap;
               PushOnBin(h, c, h->bins[c].top, static_cast<Block*>(stale));
             }
@@ -982,10 +988,13 @@ TEST(HeapDeathTest, ABlockOfAFreeSlabInABinIsReportedByAnEngagedFlush) {
           // cache (this test's case), or it is still in the bin.
           if (static_cast<Block*>(stale)->key != TransferKey()) _exit(3);
         }).join();
-        for (int i = 0; i < 2000; i++) TinyMalloc(kSize);  // refills from the cache
+        // The report must come from the refill, not from a sorted flush in
+        // the thread above.
+        fprintf(stderr, "joined\n");
+        for (int i = 0; i < 4 * kBlocks; i++) TinyMalloc(kSize);  // refills from the cache
         _exit(0);
       },
-      "free\\(\\): double free .*found twice in bins or lists");
+      "joined(.|\n)*free\\(\\): double free .*found twice in bins or lists");
 }
 
 TEST(HeapDeathTest, DoubleFreeIsReported) {
