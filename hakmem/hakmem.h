@@ -34,7 +34,7 @@ size_t UsableSize(const void* p);
 // Gives cached memory back to the kernel now (SuperSlab and large caches).
 void Trim();
 
-constexpr int kStatsClasses = 53;
+constexpr int kStatsClasses = 65;
 
 struct Stats {
   // Kernel calls made by hakmem since start.
@@ -84,9 +84,9 @@ void GetStats(Stats* stats);
 // mallinfo, mallinfo2 and malloc_info from them). Bytes.
 struct MallocTotals {
   uint64_t small_mapped;     // SuperSlabs mapped, in use or cached ("arena")
-  uint64_t small_in_use;     // blocks of up to 32 KiB handed out ("uordblks")
+  uint64_t small_in_use;     // blocks of up to 256 KiB handed out ("uordblks")
   uint64_t free_regions;     // SuperSlabs and large regions cached ("ordblks")
-  uint64_t large_blocks;     // live blocks over 32 KiB ("hblks")
+  uint64_t large_blocks;     // live blocks over 256 KiB ("hblks")
   uint64_t large_mapped;     // their mappings ("hblkhd")
 };
 // Reads every slab record (no lock on the fast paths; in-use counts of

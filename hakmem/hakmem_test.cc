@@ -130,11 +130,17 @@ TEST(HakmemTest, ReallocStaysInPlaceWhileTheBlockFits) {
   EXPECT_EQ(Realloc(big, big_usable), big);
   EXPECT_EQ(Realloc(big, big_usable - 60000), big);
   EXPECT_EQ(UsableSize(big), big_usable);  // nothing unmapped
-  EXPECT_EQ(Realloc(big, 100000), big);    // shrinks in place, tail unmapped
+  EXPECT_EQ(Realloc(big, 280000), big);    // shrinks in place, tail unmapped
   EXPECT_LT(UsableSize(big), big_usable);
-  EXPECT_GE(UsableSize(big), 100000u);
+  EXPECT_GE(UsableSize(big), 280000u);
   EXPECT_EQ(big[99999], 9);
-  Free(big);
+  // Down to a class's size (256 KiB or less): it moves to a slab's block.
+  char* small = static_cast<char*>(Realloc(big, 100000));
+  EXPECT_NE(small, big);
+  EXPECT_EQ(small[99999], 9);
+  EXPECT_GE(UsableSize(small), 100000u);
+  EXPECT_LT(UsableSize(small), 140000u);
+  Free(small);
 }
 
 TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
@@ -188,7 +194,9 @@ TEST(HakmemTest, ALargeBufferGrownAByteAtATimeRemapsRarely) {
   // Each growth past the mapping adds a quarter (as tcmalloc's realloc), and
   // the headroom is not given back by the next, slightly larger, size.
   Trim();  // nothing cached to start with
-  char* p = static_cast<char*>(Malloc(40000));
+  // Large blocks: above the largest class, 256 KiB.
+  constexpr size_t kFrom = 300000, kTo = 900000;
+  char* p = static_cast<char*>(Malloc(kFrom));
   // Counted from here: mapping the block may itself trim (unmap) around it.
   Stats before;
   GetStats(&before);
@@ -198,7 +206,7 @@ TEST(HakmemTest, ALargeBufferGrownAByteAtATimeRemapsRarely) {
   // unmaps during this loop, with nothing of the block's own to explain
   // them.)
   size_t usable = UsableSize(p), shrinks = 0;
-  for (size_t size = 40000; size <= 240000; size++) {
+  for (size_t size = kFrom; size <= kTo; size++) {
     p = static_cast<char*>(Realloc(p, size));
     ASSERT_NE(p, nullptr);
     p[size - 1] = static_cast<char>(size);
@@ -206,13 +214,13 @@ TEST(HakmemTest, ALargeBufferGrownAByteAtATimeRemapsRarely) {
     shrinks += now < usable;
     usable = now;
   }
-  for (size_t size = 40000; size <= 240000; size += 4099) {
+  for (size_t size = kFrom; size <= kTo; size += 4099) {
     ASSERT_EQ(p[size - 1], static_cast<char>(size));
   }
   Stats after;
   GetStats(&after);
   const uint64_t remaps = after.mremap_calls - before.mremap_calls;
-  // From 44 KiB to 240 KiB by a quarter at a time: about 8 (one a page: 48).
+  // From 293 KiB to 879 KiB by a quarter at a time: about 5 (one a page: 147).
   EXPECT_LE(remaps, 12u);
   EXPECT_EQ(shrinks, 0u) << "the headroom went back and forth";
   // Shrinking a little keeps the block; below three quarters it gives back.

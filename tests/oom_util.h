@@ -93,9 +93,15 @@ inline void ThreadedOutOfMemoryChild(bool trim) {
   threads->reserve(kThreads);
   std::atomic<int> bad_errno{0}, never_ran_out{0}, no_recovery{0};
   std::atomic<int> freed{0}, trimmed{0};
+  // All threads exist before any allocates: the first ones would otherwise
+  // take the address space the later ones' stacks need (pthread_create
+  // fails with EAGAIN).
+  std::atomic<bool> go{false};
   for (int t = 0; t < kThreads; t++) {
     threads->emplace_back([&, t] {
-      const size_t size = t % 2 == 0 ? 48 : 200000;
+      while (!go.load()) std::this_thread::yield();
+      // Small blocks, a big class's (200000 B) and large blocks (400000 B).
+      const size_t size = t % 2 == 0 ? 48 : t == 1 ? 200000 : 400000;
       Chain chain;
       for (size_t i = 0;; i++) {
         errno = 0;
@@ -127,6 +133,7 @@ inline void ThreadedOutOfMemoryChild(bool trim) {
       chain.FreeAll();
     });
   }
+  go = true;
   for (std::thread& th : *threads) th.join();
   fprintf(stderr, "oom child: %d of %d allocations failed after everything was freed\n",
           no_recovery.load(), kThreads * 100);

@@ -38,11 +38,12 @@ constexpr int kLeafBits = 14;  // an outside leaf covers 2^14 regions: 32 GiB
 constexpr uint64_t kLeafSlots = uint64_t{1} << kLeafBits;
 constexpr uint64_t kDirectorySlots = kRegionSlots >> kLeafBits;
 
-// Tags. A SuperSlab's tag is its slab shift (16 or 19). A large region's tag
-// is the region shift, so the slab-record index that the free fast path
-// derives from it is 0: a record the large header leaves zero (unowned).
+// Tags. A SuperSlab's tag is its slab shift (16, 19 or 21). A large
+// region's tag is one more than the region shift, so the slab-record index
+// that the free fast path derives from it is 0: a record the large header
+// leaves zero (unowned).
 constexpr uint8_t kTagNone = 0;
-constexpr uint8_t kTagLarge = kRegionShift;
+constexpr uint8_t kTagLarge = kRegionShift + 1;
 
 extern std::atomic<uint8_t> g_window_tags[kWindowSlots] HAKMEM_HIDDEN;
 

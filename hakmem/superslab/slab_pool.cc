@@ -5,7 +5,9 @@
 namespace hakmem {
 namespace {
 
-int GeometryOf(int slab_shift) { return slab_shift == kSmallSlabShift ? 0 : 1; }
+int GeometryOf(int slab_shift) {
+  return slab_shift == kSmallSlabShift ? 0 : slab_shift == kMidSlabShift ? 1 : 2;
+}
 
 // How many SuperSlabs at the front of with_room a take searches for a warm
 // slab of its class before it formats a free one.
@@ -192,7 +194,7 @@ void SlabPool::UnlockAfterFork(bool in_child) {
 SlabPool::Stats SlabPool::GetStats() {
   Stats stats;
   pthread_mutex_lock(&lock_);
-  for (int g = 0; g < 2; g++) {
+  for (int g = 0; g < kGeometries; g++) {
     for (SuperSlab* ss = with_room_[g].head; ss != nullptr; ss = ss->next) stats.with_room++;
     for (SuperSlab* ss = full_[g].head; ss != nullptr; ss = ss->next) stats.full++;
   }

@@ -61,7 +61,7 @@ class SlabPool {
   SlabPool& operator=(const SlabPool&) = delete;
 
   // A slab for blocks of `block_size` of `size_class`, with slabs of
-  // 2^`slab_shift` bytes (kSmallSlabShift or kMidSlabShift), owned by
+  // 2^`slab_shift` bytes (kSmallSlabShift, kMidSlabShift or kBigSlabShift), owned by
   // `owner`: a warm slab of that class, else a free slab of a SuperSlab in
   // the pool; else, if `may_map`, a SuperSlab from the cache or a new
   // mapping. nullptr if none (out of memory, or `may_map`
@@ -83,7 +83,7 @@ class SlabPool {
   void UnlockAfterFork(bool in_child);
 
   struct Stats {
-    uint32_t with_room = 0;  // SuperSlabs with a free slab, both geometries
+    uint32_t with_room = 0;  // SuperSlabs with a free slab, all geometries
     uint32_t full = 0;
     uint64_t idle_bytes = 0;  // free slabs whose pages may be resident
   };
@@ -100,9 +100,12 @@ class SlabPool {
   void IdlePush(Slab* s, uint64_t now);
   void IdleRemove(Slab* s);
 
+  // Small, mid and big slabs (a SuperSlab of one big slab is never on
+  // with_room_: it leaves the pool when its slab comes back).
+  static constexpr int kGeometries = 3;
   pthread_mutex_t lock_ = PTHREAD_MUTEX_INITIALIZER;
-  IntrusiveList<SuperSlab> with_room_[2];
-  IntrusiveList<SuperSlab> full_[2];
+  IntrusiveList<SuperSlab> with_room_[kGeometries];
+  IntrusiveList<SuperSlab> full_[kGeometries];
   IntrusiveList<Slab, &Slab::idle_prev, &Slab::idle_next> idle_;  // oldest first
   uint64_t idle_bytes_ = 0;
 };

@@ -80,11 +80,11 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   SlabInfo* info = &ss->infos[index];
   info->divisor_magic = DivisorMagic(block_size);
   __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
-  info->block_size = static_cast<uint16_t>(block_size);
+  info->block_size = block_size;
   info->size_class = static_cast<uint8_t>(size_class);
   info->slab_shift = ss->slab_shift;
   info->start_offset = (static_cast<uint32_t>(index) << ss->slab_shift) +
-                       SlabColor(size_class, block_size);
+                       SlabFirstBlockOffset(index, size_class, block_size);
   __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
   return s;
 }
@@ -144,17 +144,18 @@ int SuperSlabTakeFreeSlab(SuperSlab* ss) {
 }
 
 namespace {
-// Slab 0 holds the header and is never handed out.
-constexpr uint32_t kReservedSlabs = 1u;
+// The slabs never handed out: slab 0, which holds the header, unless it is
+// the only one.
+uint32_t ReservedSlabs(int slab_shift) { return slab_shift == kBigSlabShift ? 0u : 1u; }
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
   SlabInfo* info = InfoOf(s);
-  info->parked_carved_limit = __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
+  s->parked_carved_limit = __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
   __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&info->owner, nullptr, __ATOMIC_RELEASE);
   ss->used_slabs &= ~(1u << SlabIndex(s));
-  return ss->used_slabs == kReservedSlabs;
+  return ss->used_slabs == ReservedSlabs(ss->slab_shift);
 }
 
 Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
@@ -171,7 +172,7 @@ Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
     s->prev = s->next = nullptr;
     // Owner first: a free that passes the block-start check finds it set.
     __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
-    __atomic_store_n(&info->carved_limit, info->parked_carved_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&info->carved_limit, s->parked_carved_limit, __ATOMIC_RELEASE);
     return s;
   }
   return nullptr;
@@ -185,14 +186,14 @@ void ForgetWarmSlabs(SuperSlab* ss) {
     ss->slabs[i].free = nullptr;
     ss->slabs[i].idle = 0;
     __atomic_store_n(&ss->infos[i].carved_limit, 0, __ATOMIC_RELAXED);
-    ss->infos[i].parked_carved_limit = 0;
+    ss->slabs[i].parked_carved_limit = 0;
   }
 }
 }  // namespace
 
 void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
   const int slabs = static_cast<int>(kRegionAlign >> slab_shift);
-  ss->used_slabs = kReservedSlabs;
+  ss->used_slabs = ReservedSlabs(slab_shift);
   ss->full_mask = slabs == 32 ? 0xffffffffu : (1u << slabs) - 1;
   if (ss->slab_shift != slab_shift) {
     ForgetWarmSlabs(ss);

@@ -6,10 +6,14 @@
 //   shift 16  32 slabs of 64 KiB, for small classes.
 //   shift 19  4 slabs of 512 KiB, for mid classes (2.5-32 KiB blocks, so a
 //             slab holds 16 or more).
+//   shift 21  one slab of 2 MiB, for big classes (40-256 KiB blocks, 7 to
+//             51 of them).
 //
-// In both, slab 0 holds the header and is never carved: untouched, it costs
-// address space only, and every block's offset in its slab stays below the
-// slab size, which the block-start test below relies on.
+// In the first two, slab 0 holds the header and is never carved: untouched,
+// it costs address space only. In the third, the slab's blocks start past
+// the header, at the block size's natural alignment (SlabFirstBlockOffset).
+// Either way every block's offset in its slab stays below the slab size,
+// which the block-start test below relies on.
 //
 // The header (first page) holds the RegionHeader and two records per slab,
 // in two arrays so that they never share a cache line:
@@ -21,9 +25,10 @@
 //             slabs may have different owners.
 // A thread freeing another thread's block thus never pulls a line that the
 // owner writes on every malloc (the owner would pay a miss to take it back).
-// Slab starts are slab-size aligned (64 KiB or more), so a block of size S
-// is aligned to the largest power of two dividing S (up to 64 KiB), which
-// aligned allocation relies on. Slabs are carved lazily: an untouched tail
+// Slab starts are slab-size aligned (64 KiB or more), and first blocks
+// start at a multiple of their natural alignment, so a block of size S is
+// aligned to the largest power of two dividing S, which aligned allocation
+// relies on. Slabs are carved lazily: an untouched tail
 // costs no memory.
 //
 // Each slab in use belongs to one owner (a thread heap, see hakmem/tiny),
@@ -48,6 +53,7 @@ namespace hakmem {
 
 constexpr int kSmallSlabShift = 16;  // 64 KiB slabs
 constexpr int kMidSlabShift = 19;    // 512 KiB slabs
+constexpr int kBigSlabShift = 21;    // one slab of a whole SuperSlab
 constexpr size_t kSmallSlabSize = size_t{1} << kSmallSlabShift;
 constexpr int kMaxSlabsPerSuperSlab =
     static_cast<int>(kRegionAlign >> kSmallSlabShift);
@@ -81,13 +87,9 @@ struct SlabInfo {
   uint64_t divisor_magic;  // see IsBlockStart
   uint32_t carved_limit;   // see IsBlockStart (at most the slab size); 0 while free
   uint32_t start_offset;   // of the slab's first block in its SuperSlab
-  uint16_t block_size;     // at most 32 KiB
+  uint32_t block_size;     // at most 256 KiB
   uint8_t size_class;
   uint8_t slab_shift;      // the SuperSlab's
-  // carved_limit while the slab is free (returned, its carved blocks kept
-  // for reuse): carved_limit itself is 0 then, so that IsBlockStart alone
-  // also says the slab is in use.
-  uint32_t parked_carved_limit;
 };
 // Two a line: neighbouring slabs' owners may both carve (a store to
 // carved_limit per refill that carves) and share that line; a line each would
@@ -109,6 +111,10 @@ struct alignas(64) Slab {
   Slab* idle_prev;
   Slab* idle_next;
   uint64_t idle_since_ns;
+  // carved_limit while the slab is free (returned, its carved blocks kept
+  // for reuse): SlabInfo::carved_limit itself is 0 then, so that
+  // IsBlockStart alone also says the slab is in use.
+  uint32_t parked_carved_limit;
 };
 static_assert(sizeof(Slab) == kSlabRecordSize, "a line each");
 
@@ -121,8 +127,8 @@ struct SuperSlab {
   SuperSlab* next;
   SuperSlab* all_prev;  // list of every mapped SuperSlab (for stats)
   SuperSlab* all_next;
-  uint8_t slab_shift;   // kSmallSlabShift or kMidSlabShift
-  // Slab 0's records are unused.
+  uint8_t slab_shift;   // kSmallSlabShift, kMidSlabShift or kBigSlabShift
+  // Slab 0's records are used only in a SuperSlab of one slab.
   alignas(64) SlabInfo infos[kMaxSlabsPerSuperSlab];
   alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];
 };
@@ -172,11 +178,12 @@ HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
 // m = divisor_magic (the smallest m > 2^64/d, see DivisorMagic), for an
 // offset n < 2^32 (Lemire et al., "Faster remainder by direct computation"):
 //   n = k*d      gives  n*m mod 2^64 = k*e,  with e = d*m - 2^64 in [1, d];
-//   otherwise           n*m mod 2^64 >= m - 1 >= 2^49.
+//   otherwise           n*m mod 2^64 >= m - 1 >= 2^46 (d <= 2^18).
 // So "n*m < carved_blocks*e" holds exactly for the carved block starts, and
 // carved_blocks*e <= carved_blocks*d fits 32 bits. `p` must lie in the
-// slab, so that n is below the slab size (or, in the colour gap before the
-// first block, wraps to a 32-bit n whose quotient exceeds any block count).
+// slab, so that n is below the slab size (or, in the gap before the first
+// block, at most 256 KiB, wraps to a 32-bit n whose quotient, at least
+// 2^14 - 1, exceeds any block count).
 // False for every pointer into a free slab (carved_limit 0), and into a
 // large region (its zeroed record 0).
 HAKMEM_ALWAYS_INLINE bool IsBlockStart(const SlabInfo* info, const void* p) {
@@ -233,6 +240,17 @@ inline uint32_t SlabColor(int size_class, uint32_t block_size) {
   if (step >= 4096) return 0;
   const uint32_t colors = 4096 / step;
   return static_cast<uint32_t>(size_class) * 37 % colors * step;
+}
+
+// Where slab `index`'s first block starts, from the slab's start. Slab 0 is
+// carved only in a SuperSlab of one slab (kBigSlabShift), whose header takes
+// its first page: the blocks start at their natural alignment past it.
+// (Big classes are multiples of 8 KiB: this costs no class a block, e.g.
+// 256 KiB blocks from 256 KiB on, 7 of them, as 7 fit after the page.)
+inline uint32_t SlabFirstBlockOffset(int index, int size_class, uint32_t block_size) {
+  if (index != 0) return SlabColor(size_class, block_size);
+  const uint32_t natural = block_size & (0u - block_size);
+  return natural > platform::kPageSize ? natural : static_cast<uint32_t>(platform::kPageSize);
 }
 
 // Blocks carved so far.

@@ -67,6 +67,48 @@ TEST(SuperSlabTest, MidGeometryHasThreeSlabsAfterTheHeader) {
   SuperSlabRelease(ss);
 }
 
+TEST(SuperSlabTest, BigGeometryIsOneSlabWhoseBlocksStartPastTheHeader) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kBigSlabShift);
+  ASSERT_NE(ss, nullptr);
+  EXPECT_EQ(registry::TagOf(reinterpret_cast<char*>(ss) + 100000), kBigSlabShift);
+  EXPECT_NE(registry::TagOf(ss), registry::kTagLarge);
+  EXPECT_EQ(SuperSlabTakeFreeSlab(ss), 0);  // the one slab, header and all
+  EXPECT_TRUE(SuperSlabFull(ss));
+  EXPECT_EQ(SuperSlabTakeFreeSlab(ss), -1);
+  // Each size: blocks from its natural alignment on (past the header's
+  // page), aligned to it, as many as fit after the page, none on the header.
+  const uint32_t sizes[] = {40960, 49152, 65536, 98304, 196608, 229376, 262144};
+  for (uint32_t size : sizes) {
+    Slab* s = SlabInit(ss, 0, size, 60, kOwner);
+    const uint32_t natural = size & (0u - size);
+    EXPECT_EQ(SlabStart(s), reinterpret_cast<uintptr_t>(ss) + natural) << size;
+    EXPECT_EQ(SlabCapacity(s), (kSuperSlabSize - platform::kPageSize) / size) << size;
+    std::vector<Block*> carved(SlabCapacity(s) + 1);
+    ASSERT_EQ(SlabCarve(s, carved.data(), SlabCapacity(s) + 1, kKey), SlabCapacity(s));
+    for (uint32_t i = 0; i < SlabCapacity(s); i++) {
+      const uintptr_t at = reinterpret_cast<uintptr_t>(carved[i]);
+      EXPECT_EQ(at % natural, 0u) << size;
+      EXPECT_LE(at + size, reinterpret_cast<uintptr_t>(ss) + kSuperSlabSize) << size;
+      EXPECT_EQ(SlabOf(carved[i]), s);
+      EXPECT_TRUE(IsStart(s, carved[i]));
+      EXPECT_FALSE(IsStart(s, reinterpret_cast<char*>(carved[i]) + 16));
+    }
+    // Nothing in the header or the gap before the first block is a block.
+    for (uintptr_t p = reinterpret_cast<uintptr_t>(ss); p < SlabStart(s); p += 16) {
+      ASSERT_FALSE(IsStart(s, reinterpret_cast<void*>(p))) << size << " " << p;
+    }
+    s->free = nullptr;
+  }
+  // Its one slab back: the SuperSlab is empty.
+  EXPECT_TRUE(SuperSlabReturnSlab(ss, &ss->slabs[0]));
+  EXPECT_FALSE(IsBlockStart(InfoOf(&ss->slabs[0]), reinterpret_cast<char*>(ss) + 262144));
+  // Formatted small again: slab 0 is the header's once more.
+  SuperSlabFormat(ss, kSmallSlabShift);
+  EXPECT_EQ(SuperSlabTakeFreeSlab(ss), 1);
+  EXPECT_TRUE(SuperSlabReturnSlab(ss, SlabInit(ss, 1, 64, 4, kOwner)));
+  SuperSlabRelease(ss);
+}
+
 TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
   // Every carved block start passes; every other offset (interior, past the
   // carved part) fails, for power-of-two and other sizes alike.

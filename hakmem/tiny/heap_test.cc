@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <set>
@@ -995,6 +996,45 @@ TEST(HeapDeathTest, ABlockOfAFreeSlabInABinIsReportedByAnEngagedFlush) {
         _exit(0);
       },
       "joined(.|\n)*free\\(\\): double free .*found twice in bins or lists");
+}
+
+// Big classes (40-256 KiB) live in SuperSlabs of one slab: every block
+// is its class's, naturally aligned, within the SuperSlab, and the blocks
+// of a bin's worth and more never overlap; another thread's frees of them
+// and a trim bring every slab back.
+TEST(HeapTest, BigClassesLiveInSuperSlabsOfOneSlab) {
+  TinyTrim();
+  for (int c = kFirstBigClass; c < kNumClasses; c++) {
+    const uint32_t size = ClassSizeOf(c);
+    const uint32_t natural = size & (0u - size);
+    std::vector<char*> blocks;
+    for (uint32_t i = 0; i < 2 * BinLimitOf(c) + 3; i++) {
+      char* p = static_cast<char*>(TinyMalloc(size - 8));
+      ASSERT_NE(p, nullptr);
+      ASSERT_EQ(SuperSlabOf(p)->slab_shift, kBigSlabShift) << size;
+      ASSERT_EQ(SlabInfoOf(p)->size_class, c);
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % natural, 0u) << size;
+      ASSERT_GE(reinterpret_cast<uintptr_t>(p) & kRegionMask, platform::kPageSize);
+      ASSERT_LE((reinterpret_cast<uintptr_t>(p) & kRegionMask) + size, kSuperSlabSize);
+      p[0] = static_cast<char>(i);
+      p[size - 1] = static_cast<char>(i);
+      blocks.push_back(p);
+    }
+    std::vector<char*> sorted = blocks;
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t i = 1; i < sorted.size(); i++) ASSERT_GE(sorted[i] - sorted[i - 1], size);
+    for (size_t i = 0; i < blocks.size(); i++) {
+      ASSERT_EQ(blocks[i][0], static_cast<char>(i));
+      ASSERT_EQ(blocks[i][size - 1], static_cast<char>(i));
+    }
+    // Half freed here, half by another thread (remote frees).
+    for (size_t i = 0; i < blocks.size(); i += 2) Free(blocks[i]);
+    std::thread([&] {
+      for (size_t i = 1; i < blocks.size(); i += 2) Free(blocks[i]);
+    }).join();
+    TinyTrim();
+    EXPECT_EQ(BlocksInUse(c), 0u) << size;
+  }
 }
 
 TEST(HeapDeathTest, DoubleFreeIsReported) {

@@ -78,7 +78,7 @@ TEST(SizeClassTest, AlignedClassesAreMultiplesOfTheAlignment) {
       EXPECT_EQ(ClassSizeOf(c) % alignment, 0u) << size << " " << alignment;
     }
   }
-  EXPECT_EQ(AlignedSizeToClass(100, 131072), -1);
+  EXPECT_EQ(AlignedSizeToClass(100, 524288), -1);
 }
 
 }  // namespace
