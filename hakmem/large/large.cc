@@ -15,12 +15,19 @@ namespace {
 static_assert(sizeof(LargeHeader) <= kSlabInfosOffset,
               "a large header must leave the slab-record area zero");
 
-constexpr uint64_t kLargeCacheMaxCount = 64;
+// Large blocks are above 256 KiB (the largest size class): a count of one
+// region per 256 KiB of the memory limit never binds before the bytes do.
+// (A fixed 64 did: random_mixed over 256 KiB-1 MiB, 200 blocks live, found
+// the cache full of 64 regions far below its 64 MiB, unmapped one and
+// mapped another every ~130 operations and faulted their pages in again:
+// 1.9 Mops/s, 0.57x tcmalloc; with the count from the bytes 3.3, 0.97x.)
+constexpr uint64_t kLargeCacheBytesPerRegion = 256 * 1024;
 
 RegionCacheLimits LargeCacheLimits() {
   // The whole large cache may stay resident: its memory limit is small.
   const uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
-  return RegionCacheLimits{kLargeCacheMaxCount, max_bytes,
+  const uint64_t max_count = max_bytes / kLargeCacheBytesPerRegion;
+  return RegionCacheLimits{max_count > 64 ? max_count : 64, max_bytes,
                            GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
                            max_bytes,
                            GetOption(Option::kSuperslabDemandWindowSec),

@@ -63,6 +63,33 @@ TEST(LargeTest, RepeatedCyclesMakeNoSyscalls) {
   EXPECT_EQ(after.munmap, before.munmap);
 }
 
+// The count limit follows the memory limit: a hundred 300 KB blocks (30
+// MiB, under the default 64 MiB) all stay cached, and taking them back
+// maps nothing. (A fixed limit of 64 regions unmapped 36 of them.)
+TEST(LargeTest, ManyFreedBlocksUnderTheMemoryLimitStayCached) {
+  LargeCacheReleaseAll();
+  constexpr int kBlocks = 100;
+  void* blocks[kBlocks];
+  bool zeroed;
+  for (void*& p : blocks) {
+    p = LargeAlloc(300000, 16, &zeroed);
+    ASSERT_NE(p, nullptr);
+  }
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  for (void* p : blocks) LargeFree(HeaderOf(p), p);
+  EXPECT_EQ(GetLargeStats().cache.cached, static_cast<uint64_t>(kBlocks));
+  for (void*& p : blocks) {
+    p = LargeAlloc(300000, 16, &zeroed);
+    ASSERT_NE(p, nullptr);
+    EXPECT_FALSE(zeroed);  // from the cache
+  }
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  EXPECT_EQ(after.munmap, before.munmap);
+  EXPECT_EQ(after.mmap, before.mmap);
+  for (void* p : blocks) LargeFree(HeaderOf(p), p);
+  LargeCacheReleaseAll();
+}
+
 TEST(LargeTest, CacheMemoryLimitIsHonoured) {
   ASSERT_TRUE(SetOption(Option::kLargeCacheMaxMb, 1));
   bool zeroed;
