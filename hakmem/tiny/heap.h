@@ -94,7 +94,11 @@ constexpr uint32_t kMidBinMaxBlocks = 63;
 // worth, 8 to 51 (random_mixed, 32-256 KiB: 1 MiB worth 41.7 Mops/s and
 // 35 MiB peak RSS, 2 MiB 55.9 and 28.5, 4 MiB 66.7 and 25.1, tcmalloc 41.2
 // and 60.6: fewer blocks go back to slabs that empty and get carved again
-// elsewhere; 2 MiB bounds what a thread's bins can hold idle). Idle blocks in bins are resident
+// elsewhere). Per class, not per thread: a thread that used every big class
+// and then stops calling malloc keeps up to 24 MiB in them (16 MiB for the
+// mid classes), until its next slow path after 100 ms flushes them; a
+// per-heap budget over all classes would bound that, as tcmalloc's 4 MiB
+// per thread does (not built). Idle blocks in bins are resident
 // memory the program does not use: measured on random_mixed 16-1024, 16 KiB
 // adds 0.4 MiB of RSS over no bins (128 KiB added 0.8 MiB) at the same
 // speed. Big blocks get more: a bin that overflows or runs dry every few

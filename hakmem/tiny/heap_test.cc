@@ -1007,6 +1007,7 @@ TEST(HeapTest, BigClassesLiveInSuperSlabsOfOneSlab) {
   for (int c = kFirstBigClass; c < kNumClasses; c++) {
     const uint32_t size = ClassSizeOf(c);
     const uint32_t natural = size & (0u - size);
+    const uint64_t in_use = BlocksInUse(c);
     std::vector<char*> blocks;
     for (uint32_t i = 0; i < 2 * BinLimitOf(c) + 3; i++) {
       char* p = static_cast<char*>(TinyMalloc(size - 8));
@@ -1033,8 +1034,59 @@ TEST(HeapTest, BigClassesLiveInSuperSlabsOfOneSlab) {
       for (size_t i = 1; i < blocks.size(); i += 2) Free(blocks[i]);
     }).join();
     TinyTrim();
-    EXPECT_EQ(BlocksInUse(c), 0u) << size;
+    EXPECT_EQ(BlocksInUse(c), in_use) << size;
   }
+}
+
+// Free big blocks that stay on a slab's list (another block of the slab
+// is in use) give their pages back at a trim, all but the first (list link
+// and key): they read as zeros afterwards. Blocks in use keep their bytes;
+// a block handed out again and freed again gives its pages back again.
+TEST(HeapTest, ATrimGivesBackThePagesOfFreeBigBlocksOnTheirSlabs) {
+  TinyTrim();
+  constexpr size_t kSize = 100000;  // the 112 KiB class: 18 blocks a slab
+  const int c = static_cast<int>(SizeToClass(kSize));
+  ASSERT_GE(c, kFirstBigClass);
+  const uint32_t block = ClassSizeOf(c);
+  std::vector<unsigned char*> blocks;
+  for (int i = 0; i < 40; i++) {
+    unsigned char* p = static_cast<unsigned char*>(TinyMalloc(kSize));
+    memset(p, 0xab, block);
+    blocks.push_back(p);
+  }
+  // Every third stays in use: their slabs stay in use too.
+  std::vector<unsigned char*> freed, kept;
+  for (size_t i = 0; i < blocks.size(); i++) (i % 3 == 0 ? kept : freed).push_back(blocks[i]);
+  for (unsigned char* p : freed) Free(p);
+  auto second_page_zero = [&](const unsigned char* p) {
+    for (uint32_t i = 4096; i < block; i += 512) {
+      if (p[i] != 0) return false;
+    }
+    return true;
+  };
+  TinyTrim();
+  for (unsigned char* p : freed) {
+    // Still free, on its slab's list: its key says so, its first page kept.
+    ASSERT_TRUE(KeyMarksFree(reinterpret_cast<Block*>(p)->key));
+    EXPECT_EQ(p[4095], 0xab);
+    EXPECT_TRUE(second_page_zero(p)) << "pages of a free block kept";
+  }
+  for (unsigned char* p : kept) {
+    for (uint32_t i = 0; i < block; i += 4096) ASSERT_EQ(p[i], 0xab);
+  }
+  // Reused (a free block comes before a fresh one), written past its first
+  // page (so whatever the trim left in that page stays), freed again:
+  // given back again.
+  unsigned char* again = static_cast<unsigned char*>(TinyMalloc(kSize));
+  ASSERT_NE(std::find(freed.begin(), freed.end(), again), freed.end());
+  memset(again + 4096, 0xcd, block - 4096);
+  Free(again);
+  TinyTrim();
+  if (KeyMarksFree(reinterpret_cast<Block*>(again)->key)) {
+    EXPECT_TRUE(second_page_zero(again)) << "a reused block kept its pages";
+  }
+  for (unsigned char* p : kept) Free(p);
+  TinyTrim();
 }
 
 TEST(HeapDeathTest, DoubleFreeIsReported) {
