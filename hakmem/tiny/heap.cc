@@ -71,6 +71,10 @@ inline void Count(uint64_t& counter, uint64_t n = 1) {
 
 // A bin's limit and refill size as a new heap starts them.
 void ResetBinSizing(Heap* h, int c) {
+  if (c >= kFirstBigClass) {
+    const uint32_t limit = BinLimit(h, c);
+    if (limit > BinLimitOf(c)) h->big_bins_grown -= uint64_t{limit - BinLimitOf(c)} * ClassSizeOf(c);
+  }
   SetBinLimit(h, c, BinLimitOf(c));
   h->bin_refill[c] = kBinFirstRefill;
 }
@@ -1055,6 +1059,21 @@ void TinyCheckLiveBlock(const void* p, const char* operation) {
   }
 }
 
+namespace {
+// A big class's bin that overflowed doubles its limit, up to
+// BigBinMaxLimitOf, while the heap's big bins together stay within
+// kBigBinGrowthBudget of their starting limits (the upkeep resets them).
+void GrowBigBin(Heap* h, int c, uint32_t limit) {
+  const uint32_t most = BigBinMaxLimitOf(c);
+  const uint32_t wanted = limit * 2 < most ? limit * 2 : most;
+  if (wanted <= limit) return;
+  const uint64_t more = uint64_t{wanted - limit} * ClassSizeOf(c);
+  if (h->big_bins_grown + more > kBigBinGrowthBudget) return;
+  h->big_bins_grown += more;
+  SetBinLimit(h, c, wanted);
+}
+}  // namespace
+
 void TinyFreeSlow(void* p) {
   Heap* owner = CheckedOwner(p, "free(): invalid pointer");
   Slab* s = SlabOf(p);
@@ -1092,6 +1111,7 @@ void TinyFreeSlow(void* p) {
     const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
     const uint32_t grown = BinGrownLimitOf(c);
     if (sent != 0 && limit < grown) SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
+    if (c >= kFirstBigClass) GrowBigBin(h, c, limit);
   }
   PushOnBin(h, c, h->bins[c].top, b);
 }

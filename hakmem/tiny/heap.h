@@ -90,16 +90,9 @@ constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
 constexpr uint32_t kMidBinMaxBlocks = 63;
 
 // A bin's limit: 16 KiB worth of blocks, 16 to 127; for mid classes
-// (2.5-32 KiB), 1 MiB worth, at most 63; for big ones (40-256 KiB), 2 MiB
-// worth, 8 to 51 (random_mixed, 32-256 KiB: 1 MiB worth 41.7 Mops/s and
-// 35 MiB peak RSS, 2 MiB 55.9 and 28.5, 4 MiB 66.7 and 25.1, tcmalloc 41.2
-// and 60.6: fewer blocks go back to slabs that empty and get carved again
-// elsewhere). Per class, not per thread: a thread that used every big class
-// and then stops calling malloc keeps up to 24 MiB in them (16 MiB for the
-// mid classes), until its next slow path after 100 ms flushes them; a
-// per-heap budget over all classes would bound that, as tcmalloc's 4 MiB
-// per thread does (not built). Idle blocks in bins are resident
-// memory the program does not use: measured on random_mixed 16-1024, 16 KiB
+// (2.5-32 KiB), 1 MiB worth, at most 63; for big ones (40-256 KiB), 256
+// KiB worth, at least 2, growing on overflows (BigBinMaxLimitOf). Idle
+// blocks in bins are resident memory the program does not use: measured on random_mixed 16-1024, 16 KiB
 // adds 0.4 MiB of RSS over no bins (128 KiB added 0.8 MiB) at the same
 // speed. Big blocks get more: a bin that overflows or runs dry every few
 // operations churns slabs (4096-32768 ran 14% faster with 32 blocks than
@@ -108,7 +101,10 @@ constexpr uint32_t kMidBinMaxBlocks = 63;
 // (Session 3's 32 blocks of any size, with smaller carves, had needed two
 // more SuperSlabs on 16-32768, one of them late in the run.)
 constexpr uint32_t BinLimitOf(int size_class) {
-  if (size_class >= kFirstBigClass) return 2097152 / ClassSizeOf(size_class);
+  if (size_class >= kFirstBigClass) {
+    const uint32_t big = 262144 / ClassSizeOf(size_class);
+    return big < 2 ? 2 : big;
+  }
   if (size_class >= kFirstMidClass) {
     const uint32_t mid = 1048576 / ClassSizeOf(size_class);
     return mid > kMidBinMaxBlocks ? kMidBinMaxBlocks : mid;
@@ -116,8 +112,25 @@ constexpr uint32_t BinLimitOf(int size_class) {
   const uint32_t by_bytes = 16384 / ClassSizeOf(size_class);
   return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : (by_bytes < 16 ? 16 : by_bytes);
 }
-static_assert(BinLimitOf(kFirstBigClass) <= kMidBinMaxBlocks && BinLimitOf(kNumClasses - 1) >= 8,
-              "big bins hold 8 to 63 blocks");
+// How far a big class's bin grows, overflow by overflow (doubling), while
+// the heap's big bins together have grown by at most kBigBinGrowthBudget;
+// the upkeep resets them. A few busy big classes get up to 4 MiB worth
+// each; all twelve share the budget; a thread that stops calling malloc
+// holds at most 3.5 + 8 MiB of big blocks in its bins (16 MiB of mid ones).
+// random_mixed over 32-256 KiB (all twelve busy), 5 interleaved reps,
+// Mops/s and peak RSS: fixed 1 MiB worth 41.7 / 35 MiB, fixed 2 MiB 58.1 /
+// 28.5 (up to 24 MiB idle a thread), budget 4 MiB 37.1 / 38.3, 8 MiB 47.6 /
+// 33.9, 16 MiB 62.3 / 26.5; tcmalloc 41.8 / 60.6. Bigger bins send fewer
+// blocks back to slabs that empty and get carved again elsewhere. Over
+// 32-64 KiB (four classes busy): 8 MiB 96.4, fixed 2 MiB 96.3, tcmalloc 77.7.
+constexpr uint32_t BigBinMaxLimitOf(int size_class) {
+  const uint32_t big = 4194304 / ClassSizeOf(size_class);
+  return big > kMidBinMaxBlocks ? kMidBinMaxBlocks : big;
+}
+constexpr uint64_t kBigBinGrowthBudget = 8 << 20;
+static_assert(BigBinMaxLimitOf(kFirstBigClass) <= kMidBinMaxBlocks &&
+                  BinLimitOf(kNumClasses - 1) >= 2,
+              "big bins hold 2 to 63 blocks");
 
 // What a bin that overflows with other threads' blocks grows to (see
 // TinyFreeSlow): 24 KiB worth, 32 to 127; mid and big classes do not
@@ -236,6 +249,9 @@ struct Heap {
   uint32_t flushes = 0;
   OwnerSeen owners_seen[1 << kOwnersSeenBits] = {};
   uint8_t behind_flushes[kFirstMidClass] = {};
+  // Bytes the big classes' bin limits have grown by, over all of them (see
+  // kBigBinGrowthBudget).
+  uint64_t big_bins_grown = 0;
   HeapCounters counters;                      // for the stats
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()

@@ -1089,6 +1089,39 @@ TEST(HeapTest, ATrimGivesBackThePagesOfFreeBigBlocksOnTheirSlabs) {
   TinyTrim();
 }
 
+// Big bins grow on overflows, one busy class up to 4 MiB worth, but all of
+// a heap's big bins together by at most kBigBinGrowthBudget; a trim (like
+// the upkeep) starts them small again.
+TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
+  std::thread([] {
+    auto free_many = [](int c, int n) {
+      std::vector<void*> blocks;
+      for (int i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
+      for (void* p : blocks) Free(p);
+    };
+    // One class alone: up to its most.
+    free_many(kFirstBigClass, 4 * static_cast<int>(kMidBinMaxBlocks));
+    EXPECT_EQ(BinLimit(tl_heap, kFirstBigClass), BigBinMaxLimitOf(kFirstBigClass));
+    TinyTrim();
+    EXPECT_EQ(BinLimit(tl_heap, kFirstBigClass), BinLimitOf(kFirstBigClass));
+    EXPECT_EQ(tl_heap->big_bins_grown, 0u);
+    // Every class: the growth, summed, stays within the budget.
+    for (int round = 0; round < 3; round++) {
+      for (int c = kFirstBigClass; c < kNumClasses; c++) free_many(c, 2 * BigBinMaxLimitOf(c));
+    }
+    uint64_t grown = 0, held = 0;
+    for (int c = kFirstBigClass; c < kNumClasses; c++) {
+      grown += uint64_t{BinLimit(tl_heap, c) - BinLimitOf(c)} * ClassSizeOf(c);
+      held += uint64_t{BinCount(tl_heap, c)} * ClassSizeOf(c);
+    }
+    EXPECT_EQ(grown, tl_heap->big_bins_grown);
+    EXPECT_LE(grown, kBigBinGrowthBudget);
+    EXPECT_GT(grown, kBigBinGrowthBudget / 2) << "the budget was hardly used";
+    EXPECT_LE(held, kBigBinGrowthBudget + (uint64_t{4} << 20));
+    TinyTrim();
+  }).join();
+}
+
 TEST(HeapDeathTest, DoubleFreeIsReported) {
   EXPECT_DEATH(
       {
