@@ -266,8 +266,36 @@ TEST(HakmemTest, PosixMemalignValidatesAlignment) {
 TEST(HakmemTest, SizedFreeAcceptsAnySizeOfTheClass) {
   void* p = Malloc(20);  // 32-byte class
   FreeSized(p, 17);
-  void* q = Malloc(50000);
-  FreeSized(q, 50000);
+  void* q = Malloc(50000);  // a big class's (56 KiB)
+  FreeSized(q, 49153);
+  void* r = Malloc(300000);  // large
+  FreeSized(r, 300000);
+}
+
+// Blocks of the big classes (40-256 KiB) with the alignments only their
+// classes can give (up to 256 KiB), and moves between them and large blocks.
+TEST(HakmemTest, BigClassBlocksAlignAndMoveToAndFromLargeBlocks) {
+  for (size_t alignment = 8192; alignment <= 262144; alignment *= 2) {
+    for (size_t size : {size_t{33000}, size_t{100000}, size_t{200000}, size_t{262144}}) {
+      char* p = static_cast<char*>(AlignedAlloc(alignment, size));
+      ASSERT_NE(p, nullptr) << alignment << " " << size;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u) << alignment << " " << size;
+      EXPECT_GE(UsableSize(p), size);
+      memset(p, 7, size);
+      Free(p);
+    }
+  }
+  char* p = static_cast<char*>(Malloc(200000));
+  for (size_t i = 0; i < 200000; i += 1000) p[i] = static_cast<char>(i / 1000);
+  p = static_cast<char*>(Realloc(p, 600000));  // to a large block
+  ASSERT_NE(p, nullptr);
+  EXPECT_GE(UsableSize(p), 600000u);
+  for (size_t i = 0; i < 200000; i += 1000) ASSERT_EQ(p[i], static_cast<char>(i / 1000));
+  p = static_cast<char*>(Realloc(p, 150000));  // back to a big class's block
+  ASSERT_NE(p, nullptr);
+  EXPECT_LT(UsableSize(p), 200000u);
+  for (size_t i = 0; i < 150000; i += 1000) ASSERT_EQ(p[i], static_cast<char>(i / 1000));
+  Free(p);
 }
 
 TEST(HakmemTest, RandomAllocFreeWithContentsVerified) {
@@ -496,6 +524,10 @@ TEST(HakmemDeathTest, SizedFreeWithWrongSizeIsReported) {
   EXPECT_DEATH(FreeSized(p, 5000),
                "hakmem: sized delete: size does not match the block 0x[0-9a-f]+");
   Free(p);
+  void* big = Malloc(100000);  // a big class's
+  EXPECT_DEATH(FreeSized(big, 200000),
+               "hakmem: sized delete: size does not match the block 0x[0-9a-f]+");
+  Free(big);
 }
 
 }  // namespace
