@@ -18,6 +18,11 @@ std::vector<Lane> StandardLanes() {
       {"app", n, ws, 1, 0, {{16, 256, 80}, {257, 2048, 15}, {2049, 32768, 5}}},
       {"remote50", n, ws, 2, 50, {{16, 1024, 100}}},
       {"remote90", n, ws, 2, 90, {{16, 1024, 100}}},
+      // Buffers: above the small classes of most allocators (tcmalloc's go
+      // to 256 KiB, hakmem's too since session 12), then beyond every
+      // class. Fewer iterations: an operation costs up to 100x a small one.
+      {"32769-262144", 2'000'000, ws, 1, 0, {{32769, 262144, 100}}},
+      {"262145-1048576", 1'000'000, ws, 1, 0, {{262145, 1048576, 100}}},
   };
 }
 

@@ -49,14 +49,15 @@ extern char** environ;
 
 ABSL_FLAG(std::string, profile, "all",
           "Lanes to run, comma-separated: all, phase9, 16-1024, 256, "
-          "4096-32768, 16-32768, app, remote50, remote90, custom. "
+          "4096-32768, 16-32768, app, remote50, remote90, 32769-262144, "
+          "262145-1048576, custom. "
           "--min_size/--max_size without --profile mean custom.");
 ABSL_FLAG(std::string, allocator, "all",
           "Allocators, comma-separated: hakmem, glibc, tcmalloc, jemalloc, "
           "mimalloc, floor, all. The floor row (loop cost) is always added.");
 ABSL_FLAG(std::optional<int64_t>, iters, std::nullopt,
           "Timed iterations per lane, all threads together (default: the "
-          "lane's, 20M; phase9 100K).");
+          "lane's: 20M; phase9 100K, 32769-262144 2M, 262145-1048576 1M).");
 ABSL_FLAG(std::optional<int64_t>, ws, std::nullopt,
           "Working set: slots per thread (default 400).");
 ABSL_FLAG(std::optional<int64_t>, min_size, std::nullopt,

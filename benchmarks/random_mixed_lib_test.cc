@@ -66,7 +66,10 @@ TEST(LanesTest, StandardLanesAreTheSpecifiedOnes) {
   }
   EXPECT_EQ(names, (std::vector<std::string>{"phase9", "16-1024", "256",
                                               "4096-32768", "16-32768", "app",
-                                              "remote50", "remote90"}));
+                                              "remote50", "remote90", "32769-262144",
+                                              "262145-1048576"}));
+  EXPECT_EQ(lanes[8].iters, 2000000u);
+  EXPECT_EQ(lanes[9].iters, 1000000u);
   EXPECT_EQ(lanes[0].iters, 100000u);
   EXPECT_EQ(lanes[1].iters, 20000000u);
   EXPECT_EQ(DescribeSizes(lanes[5].bands),
