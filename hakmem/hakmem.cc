@@ -35,6 +35,10 @@ constexpr size_t kMaxRequest = size_t{1} << 46;
 }
 
 void* LargeOrNull(size_t size, size_t alignment, bool* zeroed) {
+  // From the first large block on, the small paths' upkeep applies the large
+  // cache's time limits too: a program that frees its large blocks and then
+  // makes only small allocations gets their pages back after the decay.
+  TinySetUpkeepHook(&LargeCacheMaybeEnforceLimits);
   void* p = size <= kMaxRequest ? LargeAlloc(size, alignment, zeroed) : nullptr;
   if (p == nullptr) errno = ENOMEM;
   return p;
@@ -268,6 +272,7 @@ void GetStats(Stats* stats) {
   stats->large_cache_hits = large.cache.hits;
   stats->large_cache_misses = large.cache.misses;
   stats->large_evicted = large.cache.evicted;
+  stats->large_cached_resident_bytes = large.cache.resident_bytes;
   pthread_mutex_lock(&g_tiny_stats_lock);
   TinyStats& tiny = g_tiny_stats;
   GetTinyStats(&tiny);
@@ -328,6 +333,7 @@ void PrintStats() {
       {"large cache hits", stats.large_cache_hits},
       {"large cache misses", stats.large_cache_misses},
       {"large blocks evicted", stats.large_evicted},
+      {"large cache resident bytes", stats.large_cached_resident_bytes},
       {"thread heaps created", stats.heaps_created},
       {"thread heaps pooled", stats.heaps_pooled},
       {"thread heaps leaked by fork", stats.heaps_leaked_by_fork},

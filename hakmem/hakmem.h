@@ -76,6 +76,7 @@ struct Stats {
   uint64_t transfer_batches_pushed;    // into the transfer cache
   uint64_t transfer_batches_taken;     // out of it, by refills
   uint64_t transfer_blocks_sent_home;  // aged there, or refused by a full cache
+  uint64_t large_cached_resident_bytes;  // cached large blocks' pages not given back
 };
 
 void GetStats(Stats* stats);

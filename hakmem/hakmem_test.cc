@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <random>
 #include <thread>
@@ -270,6 +271,40 @@ TEST(HakmemTest, SizedFreeAcceptsAnySizeOfTheClass) {
   FreeSized(q, 49153);
   void* r = Malloc(300000);  // large
   FreeSized(r, 300000);
+}
+
+// Freed large blocks beyond the large cache's resident budget (64 MiB) give
+// their pages back after the decay even if the program then makes only
+// small allocations (their slow paths' upkeep applies the large cache's
+// limits too).
+TEST(HakmemTest, FreedLargeBlocksDecayWhileOnlySmallAllocationsFollow) {
+  Trim();
+  ASSERT_TRUE(SetSuperslabDecayMs(50));
+  std::vector<char*> blocks;
+  for (int i = 0; i < 100; i++) {
+    char* p = static_cast<char*>(Malloc(1 << 20));
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, 1 << 20);
+    blocks.push_back(p);
+  }
+  for (char* p : blocks) Free(p);
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_GT(stats.large_cached_resident_bytes, uint64_t{64} << 20);
+  // Small blocks only, in batches that overflow and refill the bins (slow
+  // paths, each running the upkeep), for 400 ms.
+  const uint64_t until = platform::NowNs() + 400 * 1000 * 1000;
+  std::vector<void*> small;
+  while (platform::NowNs() < until) {
+    for (int i = 0; i < 1000; i++) small.push_back(Malloc(64));
+    for (void* p : small) Free(p);
+    small.clear();
+    usleep(1000);
+  }
+  GetStats(&stats);
+  EXPECT_LE(stats.large_cached_resident_bytes, uint64_t{64} << 20);
+  ASSERT_TRUE(SetSuperslabDecayMs(1000));
+  Trim();
 }
 
 // Blocks of the big classes (40-256 KiB) with the alignments only their

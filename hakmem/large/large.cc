@@ -171,6 +171,7 @@ LargeStats GetLargeStats() {
 }
 
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
+void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 void LargeCacheReleaseAll() { g_cache.ReleaseAll(); }
 void LargeLockForFork() { g_cache.LockForFork(); }
 void LargeUnlockAfterFork(bool in_child) {

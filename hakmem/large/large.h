@@ -88,6 +88,7 @@ struct LargeStats {
 };
 LargeStats GetLargeStats();
 void LargeCacheEnforceLimits();
+void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 void LargeCacheReleaseAll();
 void LargeLockForFork();
 void LargeUnlockAfterFork(bool in_child);

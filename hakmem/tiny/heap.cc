@@ -200,8 +200,9 @@ struct BigBlockMark {
 };
 inline uint64_t SeenMark() { return g_free_key ^ 0x5eea; }
 inline uint64_t DiscardedMark() { return g_free_key ^ 0xd15c; }
-// At most this many blocks' pages go back per upkeep (a trim: all).
-constexpr int kDiscardBlocksPerUpkeep = 1024;
+// At most this many blocks' pages go back per upkeep (a trim: all): up to
+// 64 MiB of madvise in one slow path.
+constexpr int kDiscardBlocksPerUpkeep = 256;
 
 void DiscardIdleBigBlocks(Heap* h, bool now) {
   int budget = now ? INT32_MAX : kDiscardBlocksPerUpkeep;
@@ -871,7 +872,11 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // Then fresh blocks, carved straight into `out` (one store each: no
     // list to build and walk again).
     if (b == nullptr && n < max && h->partial[size_class].head == nullptr) {
+      const uint32_t carved_from = n;
       n += SlabCarve(s, out + n, max - n, h->free_key);
+      if (size_class >= kFirstBigClass) {  // a SuperSlab reused may hold old marks
+        for (uint32_t i = carved_from; i < n; i++) reinterpret_cast<BigBlockMark*>(out[i])->mark = 0;
+      }
     }
     s->used += n - first;
   }
@@ -896,8 +901,9 @@ void* RefillBinAndPop(Heap* h, int size_class) {
   // refill up to half its bin, so a class used a little touches little.
   uint32_t n = TransferPop(h, size_class, taken);  // other heaps' blocks first
   if (n == 0) {
-    const uint32_t want = h->bin_refill[size_class];
     const uint32_t most = BinLimit(h, size_class) / 2;
+    // (Within the limit: big bins start at 2 blocks.)
+    const uint32_t want = h->bin_refill[size_class] < most + 1 ? h->bin_refill[size_class] : most + 1;
     h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
     n = TakeFromSlabs(h, size_class, taken, want);
   }
@@ -933,10 +939,19 @@ constexpr uint64_t kPauseNs = RegionCache::kCheckIntervalNs;
 // slabs per 100 ms (neighbours in one madvise).
 constexpr int kPurgeSlabs = 256;
 
+namespace {
+UpkeepHook g_upkeep_hook = nullptr;  // atomic access
+}  // namespace
+
+void TinySetUpkeepHook(UpkeepHook hook) {
+  __atomic_store_n(&g_upkeep_hook, hook, __ATOMIC_RELAXED);
+}
+
 void TinyUpkeep() {
   static uint64_t next_reclaim_ns = 0;  // atomic access
   const uint64_t now = platform::NowNs();  // one clock read for all of it
   SuperSlabCacheMaybeEnforceLimits(now);
+  if (UpkeepHook hook = __atomic_load_n(&g_upkeep_hook, __ATOMIC_RELAXED)) hook(now);
   // The census: one thread, every kCensusIntervalNs.
   uint64_t census_ns = __atomic_load_n(&g_census_next_ns, __ATOMIC_RELAXED);
   // (A single-threaded program, which never made a second heap, skips it.)

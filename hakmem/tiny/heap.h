@@ -321,6 +321,12 @@ inline bool KeyMarksFree(uint64_t key) {
   return ((key ^ g_free_key) & ~(kHeapKeyBits | 7)) == 0;
 }
 
+// Called by TinyUpkeep with its clock reading, for caches above this layer
+// (the router's large-block cache): their time-gated limits (decay, TTL)
+// then apply while the program makes only small allocations.
+using UpkeepHook = void (*)(uint64_t now);
+void TinySetUpkeepHook(UpkeepHook hook);
+
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
 // malloc of class `size_class` when its bin is empty. Sets errno to ENOMEM
 // and returns nullptr when out of memory.

@@ -1099,6 +1099,15 @@ TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
       for (int i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
       for (void* p : blocks) Free(p);
     };
+    // A first refill stays within the starting limit (2 blocks for the
+    // biggest classes), and one malloc and free grows nothing.
+    for (int c = kFirstBigClass; c < kNumClasses; c++) {
+      void* p = TinyMallocClass(c);
+      EXPECT_LE(BinCount(tl_heap, c), BinLimitOf(c)) << c;
+      Free(p);
+    }
+    EXPECT_EQ(tl_heap->big_bins_grown, 0u);
+    TinyTrim();
     // One class alone: up to its most.
     free_many(kFirstBigClass, 4 * static_cast<int>(kMidBinMaxBlocks));
     EXPECT_EQ(BinLimit(tl_heap, kFirstBigClass), BigBinMaxLimitOf(kFirstBigClass));
