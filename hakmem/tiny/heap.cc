@@ -193,7 +193,8 @@ void CollectRetired(Heap* h) {
 // mark. (The mark is a word past Block, which malloc does not clear: a
 // block handed out and freed again may keep it and lose its pages one
 // upkeep early, which costs a fault, nothing else. TakeFromSlabs clears
-// the "pages given back" mark, so a block reused is looked at again.)
+// the marks, so a block reused is looked at again.) The walk itself is not
+// bounded: one pointer per free big block listed, every 100 ms.
 struct BigBlockMark {
   Block block;
   uint64_t mark;
@@ -866,17 +867,16 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // with a bin's key on a slab's list.
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     for (uint32_t i = first; i < n; i++) out[i]->key = bin_key;
-    if (size_class >= kFirstBigClass) {  // looked at again once listed again
-      for (uint32_t i = first; i < n; i++) reinterpret_cast<BigBlockMark*>(out[i])->mark = 0;
-    }
     // Then fresh blocks, carved straight into `out` (one store each: no
     // list to build and walk again).
     if (b == nullptr && n < max && h->partial[size_class].head == nullptr) {
-      const uint32_t carved_from = n;
       n += SlabCarve(s, out + n, max - n, h->free_key);
-      if (size_class >= kFirstBigClass) {  // a SuperSlab reused may hold old marks
-        for (uint32_t i = carved_from; i < n; i++) reinterpret_cast<BigBlockMark*>(out[i])->mark = 0;
-      }
+    }
+    // Big blocks unmarked (see DiscardIdleBigBlocks), listed or carved (a
+    // SuperSlab from the cache may hold old marks): looked at again once
+    // listed again.
+    if (size_class >= kFirstBigClass) {
+      for (uint32_t i = first; i < n; i++) reinterpret_cast<BigBlockMark*>(out[i])->mark = 0;
     }
     s->used += n - first;
   }
