@@ -746,6 +746,8 @@ void ReclaimHeapLocked(Heap* h) {
   if (!h->remote.Empty()) DrainRemote(h);
   FlushAllBins(h);
   CollectRetired(h);
+  // Its thread is gone: its free big blocks are idle (once each: marked).
+  DiscardIdleBigBlocks(h, /*now=*/true);
 }
 
 void ReclaimAbandonedHeaps() {

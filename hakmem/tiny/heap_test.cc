@@ -1089,6 +1089,33 @@ TEST(HeapTest, ATrimGivesBackThePagesOfFreeBigBlocksOnTheirSlabs) {
   TinyTrim();
 }
 
+// The same for a thread that exited: a trim (any thread's) reclaims its
+// heap, and its free big blocks give their pages back.
+TEST(HeapTest, AnExitedThreadsFreeBigBlocksGiveTheirPagesBackAtATrim) {
+  constexpr size_t kSize = 100000;
+  const uint32_t block = ClassSizeOf(static_cast<int>(SizeToClass(kSize)));
+  std::vector<unsigned char*> freed, kept;
+  std::thread([&] {
+    for (int i = 0; i < 40; i++) {
+      unsigned char* p = static_cast<unsigned char*>(TinyMalloc(kSize));
+      memset(p, 0xab, block);
+      (i % 3 == 0 ? kept : freed).push_back(p);
+    }
+    for (unsigned char* p : freed) Free(p);
+  }).join();
+  TinyTrim();
+  int given_back = 0;
+  for (unsigned char* p : freed) {
+    if (!KeyMarksFree(reinterpret_cast<Block*>(p)->key)) continue;
+    bool zero = true;
+    for (uint32_t i = 4096; i < block; i += 512) zero = zero && p[i] == 0;
+    given_back += zero;
+  }
+  EXPECT_EQ(given_back, static_cast<int>(freed.size()));
+  for (unsigned char* p : kept) Free(p);
+  TinyTrim();
+}
+
 // Big bins grow on overflows, one busy class up to 4 MiB worth, but all of
 // a heap's big bins together by at most kBigBinGrowthBudget; a trim (like
 // the upkeep) starts them small again.
