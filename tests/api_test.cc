@@ -153,8 +153,8 @@ const size_t kCallocSizes[] = {
     1,          15,          16,          17,          100,        1000,
     1024,       1025,        2048,        4095,        4096,       4097,
     10000,      32767,       32768,       32769,       40000,      65536,
-    100 * kKiB, 1 * kMiB,    2 * kMiB - 1, 2 * kMiB,   2 * kMiB + 1, 8 * kMiB,
-    40 * kMiB,
+    100 * kKiB, 256 * kKiB,  256 * kKiB + 1, 1 * kMiB, 2 * kMiB - 1, 2 * kMiB,
+    2 * kMiB + 1, 8 * kMiB,  40 * kMiB,
 };
 
 TEST(Calloc, Zeroes) {
@@ -436,7 +436,7 @@ TEST(Memalign, RoundsANonPowerOfTwoAlignmentUp) {
 
 const size_t kAlignedSizes[] = {0,     1,     15,     16,     17,    100,
                                 1000,  4095,  4096,   4097,   32767, 32768,
-                                32769, 65536, 100000, kMiB + 7};
+                                32769, 65536, 100000, 262144, 262145, kMiB + 7};
 
 TEST(AlignedAllocation, HonoursEveryPowerOfTwoUpTo1MiB) {
   for (size_t alignment = 1; alignment <= kMiB; alignment <<= 1) {
