@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <new>
 
 #include "hakmem/config.h"
@@ -71,11 +72,11 @@ inline void Count(uint64_t& counter, uint64_t n = 1) {
 
 // A bin's limit and refill size as a new heap starts them.
 void ResetBinSizing(Heap* h, int c) {
-  if (c >= kFirstBigClass) {
-    const uint32_t limit = BinLimit(h, c);
-    if (limit > BinLimitOf(c)) h->big_bins_grown -= uint64_t{limit - BinLimitOf(c)} * ClassSizeOf(c);
+  const uint32_t start = BinLimitOf(c), limit = BinLimit(h, c);
+  if (c >= kFirstBigClass && limit > start) {
+    h->big_bins_grown -= uint64_t{limit - start} * ClassSizeOf(c);
   }
-  SetBinLimit(h, c, BinLimitOf(c));
+  SetBinLimit(h, c, start);
   h->bin_refill[c] = kBinFirstRefill;
 }
 
@@ -206,28 +207,32 @@ inline uint64_t DiscardedMark() { return g_free_key ^ 0xd15c; }
 // 64 MiB of madvise in one slow path.
 constexpr int kDiscardBlocksPerUpkeep = 256;
 
+// The listed blocks of `s` (blocks of `size` bytes); `*budget` counts the
+// blocks whose pages go back.
+void DiscardListedBigBlocks(Slab* s, uint32_t size, bool now, int* budget) {
+  for (Block* b = s->free; b != nullptr && *budget > 0; b = b->next) {
+    uint64_t& mark = reinterpret_cast<BigBlockMark*>(b)->mark;
+    if (mark == DiscardedMark()) continue;
+    if (!now && mark != SeenMark()) {
+      mark = SeenMark();
+      continue;
+    }
+    --*budget;
+    const uintptr_t at = reinterpret_cast<uintptr_t>(b);
+    const uintptr_t start = at + platform::kPageSize;  // big blocks are page-aligned
+    const uintptr_t end = (at + size) & ~(platform::kPageSize - 1);
+    if (end > start) platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
+    mark = DiscardedMark();
+  }
+}
+
 void DiscardIdleBigBlocks(Heap* h, bool now) {
   int budget = now ? INT32_MAX : kDiscardBlocksPerUpkeep;
   for (int c = kFirstBigClass; c < kNumClasses && budget > 0; c++) {
     const uint32_t size = ClassSizeOf(c);
-    Slab* s = h->current[c] != &kEmptySlab ? h->current[c] : h->partial[c].head;
-    const bool current_first = h->current[c] != &kEmptySlab;
-    while (s != nullptr && budget > 0) {
-      for (Block* b = s->free; b != nullptr && budget > 0; b = b->next) {
-        uint64_t& mark = reinterpret_cast<BigBlockMark*>(b)->mark;
-        if (mark == DiscardedMark()) continue;
-        if (!now && mark != SeenMark()) {
-          mark = SeenMark();
-          continue;
-        }
-        budget--;
-        const uintptr_t at = reinterpret_cast<uintptr_t>(b);
-        const uintptr_t start = (at + platform::kPageSize) & ~(platform::kPageSize - 1);
-        const uintptr_t end = (at + size) & ~(platform::kPageSize - 1);
-        if (end > start) platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
-        mark = DiscardedMark();
-      }
-      s = (current_first && s == h->current[c]) ? h->partial[c].head : s->next;
+    if (h->current[c] != &kEmptySlab) DiscardListedBigBlocks(h->current[c], size, now, &budget);
+    for (Slab* s = h->partial[c].head; s != nullptr && budget > 0; s = s->next) {
+      DiscardListedBigBlocks(s, size, now, &budget);
     }
   }
 }
@@ -912,7 +917,7 @@ void* RefillBinAndPop(Heap* h, int size_class) {
   if (n == 0) {
     const uint32_t most = BinLimit(h, size_class) / 2;
     // (Within the limit: big bins start at 2 blocks.)
-    const uint32_t want = h->bin_refill[size_class] < most + 1 ? h->bin_refill[size_class] : most + 1;
+    const uint32_t want = std::min<uint32_t>(h->bin_refill[size_class], most + 1);
     h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
     n = TakeFromSlabs(h, size_class, taken, want);
   }
@@ -1134,8 +1139,11 @@ void TinyFreeSlow(void* p) {
     Count(h->counters.overflow_flushes);
     const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
     const uint32_t grown = BinGrownLimitOf(c);
-    if (sent != 0 && limit < grown) SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
-    if (c >= kFirstBigClass) GrowBigBin(h, c, limit);
+    if (c >= kFirstBigClass) {
+      GrowBigBin(h, c, limit);  // (big classes' grown limit is their limit)
+    } else if (sent != 0 && limit < grown) {
+      SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
+    }
   }
   PushOnBin(h, c, h->bins[c].top, b);
 }

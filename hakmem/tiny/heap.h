@@ -89,17 +89,17 @@ constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
 // 1 MiB and carve 63 blocks, a page each, at a time; not measured).
 constexpr uint32_t kMidBinMaxBlocks = 63;
 
-// A bin's limit: 16 KiB worth of blocks, 16 to 127; for mid classes
-// (2.5-32 KiB), 1 MiB worth, at most 63; for big ones (40-256 KiB), 256
-// KiB worth, at least 2, growing on overflows (BigBinMaxLimitOf). Idle
-// blocks in bins are resident memory the program does not use: measured on random_mixed 16-1024, 16 KiB
-// adds 0.4 MiB of RSS over no bins (128 KiB added 0.8 MiB) at the same
+// A bin's limit: 16 KiB worth of blocks, 16 to 127; for mid classes (2.5-32
+// KiB), 1 MiB worth, at most 63; for big ones (40-256 KiB), 256 KiB worth, at
+// least 2, growing on overflows (BigBinMaxLimitOf). Idle blocks in bins are
+// resident memory the program does not use: measured on random_mixed 16-1024,
+// 16 KiB adds 0.4 MiB of RSS over no bins (128 KiB added 0.8 MiB) at the same
 // speed. Big blocks get more: a bin that overflows or runs dry every few
-// operations churns slabs (4096-32768 ran 14% faster with 32 blocks than
-// with 8, with less RSS; 4% faster again with 1 MiB worth, at most 63,
-// than with 512 KiB, at most 32, and 16-32768 too, with 1 MiB less RSS).
-// (Session 3's 32 blocks of any size, with smaller carves, had needed two
-// more SuperSlabs on 16-32768, one of them late in the run.)
+// operations churns slabs (4096-32768 ran 14% faster with 32 blocks than with
+// 8, with less RSS; 4% faster again with 1 MiB worth, at most 63, than with
+// 512 KiB, at most 32, and 16-32768 too, with 1 MiB less RSS). (Session 3's
+// 32 blocks of any size, with smaller carves, had needed two more SuperSlabs
+// on 16-32768, one of them late in the run.)
 constexpr uint32_t BinLimitOf(int size_class) {
   if (size_class >= kFirstBigClass) {
     const uint32_t big = 262144 / ClassSizeOf(size_class);
@@ -134,8 +134,9 @@ static_assert(BigBinMaxLimitOf(kFirstBigClass) <= kMidBinMaxBlocks &&
 
 // What a bin that overflows with other threads' blocks grows to (see
 // TinyFreeSlow): 24 KiB worth, 32 to 127; mid and big classes do not
-// grow. (32 KiB worth: remote50 RSS 1.24x mimalloc's instead of 1.13x, same speed; fewer
-// than 32 blocks: 1-2 KiB blocks with 90% remote frees ran 25% slower.)
+// grow. (32 KiB worth: remote50 RSS 1.24x mimalloc's instead of 1.13x,
+// same speed; fewer than 32 blocks: 1-2 KiB blocks with 90% remote frees
+// ran 25% slower.)
 constexpr uint32_t BinGrownLimitOf(int size_class) {
   if (size_class >= kFirstMidClass) return BinLimitOf(size_class);
   const uint32_t by_bytes = 24576 / ClassSizeOf(size_class);
