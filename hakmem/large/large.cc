@@ -12,7 +12,11 @@
 namespace hakmem {
 namespace {
 
-static_assert(sizeof(LargeHeader) <= kSlabInfosOffset,
+// The free fast path reads one of the header page's slab records for a
+// large block (the one its address picks, see SlabRecordIndexOf): all of
+// them must stay zero (unowned), and the block starts a page in.
+static_assert(sizeof(LargeHeader) <= kSlabInfosOffset &&
+                  kSlabInfosOffset + kMaxSlabsPerSuperSlab * kSlabInfoSize <= platform::kPageSize,
               "a large header must leave the slab-record area zero");
 
 // Large blocks are above 256 KiB (the largest size class): a count of one

@@ -39,9 +39,9 @@ constexpr uint64_t kLeafSlots = uint64_t{1} << kLeafBits;
 constexpr uint64_t kDirectorySlots = kRegionSlots >> kLeafBits;
 
 // Tags. A SuperSlab's tag is its slab shift (16, 19 or 21). A large
-// region's tag is one more than the region shift, so the slab-record index
-// that the free fast path derives from it is 0: a record the large header
-// leaves zero (unowned).
+// region's tag is one more than the region shift: the slab record that the
+// free fast path derives from it is one of those the large header leaves
+// zero (unowned).
 constexpr uint8_t kTagNone = 0;
 constexpr uint8_t kTagLarge = kRegionShift + 1;
 

@@ -79,7 +79,7 @@ Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
   SuperSlab* ss = with_room_[g].head;
   if (ss == nullptr) return nullptr;
   const int index = SuperSlabTakeFreeSlab(ss);
-  if (ss->slabs[index].idle) IdleRemove(&ss->slabs[index]);
+  if (SlabAt(ss, index)->idle) IdleRemove(SlabAt(ss, index));
   NoteTaken(g, ss);
   return SlabInit(ss, index, block_size, size_class, owner);
 }

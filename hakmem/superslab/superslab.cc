@@ -72,19 +72,20 @@ SuperSlab* MapSuperSlab() {
 
 Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
                const void* owner) {
-  Slab* s = &ss->slabs[index];
+  Slab* s = SlabAt(ss, index);
   s->free = nullptr;
   s->used = 0;
   s->role = kSlabDetached;
   s->prev = s->next = nullptr;
-  SlabInfo* info = &ss->infos[index];
+  SlabInfo* info = SlabInfoAt(ss, index);
   info->divisor_magic = DivisorMagic(block_size);
   __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
   info->block_size = block_size;
   info->size_class = static_cast<uint8_t>(size_class);
   info->slab_shift = ss->slab_shift;
-  info->start_offset = (static_cast<uint32_t>(index) << ss->slab_shift) +
-                       SlabFirstBlockOffset(index, size_class, block_size);
+  info->first_block_low32 = static_cast<uint32_t>(
+      reinterpret_cast<uintptr_t>(ss) + (static_cast<uintptr_t>(index) << ss->slab_shift) +
+      SlabFirstBlockOffset(index, size_class, block_size));
   __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
   return s;
 }
@@ -163,8 +164,8 @@ Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
   while (free_mask != 0) {
     const int index = __builtin_ctz(free_mask);
     free_mask &= free_mask - 1;
-    SlabInfo* info = &ss->infos[index];
-    Slab* s = &ss->slabs[index];
+    SlabInfo* info = SlabInfoAt(ss, index);
+    Slab* s = SlabAt(ss, index);
     if (s->free == nullptr || info->size_class != size_class) continue;
     ss->used_slabs |= 1u << index;
     s->used = 0;

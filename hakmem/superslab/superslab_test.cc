@@ -63,7 +63,7 @@ TEST(SuperSlabTest, MidGeometryHasThreeSlabsAfterTheHeader) {
   EXPECT_EQ(SlabCapacity(s1), 16u);
   Slab* s3 = SlabInit(ss, 3, 2560, 69, kOwner);
   EXPECT_EQ(SlabCapacity(s3), 524288u / 2560u);
-  for (int i = 1; i < 4; i++) SuperSlabReturnSlab(ss, &ss->slabs[i]);
+  for (int i = 1; i < 4; i++) SuperSlabReturnSlab(ss, SlabAt(ss, i));
   SuperSlabRelease(ss);
 }
 
@@ -100,13 +100,53 @@ TEST(SuperSlabTest, BigGeometryIsOneSlabWhoseBlocksStartPastTheHeader) {
     s->free = nullptr;
   }
   // Its one slab back: the SuperSlab is empty.
-  EXPECT_TRUE(SuperSlabReturnSlab(ss, &ss->slabs[0]));
-  EXPECT_FALSE(IsBlockStart(InfoOf(&ss->slabs[0]), reinterpret_cast<char*>(ss) + 262144));
+  EXPECT_TRUE(SuperSlabReturnSlab(ss, SlabAt(ss, 0)));
+  EXPECT_FALSE(IsBlockStart(InfoOf(SlabAt(ss, 0)), reinterpret_cast<char*>(ss) + 262144));
   // Formatted small again: slab 0 is the header's once more.
   SuperSlabFormat(ss, kSmallSlabShift);
   EXPECT_EQ(SuperSlabTakeFreeSlab(ss), 1);
   EXPECT_TRUE(SuperSlabReturnSlab(ss, SlabInit(ss, 1, 64, 4, kOwner)));
   SuperSlabRelease(ss);
+}
+
+// SuperSlabs are 2 MiB aligned: a record at a fixed offset would share one
+// L1 set (and L2 set) across all of them. SuperSlabs of 1 or 4 slabs use
+// records chosen by their address instead (SlabRecordIndexOf), so that
+// several SuperSlabs' records spread over as many lines and sets.
+TEST(SuperSlabTest, RecordsOfFewSlabGeometriesDependOnTheSuperSlabsAddress) {
+  for (int shift : {kBigSlabShift, kMidSlabShift}) {
+    std::vector<SuperSlab*> supers;
+    std::set<uintptr_t> colours, lines;
+    for (int i = 0; i < 8; i++) {
+      SuperSlab* ss = SuperSlabAcquire(kOwner, shift);
+      ASSERT_NE(ss, nullptr);
+      supers.push_back(ss);
+      const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
+      const int index = SuperSlabTakeFreeSlab(ss);
+      Slab* s = SlabInit(ss, index, 65536, 60, kOwner);
+      EXPECT_EQ(SlabIndex(s), index);
+      EXPECT_EQ(SlabStart(s), base + (static_cast<uintptr_t>(index) << shift) +
+                                  (shift == kBigSlabShift ? 65536 : 0));
+      Block* b;
+      ASSERT_EQ(SlabCarve(s, &b, 1, kKey), 1u);
+      // The fast path's lookup finds this slab's records.
+      EXPECT_EQ(SlabInfoOfWithShift(b, shift), InfoOf(s));
+      EXPECT_EQ(SlabOf(b), s);
+      EXPECT_TRUE(IsStart(s, b));
+      colours.insert((base >> kRegionShift) % (kMaxSlabsPerSuperSlab >> (kRegionShift - shift)));
+      lines.insert(reinterpret_cast<uintptr_t>(InfoOf(s)) % platform::kPageSize / 64);
+      s->free = nullptr;
+    }
+    // Two records a line: as many lines as SuperSlab addresses that differ
+    // in their colour bits, halved.
+    EXPECT_GE(lines.size(), (colours.size() + 1) / 2) << shift;
+    EXPECT_GT(colours.size(), 1u) << "8 SuperSlabs, all 64 MiB apart?";
+    for (SuperSlab* ss : supers) {
+      const int index = __builtin_ctz(ss->used_slabs & ~(shift == kBigSlabShift ? 0u : 1u));
+      EXPECT_TRUE(SuperSlabReturnSlab(ss, SlabAt(ss, index)));
+      SuperSlabRelease(ss);
+    }
+  }
 }
 
 TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
@@ -126,7 +166,7 @@ TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
     }
     EXPECT_EQ(SlabCarved(s), 20u);
   }
-  SuperSlabReturnSlab(ss, &ss->slabs[index]);
+  SuperSlabReturnSlab(ss, SlabAt(ss, index));
   SuperSlabRelease(ss);
 }
 
@@ -195,7 +235,7 @@ TEST(SuperSlabTest, ClassesStartAtDifferentCacheSetsAndStayAligned) {
   }
   EXPECT_EQ(sets.size(), 16u);
   for (int i = 1; i < kMaxSlabsPerSuperSlab; i++) {
-    if (ss->used_slabs & (1u << i)) SuperSlabReturnSlab(ss, &ss->slabs[i]);
+    if (ss->used_slabs & (1u << i)) SuperSlabReturnSlab(ss, SlabAt(ss, i));
   }
   SuperSlabRelease(ss);
 }

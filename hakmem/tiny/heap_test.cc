@@ -1360,7 +1360,7 @@ TEST(HeapDeathTest, PointerIntoAFreeSlabIsReported) {
   const int slabs = static_cast<int>(kRegionAlign >> ss->slab_shift);
   int free_slab = -1;
   for (int i = 1; i < slabs && free_slab < 0; i++) {
-    if (__atomic_load_n(&ss->infos[i].owner, __ATOMIC_RELAXED) == nullptr) free_slab = i;
+    if (__atomic_load_n(&SlabInfoAt(ss, i)->owner, __ATOMIC_RELAXED) == nullptr) free_slab = i;
   }
   ASSERT_GE(free_slab, 0) << "every slab of the SuperSlab is in use";
   char* inside = reinterpret_cast<char*>(ss) + (static_cast<size_t>(free_slab) << ss->slab_shift);

@@ -69,7 +69,7 @@ HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
 // The record of the slab whose carved block starts at `p`, if that slab is
 // in use; nullptr for anything else: a pointer outside the registry's
 // window, into a free slab, not at a block start, or into a large region
-// (its tag leads to its zeroed record 0).
+// (its tag leads to one of its zeroed records).
 HAKMEM_ALWAYS_INLINE const SlabInfo* SlabInfoOfCarvedBlock(const void* p) {
   const int tag = registry::TagOfInWindow(p);
   if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return nullptr;
