@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <algorithm>
+
 #include "hakmem/alloc_inline.h"
 #include "hakmem/config.h"
 #include "hakmem/large/large.h"
@@ -109,8 +111,11 @@ HAKMEM_NOINLINE void* CallocSlow(size_t count, size_t size) {
     return nullptr;
   }
   if (total <= kMaxSmallSize) {
-    void* p = TinyMalloc(total);
-    if (p != nullptr) memset(p, 0, total);
+    // A big block whose pages past the first read zero: those stay
+    // untouched (sparse use of a big calloc'd table costs what it uses).
+    bool tail_zero;
+    void* p = TinyMallocTellingZeroTail(static_cast<int>(SizeToClass(total)), &tail_zero);
+    if (p != nullptr) memset(p, 0, tail_zero ? std::min(total, platform::kPageSize) : total);
     return p;
   }
   bool zeroed;
@@ -121,10 +126,10 @@ HAKMEM_NOINLINE void* CallocSlow(size_t count, size_t size) {
 }  // namespace
 
 // The common case: a small block from the bin, cleared by a tail call (no
-// stack frame here); the rest in CallocSlow.
+// stack frame here); the rest, big blocks included, in CallocSlow.
 void* Calloc(size_t count, size_t size) {
   size_t total;
-  if (HAKMEM_LIKELY(!__builtin_mul_overflow(count, size, &total) && total <= kMaxSmallSize)) {
+  if (HAKMEM_LIKELY(!__builtin_mul_overflow(count, size, &total) && total <= kMaxMidSize)) {
     if (void* p = TinyTryPop(SizeToClass(total))) return memset(p, 0, total);
   }
   return CallocSlow(count, size);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <new>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -197,6 +199,60 @@ TEST(Calloc, ZeroesRecycledBlocks) {
       free(q);
     }
   }
+}
+
+// Resident pages of [p, p + n) (p page-aligned).
+int ResidentPages(const void* p, size_t n) {
+  std::vector<unsigned char> in_core((n + 4095) / 4096);
+  if (mincore(const_cast<void*>(p), n, in_core.data()) != 0) return -1;
+  int resident = 0;
+  for (unsigned char page : in_core) resident += page & 1;
+  return resident;
+}
+
+// A big calloc'd block whose pages are fresh from the kernel (or were given
+// back) is not cleared past its first page: a table used sparsely costs the
+// pages it uses, as under glibc. Blocks written before are cleared whole.
+TEST(Calloc, BigBlocksCostOnlyThePagesUsed) {
+  std::thread([] {
+    malloc_trim(0);  // hakmem's cached SuperSlabs unmapped: new ones come fresh
+    constexpr size_t kSize = 150000;  // a class of its own in these tests
+    constexpr int kBlocks = 64;
+    std::vector<unsigned char*> blocks;
+    int resident = 0;
+    for (int i = 0; i < kBlocks; i++) {
+      unsigned char* p = static_cast<unsigned char*>(calloc(1, OpaqueSize(kSize)));
+      ASSERT_NE(p, nullptr);
+      ASSERT_TRUE(Aligned(p, 4096));
+      resident += ResidentPages(p, kSize);
+      blocks.push_back(p);
+    }
+    // 37 pages each if cleared whole.
+    EXPECT_LE(resident, 2 * kBlocks);
+    for (unsigned char* p : blocks) ASSERT_TRUE(AllZero(p, kSize));
+    // Written all over, freed, calloc'd again: zero.
+    for (unsigned char*& p : blocks) {
+      memset(p, 0xA5, kSize);
+      free(p);
+    }
+    for (unsigned char*& p : blocks) {
+      p = static_cast<unsigned char*>(calloc(1, OpaqueSize(kSize)));
+      ASSERT_TRUE(AllZero(p, kSize));
+      memset(p, 0x5A, kSize);
+    }
+    // Freed around live ones, their pages past the first given back by a
+    // trim, calloc'd again: zero (the first page, written, cleared).
+    for (int i = 0; i < kBlocks; i++) {
+      if (i % 8 != 0) free(blocks[i]);
+    }
+    malloc_trim(0);
+    for (int i = 0; i < kBlocks; i++) {
+      if (i % 8 == 0) continue;
+      blocks[i] = static_cast<unsigned char*>(calloc(1, OpaqueSize(kSize)));
+      ASSERT_TRUE(AllZero(blocks[i], kSize)) << i;
+    }
+    for (unsigned char* p : blocks) free(p);
+  }).join();
 }
 
 TEST(Calloc, OverflowFailsWithEnomem) {

@@ -69,7 +69,7 @@ void RegionCache::LinkByAge(RegionHeader* region) {
   Link(region, newer, older);
 }
 
-RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
+RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* discarded) {
   pthread_mutex_lock(&lock_);
   RegionHeader* found = nullptr;
   for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
@@ -82,6 +82,7 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size) {
   demand_now_++;
   if (found != nullptr) {
     Unlink(found);
+    if (discarded != nullptr) *discarded = found->discarded != 0;
     found->discarded = 0;
     found->generation++;
     hits_++;

@@ -60,8 +60,10 @@ class RegionCache {
       : limits_(limits), release_(release) {}
 
   // Most recently cached region whose mapped size is in [min_size, max_size],
-  // or nullptr. Bumps its generation.
-  RegionHeader* Take(size_t min_size, size_t max_size);
+  // or nullptr. Bumps its generation. `*discarded` (if given): whether its
+  // pages were given back while cached, so that all but its header page
+  // read zero.
+  RegionHeader* Take(size_t min_size, size_t max_size, bool* discarded = nullptr);
   // Parks `region` (registered, mapped, empty), then applies the limits.
   // `freed_since_ns`, if earlier than now: the program stopped using the
   // region's memory then, though the allocator learned it only now; the

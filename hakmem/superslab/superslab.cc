@@ -60,6 +60,7 @@ SuperSlab* MapSuperSlab() {
   ss->region.kind = RegionKind::kSuperSlab;
   ss->region.mapped_size = kSuperSlabSize;
   ss->slab_shift = kSmallSlabShift;
+  ss->zero_from = platform::kPageSize;
   if (!registry::Register(reinterpret_cast<uintptr_t>(ss), kSmallSlabShift)) {
     platform::Unmap(mem, kSuperSlabSize);
     return nullptr;
@@ -133,6 +134,11 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
   }
   __atomic_store_n(&info->carved_limit, (carved + n) * CarveStep(info),
                    __ATOMIC_RELAXED);
+  if (info->slab_shift == kBigSlabShift) {
+    SuperSlab* ss = SuperSlabOf(s);
+    const uint32_t carved_end = static_cast<uint32_t>(next - reinterpret_cast<char*>(ss));
+    if (carved_end > ss->zero_from) ss->zero_from = carved_end;
+  }
   return n;
 }
 
@@ -195,6 +201,8 @@ void ForgetWarmSlabs(SuperSlab* ss) {
 void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
   const int slabs = static_cast<int>(kRegionAlign >> slab_shift);
   ss->used_slabs = ReservedSlabs(slab_shift);
+  // Other geometries' carving is not tracked.
+  if (slab_shift != kBigSlabShift) ss->zero_from = kSuperSlabSize;
   ss->full_mask = slabs == 32 ? 0xffffffffu : (1u << slabs) - 1;
   if (ss->slab_shift != slab_shift) {
     ForgetWarmSlabs(ss);
@@ -205,9 +213,11 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
 }
 
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift) {
+  bool discarded = false;
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
-      g_cache.Take(kSuperSlabSize, kSuperSlabSize));
+      g_cache.Take(kSuperSlabSize, kSuperSlabSize, &discarded));
   if (ss != nullptr) ForgetWarmSlabs(ss);
+  if (ss != nullptr && discarded) ss->zero_from = platform::kPageSize;
   if (ss == nullptr) ss = MapSuperSlab();
   if (ss == nullptr) return nullptr;
   SuperSlabFormat(ss, slab_shift);

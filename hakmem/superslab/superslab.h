@@ -128,6 +128,10 @@ struct SuperSlab {
   SuperSlab* all_prev;  // list of every mapped SuperSlab (for stats)
   SuperSlab* all_next;
   uint8_t slab_shift;   // kSmallSlabShift, kMidSlabShift or kBigSlabShift
+  // In a SuperSlab of one slab (big classes), the offset from which its
+  // memory reads zero: pages not written since they were mapped or given
+  // back (carving moves it up). kSuperSlabSize when nothing is known.
+  uint32_t zero_from;
   // Indexed by SlabRecordIndexOf, not by slab index: see there.
   alignas(64) SlabInfo infos[kMaxSlabsPerSuperSlab];
   alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];
@@ -274,6 +278,14 @@ inline uint32_t SlabFirstBlockOffset(int index, int size_class, uint32_t block_s
   if (index != 0) return SlabColor(size_class, block_size);
   const uint32_t natural = block_size & (0u - block_size);
   return natural > platform::kPageSize ? natural : static_cast<uint32_t>(platform::kPageSize);
+}
+
+// In a SuperSlab of one slab: the address from which the slab's memory
+// reads zero (see SuperSlab::zero_from). Blocks carved from there on have
+// zero bytes but for what the carve writes into their first page.
+inline uintptr_t BigSlabZeroFrom(const Slab* s) {
+  const SuperSlab* ss = SuperSlabOf(s);
+  return reinterpret_cast<uintptr_t>(ss) + ss->zero_from;
 }
 
 // Blocks carved so far.

@@ -237,6 +237,24 @@ void DiscardIdleBigBlocks(Heap* h, bool now) {
   }
 }
 
+// Big blocks going from their slab to a bin, all keyed `bin_key`: `listed`
+// of them off its list, then `carved` fresh ones. Unmarked (a SuperSlab
+// from the cache may hold old marks), so that they are looked at again
+// once listed again; and keyed as zero-tail (kZeroTailKeyBit) if their
+// bytes past the first page read zero: a listed block whose pages were
+// given back, a carved one at or past `zero_from` (see BigSlabZeroFrom).
+void TakeBigBlocks(Block* const* blocks, uint32_t listed, uint32_t carved, uintptr_t zero_from,
+                   uint64_t bin_key) {
+  const uint64_t zero_tail_key = bin_key ^ kZeroTailKeyBit;
+  for (uint32_t i = 0; i < listed + carved; i++) {
+    BigBlockMark* b = reinterpret_cast<BigBlockMark*>(blocks[i]);
+    const bool tail_zero = i < listed ? b->mark == DiscardedMark()
+                                      : reinterpret_cast<uintptr_t>(b) >= zero_from;
+    if (tail_zero) b->block.key = zero_tail_key;
+    b->mark = 0;
+  }
+}
+
 // What follows a local free into a slab that is not current: it became
 // empty, or had no free block before.
 void AfterLocalFree(Heap* h, Slab* s) {
@@ -634,6 +652,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   Heap* last_owner = nullptr;
   // Loaded once: the loop's stores into blocks could alias them.
   const uint64_t bin_key = h->free_key, list_key = g_free_key;
+  const uint64_t zero_tail_key = bin_key ^ kZeroTailKeyBit;  // big blocks' other bin key
   h->flushes++;
   if (gated && why == FlushFor::kOverflow && FlushWholeBinToTransfer(h, c, out, k)) {
     uint8_t& streak = h->behind_flushes[c];
@@ -644,7 +663,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     Block* b = out[i];
     // Handed out again meanwhile (through another copy: a double free), or
     // its slab went away while it sat here (likewise).
-    if (b->key != bin_key) ReportDoubleFreeInBins(b);
+    if (b->key != bin_key && b->key != zero_tail_key) ReportDoubleFreeInBins(b);
     Slab* s = SlabOf(b);
     Heap* owner = OwnerOf(b);
     if (owner == nullptr) ReportDoubleFreeInBins(b);
@@ -670,7 +689,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
       Block* const* const end = out + k;
       while (run != end && reinterpret_cast<uintptr_t>(*run) - slab_low < slab_bytes) {
         Block* next = *run++;
-        if (next->key != bin_key) ReportDoubleFreeInBins(next);
+        if (next->key != bin_key && next->key != zero_tail_key) ReportDoubleFreeInBins(next);
         next->key = list_key;
         last->next = next;
         last = next;
@@ -881,16 +900,16 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // with a bin's key on a slab's list.
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     for (uint32_t i = first; i < n; i++) out[i]->key = bin_key;
+    const uint32_t listed = n;
     // Then fresh blocks, carved straight into `out` (one store each: no
     // list to build and walk again).
+    uintptr_t zero_from = UINTPTR_MAX;
     if (b == nullptr && n < max && h->partial[size_class].head == nullptr) {
+      if (size_class >= kFirstBigClass) zero_from = BigSlabZeroFrom(s);
       n += SlabCarve(s, out + n, max - n, h->free_key);
     }
-    // Big blocks unmarked (see DiscardIdleBigBlocks), listed or carved (a
-    // SuperSlab from the cache may hold old marks): looked at again once
-    // listed again.
     if (size_class >= kFirstBigClass) {
-      for (uint32_t i = first; i < n; i++) reinterpret_cast<BigBlockMark*>(out[i])->mark = 0;
+      TakeBigBlocks(out + first, listed - first, n - listed, zero_from, bin_key);
     }
     s->used += n - first;
   }
@@ -907,8 +926,9 @@ void* PopFromHeap(Heap* h, int size_class) {
 }
 
 // Refills the empty bin of `size_class` (see kBinFirstRefill) and pops one
-// block; nullptr if out of memory.
-void* RefillBinAndPop(Heap* h, int size_class) {
+// block; nullptr if out of memory. `*tail_zero`: see
+// TinyMallocTellingZeroTail.
+void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Count(h->counters.refills);
   Block* taken[kBinSlots];
   // Slow start: a class brings few blocks at first, twice as many on each
@@ -926,6 +946,7 @@ void* RefillBinAndPop(Heap* h, int size_class) {
   Block** slots = BinSlot(h, size_class, 0);
   CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
   SetBinCount(h, size_class, n - 1);
+  *tail_zero = taken[0]->key == (h->free_key ^ kZeroTailKeyBit);
   taken[0]->key = 0;
   return taken[0];
 }
@@ -1033,9 +1054,18 @@ void TinyGlobalInit() {
   pthread_mutex_unlock(&g_init_lock);
 }
 
-void* TinyMallocSlow(int size_class) {
+namespace {
+// Pops the top block `b` of the bin of `c` (not empty), telling whether it
+// carried the zero-tail key.
+Block* PopTellingZeroTail(Heap* h, int c, uint32_t top, Block* b, bool* tail_zero) {
+  *tail_zero = b->key == (h->free_key ^ kZeroTailKeyBit);
+  return PopFromBin(h, c, top, b);
+}
+
+void* MallocSlow(int size_class, bool* tail_zero) {
   Heap* h = tl_heap;
   void* p;
+  *tail_zero = false;
   if (h == &kEmptyHeap && tl_thread_exited) {
     p = OrphanMalloc(size_class);
   } else {
@@ -1049,11 +1079,30 @@ void* TinyMallocSlow(int size_class) {
     TinyUpkeep();
     // A heap just adopted (a dead thread's) may come with blocks in its bins.
     const uint32_t top = h->bins[size_class].top;
-    if (Block* b = *BinSlotAt(h, top)) return PopFromBin(h, size_class, top, b);
-    p = RefillBinAndPop(h, size_class);
+    if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
+    p = RefillBinAndPop(h, size_class, tail_zero);
   }
   if (p == nullptr) errno = ENOMEM;
   return p;
+}
+}  // namespace
+
+void* TinyMallocSlow(int size_class) {
+  bool tail_zero;
+  return MallocSlow(size_class, &tail_zero);
+}
+
+void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
+  Heap* h = tl_heap;
+  const uint32_t top = h->bins[size_class].top;
+  if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
+  return MallocSlow(size_class, tail_zero);
+}
+
+Block* PopZeroTailBlock(Heap* h, Block* b) {
+  if (b->key != (h->free_key ^ kZeroTailKeyBit)) ReportCorruptFreeList(b);
+  __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
+  return b;
 }
 
 void ReportCorruptFreeList(const void* block) {

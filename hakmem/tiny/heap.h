@@ -316,10 +316,17 @@ constexpr uint64_t kHeapKeyBits = ((uint64_t{1} << 24) - 1) << kHeapKeyShift;
 inline uint64_t HeapFreeKey(uint64_t id) {
   return g_free_key ^ ((id << kHeapKeyShift) & kHeapKeyBits);
 }
-// True if `key` is any of the keys above: a list's, a bin's, the remote or
-// the transfer key (or, harmlessly, a combination never written).
+// A big block (see kFirstBigClass) whose bytes past its first page read
+// zero, pages not written since they were mapped or given back, carries
+// its bin's key with this bit flipped (TakeFromSlabs): calloc then clears
+// its first page only (TinyMallocTellingZeroTail). The bin's pops and
+// flushes take either key.
+constexpr uint64_t kZeroTailKeyBit = uint64_t{1} << 27;
+static_assert((kZeroTailKeyBit & kHeapKeyBits) == 0, "a bit of its own");
+// True if `key` is any of the keys above: a list's, a bin's (either), the
+// remote or the transfer key (or, harmlessly, a combination never written).
 inline bool KeyMarksFree(uint64_t key) {
-  return ((key ^ g_free_key) & ~(kHeapKeyBits | 7)) == 0;
+  return ((key ^ g_free_key) & ~(kHeapKeyBits | kZeroTailKeyBit | 7)) == 0;
 }
 
 // Called by TinyUpkeep with its clock reading, for caches above this layer
@@ -332,6 +339,11 @@ void TinySetUpkeepHook(UpkeepHook hook);
 // malloc of class `size_class` when its bin is empty. Sets errno to ENOMEM
 // and returns nullptr when out of memory.
 HAKMEM_NOINLINE void* TinyMallocSlow(int size_class);
+// malloc of class `size_class` for calloc: `*tail_zero` says whether the
+// block's bytes past its first page already read zero (a big block, see
+// kZeroTailKeyBit). For big classes, where that saves clearing (and
+// touching) up to 252 KiB.
+HAKMEM_NOINLINE void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero);
 // free() of a slab block that the fast path did not take: a full bin, a
 // block that looks free (double free?), an interior pointer, a block of a
 // free slab, a thread without a heap. Reports misuse and aborts; otherwise
@@ -340,6 +352,9 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // malloc found a block without the free key (in a bin or on a slab's list):
 // it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
+// PopFromBin found another key than the bin's on `b`: returns `b` (its key
+// cleared) if it is the bin's zero-tail key, else reports and aborts.
+__attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Heap* h, Block* b);
 
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a
@@ -347,7 +362,7 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // Pops `b`, the block in the top slot `top` of class `c`'s bin, for malloc.
 HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t top, Block* b) {
   h->bins[c].top = top - static_cast<uint32_t>(sizeof(Block*));
-  if (HAKMEM_UNLIKELY(b->key != h->free_key)) ReportCorruptFreeList(b);
+  if (HAKMEM_UNLIKELY(b->key != h->free_key)) return PopZeroTailBlock(h, b);
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the top
   return b;
 }

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1115,6 +1116,114 @@ TEST(HeapTest, AnExitingThreadsFreeBigBlocksGiveTheirPagesBack) {
   }
   for (unsigned char* p : kept) Free(p);
   TinyTrim();
+}
+
+// Pages of [p, p + n) (page-aligned) that are resident.
+int ResidentPages(const void* p, size_t n) {
+  std::vector<unsigned char> in_core((n + 4095) / 4096);
+  if (mincore(const_cast<void*>(p), n, in_core.data()) != 0) return -1;
+  int resident = 0;
+  for (unsigned char page : in_core) resident += page & 1;
+  return resident;
+}
+
+// A big block whose pages past the first were not written since the
+// kernel gave them (fresh, or given back) says so to calloc
+// (TinyMallocTellingZeroTail), through the key it carries in the bin;
+// a block written since does not. Blocks with that key pass malloc's and
+// the flush's checks.
+TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
+  std::thread([] {
+    TinyTrim();
+    SuperSlabCacheReleaseAll();  // this class's SuperSlabs come fresh
+    constexpr size_t kSize = 100000;  // the 112 KiB class: 18 blocks a slab
+    const int c = static_cast<int>(SizeToClass(kSize));
+    ASSERT_GE(c, kFirstBigClass);
+    const uint32_t block = ClassSizeOf(c);
+    std::vector<unsigned char*> blocks;
+    for (int i = 0; i < 12; i++) {
+      bool tail_zero = false;
+      unsigned char* p = static_cast<unsigned char*>(TinyMallocTellingZeroTail(c, &tail_zero));
+      ASSERT_NE(p, nullptr);
+      EXPECT_TRUE(tail_zero) << "fresh block " << i;
+      EXPECT_EQ(ResidentPages(p + 4096, block - 4096), 0) << i;
+      EXPECT_EQ(reinterpret_cast<Block*>(p)->key, 0u);
+      memset(p, 0xab, block);
+      blocks.push_back(p);
+    }
+    // Written, freed and taken back from the bin: not zero.
+    Free(blocks.back());
+    bool tail_zero = true;
+    EXPECT_EQ(TinyMallocTellingZeroTail(c, &tail_zero), blocks.back());
+    EXPECT_FALSE(tail_zero);
+    // On their slab's list, their pages given back by a trim (the first
+    // one in use keeps the slab): zero past the first page again.
+    for (size_t i = 1; i < blocks.size(); i++) Free(blocks[i]);
+    TinyTrim();
+    const std::set<unsigned char*> listed(blocks.begin() + 1, blocks.end());
+    blocks.resize(1);
+    int told = 0;
+    for (size_t i = 0; i < listed.size(); i++) {
+      unsigned char* p = static_cast<unsigned char*>(TinyMallocTellingZeroTail(c, &tail_zero));
+      ASSERT_EQ(listed.count(p), 1u) << i;
+      told += tail_zero;
+      if (tail_zero) {
+        for (uint32_t at = 4096; at < block; at += 512) ASSERT_EQ(p[at], 0) << at;
+        EXPECT_EQ(p[4095], 0xab);  // the first page is calloc's to clear
+      }
+      memset(p, 0xcd, block);
+      Free(p);  // on the bin: the next one comes from the list
+      blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));  // a plain malloc
+      ASSERT_EQ(blocks.back(), p);
+    }
+    EXPECT_EQ(told, static_cast<int>(listed.size()));
+    // A plain malloc of a block with the zero-tail key, and a flush of a
+    // bin holding one, as the thread exits: no report. (After a trim, a
+    // refill brings two blocks: the second waits in the bin.)
+    for (int i = 0; i < 8; i++) blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
+    for (unsigned char* p : blocks) Free(p);
+    Heap* h = tl_heap;
+    for (int round = 0; round < 2; round++) {
+      TinyTrim();
+      SuperSlabCacheReleaseAll();
+      blocks.assign(1, static_cast<unsigned char*>(TinyMalloc(kSize)));
+      Block* waiting = *BinSlotAt(h, h->bins[c].top);
+      ASSERT_NE(waiting, nullptr);
+      ASSERT_EQ(waiting->key, h->free_key ^ kZeroTailKeyBit);
+      if (round == 0) {
+        blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
+        EXPECT_EQ(blocks.back(), reinterpret_cast<unsigned char*>(waiting));
+        for (unsigned char* p : blocks) Free(p);
+      }
+    }
+    Free(blocks[0]);
+  }).join();
+  TinyTrim();
+}
+
+// An invalid free of a block that sits in a bin with the zero-tail key
+// (never handed out) is caught as a double free like any other.
+TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
+  TinyTrim();
+  SuperSlabCacheReleaseAll();
+  constexpr size_t kSize = 40000;  // the 40 KiB class: a bin of 6
+  const int c = static_cast<int>(SizeToClass(kSize));
+  void* taken = TinyMalloc(kSize);  // its refill brought more
+  Heap* h = tl_heap;
+  Block* waiting = *BinSlotAt(h, h->bins[c].top);
+  ASSERT_NE(waiting, nullptr);
+  ASSERT_EQ(waiting->key, h->free_key ^ kZeroTailKeyBit);
+  ASSERT_LT(BinCount(h, c) + 2, BinLimit(h, c));
+  EXPECT_DEATH(
+      {
+        Free(taken);
+        Free(waiting);  // never handed out: a second copy, on top
+        for (int i = 0; i < 3; i++) TinyMalloc(kSize);
+      },
+      "malloc\\(\\): double free detected");
+  // On top of the bin, it goes to the slow path, which sees its key.
+  EXPECT_DEATH(Free(waiting), "free\\(\\): double free 0x[0-9a-f]+: block is already free");
+  Free(taken);
 }
 
 // Big bins grow on overflows, one busy class up to 4 MiB worth, but all of

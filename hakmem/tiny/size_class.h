@@ -57,6 +57,7 @@ static_assert(ClassSizeOf(kFirstQuarterClass - 1) == 1024, "eighths end at 1 KiB
 static_assert(ClassSizeOf(kFirstMidClass) == 2560, "mid classes start at 2.5 KiB");
 static_assert(ClassSizeOf(kFirstBigClass - 1) == 32768 && ClassSizeOf(kFirstBigClass) == 40960,
               "big classes start above 32 KiB");
+constexpr size_t kMaxMidSize = ClassSizeOf(kFirstBigClass - 1);
 static_assert(ClassSizeOf(kNumClasses - 1) == kMaxSmallSize, "last class");
 
 // Class of `size` (<= kMaxSmallSize) by arithmetic; see SizeToClass.
