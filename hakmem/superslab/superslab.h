@@ -15,8 +15,9 @@
 // Either way every block's offset in its slab stays below the slab size,
 // which the block-start test below relies on.
 //
-// The header (first page) holds the RegionHeader and two records per slab,
-// in two arrays so that they never share a cache line:
+// The header (first page) holds the RegionHeader and two arrays of 32
+// records, two records per slab (which ones: SlabRecordIndexOf), the arrays
+// apart so that the two kinds never share a cache line:
 //   SlabInfo  read-mostly, 32 bytes: owner, geometry, carved extent. Any
 //             thread that frees a block reads it; only slab set-up and
 //             carving write it.

@@ -149,6 +149,56 @@ TEST(SuperSlabTest, RecordsOfFewSlabGeometriesDependOnTheSuperSlabsAddress) {
   }
 }
 
+// Carves every slab of `ss` (taken and set up for `size`), then checks the
+// free fast path's block-start test at every 16 bytes of the SuperSlab
+// against the carved starts; returns the slabs.
+void CheckEveryAddressOfCarvedSlabs(SuperSlab* ss, uint32_t size, int size_class) {
+  const int shift = ss->slab_shift;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
+  std::set<uintptr_t> starts;
+  std::vector<Slab*> slabs;
+  for (int i = shift == kBigSlabShift ? 0 : 1; i < static_cast<int>(kRegionAlign >> shift); i++) {
+    SuperSlabTakeSlabAt(ss, i);
+    Slab* s = SlabInit(ss, i, size, size_class, kOwner);
+    slabs.push_back(s);
+    std::vector<Block*> out(SlabCapacity(s));
+    ASSERT_EQ(SlabCarve(s, out.data(), SlabCapacity(s), kKey), SlabCapacity(s));
+    for (Block* b : out) starts.insert(reinterpret_cast<uintptr_t>(b));
+  }
+  for (uintptr_t p = base; p < base + kRegionAlign; p += 16) {
+    const void* at = reinterpret_cast<const void*>(p);
+    ASSERT_EQ(IsBlockStart(SlabInfoOfWithShift(at, shift), at), starts.count(p) == 1)
+        << shift << " " << size << " at +" << p - base;
+  }
+  for (Slab* s : slabs) SuperSlabReturnSlab(ss, s);
+}
+
+// SuperSlabs (three: their records differ) through every geometry
+// change: nothing of an earlier geometry's records passes the block-start
+// test in the next one, every carved start and nothing else passes it, and
+// no record keeps an owner. (From a review of the address-chosen records.)
+TEST(SuperSlabTest, GeometryChangesLeaveNoStaleRecord) {
+  std::vector<SuperSlab*> supers;
+  for (int i = 0; i < 3; i++) supers.push_back(SuperSlabAcquire(kOwner, kSmallSlabShift));
+  for (SuperSlab* ss : supers) {
+    ASSERT_NE(ss, nullptr);
+    for (int shift : {kSmallSlabShift, kBigSlabShift, kMidSlabShift, kSmallSlabShift,
+                      kMidSlabShift, kBigSlabShift, kSmallSlabShift}) {
+      SuperSlabFormat(ss, shift);
+      ASSERT_EQ(registry::TagOf(ss), shift);
+      for (uintptr_t p = reinterpret_cast<uintptr_t>(ss);
+           p < reinterpret_cast<uintptr_t>(ss) + kRegionAlign; p += 16) {
+        const void* at = reinterpret_cast<const void*>(p);
+        ASSERT_FALSE(IsBlockStart(SlabInfoOfWithShift(at, shift), at)) << shift;
+      }
+      CheckEveryAddressOfCarvedSlabs(ss, shift == kSmallSlabShift ? 64
+                                         : shift == kMidSlabShift ? 4096 : 65536, 10);
+      for (const SlabInfo& info : ss->infos) ASSERT_EQ(info.owner, nullptr);
+    }
+  }
+  for (SuperSlab* ss : supers) SuperSlabRelease(ss);
+}
+
 TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
   // Every carved block start passes; every other offset (interior, past the
   // carved part) fails, for power-of-two and other sizes alike.
