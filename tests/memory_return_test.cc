@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <string>
@@ -202,6 +203,53 @@ TEST(ResidentNow, WithoutDecayAnIdleProgramKeepsTheBudget) {
   ExpectEnv("HAKMEM_SUPERSLAB_TTL_SEC", "3600");
   EXPECT_LT(RssLeftAfterFreeingSmallBlocks(6, 1), 16.0 + 32.0)
       << "pages beyond HAKMEM_SUPERSLAB_RESIDENT_MB=16 stayed with decay 0";
+}
+
+// Resident pages of [p, p + n) (p page-aligned).
+int ResidentPages(const void* p, size_t n) {
+  std::vector<unsigned char> in_core((n + 4095) / 4096);
+  if (mincore(const_cast<void*>(p), n, in_core.data()) != 0) return -1;
+  int resident = 0;
+  for (unsigned char page : in_core) resident += page & 1;
+  return resident;
+}
+
+// Memory whose pages a cache gave back reads zero: calloc neither clears
+// nor touches it again. Big blocks (SuperSlabs beyond the 16 MiB budget)
+// and large blocks (regions beyond the large cache's 64 MiB), written all
+// over and freed, then calloc'd: those from given-back memory stay out of
+// core, and every block reads zero.
+TEST(ResidentNow, CallocOfMemoryWhosePagesWentBackLeavesItUntouched) {
+  ExpectEnv("HAKMEM_SUPERSLAB_RESIDENT_MB", "16");
+  ExpectEnv("HAKMEM_SUPERSLAB_DECAY_MS", "0");
+  for (size_t size : {size_t{200000}, 4 * kMiB}) {
+    const int n = size < kMiB ? 400 : 40;  // 80 and 160 MiB
+    std::vector<unsigned char*> blocks(n);
+    std::thread([&] {  // its exit sends its bins' blocks home: all of it reaches the caches
+      for (unsigned char*& p : blocks) {
+        p = static_cast<unsigned char*>(malloc(size));
+        ASSERT_NE(p, nullptr);
+        memset(p, 0x5a, size);
+      }
+      for (unsigned char* p : blocks) free(p);
+    }).join();
+    PokeAllocator();
+    int untouched = 0;
+    std::thread([&] {
+      for (unsigned char*& p : blocks) {
+        p = static_cast<unsigned char*>(calloc(1, size));
+        ASSERT_NE(p, nullptr);
+        ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
+        untouched += ResidentPages(p, size) <= 2;
+      }
+    }).join();
+    for (unsigned char* p : blocks) {
+      for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << size << " at " << i;
+      free(p);
+    }
+    printf("calloc(%zu): %d of %d blocks untouched\n", size, untouched, n);
+    EXPECT_GE(untouched, n / 2) << size;
+  }
 }
 
 // ---- Defaults (resident budget 64 MiB, decay 1 s, TTL 60 s) --------------------

@@ -72,8 +72,11 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   g_cache.MaybeEnforceLimits();
   // Reuse a cached region up to 25% (or 64 KiB) bigger than needed.
   const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
-  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack));
-  *zeroed = false;
+  // A region whose pages the cache gave back reads zero past its header
+  // page, where the block starts: calloc need not clear it.
+  bool discarded = false;
+  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack, &discarded));
+  *zeroed = h != nullptr && discarded;
   if (h == nullptr) {
     void* mem = platform::MapAligned(need, kRegionAlign);
     if (mem == nullptr) return nullptr;

@@ -29,7 +29,7 @@ struct LargeHeader {
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
 // <= kMaxLargeAlignment), or nullptr. `*zeroed` tells whether the memory is
-// known to be zero (fresh from the kernel).
+// known to be zero (fresh from the kernel, or given back while cached).
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
 // `header` is the registered region owning `p`. Reports and aborts if `p` is
 // not its block.
