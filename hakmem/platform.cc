@@ -90,12 +90,13 @@ void Unmap(void* p, size_t size) {
   munmap(p, size);
 }
 
-void DiscardPages(void* p, size_t size) {
+bool DiscardPages(void* p, size_t size) {
   g_madvise_calls.fetch_add(1, std::memory_order_relaxed);
   // MADV_DONTNEED: pages read as zero afterwards, RSS drops at once.
   int saved = errno;
-  madvise(p, size, MADV_DONTNEED);
+  const bool given_back = madvise(p, size, MADV_DONTNEED) == 0;
   errno = saved;
+  return given_back;
 }
 
 int RemapInPlace(void* p, size_t old_size, size_t new_size) {

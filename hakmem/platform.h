@@ -69,8 +69,11 @@ void SetMapFailureHandler(MapFailureHandler handler);
 // Maps `size` bytes anywhere, without reserving swap (for sparse tables).
 void* MapSparse(size_t size);
 void Unmap(void* p, size_t size);
-// Gives pages back to the kernel but keeps the mapping (reads then see zeros).
-void DiscardPages(void* p, size_t size);
+// Gives pages back to the kernel but keeps the mapping (reads then see
+// zeros). False if the kernel refused (locked pages: mlock, mlockall; a
+// seccomp filter): the bytes stay as they were, so nothing may count on
+// zeros then.
+bool DiscardPages(void* p, size_t size);
 // Tries to resize a mapping in place (never moves). Returns 0, or the errno
 // of the failure: ENOMEM when the address space right after is taken (or
 // memory is short); EFAULT when [p, p + old_size) is no longer one kernel

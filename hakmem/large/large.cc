@@ -74,9 +74,9 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
   // A region whose pages the cache gave back reads zero past its header
   // page, where the block starts: calloc need not clear it.
-  bool discarded = false;
-  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack, &discarded));
-  *zeroed = h != nullptr && discarded;
+  bool reads_zero = false;
+  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack, &reads_zero));
+  *zeroed = h != nullptr && reads_zero;
   if (h == nullptr) {
     void* mem = platform::MapAligned(need, kRegionAlign);
     if (mem == nullptr) return nullptr;

@@ -32,13 +32,19 @@ enum class RegionKind : uint32_t { kSuperSlab = 1, kLarge = 2 };
 struct RegionHeader {
   uint64_t magic;
   RegionKind kind;
-  uint32_t discarded;         // 1 while cached with its pages given back
+  uint32_t discarded;         // while cached: kPagesGivenBack or kPagesKept, else 0
   size_t mapped_size;        // bytes mapped from the region's base
   uint64_t generation;       // bumped each time the region is reused from a cache
   uint64_t last_used_ns;     // when it entered the LRU cache
   RegionHeader* lru_prev;    // LRU links, valid while cached
   RegionHeader* lru_next;
 };
+
+// RegionHeader::discarded of a cached region whose pages the cache tried to
+// give back: they went (all but the header page read zero), or the kernel
+// refused (locked memory: not tried again, and not zero).
+constexpr uint32_t kPagesGivenBack = 1;
+constexpr uint32_t kPagesKept = 2;
 
 inline uintptr_t RegionBaseOf(const void* p) {
   return reinterpret_cast<uintptr_t>(p) & ~kRegionMask;

@@ -13,10 +13,10 @@ void UnregisterAndUnmap(RegionHeader* region) {
   platform::Unmap(region, size);
 }
 
-void DiscardRegionPages(RegionHeader* region) {
+bool DiscardRegionPages(RegionHeader* region) {
   char* base = reinterpret_cast<char*>(region);
-  platform::DiscardPages(base + platform::kPageSize,
-                         region->mapped_size - platform::kPageSize);
+  return platform::DiscardPages(base + platform::kPageSize,
+                                region->mapped_size - platform::kPageSize);
 }
 
 void RegionCache::Unlink(RegionHeader* region) {
@@ -69,7 +69,7 @@ void RegionCache::LinkByAge(RegionHeader* region) {
   Link(region, newer, older);
 }
 
-RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* discarded) {
+RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_zero) {
   pthread_mutex_lock(&lock_);
   RegionHeader* found = nullptr;
   for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
@@ -82,7 +82,7 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* discarde
   demand_now_++;
   if (found != nullptr) {
     Unlink(found);
-    if (discarded != nullptr) *discarded = found->discarded != 0;
+    if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
     found->discarded = 0;
     found->generation++;
     hits_++;
@@ -210,13 +210,14 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) 
     pthread_mutex_unlock(&release_all_lock_);
     return;
   }
+  // Syscalls outside the lock (the regions are on no list: nobody else
+  // reads them). A region the kernel refused to take is not tried again.
   for (RegionHeader* d = decayed; d != nullptr; d = d->lru_next) {
-    DiscardRegionPages(d);  // syscalls outside the lock
+    d->discarded = DiscardRegionPages(d) ? kPagesGivenBack : kPagesKept;
   }
   pthread_mutex_lock(&lock_);
   while (decayed != nullptr) {
     RegionHeader* next = decayed->lru_next;
-    decayed->discarded = 1;
     LinkByAge(decayed);
     decayed = next;
   }

@@ -60,10 +60,10 @@ class RegionCache {
       : limits_(limits), release_(release) {}
 
   // Most recently cached region whose mapped size is in [min_size, max_size],
-  // or nullptr. Bumps its generation. `*discarded` (if given): whether its
+  // or nullptr. Bumps its generation. `*reads_zero` (if given): whether its
   // pages were given back while cached, so that all but its header page
   // read zero.
-  RegionHeader* Take(size_t min_size, size_t max_size, bool* discarded = nullptr);
+  RegionHeader* Take(size_t min_size, size_t max_size, bool* reads_zero = nullptr);
   // Parks `region` (registered, mapped, empty), then applies the limits.
   // `freed_since_ns`, if earlier than now: the program stopped using the
   // region's memory then, though the allocator learned it only now; the
@@ -156,7 +156,8 @@ class RegionCache {
 void UnregisterAndUnmap(RegionHeader* region);
 
 // Gives a region's pages back to the kernel, all but its header page.
-void DiscardRegionPages(RegionHeader* region);
+// False if the kernel refused (see platform::DiscardPages).
+bool DiscardRegionPages(RegionHeader* region);
 
 }  // namespace hakmem
 

@@ -1,6 +1,8 @@
 #include "hakmem/registry/region_cache.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -263,14 +265,45 @@ TEST_F(RegionCacheTest, RegionsBeyondTheResidentBudgetGiveTheirPagesBack) {
   EXPECT_EQ(mapped[1][platform::kPageSize + 5], 0x77);
   EXPECT_EQ(first->mapped_size, 2 * kMiB);           // header page kept
   EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
-  bool discarded = true;
-  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB, &discarded), second);  // the resident one
-  EXPECT_FALSE(discarded);
-  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB, &discarded), first);
-  EXPECT_TRUE(discarded);  // the taker may count on zero pages
+  bool reads_zero = true;
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB, &reads_zero), second);  // the resident one
+  EXPECT_FALSE(reads_zero);
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB, &reads_zero), first);
+  EXPECT_TRUE(reads_zero);  // the taker may count on zero pages
   EXPECT_EQ(first->discarded, 0u);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
+// A region whose pages the kernel refuses to take (locked) is not taken for
+// zero, and not tried again.
+TEST_F(RegionCacheTest, ARegionWhosePagesCouldNotBeGivenBackIsNotTakenForZero) {
+  g_limits.max_resident_bytes = 0;
+  char* base = static_cast<char*>(platform::MapAligned(2 * kMiB, kRegionAlign));
+  ASSERT_NE(base, nullptr);
+  RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
+  *header = RegionHeader{};
+  header->mapped_size = 2 * kMiB;
+  memset(base + platform::kPageSize, 0x77, 2 * kMiB - platform::kPageSize);
+  if (mlock(base + platform::kPageSize, platform::kPageSize) != 0) {
+    platform::Unmap(base, 2 * kMiB);
+    GTEST_SKIP() << "mlock: " << strerror(errno);
+  }
+  const uint64_t madvises = platform::GetSyscallCounts().madvise;
+  cache_.Put(header);  // over the budget: its pages should go, but can't
+  if (base[platform::kPageSize + 5] != 0x77) {  // the sanitizers make mlock a no-op
+    munlock(base + platform::kPageSize, platform::kPageSize);
+    platform::Unmap(base, 2 * kMiB);
+    GTEST_SKIP() << "mlock did not lock";
+  }
+  EXPECT_EQ(header->discarded, kPagesKept);
+  cache_.EnforceLimits();
+  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises + 1);  // not again
+  bool reads_zero = true;
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB, &reads_zero), header);
+  EXPECT_FALSE(reads_zero);
+  munlock(base + platform::kPageSize, platform::kPageSize);
+  platform::Unmap(base, 2 * kMiB);
 }
 
 // Maps `n` 2 MiB regions whose pages after the header hold 0x77.

@@ -213,11 +213,11 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
 }
 
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift) {
-  bool discarded = false;
+  bool reads_zero = false;
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
-      g_cache.Take(kSuperSlabSize, kSuperSlabSize, &discarded));
+      g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero));
   if (ss != nullptr) ForgetWarmSlabs(ss);
-  if (ss != nullptr && discarded) ss->zero_from = platform::kPageSize;
+  if (ss != nullptr && reads_zero) ss->zero_from = platform::kPageSize;
   if (ss == nullptr) ss = MapSuperSlab();
   if (ss == nullptr) return nullptr;
   SuperSlabFormat(ss, slab_shift);

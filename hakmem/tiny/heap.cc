@@ -202,7 +202,10 @@ struct BigBlockMark {
   uint64_t mark;
 };
 inline uint64_t SeenMark() { return g_free_key ^ 0x5eea; }
-inline uint64_t DiscardedMark() { return g_free_key ^ 0xd15c; }
+inline uint64_t DiscardedMark() { return g_free_key ^ 0xd15c; }  // they read zero
+// The kernel refused them (locked memory: see platform::DiscardPages): not
+// tried again, and not zero.
+inline uint64_t KeptMark() { return g_free_key ^ 0x6e9b; }
 // At most this many blocks' pages go back per upkeep (a trim: all): up to
 // 64 MiB of madvise in one slow path.
 constexpr int kDiscardBlocksPerUpkeep = 256;
@@ -212,7 +215,7 @@ constexpr int kDiscardBlocksPerUpkeep = 256;
 void DiscardListedBigBlocks(Slab* s, uint32_t size, bool now, int* budget) {
   for (Block* b = s->free; b != nullptr && *budget > 0; b = b->next) {
     uint64_t& mark = reinterpret_cast<BigBlockMark*>(b)->mark;
-    if (mark == DiscardedMark()) continue;
+    if (mark == DiscardedMark() || mark == KeptMark()) continue;
     if (!now && mark != SeenMark()) {
       mark = SeenMark();
       continue;
@@ -221,8 +224,9 @@ void DiscardListedBigBlocks(Slab* s, uint32_t size, bool now, int* budget) {
     const uintptr_t at = reinterpret_cast<uintptr_t>(b);
     const uintptr_t start = at + platform::kPageSize;  // big blocks are page-aligned
     const uintptr_t end = (at + size) & ~(platform::kPageSize - 1);
-    if (end > start) platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
-    mark = DiscardedMark();
+    const bool given_back =
+        end <= start || platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
+    mark = given_back ? DiscardedMark() : KeptMark();
   }
 }
 

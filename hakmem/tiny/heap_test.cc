@@ -1,5 +1,6 @@
 #include "hakmem/tiny/heap.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -1118,6 +1119,17 @@ TEST(HeapTest, AnExitingThreadsFreeBigBlocksGiveTheirPagesBack) {
   TinyTrim();
 }
 
+// With transparent huge pages "always", touching one page of a 2 MiB
+// aligned SuperSlab brings in all of it: residency says nothing then.
+bool HugePagesAlways() {
+  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == nullptr) return false;
+  char line[128] = {};
+  const bool always = fgets(line, sizeof(line), f) != nullptr && strstr(line, "[always]") != nullptr;
+  fclose(f);
+  return always;
+}
+
 // Pages of [p, p + n) (page-aligned) that are resident.
 int ResidentPages(const void* p, size_t n) {
   std::vector<unsigned char> in_core((n + 4095) / 4096);
@@ -1146,7 +1158,7 @@ TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
       unsigned char* p = static_cast<unsigned char*>(TinyMallocTellingZeroTail(c, &tail_zero));
       ASSERT_NE(p, nullptr);
       EXPECT_TRUE(tail_zero) << "fresh block " << i;
-      EXPECT_EQ(ResidentPages(p + 4096, block - 4096), 0) << i;
+      if (!HugePagesAlways()) EXPECT_EQ(ResidentPages(p + 4096, block - 4096), 0) << i;
       EXPECT_EQ(reinterpret_cast<Block*>(p)->key, 0u);
       memset(p, 0xab, block);
       blocks.push_back(p);
@@ -1201,6 +1213,48 @@ TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
   TinyTrim();
 }
 
+// A free big block whose pages the program keeps locked (mlock, mlockall)
+// can't be given back: the kernel refuses, its bytes stay. It must not be
+// taken for zero. (From a review: calloc returned such blocks dirty.)
+TEST(HeapTest, ABigBlockWhosePagesCouldNotBeGivenBackIsNotTakenForZero) {
+  std::thread([] {
+    TinyTrim();
+    SuperSlabCacheReleaseAll();
+    constexpr size_t kSize = 100000;
+    const int c = static_cast<int>(SizeToClass(kSize));
+    const uint32_t block = ClassSizeOf(c);
+    std::vector<unsigned char*> blocks;
+    for (int i = 0; i < 12; i++) blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
+    unsigned char* const locked = blocks[5];
+    for (unsigned char* p : blocks) memset(p, 0xab, block);
+    if (mlock(locked, block) != 0) GTEST_SKIP() << "mlock: " << strerror(errno);
+    for (size_t i = 1; i < blocks.size(); i++) Free(blocks[i]);
+    TinyTrim();  // the listed blocks' pages given back, but for the locked one's
+    // (The sanitizers make mlock a no-op.)
+    if (locked[block - 1] != 0xab) GTEST_SKIP() << "mlock did not lock";
+    const uint64_t madvises = platform::GetSyscallCounts().madvise;
+    TinyTrim();  // not tried again
+    EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises);
+    int told_zero = 0;
+    for (size_t i = 1; i < blocks.size(); i++) {
+      bool tail_zero = false;
+      unsigned char* p = static_cast<unsigned char*>(TinyMallocTellingZeroTail(c, &tail_zero));
+      if (p == locked) {
+        EXPECT_FALSE(tail_zero);
+        EXPECT_EQ(p[block - 1], 0xab);
+      } else if (tail_zero) {
+        told_zero++;
+        for (uint32_t at = 4096; at < block; at += 64) ASSERT_EQ(p[at], 0) << at;
+      }
+      blocks[i] = p;
+    }
+    EXPECT_EQ(told_zero, 10);
+    munlock(locked, block);
+    for (unsigned char* p : blocks) Free(p);
+  }).join();
+  TinyTrim();
+}
+
 // An invalid free of a block that sits in a bin with the zero-tail key
 // (never handed out) is caught as a double free like any other.
 TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
@@ -1220,7 +1274,7 @@ TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
         Free(waiting);  // never handed out: a second copy, on top
         for (int i = 0; i < 3; i++) TinyMalloc(kSize);
       },
-      "malloc\\(\\): double free detected");
+      "double free");  // (under TSan every free takes the slow path, which reports it first)
   // On top of the bin, it goes to the slow path, which sees its key.
   EXPECT_DEATH(Free(waiting), "free\\(\\): double free 0x[0-9a-f]+: block is already free");
   Free(taken);
