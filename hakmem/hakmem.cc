@@ -146,6 +146,16 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "realloc(): invalid pointer");
   const size_t usable = CheckedUsableSize(region, p, "realloc(): invalid pointer");
+  // Growing by half or more past the size classes (a buffer doubled): into
+  // resident memory from the large cache if it has some, a copy instead of
+  // a remap or a mapping whose fresh pages fault in as the buffer fills.
+  if (size > kMaxSmallSize && size - usable >= usable / 2 && size > usable) {
+    if (void* q = LargeAllocResident(size)) {
+      memcpy(q, p, usable);
+      internal::FreeInline(p);
+      return q;
+    }
+  }
   if (region->kind == RegionKind::kLarge) {
     LargeHeader* header = reinterpret_cast<LargeHeader*>(region);
     bool can_move = false;
@@ -172,8 +182,11 @@ void* Realloc(void* p, size_t size) {
   if (HAKMEM_LIKELY(size != 0)) {
     if (const size_t usable = TinyLiveBlockSize(p)) {
       if (size <= usable && size > usable / 2) return p;
-    } else if (const LargeHeader* large = LiveLargeBlockHeader(p)) {
-      if (size > kMaxSmallSize && LargeFitsAsIs(large, size)) return p;
+    } else if (LargeHeader* large = LiveLargeBlockHeader(p)) {
+      if (size > kMaxSmallSize && LargeFitsAsIs(large, size)) {
+        large->requested = size;
+        return p;
+      }
     }
   }
   return ReallocSlow(p, size);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <random>
@@ -145,6 +146,7 @@ TEST(HakmemTest, ReallocStaysInPlaceWhileTheBlockFits) {
 }
 
 TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
+  Trim();  // no cached region to grow into (see the next test)
   char* p = static_cast<char*>(Malloc(size_t{1} << 20));
   ASSERT_NE(p, nullptr);
   const size_t usable = UsableSize(p);  // to the end of its mapping
@@ -172,6 +174,46 @@ TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
   memset(q, 1, usable * 8);
   EXPECT_GE(UsableSize(q), usable * 8);
   Free(q);
+}
+
+// A buffer doubled from 128 KiB to 4 MiB, filled as it grows, and freed,
+// over and over (a vector, a string): from the second round on it grows
+// into the large cache's resident regions, bigger than asked for so that
+// the next doubling often fits as it is. No mapping, remap or unmap, and
+// none of its pages faults in again. (Before: a mapping and a remap a
+// round, their fresh pages faulting in: 1 MiB buffers 467 us each, 27
+// now; glibc 16, tcmalloc 46.)
+TEST(HakmemTest, ABufferDoubledOverAndOverGrowsIntoResidentMemory) {
+  Trim();
+  auto round = [] {
+    char* p = static_cast<char*>(Malloc(128 << 10));
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, 128 << 10);
+    for (size_t size = 256 << 10; size <= (size_t{4} << 20); size *= 2) {
+      p = static_cast<char*>(Realloc(p, size));
+      ASSERT_NE(p, nullptr);
+      ASSERT_EQ(p[0], 1);
+      ASSERT_EQ(p[size / 2 - 1], size == (256 << 10) ? 1 : 2);
+      memset(p + size / 2, 2, size / 2);
+    }
+    Free(p);
+  };
+  round();
+  round();
+  Stats before;
+  GetStats(&before);
+  rusage usage_before;
+  getrusage(RUSAGE_SELF, &usage_before);
+  for (int i = 0; i < 3; i++) round();
+  rusage usage_after;
+  getrusage(RUSAGE_SELF, &usage_after);
+  Stats after;
+  GetStats(&after);
+  EXPECT_EQ(after.mmap_calls, before.mmap_calls);
+  EXPECT_EQ(after.mremap_calls, before.mremap_calls);
+  EXPECT_EQ(after.munmap_calls, before.munmap_calls);
+  // 3 rounds of fresh pages would be 3 x 1,024 faults and more.
+  EXPECT_LT(usage_after.ru_minflt - usage_before.ru_minflt, 100);
 }
 
 TEST(HakmemTest, ABigBufferWhoseMappingWasSplitIsCopiedNotMoved) {

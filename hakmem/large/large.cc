@@ -91,9 +91,22 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
     *zeroed = true;
   }
   h->block_offset = offset;
+  h->requested = size;
   g_live.fetch_add(1, std::memory_order_relaxed);
   g_live_bytes.fetch_add(h->region.mapped_size, std::memory_order_relaxed);
   return reinterpret_cast<char*>(h) + offset;
+}
+
+void* LargeAllocResident(size_t size) {
+  if (size > (size_t{1} << 46)) return nullptr;
+  const size_t need = PageRound(platform::kPageSize + size);
+  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.TakeResident(need, 4 * need));
+  if (h == nullptr) return nullptr;
+  h->block_offset = platform::kPageSize;
+  h->requested = size;
+  g_live.fetch_add(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_add(h->region.mapped_size, std::memory_order_relaxed);
+  return reinterpret_cast<char*>(h) + platform::kPageSize;
 }
 
 void LargeCheckPointer(const LargeHeader* header, const void* p,
@@ -120,12 +133,16 @@ void LargeFree(LargeHeader* header, void* p) {
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   if (can_move != nullptr) *can_move = false;
   if (new_size > (size_t{1} << 46)) return false;
-  if (LargeFitsAsIs(header, new_size)) return true;
+  if (LargeFitsAsIs(header, new_size)) {
+    header->requested = new_size;
+    return true;
+  }
   const size_t need = PageRound(header->block_offset + new_size);
   const size_t mapped = header->region.mapped_size;
   if (need <= mapped) {
     platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
     header->region.mapped_size = need;
+    header->requested = new_size;
     g_live_bytes.fetch_sub(mapped - need, std::memory_order_relaxed);
     return true;
   }
@@ -141,6 +158,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
     return false;
   }
   header->region.mapped_size = target;
+  header->requested = new_size;
   g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
   return true;
 }
@@ -168,6 +186,7 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   }
   LargeHeader* moved = static_cast<LargeHeader*>(to);
   moved->region.mapped_size = target;
+  moved->requested = new_size;
   g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
   return reinterpret_cast<char*>(moved) + moved->block_offset;
 }

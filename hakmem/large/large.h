@@ -25,12 +25,20 @@ constexpr size_t kMaxLargeAlignment = kRegionAlign / 2;
 struct LargeHeader {
   RegionHeader region;
   size_t block_offset;  // block = base + block_offset
+  size_t requested;     // the size last asked for (malloc, realloc)
 };
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
 // <= kMaxLargeAlignment), or nullptr. `*zeroed` tells whether the memory is
 // known to be zero (fresh from the kernel, or given back while cached).
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
+// For a block growing to `size` bytes (at least half again what it had): a
+// block from a cached region that kept its pages, at most 4 times what it
+// needs (so that growing on fits as it is), or nullptr. Its pages are
+// resident: a copy into them costs less than faulting fresh ones in, which
+// is what a mapping, a remap or a region given back would cost (a buffer
+// doubled to 1 MiB over and over: 467 -> ... us each).
+void* LargeAllocResident(size_t size);
 // `header` is the registered region owning `p`. Reports and aborts if `p` is
 // not its block.
 void LargeFree(LargeHeader* header, void* p);
@@ -41,12 +49,16 @@ inline size_t LargeUsableSize(const LargeHeader* header) {
 // least a quarter more (address space only: pages are touched as used), and
 // one that shrinks keeps its tail unless that frees at least 64 KiB and a
 // quarter of its mapping. A buffer grown a little at a time then remaps
-// rarely, and never flips between growing and shrinking.
+// rarely, and never flips between growing and shrinking. One that grows
+// within its mapping (a region bigger than asked for, see
+// LargeAllocResident) keeps all of it.
 constexpr size_t kLargeShrinkMinBytes = 64 * 1024;
-// True if the block of `header` resized to `new_size` stays as it is.
+// True if the block of `header` resized to `new_size` stays as it is; the
+// caller then records `new_size` as requested.
 inline bool LargeFitsAsIs(const LargeHeader* header, size_t new_size) {
   const size_t usable = LargeUsableSize(header);
   if (new_size > usable) return false;
+  if (new_size >= header->requested) return true;
   const size_t spare = usable - new_size;
   return spare < kLargeShrinkMinBytes || spare < header->region.mapped_size / 4;
 }

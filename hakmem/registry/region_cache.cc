@@ -69,26 +69,44 @@ void RegionCache::LinkByAge(RegionHeader* region) {
   Link(region, newer, older);
 }
 
-RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_zero) {
-  pthread_mutex_lock(&lock_);
-  RegionHeader* found = nullptr;
+RegionHeader* RegionCache::FindLocked(size_t min_size, size_t max_size, bool resident_only) {
   for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
-    if (r->mapped_size >= min_size && r->mapped_size <= max_size) {
-      found = r;
-      break;
+    if (r->mapped_size >= min_size && r->mapped_size <= max_size &&
+        (!resident_only || r->discarded == 0)) {
+      return r;
     }
   }
+  return nullptr;
+}
+
+void RegionCache::ClaimLocked(RegionHeader* found) {
   AdvanceDemand(platform::NowNs());
   demand_now_++;
+  Unlink(found);
+  found->discarded = 0;
+  found->generation++;
+  hits_++;
+}
+
+RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_zero) {
+  pthread_mutex_lock(&lock_);
+  RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false);
   if (found != nullptr) {
-    Unlink(found);
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
-    found->discarded = 0;
-    found->generation++;
-    hits_++;
+    ClaimLocked(found);
   } else {
+    AdvanceDemand(platform::NowNs());
+    demand_now_++;
     misses_++;
   }
+  pthread_mutex_unlock(&lock_);
+  return found;
+}
+
+RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size) {
+  pthread_mutex_lock(&lock_);
+  RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/true);
+  if (found != nullptr) ClaimLocked(found);
   pthread_mutex_unlock(&lock_);
   return found;
 }

@@ -64,6 +64,11 @@ class RegionCache {
   // pages were given back while cached, so that all but its header page
   // read zero.
   RegionHeader* Take(size_t min_size, size_t max_size, bool* reads_zero = nullptr);
+  // The same among regions that kept their pages, or nullptr; a miss is not
+  // counted (the caller falls back on Take or a mapping). For a block that
+  // grows: copying it into resident memory costs less than faulting fresh
+  // pages in.
+  RegionHeader* TakeResident(size_t min_size, size_t max_size);
   // Parks `region` (registered, mapped, empty), then applies the limits.
   // `freed_since_ns`, if earlier than now: the program stopped using the
   // region's memory then, though the allocator learned it only now; the
@@ -107,6 +112,11 @@ class RegionCache {
   }
 
  private:
+  // Most recently cached region with a mapped size in [min_size, max_size]
+  // (and its pages kept, if `resident_only`), or nullptr.
+  RegionHeader* FindLocked(size_t min_size, size_t max_size, bool resident_only);
+  // Takes `found` out of the cache, counting a hit.
+  void ClaimLocked(RegionHeader* found);
   void Unlink(RegionHeader* region);
   // Links `region` between `newer` and `older` (either may be null: an end).
   void Link(RegionHeader* region, RegionHeader* newer, RegionHeader* older);

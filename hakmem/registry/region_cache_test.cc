@@ -323,6 +323,25 @@ std::vector<char*> MapFilledRegions(size_t n) {
 
 RegionHeader* HeaderOf(char* base) { return reinterpret_cast<RegionHeader*>(base); }
 
+// TakeResident passes over regions whose pages went back, and a miss is
+// not counted (its caller goes on to Take).
+TEST_F(RegionCacheTest, TakeResidentTakesOnlyRegionsThatKeptTheirPages) {
+  g_limits.max_resident_bytes = 2 * kMiB;
+  std::vector<char*> mapped = MapFilledRegions(2);
+  ASSERT_EQ(mapped.size(), 2u);
+  cache_.Put(HeaderOf(mapped[0]));
+  cache_.Put(HeaderOf(mapped[1]));  // over the budget: the first gives its pages back
+  ASSERT_EQ(HeaderOf(mapped[0])->discarded, kPagesGivenBack);
+  const RegionCacheStats before = cache_.GetStats();
+  EXPECT_EQ(cache_.TakeResident(2 * kMiB, 8 * kMiB), HeaderOf(mapped[1]));
+  EXPECT_EQ(cache_.TakeResident(2 * kMiB, 8 * kMiB), nullptr);  // only the discarded one left
+  const RegionCacheStats after = cache_.GetStats();
+  EXPECT_EQ(after.hits, before.hits + 1);
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), HeaderOf(mapped[0]));
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
 TEST_F(RegionCacheTest, BeyondTheBudgetTheOldestGiveTheirPagesBackAfterTheDecay) {
   g_limits.max_resident_bytes = 2 * kMiB;
   g_limits.decay_ns = 500;
