@@ -100,7 +100,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
 void* LargeAllocResident(size_t size) {
   if (size > (size_t{1} << 46)) return nullptr;
   const size_t need = PageRound(platform::kPageSize + size);
-  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.TakeResident(need, 4 * need));
+  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.TakeResident(need, 2 * need));
   if (h == nullptr) return nullptr;
   h->block_offset = platform::kPageSize;
   h->requested = size;
