@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,29 +144,6 @@ size_t StatmField(int index) {
 
 size_t RssBytes() { return StatmField(1); }
 size_t VmBytes() { return StatmField(0); }
-
-int ResidentPages(const void* p, size_t n) {
-  constexpr size_t kPage = 4096, kChunkPages = 1024;
-  unsigned char in_core[kChunkPages];
-  int resident = 0;
-  for (size_t done = 0; done < n; done += kChunkPages * kPage) {
-    const size_t bytes = n - done < kChunkPages * kPage ? n - done : kChunkPages * kPage;
-    if (mincore(const_cast<char*>(static_cast<const char*>(p) + done), bytes, in_core) != 0) {
-      return -1;
-    }
-    for (size_t i = 0; i < (bytes + kPage - 1) / kPage; i++) resident += in_core[i] & 1;
-  }
-  return resident;
-}
-
-bool HugePagesAlways() {
-  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (f == nullptr) return false;
-  char line[128] = {};
-  const bool always = fgets(line, sizeof(line), f) != nullptr && strstr(line, "[always]") != nullptr;
-  fclose(f);
-  return always;
-}
 
 namespace {
 inline uint64_t Word(uint64_t seed, size_t word_index) {

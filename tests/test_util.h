@@ -14,6 +14,8 @@
 
 #include <string>
 
+#include "tests/residency.h"  // ResidentPages, HugePagesAlways
+
 namespace hakmem_test {
 
 // Hides a pointer from the optimizer, so that malloc/free pairs and misuse
@@ -39,12 +41,6 @@ std::string RegexEscape(const std::string& s);
 // Resident set size and virtual size of this process (/proc/self/statm).
 size_t RssBytes();
 size_t VmBytes();
-// Resident pages of [p, p + n), `p` page-aligned (mincore), or -1.
-int ResidentPages(const void* p, size_t n);
-// True if transparent huge pages are "always": touching one page of a
-// 2 MiB aligned region may then bring in all of it, so residency checks of
-// single pages say nothing.
-bool HugePagesAlways();
 
 // Deterministic byte pattern derived from (seed, offset).
 void Fill(void* p, size_t n, uint64_t seed);

@@ -18,9 +18,13 @@
 #include "gtest/gtest.h"
 #include "hakmem/tiny/tiny_alloc.h"
 #include "hakmem/tiny/transfer_cache.h"
+#include "tests/residency.h"
 
 namespace hakmem {
 namespace {
+
+using hakmem_test::HugePagesAlways;
+using hakmem_test::ResidentPages;
 
 constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
 
@@ -1117,26 +1121,6 @@ TEST(HeapTest, AnExitingThreadsFreeBigBlocksGiveTheirPagesBack) {
   }
   for (unsigned char* p : kept) Free(p);
   TinyTrim();
-}
-
-// With transparent huge pages "always", touching one page of a 2 MiB
-// aligned SuperSlab brings in all of it: residency says nothing then.
-bool HugePagesAlways() {
-  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (f == nullptr) return false;
-  char line[128] = {};
-  const bool always = fgets(line, sizeof(line), f) != nullptr && strstr(line, "[always]") != nullptr;
-  fclose(f);
-  return always;
-}
-
-// Pages of [p, p + n) (page-aligned) that are resident.
-int ResidentPages(const void* p, size_t n) {
-  std::vector<unsigned char> in_core((n + 4095) / 4096);
-  if (mincore(const_cast<void*>(p), n, in_core.data()) != 0) return -1;
-  int resident = 0;
-  for (unsigned char page : in_core) resident += page & 1;
-  return resident;
 }
 
 // A big block whose pages past the first were not written since the
