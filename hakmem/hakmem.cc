@@ -130,7 +130,9 @@ HAKMEM_NOINLINE void* CallocSlow(size_t count, size_t size) {
 void* Calloc(size_t count, size_t size) {
   size_t total;
   if (HAKMEM_LIKELY(!__builtin_mul_overflow(count, size, &total) && total <= kMaxMidSize)) {
-    if (void* p = TinyTryPop(SizeToClass(total))) return memset(p, 0, total);
+    if (void* p = TinyTryPop</*kBelowBigClasses=*/true>(SizeToClass(total))) {
+      return memset(p, 0, total);
+    }
   }
   return CallocSlow(count, size);
 }

@@ -360,9 +360,16 @@ __attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Heap* h
 // ordered (release: plain stores on x86) so that a fork child never finds a
 // block in a bin without its key.
 // Pops `b`, the block in the top slot `top` of class `c`'s bin, for malloc.
+// With `kBelowBigClasses` (c < kFirstBigClass: no zero-tail keys), any other
+// key is reported at once: a caller that needs its registers after the pop
+// (calloc's clear) then keeps no stack frame for the out-of-line check.
+template <bool kBelowBigClasses = false>
 HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t top, Block* b) {
   h->bins[c].top = top - static_cast<uint32_t>(sizeof(Block*));
-  if (HAKMEM_UNLIKELY(b->key != h->free_key)) return PopZeroTailBlock(h, b);
+  if (HAKMEM_UNLIKELY(b->key != h->free_key)) {
+    if (kBelowBigClasses) ReportCorruptFreeList(b);
+    return PopZeroTailBlock(h, b);
+  }
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the top
   return b;
 }

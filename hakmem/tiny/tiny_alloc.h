@@ -27,14 +27,16 @@
 namespace hakmem {
 
 // The pop alone: nullptr if the bin is empty (the caller's slow path then
-// allocates; for operator new, one that also throws).
+// allocates; for operator new, one that also throws). `kBelowBigClasses`:
+// see PopFromBin.
+template <bool kBelowBigClasses = false>
 HAKMEM_ALWAYS_INLINE void* TinyTryPop(size_t size_class) {
   Heap* h = tl_heap;
   const uint32_t top = h->bins[size_class].top;
   Block* b = *BinSlotAt(h, top);
   // The null sentinel: the bin is empty.
   if (HAKMEM_UNLIKELY(b == nullptr)) return nullptr;
-  return PopFromBin(h, size_class, top, b);
+  return PopFromBin<kBelowBigClasses>(h, size_class, top, b);
 }
 
 HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
