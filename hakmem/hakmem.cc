@@ -151,7 +151,7 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   // Growing by half or more past the size classes (a buffer doubled): into
   // resident memory from the large cache if it has some, a copy instead of
   // a remap or a mapping whose fresh pages fault in as the buffer fills.
-  if (size > kMaxSmallSize && size - usable >= usable / 2 && size > usable) {
+  if (size > kMaxSmallSize && size > usable && size - usable >= usable / 2) {
     if (void* q = LargeAllocResident(size)) {
       memcpy(q, p, usable);
       internal::FreeInline(p);
