@@ -116,18 +116,25 @@ constexpr uint32_t BinLimitOf(int size_class) {
 // the heap's big bins together have grown by at most kBigBinGrowthBudget;
 // the upkeep resets them. A few busy big classes get up to 4 MiB worth
 // each; all twelve share the budget; a thread that stops calling malloc
-// holds at most 3.5 + 8 MiB of big blocks in its bins (16 MiB of mid ones).
+// holds at most 3.5 + 16 MiB of big blocks in its bins (16 MiB of mid ones).
 // random_mixed over 32-256 KiB (all twelve busy), 5 interleaved reps,
 // Mops/s and peak RSS: fixed 1 MiB worth 41.7 / 35 MiB, fixed 2 MiB 58.1 /
 // 28.5 (up to 24 MiB idle a thread), budget 4 MiB 37.1 / 38.3, 8 MiB 47.6 /
 // 33.9, 16 MiB 62.3 / 26.5; tcmalloc 41.8 / 60.6. Bigger bins send fewer
 // blocks back to slabs that empty and get carved again elsewhere. Over
 // 32-64 KiB (four classes busy): 8 MiB 96.4, fixed 2 MiB 96.3, tcmalloc 77.7.
+// Session 13 measured what the 16 MiB costs where it would show: 16 threads
+// that write whole 32-256 KiB blocks, free them all and go idle keep 1,453
+// MiB with 8 MiB, 1,581 with 16 (+9%; tcmalloc 1,281): blocks not in a
+// bin sit on their idle owner's slabs, resident too, unless a slab empties.
+// And again 8 -> 16 MiB, 7 reps: 32-256 KiB 47.6 -> 60.4 Mops/s and 29.2 ->
+// 22.4 MiB peak (tcmalloc 44.3 / 50.1); 32-128 KiB 83.1 -> 91.7 (71.5);
+// 128-256 KiB 52.6 -> 62.7 (44.8). (24 MiB: 66.3, idle 1,584.)
 constexpr uint32_t BigBinMaxLimitOf(int size_class) {
   const uint32_t big = 4194304 / ClassSizeOf(size_class);
   return big > kMidBinMaxBlocks ? kMidBinMaxBlocks : big;
 }
-constexpr uint64_t kBigBinGrowthBudget = 8 << 20;
+constexpr uint64_t kBigBinGrowthBudget = 16 << 20;
 static_assert(BigBinMaxLimitOf(kFirstBigClass) <= kMidBinMaxBlocks &&
                   BinLimitOf(kNumClasses - 1) >= 2,
               "big bins hold 2 to 63 blocks");
