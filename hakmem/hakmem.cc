@@ -127,6 +127,8 @@ HAKMEM_NOINLINE void* CallocSlow(size_t count, size_t size) {
 
 // The common case: a small block from the bin, cleared by a tail call (no
 // stack frame here); the rest, big blocks included, in CallocSlow.
+static_assert(ComputeSizeClass(kMaxMidSize) < kFirstBigClass,
+              "calloc's inline pop never meets a zero-tail key (see PopFromBin)");
 void* Calloc(size_t count, size_t size) {
   size_t total;
   if (HAKMEM_LIKELY(!__builtin_mul_overflow(count, size, &total) && total <= kMaxMidSize)) {

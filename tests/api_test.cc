@@ -220,7 +220,9 @@ TEST(Calloc, BigBlocksCostOnlyThePagesUsed) {
       blocks.push_back(p);
     }
     // 37 pages each if cleared whole.
-    if (!HugePagesAlways()) EXPECT_LE(resident, 2 * kBlocks);
+    if (!HugePagesAlways()) {
+      EXPECT_LE(resident, 2 * kBlocks);
+    }
     for (unsigned char* p : blocks) ASSERT_TRUE(AllZero(p, kSize));
     // Written all over, freed, calloc'd again: zero.
     for (unsigned char*& p : blocks) {

@@ -240,7 +240,9 @@ TEST(ResidentNow, CallocOfMemoryWhosePagesWentBackLeavesItUntouched) {
       free(p);
     }
     printf("calloc(%zu): %d of %d blocks untouched\n", size, untouched, n);
-    if (!HugePagesAlways()) EXPECT_GE(untouched, n / 2) << size;
+    if (!HugePagesAlways()) {
+      EXPECT_GE(untouched, n / 2) << size;
+    }
   }
 }
 

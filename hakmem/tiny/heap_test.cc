@@ -1142,7 +1142,9 @@ TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
       unsigned char* p = static_cast<unsigned char*>(TinyMallocTellingZeroTail(c, &tail_zero));
       ASSERT_NE(p, nullptr);
       EXPECT_TRUE(tail_zero) << "fresh block " << i;
-      if (!HugePagesAlways()) EXPECT_EQ(ResidentPages(p + 4096, block - 4096), 0) << i;
+      if (!HugePagesAlways()) {
+        EXPECT_EQ(ResidentPages(p + 4096, block - 4096), 0) << i;
+      }
       EXPECT_EQ(reinterpret_cast<Block*>(p)->key, 0u);
       memset(p, 0xab, block);
       blocks.push_back(p);
