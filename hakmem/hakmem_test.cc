@@ -212,17 +212,26 @@ TEST(HakmemTest, ABufferDoubledOverAndOverGrowsIntoResidentMemory) {
   EXPECT_EQ(after.large_cache_misses, before.large_cache_misses);
 }
 
+// A block of `bytes` filled with `value`, or nullptr.
+char* MallocFilled(size_t bytes, char value) {
+  char* p = static_cast<char*>(Malloc(bytes));
+  if (p != nullptr) memset(p, value, bytes);
+  return p;
+}
+
+// Empties the caches, then leaves one resident large region of `bytes` in
+// the large cache.
+void CacheOneResidentRegion(size_t bytes) {
+  Trim();
+  Free(MallocFilled(bytes, 1));
+}
+
 // A grown buffer takes a resident cached region at most twice what it
 // needs: kept at that size, it keeps at most as much again resident.
 TEST(HakmemTest, AGrownBufferTakesACachedRegionAtMostTwiceItsSize) {
-  Trim();
-  char* cached = static_cast<char*>(Malloc(size_t{16} << 20));
-  ASSERT_NE(cached, nullptr);
-  memset(cached, 1, size_t{16} << 20);
-  Free(cached);  // a resident 16 MiB region in the cache
-  char* p = static_cast<char*>(Malloc(size_t{2} << 20));
+  CacheOneResidentRegion(size_t{16} << 20);
+  char* p = MallocFilled(size_t{2} << 20, 3);
   ASSERT_NE(p, nullptr);
-  memset(p, 3, size_t{2} << 20);
   p = static_cast<char*>(Realloc(p, size_t{4} << 20));
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p[(size_t{2} << 20) - 1], 3);
@@ -236,14 +245,9 @@ TEST(HakmemTest, AGrownBufferTakesACachedRegionAtMostTwiceItsSize) {
 // in a region bigger than it asked for (from the cache, above) would
 // otherwise give its tail back on its next, slightly bigger, size.
 TEST(HakmemTest, ABlockGrowingWithinItsMappingKeepsIt) {
-  Trim();
-  char* cached = static_cast<char*>(Malloc(size_t{1} << 20));
-  ASSERT_NE(cached, nullptr);
-  memset(cached, 1, size_t{1} << 20);
-  Free(cached);  // a resident 1 MiB region in the cache
-  char* p = static_cast<char*>(Malloc(400 << 10));
+  CacheOneResidentRegion(size_t{1} << 20);
+  char* p = MallocFilled(400 << 10, 2);
   ASSERT_NE(p, nullptr);
-  memset(p, 2, 400 << 10);
   p = static_cast<char*>(Realloc(p, 700 << 10));  // doubled-ish: into the cached region
   ASSERT_NE(p, nullptr);
   const size_t usable = UsableSize(p);

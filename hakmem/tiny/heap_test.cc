@@ -1044,16 +1044,20 @@ TEST(HeapTest, BigClassesLiveInSuperSlabsOfOneSlab) {
   }
 }
 
+// The big class the big-block tests below use: 112 KiB blocks, 18 a slab.
+constexpr size_t kBigSize = 100000;
+constexpr int kBigClass = ComputeSizeClass(kBigSize);
+constexpr uint32_t kBigBlock = ClassSizeOf(kBigClass);
+static_assert(kBigClass >= kFirstBigClass, "a big class");
+
 // Free big blocks that stay on a slab's list (another block of the slab
 // is in use) give their pages back at a trim, all but the first (list link
 // and key): they read as zeros afterwards. Blocks in use keep their bytes;
 // a block handed out again and freed again gives its pages back again.
 TEST(HeapTest, ATrimGivesBackThePagesOfFreeBigBlocksOnTheirSlabs) {
   TinyTrim();
-  constexpr size_t kSize = 100000;  // the 112 KiB class: 18 blocks a slab
-  const int c = static_cast<int>(SizeToClass(kSize));
-  ASSERT_GE(c, kFirstBigClass);
-  const uint32_t block = ClassSizeOf(c);
+  constexpr size_t kSize = kBigSize;
+  const uint32_t block = kBigBlock;
   std::vector<unsigned char*> blocks;
   for (int i = 0; i < 40; i++) {
     unsigned char* p = static_cast<unsigned char*>(TinyMalloc(kSize));
@@ -1132,10 +1136,9 @@ TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
   std::thread([] {
     TinyTrim();
     SuperSlabCacheReleaseAll();  // this class's SuperSlabs come fresh
-    constexpr size_t kSize = 100000;  // the 112 KiB class: 18 blocks a slab
-    const int c = static_cast<int>(SizeToClass(kSize));
-    ASSERT_GE(c, kFirstBigClass);
-    const uint32_t block = ClassSizeOf(c);
+    constexpr size_t kSize = kBigSize;
+    constexpr int c = kBigClass;
+    const uint32_t block = kBigBlock;
     std::vector<unsigned char*> blocks;
     for (int i = 0; i < 12; i++) {
       bool tail_zero = false;
@@ -1206,9 +1209,9 @@ TEST(HeapTest, ABigBlockWhosePagesCouldNotBeGivenBackIsNotTakenForZero) {
   std::thread([] {
     TinyTrim();
     SuperSlabCacheReleaseAll();
-    constexpr size_t kSize = 100000;
-    const int c = static_cast<int>(SizeToClass(kSize));
-    const uint32_t block = ClassSizeOf(c);
+    constexpr size_t kSize = kBigSize;
+    constexpr int c = kBigClass;
+    const uint32_t block = kBigBlock;
     std::vector<unsigned char*> blocks;
     for (int i = 0; i < 12; i++) blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
     unsigned char* const locked = blocks[5];
