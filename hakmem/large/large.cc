@@ -62,6 +62,16 @@ size_t GrowTarget(size_t mapped, size_t need) {
   return roomy > need ? roomy : need;
 }
 
+// Hands out the block of region `h`, `offset` from its base, for `size`
+// bytes asked for.
+void* HandOut(LargeHeader* h, size_t offset, size_t size) {
+  h->block_offset = offset;
+  h->requested = size;
+  g_live.fetch_add(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_add(h->region.mapped_size, std::memory_order_relaxed);
+  return reinterpret_cast<char*>(h) + offset;
+}
+
 }  // namespace
 
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
@@ -90,23 +100,14 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
     }
     *zeroed = true;
   }
-  h->block_offset = offset;
-  h->requested = size;
-  g_live.fetch_add(1, std::memory_order_relaxed);
-  g_live_bytes.fetch_add(h->region.mapped_size, std::memory_order_relaxed);
-  return reinterpret_cast<char*>(h) + offset;
+  return HandOut(h, offset, size);
 }
 
 void* LargeAllocResident(size_t size) {
   if (size > (size_t{1} << 46)) return nullptr;
   const size_t need = PageRound(platform::kPageSize + size);
   LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.TakeResident(need, 2 * need));
-  if (h == nullptr) return nullptr;
-  h->block_offset = platform::kPageSize;
-  h->requested = size;
-  g_live.fetch_add(1, std::memory_order_relaxed);
-  g_live_bytes.fetch_add(h->region.mapped_size, std::memory_order_relaxed);
-  return reinterpret_cast<char*>(h) + platform::kPageSize;
+  return h != nullptr ? HandOut(h, platform::kPageSize, size) : nullptr;
 }
 
 void LargeCheckPointer(const LargeHeader* header, const void* p,

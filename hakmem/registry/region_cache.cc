@@ -79,9 +79,13 @@ RegionHeader* RegionCache::FindLocked(size_t min_size, size_t max_size, bool res
   return nullptr;
 }
 
-void RegionCache::ClaimLocked(RegionHeader* found) {
+void RegionCache::CountTakeLocked() {
   AdvanceDemand(platform::NowNs());
   demand_now_++;
+}
+
+void RegionCache::ClaimLocked(RegionHeader* found) {
+  CountTakeLocked();
   Unlink(found);
   found->discarded = 0;
   found->generation++;
@@ -95,8 +99,7 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
     ClaimLocked(found);
   } else {
-    AdvanceDemand(platform::NowNs());
-    demand_now_++;
+    CountTakeLocked();
     misses_++;
   }
   pthread_mutex_unlock(&lock_);

@@ -115,6 +115,8 @@ class RegionCache {
   // Most recently cached region with a mapped size in [min_size, max_size]
   // (and its pages kept, if `resident_only`), or nullptr.
   RegionHeader* FindLocked(size_t min_size, size_t max_size, bool resident_only);
+  // Counts a take (hit or miss) for adaptive sizing.
+  void CountTakeLocked();
   // Takes `found` out of the cache, counting a hit.
   void ClaimLocked(RegionHeader* found);
   void Unlink(RegionHeader* region);

@@ -216,9 +216,12 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift) {
   bool reads_zero = false;
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero));
-  if (ss != nullptr) ForgetWarmSlabs(ss);
-  if (ss != nullptr && reads_zero) ss->zero_from = platform::kPageSize;
-  if (ss == nullptr) ss = MapSuperSlab();
+  if (ss != nullptr) {
+    ForgetWarmSlabs(ss);
+    if (reads_zero) ss->zero_from = platform::kPageSize;
+  } else {
+    ss = MapSuperSlab();
+  }
   if (ss == nullptr) return nullptr;
   SuperSlabFormat(ss, slab_shift);
   ss->prev = ss->next = nullptr;

@@ -656,7 +656,10 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   Heap* last_owner = nullptr;
   // Loaded once: the loop's stores into blocks could alias them.
   const uint64_t bin_key = h->free_key, list_key = g_free_key;
-  const uint64_t zero_tail_key = bin_key ^ kZeroTailKeyBit;  // big blocks' other bin key
+  // Either of the bin's keys (big blocks may carry the zero-tail one).
+  const auto has_bin_key = [bin_key](const Block* b) {
+    return b->key == bin_key || b->key == (bin_key ^ kZeroTailKeyBit);
+  };
   h->flushes++;
   if (gated && why == FlushFor::kOverflow && FlushWholeBinToTransfer(h, c, out, k)) {
     uint8_t& streak = h->behind_flushes[c];
@@ -667,7 +670,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     Block* b = out[i];
     // Handed out again meanwhile (through another copy: a double free), or
     // its slab went away while it sat here (likewise).
-    if (b->key != bin_key && b->key != zero_tail_key) ReportDoubleFreeInBins(b);
+    if (!has_bin_key(b)) ReportDoubleFreeInBins(b);
     Slab* s = SlabOf(b);
     Heap* owner = OwnerOf(b);
     if (owner == nullptr) ReportDoubleFreeInBins(b);
@@ -693,7 +696,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
       Block* const* const end = out + k;
       while (run != end && reinterpret_cast<uintptr_t>(*run) - slab_low < slab_bytes) {
         Block* next = *run++;
-        if (next->key != bin_key && next->key != zero_tail_key) ReportDoubleFreeInBins(next);
+        if (!has_bin_key(next)) ReportDoubleFreeInBins(next);
         next->key = list_key;
         last->next = next;
         last = next;
