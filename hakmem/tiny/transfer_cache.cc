@@ -8,12 +8,13 @@ bool TransferCache::Push(int size_class, Block* const* blocks, uint32_t count, u
   if (size_class < 0 || size_class >= kTransferClasses || count == 0 || count > kTransferBatchMax) {
     return false;
   }
-  TransferClass& t = classes_[size_class];
+  TransferClassHead& t = heads_[size_class];
+  TransferBatch* const stack = batches_[size_class].batch;
   t.lock.Lock();
   const bool room = t.batches < kTransferBatches &&
                     (t.blocks + count) * ClassSizeOf(size_class) <= kTransferMaxBytes;
   if (room) {
-    TransferBatch& batch = t.batch[t.batches];
+    TransferBatch& batch = stack[t.batches];
     batch.count = count;
     batch.pushed_ns = now_ns;
     memcpy(batch.blocks, blocks, count * sizeof(Block*));
@@ -26,11 +27,12 @@ bool TransferCache::Push(int size_class, Block* const* blocks, uint32_t count, u
 
 uint32_t TransferCache::PopNewest(int size_class, Block** out) {
   if (SeemsEmpty(size_class)) return 0;
-  TransferClass& t = classes_[size_class];
+  TransferClassHead& t = heads_[size_class];
+  TransferBatch* const stack = batches_[size_class].batch;
   t.lock.Lock();
   uint32_t n = 0;
   if (t.batches != 0) {
-    const TransferBatch& batch = t.batch[t.batches - 1];
+    const TransferBatch& batch = stack[t.batches - 1];
     n = batch.count;
     memcpy(out, batch.blocks, n * sizeof(Block*));
     __atomic_store_n(&t.blocks, t.blocks - n, __ATOMIC_RELAXED);
@@ -44,18 +46,19 @@ uint32_t TransferCache::TakeOlderThan(int size_class, uint64_t cutoff_ns, uint32
                                       Block** out, uint32_t* batches) {
   *batches = 0;
   if (SeemsEmpty(size_class)) return 0;
-  TransferClass& t = classes_[size_class];
+  TransferClassHead& t = heads_[size_class];
+  TransferBatch* const stack = batches_[size_class].batch;
   uint32_t n = 0, taken = 0, kept = 0;
   t.lock.Lock();
   for (uint32_t i = 0; i < t.batches; i++) {
-    TransferBatch& batch = t.batch[i];
+    TransferBatch& batch = stack[i];
     if (batch.pushed_ns < cutoff_ns && taken < max_batches) {
       memcpy(out + n, batch.blocks, batch.count * sizeof(Block*));
       n += batch.count;
       __atomic_store_n(&t.blocks, t.blocks - batch.count, __ATOMIC_RELAXED);
       taken++;
     } else if (kept++ != i) {
-      t.batch[kept - 1] = batch;
+      stack[kept - 1] = batch;
     }
   }
   __atomic_store_n(&t.batches, kept, __ATOMIC_RELAXED);
@@ -66,7 +69,7 @@ uint32_t TransferCache::TakeOlderThan(int size_class, uint64_t cutoff_ns, uint32
 
 uint32_t TransferCache::CachedBlocks(int size_class) {
   if (size_class < 0 || size_class >= kTransferClasses) return 0;
-  TransferClass& t = classes_[size_class];
+  TransferClassHead& t = heads_[size_class];
   t.lock.Lock();
   const uint32_t blocks = t.blocks;
   t.lock.Unlock();
@@ -74,15 +77,15 @@ uint32_t TransferCache::CachedBlocks(int size_class) {
 }
 
 void TransferCache::LockAll() {
-  for (TransferClass& t : classes_) t.lock.Lock();
+  for (TransferClassHead& t : heads_) t.lock.Lock();
 }
 
 void TransferCache::UnlockAll() {
-  for (TransferClass& t : classes_) t.lock.Unlock();
+  for (TransferClassHead& t : heads_) t.lock.Unlock();
 }
 
 void TransferCache::ResetLocksInChild() {
-  for (TransferClass& t : classes_) t.lock.Reset();
+  for (TransferClassHead& t : heads_) t.lock.Reset();
 }
 
 }  // namespace hakmem
