@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -64,6 +65,7 @@ const PatternInfo kPatterns[] = {
     {"teardown64:free", "  then free all (ns/call)"},
     {"teardown256:malloc", "build 1M x 256 B: malloc (ns/call)"},
     {"teardown256:free", "  then free all (ns/call)"},
+    {"refill_half", "1M x 256 B, free every other, malloc (ns/call)"},
     {"false_sharing", "passive false sharing, 8 B (ns/write)"},
 };
 
@@ -134,11 +136,15 @@ int main(int argc, char** argv) {
          reps);
   printf("x peer: the best of tcmalloc, jemalloc and mimalloc over hakmem (above 1: hakmem\n"
          "is faster)\n\n");
-  printf("%-42s", "pattern");
+  int label_width = 0;  // the longest label's
+  for (const PatternInfo& pattern : kPatterns) {
+    label_width = std::max(label_width, static_cast<int>(strlen(pattern.label)));
+  }
+  printf("%-*s", label_width, "pattern");
   for (const bench::PreloadedAllocator& a : allocators) printf(" %10s", a.info->name);
   printf(" %7s\n", "x peer");
   for (const PatternInfo& pattern : kPatterns) {
-    printf("%-42s", pattern.label);
+    printf("%-*s", label_width, pattern.label);
     double hakmem = NAN, best_peer = NAN;
     for (size_t a = 0; a < allocators.size(); a++) {
       const double ns = bench::Median(samples[a][pattern.key]);

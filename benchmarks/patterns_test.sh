@@ -29,5 +29,5 @@ while read -r line; do
   [[ "${ratio}" == "-" ]] || fail "a ratio without a peer: ${line}"
   rows=$((rows + 1))
 done < <(grep -E '\((ns|us)/(pair|call|write)\)' "${TMP}/out")
-(( rows == 17 )) || fail "expected 17 pattern rows, got ${rows}"
+(( rows == 18 )) || fail "expected 18 pattern rows, got ${rows}"
 echo "PASS: ${rows} patterns ran under glibc and hakmem"

@@ -897,7 +897,24 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     Block* b = s->free;
     const uint32_t first = n;
     const uint64_t list_key = g_free_key, bin_key = h->free_key;  // loaded once
+    // The walk waits for each block's line to learn the next one: on a list
+    // that went cold (a structure freed a while ago), a miss after a miss.
+    // Lists are mostly runs in address order (FlushBin links a run of one
+    // slab's blocks in the bin's order, and frees in address order, as in a
+    // tear-down, make them ascending), so the line a little ahead is asked
+    // for now, for the key the block gets below; where the list is in no
+    // order, that line is another block of the slab. Measured (malloc after
+    // freeing every other block of 1M, ns a call, 5 interleaved runs,
+    // mimalloc in brackets): 16 B 7.7 -> 6.2 (4.1), 64 B 29.2 -> 25.4
+    // (26.8), 256 B 54.7 -> 40.6 (37.6), 1 KiB 114 -> 84 (80); Python with
+    // PYTHONMALLOC=malloc building and dropping dicts: this walk 5.0 ->
+    // 2.9% of the samples, 3.34 -> 3.28 s (3.19), 7 runs. The random lanes
+    // and Larson's loop: within noise. (At least 2 KiB ahead: 4 blocks or
+    // 512 B gave 16 B blocks nothing, 4 KiB no more.)
+    const uintptr_t block_size = InfoOf(s)->block_size;
+    const uintptr_t ahead = 4 * block_size < 2048 ? 2048 : 4 * block_size;
     while (b != nullptr && n < max) {
+      platform::PrefetchForWrite(reinterpret_cast<const char*>(b) + ahead);
       if (b->key != list_key) ReportCorruptFreeList(b);
       out[n++] = b;
       b = b->next;
