@@ -215,8 +215,10 @@ TEST(TransferCacheTest, LooksAtEmptyClassesWithoutTouchingTheirBatches) {
   const long before = MinorFaults();
   LookAtEveryClass(&g_untouched_cache);
   const long faults = MinorFaults() - before;
-  // The heads span at most two pages: a read fault and a write fault each.
-  EXPECT_LE(faults, 4) << "of " << kTransferClasses << " classes";
+  // The heads span at most two pages: a read fault and a write fault each,
+  // 4 (and under ThreadSanitizer, its shadow's: 10). With a page of batches
+  // behind each class's head, 72.
+  EXPECT_LE(faults, 16) << "of " << kTransferClasses << " classes";
 }
 
 }  // namespace
