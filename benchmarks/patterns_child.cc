@@ -222,7 +222,7 @@ void BuildAndTearDown(const char* name, long n, size_t size) {
 }
 
 // Builds `n` blocks of `size` bytes, then, three times: frees every other
-// one (in address order) and allocates as many again, touching each. The
+// one (in allocation order) and allocates as many again, touching each. The
 // mallocs take the blocks the frees gave back, gone cold meanwhile (the
 // structure is bigger than the caches): a slab allocator walks the free
 // lists it built, block by block. ns per malloc of the second half.

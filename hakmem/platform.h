@@ -32,6 +32,9 @@ namespace platform {
 // a read prefetch, it also takes the line from another core's cache in one
 // step (no shared copy to upgrade). PREFETCHW; x86 processors that predate
 // it run it as a no-op (it is among the prefetch hints).
+// Asks for the line of `p` to be read (any address: a hint never faults).
+HAKMEM_ALWAYS_INLINE void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
 HAKMEM_ALWAYS_INLINE void PrefetchForWrite(const void* p) {
 #if defined(__x86_64__)
   asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));

@@ -901,20 +901,26 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // that went cold (a structure freed a while ago), a miss after a miss.
     // Lists are mostly runs in address order (FlushBin links a run of one
     // slab's blocks in the bin's order, and frees in address order, as in a
-    // tear-down, make them ascending), so the line a little ahead is asked
-    // for now, for the key the block gets below; where the list is in no
-    // order, that line is another block of the slab. Measured (malloc after
-    // freeing every other block of 1M, ns a call, 5 interleaved runs,
-    // mimalloc in brackets): 16 B 7.7 -> 6.2 (4.1), 64 B 29.2 -> 25.4
-    // (26.8), 256 B 54.7 -> 40.6 (37.6), 1 KiB 114 -> 84 (80); Python with
-    // PYTHONMALLOC=malloc building and dropping dicts: this walk 5.0 ->
-    // 2.9% of the samples, 3.34 -> 3.28 s (3.19), 7 runs. The random lanes
-    // and Larson's loop: within noise. (At least 2 KiB ahead: 4 blocks or
-    // 512 B gave 16 B blocks nothing, 4 KiB no more.)
-    const uintptr_t block_size = InfoOf(s)->block_size;
-    const uintptr_t ahead = 4 * block_size < 2048 ? 2048 : 4 * block_size;
+    // tear-down, make them ascending), so a small class's walk asks for the
+    // line 2 KiB (or 4 blocks) ahead, a block of this walk or the next
+    // refill's. Where the list is in no order, that line is another block
+    // of the slab, perhaps live: read, not taken for writing, so that a
+    // thread writing it keeps it. (Mid and big classes' walks are a few
+    // blocks long, and 4 blocks ahead may be past their slab: not asked.)
+    // Measured (malloc after freeing every other block of 1M, ns a call, 5
+    // interleaved runs, mimalloc in brackets): 16 B 8.1 -> 6.9 (4.1), 64 B
+    // 32.6 -> 30.0 (34.0), 256 B 53.1 -> 41.0 (42.3), 1 KiB 98.7 -> 50.9
+    // (77.0); Python with PYTHONMALLOC=malloc building and dropping dicts:
+    // this walk 5.0 -> 2.8% of the samples, 3.16 -> 3.02 s (2.98), 7 noisy
+    // runs. The random lanes and Larson's loop: within noise. (At least 2
+    // KiB ahead: 4 blocks or 512 B gave 16 B blocks nothing, 4 KiB no more;
+    // a prefetch for writing measured the same.)
+    const bool look_ahead = size_class < kFirstMidClass;
+    const uintptr_t ahead = std::max<uintptr_t>(4 * ClassSizeOf(size_class), 2048);
     while (b != nullptr && n < max) {
-      platform::PrefetchForWrite(reinterpret_cast<const char*>(b) + ahead);
+      if (look_ahead) {
+        platform::Prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(b) + ahead));
+      }
       if (b->key != list_key) ReportCorruptFreeList(b);
       out[n++] = b;
       b = b->next;

@@ -87,7 +87,9 @@ struct TransferBatch {
 // refill's, the upkeep's at every class, fork's locks) then touch one page
 // for all classes. (With the batches behind each head, 33 KiB apart, a
 // program's first upkeep faulted in a page per class: 36 of the 67 page
-// faults hakmem added to a one-malloc program's start-up.)
+// faults hakmem added to a one-malloc program's start-up.) A line each:
+// neighbouring classes' locks are taken by different threads. (The L2
+// fetches lines in pairs, so two classes' heads may still meet there.)
 struct alignas(64) TransferClassHead {
   TransferLock lock;
   uint32_t batches = 0;  // written under the lock, read racily for a quick look
