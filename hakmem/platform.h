@@ -26,15 +26,16 @@
 namespace hakmem {
 namespace platform {
 
+// Asks for the line holding `p` to be read, now (any address: a hint never
+// faults).
+HAKMEM_ALWAYS_INLINE void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
 // Asks for the line holding `p` in a state to write it, now: on these cores
 // a store asks for its line only as it commits, behind the stores before
 // it, so stores to cold lines in a row wait for them one at a time. Unlike
 // a read prefetch, it also takes the line from another core's cache in one
 // step (no shared copy to upgrade). PREFETCHW; x86 processors that predate
 // it run it as a no-op (it is among the prefetch hints).
-// Asks for the line of `p` to be read (any address: a hint never faults).
-HAKMEM_ALWAYS_INLINE void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
-
 HAKMEM_ALWAYS_INLINE void PrefetchForWrite(const void* p) {
 #if defined(__x86_64__)
   asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
