@@ -901,26 +901,24 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // that went cold (a structure freed a while ago), a miss after a miss.
     // Lists are mostly runs in address order (FlushBin links a run of one
     // slab's blocks in the bin's order, and frees in address order, as in a
-    // tear-down, make them ascending), so a small class's walk asks for the
-    // line 2 KiB (or 4 blocks) ahead, a block of this walk or the next
+    // tear-down, make them ascending), so the walk asks for the line 4
+    // blocks (at least 2 KiB) ahead, a block of this walk or the next
     // refill's. Where the list is in no order, that line is another block
-    // of the slab, perhaps live: read, not taken for writing, so that a
-    // thread writing it keeps it. (Mid and big classes' walks are a few
-    // blocks long, and 4 blocks ahead may be past their slab: not asked.)
-    // Measured (malloc after freeing every other block of 1M, ns a call, 5
-    // interleaved runs, mimalloc in brackets): 16 B 8.1 -> 6.9 (4.1), 64 B
-    // 32.6 -> 30.0 (34.0), 256 B 53.1 -> 41.0 (42.3), 1 KiB 98.7 -> 50.9
-    // (77.0); Python with PYTHONMALLOC=malloc building and dropping dicts:
-    // this walk 5.0 -> 2.8% of the samples, 3.16 -> 3.02 s (2.98), 7 noisy
-    // runs. The random lanes and Larson's loop: within noise. (At least 2
-    // KiB ahead: 4 blocks or 512 B gave 16 B blocks nothing, 4 KiB no more;
-    // a prefetch for writing measured the same.)
-    const bool look_ahead = size_class < kFirstMidClass;
+    // of the slab, perhaps live, or (past a big slab's end) other memory:
+    // read, not taken for writing, so that a thread writing it keeps it.
+    // Measured (malloc after freeing every other block of a structure
+    // bigger than the caches, ns a call, 5 interleaved runs, mimalloc in
+    // brackets): 16 B 8.1 -> 6.9 (4.1), 64 B 32.6 -> 30.0 (34.0), 256 B
+    // 53.1 -> 41.0 (42.3), 1 KiB 98.7 -> 50.9 (77.0), 4 KiB 141 -> 81
+    // (115), 16 KiB 115 -> 63 (100), 64 KiB 173 -> 103 (151); Python with
+    // PYTHONMALLOC=malloc building and dropping dicts: this walk 5.0 ->
+    // 2.8% of the samples, 3.16 -> 3.02 s (2.98), 7 noisy runs. The random
+    // lanes and Larson's loop: within noise. (At least 2 KiB ahead: 4
+    // blocks or 512 B gave 16 B blocks nothing, 4 KiB no more; a prefetch
+    // for writing measured the same.)
     const uintptr_t ahead = std::max<uintptr_t>(4 * ClassSizeOf(size_class), 2048);
     while (b != nullptr && n < max) {
-      if (look_ahead) {
-        platform::Prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(b) + ahead));
-      }
+      platform::Prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(b) + ahead));
       if (b->key != list_key) ReportCorruptFreeList(b);
       out[n++] = b;
       b = b->next;
