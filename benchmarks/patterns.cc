@@ -66,6 +66,7 @@ const PatternInfo kPatterns[] = {
     {"teardown256:malloc", "build 1M x 256 B: malloc (ns/call)"},
     {"teardown256:free", "  then free all (ns/call)"},
     {"refill_half", "1M x 256 B, free every other, malloc (ns/call)"},
+    {"producer_consumer", "one thread mallocs, another frees (ns/block)"},
     {"false_sharing", "passive false sharing, 8 B (ns/write)"},
 };
 

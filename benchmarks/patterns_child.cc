@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <new>
 #include <thread>
 #include <vector>
@@ -247,6 +248,42 @@ double RefillAfterFreeingHalf(long n, size_t size) {
   return best / static_cast<double>((n + 1) / 2);
 }
 
+// One thread allocates blocks of 16-1024 B and hands each through a ring to
+// a second thread, which frees it (a server's request objects, a queue of
+// messages): every free is another thread's block, and the allocator must
+// get it back to where the producer allocates. ns per block, both threads
+// running at once.
+double ProducerConsumer(long n) {
+  constexpr size_t kRing = 4096;  // a power of two
+  return BestOfThree(static_cast<double>(n), [n] {
+    std::vector<std::atomic<void*>> ring(kRing);
+    for (std::atomic<void*>& slot : ring) slot.store(nullptr, std::memory_order_relaxed);
+    std::thread consumer([&ring, n] {
+      for (long i = 0; i < n; i++) {
+        std::atomic<void*>& slot = ring[static_cast<size_t>(i) & (kRing - 1)];
+        void* p;
+        while ((p = slot.load(std::memory_order_acquire)) == nullptr) {
+        }
+        slot.store(nullptr, std::memory_order_relaxed);
+        free(p);
+      }
+    });
+    uint64_t x = 88172645463325252ull;
+    for (long i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      char* p = static_cast<char*>(malloc(16 + (x >> 20) % 1009));
+      p[0] = 1;
+      std::atomic<void*>& slot = ring[static_cast<size_t>(i) & (kRing - 1)];
+      while (slot.load(std::memory_order_acquire) != nullptr) {
+      }
+      slot.store(p, std::memory_order_release);
+    }
+    consumer.join();
+  });
+}
+
 // Passive false sharing (Hoard's cache-scratch, as in mimalloc-bench): the
 // main thread allocates one small object per thread, neighbours in memory,
 // and hands one to each thread. Each thread, already allocating on its own
@@ -316,6 +353,7 @@ int main(int argc, char** argv) {
   BuildAndTearDown("teardown64", count(2e6), 64);
   BuildAndTearDown("teardown256", count(1e6), 256);
   printf("refill_half %.2f\n", RefillAfterFreeingHalf(count(1e6), 256));
+  printf("producer_consumer %.2f\n", ProducerConsumer(count(2e6)));
   printf("false_sharing %.2f\n", PassiveFalseSharing(count(4000)));
   return 0;
 }

@@ -28,6 +28,6 @@ while read -r line; do
   done
   [[ "${ratio}" == "-" ]] || fail "a ratio without a peer: ${line}"
   rows=$((rows + 1))
-done < <(grep -E '\((ns|us)/(pair|call|write)\)' "${TMP}/out")
-(( rows == 18 )) || fail "expected 18 pattern rows, got ${rows}"
+done < <(grep -E '\((ns|us)/(pair|call|write|block)\)' "${TMP}/out")
+(( rows == 19 )) || fail "expected 19 pattern rows, got ${rows}"
 echo "PASS: ${rows} patterns ran under glibc and hakmem"

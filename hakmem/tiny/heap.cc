@@ -314,8 +314,12 @@ void DrainRemote(Heap* h) {
       platform::ReportAndAbort("free(): double free", b,
                                "a block freed by another thread was freed again");
     }
+    Slab* s = SlabOf(b);
+    if (InfoOf(s)->block_size > sizeof(Block)) {
+      platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);  // (see RemoteBatch)
+    }
     Block* next = b->next;
-    LocalFree(h, SlabOf(b), b);
+    LocalFree(h, s, b);
     b = next;
   }
   Count(h->counters.blocks_drained, drained);
@@ -356,6 +360,11 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
     b->next = batch.first;
   }
   batch.first = b;
+  Block*& linked_before = batch.recent[batch.count % kRemoteLookAhead];
+  if (InfoOf(SlabOf(b))->block_size > sizeof(Block)) {
+    reinterpret_cast<RemoteBlock*>(b)->ahead = linked_before;  // null for the first few
+  }
+  linked_before = b;
   if (++batch.count == RemoteBatch::kMaxBlocks) FlushOutgoing(h);
 }
 

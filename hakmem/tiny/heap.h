@@ -171,12 +171,26 @@ constexpr uint32_t BinSlotOffset(size_t c, uint32_t n) {
 }
 
 // Blocks this thread freed for another heap, not yet pushed to it.
+// Blocks a heap frees for one other heap, linked newest first, pushed onto
+// the owner's queue at once. The owner walks the chain a block at a time,
+// each a line the freeing core wrote last: so each block of 32 B and up also
+// points at the block kRemoteLookAhead further down the chain (RemoteBlock),
+// for the owner to ask for ahead (DrainRemote).
+constexpr uint32_t kRemoteLookAhead = 4;
 struct RemoteBatch {
   static constexpr uint32_t kMaxBlocks = 64;
   Heap* owner = nullptr;
   Block* first = nullptr;
   Block* last = nullptr;
   uint32_t count = 0;
+  Block* recent[kRemoteLookAhead] = {};  // the last ones linked, by count
+};
+// A free block of 32 B and up on its way to its owner: its third word (the
+// big classes' BigBlockMark, which takes any value) a hint, stale in a block
+// queued by other means.
+struct RemoteBlock {
+  Block block;
+  Block* ahead;
 };
 
 // Tag for the Heap constructor used on memory known to be zero.

@@ -871,6 +871,48 @@ TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
   for (void* p : again) Free(p);
 }
 
+TEST(HeapTest, BlocksSentToTheirOwnerPointAheadDownTheChain) {
+  // Each block of 32 B and up in a chain sent to its owner points at the
+  // block kRemoteLookAhead further down, for the owner's drain to ask for
+  // ahead; the first few linked of each batch (the last in the chain's
+  // order) point nowhere.
+  constexpr size_t kSize = 112;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  const uint32_t n = 3 * BinLimitOf(c);
+  std::vector<void*> blocks;
+  for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMalloc(kSize));
+  Heap* owner = tl_heap;
+  ASSERT_TRUE(owner->remote.Empty());
+  std::thread([&] {
+    for (void* p : blocks) Free(p);
+  }).join();  // the exit sends back what its bins still hold
+  std::vector<Block*> chain;
+  for (Block* b = owner->remote.TakeAll(); b != nullptr; b = b->next) chain.push_back(b);
+  ASSERT_EQ(chain.size(), n);
+  uint32_t pointing = 0;
+  for (size_t i = 0; i < chain.size(); i++) {
+    const Block* ahead = reinterpret_cast<const RemoteBlock*>(chain[i])->ahead;
+    if (ahead == nullptr) continue;
+    ASSERT_LT(i + kRemoteLookAhead, chain.size()) << i;
+    ASSERT_EQ(ahead, chain[i + kRemoteLookAhead]) << i;
+    pointing++;
+  }
+  // At most kRemoteLookAhead a batch of up to RemoteBatch::kMaxBlocks point
+  // nowhere.
+  EXPECT_GE(pointing, n - kRemoteLookAhead * ((n + RemoteBatch::kMaxBlocks - 1) /
+                                              RemoteBatch::kMaxBlocks + 2));
+  owner->remote.PushChain(chain.front(), chain.back());  // for the owner's drain
+  std::set<void*> old(blocks.begin(), blocks.end());
+  std::vector<void*> again;
+  int reused = 0;
+  for (uint32_t i = 0; i < 2 * n; i++) {
+    again.push_back(TinyMalloc(kSize));
+    reused += old.count(again.back());
+  }
+  EXPECT_EQ(reused, static_cast<int>(n));
+  for (void* p : again) Free(p);
+}
+
 TEST(HeapTest, ABinGrowsOnlyWhenItOverflowsWithOtherThreadsBlocks) {
   constexpr size_t kSize = 1000;  // 1024-byte blocks: 16 in a bin, 32 grown
   const int c = static_cast<int>(SizeToClass(kSize));
