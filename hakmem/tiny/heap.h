@@ -170,12 +170,12 @@ constexpr uint32_t BinSlotOffset(size_t c, uint32_t n) {
   return static_cast<uint32_t>((c * kBinSlots + n) * sizeof(Block*));
 }
 
-// Blocks this thread freed for another heap, not yet pushed to it.
-// Blocks a heap frees for one other heap, linked newest first, pushed onto
-// the owner's queue at once. The owner walks the chain a block at a time,
-// each a line the freeing core wrote last: so each block of 32 B and up also
-// points at the block kRemoteLookAhead further down the chain (RemoteBlock),
-// for the owner to ask for ahead (DrainRemote).
+// Blocks a heap freed for one other heap, not yet pushed to it: linked
+// newest first, pushed onto the owner's queue at once. The owner walks the
+// chain a block at a time, each a line the freeing core wrote last: so a
+// block of 32 B and up also points at the block kRemoteLookAhead further
+// down the chain (RemoteBlock; the first few linked point nowhere), for the
+// owner to ask for ahead (DrainRemote).
 constexpr uint32_t kRemoteLookAhead = 4;
 struct RemoteBatch {
   static constexpr uint32_t kMaxBlocks = 64;
