@@ -851,9 +851,24 @@ TEST(HeapTest, TheTransferCacheEngagesOnlyWithMoreRunningThreadsThanCpus) {
   TinyTrim();
 }
 
+// How many of `blocks` (of `size` bytes, freed) the next `count` mallocs of
+// that size take back; frees what they took.
+uint32_t ReusedByNextMallocs(const std::vector<void*>& blocks, size_t size, uint32_t count) {
+  const std::set<void*> old(blocks.begin(), blocks.end());
+  std::vector<void*> again;
+  uint32_t reused = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    again.push_back(TinyMalloc(size));
+    reused += static_cast<uint32_t>(old.count(again.back()));
+  }
+  for (void* p : again) Free(p);
+  return reused;
+}
+
 TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
   // A consumer thread caches what it frees like any thread; past its bin's
   // limit it sends the oldest half back to the owner, while it runs.
+  NoTransferCache home;
   constexpr size_t kSize = 112;
   const int c = static_cast<int>(SizeToClass(kSize));
   const uint32_t n = 3 * BinLimitOf(c);
@@ -865,35 +880,11 @@ TEST(HeapTest, AThreadThatOnlyFreesSendsBlocksBackInBatches) {
     for (void* p : blocks) Free(p);
     EXPECT_FALSE(owner->remote.Empty()) << "nothing sent back before thread exit";
     EXPECT_LE(BinCount(tl_heap, c), BinLimitOf(c));
-  }).join();
-  // The owner takes them back on its next refills.
-  std::set<void*> old(blocks.begin(), blocks.end());
-  std::vector<void*> again;
-  int reused = 0;
-  for (uint32_t i = 0; i < 2 * n; i++) {
-    again.push_back(TinyMalloc(kSize));
-    reused += old.count(again.back());
-  }
-  EXPECT_EQ(reused, static_cast<int>(n));
-  for (void* p : again) Free(p);
-}
-
-TEST(HeapTest, BlocksSentToTheirOwnerPointAheadDownTheChain) {
+  }).join();  // the exit sends back what its bins still hold
   // Each block of 32 B and up in a chain sent to its owner points at the
   // block kRemoteLookAhead further down, for the owner's drain to ask for
   // ahead; the first few linked of each batch (the last in the chain's
   // order) point nowhere.
-  NoTransferCache home;
-  constexpr size_t kSize = 112;
-  const int c = static_cast<int>(SizeToClass(kSize));
-  const uint32_t n = 3 * BinLimitOf(c);
-  std::vector<void*> blocks;
-  for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMalloc(kSize));
-  Heap* owner = tl_heap;
-  ASSERT_TRUE(owner->remote.Empty());
-  std::thread([&] {
-    for (void* p : blocks) Free(p);
-  }).join();  // the exit sends back what its bins still hold
   std::vector<Block*> chain;
   for (Block* b = owner->remote.TakeAll(); b != nullptr; b = b->next) chain.push_back(b);
   std::vector<const Block*> aheads;
@@ -911,15 +902,8 @@ TEST(HeapTest, BlocksSentToTheirOwnerPointAheadDownTheChain) {
   // nowhere.
   EXPECT_GE(pointing, n - kRemoteLookAhead * ((n + RemoteBatch::kMaxBlocks - 1) /
                                               RemoteBatch::kMaxBlocks + 2));
-  std::set<void*> old(blocks.begin(), blocks.end());
-  std::vector<void*> again;
-  int reused = 0;
-  for (uint32_t i = 0; i < 2 * n; i++) {
-    again.push_back(TinyMalloc(kSize));
-    reused += old.count(again.back());
-  }
-  EXPECT_EQ(reused, static_cast<int>(n));
-  for (void* p : again) Free(p);
+  // The owner takes them back on its next refills.
+  EXPECT_EQ(ReusedByNextMallocs(blocks, kSize, 2 * n), n);
 }
 
 TEST(HeapTest, ABinGrowsOnlyWhenItOverflowsWithOtherThreadsBlocks) {
