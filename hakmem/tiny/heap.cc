@@ -250,7 +250,7 @@ void DiscardIdleBigBlocks(Heap* h, bool now) {
 // given back, a carved one at or past `zero_from` (see BigSlabZeroFrom).
 void TakeBigBlocks(Block* const* blocks, uint32_t listed, uint32_t carved, uintptr_t zero_from,
                    uint64_t bin_key) {
-  const uint64_t zero_tail_key = bin_key ^ kZeroTailKeyBit;
+  const uint64_t zero_tail_key = ZeroTailKey(bin_key);
   for (uint32_t i = 0; i < listed + carved; i++) {
     BigBlockMark* b = reinterpret_cast<BigBlockMark*>(blocks[i]);
     const bool tail_zero = i < listed ? b->mark == DiscardedMark()
@@ -303,6 +303,10 @@ void LocalFree(Heap* h, Slab* s, Block* b) {
   LocalFreeKeyed(h, s, b);
 }
 
+// Whether the blocks of `s` have a word past Block for RemoteBlock::ahead
+// (see RemoteBatch): blocks of 32 B and up.
+inline bool HasLookAheadWord(const Slab* s) { return InfoOf(s)->block_size > sizeof(Block); }
+
 void DrainRemote(Heap* h) {
   Block* b = h->remote.TakeAll();
   const uint64_t remote_key = RemoteFreeKey();
@@ -316,9 +320,7 @@ void DrainRemote(Heap* h) {
                                "a block freed by another thread was freed again");
     }
     Slab* s = SlabOf(b);
-    if (InfoOf(s)->block_size > sizeof(Block)) {
-      platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);  // (see RemoteBatch)
-    }
+    if (HasLookAheadWord(s)) platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);
     Block* next = b->next;
     LocalFree(h, s, b);
     b = next;
@@ -362,7 +364,7 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   }
   batch.first = b;
   Block*& linked_before = batch.recent[batch.count % kRemoteLookAhead];
-  if (InfoOf(SlabOf(b))->block_size > sizeof(Block)) {
+  if (HasLookAheadWord(SlabOf(b))) {
     reinterpret_cast<RemoteBlock*>(b)->ahead = linked_before;  // null for the first few
   }
   linked_before = b;
@@ -668,7 +670,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   const uint64_t bin_key = h->free_key, list_key = g_free_key;
   // Either of the bin's keys (big blocks may carry the zero-tail one).
   const auto has_bin_key = [bin_key](const Block* b) {
-    return b->key == bin_key || b->key == (bin_key ^ kZeroTailKeyBit);
+    return b->key == bin_key || b->key == ZeroTailKey(bin_key);
   };
   h->flushes++;
   if (gated && why == FlushFor::kOverflow && FlushWholeBinToTransfer(h, c, out, k)) {
@@ -985,7 +987,7 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Block** slots = BinSlot(h, size_class, 0);
   CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
   SetBinCount(h, size_class, n - 1);
-  *tail_zero = taken[0]->key == (h->free_key ^ kZeroTailKeyBit);
+  *tail_zero = taken[0]->key == ZeroTailKey(h->free_key);
   taken[0]->key = 0;
   return taken[0];
 }
@@ -1097,7 +1099,7 @@ namespace {
 // Pops the top block `b` of the bin of `c` (not empty), telling whether it
 // carried the zero-tail key.
 Block* PopTellingZeroTail(Heap* h, int c, uint32_t top, Block* b, bool* tail_zero) {
-  *tail_zero = b->key == (h->free_key ^ kZeroTailKeyBit);
+  *tail_zero = b->key == ZeroTailKey(h->free_key);
   return PopFromBin(h, c, top, b);
 }
 
@@ -1139,7 +1141,7 @@ void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
 }
 
 Block* PopZeroTailBlock(Heap* h, Block* b) {
-  if (b->key != (h->free_key ^ kZeroTailKeyBit)) ReportCorruptFreeList(b);
+  if (b->key != ZeroTailKey(h->free_key)) ReportCorruptFreeList(b);
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
   return b;
 }

@@ -344,6 +344,8 @@ inline uint64_t HeapFreeKey(uint64_t id) {
 // flushes take either key.
 constexpr uint64_t kZeroTailKeyBit = uint64_t{1} << 27;
 static_assert((kZeroTailKeyBit & kHeapKeyBits) == 0, "a bit of its own");
+// The zero-tail key of the bin whose key is `bin_key`.
+constexpr uint64_t ZeroTailKey(uint64_t bin_key) { return bin_key ^ kZeroTailKeyBit; }
 // True if `key` is any of the keys above: a list's, a bin's (either), the
 // remote or the transfer key (or, harmlessly, a combination never written).
 inline bool KeyMarksFree(uint64_t key) {
