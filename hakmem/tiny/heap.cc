@@ -70,14 +70,36 @@ inline void Count(uint64_t& counter, uint64_t n = 1) {
   __atomic_store_n(&counter, counter + n, __ATOMIC_RELAXED);
 }
 
+// The bytes by which `h`'s bins of class `c`'s kind (big or small; mid
+// bins do not grow) have grown past their starting limits.
+uint64_t& BinsGrownOf(Heap* h, int c) {
+  return c >= kFirstBigClass ? h->big_bins_grown : h->small_bins_grown;
+}
+
+// Sets class `c`'s bin limit, counting its growth past BinLimitOf(c).
+void SetGrownBinLimit(Heap* h, int c, uint32_t limit) {
+  const uint32_t start = BinLimitOf(c), old = BinLimit(h, c);
+  uint64_t& grown = BinsGrownOf(h, c);
+  if (old > start) grown -= uint64_t{old - start} * ClassSizeOf(c);
+  if (limit > start) grown += uint64_t{limit - start} * ClassSizeOf(c);
+  SetBinLimit(h, c, limit);
+}
+
 // A bin's limit and refill size as a new heap starts them.
 void ResetBinSizing(Heap* h, int c) {
-  const uint32_t start = BinLimitOf(c), limit = BinLimit(h, c);
-  if (c >= kFirstBigClass && limit > start) {
-    h->big_bins_grown -= uint64_t{limit - start} * ClassSizeOf(c);
-  }
-  SetBinLimit(h, c, start);
+  SetGrownBinLimit(h, c, BinLimitOf(c));
   h->bin_refill[c] = kBinFirstRefill;
+  h->bin_overflowed[c] = false;
+}
+
+// Doubles class `c`'s bin limit, up to `most`, if the heap's budget for
+// bins of its kind allows.
+void GrowBin(Heap* h, int c, uint32_t most, uint64_t budget) {
+  const uint32_t limit = BinLimit(h, c);
+  const uint32_t wanted = limit * 2 < most ? limit * 2 : most;
+  if (wanted <= limit) return;
+  if (BinsGrownOf(h, c) + uint64_t{wanted - limit} * ClassSizeOf(c) > budget) return;
+  SetGrownBinLimit(h, c, wanted);
 }
 
 // Pool lock held.
@@ -606,7 +628,12 @@ static_assert(OverflowFlushesFitABin(), "a whole flush must fit a transfer batch
 // flush is sorted) likewise; or when the census finds no more threads
 // running than CPUs. A thread that takes over a pooled heap starts closed.
 bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
-  if (h->behind_flushes[c] < kTransferEngageFlushes || k > kTransferBatchMax) return false;
+  // (A bin grown while the cache could not engage flushes more than a
+  // batch may hold, until the upkeep resets it.)
+  if (h->behind_flushes[c] < kTransferEngageFlushes || k > kTransferBatchMax ||
+      k > BinLimitOf(c)) {
+    return false;
+  }
   bool others = false;
   for (uint32_t i = 0; i < k && !others; i++) {
     const Heap* owner = OwnerOf(out[i]);
@@ -971,6 +998,14 @@ void* PopFromHeap(Heap* h, int size_class) {
 // TinyMallocTellingZeroTail.
 void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Count(h->counters.refills);
+  if (h->bin_overflowed[size_class]) {  // full, then empty: it swings
+    h->bin_overflowed[size_class] = false;
+    // Not while the transfer cache may engage: its batches, half a bin,
+    // must fit any heap's bin (see TransferPush).
+    if (size_class < kFirstMidClass && !TransferEngageable()) {
+      GrowBin(h, size_class, SmallBinMaxLimitOf(size_class), kSmallBinGrowthBudget);
+    }
+  }
   Block* taken[kBinSlots];
   // Slow start: a class brings few blocks at first, twice as many on each
   // refill up to half its bin, so a class used a little touches little.
@@ -1178,21 +1213,6 @@ void TinyCheckLiveBlock(const void* p, const char* operation) {
   }
 }
 
-namespace {
-// A big class's bin that overflowed doubles its limit, up to
-// BigBinMaxLimitOf, while the heap's big bins together stay within
-// kBigBinGrowthBudget of their starting limits (the upkeep resets them).
-void GrowBigBin(Heap* h, int c, uint32_t limit) {
-  const uint32_t most = BigBinMaxLimitOf(c);
-  const uint32_t wanted = limit * 2 < most ? limit * 2 : most;
-  if (wanted <= limit) return;
-  const uint64_t more = uint64_t{wanted - limit} * ClassSizeOf(c);
-  if (h->big_bins_grown + more > kBigBinGrowthBudget) return;
-  h->big_bins_grown += more;
-  SetBinLimit(h, c, wanted);
-}
-}  // namespace
-
 void TinyFreeSlow(void* p) {
   Heap* owner = CheckedOwner(p, "free(): invalid pointer");
   Slab* s = SlabOf(p);
@@ -1227,12 +1247,17 @@ void TinyFreeSlow(void* p) {
     // more RSS, as blocks piled up in transit). The upkeep shrinks it back.
     const uint32_t limit = BinLimit(h, c);
     Count(h->counters.overflow_flushes);
+    h->bin_overflowed[c] = true;
     const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
     const uint32_t grown = BinGrownLimitOf(c);
     if (c >= kFirstBigClass) {
-      GrowBigBin(h, c, limit);  // (big classes' grown limit is their limit)
+      // (Big classes' grown limit is their limit.) A big bin that
+      // overflowed doubles its limit, up to BigBinMaxLimitOf, while the
+      // heap's big bins together stay within kBigBinGrowthBudget of their
+      // starting limits (the upkeep resets them).
+      GrowBin(h, c, BigBinMaxLimitOf(c), kBigBinGrowthBudget);
     } else if (sent != 0 && limit < grown) {
-      SetBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
+      SetGrownBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
     }
   }
   PushOnBin(h, c, h->bins[c].top, b);

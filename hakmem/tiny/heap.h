@@ -150,6 +150,26 @@ constexpr uint32_t BinGrownLimitOf(int size_class) {
   return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : (by_bytes < 32 ? 32 : by_bytes);
 }
 
+// How far a small class's bin grows, doubling each time it swings from
+// full to empty (an overflow, then a refill: the class's live blocks rise
+// and fall by more than the bin holds, so it takes a slow path every few
+// operations), while the heap's small bins together have grown by at most
+// kSmallBinGrowthBudget; the upkeep resets them. 64 KiB worth, at most
+// kBinMaxBlocks: classes of 144 B to 2 KiB grow, smaller ones start there.
+// Larson's loop (1000 blocks of 16-1024 B, a free and a malloc of random
+// sizes), where about 64 classes swing: bins of 64 KiB worth for every
+// class ran 1.06x, 32 KiB 1.04x, the 16-1024 lane 1.015x, with the same
+// peak RSS; growth only where bins swing keeps a thread that stops with
+// full bins at 16 KiB worth a class otherwise.
+constexpr uint32_t SmallBinMaxLimitOf(int size_class) {
+  const uint32_t by_bytes = 65536 / ClassSizeOf(size_class);
+  return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : by_bytes;
+}
+constexpr uint64_t kSmallBinGrowthBudget = 512 << 10;
+static_assert(SmallBinMaxLimitOf(0) == BinLimitOf(0) &&
+                  SmallBinMaxLimitOf(kFirstMidClass - 1) >= BinGrownLimitOf(kFirstMidClass - 1),
+              "small bins grow from 144 B up, at least as far as other threads' blocks grow them");
+
 // Blocks a class's first refill brings; each later one brings twice as
 // many, up to half the bin's limit, until the upkeep empties the bins.
 constexpr uint8_t kBinFirstRefill = 4;
@@ -265,15 +285,19 @@ struct Heap {
   uint64_t census_beat = 0;                   // `beat` at the last census
   uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
+  // Per class: the bin overflowed since its last refill (see
+  // SmallBinMaxLimitOf).
+  bool bin_overflowed[kNumClasses] = {};
   // The transfer cache's gate, touched only by the heap's thread (or under
   // the pool lock, once abandoned): the owners its flushes saw, and per
   // small class how many flushes in a row found an owner behind.
   uint32_t flushes = 0;
   OwnerSeen owners_seen[1 << kOwnersSeenBits] = {};
   uint8_t behind_flushes[kFirstMidClass] = {};
-  // Bytes the big classes' bin limits have grown by, over all of them (see
-  // kBigBinGrowthBudget).
+  // Bytes the big and the small classes' bin limits have grown by, over
+  // all of them (see kBigBinGrowthBudget, kSmallBinGrowthBudget).
   uint64_t big_bins_grown = 0;
+  uint64_t small_bins_grown = 0;
   HeapCounters counters;                      // for the stats
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()

@@ -1346,6 +1346,71 @@ TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
   }).join();
 }
 
+// A small bin that swings from full to empty (an overflow, then a refill)
+// doubles its limit, up to SmallBinMaxLimitOf; a heap's small bins together
+// grow by at most kSmallBinGrowthBudget; a trim (like the upkeep) starts
+// them small again. A bin that only runs dry, or only overflows, stays, and
+// none grows while the transfer cache may engage.
+TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
+  std::thread([] {
+    // `n` mallocs of class `c`, then `n` frees: a bin of less than `n`
+    // blocks overflows.
+    auto fill_and_empty = [](int c, uint32_t n) {
+      std::vector<void*> blocks;
+      for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
+      for (void* p : blocks) Free(p);
+    };
+    const int c = static_cast<int>(SizeToClass(1000));  // 1 KiB: 16 blocks, up to 64
+    static_assert(SmallBinMaxLimitOf(ComputeSizeClass(1000)) == 4 * BinLimitOf(ComputeSizeClass(1000)),
+                  "");
+    const uint32_t start = BinLimitOf(c), n = 2 * SmallBinMaxLimitOf(c);
+    {
+      NoTransferCache no_cache;
+      // Only dry: refills, no overflow.
+      std::vector<void*> blocks;
+      for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
+      EXPECT_EQ(BinLimit(tl_heap, c), start);
+      // Only full: overflows, no refill since.
+      for (void* p : blocks) Free(p);
+      EXPECT_EQ(BinLimit(tl_heap, c), start);
+      EXPECT_EQ(tl_heap->small_bins_grown, 0u);
+      // Dry again: the swing doubles the bin, once a swing.
+      fill_and_empty(c, n);
+      EXPECT_EQ(BinLimit(tl_heap, c), 2 * start);
+      EXPECT_EQ(tl_heap->small_bins_grown, uint64_t{start} * ClassSizeOf(c));
+      for (int round = 0; round < 3; round++) fill_and_empty(c, n);
+      EXPECT_EQ(BinLimit(tl_heap, c), SmallBinMaxLimitOf(c));
+      EXPECT_EQ(tl_heap->small_bins_grown,
+                uint64_t{SmallBinMaxLimitOf(c) - start} * ClassSizeOf(c));
+      TinyTrim();
+      EXPECT_EQ(BinLimit(tl_heap, c), start);
+      EXPECT_EQ(tl_heap->small_bins_grown, 0u);
+      // Every small class swinging: the growth, summed, stays within the
+      // budget. (Classes up to 128 B start at their most.)
+      for (int round = 0; round < 4; round++) {
+        for (int k = 0; k < kFirstMidClass; k++) fill_and_empty(k, 2 * SmallBinMaxLimitOf(k));
+      }
+      uint64_t grown = 0;
+      for (int k = 0; k < kFirstMidClass; k++) {
+        EXPECT_LE(BinLimit(tl_heap, k), SmallBinMaxLimitOf(k)) << k;
+        grown += uint64_t{BinLimit(tl_heap, k) - BinLimitOf(k)} * ClassSizeOf(k);
+      }
+      EXPECT_EQ(grown, tl_heap->small_bins_grown);
+      EXPECT_LE(grown, kSmallBinGrowthBudget);
+      EXPECT_GT(grown, kSmallBinGrowthBudget / 2) << "the budget was hardly used";
+      TinyTrim();
+      EXPECT_EQ(tl_heap->small_bins_grown, 0u);
+    }
+    {
+      // While the transfer cache may engage, a swing grows nothing.
+      ForceTransferCache cache;
+      for (int round = 0; round < 3; round++) fill_and_empty(c, n);
+      EXPECT_EQ(BinLimit(tl_heap, c), start);
+      TinyTrim();
+    }
+  }).join();
+}
+
 TEST(HeapDeathTest, DoubleFreeIsReported) {
   EXPECT_DEATH(
       {
