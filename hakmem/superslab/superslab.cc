@@ -69,6 +69,19 @@ SuperSlab* MapSuperSlab() {
   return ss;
 }
 
+// Slab `index`'s SlabInfo copies (see kInfoChunkShift): every change
+// writes each.
+struct InfoCopies {
+  SlabInfo* first;
+  int count;
+  SlabInfo* begin() const { return first; }
+  SlabInfo* end() const { return first + count; }
+};
+InfoCopies InfoCopiesOf(SuperSlab* ss, int index) {
+  return {SlabInfoAt(ss, index), InfoCopiesPerSlab(ss)};
+}
+InfoCopies InfoCopiesOf(const Slab* s) { return InfoCopiesOf(SuperSlabOf(s), SlabIndex(s)); }
+
 }  // namespace
 
 Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
@@ -78,16 +91,18 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
   s->used = 0;
   s->role = kSlabDetached;
   s->prev = s->next = nullptr;
-  SlabInfo* info = SlabInfoAt(ss, index);
-  info->divisor_magic = DivisorMagic(block_size);
-  __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
-  info->block_size = block_size;
-  info->size_class = static_cast<uint8_t>(size_class);
-  info->slab_shift = ss->slab_shift;
-  info->first_block_low32 = static_cast<uint32_t>(
+  const uint32_t first_block_low32 = static_cast<uint32_t>(
       reinterpret_cast<uintptr_t>(ss) + (static_cast<uintptr_t>(index) << ss->slab_shift) +
       SlabFirstBlockOffset(index, size_class, block_size));
-  __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
+  for (SlabInfo& info : InfoCopiesOf(ss, index)) {
+    info.divisor_magic = DivisorMagic(block_size);
+    __atomic_store_n(&info.carved_limit, 0, __ATOMIC_RELAXED);
+    info.block_size = block_size;
+    info.size_class = static_cast<uint8_t>(size_class);
+    info.slab_shift = ss->slab_shift;
+    info.first_block_low32 = first_block_low32;
+    __atomic_store_n(&info.owner, owner, __ATOMIC_RELEASE);
+  }
   return s;
 }
 
@@ -132,8 +147,10 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
     b->key = free_key;
     out[i] = b;
   }
-  __atomic_store_n(&info->carved_limit, (carved + n) * CarveStep(info),
-                   __ATOMIC_RELAXED);
+  const uint32_t carved_limit = (carved + n) * CarveStep(info);
+  for (SlabInfo& copy : InfoCopiesOf(s)) {
+    __atomic_store_n(&copy.carved_limit, carved_limit, __ATOMIC_RELAXED);
+  }
   if (info->slab_shift == kBigSlabShift) {
     SuperSlab* ss = SuperSlabOf(s);
     const uint32_t carved_end = static_cast<uint32_t>(next - reinterpret_cast<char*>(ss));
@@ -157,10 +174,11 @@ uint32_t ReservedSlabs(int slab_shift) { return slab_shift == kBigSlabShift ? 0u
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
-  SlabInfo* info = InfoOf(s);
-  s->parked_carved_limit = __atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED);
-  __atomic_store_n(&info->carved_limit, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&info->owner, nullptr, __ATOMIC_RELEASE);
+  s->parked_carved_limit = __atomic_load_n(&InfoOf(s)->carved_limit, __ATOMIC_RELAXED);
+  for (SlabInfo& info : InfoCopiesOf(s)) {
+    __atomic_store_n(&info.carved_limit, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&info.owner, nullptr, __ATOMIC_RELEASE);
+  }
   ss->used_slabs &= ~(1u << SlabIndex(s));
   return ss->used_slabs == ReservedSlabs(ss->slab_shift);
 }
@@ -170,16 +188,17 @@ Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
   while (free_mask != 0) {
     const int index = __builtin_ctz(free_mask);
     free_mask &= free_mask - 1;
-    SlabInfo* info = SlabInfoAt(ss, index);
     Slab* s = SlabAt(ss, index);
-    if (s->free == nullptr || info->size_class != size_class) continue;
+    if (s->free == nullptr || SlabInfoAt(ss, index)->size_class != size_class) continue;
     ss->used_slabs |= 1u << index;
     s->used = 0;
     s->role = kSlabDetached;
     s->prev = s->next = nullptr;
     // Owner first: a free that passes the block-start check finds it set.
-    __atomic_store_n(&info->owner, owner, __ATOMIC_RELEASE);
-    __atomic_store_n(&info->carved_limit, s->parked_carved_limit, __ATOMIC_RELEASE);
+    for (SlabInfo& info : InfoCopiesOf(ss, index)) {
+      __atomic_store_n(&info.owner, owner, __ATOMIC_RELEASE);
+      __atomic_store_n(&info.carved_limit, s->parked_carved_limit, __ATOMIC_RELEASE);
+    }
     return s;
   }
   return nullptr;

@@ -16,8 +16,10 @@
 // which the block-start test below relies on.
 //
 // The header (first page) holds the RegionHeader and two arrays of 32
-// records, two records per slab (which ones: SlabRecordIndexOf), the arrays
-// apart so that the two kinds never share a cache line:
+// records, the arrays apart so that the two kinds never share a cache line:
+// a SlabInfo per 64 KiB of the SuperSlab (a slab's, in each 64 KiB it
+// spans: see kInfoChunkShift) and a Slab per slab (which one:
+// SlabRecordIndexOf):
 //   SlabInfo  read-mostly, 32 bytes: owner, geometry, carved extent. Any
 //             thread that frees a block reads it; only slab set-up and
 //             carving write it.
@@ -148,7 +150,7 @@ HAKMEM_ALWAYS_INLINE SuperSlab* SuperSlabOf(const void* p) {
   return reinterpret_cast<SuperSlab*>(RegionBaseOf(p));
 }
 
-// Which of its SuperSlab's records (infos[] and slabs[]) belong to the slab
+// Which of its SuperSlab's Slab records belongs to the slab
 // holding `p`, given the SuperSlab's slab shift (its registry tag): the
 // address bits from the shift up, modulo the 32 records. With 32 slabs
 // that is the slab's index; with 4 (mid) or 1 (big), bits of the
@@ -158,15 +160,24 @@ HAKMEM_ALWAYS_INLINE SuperSlab* SuperSlabOf(const void* p) {
 // 4 KiB) and L2 set (a way spans 64 KiB or more). A heap of more big
 // SuperSlabs than ways missed both on most frees (cachegrind, 32-256 KiB
 // buffers: 0.74 L1 and 0.45 L2 misses a free on the record's line).
-// For a large region's tag (kTagLarge), any record of its header page,
-// all zero (unowned).
 HAKMEM_ALWAYS_INLINE uintptr_t SlabRecordIndexOf(const void* p, int slab_shift) {
   return (reinterpret_cast<uintptr_t>(p) >> slab_shift) & (kMaxSlabsPerSuperSlab - 1);
 }
-HAKMEM_ALWAYS_INLINE SlabInfo* SlabInfoOfWithShift(const void* p, int slab_shift) {
-  const uintptr_t base = reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
-  return reinterpret_cast<SlabInfo*>(base + kSlabInfosOffset +
-                                     SlabRecordIndexOf(p, slab_shift) * kSlabInfoSize);
+// SlabInfos are kept per 64 KiB of a SuperSlab, whatever its geometry: a
+// small slab has one, a mid slab 8 copies, a big slab 32, all alike (every
+// change writes each). So the SlabInfo of the slab holding `p` follows from
+// the address bits of `p` alone, without the SuperSlab's slab shift: free
+// loads it at once, not after the registry byte, which only says that the
+// region is ours (a chain of dependent loads one shorter: Larson's loop
+// 1.11x, the 16-1024 lane 1.01x). They also spread over the page: a free
+// reads the copy for its block's 64 KiB. A large region's header leaves all
+// 32 zero (unowned).
+constexpr int kInfoChunkShift = kSmallSlabShift;
+HAKMEM_ALWAYS_INLINE SlabInfo* SlabInfoOf(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<SlabInfo*>((a & ~kRegionMask) + kSlabInfosOffset +
+                                     ((a >> kInfoChunkShift) & (kMaxSlabsPerSuperSlab - 1)) *
+                                         kSlabInfoSize);
 }
 HAKMEM_ALWAYS_INLINE Slab* SlabOfWithShift(const void* p, int slab_shift) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
@@ -178,23 +189,27 @@ inline int FirstSlabRecord(const SuperSlab* ss) {
   return static_cast<int>(SlabRecordIndexOf(ss, ss->slab_shift));
 }
 inline Slab* SlabAt(SuperSlab* ss, int index) { return &ss->slabs[FirstSlabRecord(ss) + index]; }
+// How many SlabInfo copies a slab of `ss` has (see kInfoChunkShift).
+inline int InfoCopiesPerSlab(const SuperSlab* ss) {
+  return 1 << (ss->slab_shift - kInfoChunkShift);
+}
+// The first of slab `index`'s SlabInfo copies; the others follow it.
 inline SlabInfo* SlabInfoAt(SuperSlab* ss, int index) {
-  return &ss->infos[FirstSlabRecord(ss) + index];
+  return &ss->infos[index * InfoCopiesPerSlab(ss)];
 }
 
 inline Slab* SlabOf(const void* p) {
   return SlabOfWithShift(p, SuperSlabOf(p)->slab_shift);
 }
-inline SlabInfo* SlabInfoOf(const void* p) {
-  return SlabInfoOfWithShift(p, SuperSlabOf(p)->slab_shift);
+
+inline int SlabIndex(const Slab* s) {
+  const SuperSlab* ss = SuperSlabOf(s);
+  return static_cast<int>(s - ss->slabs) - FirstSlabRecord(ss);
 }
 
-// The SlabInfo of a real slab (not kEmptySlab).
-HAKMEM_ALWAYS_INLINE SlabInfo* InfoOf(const Slab* s) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(s);
-  const uintptr_t base = a & ~kRegionMask;
-  return reinterpret_cast<SlabInfo*>(base + kSlabInfosOffset +
-                                     (a - base - kSlabsOffset) / (kSlabRecordSize / kSlabInfoSize));
+// The (first) SlabInfo of a real slab (not kEmptySlab).
+inline SlabInfo* InfoOf(const Slab* s) {
+  return SlabInfoAt(SuperSlabOf(s), SlabIndex(s));
 }
 
 // True if `p` is the start of a block that was carved from the slab of
@@ -230,11 +245,6 @@ inline uint64_t DivisorMagic(uint32_t block_size) {
 // e of IsBlockStart: what one block adds to carved_limit.
 inline uint32_t CarveStep(const SlabInfo* info) {
   return static_cast<uint32_t>(info->divisor_magic * uint64_t{info->block_size});
-}
-
-inline int SlabIndex(const Slab* s) {
-  const SuperSlab* ss = SuperSlabOf(s);
-  return static_cast<int>(s - ss->slabs) - FirstSlabRecord(ss);
 }
 
 // Address of the slab's first block.

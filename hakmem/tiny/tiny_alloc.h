@@ -2,7 +2,7 @@
 //
 // malloc: size -> class (one table load), then a pop from the thread's bin
 // of that class (see heap.h). free: the registry byte says the 2 MiB region
-// is ours and gives its slab geometry, address bits give the slab's record,
+// is ours, address bits alone give the slab's record (kInfoChunkShift),
 // which says the slab is in use and whether the pointer is a carved block
 // start; then the pointer is pushed on the bin, whichever thread owns the
 // block. Everything else is a separate slow path.
@@ -71,11 +71,11 @@ HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
 // The record of the slab whose carved block starts at `p`, if that slab is
 // in use; nullptr for anything else: a pointer outside the registry's
 // window, into a free slab, not at a block start, or into a large region
-// (its tag leads to one of its zeroed records).
+// (its header's records are zero).
 HAKMEM_ALWAYS_INLINE const SlabInfo* SlabInfoOfCarvedBlock(const void* p) {
-  const int tag = registry::TagOfInWindow(p);
-  if (HAKMEM_UNLIKELY(tag == registry::kTagNone)) return nullptr;
-  const SlabInfo* info = SlabInfoOfWithShift(p, tag);
+  if (HAKMEM_UNLIKELY(registry::TagOfInWindow(p) == registry::kTagNone)) return nullptr;
+  // From the address alone: the load does not wait for the registry's.
+  const SlabInfo* info = SlabInfoOf(p);
   return HAKMEM_LIKELY(IsBlockStart(info, p)) ? info : nullptr;
 }
 
