@@ -1247,8 +1247,8 @@ void TinyFreeSlow(void* p) {
     // more RSS, as blocks piled up in transit). The upkeep shrinks it back.
     const uint32_t limit = BinLimit(h, c);
     Count(h->counters.overflow_flushes);
-    h->bin_overflowed[c] = true;
     const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
+    h->bin_overflowed[c] = sent == 0;  // a swing of its own blocks (see below)
     const uint32_t grown = BinGrownLimitOf(c);
     if (c >= kFirstBigClass) {
       // (Big classes' grown limit is their limit.) A big bin that

@@ -1347,10 +1347,11 @@ TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
 }
 
 // A small bin that swings from full to empty (an overflow, then a refill)
-// doubles its limit, up to SmallBinMaxLimitOf; a heap's small bins together
-// grow by at most kSmallBinGrowthBudget; a trim (like the upkeep) starts
-// them small again. A bin that only runs dry, or only overflows, stays, and
-// none grows while the transfer cache may engage.
+// with its own blocks doubles its limit, up to SmallBinMaxLimitOf; a heap's
+// small bins together grow by at most kSmallBinGrowthBudget; a trim (like
+// the upkeep) starts them small again. A bin that only runs dry, or only
+// overflows, stays, one that overflows with other threads' blocks grows as
+// such, and none grows while the transfer cache may engage.
 TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
   std::thread([] {
     // `n` mallocs of class `c`, then `n` frees: a bin of less than `n`
@@ -1385,6 +1386,20 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       TinyTrim();
       EXPECT_EQ(BinLimit(tl_heap, c), start);
       EXPECT_EQ(tl_heap->small_bins_grown, 0u);
+      // Overflows with other threads' blocks grow it as far as those grow
+      // a bin, and no further when it then runs dry.
+      for (int round = 0; round < 3; round++) {
+        std::vector<void*> others;
+        std::thread([&] {
+          for (uint32_t i = 0; i < n; i++) others.push_back(TinyMallocClass(c));
+        }).join();
+        for (void* p : others) Free(p);
+        std::vector<void*> own;
+        for (uint32_t i = 0; i < n; i++) own.push_back(TinyMallocClass(c));
+        for (void* p : own) Free(p);  // (the slabs stay: others' blocks keep them)
+      }
+      EXPECT_EQ(BinLimit(tl_heap, c), BinGrownLimitOf(c));
+      TinyTrim();
       // Every small class swinging: the growth, summed, stays within the
       // budget. (Classes up to 128 B start at their most.)
       for (int round = 0; round < 4; round++) {
