@@ -956,12 +956,30 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // lanes and Larson's loop: within noise. (At least 2 KiB ahead: 4
     // blocks or 512 B gave 16 B blocks nothing, 4 KiB no more; a prefetch
     // for writing measured the same.)
+    // And in such a run the next block is the last one's distance further
+    // on: the walk goes on from that guess when the link confirms it, so
+    // that the next block's loads do not wait for this one's (the branch
+    // is predicted; the loads of a run overlap). Measured as above, 5-7
+    // paired runs against the walk by link alone: 16 B 1.03x (mimalloc
+    // still 1.36x faster), 64 B 1.34x, 256 B 1.55x, 1 KiB 1.18x, 4 KiB
+    // 1.65x (now 1.3-2.1x faster than mimalloc from 64 B up); lists in no
+    // order (Larson's loop, the random lanes) within noise.
     const uintptr_t ahead = std::max<uintptr_t>(4 * ClassSizeOf(size_class), 2048);
+    uintptr_t stride = 0;
     while (b != nullptr && n < max) {
       platform::Prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(b) + ahead));
       if (b->key != list_key) ReportCorruptFreeList(b);
       out[n++] = b;
-      b = b->next;
+      Block* const next = b->next;
+      uintptr_t at = reinterpret_cast<uintptr_t>(b);
+      if (reinterpret_cast<uintptr_t>(next) == at + stride) {
+        // (Hidden from the compiler, which would take `next` for the sum.)
+        asm("" : "+r"(at));
+        b = reinterpret_cast<Block*>(at + stride);
+      } else {
+        stride = reinterpret_cast<uintptr_t>(next) - at;
+        b = next;
+      }
     }
     s->free = b;
     // Unlinked before their keys change: a fork child never finds a block

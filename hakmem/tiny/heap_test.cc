@@ -929,6 +929,54 @@ TEST(HeapTest, ABinGrowsOnlyWhenItOverflowsWithOtherThreadsBlocks) {
   }).join();
 }
 
+// A refill's walk of a slab's list goes on from a guess (the last step's
+// distance) where the link confirms it: lists of runs whose step changes
+// (1, 3 and 2 blocks apart, then no order) give back every listed block
+// exactly once, and none still in use.
+TEST(HeapTest, RefillsWalkListsOfRunsWithChangingStepsExactly) {
+  std::thread([] {
+    NoTransferCache no_cache;
+    constexpr size_t kSize = 64;
+    constexpr int kBlocks = 600;  // one 64 KiB slab holds them all
+    std::vector<void*> blocks;
+    for (int i = 0; i < kBlocks; i++) blocks.push_back(TinyMalloc(kSize));
+    const Slab* s = SlabOf(blocks[0]);
+    ASSERT_EQ(SlabOf(blocks.back()), s);
+    std::set<void*> freed;
+    auto free_one = [&](int i) {
+      if (freed.insert(blocks[i]).second) Free(blocks[i]);
+    };
+    for (int i = 0; i < 100; i++) free_one(i);
+    for (int i = 100; i < 250; i += 3) free_one(i);
+    for (int i = 250; i < 400; i += 2) free_one(i);
+    for (int i = 0; i < 120; i++) free_one(400 + (i * 37) % 180);
+    TinyTrim();  // the bin's blocks onto the slab's list
+    // (The list may also hold blocks of the slab that an earlier test, in
+    // a heap this thread took over, carved past ours and freed.)
+    uint32_t listed = 0;
+    for (const Block* b = s->free; b != nullptr; b = b->next) listed++;
+    ASSERT_GE(listed, freed.size());
+    std::set<void*> again;
+    for (uint32_t i = 0; i < listed; i++) {
+      void* p = TinyMalloc(kSize);
+      EXPECT_EQ(SlabOf(p), s);
+      EXPECT_TRUE(again.insert(p).second) << "handed out twice";
+    }
+    EXPECT_EQ(s->free, nullptr);
+    for (void* p : freed) EXPECT_EQ(again.count(p), 1u) << p;
+    for (void* p : blocks) {
+      if (freed.count(p) == 0) {
+        EXPECT_EQ(again.count(p), 0u) << "in use: " << p;
+      }
+    }
+    for (void* p : again) Free(p);
+    for (void* p : blocks) {
+      if (freed.count(p) == 0) Free(p);
+    }
+    TinyTrim();
+  }).join();
+}
+
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
   std::thread([] { Free(TinyMalloc(10)); }).join();
   static TinyStats stats;
