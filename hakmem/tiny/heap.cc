@@ -88,7 +88,7 @@ void SetGrownBinLimit(Heap* h, int c, uint32_t limit) {
 // A bin's limit and refill size as a new heap starts them.
 void ResetBinSizing(Heap* h, int c) {
   SetGrownBinLimit(h, c, BinLimitOf(c));
-  h->bin_refill[c] = kBinFirstRefill;
+  h->bin_refill[c] = FirstRefillOf(c);
   h->bin_overflowed[c] = false;
 }
 
@@ -1011,7 +1011,7 @@ void* PopFromHeap(Heap* h, int size_class) {
   return b;
 }
 
-// Refills the empty bin of `size_class` (see kBinFirstRefill) and pops one
+// Refills the empty bin of `size_class` (see FirstRefillOf) and pops one
 // block; nullptr if out of memory. `*tail_zero`: see
 // TinyMallocTellingZeroTail.
 void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {

@@ -12,7 +12,7 @@
 // (an intrusive list makes it wait for the block's line, a miss whenever
 // the block went cold or another core wrote it), and free does not read the
 // block (jemalloc's tcache works the same way). An empty bin is refilled
-// from the current slab (slow start, see kBinFirstRefill); a full one sends
+// from the current slab (slow start, see FirstRefillOf); a full one sends
 // its oldest half back: blocks of this heap to their slabs, blocks of other
 // heaps to their owners in batches (RemoteBatch, one atomic operation per
 // batch). So a block allocated by one thread and freed by another is reused
@@ -174,8 +174,17 @@ static_assert(SmallBinMaxLimitOf(0) == BinLimitOf(0) &&
               "small bins grow from 144 B up, at least as far as other threads' blocks grow them");
 
 // Blocks a class's first refill brings; each later one brings twice as
-// many, up to half the bin's limit, until the upkeep empties the bins.
+// many, up to half the bin's limit, until the upkeep empties the bins. At
+// most a page's worth: each block carved gets its key written, so a class
+// of 4 KiB blocks and up that a program uses once touches one page, not
+// four (a one-malloc program linked with libstdc++: 152 -> 146 page
+// faults, its exception pool's big block and stdio's 4 KiB buffer).
 constexpr uint8_t kBinFirstRefill = 4;
+constexpr uint8_t FirstRefillOf(int size_class) {
+  const uint32_t by_page = 4096 / ClassSizeOf(size_class);
+  return by_page >= kBinFirstRefill ? kBinFirstRefill
+                                    : static_cast<uint8_t>(by_page < 1 ? 1 : by_page);
+}
 
 // The fast path's view of a bin, as byte offsets into Heap::bin_slots: the
 // top slot (slot `count` of the class's row; the null sentinel when empty)

@@ -977,6 +977,30 @@ TEST(HeapTest, RefillsWalkListsOfRunsWithChangingStepsExactly) {
   }).join();
 }
 
+// A class's first refill brings at most a page's worth of blocks (each
+// carved block's key is written): four of 64 B, one of 8 KiB or 80 KiB;
+// the next refills bring twice as many.
+TEST(HeapTest, AClassesFirstRefillBringsAtMostAPagesWorth) {
+  std::thread([] {
+    for (size_t size : {size_t{64}, size_t{2048}, size_t{8192}, size_t{81920}}) {
+      const int c = static_cast<int>(SizeToClass(size));
+      EXPECT_EQ(BinCount(tl_heap, c), 0u) << size;
+      void* p = TinyMalloc(size);
+      const uint32_t first = std::min<uint32_t>(4, std::max<uint32_t>(1, 4096 / ClassSizeOf(c)));
+      EXPECT_EQ(FirstRefillOf(c), first) << size;
+      EXPECT_EQ(BinCount(tl_heap, c), first - 1) << size;  // one handed out
+      std::vector<void*> more;
+      for (uint32_t i = 0; i < first; i++) more.push_back(TinyMalloc(size));
+      if (2 * first <= BinLimit(tl_heap, c) / 2) {
+        EXPECT_EQ(BinCount(tl_heap, c), 2 * first - 1) << size;  // the second brought twice
+      }
+      Free(p);
+      for (void* q : more) Free(q);
+    }
+    TinyTrim();
+  }).join();
+}
+
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
   std::thread([] { Free(TinyMalloc(10)); }).join();
   static TinyStats stats;
@@ -1262,25 +1286,30 @@ TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
     }
     EXPECT_EQ(told, static_cast<int>(listed.size()));
     // A plain malloc of a block with the zero-tail key, and a flush of a
-    // bin holding one, as the thread exits: no report. (After a trim, a
-    // refill brings two blocks: the second waits in the bin.)
+    // bin holding one, as the thread exits: no report. (After a trim, the
+    // 40 KiB class's first refill brings one block, a page's worth, the
+    // second two: the second of those waits in its bin of 6.)
     for (int i = 0; i < 8; i++) blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
     for (unsigned char* p : blocks) Free(p);
     Heap* h = tl_heap;
+    constexpr size_t kSize40 = 40000;
+    const int c40 = static_cast<int>(SizeToClass(kSize40));
     for (int round = 0; round < 2; round++) {
       TinyTrim();
       SuperSlabCacheReleaseAll();
-      blocks.assign(1, static_cast<unsigned char*>(TinyMalloc(kSize)));
-      Block* waiting = *BinSlotAt(h, h->bins[c].top);
+      blocks.assign(1, static_cast<unsigned char*>(TinyMalloc(kSize40)));
+      blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize40)));
+      Block* waiting = *BinSlotAt(h, h->bins[c40].top);
       ASSERT_NE(waiting, nullptr);
       ASSERT_EQ(waiting->key, h->free_key ^ kZeroTailKeyBit);
       if (round == 0) {
-        blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
+        blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize40)));
         EXPECT_EQ(blocks.back(), reinterpret_cast<unsigned char*>(waiting));
         for (unsigned char* p : blocks) Free(p);
       }
     }
     Free(blocks[0]);
+    Free(blocks[1]);
   }).join();
   TinyTrim();
 }
@@ -1334,7 +1363,8 @@ TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
   SuperSlabCacheReleaseAll();
   constexpr size_t kSize = 40000;  // the 40 KiB class: a bin of 6
   const int c = static_cast<int>(SizeToClass(kSize));
-  void* taken = TinyMalloc(kSize);  // its refill brought more
+  void* first = TinyMalloc(kSize);  // a first refill brings one (a page's worth)
+  void* taken = TinyMalloc(kSize);  // the second brought more
   Heap* h = tl_heap;
   Block* waiting = *BinSlotAt(h, h->bins[c].top);
   ASSERT_NE(waiting, nullptr);
@@ -1350,6 +1380,7 @@ TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
   // On top of the bin, it goes to the slow path, which sees its key.
   EXPECT_DEATH(Free(waiting), "free\\(\\): double free 0x[0-9a-f]+: block is already free");
   Free(taken);
+  Free(first);
 }
 
 // Big bins grow on overflows, one busy class up to 4 MiB worth, but all of
