@@ -13,8 +13,8 @@ namespace hakmem {
 namespace {
 
 // The free fast path reads one of the header page's slab records for a
-// large block (the one its address picks, see SlabRecordIndexOf): all of
-// them must stay zero (unowned), and the block starts a page in.
+// large block (the one for its 64 KiB, see SlabInfoOf): all of them must
+// stay zero (unowned), and the block starts a page in.
 static_assert(sizeof(LargeHeader) <= kSlabInfosOffset &&
                   kSlabInfosOffset + kMaxSlabsPerSuperSlab * kSlabInfoSize <= platform::kPageSize,
               "a large header must leave the slab-record area zero");

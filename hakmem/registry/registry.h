@@ -1,8 +1,9 @@
 // Super-registry: pointer -> owning region in O(1), without probing memory.
 //
 // One byte (a "tag") per 2 MiB region. Tag 0 means "not ours". A SuperSlab's
-// tag is its slab shift, so the free fast path finds a block's slab record
-// from the pointer and this one byte. Two tables:
+// tag is its slab shift; the free fast path asks only whether a block's
+// region is ours (its slab record follows from the pointer alone, see
+// SlabInfoOf). Two tables:
 //   - The window table: a flat static table (1 MiB of bss, zero: the kernel
 //     backs only the pages in use) covering the 2 TiB window where
 //     MapAligned places regions (platform.h). One load, for the fast paths.
@@ -39,9 +40,9 @@ constexpr uint64_t kLeafSlots = uint64_t{1} << kLeafBits;
 constexpr uint64_t kDirectorySlots = kRegionSlots >> kLeafBits;
 
 // Tags. A SuperSlab's tag is its slab shift (16, 19 or 21). A large
-// region's tag is one more than the region shift: the slab record that the
-// free fast path derives from it is one of those the large header leaves
-// zero (unowned).
+// region's tag is one more than the region shift (no slab shift); the slab
+// record the free fast path reads for its block (SlabInfoOf) is one of
+// those the large header leaves zero (unowned).
 constexpr uint8_t kTagNone = 0;
 constexpr uint8_t kTagLarge = kRegionShift + 1;
 

@@ -21,8 +21,8 @@
 // spans: see kInfoChunkShift) and a Slab per slab (which one:
 // SlabRecordIndexOf):
 //   SlabInfo  read-mostly, 32 bytes: owner, geometry, carved extent. Any
-//             thread that frees a block reads it; only slab set-up and
-//             carving write it.
+//             thread that frees a block reads it; only slab set-up,
+//             carving, return and warm take-back write it (every copy).
 //   Slab      owner-written, a cache line each: free list, count, list
 //             links. Only the owner thread touches it, and neighbouring
 //             slabs may have different owners.
@@ -135,7 +135,8 @@ struct SuperSlab {
   // memory reads zero: pages not written since they were mapped or given
   // back (carving moves it up). kSuperSlabSize when nothing is known.
   uint32_t zero_from;
-  // Indexed by SlabRecordIndexOf, not by slab index: see there.
+  // infos: one per 64 KiB (SlabInfoOf), slab i's copies from SlabInfoAt
+  // on; slabs: indexed by SlabRecordIndexOf, not by slab index (see there).
   alignas(64) SlabInfo infos[kMaxSlabsPerSuperSlab];
   alignas(64) Slab slabs[kMaxSlabsPerSuperSlab];
 };

@@ -1018,8 +1018,9 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Count(h->counters.refills);
   if (h->bin_overflowed[size_class]) {  // full, then empty: it swings
     h->bin_overflowed[size_class] = false;
-    // Not while the transfer cache may engage: its batches, half a bin,
-    // must fit any heap's bin (see TransferPush).
+    // Not while the transfer cache may engage: half a grown bin is more
+    // than a batch may hold (it must fit any heap's bin, see TransferPush),
+    // so the bin's overflows could not go there whole.
     if (size_class < kFirstMidClass && !TransferEngageable()) {
       GrowBin(h, size_class, SmallBinMaxLimitOf(size_class), kSmallBinGrowthBudget);
     }
@@ -1357,11 +1358,18 @@ void TinyUnlockAfterFork(bool in_child) {
 }
 
 namespace {
+// A slab's Slab record and its (first) SlabInfo sit at the same index only
+// in a SuperSlab of 32 slabs (see SlabRecordIndexOf, kInfoChunkShift).
 void CountSlabs(SuperSlab* ss, void* arg) {
   TinyStats* stats = static_cast<TinyStats*>(arg);
-  for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
-    const Slab& s = ss->slabs[i];
-    const SlabInfo& info = ss->infos[i];
+  // Read once: a cached SuperSlab may be formatted meanwhile.
+  const int shift = __atomic_load_n(&ss->slab_shift, __ATOMIC_RELAXED);
+  if (shift != kSmallSlabShift && shift != kMidSlabShift && shift != kBigSlabShift) return;
+  const int copies = 1 << (shift - kInfoChunkShift);
+  const int first_record = static_cast<int>(SlabRecordIndexOf(ss, shift));
+  for (int i = 0; i < kMaxSlabsPerSuperSlab / copies; i++) {
+    const Slab& s = ss->slabs[first_record + i];
+    const SlabInfo& info = ss->infos[i * copies];
     if (__atomic_load_n(&info.owner, __ATOMIC_RELAXED) == nullptr) continue;
     stats->slabs_in_use[info.size_class]++;
     stats->blocks_in_use[info.size_class] += __atomic_load_n(&s.used, __ATOMIC_RELAXED);

@@ -154,8 +154,9 @@ constexpr uint32_t BinGrownLimitOf(int size_class) {
 // full to empty with its own blocks (an overflow that sent nothing to other
 // heaps, then a refill: the class's live blocks rise and fall by more than
 // the bin holds, so it takes a slow path every few operations), while the
-// heap's small bins together have grown by at most kSmallBinGrowthBudget;
-// the upkeep resets them. 64 KiB worth, at most kBinMaxBlocks: classes of
+// heap's small bins together have grown by at most kSmallBinGrowthBudget
+// (growth by other threads' blocks, BinGrownLimitOf, counts there but is
+// never refused: about 0.3 MiB more at most); the upkeep resets them. 64 KiB worth, at most kBinMaxBlocks: classes of
 // 144 B to 2 KiB grow, smaller ones start there. Larson's loop (1000
 // blocks of 16-1024 B, a free and a malloc of random sizes), where about
 // 64 classes swing: 69K refills and as many flushes in 20M iterations
@@ -297,8 +298,8 @@ struct Heap {
   uint64_t census_beat = 0;                   // `beat` at the last census
   uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
-  // Per class: the bin overflowed since its last refill (see
-  // SmallBinMaxLimitOf).
+  // Per class: the bin's last overflow sent nothing to other heaps, and no
+  // refill or upkeep came since (a swing is due: see SmallBinMaxLimitOf).
   bool bin_overflowed[kNumClasses] = {};
   // The transfer cache's gate, touched only by the heap's thread (or under
   // the pool lock, once abandoned): the owners its flushes saw, and per

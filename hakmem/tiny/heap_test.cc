@@ -103,6 +103,27 @@ TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
                                                            // an empty current slab
 }
 
+// A mid slab (8 SlabInfo copies) and a big one (32) count once each in
+// the stats, and their blocks by their own Slab records.
+TEST(HeapTest, MidAndBigSlabsAndTheirBlocksAreCountedOnce) {
+  std::thread([] {
+    for (int c : {kFirstMidClass + 3, kFirstBigClass + 2}) {
+      TinyTrim();
+      static TinyStats before, during;
+      GetTinyStats(&before);
+      std::vector<void*> blocks;
+      for (int i = 0; i < 300; i++) blocks.push_back(TinyMallocClass(c));
+      GetTinyStats(&during);
+      EXPECT_EQ(during.blocks_in_use[c], before.blocks_in_use[c] + 300) << c;
+      const uint32_t per_slab = SlabCapacity(SlabOf(blocks[0]));
+      EXPECT_GE(during.slabs_in_use[c], before.slabs_in_use[c] + (300 + per_slab - 1) / per_slab) << c;
+      EXPECT_LE(during.slabs_in_use[c], before.slabs_in_use[c] + 300 / per_slab + 2) << c;
+      for (void* p : blocks) Free(p);
+      TinyTrim();
+    }
+  }).join();
+}
+
 uint64_t SlabsInUse(int size_class) {
   static TinyStats stats;
   GetTinyStats(&stats);
@@ -1433,6 +1454,11 @@ TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
 // such, and none grows while the transfer cache may engage.
 TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
   std::thread([] {
+    // No time-gated upkeep in the middle (it resets the bins, as the trims
+    // below do): this thread's heap may be a pooled one whose upkeep is due
+    // at any moment.
+    Free(TinyMalloc(16));
+    tl_heap->next_upkeep_ns = UINT64_MAX;
     // `n` mallocs of class `c`, then `n` frees: a bin of less than `n`
     // blocks overflows.
     auto fill_and_empty = [](int c, uint32_t n) {
@@ -1465,6 +1491,16 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       TinyTrim();
       EXPECT_EQ(BinLimit(tl_heap, c), start);
       EXPECT_EQ(tl_heap->small_bins_grown, 0u);
+      // A trim between the overflow and the refill: no swing.
+      fill_and_empty(c, n);  // (ends with an overflow: a swing is due)
+      TinyTrim();
+      {
+        std::vector<void*> blocks;
+        for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
+        EXPECT_EQ(BinLimit(tl_heap, c), start);
+        for (void* p : blocks) Free(p);
+      }
+      TinyTrim();
       // Overflows with other threads' blocks grow it as far as those grow
       // a bin, and no further when it then runs dry.
       for (int round = 0; round < 3; round++) {
@@ -1502,6 +1538,7 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       EXPECT_EQ(BinLimit(tl_heap, c), start);
       TinyTrim();
     }
+    tl_heap->next_upkeep_ns = 0;
   }).join();
 }
 
