@@ -175,16 +175,17 @@ static_assert(SmallBinMaxLimitOf(0) == BinLimitOf(0) &&
               "small bins grow from 144 B up, at least as far as other threads' blocks grow them");
 
 // Blocks a class's first refill brings; each later one brings twice as
-// many, up to half the bin's limit, until the upkeep empties the bins. At
-// most a page's worth: each block carved gets its key written, so a class
-// of 4 KiB blocks and up that a program uses once touches one page, not
-// four (a one-malloc program linked with libstdc++: 152 -> 146 page
-// faults, its exception pool's big block and stdio's 4 KiB buffer).
+// many, up to half the bin's limit, until the upkeep empties the bins. A
+// big class (40 KiB blocks and up) brings one: each carved block gets its
+// key written, a page each, so a big class a program uses once touched two
+// pages for one block (the one-malloc start-up program, whose libstdc++
+// allocates its exception pool: 152 -> 151 page faults). (A page's worth
+// for mid classes too, one block of 4 KiB and up: 146 faults, but the
+// 4096-32768 and 16-32768 lanes then mapped their last SuperSlab after the
+// warm-up, in the timed loop, in every strace pass.)
 constexpr uint8_t kBinFirstRefill = 4;
 constexpr uint8_t FirstRefillOf(int size_class) {
-  const uint32_t by_page = 4096 / ClassSizeOf(size_class);
-  return by_page >= kBinFirstRefill ? kBinFirstRefill
-                                    : static_cast<uint8_t>(by_page < 1 ? 1 : by_page);
+  return size_class >= kFirstBigClass ? 1 : kBinFirstRefill;
 }
 
 // The fast path's view of a bin, as byte offsets into Heap::bin_slots: the

@@ -998,16 +998,16 @@ TEST(HeapTest, RefillsWalkListsOfRunsWithChangingStepsExactly) {
   }).join();
 }
 
-// A class's first refill brings at most a page's worth of blocks (each
-// carved block's key is written): four of 64 B, one of 8 KiB or 80 KiB;
-// the next refills bring twice as many.
-TEST(HeapTest, AClassesFirstRefillBringsAtMostAPagesWorth) {
+// A class's first refill brings four blocks, a big class's one (each
+// carved block's key is written, a page each); the next refills bring
+// twice as many.
+TEST(HeapTest, ABigClassesFirstRefillBringsOneBlock) {
   std::thread([] {
-    for (size_t size : {size_t{64}, size_t{2048}, size_t{8192}, size_t{81920}}) {
+    for (size_t size : {size_t{64}, size_t{8192}, size_t{81920}}) {
       const int c = static_cast<int>(SizeToClass(size));
       EXPECT_EQ(BinCount(tl_heap, c), 0u) << size;
       void* p = TinyMalloc(size);
-      const uint32_t first = std::min<uint32_t>(4, std::max<uint32_t>(1, 4096 / ClassSizeOf(c)));
+      const uint32_t first = c >= kFirstBigClass ? 1 : 4;
       EXPECT_EQ(FirstRefillOf(c), first) << size;
       EXPECT_EQ(BinCount(tl_heap, c), first - 1) << size;  // one handed out
       std::vector<void*> more;
