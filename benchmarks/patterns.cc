@@ -56,6 +56,7 @@ const PatternInfo kPatterns[] = {
     {"calloc_sparse_fresh", "calloc 200 KB x 500, 1 B used (us/call)"},
     {"calloc_sparse_again", "  then again, freed memory (us/call)"},
     {"replace_random", "free + malloc 16-1024 B, 1000 live (ns/pair)"},
+    {"larson_churn", "  the same, 4 threads replaced 10 times (ns/pair)"},
     {"realloc_small", "realloc +1 B, 1 B to 32 KiB (ns/call)"},
     {"realloc_large", "realloc +1 B, 40 to 240 KiB (ns/call)"},
     {"realloc_double", "realloc x2, 1 to 256 MiB, filled (us/call)"},

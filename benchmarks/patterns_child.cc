@@ -106,6 +106,53 @@ double ReplaceRandom(long n) {
   return ns;
 }
 
+// Larson's benchmark itself: 4 threads, each with 1,000 live blocks of
+// 16-1024 B that it replaces at random, are replaced by 4 new threads every
+// round (10 rounds), which take over the old ones' blocks: a server whose
+// worker threads come and go. Each new thread frees blocks another thread
+// allocated (or, with an allocator that hands an exited thread's heap to
+// the next thread, its own heap's). ns per free + malloc pair, all threads
+// together (2 CPUs).
+double LarsonChurn(long n) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 10;
+  constexpr int kLive = 1000;
+  const long per_thread = n / (kThreads * kRounds) > 0 ? n / (kThreads * kRounds) : 1;
+  std::vector<std::vector<void*>> live(kThreads, std::vector<void*>(kLive));
+  for (std::vector<void*>& slots : live) {
+    for (void*& p : slots) p = malloc(16);
+  }
+  std::vector<uint64_t> seeds(kThreads);
+  for (int t = 0; t < kThreads; t++) seeds[t] = 88172645463325252ull + 7919 * t;
+  const double ns = BestOfThree(static_cast<double>(per_thread) * kThreads * kRounds, [&] {
+    for (int round = 0; round < kRounds; round++) {
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; t++) {
+        threads.emplace_back([&live, &seeds, t, per_thread] {
+          uint64_t x = seeds[t];
+          std::vector<void*>& slots = live[t];
+          for (long i = 0; i < per_thread; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            void*& slot = slots[x % kLive];
+            free(slot);
+            char* p = static_cast<char*>(malloc(16 + (x >> 32) % 1009));
+            p[0] = 1;
+            slot = p;
+          }
+          seeds[t] = x;
+        });
+      }
+      for (std::thread& thread : threads) thread.join();
+    }
+  });
+  for (std::vector<void*>& slots : live) {
+    for (void* p : slots) free(p);
+  }
+  return ns;
+}
+
 // Big tables calloc'd and used sparsely: 500 blocks of 200,000 B live, one
 // byte of each written, then all freed; microseconds per calloc. The first
 // round (in a child forked before any other pattern) gets memory fresh from
@@ -355,5 +402,12 @@ int main(int argc, char** argv) {
   printf("refill_half %.2f\n", RefillAfterFreeingHalf(count(1e6), 256));
   printf("producer_consumer %.2f\n", ProducerConsumer(count(2e6)));
   printf("false_sharing %.2f\n", PassiveFalseSharing(count(4000)));
+  // In a child of its own: the threads it makes and drops leave allocator
+  // state (glibc's arenas: its realloc and build rows ran 2x slower after).
+  double churn[2];
+  if (!InForkedChild(churn, [&count](double* out) { out[0] = LarsonChurn(count(8e6)); })) {
+    return 1;
+  }
+  printf("larson_churn %.2f\n", churn[0]);
   return 0;
 }
