@@ -82,26 +82,32 @@ double Calloc(long n) {
       n, free, [](long i) { return calloc(1, 16 + static_cast<size_t>(i & 63) * 16); });
 }
 
-// Larson's server loop on one thread: 1,000 live blocks of 16-1024 B, a
-// random one freed and replaced by one of a random size, with almost no
-// other work in between (random_mixed's loop hides more of the allocator).
+// Larson's server loop, `n` rounds: a random one of the kLarsonLive
+// blocks at `live` freed and replaced by one of 16-1024 B, with almost no
+// other work in between (random_mixed's loop hides more of the
+// allocator). `*x`: the xorshift state.
+constexpr int kLarsonLive = 1000;
+void ReplaceRandomBlocks(void** live, long n, uint64_t* x) {
+  uint64_t r = *x;
+  for (long i = 0; i < n; i++) {
+    r ^= r << 13;
+    r ^= r >> 7;
+    r ^= r << 17;
+    void*& slot = live[r % kLarsonLive];
+    free(slot);
+    char* p = static_cast<char*>(malloc(16 + (r >> 32) % 1009));
+    p[0] = 1;
+    slot = p;
+  }
+  *x = r;
+}
+
+// Larson's loop on one thread.
 double ReplaceRandom(long n) {
-  constexpr int kLive = 1000;
-  static void* live[kLive];
+  static void* live[kLarsonLive];
   uint64_t x = 88172645463325252ull;
   for (void*& p : live) p = malloc(16);
-  const double ns = BestOfThree(n, [&] {
-    for (long i = 0; i < n; i++) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      void*& slot = live[x % kLive];
-      free(slot);
-      char* p = static_cast<char*>(malloc(16 + (x >> 32) % 1009));
-      p[0] = 1;
-      slot = p;
-    }
-  });
+  const double ns = BestOfThree(n, [&] { ReplaceRandomBlocks(live, n, &x); });
   for (void*& p : live) free(p);
   return ns;
 }
@@ -116,9 +122,8 @@ double ReplaceRandom(long n) {
 double LarsonChurn(long n) {
   constexpr int kThreads = 4;
   constexpr int kRounds = 10;
-  constexpr int kLive = 1000;
   const long per_thread = n / (kThreads * kRounds) > 0 ? n / (kThreads * kRounds) : 1;
-  std::vector<std::vector<void*>> live(kThreads, std::vector<void*>(kLive));
+  std::vector<std::vector<void*>> live(kThreads, std::vector<void*>(kLarsonLive));
   for (std::vector<void*>& slots : live) {
     for (void*& p : slots) p = malloc(16);
   }
@@ -129,19 +134,7 @@ double LarsonChurn(long n) {
       std::vector<std::thread> threads;
       for (int t = 0; t < kThreads; t++) {
         threads.emplace_back([&live, &seeds, t, per_thread] {
-          uint64_t x = seeds[t];
-          std::vector<void*>& slots = live[t];
-          for (long i = 0; i < per_thread; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            void*& slot = slots[x % kLive];
-            free(slot);
-            char* p = static_cast<char*>(malloc(16 + (x >> 32) % 1009));
-            p[0] = 1;
-            slot = p;
-          }
-          seeds[t] = x;
+          ReplaceRandomBlocks(live[t].data(), per_thread, &seeds[t]);
         });
       }
       for (std::thread& thread : threads) thread.join();
