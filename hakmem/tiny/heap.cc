@@ -1267,7 +1267,7 @@ void TinyFreeSlow(void* p) {
     const uint32_t limit = BinLimit(h, c);
     Count(h->counters.overflow_flushes);
     const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
-    h->bin_overflowed[c] = sent == 0;  // a swing of its own blocks (see below)
+    h->bin_overflowed[c] = sent == 0;  // a swing of its own (SmallBinMaxLimitOf)
     const uint32_t grown = BinGrownLimitOf(c);
     if (c >= kFirstBigClass) {
       // (Big classes' grown limit is their limit.) A big bin that
