@@ -325,9 +325,9 @@ void LocalFree(Heap* h, Slab* s, Block* b) {
   LocalFreeKeyed(h, s, b);
 }
 
-// Whether the blocks of `s` have a word past Block for RemoteBlock::ahead
-// (see RemoteBatch): blocks of 32 B and up.
-inline bool HasLookAheadWord(const Slab* s) { return InfoOf(s)->block_size > sizeof(Block); }
+// Whether block `b` has a word past Block for RemoteBlock::ahead (see
+// RemoteBatch): blocks of 32 B and up.
+inline bool HasLookAheadWord(const Block* b) { return SlabInfoOf(b)->block_size > sizeof(Block); }
 
 void DrainRemote(Heap* h) {
   Block* b = h->remote.TakeAll();
@@ -341,10 +341,9 @@ void DrainRemote(Heap* h) {
       platform::ReportAndAbort("free(): double free", b,
                                "a block freed by another thread was freed again");
     }
-    Slab* s = SlabOf(b);
-    if (HasLookAheadWord(s)) platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);
+    if (HasLookAheadWord(b)) platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);
     Block* next = b->next;
-    LocalFree(h, s, b);
+    LocalFree(h, SlabOf(b), b);
     b = next;
   }
   Count(h->counters.blocks_drained, drained);
@@ -386,7 +385,7 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
   }
   batch.first = b;
   Block*& linked_before = batch.recent[batch.count % kRemoteLookAhead];
-  if (HasLookAheadWord(SlabOf(b))) {
+  if (HasLookAheadWord(b)) {
     reinterpret_cast<RemoteBlock*>(b)->ahead = linked_before;  // null for the first few
   }
   linked_before = b;
@@ -395,8 +394,10 @@ void FreeRemote(Heap* h, Heap* owner, Block* b) {
 
 // The heap whose slab holds `b` (nullptr: a free slab).
 inline Heap* OwnerOf(const Block* b) {
+  // (The block's own SlabInfo copy: from its address alone, no load of the
+  // SuperSlab's geometry.)
   return static_cast<Heap*>(
-      const_cast<void*>(__atomic_load_n(&InfoOf(SlabOf(b))->owner, __ATOMIC_ACQUIRE)));
+      const_cast<void*>(__atomic_load_n(&SlabInfoOf(b)->owner, __ATOMIC_ACQUIRE)));
 }
 
 // ---- Transfer cache ----------------------------------------------------------
@@ -1234,7 +1235,6 @@ void TinyCheckLiveBlock(const void* p, const char* operation) {
 
 void TinyFreeSlow(void* p) {
   Heap* owner = CheckedOwner(p, "free(): invalid pointer");
-  Slab* s = SlabOf(p);
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;
   if (h == &kEmptyHeap && !tl_thread_exited) {
@@ -1256,7 +1256,7 @@ void TinyFreeSlow(void* p) {
     return;
   }
   Beat(h);
-  const int c = InfoOf(s)->size_class;
+  const int c = SlabInfoOf(p)->size_class;
   if (BinCount(h, c) >= BinLimit(h, c)) TinyUpkeep();  // a thread that only frees gets it too
   if (BinCount(h, c) >= BinLimit(h, c)) {
     // A bin that overflows with other threads' blocks grows: each overflow
