@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Paired, shuffled A/B runs of one command under several allocators.
+
+On this shared, noisy machine two copies of one library differ by up to 5%
+in interleaved medians of a short benchmark; ratios taken per round (each
+round runs every library once, in a fresh random order) and then their
+median put them at 1.000 with quartiles of +-3% (session 15). Use it to
+compare builds of libhakmem.so, or hakmem with a peer, on any program:
+
+  tools/paired_ab.py --reps 11 --cmd 'LD_PRELOAD={lib} ./larson 1 16 1024 20000000 1' \\
+      base=/tmp/old.so new=bazel-bin/hakmem/libhakmem.so tc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+
+The metric is the last number on the command's last line of output (or of
+stderr, with --stderr); higher is better unless --lower. Prints, per
+library, the median metric and the median and quartiles of its per-round
+ratio to the first library (above 1: faster than the first).
+"""
+import argparse
+import random
+import re
+import statistics
+import subprocess
+import sys
+
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def metric(text):
+    lines = [line for line in text.strip().split("\n") if NUMBER.search(line)]
+    if not lines:
+        return None
+    return float(NUMBER.findall(lines[-1])[-1])
+
+
+def quartiles(values):
+    q = sorted(values)
+    return q[len(q) // 4], q[(3 * len(q)) // 4]
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=11, help="rounds (default 11)")
+    parser.add_argument("--cmd", required=True, help="command; {lib} is the library's path")
+    parser.add_argument("--lower", action="store_true", help="lower metrics are better")
+    parser.add_argument("--stderr", action="store_true", help="read the metric from stderr")
+    parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
+    parser.add_argument("libs", nargs="+", help="name=path, the first is the base")
+    args = parser.parse_args(argv)
+    libs = []
+    for spec in args.libs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"expected name=path, got {spec!r}")
+        libs.append((name, path))
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+    rng = random.Random(args.seed)
+    values = {name: [] for name, _ in libs}
+    for _ in range(args.reps):
+        order = libs[:]
+        rng.shuffle(order)
+        for name, path in order:
+            run = subprocess.run(args.cmd.format(lib=path), shell=True, capture_output=True,
+                                 text=True)
+            value = metric(run.stderr if args.stderr else run.stdout)
+            if run.returncode != 0 or value is None or value <= 0:
+                sys.stderr.write(f"paired_ab: {name}: no metric (exit {run.returncode})\n"
+                                 f"{run.stdout}{run.stderr}")
+                return 1
+            values[name].append(value)
+    base = values[libs[0][0]]
+    for name, _ in libs:
+        ratios = [b / v if args.lower else v / b for v, b in zip(values[name], base)]
+        low, high = quartiles(ratios)
+        print(f"{name:16s} median {statistics.median(values[name]):12.4f}   "
+              f"x{statistics.median(ratios):.4f} of {libs[0][0]} (quartiles {low:.4f}-{high:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

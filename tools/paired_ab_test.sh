@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# paired_ab.py on commands with known metrics: the ratios, their direction
+# with --lower, the metric taken from the last line, and bad arguments.
+set -euo pipefail
+AB="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-hakmem}/tools/paired_ab.py"
+[[ -f "$AB" ]] || AB="$(dirname "$0")/paired_ab.py"
+fail() { echo "FAIL: $*"; exit 1; }
+
+# The "library" is the metric itself: echo prints a header line, then it.
+out=$(python3 "$AB" --reps 3 --seed 1 --cmd 'echo "run 7 of 9"; echo "result: {lib} Mops/s"' \
+  base=100 faster=110 slower=80)
+echo "$out"
+grep -q '^faster .*x1.1000 of base' <<<"$out" || fail "faster is not 1.1x"
+grep -q '^slower .*x0.8000 of base' <<<"$out" || fail "slower is not 0.8x"
+grep -q '^base .*median *100.0000 *x1.0000' <<<"$out" || fail "base's median or ratio"
+
+out=$(python3 "$AB" --reps 2 --lower --cmd 'echo {lib} ns' base=10 faster=8)
+grep -q '^faster .*x1.2500 of base' <<<"$out" || fail "--lower: 8 ns is not 1.25x 10 ns"
+
+if python3 "$AB" --reps 2 --cmd 'echo {lib}' base=1 nopath 2>/dev/null; then
+  fail "a library without a path was accepted"
+fi
+if python3 "$AB" --reps 1 --cmd 'echo none' base=1 >/dev/null 2>&1; then
+  fail "a command without a metric was accepted"
+fi
+echo "PASS"
