@@ -1022,6 +1022,65 @@ TEST(HeapTest, ABigClassesFirstRefillBringsOneBlock) {
   }).join();
 }
 
+// A new heap's bins stay dormant (limit 0, both fast paths go slow) until
+// their class is used: a refill or a free wakes only that class, and the
+// upkeep leaves the others dormant. (Their rows are then first touched by
+// a store, one page fault each instead of two.)
+TEST(HeapTest, ANewHeapsBinsWakeOnlyAsTheirClassesAreUsed) {
+  constexpr size_t kFirst = 48, kFreed = 720, kTaken = 3000;
+  const int first = static_cast<int>(SizeToClass(kFirst));
+  const int freed = static_cast<int>(SizeToClass(kFreed));
+  const int taken = static_cast<int>(SizeToClass(kTaken));
+  ASSERT_TRUE(first != freed && freed != taken && first != taken);
+  // More threads at once than heaps waiting in the pool: one at least
+  // gets a new heap.
+  TinyStats stats;
+  GetTinyStats(&stats);
+  const int threads = static_cast<int>(stats.heaps_pooled) + 2;
+  void* const from_other = TinyMalloc(kFreed);  // freed by the new heap's thread
+  std::atomic<int> attached{0};
+  std::atomic<int> fresh{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; t++) {
+    pool.emplace_back([&] {
+      void* p = TinyMalloc(kFirst);
+      attached++;
+      while (attached.load() < threads) std::this_thread::yield();
+      Heap* h = tl_heap;
+      bool all_dormant = true;
+      for (int c = 0; c < kNumClasses; c++) {
+        if (c != first && BinLimit(h, c) != 0) all_dormant = false;
+      }
+      if (all_dormant && fresh.exchange(1) == 0) {
+        EXPECT_EQ(BinLimit(h, first), BinLimitOf(first));
+        EXPECT_EQ(BinCount(h, first), FirstRefillOf(first) - 1u);
+        h->next_upkeep_ns = 0;  // due now
+        TinyUpkeep();
+        for (int c = 0; c < kNumClasses; c++) {
+          EXPECT_EQ(BinLimit(h, c), c == first ? BinLimitOf(first) : 0u) << c;
+        }
+        EXPECT_EQ(BinCount(h, first), 0u);  // the upkeep emptied it
+        // A free of a dormant class wakes it and lands in its own row.
+        Free(from_other);
+        EXPECT_EQ(BinLimit(h, freed), BinLimitOf(freed));
+        EXPECT_EQ(BinCount(h, freed), 1u);
+        EXPECT_EQ(*BinSlot(h, freed, 1), from_other);
+        EXPECT_EQ(*BinSlot(h, 0, 1), nullptr);  // not row 0's
+        // A malloc of a dormant class refills it.
+        void* q = TinyMalloc(kTaken);
+        EXPECT_NE(q, nullptr);
+        EXPECT_EQ(BinLimit(h, taken), BinLimitOf(taken));
+        EXPECT_EQ(BinCount(h, taken), FirstRefillOf(taken) - 1u);
+        Free(q);
+      }
+      Free(p);
+    });
+  }
+  for (std::thread& t : pool) t.join();
+  EXPECT_EQ(fresh.load(), 1) << "no thread got a new heap with dormant bins";
+  TinyTrim();
+}
+
 TEST(HeapTest, ExitedThreadsHeapIsAdoptedNotLeaked) {
   std::thread([] { Free(TinyMalloc(10)); }).join();
   static TinyStats stats;
