@@ -31,7 +31,7 @@ const OptionInfo kOptions[] = {
      "second of the last this many (0: off)",
      16, 0, 60},
     {Option::kLargeCacheMaxMb, "HAKMEM_LARGE_CACHE_MAX_MB",
-     "memory of freed large blocks kept mapped, MiB (64 of it resident)", 256, 0, 1u << 24},
+     "memory of freed large blocks kept mapped, MiB (64 of it resident)", 512, 0, 1u << 24},
     {Option::kSuperslabPrewarm, "HAKMEM_SUPERSLAB_PREWARM",
      "SuperSlabs mapped into the cache at start-up", 0, 0, 1024},
     {Option::kStats, "HAKMEM_STATS", "print statistics at exit (0/1)", 0, 0,

@@ -538,7 +538,7 @@ TEST(HakmemTest, SettersRejectOutOfRangeValues) {
   EXPECT_TRUE(SetSuperslabTtlSec(60));
   EXPECT_TRUE(SetSuperslabMaxMemoryMb(512));
   EXPECT_TRUE(SetLargeCacheMaxMb(64));
-  EXPECT_TRUE(SetLargeCacheMaxMb(256));  // the default again: later tests count on it
+  EXPECT_TRUE(SetLargeCacheMaxMb(512));  // the default again: later tests count on it
 }
 
 TEST(HakmemTest, TrimReleasesCachedMemory) {

@@ -36,6 +36,12 @@ constexpr uint64_t kLargeCacheBytesPerRegion = 256 * 1024;
 // RSS 56 MiB, tcmalloc's 150.)
 constexpr uint64_t kLargeCacheResidentBytes = uint64_t{64} << 20;
 
+// The mapped bytes (HAKMEM_LARGE_CACHE_MAX_MB) default to 512 MiB, what
+// the SuperSlab cache may hold: a buffer doubled from 1 to 256 MiB, with a
+// block between growths, over and over, frees 383 MiB a round; with 256
+// MiB the oldest regions were unmapped (9 ms each) and faulted in again
+// the next round, 117 ms a round; with 512, 11 ms (tcmalloc 21, keeping
+// everything), peak RSS 343 MiB (279; tcmalloc 518, jemalloc 267).
 RegionCacheLimits LargeCacheLimits() {
   const uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
   const uint64_t max_count = max_bytes / kLargeCacheBytesPerRegion;
