@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hakmem/config.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
 
@@ -538,7 +539,8 @@ TEST(HakmemTest, SettersRejectOutOfRangeValues) {
   EXPECT_TRUE(SetSuperslabTtlSec(60));
   EXPECT_TRUE(SetSuperslabMaxMemoryMb(512));
   EXPECT_TRUE(SetLargeCacheMaxMb(64));
-  EXPECT_TRUE(SetLargeCacheMaxMb(512));  // the default again: later tests count on it
+  // The default again: later tests count on it.
+  EXPECT_TRUE(SetLargeCacheMaxMb(GetOptionInfo(Option::kLargeCacheMaxMb).default_value));
 }
 
 TEST(HakmemTest, TrimReleasesCachedMemory) {

@@ -41,7 +41,7 @@ constexpr uint64_t kLargeCacheResidentBytes = uint64_t{64} << 20;
 // block between growths, over and over, frees 383 MiB a round; with 256
 // MiB the oldest regions were unmapped (9 ms each) and faulted in again
 // the next round, 117 ms a round; with 512, 11 ms (tcmalloc 21, keeping
-// everything), peak RSS 343 MiB (279; tcmalloc 518, jemalloc 267).
+// everything), peak RSS 343 MiB (279 with 256 MiB; tcmalloc 518, jemalloc 267).
 RegionCacheLimits LargeCacheLimits() {
   const uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
   const uint64_t max_count = max_bytes / kLargeCacheBytesPerRegion;

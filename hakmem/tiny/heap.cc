@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
@@ -46,6 +47,9 @@ constexpr int kStaticHeaps = 4;
 // Page-aligned, as the mapped ones: a heap's first page holds its fields
 // and slot 0 of row 0, which every dormant bin's pop reads (BinDormant).
 constexpr size_t kHeapStep = (sizeof(Heap) + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
+// (3,968 today: 128 bytes more of fields would move it to the second page.)
+static_assert(offsetof(Heap, bin_slots) + sizeof(Block*) <= platform::kPageSize,
+              "slot 0 of row 0 shares the heads' page");
 alignas(4096) char g_static_heaps[kStaticHeaps][kHeapStep];
 int g_static_used = 0;
 char* g_chunk = nullptr;

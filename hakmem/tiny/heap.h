@@ -23,7 +23,9 @@
 //    tiny_alloc.h), checked whenever it leaves the bin, and stays counted as
 //    in use by its slab until then.
 //  - A bin's limit bounds the memory it holds (see BinLimitOf); kEmptyHeap's
-//    limits are 0, so a thread with no heap caches nothing.
+//    limits are 0, so a thread with no heap caches nothing. A heap's bin
+//    stays dormant (top and end 0, as kEmptyHeap's) until its class is
+//    first used (heap.cc, BinDormant).
 //  - current[c] of a heap in use is never null: it points at kEmptySlab (no
 //    free blocks, owned by nobody) until the class is first used.
 //  - A slab other than current[c] whose last block comes back is returned to
@@ -192,8 +194,9 @@ constexpr uint8_t FirstRefillOf(int size_class) {
 // top slot (slot `count` of the class's row; the null sentinel when empty)
 // and the top slot when full (slot `limit`). Offsets rather than counts: the
 // fast paths address the top slot without computing row and column. One
-// line holds eight classes' worth. All zero (kEmptyHeap): every class's top
-// is row 0's sentinel, and top == end, so both fast paths go slow.
+// line holds eight classes' worth. All zero (kEmptyHeap, and a heap's
+// dormant bins): the top is row 0's sentinel (class 0's, never written),
+// and top == end, so both fast paths go slow.
 struct BinHead {
   uint32_t top;
   uint32_t end;
@@ -333,7 +336,8 @@ HAKMEM_ALWAYS_INLINE Block* const* BinSlot(const Heap* h, size_t c, uint32_t n) 
 HAKMEM_ALWAYS_INLINE Block** BinSlotAt(Heap* h, uint32_t offset) {
   return reinterpret_cast<Block**>(reinterpret_cast<char*>(h->bin_slots) + offset);
 }
-// How many blocks class `c`'s bin holds, and may hold (0 for kEmptyHeap).
+// How many blocks class `c`'s bin holds, and may hold (0 for kEmptyHeap and
+// dormant bins).
 inline uint32_t BinCount(const Heap* h, size_t c) {
   const uint32_t row = BinSlotOffset(c, 0);
   const uint32_t top = __atomic_load_n(&h->bins[c].top, __ATOMIC_RELAXED);

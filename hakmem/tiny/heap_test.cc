@@ -1032,6 +1032,7 @@ TEST(HeapTest, ANewHeapsBinsWakeOnlyAsTheirClassesAreUsed) {
   const int freed = static_cast<int>(SizeToClass(kFreed));
   const int taken = static_cast<int>(SizeToClass(kTaken));
   ASSERT_TRUE(first != freed && freed != taken && first != taken);
+  TinyTrim();  // no cached batch of these classes from earlier tests
   // More threads at once than heaps waiting in the pool: one at least
   // gets a new heap.
   TinyStats stats;
@@ -1072,6 +1073,15 @@ TEST(HeapTest, ANewHeapsBinsWakeOnlyAsTheirClassesAreUsed) {
         EXPECT_EQ(BinLimit(h, taken), BinLimitOf(taken));
         EXPECT_EQ(BinCount(h, taken), FirstRefillOf(taken) - 1u);
         Free(q);
+        // Class 0's row is the one dormant bins point at: filled, its slot
+        // 0 stays null, and a dormant class still goes slow.
+        const int dormant = kNumClasses - 1;
+        ASSERT_EQ(BinLimit(h, dormant), 0u);
+        void* z = TinyMalloc(0);  // class 0: malloc(0)
+        EXPECT_EQ(BinCount(h, 0), FirstRefillOf(0) - 1u);
+        EXPECT_EQ(*BinSlot(h, 0, 0), nullptr);
+        EXPECT_EQ(TinyTryPop(dormant), nullptr);
+        Free(z);
       }
       Free(p);
     });
