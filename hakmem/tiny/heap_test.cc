@@ -208,6 +208,73 @@ TEST(HeapTest, FlushesReturnRunsOfBlocksEachToItsOwnSlab) {
   TinyTrim();
 }
 
+// The upkeep runs on every slow path of a thread that calls it seldom, on
+// fewer of them while they come fast (kUpkeepMaxStride), and on every one
+// again once it finds time passed. Whether a slow path ran it shows in
+// next_upkeep_ns: set to 0 (due), an upkeep moves it on.
+namespace upkeep_test {
+const int kClass = static_cast<int>(SizeToClass(64));
+// One slow path: TinyMallocSlow takes it whether or not the bin is empty.
+void SlowPath() { Free(TinyMallocSlow(kClass)); }
+// Whether the next slow path runs the upkeep.
+bool NextRunsUpkeep() {
+  tl_heap->next_upkeep_ns = 0;
+  SlowPath();
+  return tl_heap->next_upkeep_ns != 0;
+}
+// Slow paths until one runs the upkeep; how many skipped it (at most
+// kUpkeepMaxStride - 1, or kUpkeepMaxStride if none ran it).
+int SkippedUntilUpkeep() {
+  int skipped = 0;
+  while (skipped < kUpkeepMaxStride && !NextRunsUpkeep()) skipped++;
+  return skipped;
+}
+// Slow paths in quick succession, up to the stride's end: the next one
+// runs the upkeep.
+void RampUp() {
+  for (int i = 0; i < 4 * kUpkeepMaxStride; i++) SlowPath();
+  SkippedUntilUpkeep();
+}
+}  // namespace upkeep_test
+
+TEST(HeapTest, TheUpkeepRunsOnFewerSlowPathsWhileTheyComeFast) {
+  using namespace upkeep_test;
+  std::thread([] {
+    SlowPath();  // attaches this thread's heap
+    EXPECT_TRUE(NextRunsUpkeep()) << "a thread's second slow path";
+    // While slow paths come fast: every kUpkeepMaxStride-th runs it. (A
+    // thread descheduled for kUpkeepBusyNs meanwhile starts over: tried
+    // again.)
+    bool checked = false;
+    for (int attempt = 0; attempt < 10 && !checked; attempt++) {
+      const uint64_t start_ns = platform::NowNs();
+      RampUp();
+      const uint16_t stride = tl_heap->upkeep_stride;
+      std::vector<bool> ran;
+      for (int i = 0; i < kUpkeepMaxStride; i++) ran.push_back(NextRunsUpkeep());
+      if (platform::NowNs() - start_ns >= kUpkeepBusyNs / 2) continue;
+      checked = true;
+      EXPECT_EQ(stride, kUpkeepMaxStride) << "slow paths that came fast";
+      for (int i = 0; i + 1 < kUpkeepMaxStride; i++) {
+        EXPECT_FALSE(ran[i]) << "slow path " << i + 1 << " after the upkeep";
+      }
+      EXPECT_TRUE(ran.back()) << "the stride's last slow path";
+    }
+    EXPECT_TRUE(checked) << "never had slow paths in quick succession";
+    // After a pause longer than kUpkeepBusyNs: the stride's slow paths still
+    // skip it; the next that runs it goes back to every slow path.
+    std::this_thread::sleep_for(std::chrono::nanoseconds(3 * kUpkeepBusyNs));
+    EXPECT_EQ(SkippedUntilUpkeep(), kUpkeepMaxStride - 1);
+    EXPECT_EQ(tl_heap->upkeep_stride, 1) << "after a pause";
+    EXPECT_TRUE(NextRunsUpkeep()) << "the slow path after one that found time passed";
+    RampUp();  // the heap goes to the pool with a long stride
+  }).join();
+  std::thread([] {
+    SlowPath();  // takes a pooled heap, likely the one above
+    EXPECT_TRUE(NextRunsUpkeep()) << "a new thread's second slow path";
+  }).join();
+}
+
 TEST(HeapTest, EmptyCurrentSlabIsKeptForReuseThenRetired) {
   const int c = static_cast<int>(SizeToClass(700));
   const uint64_t before = SlabsInUse(c);  // other tests' heaps hold slabs too
