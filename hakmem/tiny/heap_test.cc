@@ -77,6 +77,39 @@ TEST(HeapTest, MallocClearsTheFreeKey) {
   Free(again);
 }
 
+// Only the keys allocator writes count as free: a live block whose second
+// word merely shares the secret's top bits is not taken for a free one.
+TEST(HeapTest, OnlyTheKeysTheAllocatorWritesMarkABlockFree) {
+  Free(TinyMalloc(32));  // this thread's heap is made
+  const uint64_t own = tl_heap->free_key;
+  EXPECT_TRUE(KeyMarksFree(g_free_key));
+  EXPECT_TRUE(KeyMarksFree(RemoteFreeKey()));
+  EXPECT_TRUE(KeyMarksFree(TransferKey()));
+  EXPECT_TRUE(KeyMarksFree(own));
+  EXPECT_TRUE(KeyMarksFree(ZeroTailKey(own)));
+  EXPECT_TRUE(KeyMarksFree(HeapFreeKey(1)));
+  TinyStats stats;
+  GetTinyStats(&stats);
+  const uint64_t unmade = stats.heaps_created + 1;
+  const uint64_t lookalikes[] = {
+      g_free_key ^ 1,     g_free_key ^ 6,
+      g_free_key ^ 7,     g_free_key ^ kZeroTailKeyBit,
+      HeapFreeKey(unmade), ZeroTailKey(HeapFreeKey(unmade)),
+      own ^ 2,            own ^ (uint64_t{1} << 28),
+  };
+  for (uint64_t value : lookalikes) {
+    EXPECT_FALSE(KeyMarksFree(value)) << std::hex << (value ^ g_free_key);
+    // Not reported by free's slow path, realloc's or malloc_usable_size's
+    // checks: the block is live.
+    Block* b = static_cast<Block*>(TinyMalloc(32));
+    b->key = value;
+    TinyCheckLiveBlock(b, "realloc()");
+    EXPECT_EQ(TinyLiveBlockSize(b), ClassSizeOf(static_cast<int>(SizeToClass(32))));
+    TinyFreeSlow(b);
+    EXPECT_TRUE(KeyMarksFree(b->key)) << "freed";
+  }
+}
+
 TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
   const int c = SizeToClass(1000);  // 1024-byte blocks, about 60 per 64 KiB slab
   // Blocks earlier tests left in transit count as in use until drained,
