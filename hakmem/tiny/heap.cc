@@ -898,8 +898,6 @@ Heap* AttachHeap() {
   if (h != nullptr) {
     h->thread_id = self;
     h->last_slow_ns = 0;  // its pauses are this thread's own
-    h->upkeep_skips = 0;  // its first slow path runs the upkeep
-    h->upkeep_stride = 1;
     // The transfer cache's gate starts closed: an engaged class would send
     // this thread's first flushes to the cache whole, with no sign yet
     // that any owner of their blocks is behind.
@@ -1104,19 +1102,6 @@ constexpr int kPurgeSlabs = 256;
 
 namespace {
 UpkeepHook g_upkeep_hook = nullptr;  // atomic access
-
-// Whether this slow path of `h` (not kEmptyHeap) runs TinyUpkeep: see
-// kUpkeepMaxStride.
-// (Measured, builds and tear-downs of 2M blocks, 15-21 paired rounds, the
-// upkeep on every slow path -> on every 64th: 16 B 1.13x, 64 B 1.03x,
-// 256 B 1.08x; not running it at all was no faster. Every 16th or 32nd:
-// 16 B only 1.06-1.08x, as was every 16th of a call that returned at once:
-// what the calls cost is not their instructions, 3 a pair.)
-inline bool UpkeepDue(Heap* h) {
-  if (h->upkeep_skips == 0) return true;
-  h->upkeep_skips--;
-  return false;
-}
 }  // namespace
 
 void TinySetUpkeepHook(UpkeepHook hook) {
@@ -1154,10 +1139,6 @@ void TinyUpkeep() {
   uint64_t paused_since = 0;
   if (h != &kEmptyHeap) {
     if (h->last_slow_ns != 0 && now - h->last_slow_ns >= kPauseNs) paused_since = h->last_slow_ns;
-    const bool busy = h->last_slow_ns != 0 && now - h->last_slow_ns < kUpkeepBusyNs;
-    const uint16_t stride = busy ? h->upkeep_stride * 2 : 1;
-    h->upkeep_stride = stride < kUpkeepMaxStride ? stride : kUpkeepMaxStride;
-    h->upkeep_skips = h->upkeep_stride - 1;
     h->last_slow_ns = now;
   }
   // This thread's bins and empty current slabs pin memory: at most every
@@ -1221,7 +1202,7 @@ void* MallocSlow(int size_class, bool* tail_zero) {
     }
     Beat(h);
     FlushOutgoing(h);
-    if (UpkeepDue(h)) TinyUpkeep();
+    TinyUpkeep();
     // A heap just adopted (a dead thread's) may come with blocks in its bins.
     const uint32_t top = h->bins[size_class].top;
     if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
@@ -1307,8 +1288,7 @@ void TinyFreeSlow(void* p) {
   Beat(h);
   const int c = SlabInfoOf(p)->size_class;
   if (BinDormant(h, c)) WakeBin(h, c);
-  // A thread that only frees gets the upkeep too.
-  if (BinCount(h, c) >= BinLimit(h, c) && UpkeepDue(h)) TinyUpkeep();
+  if (BinCount(h, c) >= BinLimit(h, c)) TinyUpkeep();  // a thread that only frees gets it too
   if (BinCount(h, c) >= BinLimit(h, c)) {
     // A bin that overflows with other threads' blocks grows: each overflow
     // sends blocks across, and a small bin overflows every few operations

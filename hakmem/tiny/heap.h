@@ -230,20 +230,6 @@ struct RemoteBlock {
   Block* ahead;
 };
 
-// The time-gated upkeep (TinyUpkeep: a clock read and a look at what is
-// due) runs on every slow path of a thread that calls it seldom. Once two
-// of its upkeeps come less than kUpkeepBusyNs apart, it runs on every
-// second slow path, then every fourth, up to every kUpkeepMaxStride-th;
-// an upkeep that finds more time passed goes back to every slow path. In a
-// build or tear-down of small blocks, a slow path every 63 blocks, the
-// upkeep on each was 12% of the time at 16 B. Its time-gated work is late
-// by at most kUpkeepMaxStride - 1 slow paths: a few ms while they come
-// fast; a thread that goes straight from a burst to a pause runs it within
-// kUpkeepMaxStride slow paths of coming back. (A large block's malloc or
-// free runs it at once, as does a new thread's first slow path.)
-constexpr uint64_t kUpkeepBusyNs = 10 * 1000 * 1000;
-constexpr uint16_t kUpkeepMaxStride = 64;
-
 // Tag for the Heap constructor used on memory known to be zero.
 struct ZeroedMemory {};
 
@@ -315,10 +301,6 @@ struct Heap {
   uint64_t beat = 0;
   uint64_t census_beat = 0;                   // `beat` at the last census
   uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
-  // Slow paths that skip the upkeep before one runs it again, and the
-  // stride between those that run it (see kUpkeepMaxStride).
-  uint16_t upkeep_skips = 0;
-  uint16_t upkeep_stride = 1;
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   // Per class: the bin's last overflow sent nothing to other heaps, and no
   // refill or upkeep came since (a swing is due: see SmallBinMaxLimitOf).
