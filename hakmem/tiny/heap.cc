@@ -142,7 +142,8 @@ Heap* NewHeapLocked() {
   h->free_key = HeapFreeKey(g_heaps_created + 1);  // its bins are dormant (BinDormant)
   h->all_next = g_all_heaps;
   g_all_heaps = h;
-  __atomic_store_n(&g_heaps_created, g_heaps_created + 1, __ATOMIC_RELAXED);  // read by TinyUpkeep
+  // Read by TinyUpkeep and KeyBitsMarkFree.
+  __atomic_store_n(&g_heaps_created, g_heaps_created + 1, __ATOMIC_RELAXED);
   return h;
 }
 

@@ -397,7 +397,7 @@ bool KeyBitsMarkFree(uint64_t bits);
 // (hashes, ids): had any value with the secret's top 36 bits counted as
 // free, one free, realloc or malloc_usable_size in 2^36 of such a block
 // would have reported a double free that never was; now one in about
-// 2^62 / (heaps made) does.
+// 2^63 / (heaps made) does.
 inline bool KeyMarksFree(uint64_t key) {
   const uint64_t bits = key ^ g_free_key;
   if (HAKMEM_LIKELY((bits & ~(kHeapKeyBits | kZeroTailKeyBit | 7)) != 0)) return false;
