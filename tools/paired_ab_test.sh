@@ -23,4 +23,19 @@ fi
 if python3 "$AB" --reps 1 --cmd 'echo none' base=1 >/dev/null 2>&1; then
   fail "a command without a metric was accepted"
 fi
+# --copies: each round runs a copy of the library's file, in turn; each
+# copy's median is printed.
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+echo 100 >"$dir/base.so"
+echo 125 >"$dir/new.so"
+out=$(python3 "$AB" --reps 4 --copies 2 --cmd 'case {lib} in '"$dir"'/*) echo inplace 1;; *) echo "$(cat {lib}) Mops/s";; esac' \
+  base="$dir/base.so" new="$dir/new.so")
+echo "$out"
+grep -q '^new .*median *125.0000 *x1.2500 of base' <<<"$out" || fail "--copies: ratio, or a run from the original file"
+grep -q '^new  *per copy 125.0000 125.0000$' <<<"$out" || fail "--copies: per-copy medians"
+[[ $(ls "$dir") == $'base.so\nnew.so' ]] || fail "--copies left files beside the originals"
+if python3 "$AB" --reps 1 --copies 2 --cmd 'echo {lib}' base=1 2>/dev/null; then
+  fail "--copies accepted a library that is no file"
+fi
 echo "PASS"
