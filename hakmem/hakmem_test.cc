@@ -15,6 +15,7 @@
 #include "hakmem/config.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
+#include "hakmem/tiny/heap.h"
 
 namespace hakmem {
 namespace {
@@ -143,6 +144,31 @@ TEST(HakmemTest, ReallocStaysInPlaceWhileTheBlockFits) {
   EXPECT_GE(UsableSize(small), 100000u);
   EXPECT_LT(UsableSize(small), 140000u);
   Free(small);
+}
+
+// A live block whose second word shares the free keys' top 36 bits (one in
+// 2^36 blocks of random data) is realloc'd, measured and freed like any
+// other: only a key the allocator writes marks a block free.
+TEST(HakmemTest, ALiveBlockWhoseDataLooksLikeAFreeKeyIsServedNormally) {
+  // Flag bits no key has; a heap id never made; the zero-tail bit alone.
+  for (const uint64_t low_bits : {uint64_t{1}, uint64_t{6}, uint64_t{0xabcdef1},
+                                  uint64_t{1000000} << 3, uint64_t{1} << 27}) {
+    uint64_t* p = static_cast<uint64_t*>(Malloc(32));
+    ASSERT_NE(p, nullptr);
+    const size_t usable = UsableSize(p);
+    p[0] = 42;
+    p[1] = g_free_key ^ low_bits;  // no key: the low bits form none
+    EXPECT_EQ(UsableSize(p), usable);
+    EXPECT_EQ(Realloc(p, usable), p) << "stays in place while it fits";
+    uint64_t* q = static_cast<uint64_t*>(Realloc(p, 4 * usable));  // moves
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(q[0], 42u);
+    EXPECT_EQ(q[1], g_free_key ^ low_bits);
+    uint64_t* r = static_cast<uint64_t*>(Malloc(32));
+    r[1] = g_free_key ^ low_bits;
+    Free(r);
+    Free(q);
+  }
 }
 
 TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {

@@ -403,6 +403,13 @@ inline bool KeyMarksFree(uint64_t key) {
   if (HAKMEM_LIKELY((bits & ~(kHeapKeyBits | kZeroTailKeyBit | 7)) != 0)) return false;
   return KeyBitsMarkFree(bits);
 }
+// The high-bit compare alone: false for every live block but about one in
+// 2^36 (random data). For fast paths that send a true to a slow path which
+// asks KeyMarksFree: no call here, so they keep no stack frame (realloc of
+// a block that still fits: KeyMarksFree inline took it 1.90 -> 2.14 ns).
+inline bool KeyMayMarkFree(uint64_t key) {
+  return ((key ^ g_free_key) & ~(kHeapKeyBits | kZeroTailKeyBit | 7)) == 0;
+}
 
 // Called by TinyUpkeep with its clock reading, for caches above this layer
 // (the router's large-block cache): their time-gated limits (decay, TTL)

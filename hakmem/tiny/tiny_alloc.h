@@ -99,11 +99,12 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
 
 // Block size of `p` if it is a live block of a slab in use (a carved block
 // start without a free key), else 0: the caller takes its checked slow path,
-// which reports misuse. For realloc and malloc_usable_size.
+// which reports misuse (and serves a live block whose second word only
+// looks like a key, see KeyMayMarkFree). For realloc and malloc_usable_size.
 HAKMEM_ALWAYS_INLINE size_t TinyLiveBlockSize(const void* p) {
   const SlabInfo* info = SlabInfoOfCarvedBlock(p);
   if (HAKMEM_UNLIKELY(info == nullptr)) return 0;
-  if (HAKMEM_UNLIKELY(KeyMarksFree(static_cast<const Block*>(p)->key))) return 0;
+  if (HAKMEM_UNLIKELY(KeyMayMarkFree(static_cast<const Block*>(p)->key))) return 0;
   return info->block_size;
 }
 
