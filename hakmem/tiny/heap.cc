@@ -847,19 +847,6 @@ void ReclaimAbandonedHeaps(bool give_back_big_blocks) {
   pthread_mutex_unlock(&g_pool_lock);
 }
 
-}  // namespace
-
-bool KeyBitsMarkFree(uint64_t bits) {
-  if ((bits & ~uint64_t{6}) == 0) return bits != 6;  // list, remote, transfer
-  if ((bits & 7) != 0) return false;
-  // Heap ids run from 1 (see HeapFreeKey). A block whose key another thread
-  // wrote was freed after that thread's heap was made, and its count with it.
-  const uint64_t id = (bits & kHeapKeyBits) >> kHeapKeyShift;
-  return id != 0 && id <= __atomic_load_n(&g_heaps_created, __ATOMIC_RELAXED);
-}
-
-namespace {
-
 void InitFreeKey() {
   uint64_t key = 0x9e3779b97f4a7c15ull;
   const unsigned char* random =
@@ -1224,6 +1211,15 @@ void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
   const uint32_t top = h->bins[size_class].top;
   if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
   return MallocSlow(size_class, tail_zero);
+}
+
+bool KeyBitsMarkFree(uint64_t bits) {
+  if ((bits & ~uint64_t{6}) == 0) return bits != 6;  // list, remote, transfer
+  if ((bits & 7) != 0) return false;
+  // Heap ids run from 1 (see HeapFreeKey). A block whose key another thread
+  // wrote was freed after that thread's heap was made, and its count with it.
+  const uint64_t id = (bits & kHeapKeyBits) >> kHeapKeyShift;
+  return id != 0 && id <= __atomic_load_n(&g_heaps_created, __ATOMIC_RELAXED);
 }
 
 Block* PopZeroTailBlock(Heap* h, Block* b) {

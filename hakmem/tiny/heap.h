@@ -388,8 +388,9 @@ constexpr uint64_t kZeroTailKeyBit = uint64_t{1} << 27;
 static_assert((kZeroTailKeyBit & kHeapKeyBits) == 0, "a bit of its own");
 // The zero-tail key of the bin whose key is `bin_key`.
 constexpr uint64_t ZeroTailKey(uint64_t bin_key) { return bin_key ^ kZeroTailKeyBit; }
-// Whether `bits`, a key XOR g_free_key that is zero past bit 27, is one of
-// the keys below: 0, 2 or 4, or a heap made so far's bin key (either).
+// Whether `bits`, a key XOR g_free_key that is zero past bit 27, is a key
+// the allocator writes: 0, 2 or 4 (list, remote, transfer), or the bin key,
+// either variant, of a heap made so far.
 bool KeyBitsMarkFree(uint64_t bits);
 // True if `key` is any of the keys above: a list's, the remote or the
 // transfer key, a bin's (either) of a heap made so far. Exactly those: a
