@@ -22,8 +22,8 @@ of session 17's library (byte for byte the same as the others) ran a 16 B
 build and tear-down 1.8-2.5x slower than every other copy. A copy that
 stands out is that, not the build. (Two builds that differ in code also
 differ in where every function lands: check a gain of a few percent again
-with --copt=-falign-functions=64 in both; session 17 saw one go from 1.11x
-to 1.05x.)
+with both built with `bazel build --config=aligned` (every function
+64-byte aligned); session 17 saw one go from 1.11x to 1.05x.)
 """
 import argparse
 import os
