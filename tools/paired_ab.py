@@ -17,9 +17,9 @@ ratio to the first library (above 1: faster than the first).
 
 --copies N runs each library from N copies of its file, one per round in
 turn, and prints each copy's median too. Where the kernel put a library's
-file pages can matter more than the code: one copy of session 16's and one
-of session 17's library (byte for byte the same as the others) ran a 16 B
-build and tear-down 1.8-2.5x slower than every other copy. A copy that
+file pages can matter more than the code: one copy of session 16's library
+ran a 16 B tear-down's frees 2.5x slower, and one of session 17's a 16 B
+build and tear-down 1.8x slower, than every other copy of the same bytes. A copy that
 stands out is that, not the build. (Two builds that differ in code also
 differ in where every function lands: check a gain of a few percent again
 with both built with `bazel build --config=aligned` (every function
@@ -71,19 +71,25 @@ def main(argv):
         parser.error("--reps must be at least 1")
     if args.copies < 1:
         parser.error("--copies must be at least 1")
+    if args.copies > args.reps:
+        parser.error("--copies must not exceed --reps (each copy runs in its own rounds)")
+    if len({name for name, _ in libs}) != len(libs):
+        parser.error("library names must differ")
     copies = {name: [path] for name, path in libs}
     tmp = None
     if args.copies > 1:
-        tmp = tempfile.mkdtemp(prefix="paired_ab_")
-        for name, path in libs:
+        for name, path in libs:  # before anything is made that needs removing
             if not os.path.isfile(path):
                 parser.error(f"--copies needs files, and {name}'s {path!r} is none")
-            copies[name] = []
-            for k in range(args.copies):
-                copy = os.path.join(tmp, f"{name}.{k}{os.path.splitext(path)[1]}")
-                shutil.copyfile(path, copy)
-                copies[name].append(copy)
+        tmp = tempfile.mkdtemp(prefix="paired_ab_")
     try:
+        if tmp is not None:
+            for i, (name, path) in enumerate(libs):
+                # Named by position: a name may hold a '/'.
+                copies[name] = [os.path.join(tmp, f"{i}.{k}{os.path.splitext(path)[1]}")
+                                for k in range(args.copies)]
+                for copy in copies[name]:
+                    shutil.copy(path, copy)  # with its mode: {lib} may be run
         return run_rounds(args, libs, copies)
     finally:
         if tmp is not None:
