@@ -23,7 +23,7 @@ build and tear-down 1.8x slower, than every other copy of the same bytes. A copy
 stands out is that, not the build. (Two builds that differ in code also
 differ in where every function lands: check a gain of a few percent again
 with both built with `bazel build --config=aligned` (every function
-64-byte aligned); session 17 saw one go from 1.11x to 1.05x.)
+64-byte aligned); session 17 saw a 1.11x read 1.05x built so.)
 """
 import argparse
 import os
