@@ -144,6 +144,37 @@ TEST(LargeTest, GrowByMoveKeepsTheContentsWithoutACopy) {
   }
 }
 
+// With a hole after its mapping too small for a quarter more, a block that
+// may move is not grown into it a page at a time: the caller moves it, with
+// a quarter of headroom. A caller that cannot move gets what it needs.
+TEST(LargeTest, ABlockThatMayMoveDoesNotCreepIntoASmallHole) {
+  bool zeroed;
+  char* p = static_cast<char*>(LargeAlloc(size_t{1} << 20, 16, &zeroed));
+  ASSERT_NE(p, nullptr);
+  LargeHeader* h = HeaderOf(p);
+  const size_t mapped = h->region.mapped_size;
+  char* end = reinterpret_cast<char*>(h) + mapped;
+  // Two pages free after the mapping, then someone else's page.
+  void* wall = mmap(end + 2 * platform::kPageSize, platform::kPageSize, PROT_READ,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (wall == MAP_FAILED) {
+    LargeFree(h, p);
+    GTEST_SKIP() << "the address space after the block is taken";
+  }
+  const size_t one_page_more = mapped - h->block_offset + platform::kPageSize;
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  bool can_move = false;
+  EXPECT_FALSE(LargeResizeInPlace(h, one_page_more, &can_move));
+  EXPECT_TRUE(can_move);
+  EXPECT_EQ(platform::GetSyscallCounts().mremap, before.mremap + 1) << "one try, a quarter";
+  EXPECT_EQ(h->region.mapped_size, mapped);
+  // Without a way to move, it takes the page it needs.
+  EXPECT_TRUE(LargeResizeInPlace(h, one_page_more));
+  EXPECT_EQ(h->region.mapped_size, mapped + platform::kPageSize);
+  munmap(wall, platform::kPageSize);
+  LargeFree(h, p);
+}
+
 TEST(LargeTest, ABlockWhoseMappingWasSplitDoesNotOfferToMove) {
   bool zeroed;
   char* p = static_cast<char*>(LargeAlloc(size_t{1} << 20, 16, &zeroed));
