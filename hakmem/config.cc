@@ -28,7 +28,7 @@ const OptionInfo kOptions[] = {
      1000, 0, 3600u * 1000},
     {Option::kSuperslabDemandWindowSec, "HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC",
      "adaptive cache: keep no more cached regions than were taken in any "
-     "second of the last this many (0: off)",
+     "two consecutive seconds of the last this many (0: off)",
      16, 0, 60},
     {Option::kLargeCacheMaxMb, "HAKMEM_LARGE_CACHE_MAX_MB",
      "memory of freed large blocks kept mapped, MiB (64 of it resident)", 512, 0, 1u << 24},

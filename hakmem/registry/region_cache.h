@@ -6,7 +6,8 @@
 // (unregistered, then unmapped) when the count, the memory or the age limit is
 // exceeded, or (adaptive sizing) when the cache holds more than the program's
 // recent demand: more regions than it took from the cache (hits and misses)
-// in any one second of the last few, plus a small floor. A one-off spike is
+// in any two consecutive seconds of the last few (a burst across the end of
+// a second counts whole), plus a small floor. A one-off spike is
 // then given back within that window instead of the TTL, while a program that
 // churns keeps what its churn needs. Beyond a resident budget, cached regions
 // give their pages back (the mapping stays), the oldest first, once they have
@@ -138,7 +139,8 @@ class RegionCache {
                         bool everything, RegionHeader** evicted);
   // Closes the seconds that ended by `now` in the demand history. Lock held.
   void AdvanceDemand(uint64_t now);
-  // Most regions taken in one second of the last `seconds`. Lock held.
+  // Most regions taken in two consecutive seconds of the last `seconds`
+  // (the current one included). Lock held.
   uint64_t RecentDemand(uint64_t seconds) const;
   void ReleaseList(RegionHeader* list);
 

@@ -104,6 +104,22 @@ TEST_F(RegionCacheTest, AdaptiveSizingKeepsWhatRecentDemandTook) {
   EXPECT_EQ(cache_.GetStats().cached, RegionCache::kDemandFloor);
 }
 
+// A burst that straddles the end of a second counts whole: split 3 + 3,
+// the cache still keeps all 6 when they come back.
+TEST_F(RegionCacheTest, AdaptiveSizingCountsABurstAcrossTheEndOfASecond) {
+  g_limits.ttl_ns = 3600 * kSecondNs;
+  g_limits.demand_window_sec = 4;
+  EXPECT_EQ(cache_.Take(kRegionAlign, 8 * kMiB), nullptr);  // starts the seconds
+  g_now_ns += kSecondNs - kSecondNs / 10;
+  for (int i = 0; i < 3; i++) EXPECT_EQ(cache_.Take(kRegionAlign, 8 * kMiB), nullptr);
+  g_now_ns += kSecondNs / 5;  // into the next second
+  for (int i = 0; i < 3; i++) EXPECT_EQ(cache_.Take(kRegionAlign, 8 * kMiB), nullptr);
+  EXPECT_GE(cache_.DemandTarget(), 6u + RegionCache::kDemandFloor);
+  for (int i = 0; i < 6; i++) cache_.Put(&regions_[i]);
+  EXPECT_TRUE(released_.empty());
+  EXPECT_EQ(cache_.GetStats().cached, 6u);
+}
+
 TEST_F(RegionCacheTest, AdaptiveSizingKeepsASteadyChurnCached) {
   g_limits.ttl_ns = 3600 * kSecondNs;
   g_limits.demand_window_sec = 4;
