@@ -83,12 +83,20 @@ TEST(RegistryTest, WindowEdgesAndAddressesOutsideIt) {
   EXPECT_EQ(TagOf(reinterpret_cast<void*>(first)), kTagNone);
 }
 
+// A 1 TiB-aligned address outside the window whose leaf no earlier call
+// used: leaves are never unmapped, so a test run again (--gtest_repeat)
+// would find its leaf already mapped. 40 TiB up, one TiB a call.
+uintptr_t UnusedChunkOutsideTheWindow() {
+  static uintptr_t next_tib = 40;
+  return next_tib++ << 40;
+}
+
 TEST(RegistryTest, RegionsOutsideTheWindowGetOneLeafPer32GiB) {
   // The kernel may place a region anywhere when the window is taken: those
   // are tagged in 16 KiB leaves, one per 32 GiB, mapped on first use, and
   // found by the slow-path lookup only. The registry records addresses only,
   // so none of this needs a mapping.
-  const uintptr_t chunk = uintptr_t{45} << 40;  // 45 TiB: outside the window
+  const uintptr_t chunk = UnusedChunkOutsideTheWindow();
   const uintptr_t first = chunk + 7 * kRegionAlign;
   const uintptr_t last = chunk + (kLeafSlots - 1) * kRegionAlign;
   ASSERT_EQ(TagOf(reinterpret_cast<void*>(first)), kTagNone);
@@ -115,7 +123,7 @@ TEST(RegistryTest, RegionsOutsideTheWindowGetOneLeafPer32GiB) {
 }
 
 TEST(RegistryTest, ThreadsRacingForOneLeafAgree) {
-  const uintptr_t chunk = uintptr_t{77} << 40;
+  const uintptr_t chunk = UnusedChunkOutsideTheWindow();
   const uint64_t leaves = OutsideLeavesMapped();
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; t++) {
