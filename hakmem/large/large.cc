@@ -157,7 +157,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   // Short of that, a caller that can move the block moves it (with a
   // quarter more, LargeGrowByMove) rather than take only what it needs
   // here: a buffer grown a byte at a time into a small hole would remap once
-  // a page until the hole filled (300 -> 900 KB: 27-52 remaps instead of 5,
+  // a page until the hole filled (300 -> 900 KB: 23-52 remaps instead of 5,
   // seen under TSan, where the kernel places mappings next to each other).
   size_t target = GrowTarget(mapped, need);
   int error = platform::RemapInPlace(header, mapped, target);
