@@ -388,10 +388,20 @@ constexpr uint64_t kZeroTailKeyBit = uint64_t{1} << 27;
 static_assert((kZeroTailKeyBit & kHeapKeyBits) == 0, "a bit of its own");
 // The zero-tail key of the bin whose key is `bin_key`.
 constexpr uint64_t ZeroTailKey(uint64_t bin_key) { return bin_key ^ kZeroTailKeyBit; }
-// Whether `bits`, a key XOR g_free_key that is zero past bit 27, is a key
-// the allocator writes: 0, 2 or 4 (list, remote, transfer), or the bin key,
+// The bits in which the keys above differ from g_free_key: the flags, the
+// heap id and the zero-tail bit.
+constexpr uint64_t kKeyVaryingBits = kHeapKeyBits | kZeroTailKeyBit | 7;
+// Whether `bits`, a key XOR g_free_key within kKeyVaryingBits, is a key the
+// allocator writes: 0, 2 or 4 (list, remote, transfer), or the bin key,
 // either variant, of a heap made so far.
 bool KeyBitsMarkFree(uint64_t bits);
+// The high-bit compare alone: false for every live block but about one in
+// 2^36 (random data). For fast paths that send a true to a slow path which
+// asks KeyMarksFree: no call here, so they keep no stack frame (realloc of
+// a block that still fits: KeyMarksFree inline took it 1.90 -> 2.14 ns).
+inline bool KeyMayMarkFree(uint64_t key) {
+  return ((key ^ g_free_key) & ~kKeyVaryingBits) == 0;
+}
 // True if `key` is any of the keys above: a list's, the remote or the
 // transfer key, a bin's (either) of a heap made so far. Exactly those: a
 // live block's second word is the program's, and some hold random bits
@@ -400,16 +410,7 @@ bool KeyBitsMarkFree(uint64_t bits);
 // would have reported a double free that never was; now one in about
 // 2^63 / (heaps made) does.
 inline bool KeyMarksFree(uint64_t key) {
-  const uint64_t bits = key ^ g_free_key;
-  if (HAKMEM_LIKELY((bits & ~(kHeapKeyBits | kZeroTailKeyBit | 7)) != 0)) return false;
-  return KeyBitsMarkFree(bits);
-}
-// The high-bit compare alone: false for every live block but about one in
-// 2^36 (random data). For fast paths that send a true to a slow path which
-// asks KeyMarksFree: no call here, so they keep no stack frame (realloc of
-// a block that still fits: KeyMarksFree inline took it 1.90 -> 2.14 ns).
-inline bool KeyMayMarkFree(uint64_t key) {
-  return ((key ^ g_free_key) & ~(kHeapKeyBits | kZeroTailKeyBit | 7)) == 0;
+  return HAKMEM_UNLIKELY(KeyMayMarkFree(key)) && KeyBitsMarkFree(key ^ g_free_key);
 }
 
 // Called by TinyUpkeep with its clock reading, for caches above this layer
