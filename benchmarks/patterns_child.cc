@@ -17,6 +17,7 @@
 #include <atomic>
 #include <new>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -242,10 +243,14 @@ double ReallocDouble(long series) {
 }
 
 // Builds a structure of `n` blocks of `size` bytes, touching each, then
-// frees it all; prints malloc's and free's ns per call.
-void BuildAndTearDown(const char* name, long n, size_t size) {
+// frees it all, in the order built or (`shuffled`) in a random order, as a
+// hash table's or a graph's nodes go; prints malloc's and free's ns per
+// call. (The shuffle is not timed. After the first round the mallocs take
+// back what the frees gave, in their order.)
+void BuildAndTearDown(const char* name, long n, size_t size, bool shuffled = false) {
   std::vector<void*> blocks(static_cast<size_t>(n));
   double best_malloc = 1e300, best_free = 1e300;
+  uint64_t x = 0x9e3779b97f4a7c15;  // xorshift state
   for (int round = 0; round < 3; round++) {
     const double start = NowNs();
     for (void*& p : blocks) {
@@ -253,10 +258,19 @@ void BuildAndTearDown(const char* name, long n, size_t size) {
       static_cast<char*>(p)[0] = 1;
     }
     const double built = NowNs();
+    if (shuffled) {
+      for (size_t i = blocks.size() - 1; i > 0; i--) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::swap(blocks[i], blocks[x % (i + 1)]);
+      }
+    }
+    const double freeing = NowNs();
     for (void* p : blocks) free(p);
     const double done = NowNs();
     if (built - start < best_malloc) best_malloc = built - start;
-    if (done - built < best_free) best_free = done - built;
+    if (done - freeing < best_free) best_free = done - freeing;
   }
   printf("%s:malloc %.2f\n", name, best_malloc / static_cast<double>(n));
   printf("%s:free %.2f\n", name, best_free / static_cast<double>(n));
@@ -392,6 +406,8 @@ int main(int argc, char** argv) {
   BuildAndTearDown("teardown16", count(2e6), 16);
   BuildAndTearDown("teardown64", count(2e6), 64);
   BuildAndTearDown("teardown256", count(1e6), 256);
+  BuildAndTearDown("shuffled64", count(2e6), 64, /*shuffled=*/true);
+  BuildAndTearDown("shuffled256", count(1e6), 256, /*shuffled=*/true);
   printf("refill_half %.2f\n", RefillAfterFreeingHalf(count(1e6), 256));
   printf("producer_consumer %.2f\n", ProducerConsumer(count(2e6)));
   printf("false_sharing %.2f\n", PassiveFalseSharing(count(4000)));

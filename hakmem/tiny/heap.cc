@@ -155,10 +155,15 @@ static_assert((SlabPool(), true), "SlabPool() must stay a constant expression");
 void ReclaimAbandonedHeaps(bool give_back_big_blocks = false);
 void ReclaimHeapLocked(Heap* h);
 
+// The slab shift of every SuperSlab whose slabs hold class `size_class`.
+constexpr int SlabShiftOfClass(int size_class) {
+  return size_class >= kFirstBigClass   ? kBigSlabShift
+         : size_class >= kFirstMidClass ? kMidSlabShift
+                                        : kSmallSlabShift;
+}
+
 Slab* NewSlab(Heap* h, int size_class) {
-  const int shift = size_class >= kFirstBigClass   ? kBigSlabShift
-                    : size_class >= kFirstMidClass ? kMidSlabShift
-                                                   : kSmallSlabShift;
+  const int shift = SlabShiftOfClass(size_class);
   const uint32_t size = ClassSizeOf(size_class);
   if (Slab* s = g_slab_pool.Take(size_class, size, shift, h, /*may_map=*/false)) return s;
   // Exited threads' heaps may hold slabs that would come back empty.
@@ -712,6 +717,13 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   Heap* last_owner = nullptr;
   // Loaded once: the loop's stores into blocks could alias them.
   const uint64_t bin_key = h->free_key, list_key = g_free_key;
+  // The slab of a block from its address and the class alone, not from its
+  // SuperSlab's header: a line less per block. (A slab keeps its class
+  // while a block of it sits in a bin: the block counts as in use, and a
+  // double free that empties the slab anyway is reported by its scan,
+  // CheckEmptySlab.)
+  const int slab_shift = SlabShiftOfClass(c);
+  const size_t slab_bytes = size_t{1} << slab_shift;
   // Either of the bin's keys (big blocks may carry the zero-tail one).
   const auto has_bin_key = [bin_key](const Block* b) {
     return b->key == bin_key || b->key == ZeroTailKey(bin_key);
@@ -727,7 +739,6 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     // Handed out again meanwhile (through another copy: a double free), or
     // its slab went away while it sat here (likewise).
     if (!has_bin_key(b)) ReportDoubleFreeInBins(b);
-    Slab* s = SlabOf(b);
     Heap* owner = OwnerOf(b);
     if (owner == nullptr) ReportDoubleFreeInBins(b);
     if (owner == h) {
@@ -736,14 +747,20 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
       // and put on the list at once. (Linked the other way round, the last
       // freed first, a 16 B tear-down's mallocs ran 4% slower.) A second
       // copy in the run fails the key check (the first copy's key
-      // changed). The list's head must still carry the list key: freed
-      // again, it carries a bin's key, and a copy of it in this run would
-      // link it to itself.
+      // changed). Nor may the list's head be in the run: freed again (a
+      // double free), it would be linked to itself. Compared by address:
+      // reading the head's key instead (a block freed a while ago, cold
+      // once the program frees in no order) took half the time of a
+      // tear-down in random order. (A head freed again whose copy leaves
+      // in a later flush, under other blocks, sits on the list twice: its
+      // slab then counts a live block free, which the scan reports when
+      // the count reaches 0; a walk that meets it twice puts two copies
+      // in the bin, and the key checks let only one out.)
+      Slab* const s = SlabOfWithShift(b, slab_shift);
       Block* const head = s->free;
-      if (head != nullptr && head->key != list_key) ReportDoubleFreeInBins(head);
+      if (b == head) ReportDoubleFreeInBins(b);
       b->key = list_key;
       Block* last = b;
-      const size_t slab_bytes = size_t{1} << SuperSlabOf(b)->slab_shift;
       const uintptr_t slab_low = reinterpret_cast<uintptr_t>(b) & ~(slab_bytes - 1);
       // (Walked by pointer, the count taken at the end: the loop with an
       // index and a count kept 15 instructions a block; 16 B tear-down
@@ -752,7 +769,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
       Block* const* const end = out + k;
       while (run != end && reinterpret_cast<uintptr_t>(*run) - slab_low < slab_bytes) {
         Block* next = *run++;
-        if (!has_bin_key(next)) ReportDoubleFreeInBins(next);
+        if (!has_bin_key(next) || next == head) ReportDoubleFreeInBins(next);
         next->key = list_key;
         last->next = next;
         last = next;

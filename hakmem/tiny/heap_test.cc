@@ -1726,6 +1726,35 @@ TEST(HeapDeathTest, DoubleFreeOfTheHeadOfItsSlabsListIsReportedAtTheFlush) {
   }
 }
 
+TEST(HeapDeathTest, DoubleFreeOfTheHeadOfItsSlabsListFlushedLaterIsReported) {
+  // p heads its slab's list when it is freed again, but its second copy
+  // sits in the bin's newer half: the overflow flush links the older half
+  // on top of p, and p's copy leaves in a later flush. (The flush compares
+  // the head's address only, not its key: a cold line when the program
+  // frees in no order.) p then sits on the list twice; the slab's count
+  // says it is empty while `keep` is live, and the empty-slab scan
+  // reports it before the slab could be reused.
+  EXPECT_DEATH(
+      {
+        void* keep = TinyMalloc(48);
+        std::vector<void*> v;
+        for (int i = 0; i < 200; i++) v.push_back(TinyMalloc(48));
+        void* p = TinyMalloc(48);
+        TinyTrim();  // bins empty
+        Free(p);
+        TinyTrim();  // p heads its slab's list
+        for (int i = 0; i < 70; i++) Free(v[i]);
+        Free(p);  // the 71st block in the bin
+        // Up to an overflow: the oldest half (v[0..62]) goes on the list
+        // on top of p; p's copy stays in the bin.
+        for (int i = 70; i < 200; i++) Free(v[i]);
+        TinyTrim();  // p's copy leaves too
+        Free(keep);
+        for (int i = 0; i < 400; i++) TinyMalloc(48);
+      },
+      "hakmem: [^\\n]*double free");
+}
+
 TEST(HeapDeathTest, DoubleFreeWhoseSlabEmptiesWhileTheCopyIsInABinIsReported) {
   // The slab of a block freed twice becomes empty (so it is released) while
   // the second copy still sits in a bin: reported, not a crash or a block

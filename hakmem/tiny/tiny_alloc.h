@@ -54,16 +54,17 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 // bin is full; returns false (touching nothing) then.
 HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
   Block* b = static_cast<Block*>(p);
+  // For the key store below (see PrefetchForWrite): frees of cold 256 B
+  // blocks in a row 48 -> 24 ns each; blocks another thread wrote last
+  // (remote lanes) 1.5-2% faster. Before the checks: a full bin's slow
+  // path reads the block's key.
+  platform::PrefetchForWrite(b);
   Heap* h = tl_heap;
   const uint32_t top = h->bins[c].top;
   if (HAKMEM_UNLIKELY(top >= h->bins[c].end)) return false;
   // The top slot (the null sentinel when the bin is empty): an immediate
   // double free.
   if (HAKMEM_UNLIKELY(*BinSlotAt(h, top) == b)) return false;
-  // For the key store below (see PrefetchForWrite): frees of cold 256 B
-  // blocks in a row 48 -> 24 ns each; blocks another thread wrote last
-  // (remote lanes) 1.5-2% faster.
-  platform::PrefetchForWrite(b);
   PushOnBin(h, c, top, b);
   return true;
 }
