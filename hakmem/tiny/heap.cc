@@ -240,7 +240,13 @@ void CollectRetired(Heap* h) {
 // upkeep early, which costs a fault, nothing else. A remote free writes its
 // look-ahead there (RemoteBlock), which reads as no mark. TakeFromSlabs
 // clears the marks, so a block reused is looked at again.) The walk is not
-// bounded: one pointer per free big block listed, every 100 ms.
+// bounded by a budget: one pointer per free big block listed, every 100 ms.
+// It checks each block's list key before it touches the block, and takes at
+// most as many steps as the slab has carved blocks: a list head freed again
+// can come back onto its list under other blocks (FlushBin compares the
+// head's address only; a remote free's drain likewise), which makes a
+// cycle, and a copy of it may be handed out while it is still listed.
+// Reported here, not walked forever nor given back under the program.
 struct BigBlockMark {
   Block block;
   uint64_t mark;
@@ -257,7 +263,9 @@ constexpr int kDiscardBlocksPerUpkeep = 256;
 // The listed blocks of `s` (blocks of `size` bytes); `*budget` counts the
 // blocks whose pages go back.
 void DiscardListedBigBlocks(Slab* s, uint32_t size, bool now, int* budget) {
+  uint32_t steps_left = SlabCarved(s);
   for (Block* b = s->free; b != nullptr && *budget > 0; b = b->next) {
+    if (b->key != g_free_key || steps_left-- == 0) ReportDoubleFreeInBins(b);
     uint64_t& mark = reinterpret_cast<BigBlockMark*>(b)->mark;
     if (mark == DiscardedMark() || mark == KeptMark()) continue;
     if (!now && mark != SeenMark()) {
@@ -721,9 +729,12 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   const uint64_t bin_key = h->free_key, list_key = g_free_key;
   // The slab of a block from its address and the class alone, not from its
   // SuperSlab's header: a line less per block. (A slab keeps its class
-  // while a block of it sits in a bin: the block counts as in use, and a
-  // double free that empties the slab anyway is reported by its scan,
-  // CheckEmptySlab.)
+  // while a block of it sits in a bin: the block counts as in use. Only a
+  // double free breaks that: two copies in a bin, the first flushed and
+  // its slab emptied and given back; the second is reported when it leaves
+  // by its key, unless the same heap has meanwhile handed out and taken
+  // back that address in a slab of another class, with the same bin key:
+  // that hole predates this shortcut, which then picks another record.)
   const int slab_shift = SlabShiftOfClass(c);
   const size_t slab_bytes = size_t{1} << slab_shift;
   // Either of the bin's keys (big blocks may carry the zero-tail one; a
@@ -750,9 +761,11 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   // freed a while ago, cold once the program frees in no order) took half
   // the time of a tear-down in random order. (A head freed again whose
   // copy leaves in a later flush, under other blocks, sits on the list
-  // twice: its slab then counts a live block free, which the scan reports
-  // when the count reaches 0; a walk that meets it twice puts two copies
-  // in the bin, and the key checks let only one out.)
+  // twice, in a cycle: its slab then counts a live block free, which the
+  // scan reports when the count reaches 0; every walk of a list checks
+  // each block's key before it follows the link (TakeFromSlabs,
+  // DiscardListedBigBlocks, which is also bounded), and a copy handed out
+  // while still listed has lost that key.)
   // Where the program frees in no order, each block is a run of its own:
   // that path is kept short (the slab from the class's shift, the head
   // read once and handed to LocalFreeChain inline, one masked key compare):

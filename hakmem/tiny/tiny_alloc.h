@@ -51,7 +51,8 @@ HAKMEM_ALWAYS_INLINE void* TinyMalloc(size_t size) {
 
 // Pushes `p`, a carved block start of class `c` of a slab in use (any
 // heap's), on this thread's bin unless it is the block freed last or the
-// bin is full; returns false (touching nothing) then.
+// bin is full; returns false then, having written nothing (its line is
+// asked for all the same).
 HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
   Block* b = static_cast<Block*>(p);
   // For the key store below (see PrefetchForWrite): frees of cold 256 B
