@@ -9,9 +9,21 @@ int GeometryOf(int slab_shift) {
   return slab_shift == kSmallSlabShift ? 0 : slab_shift == kMidSlabShift ? 1 : 2;
 }
 
-// How many SuperSlabs at the front of with_room a take searches for a warm
-// slab of its class before it formats a free one.
-constexpr int kWarmLookup = 4;
+// How many SuperSlabs at the front of with_room a take searches for a slab
+// a heap gave back (its pages likely resident) before it takes the lowest
+// free slab of the first.
+constexpr int kIdleLookup = 4;
+
+// A free slab of `ss` on the idle list (given back by a heap, not purged),
+// or -1.
+int IdleFreeSlab(const SuperSlab* ss) {
+  for (uint32_t free_mask = ss->full_mask & ~ss->used_slabs; free_mask != 0;
+       free_mask &= free_mask - 1) {
+    const int index = __builtin_ctz(free_mask);
+    if (SlabAt(const_cast<SuperSlab*>(ss), index)->idle) return index;
+  }
+  return -1;
+}
 
 // At most this many slabs' pages are given back per PurgeIdle call.
 constexpr int kPurgeBatch = 256;
@@ -67,18 +79,18 @@ void SlabPool::NoteTaken(int g, SuperSlab* ss) {
 Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
                            const void* owner) {
   const int g = GeometryOf(slab_shift);
-  int looked = 0;
-  for (SuperSlab* w = with_room_[g].head; w != nullptr && looked < kWarmLookup;
-       w = w->next, looked++) {
-    if (Slab* s = SuperSlabTakeWarmSlab(w, size_class, owner)) {
-      if (s->idle) IdleRemove(s);
-      NoteTaken(g, w);
-      return s;
-    }
-  }
   SuperSlab* ss = with_room_[g].head;
   if (ss == nullptr) return nullptr;
-  const int index = SuperSlabTakeFreeSlab(ss);
+  int index = -1;
+  int looked = 0;
+  for (SuperSlab* w = ss; w != nullptr && looked < kIdleLookup; w = w->next, looked++) {
+    if ((index = IdleFreeSlab(w)) >= 0) {
+      ss = w;
+      SuperSlabTakeSlabAt(ss, index);
+      break;
+    }
+  }
+  if (index < 0) index = SuperSlabTakeFreeSlab(ss);
   if (SlabAt(ss, index)->idle) IdleRemove(SlabAt(ss, index));
   NoteTaken(g, ss);
   return SlabInit(ss, index, block_size, size_class, owner);
@@ -112,7 +124,7 @@ Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const 
   return s;
 }
 
-SuperSlab* SlabPool::ReturnLocked(Slab* s, bool warm, uint64_t now) {
+SuperSlab* SlabPool::ReturnLocked(Slab* s, bool resident, uint64_t now) {
   SuperSlab* ss = SuperSlabOf(s);
   const int g = GeometryOf(ss->slab_shift);
   const bool was_full = SuperSlabFull(ss);
@@ -125,14 +137,14 @@ SuperSlab* SlabPool::ReturnLocked(Slab* s, bool warm, uint64_t now) {
     }
     return ss;
   }
-  if (warm) {
-    // To the front of with_room, where takes look for warm slabs first.
+  if (resident) {
+    // To the front of with_room, where takes look for such slabs first.
     (was_full ? full_[g] : with_room_[g]).Remove(ss);
     with_room_[g].Push(ss);
     IdlePush(s, now);
   } else if (was_full) {
     // A purged slab is no better than any free one: its SuperSlab must not
-    // push others' warm slabs out of the front.
+    // push others' resident slabs out of the front.
     full_[g].Remove(ss);
     with_room_[g].PushBack(ss);
   }
@@ -142,7 +154,7 @@ SuperSlab* SlabPool::ReturnLocked(Slab* s, bool warm, uint64_t now) {
 void SlabPool::Return(Slab* s) {
   const uint64_t now = platform::NowNs();
   pthread_mutex_lock(&lock_);
-  SuperSlab* empty = ReturnLocked(s, /*warm=*/true, now);
+  SuperSlab* empty = ReturnLocked(s, /*resident=*/true, now);
   pthread_mutex_unlock(&lock_);
   // Empty and on no list: nobody else can reach it. To the cache without
   // the lock (the cache's limits may unmap or madvise other regions).
@@ -169,12 +181,11 @@ int SlabPool::PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns,
   pthread_mutex_unlock(&lock_);
   if (n == 0) return 0;
   DiscardSlabPages(batch, n);
-  for (int i = 0; i < n; i++) batch[i]->free = nullptr;  // reads as zero now: not warm
   SuperSlab* empty[kPurgeBatch];
   int emptied = 0;
   pthread_mutex_lock(&lock_);
   for (int i = 0; i < n; i++) {
-    if (SuperSlab* ss = ReturnLocked(batch[i], /*warm=*/false, now)) empty[emptied++] = ss;
+    if (SuperSlab* ss = ReturnLocked(batch[i], /*resident=*/false, now)) empty[emptied++] = ss;
   }
   pthread_mutex_unlock(&lock_);
   for (int i = 0; i < emptied; i++) SuperSlabRelease(empty[i]);

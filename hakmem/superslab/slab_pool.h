@@ -26,10 +26,10 @@
 //    any other: no SuperSlab is kept aside. (A take from the cache costs a
 //    lock, no syscall within the resident budget; the lanes measured the
 //    same with and without a kept spare.)
-//  - A slab given back keeps its class and carved blocks (warm, see
-//    SuperSlabTakeWarmSlab) while its SuperSlab stays in the pool; a take
-//    for the same class prefers such a slab in the SuperSlabs at the front
-//    of with_room_, where returns put their SuperSlab.
+//  - A slab given back is carved again, in address order, by whoever
+//    takes it next (see SuperSlabReturnSlab); a take, for any class,
+//    prefers such a slab (its pages likely resident) in the SuperSlabs at
+//    the front of with_room_, where returns put their SuperSlab.
 //  - Every free slab a heap gave back (its pages may be resident) is on the
 //    idle list, in the order they came back (Slab::idle_*); idle_bytes_ is
 //    their size. (The untouched free slabs of a SuperSlab from the cache
@@ -62,17 +62,18 @@ class SlabPool {
 
   // A slab for blocks of `block_size` of `size_class`, with slabs of
   // 2^`slab_shift` bytes (kSmallSlabShift, kMidSlabShift or kBigSlabShift), owned by
-  // `owner`: a warm slab of that class, else a free slab of a SuperSlab in
-  // the pool; else, if `may_map`, a SuperSlab from the cache or a new
-  // mapping. nullptr if none (out of memory, or `may_map`
-  // false and the pool has no free slab).
+  // `owner`, nothing carved yet: a slab a heap gave back (near the front
+  // of with_room), else a free slab of a SuperSlab in the pool; else, if
+  // `may_map`, of a SuperSlab from the cache or a new mapping. nullptr if
+  // none (out of memory, or `may_map` false and the pool has no free slab).
   Slab* Take(int size_class, uint32_t block_size, int slab_shift, const void* owner,
              bool may_map);
   // Gives back `s`, a slab taken here whose blocks are all free (the caller
-  // checked them). It stays warm for its class.
+  // checked them). Its blocks are forgotten; its pages stay (idle) until
+  // PurgeIdle.
   void Return(Slab* s);
   // While the idle slabs' bytes exceed `budget_bytes`, gives back the pages
-  // of the slab idle longest (madvise; it is no longer warm) if it has been
+  // of the slab idle longest (madvise) if it has been
   // idle for `decay_ns` at `now`; at most `max_slabs`. Returns how many.
   int PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns, int max_slabs);
   // For fork: held across it; the child re-initializes the lock. (A
@@ -93,10 +94,10 @@ class SlabPool {
   // A slab from the SuperSlabs in the pool, or nullptr.
   Slab* TakeLocked(int size_class, uint32_t block_size, int slab_shift, const void* owner);
   void NoteTaken(int g, SuperSlab* ss);
-  // Returns `s` to its SuperSlab and the lists (`warm`: from a heap, onto
-  // the idle list; else purged); the SuperSlab if that emptied it (to
+  // Returns `s` to its SuperSlab and the lists (`resident`: from a heap,
+  // onto the idle list; else purged); the SuperSlab if that emptied it (to
   // release once unlocked), else nullptr.
-  SuperSlab* ReturnLocked(Slab* s, bool warm, uint64_t now);
+  SuperSlab* ReturnLocked(Slab* s, bool resident, uint64_t now);
   void IdlePush(Slab* s, uint64_t now);
   void IdleRemove(Slab* s);
 

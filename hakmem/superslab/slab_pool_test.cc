@@ -1,5 +1,6 @@
 #include "hakmem/superslab/slab_pool.h"
 
+#include <sched.h>
 #include <string.h>
 
 #include <atomic>
@@ -70,30 +71,40 @@ TEST(SlabPoolTest, OwnersShareSuperSlabs) {
   GiveBack(pool, {again, b});
 }
 
-TEST(SlabPoolTest, AReturnedSlabStaysWarmForItsClass) {
+TEST(SlabPoolTest, AReturnedSlabIsTakenFirstAndCarvedAgainInAddressOrder) {
   SlabPool pool;
   Slab* s = TakeSmall(pool, Owner(1));
   Slab* other = TakeSmall(pool, Owner(1));  // keeps the SuperSlab in use
   ASSERT_NE(s, nullptr);
   Block* blocks[8];
   ASSERT_EQ(SlabCarve(s, blocks, 8, 1), 8u);
-  // The owner puts its blocks on the slab's list before giving it back.
-  for (int i = 7; i >= 0; i--) {
+  // The owner puts its blocks on the slab's list before giving it back, in
+  // no order (a program that freed in no order).
+  for (int i : {3, 7, 0, 5, 1, 6, 2, 4}) {
     blocks[i]->next = s->free;
     s->free = blocks[i];
   }
   pool.Return(s);
   EXPECT_EQ(InfoOf(s)->owner, nullptr);  // frees into it are invalid now
   EXPECT_FALSE(IsBlockStart(InfoOf(s), blocks[0]));
-  // The same class, from any owner, takes it back with its blocks.
-  Slab* warm = TakeSmall(pool, Owner(2));
-  EXPECT_EQ(warm, s);
-  EXPECT_EQ(InfoOf(warm)->owner, Owner(2));
-  EXPECT_EQ(SlabCarved(warm), 8u);
-  EXPECT_EQ(warm->free, blocks[0]);
-  EXPECT_EQ(warm->used, 0u);
-  EXPECT_TRUE(IsBlockStart(InfoOf(warm), blocks[7]));
-  GiveBack(pool, {warm, other});
+  EXPECT_EQ(s->free, nullptr);
+  // The next take, of another class and owner, gets it (its pages are
+  // likely resident), with nothing carved: its blocks come in address order.
+  Slab* again = pool.Take(kClass + 1, kBlockSize, kSmallSlabShift, Owner(2), true);
+  ASSERT_EQ(again, s);
+  EXPECT_EQ(InfoOf(again)->owner, Owner(2));
+  EXPECT_EQ(InfoOf(again)->size_class, kClass + 1);
+  EXPECT_EQ(SlabCarved(again), 0u);
+  EXPECT_EQ(again->used, 0u);
+  Block* carved[8];
+  ASSERT_EQ(SlabCarve(again, carved, 8, 1), 8u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(carved[0]), SlabStart(again));
+  for (int i = 1; i < 8; i++) {
+    EXPECT_EQ(reinterpret_cast<char*>(carved[i]) - reinterpret_cast<char*>(carved[i - 1]),
+              static_cast<ptrdiff_t>(kBlockSize))
+        << i;
+  }
+  GiveBack(pool, {again, other});
 }
 
 TEST(SlabPoolTest, FullSuperSlabsMoveOffTheRoomListAndBack) {
@@ -205,21 +216,21 @@ TEST_F(SlabPoolPurgeTest, OnlyBeyondTheBudgetAndOnlyAfterTheDecay) {
   // Once decayed: the oldest go until the budget holds (here 3 of 4).
   EXPECT_EQ(pool.PurgeIdle(g_fake_now + kSecond, kSmallSlabSize, kSecond, 64), 3);
   EXPECT_EQ(pool.GetStats().idle_bytes, kSmallSlabSize);
-  // The purged ones lost their warm blocks, and their memory reads as zero;
-  // the newest one kept both.
-  for (int i = 0; i < 3; i++) {
-    EXPECT_EQ(slabs[i]->free, nullptr);
+  // The purged ones' memory reads as zero; the newest one kept its data.
+  for (int i = 0; i < 4; i++) {
     const unsigned char* first = reinterpret_cast<const unsigned char*>(SlabStart(slabs[i]));
-    EXPECT_EQ(first[sizeof(Block)], 0) << "slab " << i << " still holds its data";
+    if (i < 3) {
+      EXPECT_EQ(first[sizeof(Block)], 0) << "slab " << i << " still holds its data";
+    } else {
+      EXPECT_EQ(first[sizeof(Block)], 0x5a) << "the newest one was purged";
+    }
   }
-  ASSERT_NE(slabs[3]->free, nullptr);
-  EXPECT_EQ(reinterpret_cast<const unsigned char*>(slabs[3]->free)[sizeof(Block)], 0x5a);
-  // A take for the class finds the warm one; the next, a purged one (the
-  // lowest free slab of the SuperSlab), which carves anew.
+  // A take finds the idle one; the next, a purged one (the lowest free
+  // slab of the SuperSlab).
   EXPECT_EQ(TakeSmall(pool, Owner(2)), slabs[3]);
   Slab* fresh = TakeSmall(pool, Owner(2));
   EXPECT_TRUE(fresh == slabs[0] || fresh == slabs[1] || fresh == slabs[2]);
-  EXPECT_EQ(fresh->free, nullptr);
+  EXPECT_EQ(SlabCarved(fresh), 0u);
   GiveBack(pool, {slabs[3], fresh, keeper_});
   EXPECT_EQ(pool.GetStats().idle_bytes, 0u) << "an empty SuperSlab leaves the idle list";
 }
@@ -228,13 +239,14 @@ TEST_F(SlabPoolPurgeTest, ATakenSlabIsNotIdleAndAtMostABatchGoes) {
   SlabPool pool;
   std::vector<Slab*> slabs = TakeFilled(pool, 6);
   for (Slab* s : slabs) pool.Return(s);
-  Slab* again = TakeSmall(pool, Owner(2));  // a warm one, off the idle list
+  Slab* again = TakeSmall(pool, Owner(2));  // an idle one, off the idle list
   EXPECT_EQ(pool.GetStats().idle_bytes, 5 * kSmallSlabSize);
   g_fake_now += 2 * kSecond;
   EXPECT_EQ(pool.PurgeIdle(g_fake_now, 0, kSecond, 2), 2);  // a batch of 2
   EXPECT_EQ(pool.PurgeIdle(g_fake_now, 0, kSecond, 64), 3);  // the rest
   EXPECT_EQ(pool.GetStats().idle_bytes, 0u);
-  EXPECT_NE(again->free, nullptr) << "the slab in use was purged";
+  EXPECT_EQ(reinterpret_cast<const unsigned char*>(SlabStart(again))[sizeof(Block)], 0x5a)
+      << "the slab in use was purged";
   EXPECT_EQ(InfoOf(again)->owner, Owner(2));
   // Purged slabs are free slabs like any other: the SuperSlab still hands
   // them out, and goes to the cache once everything is back.
@@ -247,8 +259,8 @@ TEST_F(SlabPoolPurgeTest, ATakenSlabIsNotIdleAndAtMostABatchGoes) {
 }
 
 // A purge moves many SuperSlabs: none may push the SuperSlab of a slab a
-// heap just gave back (warm) out of reach of the next take for its class.
-TEST_F(SlabPoolPurgeTest, PurgedSuperSlabsDoNotPushWarmSlabsAway) {
+// heap just gave back (resident) out of reach of the next take.
+TEST_F(SlabPoolPurgeTest, PurgedSuperSlabsDoNotPushResidentSlabsAway) {
   SlabPool pool;
   std::vector<Slab*> in_use;
   std::vector<Slab*> old_ones;
@@ -269,8 +281,8 @@ TEST_F(SlabPoolPurgeTest, PurgedSuperSlabsDoNotPushWarmSlabsAway) {
   GiveBack(pool, in_use);
 }
 
-// Heaps take warm slabs, check their listed blocks and give them back while
-// another thread purges everything idle (TSan checks the rest).
+// Heaps take idle slabs, carve and check their blocks and give them back
+// while another thread purges everything idle (TSan checks the rest).
 TEST(SlabPoolPurgeRaceTest, PurgesNeverTouchSlabsInUse) {
   SlabPool pool;
   Slab* keeper = TakeSmall(pool, Owner(0));
@@ -285,12 +297,11 @@ TEST(SlabPoolPurgeRaceTest, PurgesNeverTouchSlabsInUse) {
       for (int round = 0; round < 3000; round++) {
         Slab* s = TakeSmall(pool, Owner(t));
         ASSERT_NE(s, nullptr);
-        for (Block* b = s->free; b != nullptr; b = b->next) {
-          if (b->key != 1) bad_keys++;
-        }
         Block* blocks[16];
         const uint32_t carved = SlabCarve(s, blocks, 16, 1);
+        sched_yield();  // let the purger run while the slab is in use
         for (uint32_t i = 0; i < carved; i++) {
+          if (blocks[i]->key != 1) bad_keys++;  // its pages were given back
           blocks[i]->next = s->free;
           s->free = blocks[i];
         }
@@ -334,7 +345,6 @@ TEST(SlabPoolTest, ConcurrentTakesNeverShareASlab) {
             doubly_owned++;
           }
           s->used = 0;
-          s->free = nullptr;  // no warm blocks to keep
           mine[i] = mine.back();
           mine.pop_back();
           pool.Return(s);

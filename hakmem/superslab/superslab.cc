@@ -127,8 +127,7 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
   // before its carve. (One carve ahead, 2M mallocs of 64 B rebuilding a
   // freed structure: 12.3 ns each; 8 KiB ahead, 8.8.) A slab's first carve
   // asks for its own blocks too (asking again on later carves cost 16 B
-  // mallocs 4%); a warm slab taken back carves lines asked for in its
-  // earlier life. Untouched pages do not fault on a prefetch. One prefetch
+  // mallocs 4%). Untouched pages do not fault on a prefetch. One prefetch
   // per key's line: blocks under 64 B share lines (a line a carve's reach
   // ends in is asked for again by the next).
   const uintptr_t first = reinterpret_cast<uintptr_t>(next);
@@ -174,7 +173,7 @@ uint32_t ReservedSlabs(int slab_shift) { return slab_shift == kBigSlabShift ? 0u
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
-  s->parked_carved_limit = __atomic_load_n(&InfoOf(s)->carved_limit, __ATOMIC_RELAXED);
+  s->free = nullptr;
   for (SlabInfo& info : InfoCopiesOf(s)) {
     __atomic_store_n(&info.carved_limit, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&info.owner, nullptr, __ATOMIC_RELEASE);
@@ -183,36 +182,14 @@ bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
   return ss->used_slabs == ReservedSlabs(ss->slab_shift);
 }
 
-Slab* SuperSlabTakeWarmSlab(SuperSlab* ss, int size_class, const void* owner) {
-  uint32_t free_mask = ss->full_mask & ~ss->used_slabs;
-  while (free_mask != 0) {
-    const int index = __builtin_ctz(free_mask);
-    free_mask &= free_mask - 1;
-    Slab* s = SlabAt(ss, index);
-    if (s->free == nullptr || SlabInfoAt(ss, index)->size_class != size_class) continue;
-    ss->used_slabs |= 1u << index;
-    s->used = 0;
-    s->role = kSlabDetached;
-    s->prev = s->next = nullptr;
-    // Owner first: a free that passes the block-start check finds it set.
-    for (SlabInfo& info : InfoCopiesOf(ss, index)) {
-      __atomic_store_n(&info.owner, owner, __ATOMIC_RELEASE);
-      __atomic_store_n(&info.carved_limit, s->parked_carved_limit, __ATOMIC_RELEASE);
-    }
-    return s;
-  }
-  return nullptr;
-}
-
 namespace {
-// Forgets every warm slab of `ss`: its geometry changes, or its pages may
-// have been given back (read as zeros) while it was cached.
-void ForgetWarmSlabs(SuperSlab* ss) {
+// Every slab of `ss` free and unknown to the pool's idle list: it comes
+// from the cache, or its geometry changes.
+void ResetSlabRecords(SuperSlab* ss) {
   for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
     ss->slabs[i].free = nullptr;
     ss->slabs[i].idle = 0;
     __atomic_store_n(&ss->infos[i].carved_limit, 0, __ATOMIC_RELAXED);
-    ss->slabs[i].parked_carved_limit = 0;
   }
 }
 }  // namespace
@@ -224,7 +201,7 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
   if (slab_shift != kBigSlabShift) ss->zero_from = kSuperSlabSize;
   ss->full_mask = slabs == 32 ? 0xffffffffu : (1u << slabs) - 1;
   if (ss->slab_shift != slab_shift) {
-    ForgetWarmSlabs(ss);
+    ResetSlabRecords(ss);
     ss->slab_shift = static_cast<uint8_t>(slab_shift);
     registry::Register(reinterpret_cast<uintptr_t>(ss),
                        static_cast<uint8_t>(slab_shift));
@@ -236,7 +213,7 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift) {
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero));
   if (ss != nullptr) {
-    ForgetWarmSlabs(ss);
+    ResetSlabRecords(ss);
     if (reads_zero) ss->zero_from = platform::kPageSize;
   } else {
     ss = MapSuperSlab();

@@ -292,7 +292,7 @@ TEST(SuperSlabTest, ClassesStartAtDifferentCacheSetsAndStayAligned) {
   SuperSlabRelease(ss);
 }
 
-TEST(SuperSlabTest, AReturnedSlabStaysWarmForItsClass) {
+TEST(SuperSlabTest, AReturnedSlabForgetsItsBlocks) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
   ASSERT_NE(ss, nullptr);
   const int index = SuperSlabTakeFreeSlab(ss);
@@ -309,19 +309,14 @@ TEST(SuperSlabTest, AReturnedSlabStaysWarmForItsClass) {
   EXPECT_EQ(InfoOf(s)->owner, nullptr);  // free: frees into it are invalid
   // The free fast path's one check says so too.
   EXPECT_FALSE(IsBlockStart(InfoOf(s), head));
-  EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 77, kOwner), nullptr);  // other class
-  Slab* again = SuperSlabTakeWarmSlab(ss, 76, kOwner);
-  ASSERT_EQ(again, s);  // same class: its carved blocks come back
-  EXPECT_EQ(again->free, head);
-  EXPECT_EQ(again->used, 0u);
-  EXPECT_EQ(SlabCarved(again), 10u);
-  EXPECT_EQ(InfoOf(again)->owner, kOwner);
-  EXPECT_TRUE(IsBlockStart(InfoOf(again), head));
-  EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 76, kOwner), nullptr);  // taken
+  EXPECT_EQ(SlabCarved(s), 0u);
+  EXPECT_EQ(s->free, nullptr);  // carved again, in address order, when taken
+  EXPECT_EQ(SuperSlabTakeFreeSlab(ss), index);
+  Slab* again = SlabInit(ss, index, 8192, 77, kOwner);
+  Block* first;
+  ASSERT_EQ(SlabCarve(again, &first, 1, kKey), 1u);
+  EXPECT_EQ(first, carved[0]);
   SuperSlabReturnSlab(ss, again);
-  // Re-formatted for another geometry: nothing is warm any more.
-  SuperSlabFormat(ss, kSmallSlabShift);
-  EXPECT_EQ(SuperSlabTakeWarmSlab(ss, 76, kOwner), nullptr);
   SuperSlabRelease(ss);
 }
 
@@ -344,7 +339,7 @@ void ExpectInfoCopiesAlike(const Slab* s) {
 }
 
 // A slab's SlabInfo copies (one per 64 KiB it spans) stay alike through
-// set-up, carving, return and warm take-back, in every geometry, and the
+// set-up, carving, return and set-up again, in every geometry, and the
 // blocks in each 64 KiB pass the block-start test through their own copy.
 TEST(SuperSlabTest, EveryCopyOfASlabsInfoStaysAlike) {
   for (int shift : {kSmallSlabShift, kMidSlabShift, kBigSlabShift}) {
@@ -370,10 +365,13 @@ TEST(SuperSlabTest, EveryCopyOfASlabsInfoStaysAlike) {
     SuperSlabReturnSlab(ss, s);
     ExpectInfoCopiesAlike(s);
     EXPECT_FALSE(IsBlockStart(SlabInfoOf(carved.back()), carved.back())) << shift;
-    ASSERT_EQ(SuperSlabTakeWarmSlab(ss, size_class, kOwner), s);
+    ASSERT_EQ(SuperSlabTakeFreeSlab(ss), index);
+    ASSERT_EQ(SlabInit(ss, index, size, size_class, kOwner), s);
     ExpectInfoCopiesAlike(s);
-    EXPECT_TRUE(IsBlockStart(SlabInfoOf(carved.back()), carved.back())) << shift;
-    s->free = nullptr;
+    EXPECT_FALSE(IsBlockStart(SlabInfoOf(carved.back()), carved.back())) << shift;
+    ASSERT_EQ(SlabCarve(s, carved.data(), 1, kKey), 1u);
+    ExpectInfoCopiesAlike(s);
+    EXPECT_TRUE(IsBlockStart(SlabInfoOf(carved[0]), carved[0])) << shift;
     SuperSlabReturnSlab(ss, s);
     SuperSlabRelease(ss);
   }

@@ -29,8 +29,9 @@
 //  - current[c] of a heap in use is never null: it points at kEmptySlab (no
 //    free blocks, owned by nobody) until the class is first used.
 //  - A slab other than current[c] whose last block comes back is returned to
-//    the slab pool at once, but stays warm (class and carved free list kept)
-//    so the class (of any heap) takes it back without carving.
+//    the slab pool at once (after CheckEmptySlab); whoever takes it next,
+//    for any class, carves it again in address order (see
+//    SuperSlabReturnSlab).
 //  - current[c] stays when it empties (a malloc/free loop must not churn);
 //    the time-gated upkeep (at most every 100 ms of slow paths) empties the
 //    calling thread's bins and returns its empty current slabs, so a program

@@ -164,6 +164,53 @@ uint64_t SlabsInUse(int size_class) {
   return stats.slabs_in_use[size_class];
 }
 
+// A structure freed in no order (a hash table's nodes) leaves its slabs'
+// lists in no order; the next structure must still come in address order
+// (emptied slabs are carved again): its blocks share lines and pages, and
+// freeing half of it and allocating again walks lists in order. Before
+// session 18 an emptied slab kept its list for the next taker of its class.
+// (Slabs that still hold a block keep their lists, in no order, as
+// mimalloc's pages do.)
+uint64_t g_upkeep_test_now = 0;
+uint64_t UpkeepTestNow() { return g_upkeep_test_now; }
+
+TEST(HeapTest, AStructureBuiltAfterFreesInNoOrderComesInAddressOrder) {
+  constexpr size_t kSize = 256;
+  constexpr int kBlocks = 20 * 256;  // 20 slabs' worth
+  TinyTrim();
+  void* keep = TinyMalloc(kSize);  // the SuperSlab stays in the pool
+  std::vector<void*> v;
+  for (int i = 0; i < kBlocks; i++) v.push_back(TinyMalloc(kSize));
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = v.size() - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::swap(v[i], v[x % (i + 1)]);
+  }
+  for (void* p : v) Free(p);
+  // The bin's last blocks to their slabs, so that every slab empties: the
+  // upkeep, 200 ms later by a test clock. (Not a trim, which would give
+  // back the emptied slabs' pages, and their lists with them.)
+  g_upkeep_test_now = platform::NowNs();
+  platform::SetClockForTesting(&UpkeepTestNow);
+  g_upkeep_test_now += 200000000;
+  TinyUpkeep();
+  platform::SetClockForTesting(nullptr);
+  int adjacent = 0;
+  for (int i = 0; i < kBlocks; i++) {
+    v[i] = TinyMalloc(kSize);
+    if (i > 0 && static_cast<char*>(v[i]) - static_cast<char*>(v[i - 1]) ==
+                     static_cast<ptrdiff_t>(kSize)) {
+      adjacent++;
+    }
+  }
+  EXPECT_GE(adjacent, kBlocks * 95 / 100);
+  for (void* p : v) Free(p);
+  Free(keep);
+  TinyTrim();
+}
+
 TEST(HeapTest, FreeBlocksOfOtherSlabsAreReusedBeforeCarvingMore) {
   // The current slab can still carve, and an older slab has free blocks:
   // the older slab's blocks come first (carving touches fresh memory).
