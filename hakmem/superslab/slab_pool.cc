@@ -10,20 +10,9 @@ int GeometryOf(int slab_shift) {
 }
 
 // How many SuperSlabs at the front of with_room a take searches for a slab
-// a heap gave back (its pages likely resident) before it takes the lowest
-// free slab of the first.
+// a heap gave back (its pages resident as far as it was carved) before it
+// takes the lowest free slab of the first.
 constexpr int kIdleLookup = 4;
-
-// A free slab of `ss` on the idle list (given back by a heap, not purged),
-// or -1.
-int IdleFreeSlab(const SuperSlab* ss) {
-  for (uint32_t free_mask = ss->full_mask & ~ss->used_slabs; free_mask != 0;
-       free_mask &= free_mask - 1) {
-    const int index = __builtin_ctz(free_mask);
-    if (SlabAt(const_cast<SuperSlab*>(ss), index)->idle) return index;
-  }
-  return -1;
-}
 
 // At most this many slabs' pages are given back per PurgeIdle call.
 constexpr int kPurgeBatch = 256;
@@ -81,16 +70,32 @@ Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
   const int g = GeometryOf(slab_shift);
   SuperSlab* ss = with_room_[g].head;
   if (ss == nullptr) return nullptr;
-  int index = -1;
+  // Of the slabs heaps gave back, the one carved furthest in its earlier
+  // lives: carving it again faults least. (A slab that served a class
+  // briefly, a page carved, would otherwise be taken before a fully carved
+  // one, and fault in the rest while the other stays idle.)
+  SuperSlab* best_ss = nullptr;
+  int best = -1;
   int looked = 0;
   for (SuperSlab* w = ss; w != nullptr && looked < kIdleLookup; w = w->next, looked++) {
-    if ((index = IdleFreeSlab(w)) >= 0) {
-      ss = w;
-      SuperSlabTakeSlabAt(ss, index);
-      break;
+    for (uint32_t free_mask = w->full_mask & ~w->used_slabs; free_mask != 0;
+         free_mask &= free_mask - 1) {
+      const int i = __builtin_ctz(free_mask);
+      const Slab* s = SlabAt(w, i);
+      if (s->idle && (best < 0 || s->touched_bytes > SlabAt(best_ss, best)->touched_bytes)) {
+        best_ss = w;
+        best = i;
+      }
     }
   }
-  if (index < 0) index = SuperSlabTakeFreeSlab(ss);
+  int index;
+  if (best >= 0) {
+    ss = best_ss;
+    index = best;
+    SuperSlabTakeSlabAt(ss, index);
+  } else {
+    index = SuperSlabTakeFreeSlab(ss);
+  }
   if (SlabAt(ss, index)->idle) IdleRemove(SlabAt(ss, index));
   NoteTaken(g, ss);
   return SlabInit(ss, index, block_size, size_class, owner);
@@ -181,6 +186,7 @@ int SlabPool::PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns,
   pthread_mutex_unlock(&lock_);
   if (n == 0) return 0;
   DiscardSlabPages(batch, n);
+  for (int i = 0; i < n; i++) batch[i]->touched_bytes = 0;  // they read zero now
   SuperSlab* empty[kPurgeBatch];
   int emptied = 0;
   pthread_mutex_lock(&lock_);

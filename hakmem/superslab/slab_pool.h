@@ -28,8 +28,9 @@
 //    same with and without a kept spare.)
 //  - A slab given back is carved again, in address order, by whoever
 //    takes it next (see SuperSlabReturnSlab); a take, for any class,
-//    prefers such a slab (its pages likely resident) in the SuperSlabs at
-//    the front of with_room_, where returns put their SuperSlab.
+//    prefers such a slab, the one carved furthest (Slab::touched_bytes:
+//    its pages resident), in the SuperSlabs at the front of with_room_,
+//    where returns put their SuperSlab.
 //  - Every free slab a heap gave back (its pages may be resident) is on the
 //    idle list, in the order they came back (Slab::idle_*); idle_bytes_ is
 //    their size. (The untouched free slabs of a SuperSlab from the cache
@@ -62,8 +63,9 @@ class SlabPool {
 
   // A slab for blocks of `block_size` of `size_class`, with slabs of
   // 2^`slab_shift` bytes (kSmallSlabShift, kMidSlabShift or kBigSlabShift), owned by
-  // `owner`, nothing carved yet: a slab a heap gave back (near the front
-  // of with_room), else a free slab of a SuperSlab in the pool; else, if
+  // `owner`, nothing carved yet: the slab a heap gave back that was carved
+  // furthest (near the front of with_room), else a free slab of a
+  // SuperSlab in the pool; else, if
   // `may_map`, of a SuperSlab from the cache or a new mapping. nullptr if
   // none (out of memory, or `may_map` false and the pool has no free slab).
   Slab* Take(int size_class, uint32_t block_size, int slab_shift, const void* owner,

@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem/platform.h"
+#include "tests/residency.h"
 
 namespace hakmem {
 namespace {
@@ -269,14 +270,14 @@ TEST_F(SlabPoolPurgeTest, PurgedSuperSlabsDoNotPushResidentSlabsAway) {
     old_ones.push_back(in_use.back());
     in_use.pop_back();
   }
-  std::vector<Slab*> warm_ones = TakeFilled(pool, 1);  // from a sixth SuperSlab
-  Slab* const warm = warm_ones[0];
+  std::vector<Slab*> resident_ones = TakeFilled(pool, 1);  // from a sixth SuperSlab
+  Slab* const resident = resident_ones[0];
   for (Slab* s : old_ones) pool.Return(s);  // one free slab in each of 5
   g_fake_now += 2 * kSecond;
-  pool.Return(warm);
+  pool.Return(resident);
   ASSERT_EQ(pool.PurgeIdle(g_fake_now, kSmallSlabSize, kSecond, 64), 5);
-  EXPECT_EQ(TakeSmall(pool, Owner(2)), warm);
-  in_use.push_back(warm);
+  EXPECT_EQ(TakeSmall(pool, Owner(2)), resident);
+  in_use.push_back(resident);
   in_use.push_back(keeper_);
   GiveBack(pool, in_use);
 }
@@ -362,6 +363,72 @@ TEST(SlabPoolTest, ConcurrentTakesNeverShareASlab) {
   for (std::thread& th : threads) th.join();
   EXPECT_EQ(doubly_owned.load(), 0);
   GiveBack(pool, {});
+}
+
+
+// Of the slabs heaps gave back, a take prefers the one carved furthest: a
+// slab that served another class briefly (a page carved) must not be taken
+// before a fully carved one, and fault in the rest of its pages while the
+// other stays idle and resident. (Found by review of the first cut of
+// carving returned slabs again, which took the lowest idle slab.)
+TEST(SlabPoolTest, ATakePrefersTheReturnedSlabCarvedFurthest) {
+  SuperSlabCacheReleaseAll();  // a fresh mapping: nothing resident
+  SlabPool pool;
+  Slab* keeper = TakeSmall(pool, Owner(0));
+  Slab* little = pool.Take(1, 16, kSmallSlabShift, Owner(1), true);
+  Slab* full = TakeSmall(pool, Owner(1));
+  ASSERT_EQ(SuperSlabOf(little), SuperSlabOf(full));
+  ASSERT_LT(SlabIndex(little), SlabIndex(full));  // the lower one, were it by index
+  std::vector<Block*> blocks(SlabCapacity(full));
+  ASSERT_EQ(SlabCarve(little, blocks.data(), 1, 1), 1u);  // a page
+  ASSERT_EQ(SlabCarve(full, blocks.data(), SlabCapacity(full), 1), SlabCapacity(full));
+  const auto resident = [&] {
+    return hakmem_test::ResidentPages(reinterpret_cast<void*>(SlabStart(little) & ~(kSmallSlabSize - 1)),
+                                      kSmallSlabSize) +
+           hakmem_test::ResidentPages(reinterpret_cast<void*>(SlabStart(full) & ~(kSmallSlabSize - 1)),
+                                      kSmallSlabSize);
+  };
+  const int before = resident();
+  if (hakmem_test::HugePagesAlways()) GTEST_SKIP() << "huge pages: residency says nothing";
+  pool.Return(little);
+  pool.Return(full);
+  // The class of `full` asks again and carves a slab's worth.
+  Slab* s = TakeSmall(pool, Owner(2));
+  EXPECT_EQ(s, full);
+  ASSERT_EQ(SlabCarve(s, blocks.data(), SlabCapacity(s), 1), SlabCapacity(s));
+  EXPECT_EQ(resident(), before) << "carving faulted in pages while resident ones stayed idle";
+  GiveBack(pool, {s, keeper});
+}
+
+// An idle slab taken from the second SuperSlab of with_room, its last free
+// one, leaves the idle list and sends that SuperSlab to the full list.
+TEST(SlabPoolTest, AnIdleSlabTakenBehindTheHeadFillsItsSuperSlab) {
+  SlabPool pool;
+  std::vector<Slab*> first;
+  for (int i = 0; i < kSmallSlabsPerSuperSlab; i++) first.push_back(TakeSmall(pool, Owner(1)));
+  Slab* keeper = TakeSmall(pool, Owner(2));
+  Slab* b = TakeSmall(pool, Owner(2));
+  ASSERT_NE(SuperSlabOf(keeper), SuperSlabOf(first[0]));
+  ASSERT_EQ(SuperSlabOf(keeper), SuperSlabOf(b));
+  Slab* const x = first[7];
+  pool.Return(x);
+  pool.Return(b);  // with_room: b's SuperSlab, then x's
+  EXPECT_EQ(pool.GetStats().idle_bytes, 2 * kSmallSlabSize);
+  EXPECT_EQ(pool.GetStats().full, 0u);
+  Slab* t1 = TakeSmall(pool, Owner(3), false);
+  Slab* t2 = TakeSmall(pool, Owner(3), false);
+  EXPECT_TRUE((t1 == b && t2 == x) || (t1 == x && t2 == b));
+  SlabPool::Stats stats = pool.GetStats();
+  EXPECT_EQ(stats.idle_bytes, 0u);
+  EXPECT_EQ(stats.full, 1u);
+  EXPECT_EQ(stats.with_room, 1u);
+  Slab* fresh = TakeSmall(pool, Owner(3), false);  // the head's lowest untouched slab
+  EXPECT_EQ(SuperSlabOf(fresh), SuperSlabOf(b));
+  first.push_back(keeper);
+  first.push_back(b);
+  first.push_back(fresh);
+  GiveBack(pool, first);
+  EXPECT_EQ(pool.GetStats().idle_bytes, 0u);
 }
 
 }  // namespace

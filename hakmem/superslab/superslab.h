@@ -114,6 +114,11 @@ struct alignas(64) Slab {
   Slab* idle_prev;
   Slab* idle_next;
   uint64_t idle_since_ns;
+  // How far from its start the slab's blocks were ever carved since its
+  // pages last read zero (mapped, given back, or from the cache): what a
+  // take of this slab finds resident. Kept across set-ups, so that a take
+  // prefers the given-back slab that faults least (SlabPool::Take).
+  uint32_t touched_bytes;
 };
 static_assert(sizeof(Slab) == kSlabRecordSize, "a line each");
 

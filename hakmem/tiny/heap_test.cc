@@ -190,8 +190,9 @@ TEST(HeapTest, AStructureBuiltAfterFreesInNoOrderComesInAddressOrder) {
   }
   for (void* p : v) Free(p);
   // The bin's last blocks to their slabs, so that every slab empties: the
-  // upkeep, 200 ms later by a test clock. (Not a trim, which would give
-  // back the emptied slabs' pages, and their lists with them.)
+  // upkeep, 200 ms later by a test clock. (Not a trim, which would also
+  // give back the emptied slabs' pages: carved again from zeroed pages,
+  // they would come in order whatever the pool kept.)
   g_upkeep_test_now = platform::NowNs();
   platform::SetClockForTesting(&UpkeepTestNow);
   g_upkeep_test_now += 200000000;
@@ -2077,6 +2078,53 @@ TEST(HeapDeathTest, PointerIntoAFreeSlabIsReported) {
   char* inside = reinterpret_cast<char*>(ss) + (static_cast<size_t>(free_slab) << ss->slab_shift);
   EXPECT_DEATH(Free(inside + 64), "not a live block");
   Free(p);
+}
+
+
+// A big SuperSlab whose blocks were written goes to the cache with its
+// pages, and comes back for the next thread: its blocks are carved again
+// from the start over dirty memory, and none may be told zero past its
+// first page (calloc would skip clearing it) unless it is. (From review.)
+TEST(HeapTest, BigBlocksCarvedAgainOverDirtyMemoryAreNotToldZero) {
+  for (int written : {3, 12}) {
+    TinyTrim();
+    SuperSlabCacheReleaseAll();
+    std::vector<uintptr_t> first_round;
+    std::thread([&] {
+      for (int i = 0; i < written; i++) {
+        unsigned char* p = static_cast<unsigned char*>(TinyMalloc(kBigSize));
+        ASSERT_NE(p, nullptr);
+        memset(p, 0xab, kBigBlock);
+        first_round.push_back(reinterpret_cast<uintptr_t>(p));
+      }
+      for (uintptr_t p : first_round) Free(reinterpret_cast<void*>(p));
+    }).join();  // its empty slab goes back, its SuperSlab to the cache, dirty
+    int reused = 0, dirty_told_zero = 0;
+    std::thread([&] {
+      std::vector<unsigned char*> blocks;
+      for (int i = 0; i < 12; i++) {
+        bool tail_zero = false;
+        unsigned char* p =
+            static_cast<unsigned char*>(TinyMallocTellingZeroTail(kBigClass, &tail_zero));
+        ASSERT_NE(p, nullptr);
+        reused += static_cast<int>(
+            std::count(first_round.begin(), first_round.end(), reinterpret_cast<uintptr_t>(p)));
+        if (tail_zero) {
+          for (uint32_t at = 4096; at < kBigBlock; at += 64) {
+            if (p[at] != 0) {
+              dirty_told_zero++;
+              break;
+            }
+          }
+        }
+        blocks.push_back(p);
+      }
+      for (unsigned char* p : blocks) Free(p);
+    }).join();
+    EXPECT_GT(reused, 0) << written;  // the dirty blocks did come back
+    EXPECT_EQ(dirty_told_zero, 0) << written;
+    TinyTrim();
+  }
 }
 
 }  // namespace
