@@ -1809,8 +1809,14 @@ TEST(HeapDeathTest, DoubleFreeOfTheHeadOfItsSlabsListFlushedLaterIsReported) {
 // list becomes a cycle. (Found by review: that walk looped forever, or,
 // with p handed out while still listed, gave back the live block's pages
 // or followed its data.) alarm(): a hang dies unreported, and fails.
-void BigHeadFreedAgainUnderAnotherBlock(void** keep, void** x2_out, void** p_out) {
+struct BigHeadFreedAgain {
+  void* x2;
+  void* p;
+};
+BigHeadFreedAgain BigHeadFreedAgainUnderAnotherBlock() {
+  alarm(20);
   TinyTrim();
+  void* keep[2];
   keep[0] = TinyMalloc(kBigSize);
   keep[1] = TinyMalloc(kBigSize);
   void* x1 = TinyMalloc(kBigSize);
@@ -1827,18 +1833,13 @@ void BigHeadFreedAgainUnderAnotherBlock(void** keep, void** x2_out, void** p_out
   Free(x1);
   Free(p);   // the double free: the bin holds x1, p (full)
   Free(x2);  // overflow: x1 goes on the list, on top of p
-  *x2_out = x2;
-  *p_out = p;
+  return {x2, p};
 }
 
 TEST(HeapDeathTest, BigHeadFreedAgainUnderAnotherBlockIsReportedNotWalkedForever) {
   EXPECT_DEATH(
       {
-        alarm(20);
-        void* keep[2];
-        void* x2;
-        void* p;
-        BigHeadFreedAgainUnderAnotherBlock(keep, &x2, &p);
+        BigHeadFreedAgainUnderAnotherBlock();
         TinyTrim();  // p's copy and x2 on top of x1: p -> x2 -> x1 -> p
         fprintf(stderr, "trim returned\n");
         for (int i = 0; i < 64; i++) TinyMalloc(kBigSize);
@@ -1850,14 +1851,10 @@ TEST(HeapDeathTest, BigHeadFreedAgainAndHandedOutWhileListedIsReported) {
   for (const int fill : {0, 0x5a}) {  // its first word null, or data
     EXPECT_DEATH(
         {
-          alarm(20);
-          void* keep[2];
-          void* x2;
-          void* p;
-          BigHeadFreedAgainUnderAnotherBlock(keep, &x2, &p);
+          const BigHeadFreedAgain set = BigHeadFreedAgainUnderAnotherBlock();
           void* a = TinyMalloc(kBigSize);
           unsigned char* b = static_cast<unsigned char*>(TinyMalloc(kBigSize));
-          if (a != x2 || b != p) _exit(4);  // p is live and still listed
+          if (a != set.x2 || b != set.p) _exit(4);  // p is live and still listed
           memset(b, fill, 16);
           memset(b + 16, 0x5a, kBigBlock - 16);
           TinyTrim();  // walks the listed blocks
