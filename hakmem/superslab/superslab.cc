@@ -175,10 +175,13 @@ uint32_t ReservedSlabs(int slab_shift) { return slab_shift == kBigSlabShift ? 0u
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
   s->free = nullptr;
   const SlabInfo* info = InfoOf(s);
-  const uint32_t carved_end = static_cast<uint32_t>(
-      SlabStart(s) + static_cast<uintptr_t>(SlabCarved(s)) * info->block_size -
-      (reinterpret_cast<uintptr_t>(ss) + (static_cast<uintptr_t>(SlabIndex(s)) << ss->slab_shift)));
-  if (carved_end > s->touched_bytes) s->touched_bytes = carved_end;
+  // (Nothing carved: its SlabInfo may never have been set up.)
+  if (__atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED) != 0) {
+    const uint32_t carved_end = static_cast<uint32_t>(
+        SlabStart(s) + static_cast<uintptr_t>(SlabCarved(s)) * info->block_size -
+        (reinterpret_cast<uintptr_t>(ss) + (static_cast<uintptr_t>(SlabIndex(s)) << ss->slab_shift)));
+    if (carved_end > s->touched_bytes) s->touched_bytes = carved_end;
+  }
   for (SlabInfo& info : InfoCopiesOf(s)) {
     __atomic_store_n(&info.carved_limit, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&info.owner, nullptr, __ATOMIC_RELEASE);

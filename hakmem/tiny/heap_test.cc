@@ -171,14 +171,19 @@ uint64_t SlabsInUse(int size_class) {
 // session 18 an emptied slab kept its list for the next taker of its class.
 // (Slabs that still hold a block keep their lists, in no order, as
 // mimalloc's pages do.)
-uint64_t g_upkeep_test_now = 0;
-uint64_t UpkeepTestNow() { return g_upkeep_test_now; }
-
 TEST(HeapTest, AStructureBuiltAfterFreesInNoOrderComesInAddressOrder) {
   constexpr size_t kSize = 256;
   constexpr int kBlocks = 20 * 256;  // 20 slabs' worth
   TinyTrim();
   void* keep = TinyMalloc(kSize);  // the SuperSlab stays in the pool
+  // Freed after the structure, in order: they push its last blocks out of
+  // the bin to their slabs, so that every slab of it empties. (Not a trim,
+  // which would also give back the emptied slabs' pages: carved again from
+  // zeroed pages, they would come in order whatever the pool kept. Nor the
+  // upkeep by a test clock, whose gates would stay ahead of the real
+  // clock for the tests after.)
+  std::vector<void*> pushers;
+  for (int i = 0; i < 300; i++) pushers.push_back(TinyMalloc(kSize));
   std::vector<void*> v;
   for (int i = 0; i < kBlocks; i++) v.push_back(TinyMalloc(kSize));
   uint64_t x = 88172645463325252ull;
@@ -189,15 +194,7 @@ TEST(HeapTest, AStructureBuiltAfterFreesInNoOrderComesInAddressOrder) {
     std::swap(v[i], v[x % (i + 1)]);
   }
   for (void* p : v) Free(p);
-  // The bin's last blocks to their slabs, so that every slab empties: the
-  // upkeep, 200 ms later by a test clock. (Not a trim, which would also
-  // give back the emptied slabs' pages: carved again from zeroed pages,
-  // they would come in order whatever the pool kept.)
-  g_upkeep_test_now = platform::NowNs();
-  platform::SetClockForTesting(&UpkeepTestNow);
-  g_upkeep_test_now += 200000000;
-  TinyUpkeep();
-  platform::SetClockForTesting(nullptr);
+  for (void* p : pushers) Free(p);
   int adjacent = 0;
   for (int i = 0; i < kBlocks; i++) {
     v[i] = TinyMalloc(kSize);
@@ -206,7 +203,9 @@ TEST(HeapTest, AStructureBuiltAfterFreesInNoOrderComesInAddressOrder) {
       adjacent++;
     }
   }
-  EXPECT_GE(adjacent, kBlocks * 95 / 100);
+  // (The first mallocs take the pushers back, the bin's last-in first:
+  // those are not next to each other. On the old pool: 438 of 5,120.)
+  EXPECT_GE(adjacent, kBlocks * 90 / 100);
   for (void* p : v) Free(p);
   Free(keep);
   TinyTrim();
