@@ -197,7 +197,7 @@ void ResetSlabRecords(SuperSlab* ss) {
   for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) {
     ss->slabs[i].free = nullptr;
     ss->slabs[i].idle = 0;
-    ss->slabs[i].touched_bytes = 0;  // free slabs: not on the idle list
+    ss->slabs[i].touched_bytes = 0;  // its pages may have been given back
     __atomic_store_n(&ss->infos[i].carved_limit, 0, __ATOMIC_RELAXED);
   }
 }
