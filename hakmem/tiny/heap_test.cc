@@ -2060,20 +2060,31 @@ TEST(HeapDeathTest, InteriorPointerIsReported) {
                "of a block");
 }
 
-TEST(HeapDeathTest, PointerIntoAFreeSlabIsReported) {
-  void* p = TinyMalloc(64);
-  // A slab of the same SuperSlab that is not in use (earlier tests decide
-  // which ones are).
-  SuperSlab* ss = SuperSlabOf(p);
+// A slab of `ss` that is not in use, or -1.
+int FreeSlabOf(SuperSlab* ss) {
   const int slabs = static_cast<int>(kRegionAlign >> ss->slab_shift);
-  int free_slab = -1;
-  for (int i = 1; i < slabs && free_slab < 0; i++) {
-    if (__atomic_load_n(&SlabInfoAt(ss, i)->owner, __ATOMIC_RELAXED) == nullptr) free_slab = i;
+  for (int i = 1; i < slabs; i++) {
+    if (__atomic_load_n(&SlabInfoAt(ss, i)->owner, __ATOMIC_RELAXED) == nullptr) return i;
   }
-  ASSERT_GE(free_slab, 0) << "every slab of the SuperSlab is in use";
+  return -1;
+}
+
+TEST(HeapDeathTest, PointerIntoAFreeSlabIsReported) {
+  // A slab not in use in the SuperSlab of a block in use. Earlier tests
+  // decide which slabs are in use (shuffled, the first block's SuperSlab
+  // was once full): more blocks until one lies in a SuperSlab with a free
+  // slab (a new slab comes from one with room).
+  std::vector<void*> held = {TinyMalloc(64)};
+  int free_slab = FreeSlabOf(SuperSlabOf(held.back()));
+  for (int i = 0; free_slab < 0 && i < 100000; i++) {
+    held.push_back(TinyMalloc(64));
+    free_slab = FreeSlabOf(SuperSlabOf(held.back()));
+  }
+  ASSERT_GE(free_slab, 0) << "no SuperSlab with a free slab";
+  SuperSlab* ss = SuperSlabOf(held.back());
   char* inside = reinterpret_cast<char*>(ss) + (static_cast<size_t>(free_slab) << ss->slab_shift);
   EXPECT_DEATH(Free(inside + 64), "not a live block");
-  Free(p);
+  for (void* p : held) Free(p);
 }
 
 
