@@ -27,6 +27,10 @@ class ConfigTest : public ::testing::Test {
     g_env = &env_;
     g_log = &log_;
     platform::SetLogSinkForTesting(&CaptureLog);
+    // Marks the configuration loaded: otherwise the first GetOption of the
+    // process loads the real environment over what Load() put there (a
+    // test that ran first, shuffled, then read the defaults).
+    config_internal::ResetToDefaults();
   }
   void TearDown() override {
     platform::SetLogSinkForTesting(nullptr);
