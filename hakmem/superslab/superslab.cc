@@ -177,9 +177,7 @@ bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
   const SlabInfo* info = InfoOf(s);
   // (Nothing carved: its SlabInfo may never have been set up.)
   if (__atomic_load_n(&info->carved_limit, __ATOMIC_RELAXED) != 0) {
-    const uint32_t carved_end = static_cast<uint32_t>(
-        SlabStart(s) + static_cast<uintptr_t>(SlabCarved(s)) * info->block_size -
-        (reinterpret_cast<uintptr_t>(ss) + (static_cast<uintptr_t>(SlabIndex(s)) << ss->slab_shift)));
+    const uint32_t carved_end = SlabColorOf(s) + SlabCarved(s) * info->block_size;
     if (carved_end > s->touched_bytes) s->touched_bytes = carved_end;
   }
   for (SlabInfo& info : InfoCopiesOf(s)) {
