@@ -44,6 +44,9 @@
 //    one, a new one). Carving touches fresh memory.
 //  - Heaps are never unmapped, so a remote free may always push onto the
 //    owner heap's queue, even after the owner thread exited.
+//  - A heap whose thread exited waits in a pool for a new thread, with no
+//    current slab; other threads' flushes put its blocks on its slabs'
+//    lists themselves, under the pool lock (heap.cc, MayFreeIntoPooled).
 #ifndef HAKMEM_TINY_HEAP_H_
 #define HAKMEM_TINY_HEAP_H_
 

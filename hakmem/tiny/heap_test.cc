@@ -1208,6 +1208,46 @@ TEST(HeapTest, BlocksOfAnExitedThreadCanBeFreedAndReused) {
   }).join();
 }
 
+TEST(HeapTest, FreesOfAnExitedThreadsBlocksGoStraightToItsSlabs) {
+  // A thread builds a structure and exits; another frees it. Its blocks go
+  // from the freeing thread's bin onto their slabs' lists at once (the
+  // pooled heap's slabs, under the pool lock), not through the pooled
+  // heap's queue; and its slabs go back as they empty, the one it was
+  // carving from too (freed first here).
+  constexpr size_t kSize = 176;
+  const int c = static_cast<int>(SizeToClass(kSize));
+  Free(TinyMalloc(kSize));  // this thread has a heap: it does not adopt the pooled one
+  TinyTrim();
+  static TinyStats before;
+  GetTinyStats(&before);
+  std::vector<void*> blocks;
+  std::thread([&] {
+    for (int i = 0; i < 20000; i++) blocks.push_back(TinyMalloc(kSize));
+    // The last block from the slab the thread carves from when it exits.
+    while (SlabOf(blocks.back()) != tl_heap->current[c]) blocks.push_back(TinyMalloc(kSize));
+  }).join();
+  const Slab* last_carved = SlabOf(blocks.back());
+  static TinyStats built;
+  GetTinyStats(&built);
+  ASSERT_GE(built.slabs_in_use[c], before.slabs_in_use[c] + 20000 * kSize / 65536);
+  std::reverse(blocks.begin(), blocks.end());
+  for (void* p : blocks) Free(p);
+  static TinyStats freed;
+  GetTinyStats(&freed);
+  EXPECT_EQ(freed.counters.blocks_sent_to_owners, before.counters.blocks_sent_to_owners);
+  EXPECT_EQ(freed.counters.blocks_drained, before.counters.blocks_drained);
+  // Only the slabs of the blocks this thread's bin still holds are in use.
+  std::set<const Slab*> held;
+  for (size_t i = blocks.size() - BinCount(tl_heap, c); i < blocks.size(); i++) {
+    held.insert(SlabOf(blocks[i]));
+  }
+  EXPECT_EQ(freed.slabs_in_use[c], before.slabs_in_use[c] + held.size());
+  if (held.count(last_carved) == 0) {
+    EXPECT_EQ(InfoOf(last_carved)->owner, nullptr) << "the exited thread's last slab is kept";
+  }
+  TinyTrim();
+}
+
 using HeapDeathTest = ::testing::Test;
 
 TEST(HeapDeathTest, ABlockFreedAgainWhileInTheTransferCacheIsReported) {
@@ -1666,15 +1706,23 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       TinyTrim();
       // Overflows with other threads' blocks grow it as far as those grow
       // a bin, and no further when it then runs dry.
+      // (The other thread stays until then: an exited thread's blocks go
+      // onto their slabs at once, as this heap's own do.)
       for (int round = 0; round < 3; round++) {
         std::vector<void*> others;
-        std::thread([&] {
+        std::atomic<int> stage{0};
+        std::thread other([&] {
           for (uint32_t i = 0; i < n; i++) others.push_back(TinyMallocClass(c));
-        }).join();
+          stage.store(1);
+          while (stage.load() != 2) std::this_thread::yield();
+        });
+        while (stage.load() != 1) std::this_thread::yield();
         for (void* p : others) Free(p);
         std::vector<void*> own;
         for (uint32_t i = 0; i < n; i++) own.push_back(TinyMallocClass(c));
         for (void* p : own) Free(p);  // (the slabs stay: others' blocks keep them)
+        stage.store(2);
+        other.join();
       }
       EXPECT_EQ(BinLimit(tl_heap, c), BinGrownLimitOf(c));
       TinyTrim();
@@ -2010,6 +2058,51 @@ TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
         }).join();
       },
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: block is already free");
+}
+
+// A thread's own block freed in a TLS destructor that runs after its heap
+// was handed back (tl_heap is kEmptyHeap by then): it waits on the pooled
+// heap's queue, with the remote key.
+pthread_key_t g_free_after_hand_back_key;
+void FreeAfterHandBack(void* p) {
+  if (tl_heap != &kEmptyHeap) {  // hakmem's exit hook has not run yet: next round
+    pthread_setspecific(g_free_after_hand_back_key, p);
+    return;
+  }
+  Free(p);
+}
+
+TEST(HeapDeathTest, AQueuedBlockOfAPooledHeapFreedAgainIsReportedBeforeItsSlabGoesBack) {
+  // p, a big block (alone on its slab), waits on its pooled heap's queue;
+  // then this thread frees it again and overflows its bin, so the copy
+  // leaves the bin for p's slab (a pooled heap's slab: the flush frees into
+  // it itself). The queued copy must be found there and then: otherwise p
+  // counts as freed once, the slab goes back to the pool with p still
+  // queued, and a later drain reads memory handed out again or unmapped.
+  // (From a review of that change, which had this hole.)
+  EXPECT_DEATH(
+      {
+        constexpr size_t kSize = 100000;
+        TinyTrim();  // bins empty, limits reset (big bins: 2)
+        void* a1 = TinyMalloc(kSize);
+        void* a2 = TinyMalloc(kSize);
+        // No upkeep or reclaim of exited threads in what follows: both are
+        // time-gated, and run now.
+        std::this_thread::sleep_for(std::chrono::milliseconds(120));
+        TinyUpkeep();
+        pthread_key_create(&g_free_after_hand_back_key, &FreeAfterHandBack);
+        void* p = nullptr;
+        std::thread([&p] {
+          p = TinyMalloc(kSize);
+          pthread_setspecific(g_free_after_hand_back_key, p);
+        }).join();
+        if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);  // not queued
+        Free(p);   // the double free: into this thread's bin
+        Free(a1);
+        Free(a2);  // the bin overflows: p, the oldest, leaves it
+        _exit(0);
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: a block freed by another thread was freed again");
 }
 
 // Another thread keeps p (allocated here) in its bin, then this thread,
