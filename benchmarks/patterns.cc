@@ -72,6 +72,8 @@ const PatternInfo kPatterns[] = {
     {"shuffled256:free", "  then free all in random order (ns/call)"},
     {"refill_half", "1M x 256 B, free every other, malloc (ns/call)"},
     {"producer_consumer", "one thread mallocs, another frees (ns/block)"},
+    {"exited64:free", "1M x 64 B built by a thread that exited: free (ns/call)"},
+    {"exited64_shuffled:free", "  the same, freed in random order (ns/call)"},
     {"false_sharing", "passive false sharing, 8 B (ns/write)"},
 };
 

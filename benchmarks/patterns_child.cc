@@ -242,20 +242,34 @@ double ReallocDouble(long series) {
   });
 }
 
+// Who builds the structure that BuildAndTearDown frees: the thread that
+// frees it, or a thread that exits before (a loader thread's structure,
+// freed by main).
+enum class Builder { kSameThread, kExitedThread };
+
 // Builds a structure of `n` blocks of `size` bytes, touching each, then
 // frees it all, in the order built or (`shuffled`) in a random order, as a
 // hash table's or a graph's nodes go; prints malloc's and free's ns per
-// call. (The shuffle is not timed. After the first round the mallocs take
-// back what the frees gave, in their order.)
-void BuildAndTearDown(const char* name, long n, size_t size, bool shuffled = false) {
+// call (free's only if another thread built it: its time includes starting
+// the thread). (The shuffle is not timed. After the first round the
+// mallocs take back what the frees gave, in their order.)
+void BuildAndTearDown(const char* name, long n, size_t size, bool shuffled = false,
+                      Builder builder = Builder::kSameThread) {
   std::vector<void*> blocks(static_cast<size_t>(n));
   double best_malloc = 1e300, best_free = 1e300;
   uint64_t x = 0x9e3779b97f4a7c15;  // xorshift state
-  for (int round = 0; round < 3; round++) {
-    const double start = NowNs();
+  const auto build = [&blocks, size] {
     for (void*& p : blocks) {
       p = malloc(size);
       static_cast<char*>(p)[0] = 1;
+    }
+  };
+  for (int round = 0; round < 3; round++) {
+    const double start = NowNs();
+    if (builder == Builder::kSameThread) {
+      build();
+    } else {
+      std::thread(build).join();
     }
     const double built = NowNs();
     if (shuffled) {
@@ -272,7 +286,9 @@ void BuildAndTearDown(const char* name, long n, size_t size, bool shuffled = fal
     if (built - start < best_malloc) best_malloc = built - start;
     if (done - freeing < best_free) best_free = done - freeing;
   }
-  printf("%s:malloc %.2f\n", name, best_malloc / static_cast<double>(n));
+  if (builder == Builder::kSameThread) {
+    printf("%s:malloc %.2f\n", name, best_malloc / static_cast<double>(n));
+  }
   printf("%s:free %.2f\n", name, best_free / static_cast<double>(n));
 }
 
@@ -410,6 +426,9 @@ int main(int argc, char** argv) {
   BuildAndTearDown("shuffled256", count(1e6), 256, /*shuffled=*/true);
   printf("refill_half %.2f\n", RefillAfterFreeingHalf(count(1e6), 256));
   printf("producer_consumer %.2f\n", ProducerConsumer(count(2e6)));
+  BuildAndTearDown("exited64", count(1e6), 64, /*shuffled=*/false, Builder::kExitedThread);
+  BuildAndTearDown("exited64_shuffled", count(1e6), 64, /*shuffled=*/true,
+                   Builder::kExitedThread);
   printf("false_sharing %.2f\n", PassiveFalseSharing(count(4000)));
   // In a child of its own: the threads it makes and drops leave allocator
   // state (glibc's arenas: its realloc and build rows ran 2x slower after).

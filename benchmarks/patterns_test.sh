@@ -29,5 +29,5 @@ while read -r line; do
   [[ "${ratio}" == "-" ]] || fail "a ratio without a peer: ${line}"
   rows=$((rows + 1))
 done < <(grep -E '\((ns|us)/(pair|call|write|block)\)' "${TMP}/out")
-(( rows == 24 )) || fail "expected 24 pattern rows, got ${rows}"
+(( rows == 26 )) || fail "expected 26 pattern rows, got ${rows}"
 echo "PASS: ${rows} patterns ran under glibc and hakmem"
