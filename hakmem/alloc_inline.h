@@ -21,15 +21,28 @@ HAKMEM_ALWAYS_INLINE void* MallocInline(size_t size) {
   return MallocLarge(size);
 }
 
+// A small block the fast path could not push (a full bin, the block freed
+// last, a thread without a heap) goes to the tiny slow path at once: the
+// router's slow path would look the pointer up in the registry again.
+// (Tear-downs of 2M blocks freed in order, 9 paired rounds, 3 copies of
+// each library: 16 B 1.03x, 64 B 1.01x faster; the fast paths' instructions
+// the same.)
 HAKMEM_ALWAYS_INLINE void FreeInline(void* p) {
-  if (HAKMEM_LIKELY(TinyTryFreeFast(p))) return;
-  FreeSlow(p);
+  const SlabInfo* info = SlabInfoOfCarvedBlock(p);
+  if (HAKMEM_UNLIKELY(info == nullptr)) return FreeSlow(p);
+  if (HAKMEM_LIKELY(TinyPushFreed(p, info->size_class))) return;
+  TinyFreeSlow(p);
 }
 
 // Sized delete: the fast path also checks the size against the block's class.
 HAKMEM_ALWAYS_INLINE void FreeSizedInline(void* p, size_t size) {
-  if (HAKMEM_LIKELY(TinyTryFreeSizedFast(p, size))) return;
-  FreeSizedSlow(p, size);
+  if (HAKMEM_UNLIKELY(size > kMaxSmallSize)) return FreeSizedSlow(p, size);
+  const SlabInfo* info = SlabInfoOfCarvedBlock(p);
+  const size_t c = SizeToClass(size);
+  if (HAKMEM_UNLIKELY(info == nullptr || info->size_class != c)) return FreeSizedSlow(p, size);
+  // The class from the size: one load less to wait for.
+  if (HAKMEM_LIKELY(TinyPushFreed(p, c))) return;
+  TinyFreeSlow(p);
 }
 
 }  // namespace internal

@@ -89,16 +89,6 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
   return TinyPushFreed(p, info->size_class);
 }
 
-// The same for a sized delete: also false unless `size` is of the block's
-// class.
-HAKMEM_ALWAYS_INLINE bool TinyTryFreeSizedFast(void* p, size_t size) {
-  if (HAKMEM_UNLIKELY(size > kMaxSmallSize)) return false;
-  const SlabInfo* info = SlabInfoOfCarvedBlock(p);
-  const size_t c = SizeToClass(size);
-  if (HAKMEM_UNLIKELY(info == nullptr || info->size_class != c)) return false;
-  return TinyPushFreed(p, c);  // the class from the size: one load less to wait for
-}
-
 // Block size of `p` if it is a live block of a slab in use (a carved block
 // start without a free key), else 0: the caller takes its checked slow path,
 // which reports misuse (and serves a live block whose second word only
