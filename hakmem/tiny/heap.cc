@@ -362,6 +362,8 @@ void TakeBigBlocks(Block* const* blocks, uint32_t listed, uint32_t carved, uintp
   }
 }
 
+void DrainRemote(Heap* h);
+
 // What follows a local free into a slab that is not current: it became
 // empty, or had no free block before.
 HAKMEM_NOINLINE void AfterLocalFree(Heap* h, Slab* s) {
@@ -371,6 +373,10 @@ HAKMEM_NOINLINE void AfterLocalFree(Heap* h, Slab* s) {
   if (s->role == kSlabCarvable) h->carvable[c].Remove(s);
   if (s->used == 0) {
     s->role = kSlabDetached;
+    // A block of `s` waiting on `h`'s queue (freed by another thread) and
+    // freed again here counts as freed once: the slab must not go back
+    // (its SuperSlab perhaps unmapped) before the drain reports it.
+    if (!h->draining && !h->remote.Empty()) DrainRemote(h);
     CheckEmptySlab(h, s);
     g_slab_pool.Return(s);
   } else {
@@ -419,6 +425,7 @@ void DrainRemote(Heap* h) {
   Block* b = h->remote.TakeAll();
   const uint64_t remote_key = RemoteFreeKey();
   uint64_t drained = 0;
+  h->draining = true;  // (its frees may empty slabs: see AfterLocalFree)
   while (b != nullptr) {
     drained++;
     // Checked before its link is followed: a block freed again by its owner
@@ -432,6 +439,7 @@ void DrainRemote(Heap* h) {
     LocalFree(h, SlabOf(b), b);
     b = next;
   }
+  h->draining = false;
   Count(h->counters.blocks_drained, drained);
 }
 

@@ -2048,6 +2048,34 @@ TEST(HeapDeathTest, DoubleFreeOfABlockWaitingForItsOwnerIsReported) {
       "hakmem: [^\\n]*double free");
 }
 
+TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSlabGoesBack) {
+  // p waits on this thread's queue (another thread freed it and exited);
+  // then this thread frees it again and frees the rest of its slab, whose
+  // count then reaches 0 with p listed once and still queued. The slab
+  // (a big class's: a SuperSlab of its own) must not go back before the
+  // queue is drained: unmapped, the drain would read p's memory.
+  EXPECT_DEATH(
+      {
+        constexpr size_t kSize = 100000;
+        TinyTrim();
+        std::vector<void*> blocks;
+        for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(kSize));
+        // No upkeep in what follows (time-gated: run now).
+        std::this_thread::sleep_for(std::chrono::milliseconds(120));
+        TinyUpkeep();
+        void* p = blocks[0];
+        std::thread([p] { Free(p); }).join();  // its exit sends p back
+        if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);  // not queued
+        Free(p);  // the owner's double free (under TSan reported here)
+        for (size_t i = 1; i < blocks.size(); i++) Free(blocks[i]);  // p's slab empties
+        SuperSlabCacheReleaseAll();
+        TinyTrim();  // drains the queue
+        _exit(0);
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
+      "again|block is already free)");
+}
+
 TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
   EXPECT_DEATH(
       {
