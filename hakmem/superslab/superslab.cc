@@ -88,7 +88,6 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
                const void* owner) {
   Slab* s = SlabAt(ss, index);
   s->free = nullptr;
-  s->listed_hash = 0;
   s->used = 0;
   s->role = kSlabDetached;
   s->prev = s->next = nullptr;

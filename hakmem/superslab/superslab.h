@@ -113,13 +113,7 @@ struct alignas(64) Slab {
   Slab* next;
   Slab* idle_prev;
   Slab* idle_next;
-  union {
-    uint64_t idle_since_ns;  // while free and on the idle list
-    // While in use: the sum of a hash of each block on `free` (see
-    // ListedHash in hakmem/tiny/heap.cc), for the check of a slab that
-    // empties; 0 when set up.
-    uint64_t listed_hash;
-  };
+  uint64_t idle_since_ns;
   // How far from its start the slab's blocks were ever carved since its
   // pages last read zero (mapped, given back, or from the cache): what a
   // take of this slab finds resident. Kept across set-ups, so that a take

@@ -279,7 +279,7 @@ struct Heap {
   // its bins) and nothing reads its current[].
   // (GCC 12 gives up constant initialization, silently, if `bins` is
   // value-initialized in the mem-initializer list instead of below.)
-  constexpr Heap() : current(), bin_slots(), carved_hash() {}
+  constexpr Heap() : current(), bin_slots() {}
   // For NewHeapLocked(), on fresh mapped or never used static memory: leaves
   // bin_slots (65 KiB) as it is, zero, instead of writing every page of it.
   // Slot 0 of each row must be null (the sentinel); rows are written only
@@ -326,17 +326,6 @@ struct Heap {
   // The bins' pointers, one row of kBinSlots per class; slot `count` is
   // the top (handed out next).
   alignas(64) Block* bin_slots[kNumClasses * kBinSlots];
-  // Per class, the sum of ListedHash (heap.cc) over a slab's carved blocks
-  // that the check of an emptied slab last computed, and for which slabs:
-  // their first block's offset in the slab (low half) and how many blocks
-  // they carved (high half; 0: none yet). A class's slabs mostly empty
-  // fully carved, all alike. (Last: not written by Heap(ZeroedMemory), so
-  // a new heap does not touch its last page.)
-  struct CarvedHash {
-    uint64_t slabs;
-    uint64_t hash;
-  };
-  CarvedHash carved_hash[kNumClasses];
 };
 
 extern Heap kEmptyHeap;
