@@ -204,6 +204,20 @@ void CheckEmptySlab(const Slab* s) {
   }
 }
 
+void DrainRemote(Heap* h);
+
+// Gives `s`, a slab of `h` whose count reached 0 and which is on no list of
+// `h`'s, back to the slab pool, after the checks. A block of `s` waiting on
+// `h`'s queue (freed by another thread) and freed again by `h` counts as
+// freed once: the slab must not go back (its SuperSlab perhaps unmapped
+// next) before the drain reports it. (Unless a drain is running: its
+// frees empty slabs too.)
+void ReturnEmptySlab(Heap* h, Slab* s) {
+  if (!h->draining && !h->remote.Empty()) DrainRemote(h);
+  CheckEmptySlab(s);
+  g_slab_pool.Return(s);
+}
+
 // Makes `s` (a real slab or kEmptySlab) the current slab of class `c`.
 void SetCurrent(Heap* h, int c, Slab* s) {
   Slab*& slot = h->current[c];
@@ -220,8 +234,7 @@ void CollectRetired(Heap* h) {
     Slab* s = h->current[c];
     if (s == &kEmptySlab || s->used != 0) continue;
     SetCurrent(h, c, &kEmptySlab);
-    CheckEmptySlab(s);
-    g_slab_pool.Return(s);
+    ReturnEmptySlab(h, s);
   }
 }
 
@@ -236,8 +249,7 @@ void GiveUpCurrentSlabs(Heap* h) {
     if (s == &kEmptySlab) continue;
     SetCurrent(h, c, &kEmptySlab);
     if (s->used == 0) {
-      CheckEmptySlab(s);
-      g_slab_pool.Return(s);
+      ReturnEmptySlab(h, s);
     } else if (s->free != nullptr) {
       h->partial[c].Push(s);
       s->role = kSlabPartial;
@@ -334,8 +346,6 @@ void TakeBigBlocks(Block* const* blocks, uint32_t listed, uint32_t carved, uintp
   }
 }
 
-void DrainRemote(Heap* h);
-
 // What follows a local free into a slab that is not current: it became
 // empty, or had no free block before.
 HAKMEM_NOINLINE void AfterLocalFree(Heap* h, Slab* s) {
@@ -345,12 +355,7 @@ HAKMEM_NOINLINE void AfterLocalFree(Heap* h, Slab* s) {
   if (s->role == kSlabCarvable) h->carvable[c].Remove(s);
   if (s->used == 0) {
     s->role = kSlabDetached;
-    // A block of `s` waiting on `h`'s queue (freed by another thread) and
-    // freed again here counts as freed once: the slab must not go back
-    // (its SuperSlab perhaps unmapped) before the drain reports it.
-    if (!h->draining && !h->remote.Empty()) DrainRemote(h);
-    CheckEmptySlab(s);
-    g_slab_pool.Return(s);
+    ReturnEmptySlab(h, s);
   } else {
     h->partial[c].Push(s);
     s->role = kSlabPartial;

@@ -2076,6 +2076,27 @@ TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSla
       "again|block is already free)");
 }
 
+TEST(HeapDeathTest, AQueuedBlockFreedAgainByItsOwnerIsReportedBeforeItsCurrentSlabGoesBack) {
+  // The same with p's slab the current one: it empties as the upkeep
+  // flushes the bin, and the upkeep then returns it.
+  EXPECT_DEATH(
+      {
+        constexpr size_t kSize = 100000;
+        TinyTrim();
+        void* p = TinyMalloc(kSize);  // a fresh current slab: one block carved
+        std::thread([p] { Free(p); }).join();  // its exit sends p back
+        if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);  // not queued
+        Free(p);  // the owner's double free (under TSan reported here)
+        tl_heap->next_upkeep_ns = 0;
+        TinyUpkeep();  // flushes the bin: p's slab empties, and goes back
+        SuperSlabCacheReleaseAll();
+        TinyTrim();  // drains the queue
+        _exit(0);
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
+      "again|block is already free)");
+}
+
 TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
   EXPECT_DEATH(
       {
