@@ -204,18 +204,49 @@ void CheckEmptySlab(const Slab* s) {
   }
 }
 
+// ---- Emptied slabs ----------------------------------------------------------
+// A slab whose count reaches 0 goes back to the slab pool (its SuperSlab
+// perhaps to the cache, or unmapped at once) only once nothing can still
+// read a block of it: a copy of a block freed twice may wait on the
+// owner's queue, or further on in the batch of frees that emptied the slab
+// (a flush's blocks, a drain's chain), and reading it in unmapped memory
+// would crash instead of reporting the double free. So the slabs that a
+// batch of frees empties wait on this thread's list until the outermost
+// batch is over (EndFreeBatch), and each goes back after a drain of its
+// owner's queue. (Batches do not outlive a lock they run under: a flush
+// ends its batch before it lets the pool lock go, and FlushOutgoing does
+// not reclaim a pooled heap inside one.)
+__thread Slab* tl_emptied_slabs __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread uint32_t tl_free_batches __attribute__((tls_model("initial-exec"))) = 0;
+
 void DrainRemote(Heap* h);
 
-// Gives `s`, a slab of `h` whose count reached 0 and which is on no list of
-// `h`'s, back to the slab pool, after the checks. A block of `s` waiting on
-// `h`'s queue (freed by another thread) and freed again by `h` counts as
-// freed once: the slab must not go back (its SuperSlab perhaps unmapped
-// next) before the drain reports it. (Unless a drain is running: its
-// frees empty slabs too.)
-void ReturnEmptySlab(Heap* h, Slab* s) {
-  if (!h->draining && !h->remote.Empty()) DrainRemote(h);
+inline Heap* OwnerOfSlab(const Slab* s) {
+  return static_cast<Heap*>(const_cast<void*>(InfoOf(s)->owner));
+}
+
+// Gives `s`, a slab of `owner` whose count reached 0 and which is on no
+// list, back to the slab pool, after a drain of `owner`'s queue and the
+// checks.
+void ReturnEmptySlab(Heap* owner, Slab* s) {
+  if (!owner->remote.Empty()) DrainRemote(owner);
   CheckEmptySlab(s);
   g_slab_pool.Return(s);
+}
+
+inline void BeginFreeBatch() { tl_free_batches++; }
+void EndFreeBatch() {
+  if (tl_free_batches > 1) {
+    tl_free_batches--;
+    return;
+  }
+  // Still counted as a batch meanwhile: slabs that the drains below empty
+  // join the list.
+  while (Slab* s = tl_emptied_slabs) {
+    tl_emptied_slabs = s->next;
+    ReturnEmptySlab(OwnerOfSlab(s), s);
+  }
+  tl_free_batches = 0;
 }
 
 // Makes `s` (a real slab or kEmptySlab) the current slab of class `c`.
@@ -355,6 +386,11 @@ HAKMEM_NOINLINE void AfterLocalFree(Heap* h, Slab* s) {
   if (s->role == kSlabCarvable) h->carvable[c].Remove(s);
   if (s->used == 0) {
     s->role = kSlabDetached;
+    if (tl_free_batches != 0) {  // see EndFreeBatch
+      s->next = tl_emptied_slabs;
+      tl_emptied_slabs = s;
+      return;
+    }
     ReturnEmptySlab(h, s);
   } else {
     h->partial[c].Push(s);
@@ -398,7 +434,7 @@ void DrainRemote(Heap* h) {
   Block* b = h->remote.TakeAll();
   const uint64_t remote_key = RemoteFreeKey();
   uint64_t drained = 0;
-  h->draining = true;  // (its frees may empty slabs: see AfterLocalFree)
+  BeginFreeBatch();
   while (b != nullptr) {
     drained++;
     // Checked before its link is followed: a block freed again by its owner
@@ -412,7 +448,7 @@ void DrainRemote(Heap* h) {
     LocalFree(h, SlabOf(b), b);
     b = next;
   }
-  h->draining = false;
+  EndFreeBatch();
   Count(h->counters.blocks_drained, drained);
 }
 
@@ -424,8 +460,12 @@ void FlushOutgoing(Heap* h) {
   owner->remote.PushChain(batch.first, batch.last);
   batch = RemoteBatch{};
   // The owner thread is gone: free the blocks now rather than when a new
-  // thread adopts its heap (never, perhaps).
-  if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned &&
+  // thread adopts its heap (never, perhaps). Not inside a batch of frees,
+  // whose emptied slabs would go back after the lock is let go (see
+  // EndFreeBatch): the reclaim of exited threads' heaps does it then, or
+  // the next flush that frees into the heap.
+  if (tl_free_batches == 0 &&
+      owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned &&
       pthread_mutex_trylock(&g_pool_lock) == 0) {
     if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned) {
       ReclaimHeapLocked(owner);
@@ -537,6 +577,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
 // to its key: a store after the claim could re-key a block that a thread
 // freed again meanwhile (a double free) and allocated at once.
 void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
+  BeginFreeBatch();
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
     Heap* owner = OwnerOf(b);
@@ -548,6 +589,7 @@ void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
     }
     FreeRemote(h, owner, b);
   }
+  EndFreeBatch();
   FlushOutgoing(h);
 }
 
@@ -851,6 +893,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   // 2M x 64 B freed in random order, 78 -> 52 instructions a block in this
   // loop.
   Block* const* const end = out + k;
+  BeginFreeBatch();
   for (Block* const* at = out; at != end;) {
     Block* const b = *at;
     // Handed out again meanwhile (through another copy: a double free), or
@@ -907,6 +950,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   } else if (!gated && c < kFirstMidClass) {
     h->behind_flushes[c] = 0;  // counted only while the cache may engage
   }
+  EndFreeBatch();  // under the pool lock, if held: pooled heaps' slabs too
   if (pool_lock == PoolLock::kHeld) pthread_mutex_unlock(&g_pool_lock);
   FlushOutgoing(h);
   return sent;

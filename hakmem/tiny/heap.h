@@ -309,7 +309,6 @@ struct Heap {
   // Per class: the bin's last overflow sent nothing to other heaps, and no
   // refill or upkeep came since (a swing is due: see SmallBinMaxLimitOf).
   bool bin_overflowed[kNumClasses] = {};
-  bool draining = false;                      // DrainRemote is running
   // The transfer cache's gate, touched only by the heap's thread (or under
   // the pool lock, once abandoned): the owners its flushes saw, and per
   // small class how many flushes in a row found an owner behind.

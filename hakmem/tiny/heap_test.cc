@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hakmem/config.h"
 #include "hakmem/tiny/tiny_alloc.h"
 #include "hakmem/tiny/transfer_cache.h"
 #include "tests/residency.h"
@@ -2095,6 +2096,80 @@ TEST(HeapDeathTest, AQueuedBlockFreedAgainByItsOwnerIsReportedBeforeItsCurrentSl
       },
       "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
       "again|block is already free)");
+}
+
+// From a review of the two tests above's fixes, whose first version drained
+// the queue at once when a slab emptied: a slab emptied in the middle of a
+// batch of frees (a drain's chain, a flush's blocks) must not go back, and
+// its SuperSlab be unmapped (the cache keeps none here, a legal setting),
+// before the rest of the batch was checked: a copy of a block freed twice
+// may wait there.
+TEST(HeapDeathTest, ASlabEmptiedByADrainGoesBackOnlyAfterTheWholeChain) {
+  EXPECT_DEATH(
+      {
+        if (!SetOption(Option::kSuperslabMaxCached, 0)) _exit(5);
+        constexpr size_t kSize = 100000;
+        TinyTrim();
+        std::vector<void*> blocks;
+        for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(kSize));
+        // No upkeep in what follows (time-gated: run now).
+        std::this_thread::sleep_for(std::chrono::milliseconds(120));
+        TinyUpkeep();
+        void* p = blocks[0];
+        void* x = blocks[1];
+        if (SlabOf(p) != SlabOf(x)) _exit(4);
+        std::thread([p, x] {  // its exit queues the chain x -> p
+          Free(p);
+          Free(x);
+        }).join();
+        if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);
+        Free(p);  // the owner's double free (under TSan reported here)
+        for (size_t i = 2; i < blocks.size(); i++) {  // the rest of p's slab: it counts x only
+          if (SlabOf(blocks[i]) == SlabOf(p)) Free(blocks[i]);
+        }
+        TinyTrim();  // the drain: x empties the slab, then p is read
+        _exit(0);
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
+      "again|block is already free)");
+}
+
+TEST(HeapDeathTest, ASlabEmptiedInAFlushGoesBackOnlyAfterTheWholeFlush) {
+  EXPECT_DEATH(
+      {
+        if (!SetOption(Option::kSuperslabMaxCached, 0)) _exit(5);
+        constexpr size_t kSize = 100000;
+        TinyTrim();
+        std::vector<void*> blocks;
+        for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(kSize));
+        std::this_thread::sleep_for(std::chrono::milliseconds(120));
+        TinyUpkeep();
+        void* y = blocks[0];
+        void* q = blocks[50];
+        Slab* s1 = SlabOf(y);
+        Slab* s2 = SlabOf(q);
+        const int c = SlabInfoOf(y)->size_class;
+        if (s1 == s2 || s1 == tl_heap->current[c] || s2 == tl_heap->current[c]) _exit(4);
+        for (void* b : blocks) {  // all but y and q onto their lists
+          if (b != y && b != q && (SlabOf(b) == s1 || SlabOf(b) == s2)) Free(b);
+        }
+        tl_heap->next_upkeep_ns = 0;
+        TinyUpkeep();
+        if (s1->used != 1 || s2->used != 1) _exit(6);
+        Free(y);
+        Free(q);  // the bin: y, q
+        std::thread([q] {
+          Free(TinyMalloc(kSize));  // wakes this thread's bin
+          Free(q);  // the double free, on the fast path; its exit queues q
+        }).join();
+        if (static_cast<Block*>(q)->key != RemoteFreeKey()) _exit(3);
+        // The flush: y empties S1, whose return drains the queue: q's
+        // queued copy empties S2; then the flush reads q.
+        TinyTrim();
+        _exit(0);
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block was freed twice|block is already "
+      "free)");
 }
 
 TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
