@@ -2049,6 +2049,22 @@ TEST(HeapDeathTest, DoubleFreeOfABlockWaitingForItsOwnerIsReported) {
       "hakmem: [^\\n]*double free");
 }
 
+// For the death tests below: `n` blocks of the big class (a SuperSlab each
+// slab), with no upkeep due for the next 100 ms (it is time-gated: run now).
+std::vector<void*> BigBlocksWithNoUpkeepDue(int n) {
+  TinyTrim();
+  std::vector<void*> blocks;
+  for (int i = 0; i < n; i++) blocks.push_back(TinyMalloc(kBigSize));
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  TinyUpkeep();
+  return blocks;
+}
+// A queued block freed again is reported by the drain, or at once where
+// free takes the slow path (under TSan).
+constexpr char kQueuedBlockFreedAgain[] =
+    "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
+    "again|block is already free)";
+
 TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSlabGoesBack) {
   // p waits on this thread's queue (another thread freed it and exited);
   // then this thread frees it again and frees the rest of its slab, whose
@@ -2057,13 +2073,7 @@ TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSla
   // queue is drained: unmapped, the drain would read p's memory.
   EXPECT_DEATH(
       {
-        constexpr size_t kSize = 100000;
-        TinyTrim();
-        std::vector<void*> blocks;
-        for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(kSize));
-        // No upkeep in what follows (time-gated: run now).
-        std::this_thread::sleep_for(std::chrono::milliseconds(120));
-        TinyUpkeep();
+        std::vector<void*> blocks = BigBlocksWithNoUpkeepDue(100);
         void* p = blocks[0];
         std::thread([p] { Free(p); }).join();  // its exit sends p back
         if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);  // not queued
@@ -2073,8 +2083,7 @@ TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSla
         TinyTrim();  // drains the queue
         _exit(0);
       },
-      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
-      "again|block is already free)");
+      kQueuedBlockFreedAgain);
 }
 
 TEST(HeapDeathTest, AQueuedBlockFreedAgainByItsOwnerIsReportedBeforeItsCurrentSlabGoesBack) {
@@ -2082,9 +2091,8 @@ TEST(HeapDeathTest, AQueuedBlockFreedAgainByItsOwnerIsReportedBeforeItsCurrentSl
   // flushes the bin, and the upkeep then returns it.
   EXPECT_DEATH(
       {
-        constexpr size_t kSize = 100000;
         TinyTrim();
-        void* p = TinyMalloc(kSize);  // a fresh current slab: one block carved
+        void* p = TinyMalloc(kBigSize);  // a fresh current slab: one block carved
         std::thread([p] { Free(p); }).join();  // its exit sends p back
         if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);  // not queued
         Free(p);  // the owner's double free (under TSan reported here)
@@ -2094,8 +2102,7 @@ TEST(HeapDeathTest, AQueuedBlockFreedAgainByItsOwnerIsReportedBeforeItsCurrentSl
         TinyTrim();  // drains the queue
         _exit(0);
       },
-      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
-      "again|block is already free)");
+      kQueuedBlockFreedAgain);
 }
 
 // From a review of the two tests above's fixes, whose first version drained
@@ -2108,13 +2115,7 @@ TEST(HeapDeathTest, ASlabEmptiedByADrainGoesBackOnlyAfterTheWholeChain) {
   EXPECT_DEATH(
       {
         if (!SetOption(Option::kSuperslabMaxCached, 0)) _exit(5);
-        constexpr size_t kSize = 100000;
-        TinyTrim();
-        std::vector<void*> blocks;
-        for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(kSize));
-        // No upkeep in what follows (time-gated: run now).
-        std::this_thread::sleep_for(std::chrono::milliseconds(120));
-        TinyUpkeep();
+        std::vector<void*> blocks = BigBlocksWithNoUpkeepDue(100);
         void* p = blocks[0];
         void* x = blocks[1];
         if (SlabOf(p) != SlabOf(x)) _exit(4);
@@ -2130,20 +2131,14 @@ TEST(HeapDeathTest, ASlabEmptiedByADrainGoesBackOnlyAfterTheWholeChain) {
         TinyTrim();  // the drain: x empties the slab, then p is read
         _exit(0);
       },
-      "hakmem: free\\(\\): double free 0x[0-9a-f]+: (a block freed by another thread was freed "
-      "again|block is already free)");
+      kQueuedBlockFreedAgain);
 }
 
 TEST(HeapDeathTest, ASlabEmptiedInAFlushGoesBackOnlyAfterTheWholeFlush) {
   EXPECT_DEATH(
       {
         if (!SetOption(Option::kSuperslabMaxCached, 0)) _exit(5);
-        constexpr size_t kSize = 100000;
-        TinyTrim();
-        std::vector<void*> blocks;
-        for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(kSize));
-        std::this_thread::sleep_for(std::chrono::milliseconds(120));
-        TinyUpkeep();
+        std::vector<void*> blocks = BigBlocksWithNoUpkeepDue(100);
         void* y = blocks[0];
         void* q = blocks[50];
         Slab* s1 = SlabOf(y);
@@ -2159,7 +2154,7 @@ TEST(HeapDeathTest, ASlabEmptiedInAFlushGoesBackOnlyAfterTheWholeFlush) {
         Free(y);
         Free(q);  // the bin: y, q
         std::thread([q] {
-          Free(TinyMalloc(kSize));  // wakes this thread's bin
+          Free(TinyMalloc(kBigSize));  // wakes this thread's bin
           Free(q);  // the double free, on the fast path; its exit queues q
         }).join();
         if (static_cast<Block*>(q)->key != RemoteFreeKey()) _exit(3);
@@ -2206,10 +2201,9 @@ TEST(HeapDeathTest, AQueuedBlockOfAPooledHeapFreedAgainIsReportedBeforeItsSlabGo
   // (From a review of that change, which had this hole.)
   EXPECT_DEATH(
       {
-        constexpr size_t kSize = 100000;
         TinyTrim();  // bins empty, limits reset (big bins: 2)
-        void* a1 = TinyMalloc(kSize);
-        void* a2 = TinyMalloc(kSize);
+        void* a1 = TinyMalloc(kBigSize);
+        void* a2 = TinyMalloc(kBigSize);
         // No upkeep or reclaim of exited threads in what follows: both are
         // time-gated, and run now.
         std::this_thread::sleep_for(std::chrono::milliseconds(120));
@@ -2217,7 +2211,7 @@ TEST(HeapDeathTest, AQueuedBlockOfAPooledHeapFreedAgainIsReportedBeforeItsSlabGo
         pthread_key_create(&g_free_after_hand_back_key, &FreeAfterHandBack);
         void* p = nullptr;
         std::thread([&p] {
-          p = TinyMalloc(kSize);
+          p = TinyMalloc(kBigSize);
           pthread_setspecific(g_free_after_hand_back_key, p);
         }).join();
         if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);  // not queued
