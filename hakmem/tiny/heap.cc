@@ -206,16 +206,19 @@ void CheckEmptySlab(const Slab* s) {
 
 // ---- Emptied slabs ----------------------------------------------------------
 // A slab whose count reaches 0 goes back to the slab pool (its SuperSlab
-// perhaps to the cache, or unmapped at once) only once nothing can still
-// read a block of it: a copy of a block freed twice may wait on the
-// owner's queue, or further on in the batch of frees that emptied the slab
-// (a flush's blocks, a drain's chain), and reading it in unmapped memory
-// would crash instead of reporting the double free. So the slabs that a
-// batch of frees empties wait on this thread's list until the outermost
-// batch is over (EndFreeBatch), and each goes back after a drain of its
-// owner's queue. (Batches do not outlive a lock they run under: a flush
-// ends its batch before it lets the pool lock go, and FlushOutgoing does
-// not reclaim a pooled heap inside one.)
+// perhaps to the cache, or unmapped at once if the cache keeps none). A
+// copy of a block freed twice may still wait on the owner's queue, or
+// further on in the batch of frees that emptied the slab (a flush's
+// blocks, a drain's chain); its key is checked when it is reached, but in
+// unmapped memory that read would crash instead of reporting the double
+// free. So the slabs that a batch of frees empties wait on this thread's
+// list until the outermost batch is over (EndFreeBatch), and each goes
+// back after a drain of its owner's queue. (Batches do not outlive a lock
+// they run under: a flush ends its batch before it lets the pool lock go,
+// and FlushOutgoing does not reclaim a pooled heap inside one.) A copy in
+// another thread's bin or outgoing batch, or in the transfer cache, is not
+// covered: with the SuperSlab unmapped by then, it still crashes when it
+// leaves (see BENCHMARKS.md, session 19).
 __thread Slab* tl_emptied_slabs __attribute__((tls_model("initial-exec"))) = nullptr;
 __thread uint32_t tl_free_batches __attribute__((tls_model("initial-exec"))) = 0;
 
@@ -386,6 +389,7 @@ HAKMEM_NOINLINE void AfterLocalFree(Heap* h, Slab* s) {
   if (s->role == kSlabCarvable) h->carvable[c].Remove(s);
   if (s->used == 0) {
     s->role = kSlabDetached;
+    // (Every caller runs inside a batch today: a flush, a drain, SendHome.)
     if (tl_free_batches != 0) {  // see EndFreeBatch
       s->next = tl_emptied_slabs;
       tl_emptied_slabs = s;
