@@ -417,8 +417,8 @@ bool SetSuperslabTtlSec(uint64_t seconds) {
 bool SetSuperslabResidentMb(uint64_t mib) {
   return SetCacheKnob(Option::kSuperslabResidentMb, mib, kSuperSlabCache);
 }
-bool SetSuperslabDecayMs(uint64_t ms) {
-  return SetCacheKnob(Option::kSuperslabDecayMs, ms, kSuperSlabCache);
+bool SetSuperslabDecayMs(uint64_t ms) {  // the large cache's decay too
+  return SetCacheKnob(Option::kSuperslabDecayMs, ms, kSuperSlabCache | kLargeCache);
 }
 bool SetLargeCacheMaxMb(uint64_t mib) {
   return SetCacheKnob(Option::kLargeCacheMaxMb, mib, kLargeCache);

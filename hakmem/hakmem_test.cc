@@ -425,6 +425,29 @@ TEST(HakmemTest, FreedLargeBlocksDecayWhileOnlySmallAllocationsFollow) {
   Trim();
 }
 
+// A decay set to 0 applies at once to the large cache too (the knob is
+// shared): freed large blocks beyond its resident budget (64 MiB) give
+// their pages back when it is set, not at a later call.
+TEST(HakmemTest, ADecayOfZeroGivesBackFreedLargeBlocksPagesAtOnce) {
+  Trim();
+  std::vector<char*> blocks;
+  for (int i = 0; i < 100; i++) {
+    char* p = static_cast<char*>(Malloc(1 << 20));
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, 1 << 20);
+    blocks.push_back(p);
+  }
+  for (char* p : blocks) Free(p);
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GT(stats.large_cached_resident_bytes, uint64_t{64} << 20);
+  ASSERT_TRUE(SetSuperslabDecayMs(0));
+  GetStats(&stats);
+  EXPECT_LE(stats.large_cached_resident_bytes, uint64_t{64} << 20);
+  ASSERT_TRUE(SetSuperslabDecayMs(1000));
+  Trim();
+}
+
 // Blocks of the big classes (40-256 KiB) with the alignments only their
 // classes can give (up to 256 KiB), and moves between them and large blocks.
 TEST(HakmemTest, BigClassBlocksAlignAndMoveToAndFromLargeBlocks) {
