@@ -789,12 +789,9 @@ enum class PoolLock { kNotTried, kHeld, kBusy };
 // 64 B built by a thread that exited, freed by another, 7 paired rounds:
 // in address order 9.5 -> 5.5 ns a free, in random order 19.1 -> 17.3
 // (jemalloc 5.8 and 7.5, tcmalloc 5.5 and 18.8, mimalloc 7.6 and 32.2).
-// What waits on the owner's queue is drained first: a block waiting there
-// (freed after its thread's heap was handed back, or by a flush that found
-// the lock busy) and then freed again would otherwise count as freed once,
-// its slab go back to the pool while the block still waits, and the drain
-// find it later, in memory handed out again or unmapped. The drain reports
-// it now, as when every block went through the queue.
+// (A block waiting on the owner's queue and freed again is reported by the
+// drain that runs before a slab the flush empties goes back: see
+// EndFreeBatch.)
 HAKMEM_NOINLINE bool LockPoolToFreeInto(Heap* owner, PoolLock* lock) {
   if (*lock == PoolLock::kBusy) return false;
   if (*lock == PoolLock::kNotTried) {
@@ -805,9 +802,7 @@ HAKMEM_NOINLINE bool LockPoolToFreeInto(Heap* owner, PoolLock* lock) {
     *lock = PoolLock::kHeld;
   }
   // Adopted by a new thread before the lock was taken?
-  if (owner->state.load(std::memory_order_relaxed) != HeapState::kAbandoned) return false;
-  if (!owner->remote.Empty()) DrainRemote(owner);
-  return true;
+  return owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned;
 }
 HAKMEM_ALWAYS_INLINE bool MayFreeIntoPooled(Heap* owner, PoolLock* lock) {
   if (HAKMEM_LIKELY(owner->state.load(std::memory_order_relaxed) != HeapState::kAbandoned)) {
