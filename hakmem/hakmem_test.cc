@@ -16,6 +16,7 @@
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
 #include "hakmem/tiny/heap.h"
+#include "tests/stopped_clock.h"
 
 namespace hakmem {
 namespace {
@@ -396,8 +397,10 @@ TEST(HakmemTest, SizedFreeAcceptsAnySizeOfTheClass) {
 // small allocations (their slow paths' upkeep applies the large cache's
 // limits too).
 // 100 large blocks of 1 MiB, written and freed: 100 MiB cached, resident,
-// beyond the large cache's resident budget (64 MiB).
+// beyond the large cache's resident budget (64 MiB). (With the clock
+// stopped: on a slow machine the decay could apply before the last free.)
 void FreeLargeBlocksBeyondTheResidentBudget() {
+  hakmem_test::StoppedClock clock;
   std::vector<char*> blocks;
   for (int i = 0; i < 100; i++) {
     char* p = static_cast<char*>(Malloc(1 << 20));

@@ -17,9 +17,11 @@
 
 #include "gtest/gtest.h"
 #include "hakmem/config.h"
+#include "hakmem/registry/region_cache.h"
 #include "hakmem/tiny/tiny_alloc.h"
 #include "hakmem/tiny/transfer_cache.h"
 #include "tests/residency.h"
+#include "tests/stopped_clock.h"
 
 namespace hakmem {
 namespace {
@@ -32,6 +34,14 @@ constexpr int kPerSlab = 1365;  // 48-byte blocks in a 64 KiB slab
 void Free(void* p) {
   if (!TinyTryFreeFast(p)) TinyFreeSlow(p);
 }
+
+// The clock stopped (tests/stopped_clock.h) after one last round of the
+// work it gates that is due, so that none runs in the middle of a scenario.
+// (A thread's first slow path still runs its heap's upkeep, as ever.)
+class StoppedClock : public hakmem_test::StoppedClock {
+ public:
+  StoppedClock() { TinyUpkeep(); }
+};
 
 uint64_t BlocksInUse(int size_class) {
   static TinyStats stats;
@@ -292,6 +302,7 @@ TEST(HeapTest, FlushesReturnRunsOfBlocksEachToItsOwnSlab) {
 
 TEST(HeapTest, EmptyCurrentSlabIsKeptForReuseThenRetired) {
   const int c = static_cast<int>(SizeToClass(700));
+  StoppedClock clock;
   const uint64_t before = SlabsInUse(c);  // other tests' heaps hold slabs too
   std::thread([c, before] {
     // A malloc/free loop keeps its slab: no slow path, no churn.
@@ -299,7 +310,7 @@ TEST(HeapTest, EmptyCurrentSlabIsKeptForReuseThenRetired) {
     EXPECT_EQ(SlabsInUse(c), before + 1);
     // After the upkeep interval, any slow path empties the bins and returns
     // the empty slab.
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
     void* other = TinyMalloc(5000);  // a class this thread has not used yet
     EXPECT_EQ(SlabsInUse(c), before);
     Free(other);
@@ -483,6 +494,7 @@ uint32_t FreeInAnotherThreadUntilCached(const std::vector<void*>& blocks, int c)
 
 TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
   ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();  // an empty transfer cache to start from
@@ -490,25 +502,17 @@ TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
   for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
   ASSERT_GT(FreeInAnotherThreadUntilCached(blocks, c), 0u)
       << "batches went home although the owner's queue was backed up";
-  const uint64_t cached_ns = platform::NowNs();
   // A third thread's first mallocs come from a cached batch: blocks of
   // this thread's, reused without going home first.
   std::set<void*> old(blocks.begin(), blocks.end());
   int reused = 0;
-  uint64_t first_malloc_ns = 0;
   std::vector<void*> taken;
   std::thread([&] {
-    first_malloc_ns = platform::NowNs();
     for (int i = 0; i < 20; i++) taken.push_back(TinyMalloc(kSize));
     for (void* p : taken) reused += old.count(p);
     for (void* p : taken) Free(p);
   }).join();
   TinyTrim();
-  // (Batches go home once 100 ms old: a machine that stalled this long in
-  // between has nothing left to check.)
-  if (first_malloc_ns - cached_ns > 50 * 1000 * 1000) {
-    GTEST_SKIP() << "the batches may have aged out before the third thread ran";
-  }
   EXPECT_EQ(reused, 20);
 }
 
@@ -559,6 +563,7 @@ TEST(HeapTest, StatsCountBlocksSentToTheirOwnersAndDrained) {
 // and the rest sent home by a trim.
 TEST(HeapTest, StatsCountTransferCacheBatches) {
   ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();
@@ -566,28 +571,21 @@ TEST(HeapTest, StatsCountTransferCacheBatches) {
   std::vector<void*> blocks;
   for (int i = 0; i < 600; i++) blocks.push_back(TinyMalloc(kSize));
   ASSERT_GT(FreeInAnotherThreadUntilCached(blocks, c), 0u);
-  const uint64_t cached_ns = platform::NowNs();
   const HeapCounters cached = CountersNow();
   EXPECT_GT(cached.transfer_batches_pushed, before.transfer_batches_pushed);
-  uint64_t first_malloc_ns = 0;
   std::thread([&] {
-    first_malloc_ns = platform::NowNs();
     Free(TinyMalloc(kSize));  // a refill takes a batch
   }).join();
   const uint32_t left = TinyTransferCachedBlocks(c);
   TinyTrim();
   const HeapCounters after = CountersNow();
   EXPECT_GE(after.transfer_blocks_sent_home - cached.transfer_blocks_sent_home, left);
-  // (Batches go home once 100 ms old, at the third thread's first malloc
-  // too: a machine that stalled this long has no batch left to take.)
-  if (first_malloc_ns - cached_ns > 50 * 1000 * 1000) {
-    GTEST_SKIP() << "the batches may have aged out before the third thread ran";
-  }
   EXPECT_EQ(after.transfer_batches_taken - cached.transfer_batches_taken, 1u);
 }
 
 TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
   ForceTransferCache force;
+  StoppedClock clock;  // batches age only on cue
   constexpr size_t kSize = 80;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();
@@ -600,7 +598,7 @@ TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
       TinyTrim();  // at once
     } else {
       // The upkeep sends batches home once they are kTransferMaxAgeNs old.
-      usleep(250 * 1000);
+      StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
       TinyUpkeep();
     }
     EXPECT_EQ(TinyTransferCachedBlocks(c), 0u) << "round " << round;
@@ -615,6 +613,9 @@ TEST(HeapTest, TrimAndTheUpkeepSendCachedBatchesHome) {
 // until the cache is full.
 TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
   ForceTransferCache force;
+  // No batch ages out, and the flusher's upkeep (which flushes the bin
+  // sorted, and so decides the gate too) runs only at its first slow path.
+  StoppedClock clock;
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
   const int other_class = static_cast<int>(SizeToClass(3000));
@@ -624,7 +625,6 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
   Heap* const owner = tl_heap;
   std::atomic<int> asked{0}, ran{0};
   std::atomic<bool> done{false};
-  bool too_slow = false;
   std::thread flusher([&] {
     size_t next = 0;
     // Frees blocks until its bin of class c overflows (a flush); returns
@@ -653,8 +653,6 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
     // 2. The owner waits: from the second flush on, each finds it behind
     // (the first sees that it ran before); caching starts at the
     // kTransferEngageFlushes-th.
-    const uint64_t start_ns = platform::NowNs();
-    const uint64_t upkeep_ns = tl_heap->next_upkeep_ns;
     EXPECT_EQ(free_until_flush(), 0u);
     for (uint32_t i = 1; i < kTransferEngageFlushes; i++) {
       EXPECT_EQ(free_until_flush(), i);
@@ -682,21 +680,12 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
       disengaged = free_until_flush() == 0;
       cached_after = TinyTransferCachedBlocks(c);
     }
-    // Steps 3 and 4 hold only if no batch aged out meanwhile (after
-    // 100 ms) and the flusher's upkeep did not run (every 100 ms, counted
-    // from its heap's previous thread's: it flushes the bin sorted, which
-    // also decides the gate). Otherwise this checks nothing.
-    if (platform::NowNs() - start_ns > 50 * 1000 * 1000 ||
-        tl_heap->next_upkeep_ns != upkeep_ns) {
-      too_slow = true;
-    } else {
-      EXPECT_EQ(streak_after_owner_ran, kTransferEngageFlushes + 2u);
-      EXPECT_GT(cached_after_owner_ran, cached);
-      EXPECT_TRUE(disengaged) << "still engaged with the cache full and the owner running";
-      EXPECT_GE(cached_before, kTransferBatches * (kBinMaxBlocks / 2)) << "disengaged before the cache was full";
-      EXPECT_EQ(cached_after, cached_before) << "the disengaging flush cached its blocks";
-      EXPECT_FALSE(owner->remote.Empty());
-    }
+    EXPECT_EQ(streak_after_owner_ran, kTransferEngageFlushes + 2u);
+    EXPECT_GT(cached_after_owner_ran, cached);
+    EXPECT_TRUE(disengaged) << "still engaged with the cache full and the owner running";
+    EXPECT_GE(cached_before, kTransferBatches * (kBinMaxBlocks / 2)) << "disengaged before the cache was full";
+    EXPECT_EQ(cached_after, cached_before) << "the disengaging flush cached its blocks";
+    EXPECT_FALSE(owner->remote.Empty());
     TinyTrim();  // the cache's blocks go home too
     EXPECT_EQ(TinyTransferCachedBlocks(c), 0u);
     done = true;
@@ -715,7 +704,6 @@ TEST(HeapTest, TheTransferCacheEngagesWhileTheOwnerStaysBehind) {
   }
   flusher.join();
   TinyTrim();
-  if (too_slow) GTEST_SKIP() << "too slow to see the gate before batches aged out";
 }
 
 // The whole-flush tests' setup: this thread allocates kMixedBlocks blocks
@@ -754,6 +742,7 @@ int CountKeyed(const std::vector<void*>& blocks, uint64_t key) {
 // the flushing heap's own too; a trim sends them home like the rest.
 TEST(HeapTest, AnEngagedFlushCachesTheFlushingHeapsOwnBlocksToo) {
   ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
   const int c = static_cast<int>(SizeToClass(kMixedSize));
   TinyTrim();
   const uint64_t start = BlocksInUse(c);
@@ -775,6 +764,7 @@ TEST(HeapTest, AnEngagedFlushCachesTheFlushingHeapsOwnBlocksToo) {
 // still behind.
 TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
   ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
   const int c = static_cast<int>(SizeToClass(kMixedSize));
   int disengaged = 0, checked = 0;
   FreeMixedInAnotherThread(
@@ -799,6 +789,7 @@ TEST(HeapTest, AFullCacheKeepsTheGateEngaged) {
 // this thread's blocks is behind.
 TEST(HeapTest, ATakenOverHeapStartsWithTheGateClosed) {
   ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
   const int c = static_cast<int>(SizeToClass(kMixedSize));
   Heap* engaged = nullptr;
   FreeMixedInAnotherThread([](int) {}, [&](const std::vector<void*>&, uint64_t) {
@@ -818,9 +809,10 @@ TEST(HeapTest, ATakenOverHeapStartsWithTheGateClosed) {
 // to their slabs, not through its own queue.
 TEST(HeapTest, AgedBatchesPutTheSendingHeapsOwnBlocksOnTheirSlabs) {
   ForceTransferCache force;
+  StoppedClock clock;  // batches age only on cue
   FreeMixedInAnotherThread([](int) {}, [](const std::vector<void*>& own, uint64_t) {
     ASSERT_GT(CountKeyed(own, TransferKey()), 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
     TinyUpkeep();  // sends batches older than 100 ms home
     EXPECT_EQ(CountKeyed(own, TransferKey()), 0);
     EXPECT_EQ(CountKeyed(own, RemoteFreeKey()), 0) << "own blocks went through the heap's own queue";
@@ -1253,6 +1245,7 @@ using HeapDeathTest = ::testing::Test;
 
 TEST(HeapDeathTest, ABlockFreedAgainWhileInTheTransferCacheIsReported) {
   ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();
@@ -1284,6 +1277,7 @@ TEST(HeapDeathTest, ABlockFreedAgainWhileInTheTransferCacheIsReported) {
 // the transfer cache whole, when a refill takes it from there.
 TEST(HeapDeathTest, ABlockOfAFreeSlabInABinIsReportedByAnEngagedFlush) {
   ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
   constexpr size_t kSize = 64;
   const int c = static_cast<int>(SizeToClass(kSize));
   TinyTrim();
@@ -1584,6 +1578,7 @@ TEST(HeapTest, ABigBlockWhosePagesCouldNotBeGivenBackIsNotTakenForZero) {
 // An invalid free of a block that sits in a bin with the zero-tail key
 // (never handed out) is caught as a double free like any other.
 TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
+  StoppedClock clock;  // no upkeep flushes the bin
   TinyTrim();
   SuperSlabCacheReleaseAll();
   constexpr size_t kSize = 40000;  // the 40 KiB class: a bin of 6
@@ -1612,6 +1607,7 @@ TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
 // a heap's big bins together by at most kBigBinGrowthBudget; a trim (like
 // the upkeep) starts them small again.
 TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
+  StoppedClock clock;  // no upkeep trims the bins halfway
   std::thread([] {
     auto free_many = [](int c, int n) {
       std::vector<void*> blocks;
@@ -2050,13 +2046,11 @@ TEST(HeapDeathTest, DoubleFreeOfABlockWaitingForItsOwnerIsReported) {
 }
 
 // For the death tests below: `n` blocks of the big class (a SuperSlab each
-// slab), with no upkeep due for the next 100 ms (it is time-gated: run now).
-std::vector<void*> BigBlocksWithNoUpkeepDue(int n) {
+// slab). (The tests stop the clock: no upkeep runs but where they call it.)
+std::vector<void*> BigBlocks(int n) {
   TinyTrim();
   std::vector<void*> blocks;
   for (int i = 0; i < n; i++) blocks.push_back(TinyMalloc(kBigSize));
-  std::this_thread::sleep_for(std::chrono::milliseconds(120));
-  TinyUpkeep();
   return blocks;
 }
 // A queued block freed again is reported by the drain, or at once where
@@ -2066,6 +2060,7 @@ constexpr char kQueuedBlockFreedAgain[] =
     "again|block is already free)";
 
 TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSlabGoesBack) {
+  StoppedClock clock;  // no upkeep, no reclaim of exited threads' heaps
   // p waits on this thread's queue (another thread freed it and exited);
   // then this thread frees it again and frees the rest of its slab, whose
   // count then reaches 0 with p listed once and still queued. The slab
@@ -2073,7 +2068,7 @@ TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSla
   // queue is drained: unmapped, the drain would read p's memory.
   EXPECT_DEATH(
       {
-        std::vector<void*> blocks = BigBlocksWithNoUpkeepDue(100);
+        std::vector<void*> blocks = BigBlocks(100);
         void* p = blocks[0];
         std::thread([p] { Free(p); }).join();  // its exit sends p back
         if (static_cast<Block*>(p)->key != RemoteFreeKey()) _exit(3);  // not queued
@@ -2087,6 +2082,7 @@ TEST(HeapDeathTest, ABlockWaitingForItsOwnerFreedAgainByItIsReportedBeforeItsSla
 }
 
 TEST(HeapDeathTest, AQueuedBlockFreedAgainByItsOwnerIsReportedBeforeItsCurrentSlabGoesBack) {
+  StoppedClock clock;  // no upkeep, no reclaim of exited threads' heaps
   // The same with p's slab the current one: it empties as the upkeep
   // flushes the bin, and the upkeep then returns it.
   EXPECT_DEATH(
@@ -2112,10 +2108,11 @@ TEST(HeapDeathTest, AQueuedBlockFreedAgainByItsOwnerIsReportedBeforeItsCurrentSl
 // before the rest of the batch was checked: a copy of a block freed twice
 // may wait there.
 TEST(HeapDeathTest, ASlabEmptiedByADrainGoesBackOnlyAfterTheWholeChain) {
+  StoppedClock clock;  // no upkeep, no reclaim of exited threads' heaps
   EXPECT_DEATH(
       {
         if (!SetOption(Option::kSuperslabMaxCached, 0)) _exit(5);
-        std::vector<void*> blocks = BigBlocksWithNoUpkeepDue(100);
+        std::vector<void*> blocks = BigBlocks(100);
         void* p = blocks[0];
         void* x = blocks[1];
         if (SlabOf(p) != SlabOf(x)) _exit(4);
@@ -2135,10 +2132,11 @@ TEST(HeapDeathTest, ASlabEmptiedByADrainGoesBackOnlyAfterTheWholeChain) {
 }
 
 TEST(HeapDeathTest, ASlabEmptiedInAFlushGoesBackOnlyAfterTheWholeFlush) {
+  StoppedClock clock;  // no upkeep, no reclaim of exited threads' heaps
   EXPECT_DEATH(
       {
         if (!SetOption(Option::kSuperslabMaxCached, 0)) _exit(5);
-        std::vector<void*> blocks = BigBlocksWithNoUpkeepDue(100);
+        std::vector<void*> blocks = BigBlocks(100);
         void* y = blocks[0];
         void* q = blocks[50];
         Slab* s1 = SlabOf(y);
@@ -2192,6 +2190,7 @@ void FreeAfterHandBack(void* p) {
 }
 
 TEST(HeapDeathTest, AQueuedBlockOfAPooledHeapFreedAgainIsReportedBeforeItsSlabGoesBack) {
+  StoppedClock clock;  // no upkeep, no reclaim of exited threads' heaps
   // p, a big block (alone on its slab), waits on its pooled heap's queue;
   // then this thread frees it again and overflows its bin, so the copy
   // leaves the bin for p's slab (a pooled heap's slab: the flush frees into
@@ -2204,10 +2203,6 @@ TEST(HeapDeathTest, AQueuedBlockOfAPooledHeapFreedAgainIsReportedBeforeItsSlabGo
         TinyTrim();  // bins empty, limits reset (big bins: 2)
         void* a1 = TinyMalloc(kBigSize);
         void* a2 = TinyMalloc(kBigSize);
-        // No upkeep or reclaim of exited threads in what follows: both are
-        // time-gated, and run now.
-        std::this_thread::sleep_for(std::chrono::milliseconds(120));
-        TinyUpkeep();
         pthread_key_create(&g_free_after_hand_back_key, &FreeAfterHandBack);
         void* p = nullptr;
         std::thread([&p] {
