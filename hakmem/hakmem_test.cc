@@ -709,5 +709,67 @@ TEST(HakmemDeathTest, SizedFreeWithWrongSizeIsReported) {
   Free(big);
 }
 
+// Outside the registry's window (map hints off, as when the window is
+// taken), the kernel's next mapping may land in the unused rest of a large
+// region's last 2 MiB slot: it is not ours (FINDINGS F8).
+TEST(HakmemDeathTest, AForeignMappingInALargeRegionsLastSlotIsNotOurs) {
+  platform::SetMapHintsForTesting(false);
+  char* p = static_cast<char*>(Malloc(300 << 10));
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p) & ~(kRegionAlign - 1);
+  std::vector<void*> maps;
+  void* inside = nullptr;
+  for (int i = 0; i < 64 && inside == nullptr; i++) {
+    void* m = mmap(nullptr, 64 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(m, MAP_FAILED);
+    maps.push_back(m);
+    if (reinterpret_cast<uintptr_t>(m) - base < kRegionAlign) inside = m;
+  }
+  platform::SetMapHintsForTesting(true);
+  if (inside == nullptr) {
+    for (void* m : maps) munmap(m, 64 << 10);
+    Free(p);
+    GTEST_SKIP() << "no mapping landed in the slot";
+  }
+  EXPECT_FALSE(registry::Contains(inside)) << "a foreign mapping is registered as ours";
+  EXPECT_EQ(UsableSize(inside), 0u);
+  EXPECT_DEATH(Free(inside), "not allocated by hakmem");
+  for (void* m : maps) munmap(m, 64 << 10);
+  Free(p);
+}
+
+// Past a large block's first 2 MiB, an interior pointer is reported as
+// such, not as foreign (FINDINGS F9); the block's end is still its own.
+TEST(HakmemDeathTest, AnInteriorPointerPastALargeBlocksFirst2MiBIsReportedAsInterior) {
+  constexpr size_t kSize = 9 << 20;
+  char* p = static_cast<char*>(Malloc(kSize));
+  ASSERT_NE(p, nullptr);
+  for (size_t offset : {size_t{3} << 20, kSize - 1}) {
+    EXPECT_DEATH(Free(p + offset), "free\\(\\): invalid pointer 0x[0-9a-f]+: not the start of a block \\(interior pointer\\?\\)");
+    EXPECT_DEATH(Realloc(p + offset, 100), "interior pointer");
+    EXPECT_DEATH(UsableSize(p + offset), "malloc_usable_size\\(\\): invalid pointer 0x[0-9a-f]+: not the start");
+  }
+  // Grown in place and moved, then shrunk: its new tail is its own, its
+  // old one no longer.
+  char* q = static_cast<char*>(Realloc(p, 3 * kSize));
+  ASSERT_NE(q, nullptr);
+  EXPECT_DEATH(Free(q + 3 * kSize - 1), "interior pointer");
+  char* r = static_cast<char*>(Realloc(q, 4 << 20));
+  ASSERT_EQ(r, q) << "shrunk in place";
+  EXPECT_DEATH(Free(r + (5 << 20)), "not allocated by hakmem");
+  EXPECT_DEATH(Free(r + (3 << 20)), "interior pointer");
+  Free(r);
+}
+
+// A large block of 0 bytes (aligned_alloc with a large alignment) still
+// lies inside its mapping: freed like any other.
+TEST(HakmemTest, AZeroByteLargeAlignedBlockIsOurs) {
+  void* p = AlignedAlloc(512 << 10, 0);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (512 << 10), 0u);
+  EXPECT_TRUE(registry::Contains(p));
+  Free(p);
+}
+
 }  // namespace
 }  // namespace hakmem

@@ -84,7 +84,9 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   const size_t offset =
       alignment > platform::kPageSize ? alignment : platform::kPageSize;
   if (alignment > kMaxLargeAlignment || size > (size_t{1} << 46)) return nullptr;
-  const size_t need = PageRound(offset + size);
+  // (At least a byte: a block of 0 bytes would start at the mapping's end,
+  // where the registry no longer counts it as ours.)
+  const size_t need = PageRound(offset + (size != 0 ? size : 1));
   g_cache.MaybeEnforceLimits();
   // Reuse a cached region up to 25% (or 64 KiB) bigger than needed.
   const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
@@ -100,7 +102,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
     h->region.magic = kRegionMagic;
     h->region.kind = RegionKind::kLarge;
     h->region.mapped_size = need;
-    if (!registry::Register(reinterpret_cast<uintptr_t>(h), registry::kTagLarge)) {
+    if (!registry::Register(reinterpret_cast<uintptr_t>(h), registry::kTagLarge, need)) {
       platform::Unmap(mem, need);
       return nullptr;
     }
@@ -146,9 +148,11 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   }
   const size_t need = PageRound(header->block_offset + new_size);
   const size_t mapped = header->region.mapped_size;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(header);
   if (need <= mapped) {
-    platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
     header->region.mapped_size = need;
+    platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
+    registry::Resize(base, mapped, need);
     header->requested = new_size;
     g_live_bytes.fetch_sub(mapped - need, std::memory_order_relaxed);
     return true;
@@ -159,7 +163,10 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   // here: a buffer grown a byte at a time into a small hole would remap once
   // a page until the hole filled (300 -> 900 KB: 23-52 remaps instead of 5,
   // seen under TSan, where the kernel places mappings next to each other).
+  // (The registry's cells for every slot it may reach first: once its
+  // pages are mapped, tagging them can't fail.)
   size_t target = GrowTarget(mapped, need);
+  if (!registry::Reserve(base, target)) return false;
   int error = platform::RemapInPlace(header, mapped, target);
   const bool mover = can_move != nullptr && error == ENOMEM;
   if (error != 0 && target != need && !mover) {
@@ -171,6 +178,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
     return false;
   }
   header->region.mapped_size = target;
+  registry::Resize(base, mapped, target);
   header->requested = new_size;
   g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
   return true;
@@ -184,16 +192,16 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   if (to == nullptr) return nullptr;
   const uintptr_t to_base = reinterpret_cast<uintptr_t>(to);
   const uintptr_t old_base = reinterpret_cast<uintptr_t>(header);
-  if (!registry::Register(to_base, registry::kTagLarge)) {
+  if (!registry::Register(to_base, registry::kTagLarge, target)) {
     platform::Unmap(to, target);
     return nullptr;
   }
   // Not ours while it moves: nothing may find a header at the old address
-  // once it is unmapped. Registering it again can't fail (its slot exists).
-  registry::Unregister(old_base);
+  // once it is unmapped. Registering it again can't fail (its cells exist).
+  registry::Unregister(old_base, mapped);
   if (!platform::RemapTo(header, mapped, target, to)) {
-    registry::Register(old_base, registry::kTagLarge);
-    registry::Unregister(to_base);
+    registry::Register(old_base, registry::kTagLarge, mapped);
+    registry::Unregister(to_base, target);
     platform::UnmapReservationAfterFailedRemap(to, target);
     return nullptr;
   }

@@ -19,7 +19,7 @@
 namespace hakmem {
 
 // Blocks can't be placed further than this from their region's base (the
-// registry only maps the first 2 MiB of a region to its header).
+// fast paths find a region's header from its first 2 MiB only).
 constexpr size_t kMaxLargeAlignment = kRegionAlign / 2;
 
 struct LargeHeader {

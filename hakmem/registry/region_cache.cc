@@ -9,7 +9,7 @@ void UnregisterAndUnmap(RegionHeader* region) {
   const size_t size = region->mapped_size;
   const uintptr_t base = reinterpret_cast<uintptr_t>(region);
   region->magic = 0;
-  registry::Unregister(base);
+  registry::Unregister(base, size);
   platform::Unmap(region, size);
 }
 

@@ -19,6 +19,7 @@
 #ifndef HAKMEM_REGISTRY_REGISTRY_H_
 #define HAKMEM_REGISTRY_REGISTRY_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <atomic>
@@ -43,12 +44,22 @@ constexpr uint64_t kDirectorySlots = kRegionSlots >> kLeafBits;
 // region's tag is one more than the region shift (no slab shift); the slab
 // record the free fast path reads for its block (SlabInfoOf) is one of
 // those the large header leaves zero (unowned).
+// A large region's later slots (past its first 2 MiB) carry continuation
+// tags, kTagContinued | k, where the slot lies 2^k to 2^(k+1) - 1 slots
+// past the region's first: Lookup jumps back 2^k slots at a time, which at
+// least halves the distance, so an interior pointer finds its region in
+// O(log size) steps. (The high bit keeps the fast path's test a sign test:
+// only a slot that starts a region has slab records.)
 constexpr uint8_t kTagNone = 0;
 constexpr uint8_t kTagLarge = kRegionShift + 1;
+constexpr uint8_t kTagContinued = 0x80;
+
+// True for the tag of a region's first slot (not none, not a continuation).
+HAKMEM_ALWAYS_INLINE bool StartsRegion(uint8_t tag) { return static_cast<int8_t>(tag) > 0; }
 
 extern std::atomic<uint8_t> g_window_tags[kWindowSlots] HAKMEM_HIDDEN;
 
-// Tag of the region holding `p` if it lies in the window, else kTagNone. For
+// Tag of the slot holding `p` if it lies in the window, else kTagNone. For
 // the fast paths: touches only the window table, never `p`'s memory.
 HAKMEM_ALWAYS_INLINE uint8_t TagOfInWindow(const void* p) {
   const uint64_t slot = (reinterpret_cast<uintptr_t>(p) - kWindowStart) >> kRegionShift;
@@ -56,20 +67,34 @@ HAKMEM_ALWAYS_INLINE uint8_t TagOfInWindow(const void* p) {
   return g_window_tags[slot].load(std::memory_order_relaxed);
 }
 
-// Tag of the region whose first 2 MiB hold `p`, wherever it is, or kTagNone.
+// Tag of the 2 MiB slot holding `p`, wherever it is, or kTagNone.
 uint8_t TagOf(const void* p);
 
-inline bool Contains(const void* p) { return TagOf(p) != kTagNone; }
-
-// Registered header of the region owning `p`, or nullptr if `p` is not ours
-// (also when the registered region's magic is wrong).
+// Registered header of the region owning `p`, or nullptr if `p` is not ours:
+// in no registered region's slots, past the region's mapped end (the
+// kernel may map someone else's memory in the rest of its last slot), or
+// the region's magic is wrong. Reads the header, never `p`'s memory.
 RegionHeader* Lookup(const void* p);
 
-// Tags the region at `base` (kRegionAlign-aligned; `tag` != kTagNone).
-// Registering a registered region changes its tag. Returns false if `base`
-// is outside the address space, or an outside leaf could not be mapped.
-bool Register(uintptr_t base, uint8_t tag);
-void Unregister(uintptr_t base);
+inline bool Contains(const void* p) { return Lookup(p) != nullptr; }
+
+// Tags the region at `base` (kRegionAlign-aligned; `tag` starts a region),
+// `size` bytes long: its first slot `tag`, the others continuations.
+// Registering a registered region changes its first slot's tag. Returns
+// false, with nothing tagged, if the region does not fit in the address
+// space or an outside leaf could not be mapped.
+bool Register(uintptr_t base, uint8_t tag, size_t size = kRegionAlign);
+// Untags the region at `base`, `size` bytes long.
+void Unregister(uintptr_t base, size_t size = kRegionAlign);
+// Makes sure that the slots of `size` bytes from `base` can be tagged
+// (their cells exist), tagging none: a region about to grow in place
+// reserves them first, since other regions may hold those slots until its
+// mapping has grown. False if one can't be.
+bool Reserve(uintptr_t base, size_t size);
+// The region at `base` grew or shrank from `old_size` to `new_size` bytes:
+// tags the slots it gained, untags those it lost. Returns false, with
+// nothing changed, if a gained slot can't be tagged (never after Reserve).
+bool Resize(uintptr_t base, size_t old_size, size_t new_size);
 uint64_t RegisteredCount();
 uint64_t OutsideLeavesMapped();
 

@@ -151,7 +151,7 @@ TEST(RegistryTest, WrongMagicIsRejectedByLookup) {
   TestRegion r;
   ASSERT_TRUE(Register(reinterpret_cast<uintptr_t>(r.base), 16));
   r.header->magic = 0x1234;
-  EXPECT_TRUE(Contains(r.base + 64));  // the table alone says yes...
+  EXPECT_NE(TagOf(r.base + 64), kTagNone);  // the table alone says yes...
   EXPECT_EQ(Lookup(r.base + 64), nullptr);  // ...the header says no
 }
 
@@ -167,6 +167,70 @@ TEST(RegistryTest, UnregisterAndRetag) {
   Unregister(base);
   EXPECT_EQ(RegisteredCount(), before);
   EXPECT_FALSE(Contains(r.base + 100));
+}
+
+// A region spanning many slots (a large block): every slot leads back to
+// its header, in O(log) jumps; a pointer past its mapped end, in the rest
+// of its last slot, is not ours; growing and shrinking tag and untag the
+// slots gained and lost; unregistering untags them all. Placed outside the
+// window and backed by nothing but its header page: the registry records
+// addresses only.
+TEST(RegistryTest, EverySlotOfAMultiSlotRegionLeadsToItsHeader) {
+  constexpr uint64_t kSlots = 1000;  // jumps of up to 512 slots
+  const uintptr_t base = UnusedChunkOutsideTheWindow();
+  void* header_page = mmap(reinterpret_cast<void*>(base), 4096, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (header_page != reinterpret_cast<void*>(base)) {
+    if (header_page != MAP_FAILED) munmap(header_page, 4096);
+    GTEST_SKIP() << "the test address is taken";
+  }
+  RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
+  header->magic = kRegionMagic;
+  header->kind = RegionKind::kLarge;
+  const size_t size = kSlots * kRegionAlign - 3 * 4096;  // the last slot not quite full
+  header->mapped_size = size;
+  const uint64_t registered = RegisteredCount();
+  ASSERT_TRUE(Register(base, kTagLarge, size));
+  EXPECT_EQ(RegisteredCount(), registered + 1);  // one region
+  auto at = [base](uint64_t offset) { return reinterpret_cast<void*>(base + offset); };
+  EXPECT_EQ(TagOf(at(0)), kTagLarge);
+  for (uint64_t slot = 1; slot < kSlots; slot++) {
+    const uint8_t k = static_cast<uint8_t>(63 - __builtin_clzll(slot));
+    ASSERT_EQ(TagOf(at(slot * kRegionAlign)), kTagContinued | k) << slot;
+    ASSERT_FALSE(StartsRegion(TagOf(at(slot * kRegionAlign))));
+    ASSERT_EQ(Lookup(at(slot * kRegionAlign + 4096 * (slot % 500))), header) << slot;
+  }
+  EXPECT_EQ(Lookup(at(size - 1)), header);
+  EXPECT_EQ(Lookup(at(size)), nullptr) << "past the mapped end, in its last slot";
+  EXPECT_EQ(Lookup(at(kSlots * kRegionAlign)), nullptr);
+  // Shrinks to 3 slots and a page, then grows to 5.
+  header->mapped_size = 3 * kRegionAlign + 4096;
+  ASSERT_TRUE(Resize(base, size, header->mapped_size));
+  EXPECT_EQ(Lookup(at(3 * kRegionAlign + 100)), header);
+  EXPECT_EQ(TagOf(at(4 * kRegionAlign)), kTagNone);
+  EXPECT_EQ(TagOf(at((kSlots - 1) * kRegionAlign)), kTagNone);
+  ASSERT_TRUE(Reserve(base, 5 * kRegionAlign));
+  ASSERT_TRUE(Resize(base, header->mapped_size, 5 * kRegionAlign));
+  header->mapped_size = 5 * kRegionAlign;
+  EXPECT_EQ(Lookup(at(5 * kRegionAlign - 1)), header);
+  EXPECT_EQ(TagOf(at(5 * kRegionAlign)), kTagNone);
+  Unregister(base, 5 * kRegionAlign);
+  EXPECT_EQ(RegisteredCount(), registered);
+  for (uint64_t slot = 0; slot < 6; slot++) EXPECT_EQ(TagOf(at(slot * kRegionAlign)), kTagNone);
+  munmap(header_page, 4096);
+}
+
+// A slot tagged as a continuation whose jump leads below address 0 (a
+// registry torn by misuse) is not ours; nor is one leading to an empty slot.
+TEST(RegistryTest, ContinuationsLeadingNowhereAreNotOurs) {
+  const uintptr_t chunk = UnusedChunkOutsideTheWindow();
+  ASSERT_TRUE(Register(chunk, 16, 3 * kRegionAlign));  // tags 2 continuations
+  Unregister(chunk);                                    // the first slot only
+  EXPECT_NE(TagOf(reinterpret_cast<void*>(chunk + kRegionAlign)), kTagNone);
+  EXPECT_EQ(Lookup(reinterpret_cast<void*>(chunk + kRegionAlign)), nullptr);
+  EXPECT_EQ(Lookup(reinterpret_cast<void*>(chunk + 2 * kRegionAlign + 5)), nullptr);
+  Unregister(chunk, 3 * kRegionAlign);
+  EXPECT_EQ(TagOf(reinterpret_cast<void*>(chunk + 2 * kRegionAlign)), kTagNone);
 }
 
 TEST(RegistryTest, AddressesOutsideTheTableAreRefused) {

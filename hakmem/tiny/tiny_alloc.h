@@ -73,9 +73,9 @@ HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
 // The record of the slab whose carved block starts at `p`, if that slab is
 // in use; nullptr for anything else: a pointer outside the registry's
 // window, into a free slab, not at a block start, or into a large region
-// (its header's records are zero).
+// (its header's records are zero; past its first slot, no records at all).
 HAKMEM_ALWAYS_INLINE const SlabInfo* SlabInfoOfCarvedBlock(const void* p) {
-  if (HAKMEM_UNLIKELY(registry::TagOfInWindow(p) == registry::kTagNone)) return nullptr;
+  if (HAKMEM_UNLIKELY(!registry::StartsRegion(registry::TagOfInWindow(p)))) return nullptr;
   // From the address alone: the load does not wait for the registry's.
   const SlabInfo* info = SlabInfoOf(p);
   return HAKMEM_LIKELY(IsBlockStart(info, p)) ? info : nullptr;
