@@ -270,8 +270,8 @@ namespace {
 // fork (a child may call mallinfo2).
 pthread_mutex_t g_stats_lock = PTHREAD_MUTEX_INITIALIZER;       // g_stats
 pthread_mutex_t g_tiny_stats_lock = PTHREAD_MUTEX_INITIALIZER;  // g_tiny_stats
-Stats g_stats;
-TinyStats g_tiny_stats;
+HAKMEM_BIG_BSS Stats g_stats;
+HAKMEM_BIG_BSS TinyStats g_tiny_stats;
 }  // namespace
 
 void GetStats(Stats* stats) {

@@ -20,6 +20,16 @@
 // For globals the fast paths read: with -fvisibility=hidden alone, GCC still
 // reaches an extern declaration through the GOT in a shared object.
 #define HAKMEM_HIDDEN __attribute__((visibility("hidden")))
+// For big zero-initialized tables (the registry's, the static heaps): in
+// the large-bss section, which the linker places after .bss, so that they
+// do not spread the small globals a program's start touches over several
+// pages (each a page fault: the start-up row). (Clang would emit the
+// section with its zeros in the file: there, plain .bss.)
+#if defined(__clang__)
+#define HAKMEM_BIG_BSS
+#else
+#define HAKMEM_BIG_BSS __attribute__((section(".lbss")))
+#endif
 #define HAKMEM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAKMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

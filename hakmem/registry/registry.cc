@@ -3,12 +3,12 @@
 namespace hakmem {
 namespace registry {
 
-std::atomic<uint8_t> g_window_tags[kWindowSlots];
+HAKMEM_BIG_BSS std::atomic<uint8_t> g_window_tags[kWindowSlots];
 
 namespace {
 
 // Outside leaves, null until mapped.
-std::atomic<std::atomic<uint8_t>*> g_directory[kDirectorySlots];
+HAKMEM_BIG_BSS std::atomic<std::atomic<uint8_t>*> g_directory[kDirectorySlots];
 std::atomic<uint64_t> g_registered{0};
 std::atomic<uint64_t> g_leaves{0};
 

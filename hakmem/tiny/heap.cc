@@ -24,7 +24,7 @@ Slab kEmptySlab{};
 // Constant-initialized: the first malloc may come from another library's
 // constructor, before any of ours has run. Page-aligned: every class's pop
 // reads its heads and slot 0 of row 0, one page (never written).
-alignas(4096) Heap kEmptyHeap;
+alignas(4096) HAKMEM_BIG_BSS Heap kEmptyHeap;
 static_assert((Heap(), true), "Heap() must stay a constant expression");
 __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) = &kEmptyHeap;
 uint64_t g_free_key = 0;
@@ -50,7 +50,7 @@ constexpr size_t kHeapStep = (sizeof(Heap) + platform::kPageSize - 1) & ~(platfo
 // (3,968 today: 128 bytes more of fields would move it to the second page.)
 static_assert(offsetof(Heap, bin_slots) + sizeof(Block*) <= platform::kPageSize,
               "slot 0 of row 0 shares the heads' page");
-alignas(4096) char g_static_heaps[kStaticHeaps][kHeapStep];
+alignas(4096) HAKMEM_BIG_BSS char g_static_heaps[kStaticHeaps][kHeapStep];
 int g_static_used = 0;
 char* g_chunk = nullptr;
 size_t g_chunk_left = 0;
@@ -527,7 +527,7 @@ constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
 // A flush sends at most half a bin, and a batch must fit any heap's empty
 // bin (TransferPush).
 static_assert(kTransferBatchMax == kBinMaxBlocks / 2 + 1, "a batch is half a bin");
-TransferCache g_transfer;  // each block in it carries TransferKey()
+HAKMEM_BIG_BSS TransferCache g_transfer;  // each block in it carries TransferKey()
 
 // Adds `count` blocks of class `c` (keyed) as a batch if there is room;
 // false otherwise. A batch must fit any heap's empty bin.

@@ -529,14 +529,16 @@ bool TinyOversubscribed();
 // census found two heaps running, or if counting failed). For tests.
 uint32_t TinyCountedCpus();
 
+// (Every member initialized: a static TinyStats is then zero in .bss, not
+// cleared by code at load, which would fault its page in at start-up.)
 struct TinyStats {
-  uint64_t heaps_created;
-  uint64_t heaps_pooled;  // abandoned, waiting for a new thread
-  uint64_t heaps_leaked_by_fork;  // HeapState::kLeaked
-  uint64_t slabs_in_use[kNumClasses];
+  uint64_t heaps_created = 0;
+  uint64_t heaps_pooled = 0;  // abandoned, waiting for a new thread
+  uint64_t heaps_leaked_by_fork = 0;  // HeapState::kLeaked
+  uint64_t slabs_in_use[kNumClasses] = {};
   // Handed out, or free in another running thread's bin (those are not
   // read: the stats must not race with other threads' fast paths).
-  uint64_t blocks_in_use[kNumClasses];
+  uint64_t blocks_in_use[kNumClasses] = {};
   HeapCounters counters;  // summed over every heap ever made
 };
 void GetTinyStats(TinyStats* stats);
