@@ -749,8 +749,8 @@ TEST(HakmemDeathTest, AnInteriorPointerPastALargeBlocksFirst2MiBIsReportedAsInte
     EXPECT_DEATH(Realloc(p + offset, 100), "interior pointer");
     EXPECT_DEATH(UsableSize(p + offset), "malloc_usable_size\\(\\): invalid pointer 0x[0-9a-f]+: not the start");
   }
-  // Grown in place and moved, then shrunk: its new tail is its own, its
-  // old one no longer.
+  // Grown (in place here), then shrunk: its new tail is its own, its old
+  // one no longer. (large_registry_test covers moves and failed remaps.)
   char* q = static_cast<char*>(Realloc(p, 3 * kSize));
   ASSERT_NE(q, nullptr);
   EXPECT_DEATH(Free(q + 3 * kSize - 1), "interior pointer");

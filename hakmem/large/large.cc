@@ -150,9 +150,11 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   const size_t mapped = header->region.mapped_size;
   const uintptr_t base = reinterpret_cast<uintptr_t>(header);
   if (need <= mapped) {
+    // Untagged before unmapped: once it is, another region may be mapped
+    // in the tail and tag its slots.
     header->region.mapped_size = need;
-    platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
     registry::Resize(base, mapped, need);
+    platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
     header->requested = new_size;
     g_live_bytes.fetch_sub(mapped - need, std::memory_order_relaxed);
     return true;
@@ -192,7 +194,9 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   if (to == nullptr) return nullptr;
   const uintptr_t to_base = reinterpret_cast<uintptr_t>(to);
   const uintptr_t old_base = reinterpret_cast<uintptr_t>(header);
-  if (!registry::Register(to_base, registry::kTagLarge, target)) {
+  // Tagged only once the pages are there: a remap that fails may have
+  // dropped the reservation, and another region may be mapped there by then.
+  if (!registry::Reserve(to_base, target)) {
     platform::Unmap(to, target);
     return nullptr;
   }
@@ -201,12 +205,12 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   registry::Unregister(old_base, mapped);
   if (!platform::RemapTo(header, mapped, target, to)) {
     registry::Register(old_base, registry::kTagLarge, mapped);
-    registry::Unregister(to_base, target);
     platform::UnmapReservationAfterFailedRemap(to, target);
     return nullptr;
   }
   LargeHeader* moved = static_cast<LargeHeader*>(to);
   moved->region.mapped_size = target;
+  registry::Register(to_base, registry::kTagLarge, target);  // reserved: can't fail
   moved->requested = new_size;
   g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
   return reinterpret_cast<char*>(moved) + moved->block_offset;

@@ -220,9 +220,9 @@ TEST(RegistryTest, EverySlotOfAMultiSlotRegionLeadsToItsHeader) {
   munmap(header_page, 4096);
 }
 
-// A slot tagged as a continuation whose jump leads below address 0 (a
-// registry torn by misuse) is not ours; nor is one leading to an empty slot.
-TEST(RegistryTest, ContinuationsLeadingNowhereAreNotOurs) {
+// A continuation slot whose jump leads to an empty slot (its region's
+// first slot untagged alone) is not ours.
+TEST(RegistryTest, ContinuationsLeadingToAnEmptySlotAreNotOurs) {
   const uintptr_t chunk = UnusedChunkOutsideTheWindow();
   ASSERT_TRUE(Register(chunk, 16, 3 * kRegionAlign));  // tags 2 continuations
   Unregister(chunk);                                    // the first slot only

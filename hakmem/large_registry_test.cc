@@ -1,0 +1,295 @@
+// Large regions and the registry's tags, around the moments a region's
+// mapping changes (shrinking, growing in place or by a move, a failed move,
+// eviction): every slot of a live region leads to its header, nothing else
+// does, and no other region's tags are touched. From the review of the
+// continuation tags (session 20), which found the two races tested first.
+//
+// The test binary's own munmap and mremap (an executable's definitions win
+// over libc's) run "another thread's" allocation at the exact moment
+// between two of hakmem's steps, or make a move fail as the kernel would.
+// Not under the sanitizers, whose runtimes define both.
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "hakmem/hakmem.h"
+#include "hakmem/large/large.h"
+#include "hakmem/platform.h"
+#include "hakmem/registry/registry.h"
+
+// --- munmap / mremap interposition (the executable's definitions win) ---
+static std::atomic<bool> g_munmap_armed{false};
+static void (*g_munmap_hook)(void*, size_t) = nullptr;
+extern "C" int munmap(void* addr, size_t len) __THROW {
+  long r = syscall(SYS_munmap, addr, len);
+  if (g_munmap_hook != nullptr && g_munmap_armed.exchange(false)) g_munmap_hook(addr, len);
+  return static_cast<int>(r);
+}
+static std::atomic<bool> g_fail_fixed_remap{false};
+static std::atomic<bool> g_fixed_remap_seen{false};
+static void (*g_remap_fail_hook)(void*, size_t) = nullptr;
+extern "C" void* mremap(void* old, size_t old_size, size_t new_size, int flags, ...) __THROW {
+  void* to = nullptr;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    to = va_arg(ap, void*);
+    va_end(ap);
+    g_fixed_remap_seen = true;
+    if (g_fail_fixed_remap.exchange(false)) {
+      syscall(SYS_munmap, to, new_size);  // as the kernel: the target goes first
+      if (g_remap_fail_hook != nullptr) g_remap_fail_hook(to, new_size);
+      errno = ENOMEM;
+      return MAP_FAILED;
+    }
+  }
+  long r = syscall(SYS_mremap, old, old_size, new_size, flags, to);
+  return r == -1 ? MAP_FAILED : reinterpret_cast<void*>(r);
+}
+
+namespace hakmem {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+uintptr_t BaseOf(const void* p) { return reinterpret_cast<uintptr_t>(p) & ~kRegionMask; }
+void* At(uintptr_t a) { return reinterpret_cast<void*>(a); }
+size_t MappedOf(const void* p) {
+  return reinterpret_cast<RegionHeader*>(BaseOf(p))->mapped_size;
+}
+// Every slot of the region at `base` of `size` bytes leads to its header.
+void ExpectTagged(uintptr_t base, size_t size) {
+  for (uintptr_t a = base; a < base + size; a += kRegionAlign) {
+    EXPECT_EQ(registry::Lookup(At(a + 4096)), At(base)) << "slot " << (a - base) / kRegionAlign;
+  }
+  EXPECT_EQ(registry::Lookup(At(base + size - 1)), At(base));
+}
+void ExpectUntagged(uintptr_t first, uintptr_t end) {
+  for (uintptr_t a = first; a < end; a += kRegionAlign) {
+    EXPECT_EQ(registry::TagOf(At(a)), registry::kTagNone) << "slot at +" << (a - first) / kRegionAlign;
+  }
+}
+
+// --- 1. Shrinking in place untags the tail before unmapping it. ---
+char* g_other = nullptr;
+uintptr_t g_tail = 0;
+size_t g_tail_len = 0;
+void MallocInHook(void* addr, size_t len) {
+  g_tail = reinterpret_cast<uintptr_t>(addr);
+  g_tail_len = len;
+  g_other = static_cast<char*>(Malloc(3 * kMiB));  // "another thread's" malloc
+}
+TEST(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTail_KernelPlaced) {
+  platform::SetMapHintsForTesting(false);  // kernel placement (window taken)
+  Trim();
+  char* p = static_cast<char*>(Malloc(20 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uint64_t registered = registry::RegisteredCount();
+  g_other = nullptr;
+  g_munmap_hook = &MallocInHook;
+  g_munmap_armed = true;
+  char* r = static_cast<char*>(Realloc(p, 1 * kMiB));  // shrinks in place
+  g_munmap_armed = false;
+  platform::SetMapHintsForTesting(true);
+  ASSERT_EQ(r, p);
+  ASSERT_NE(g_other, nullptr);
+  const uintptr_t o = reinterpret_cast<uintptr_t>(g_other);
+  const bool in_tail = o >= g_tail && o < g_tail + g_tail_len;
+  if (!in_tail) GTEST_SKIP() << "the kernel placed the other region elsewhere";
+  EXPECT_NE(registry::Lookup(g_other), nullptr) << "a live region lost its tag";
+  EXPECT_NE(UsableSize(g_other), 0u);
+  EXPECT_EQ(registry::RegisteredCount(), registered + 1) << "the other region was not counted";
+  // (g_other is leaked: Free would abort as "not allocated by hakmem".)
+  Free(r);
+}
+
+// Deterministic variant: a region mapped (and registered as LargeAlloc does)
+// at a 2 MiB boundary inside the tail between the munmap and the untagging.
+uintptr_t g_sim = 0;
+void MapRegionInHook(void* addr, size_t len) {
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(addr) + kRegionMask) & ~kRegionMask;
+  if (first + kRegionAlign > reinterpret_cast<uintptr_t>(addr) + len) return;
+  void* m = mmap(At(first), kRegionAlign, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (m != At(first)) return;
+  auto* h = static_cast<RegionHeader*>(m);
+  h->magic = kRegionMagic;
+  h->kind = RegionKind::kLarge;
+  h->mapped_size = kRegionAlign;
+  if (registry::Register(first, registry::kTagLarge, kRegionAlign)) g_sim = first;
+}
+TEST(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTail_Simulated) {
+  char* p = static_cast<char*>(Malloc(20 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uint64_t registered = registry::RegisteredCount();
+  g_sim = 0;
+  g_munmap_hook = &MapRegionInHook;
+  g_munmap_armed = true;
+  char* r = static_cast<char*>(Realloc(p, 1 * kMiB));
+  g_munmap_armed = false;
+  ASSERT_EQ(r, p);
+  ASSERT_NE(g_sim, 0u);
+  EXPECT_EQ(registry::TagOf(At(g_sim)), registry::kTagLarge) << "a live region lost its tag";
+  EXPECT_NE(registry::Lookup(At(g_sim + 100)), nullptr);
+  EXPECT_EQ(registry::RegisteredCount(), registered + 1);
+  Free(r);
+}
+
+// --- 2. Grow in place: new slots tagged, nothing past the end. ---
+TEST(LargeRegistryTest, GrowInPlaceTagsTheNewSlots) {
+  char* p = static_cast<char*>(Malloc(5 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = BaseOf(p);
+  char* q = static_cast<char*>(Realloc(p, 7 * kMiB));
+  ASSERT_EQ(q, p) << "expected in place (hints leave room after)";
+  const size_t mapped = MappedOf(q);
+  ExpectTagged(base, mapped);
+  ExpectUntagged((base + mapped + kRegionMask) & ~kRegionMask, base + 16 * kRegionAlign);
+  Free(q);
+}
+
+// --- 3. Grow by move: old slots untagged, new tagged, count unchanged. ---
+TEST(LargeRegistryTest, GrowByMoveRetagsBothRegions) {
+  char* p = static_cast<char*>(Malloc(5 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = BaseOf(p);
+  const size_t mapped = MappedOf(p);
+  void* blocker = mmap(At(base + mapped), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+                       MAP_FIXED_NOREPLACE, -1, 0);
+  ASSERT_EQ(blocker, At(base + mapped));
+  const uint64_t registered = registry::RegisteredCount();
+  g_fixed_remap_seen = false;
+  char* q = static_cast<char*>(Realloc(p, 7 * kMiB));
+  ASSERT_NE(q, nullptr);
+  EXPECT_TRUE(g_fixed_remap_seen) << "not moved by mremap";
+  ASSERT_NE(q, p);
+  ExpectUntagged(base, (base + mapped + kRegionMask) & ~kRegionMask);
+  ExpectTagged(BaseOf(q), MappedOf(q));
+  EXPECT_EQ(registry::RegisteredCount(), registered);
+  munmap(blocker, 4096);
+  Free(q);
+}
+
+// --- 4. Grow by move whose mremap fails: old retagged, new untagged. ---
+TEST(LargeRegistryTest, FailedMoveRestoresTheOldTags) {
+  Trim();
+  char* p = static_cast<char*>(Malloc(5 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = BaseOf(p);
+  const size_t mapped = MappedOf(p);
+  void* blocker = mmap(At(base + mapped), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+                       MAP_FIXED_NOREPLACE, -1, 0);
+  ASSERT_EQ(blocker, At(base + mapped));
+  const uint64_t registered = registry::RegisteredCount();
+  g_fixed_remap_seen = false;
+  g_fail_fixed_remap = true;
+  char* q = static_cast<char*>(Realloc(p, 7 * kMiB));  // falls back to malloc + copy
+  g_fail_fixed_remap = false;
+  ASSERT_NE(q, nullptr);
+  EXPECT_TRUE(g_fixed_remap_seen);
+  ASSERT_NE(q, p);
+  ExpectTagged(BaseOf(q), MappedOf(q));
+  // p went to the cache, still registered, all its slots.
+  ExpectTagged(base, mapped);
+  EXPECT_EQ(registry::RegisteredCount(), registered + 1);
+  munmap(blocker, 4096);
+  Free(q);
+  Trim();
+  ExpectUntagged(base, (base + mapped + kRegionMask) & ~kRegionMask);
+}
+
+// --- 4b. Failed move: the reservation is gone when mremap fails, and
+// another thread's region may be mapped there at once: it keeps its tags. ---
+char* g_other2 = nullptr;
+uintptr_t g_to = 0;
+size_t g_to_len = 0;
+void MallocInRemapHook(void* to, size_t len) {
+  g_to = reinterpret_cast<uintptr_t>(to);
+  g_to_len = len;
+  g_other2 = static_cast<char*>(Malloc(3 * kMiB));
+}
+TEST(LargeRegistryTest, AFailedMoveKeepsTheTagsOfARegionMappedWhereItsReservationWas) {
+  platform::SetMapHintsForTesting(false);
+  Trim();
+  char* p = static_cast<char*>(Malloc(5 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = BaseOf(p);
+  const size_t mapped = MappedOf(p);
+  void* blocker = mmap(At(base + mapped), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+                       MAP_FIXED_NOREPLACE, -1, 0);
+  ASSERT_EQ(blocker, At(base + mapped));
+  g_other2 = nullptr;
+  g_remap_fail_hook = &MallocInRemapHook;
+  g_fail_fixed_remap = true;
+  char* q = static_cast<char*>(Realloc(p, 7 * kMiB));
+  g_fail_fixed_remap = false;
+  g_remap_fail_hook = nullptr;
+  platform::SetMapHintsForTesting(true);
+  ASSERT_NE(q, nullptr);
+  ASSERT_NE(g_other2, nullptr);
+  const uintptr_t o = reinterpret_cast<uintptr_t>(g_other2);
+  const bool in_to = o >= g_to && o < g_to + g_to_len;
+  if (!in_to) GTEST_SKIP() << "placed elsewhere";
+  EXPECT_NE(registry::Lookup(g_other2), nullptr) << "a live region lost its tag";
+  munmap(blocker, 4096);
+  Free(q);
+}
+
+// --- 5. Grow in place whose mremap fails (split mapping): nothing tagged. ---
+TEST(LargeRegistryTest, FailedGrowInPlaceTagsNothing) {
+  char* p = static_cast<char*>(Malloc(5 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = BaseOf(p);
+  const size_t mapped = MappedOf(p);
+  ASSERT_EQ(mprotect(p + 2 * kMiB, 4096, PROT_READ), 0);  // splits the mapping
+  char* q = static_cast<char*>(Realloc(p, 7 * kMiB));
+  ASSERT_NE(q, nullptr);
+  ASSERT_NE(q, p);
+  ExpectTagged(base, mapped);  // cached
+  for (uintptr_t a = (base + mapped + kRegionMask) & ~kRegionMask; a < base + 8 * kRegionAlign;
+       a += kRegionAlign) {
+    EXPECT_NE(registry::Lookup(At(a + 4096)), At(base));
+  }
+  mprotect(p + 2 * kMiB, 4096, PROT_READ | PROT_WRITE);
+  Free(q);
+}
+
+// --- 6. Cache eviction of a multi-slot region untags every slot. ---
+TEST(LargeRegistryTest, EvictionUntagsEverySlot) {
+  Trim();
+  const uint64_t registered = registry::RegisteredCount();
+  char* p = static_cast<char*>(Malloc(9 * kMiB));
+  ASSERT_NE(p, nullptr);
+  const uintptr_t base = BaseOf(p);
+  const size_t mapped = MappedOf(p);
+  ExpectTagged(base, mapped);
+  Free(p);
+  ExpectTagged(base, mapped);  // cached
+  Trim();
+  ExpectUntagged(base, (base + mapped + kRegionMask) & ~kRegionMask);
+  EXPECT_EQ(registry::RegisteredCount(), registered);
+}
+
+// --- 7. Zero-byte large blocks (every large alignment) lie in their mapping. ---
+TEST(LargeRegistryTest, ZeroByteLargeAlignedBlocks) {
+  for (size_t align = 64 << 10; align <= kMaxLargeAlignment; align <<= 1) {
+    void* p = AlignedAlloc(align, 0);
+    if (p == nullptr) continue;  // a size class took it
+    EXPECT_NE(registry::Lookup(p), nullptr) << align;
+    Free(p);
+  }
+  void* q = AlignedAlloc(512 << 10, 300 << 10);
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(registry::Lookup(q), nullptr);
+  Free(q);
+}
+
+}  // namespace
+}  // namespace hakmem
