@@ -77,36 +77,43 @@ void ExpectUntagged(uintptr_t first, uintptr_t end) {
   }
 }
 
-// --- 1. Shrinking in place untags the tail before unmapping it. ---
-char* g_other = nullptr;
-uintptr_t g_tail = 0;
-size_t g_tail_len = 0;
+// "Another thread's" malloc, run by a hook at the moment hakmem unmapped
+// (or a failed move dropped) [from, from + len): with map hints off, the
+// kernel may place it there.
+struct OtherMalloc {
+  bool Inside() const {
+    const uintptr_t o = reinterpret_cast<uintptr_t>(p);
+    return o >= from && o < from + len;
+  }
+  char* p = nullptr;
+  uintptr_t from = 0;
+  size_t len = 0;
+};
+OtherMalloc g_other;
 void MallocInHook(void* addr, size_t len) {
-  g_tail = reinterpret_cast<uintptr_t>(addr);
-  g_tail_len = len;
-  g_other = static_cast<char*>(Malloc(3 * kMiB));  // "another thread's" malloc
+  g_other = OtherMalloc{static_cast<char*>(Malloc(3 * kMiB)), reinterpret_cast<uintptr_t>(addr), len};
 }
+
+// --- 1. Shrinking in place untags the tail before unmapping it. ---
 TEST(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTail_KernelPlaced) {
   platform::SetMapHintsForTesting(false);  // kernel placement (window taken)
   Trim();
   char* p = static_cast<char*>(Malloc(20 * kMiB));
   ASSERT_NE(p, nullptr);
   const uint64_t registered = registry::RegisteredCount();
-  g_other = nullptr;
+  g_other = OtherMalloc{};
   g_munmap_hook = &MallocInHook;
   g_munmap_armed = true;
   char* r = static_cast<char*>(Realloc(p, 1 * kMiB));  // shrinks in place
   g_munmap_armed = false;
   platform::SetMapHintsForTesting(true);
   ASSERT_EQ(r, p);
-  ASSERT_NE(g_other, nullptr);
-  const uintptr_t o = reinterpret_cast<uintptr_t>(g_other);
-  const bool in_tail = o >= g_tail && o < g_tail + g_tail_len;
-  if (!in_tail) GTEST_SKIP() << "the kernel placed the other region elsewhere";
-  EXPECT_NE(registry::Lookup(g_other), nullptr) << "a live region lost its tag";
-  EXPECT_NE(UsableSize(g_other), 0u);
+  ASSERT_NE(g_other.p, nullptr);
+  if (!g_other.Inside()) GTEST_SKIP() << "the kernel placed the other region elsewhere";
+  EXPECT_NE(registry::Lookup(g_other.p), nullptr) << "a live region lost its tag";
+  EXPECT_NE(UsableSize(g_other.p), 0u);
   EXPECT_EQ(registry::RegisteredCount(), registered + 1) << "the other region was not counted";
-  // (g_other is leaked: Free would abort as "not allocated by hakmem".)
+  // (The other block is leaked: Free would abort if it lost its tags.)
   Free(r);
 }
 
@@ -155,15 +162,35 @@ TEST(LargeRegistryTest, GrowInPlaceTagsTheNewSlots) {
   Free(q);
 }
 
+// A 5 MiB block with a page mapped right after it: it can't grow in place,
+// so a realloc that grows it moves it.
+struct BlockedLargeBlock {
+  BlockedLargeBlock() {
+    p = static_cast<char*>(Malloc(5 * kMiB));
+    if (p == nullptr) return;
+    base = BaseOf(p);
+    mapped = MappedOf(p);
+    const uintptr_t end = base + mapped;
+    void* m = mmap(At(end), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == At(end)) blocker = m;
+  }
+  ~BlockedLargeBlock() {
+    if (blocker != nullptr) munmap(blocker, 4096);
+  }
+  bool ok() const { return p != nullptr && blocker != nullptr; }
+  char* p = nullptr;
+  uintptr_t base = 0;
+  size_t mapped = 0;
+  void* blocker = nullptr;
+};
+
 // --- 3. Grow by move: old slots untagged, new tagged, count unchanged. ---
 TEST(LargeRegistryTest, GrowByMoveRetagsBothRegions) {
-  char* p = static_cast<char*>(Malloc(5 * kMiB));
-  ASSERT_NE(p, nullptr);
-  const uintptr_t base = BaseOf(p);
-  const size_t mapped = MappedOf(p);
-  void* blocker = mmap(At(base + mapped), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
-                       MAP_FIXED_NOREPLACE, -1, 0);
-  ASSERT_EQ(blocker, At(base + mapped));
+  BlockedLargeBlock b;
+  ASSERT_TRUE(b.ok());
+  char* const p = b.p;
+  const uintptr_t base = b.base;
+  const size_t mapped = b.mapped;
   const uint64_t registered = registry::RegisteredCount();
   g_fixed_remap_seen = false;
   char* q = static_cast<char*>(Realloc(p, 7 * kMiB));
@@ -173,20 +200,17 @@ TEST(LargeRegistryTest, GrowByMoveRetagsBothRegions) {
   ExpectUntagged(base, (base + mapped + kRegionMask) & ~kRegionMask);
   ExpectTagged(BaseOf(q), MappedOf(q));
   EXPECT_EQ(registry::RegisteredCount(), registered);
-  munmap(blocker, 4096);
   Free(q);
 }
 
 // --- 4. Grow by move whose mremap fails: old retagged, new untagged. ---
 TEST(LargeRegistryTest, FailedMoveRestoresTheOldTags) {
   Trim();
-  char* p = static_cast<char*>(Malloc(5 * kMiB));
-  ASSERT_NE(p, nullptr);
-  const uintptr_t base = BaseOf(p);
-  const size_t mapped = MappedOf(p);
-  void* blocker = mmap(At(base + mapped), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
-                       MAP_FIXED_NOREPLACE, -1, 0);
-  ASSERT_EQ(blocker, At(base + mapped));
+  BlockedLargeBlock b;
+  ASSERT_TRUE(b.ok());
+  char* const p = b.p;
+  const uintptr_t base = b.base;
+  const size_t mapped = b.mapped;
   const uint64_t registered = registry::RegisteredCount();
   g_fixed_remap_seen = false;
   g_fail_fixed_remap = true;
@@ -199,7 +223,6 @@ TEST(LargeRegistryTest, FailedMoveRestoresTheOldTags) {
   // p went to the cache, still registered, all its slots.
   ExpectTagged(base, mapped);
   EXPECT_EQ(registry::RegisteredCount(), registered + 1);
-  munmap(blocker, 4096);
   Free(q);
   Trim();
   ExpectUntagged(base, (base + mapped + kRegionMask) & ~kRegionMask);
@@ -207,38 +230,23 @@ TEST(LargeRegistryTest, FailedMoveRestoresTheOldTags) {
 
 // --- 4b. Failed move: the reservation is gone when mremap fails, and
 // another thread's region may be mapped there at once: it keeps its tags. ---
-char* g_other2 = nullptr;
-uintptr_t g_to = 0;
-size_t g_to_len = 0;
-void MallocInRemapHook(void* to, size_t len) {
-  g_to = reinterpret_cast<uintptr_t>(to);
-  g_to_len = len;
-  g_other2 = static_cast<char*>(Malloc(3 * kMiB));
-}
 TEST(LargeRegistryTest, AFailedMoveKeepsTheTagsOfARegionMappedWhereItsReservationWas) {
   platform::SetMapHintsForTesting(false);
   Trim();
-  char* p = static_cast<char*>(Malloc(5 * kMiB));
-  ASSERT_NE(p, nullptr);
-  const uintptr_t base = BaseOf(p);
-  const size_t mapped = MappedOf(p);
-  void* blocker = mmap(At(base + mapped), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
-                       MAP_FIXED_NOREPLACE, -1, 0);
-  ASSERT_EQ(blocker, At(base + mapped));
-  g_other2 = nullptr;
-  g_remap_fail_hook = &MallocInRemapHook;
+  BlockedLargeBlock b;
+  ASSERT_TRUE(b.ok());
+  char* const p = b.p;
+  g_other = OtherMalloc{};
+  g_remap_fail_hook = &MallocInHook;
   g_fail_fixed_remap = true;
   char* q = static_cast<char*>(Realloc(p, 7 * kMiB));
   g_fail_fixed_remap = false;
   g_remap_fail_hook = nullptr;
   platform::SetMapHintsForTesting(true);
   ASSERT_NE(q, nullptr);
-  ASSERT_NE(g_other2, nullptr);
-  const uintptr_t o = reinterpret_cast<uintptr_t>(g_other2);
-  const bool in_to = o >= g_to && o < g_to + g_to_len;
-  if (!in_to) GTEST_SKIP() << "placed elsewhere";
-  EXPECT_NE(registry::Lookup(g_other2), nullptr) << "a live region lost its tag";
-  munmap(blocker, 4096);
+  ASSERT_NE(g_other.p, nullptr);
+  if (!g_other.Inside()) GTEST_SKIP() << "the kernel placed the other region elsewhere";
+  EXPECT_NE(registry::Lookup(g_other.p), nullptr) << "a live region lost its tag";
   Free(q);
 }
 
