@@ -14,7 +14,8 @@ namespace internal {
 
 HAKMEM_NOINLINE void* MallocLarge(size_t size);
 HAKMEM_NOINLINE void FreeSlow(void* p);
-HAKMEM_NOINLINE void FreeSizedSlow(void* p, size_t size);
+// `aligned`: a sized delete of an over-aligned block (the size must fit it).
+HAKMEM_NOINLINE void FreeSizedSlow(void* p, size_t size, bool aligned = false);
 
 HAKMEM_ALWAYS_INLINE void* MallocInline(size_t size) {
   if (HAKMEM_LIKELY(size <= kMaxSmallSize)) return TinyMalloc(size);

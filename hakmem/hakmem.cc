@@ -80,12 +80,15 @@ void FreeSlow(void* p) {
   }
 }
 
-void FreeSizedSlow(void* p, size_t size) {
+void FreeSizedSlow(void* p, size_t size, bool aligned) {
   if (p == nullptr) return;
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "sized delete: invalid pointer");
   const size_t usable = CheckedUsableSize(region, p, "sized delete: invalid pointer");
-  const bool fits = region->kind == RegionKind::kLarge
+  // An over-aligned block's class follows from its size and alignment: the
+  // size must only fit it.
+  const bool fits = aligned ? size <= usable
+                    : region->kind == RegionKind::kLarge
                         ? size > kMaxSmallSize && size <= usable
                         : size <= kMaxSmallSize &&
                               SizeToClass(size) == SlabInfoOf(p)->size_class;

@@ -4,7 +4,14 @@
 //
 // operator new throws std::bad_alloc through libstdc++, referenced weakly so
 // that libhakmem.so needs only libc: any program that calls operator new has
-// libstdc++ loaded, and a C program never reaches that code.
+// libstdc++ loaded, and a C program never reaches that code. (One that loads
+// a C++ library later, as python3 does a C++ extension, finds the weak
+// references null: they were bound when libhakmem.so was loaded. The slow
+// path then looks them up by name.) The nothrow forms of operator new are
+// libstdc++'s: they call the throwing form and catch, so that the
+// new_handler runs for them too, as the standard's default behaviour says;
+// this library, built without exceptions, could not catch.
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -31,19 +38,37 @@ using hakmem::internal::FreeInline;
 using hakmem::internal::FreeSizedInline;
 using hakmem::internal::MallocInline;
 
-// operator new failed once: run the new_handler until it gives up, then throw
-// (or return nullptr for the nothrow forms).
-HAKMEM_NOINLINE void* NewSlow(size_t size, size_t alignment, bool nothrow) {
+// libstdc++'s `weak` function, or if that was not bound (libstdc++ loaded
+// after this library), the one `name` finds now, or nullptr. (Out of memory
+// already: that dlsym and dlopen may allocate does not matter here.)
+template <typename Fn>
+Fn FromLibstdcxx(Fn weak, const char* name) {
+  if (weak != nullptr) return weak;
+  void* fn = dlsym(RTLD_DEFAULT, name);
+  if (fn == nullptr) {
+    // Loaded for a library opened with RTLD_LOCAL: outside the global scope.
+    if (void* lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD)) {
+      fn = dlsym(lib, name);
+      dlclose(lib);  // (that library still holds it)
+    }
+  }
+  return reinterpret_cast<Fn>(fn);
+}
+
+// operator new failed once: run the new_handler until it gives up, then throw.
+HAKMEM_NOINLINE void* NewSlow(size_t size, size_t alignment) {
   for (;;) {
     void* p = alignment <= 16 ? hakmem::Malloc(size)
                               : hakmem::AlignedAlloc(alignment, size);
     if (p != nullptr) return p;
-    std::new_handler handler =
-        &std::get_new_handler != nullptr ? std::get_new_handler() : nullptr;
-    if (handler == nullptr || nothrow) {
-      if (nothrow) return nullptr;
-      if (&std::__throw_bad_alloc != nullptr) std::__throw_bad_alloc();
-      abort();
+    auto* const get_handler = FromLibstdcxx(&std::get_new_handler, "_ZSt15get_new_handlerv");
+    std::new_handler handler = get_handler != nullptr ? get_handler() : nullptr;
+    if (handler == nullptr) {
+      if (auto* const throw_bad_alloc = FromLibstdcxx(&std::__throw_bad_alloc, "_ZSt17__throw_bad_allocv")) {
+        throw_bad_alloc();
+      }
+      hakmem::platform::ReportAndAbort("operator new: out of memory", nullptr,
+                                       "libstdc++ is not loaded: no std::bad_alloc to throw");
     }
     handler();
   }
@@ -51,30 +76,17 @@ HAKMEM_NOINLINE void* NewSlow(size_t size, size_t alignment, bool nothrow) {
 
 // The bin's pop inline; everything else (a refill, a large block, running
 // out of memory) in NewSlow, so that the fast path needs no stack frame.
-HAKMEM_ALWAYS_INLINE void* NewInline(size_t size, bool nothrow) {
+HAKMEM_ALWAYS_INLINE void* New(size_t size) {
   if (HAKMEM_LIKELY(size <= hakmem::kMaxSmallSize)) {
     if (void* p = hakmem::TinyTryPop(hakmem::SizeToClass(size))) return p;
   }
-  return NewSlow(size, 16, nothrow);
+  return NewSlow(size, 16);
 }
-HAKMEM_ALWAYS_INLINE void* New(size_t size) { return NewInline(size, false); }
-HAKMEM_ALWAYS_INLINE void* NewNothrow(size_t size) { return NewInline(size, true); }
 
-void* NewAligned(size_t size, std::align_val_t alignment, bool nothrow) {
+void* NewAligned(size_t size, std::align_val_t alignment) {
   void* p = hakmem::AlignedAlloc(static_cast<size_t>(alignment), size);
   if (p != nullptr) return p;
-  return NewSlow(size, static_cast<size_t>(alignment), nothrow);
-}
-
-// Sized delete of an over-aligned block: the size must fit the block.
-void DeleteAlignedSized(void* p, size_t size) {
-  if (p == nullptr) return;
-  if (hakmem::UsableSize(p) < size) {
-    hakmem::platform::ReportAndAbort(
-        "sized delete: size does not match the block", p,
-        "the size passed to delete is larger than the block");
-  }
-  FreeInline(p);
+  return NewSlow(size, static_cast<size_t>(alignment));
 }
 
 void* Memalign(size_t alignment, size_t size) {
@@ -195,29 +207,19 @@ HAKMEM_EXPORT void* __libc_realloc(void* p, size_t size) { return hakmem::Reallo
 HAKMEM_EXPORT void* __libc_memalign(size_t alignment, size_t size) {
   return Memalign(alignment, size);
 }
+HAKMEM_EXPORT void* __libc_valloc(size_t size) { return valloc(size); }
+HAKMEM_EXPORT void* __libc_pvalloc(size_t size) { return pvalloc(size); }
+// Removed from glibc's API in 2.26, still exported for older binaries.
+HAKMEM_EXPORT void cfree(void* p) { FreeInline(p); }
 
 // ---- C++ -------------------------------------------------------------------
 HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void* operator new(size_t size) { return New(size); }
 HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void* operator new[](size_t size) { return New(size); }
-HAKMEM_EXPORT_CXX void* operator new(size_t size, const std::nothrow_t&) noexcept {
-  return NewNothrow(size);
-}
-HAKMEM_EXPORT_CXX void* operator new[](size_t size, const std::nothrow_t&) noexcept {
-  return NewNothrow(size);
-}
 HAKMEM_EXPORT_CXX void* operator new(size_t size, std::align_val_t alignment) {
-  return NewAligned(size, alignment, false);
+  return NewAligned(size, alignment);
 }
 HAKMEM_EXPORT_CXX void* operator new[](size_t size, std::align_val_t alignment) {
-  return NewAligned(size, alignment, false);
-}
-HAKMEM_EXPORT_CXX void* operator new(size_t size, std::align_val_t alignment,
-                                     const std::nothrow_t&) noexcept {
-  return NewAligned(size, alignment, true);
-}
-HAKMEM_EXPORT_CXX void* operator new[](size_t size, std::align_val_t alignment,
-                                       const std::nothrow_t&) noexcept {
-  return NewAligned(size, alignment, true);
+  return NewAligned(size, alignment);
 }
 
 HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void operator delete(void* p) noexcept { FreeInline(p); }
@@ -249,8 +251,8 @@ HAKMEM_EXPORT_CXX void operator delete[](void* p, std::align_val_t,
   FreeInline(p);
 }
 HAKMEM_EXPORT_CXX void operator delete(void* p, size_t size, std::align_val_t) noexcept {
-  DeleteAlignedSized(p, size);
+  hakmem::internal::FreeSizedSlow(p, size, /*aligned=*/true);
 }
 HAKMEM_EXPORT_CXX void operator delete[](void* p, size_t size, std::align_val_t) noexcept {
-  DeleteAlignedSized(p, size);
+  hakmem::internal::FreeSizedSlow(p, size, /*aligned=*/true);
 }

@@ -850,6 +850,21 @@ TEST(OperatorNew, CallsTheNewHandlerBeforeThrowing) {
   std::set_new_handler(nullptr);
 }
 
+// The nothrow forms run the handler too before they give up (the standard's
+// default behaviour: they call the throwing form and catch).
+TEST(OperatorNew, NothrowFormsCallTheNewHandlerBeforeReturningNull) {
+  g_handler_calls = 0;
+  std::set_new_handler(&CountingNewHandler);
+  EXPECT_EQ(::operator new(OpaqueSize(SIZE_MAX / 2), std::nothrow), nullptr);
+  EXPECT_EQ(g_handler_calls, 3);
+  g_handler_calls = 0;
+  std::set_new_handler(&CountingNewHandler);
+  EXPECT_EQ(::operator new[](OpaqueSize(SIZE_MAX / 2), std::align_val_t{64}, std::nothrow),
+            nullptr);
+  EXPECT_EQ(g_handler_calls, 3);
+  std::set_new_handler(nullptr);
+}
+
 TEST(OperatorNew, StandardContainers) {
   std::map<std::string, std::vector<int>> m;
   std::unordered_map<int, std::string> u;
@@ -925,6 +940,43 @@ TEST(LibcInternal, BlocksAllocatedByLibcAreFreeable) {
 extern "C" void free_sized(void* p, size_t size) __attribute__((weak));
 extern "C" void free_aligned_sized(void* p, size_t alignment, size_t size)
     __attribute__((weak));
+
+// glibc's other exported names: __libc_valloc and __libc_pvalloc, and cfree
+// (gone from its headers since 2.26, still exported for older binaries):
+// a block from any of them is freed like any other, and cfree frees.
+std::string ObjectDefining(const char* name) {
+  Dl_info info;
+  void* fn = dlsym(RTLD_DEFAULT, name);
+  if (fn == nullptr || dladdr(fn, &info) == 0 || info.dli_fname == nullptr) return "(none)";
+  return info.dli_fname;
+}
+
+TEST(LibcInternal, EveryExportedAllocationNameIsTheActiveAllocators) {
+  using AllocFn = void* (*)(size_t);
+  const std::string active = ObjectDefining("malloc");  // hakmem's (checked at start)
+  for (const char* name : {"__libc_valloc", "__libc_pvalloc"}) {
+    EXPECT_EQ(ObjectDefining(name), active) << name;
+  }
+  for (const char* name : {"__libc_valloc", "__libc_pvalloc"}) {
+    auto fn = reinterpret_cast<AllocFn>(dlsym(RTLD_DEFAULT, name));
+    ASSERT_NE(fn, nullptr) << name;
+    void* p = fn(100);
+    ASSERT_NE(p, nullptr) << name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u) << name;
+    free(p);
+  }
+  // Only old binaries call cfree (glibc's is a compatibility symbol that no
+  // program links to now): a linked test binary does not export hakmem's.
+  const bool preloaded = active.size() >= 13 && active.compare(active.size() - 13, 13, "/libhakmem.so") == 0;
+  if (!preloaded) return;
+  EXPECT_EQ(ObjectDefining("cfree"), active);
+  auto cfree_fn = reinterpret_cast<void (*)(void*)>(dlsym(RTLD_DEFAULT, "cfree"));
+  ASSERT_NE(cfree_fn, nullptr);
+  void* p = malloc(100);
+  cfree_fn(p);
+  EXPECT_EQ(malloc(100), p) << "cfree did not free the block (LIFO reuse expected)";
+  free(p);
+}
 
 TEST(C23, FreeSizedAndFreeAlignedSized) {
   ASSERT_NE(&free_sized, nullptr) << "free_sized is not exported";

@@ -333,6 +333,17 @@ TEST(MisuseDeathTest, SizedDeleteWithTheWrongSize) {
   alignas(16) char stack_buffer[32];
   void* s = Opaque(stack_buffer);
   EXPECT_DEATH(::operator delete(Opaque(s), OpaqueSize(32)), Report("", s));
+  // The over-aligned forms name the misuse as the others do.
+  void* g = Opaque(g_static_buffer);
+  EXPECT_DEATH(::operator delete(g, OpaqueSize(64), std::align_val_t{64}),
+               "hakmem: sized delete: invalid pointer [^\n]*: not allocated by hakmem");
+  for (size_t size : {size_t{100}, 512 * kKiB}) {
+    void* b = ::operator new(size, std::align_val_t{64});
+    ::operator delete(b, size, std::align_val_t{64});
+    EXPECT_DEATH(::operator delete(Opaque(b), OpaqueSize(size), std::align_val_t{64}),
+                 "hakmem: sized delete: invalid pointer [^\n]*: [^\n]*(free|not allocated)")
+        << size;
+  }
 }
 
 // After all this, the allocator in this (parent) process is intact.
