@@ -219,8 +219,8 @@ HAKMEM_NOINLINE void* AlignedAllocSlow(size_t alignment, size_t size) {
     const int size_class = AlignedSizeToClass(size, alignment);
     if (size_class >= 0) return TinyMallocClass(size_class);
   }
-  if (alignment > kMaxLargeAlignment) {
-    errno = EINVAL;
+  if (alignment > kMaxLargeAlignment) {  // a valid alignment, too big to serve
+    errno = ENOMEM;
     return nullptr;
   }
   bool zeroed;

@@ -533,18 +533,32 @@ TEST(AlignedAllocation, HonoursEveryPowerOfTwoUpTo1MiB) {
   }
 }
 
-TEST(AlignedAllocation, AboveOneMiBFailsCleanlyOrIsAligned) {
-  for (size_t alignment : {2 * kMiB, 4 * kMiB}) {
-    errno = 0;
-    void* p = aligned_alloc(alignment, 100);
-    if (p == nullptr) {
-      EXPECT_TRUE(errno == EINVAL || errno == ENOMEM) << errno;
-    } else {
+// Huge-page-aligned buffers and beyond, up to 1 GiB: aligned, usable,
+// reallocated with their contents, freed; above, ENOMEM (the alignment is
+// valid: not EINVAL).
+TEST(AlignedAllocation, AboveOneMiBUpTo1GiB) {
+  for (size_t alignment : {2 * kMiB, 4 * kMiB, 64 * kMiB, 1024 * kMiB}) {
+    for (size_t size : {size_t{100}, 3 * kMiB}) {
+      void* p = nullptr;
+      ASSERT_EQ(posix_memalign(&p, alignment, size), 0) << alignment << " " << size;
       EXPECT_TRUE(Aligned(p, alignment)) << p;
-      memset(p, 1, 100);
-      free(p);
+      EXPECT_GE(malloc_usable_size(p), size);
+      hakmem_test::Fill(p, size, alignment);
+      void* q = realloc(p, 2 * size + 5 * kMiB);
+      ASSERT_NE(q, nullptr);
+      EXPECT_EQ(hakmem_test::FirstMismatch(q, size, alignment), SIZE_MAX);
+      free(q);
+      q = aligned_alloc(alignment, size);
+      ASSERT_NE(q, nullptr);
+      EXPECT_TRUE(Aligned(q, alignment)) << q;
+      free(q);
     }
   }
+  void* p = nullptr;
+  EXPECT_EQ(posix_memalign(&p, 2048 * kMiB, 100), ENOMEM);
+  errno = 0;
+  EXPECT_EQ(aligned_alloc(2048 * kMiB, 100), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
 }
 
 TEST(AlignedAllocation, VallocAndPvalloc) {

@@ -140,6 +140,17 @@ TEST(MisuseDeathTest, FreeOfAnInteriorPointerOfALargeBlock) {
     EXPECT_DEATH(free(Opaque(block - 16)), FreeReport(block - 16));
     free(block);
   }
+  // Past a large block's first 2 MiB, and in a block aligned to 64 MiB
+  // (which starts 64 MiB past its header): interior pointers, named so.
+  char* big = static_cast<char*>(malloc(9 * kMiB));
+  char* aligned = static_cast<char*>(aligned_alloc(64 * kMiB, 5 * kMiB));
+  ASSERT_NE(big, nullptr);
+  ASSERT_NE(aligned, nullptr);
+  for (char* p : {big + 3 * kMiB, big + 9 * kMiB - 1, aligned + 16, aligned + 4 * kMiB}) {
+    EXPECT_DEATH(free(Opaque(p)), FreeReport(p) + "interior") << static_cast<void*>(p);
+  }
+  free(big);
+  free(aligned);
 }
 
 TEST(MisuseDeathTest, ReallocOfInvalidPointers) {

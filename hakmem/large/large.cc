@@ -88,15 +88,18 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   // where the registry no longer counts it as ours.)
   const size_t need = PageRound(offset + (size != 0 ? size : 1));
   g_cache.MaybeEnforceLimits();
-  // Reuse a cached region up to 25% (or 64 KiB) bigger than needed.
+  // Reuse a cached region up to 25% (or 64 KiB) bigger than needed (any
+  // region's base is aligned enough up to 2 MiB).
   const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
   // A region whose pages the cache gave back reads zero past its header
   // page, where the block starts: calloc need not clear it.
   bool reads_zero = false;
-  LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack, &reads_zero));
+  LargeHeader* h = alignment <= kRegionAlign ? reinterpret_cast<LargeHeader*>(
+                                                   g_cache.Take(need, need + slack, &reads_zero))
+                                             : nullptr;
   *zeroed = h != nullptr && reads_zero;
   if (h == nullptr) {
-    void* mem = platform::MapAligned(need, kRegionAlign);
+    void* mem = platform::MapAligned(need, alignment > kRegionAlign ? alignment : kRegionAlign);
     if (mem == nullptr) return nullptr;
     h = static_cast<LargeHeader*>(mem);
     h->region.magic = kRegionMagic;

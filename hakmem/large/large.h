@@ -18,9 +18,12 @@
 
 namespace hakmem {
 
-// Blocks can't be placed further than this from their region's base (the
-// fast paths find a region's header from its first 2 MiB only).
-constexpr size_t kMaxLargeAlignment = kRegionAlign / 2;
+// A block aligned to A starts A (at least a page) past its region's base,
+// in a region aligned to A (at least 2 MiB): up to 1 GiB of address space
+// left unused, never touched. (Past the region's first 2 MiB, frees and
+// reallocs of the block take the slow path: the registry's continuation
+// tags lead it to the header.) Above this, requests fail with ENOMEM.
+constexpr size_t kMaxLargeAlignment = size_t{1} << 30;
 
 struct LargeHeader {
   RegionHeader region;

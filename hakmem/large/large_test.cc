@@ -34,15 +34,17 @@ TEST(LargeTest, BlockIsRegisteredWritableAndZeroWhenFresh) {
   LargeFree(h, p);
 }
 
-TEST(LargeTest, AlignmentUpToOneMiB) {
+TEST(LargeTest, AlignmentUpTo1GiB) {
   for (size_t alignment = 16; alignment <= kMaxLargeAlignment; alignment *= 4) {
     bool zeroed;
-    void* p = LargeAlloc(50000, alignment, &zeroed);
+    char* p = static_cast<char*>(LargeAlloc(50000, alignment, &zeroed));
     ASSERT_NE(p, nullptr) << alignment;
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u);
     LargeHeader* h = HeaderOf(p);
     ASSERT_NE(h, nullptr) << alignment;
+    EXPECT_EQ(HeaderOf(p + 49999), h) << alignment;
     EXPECT_GE(LargeUsableSize(h), 50000u);
+    memset(p, 1, 50000);
     LargeFree(h, p);
   }
   bool zeroed;
