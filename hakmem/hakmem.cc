@@ -298,7 +298,7 @@ void GetStats(Stats* stats) {
   stats->large_cache_misses = large.cache.misses;
   stats->large_evicted = large.cache.evicted;
   stats->large_cached_resident_bytes = large.cache.resident_bytes;
-  pthread_mutex_lock(&g_tiny_stats_lock);
+  platform::LockMutex(&g_tiny_stats_lock);
   TinyStats& tiny = g_tiny_stats;
   GetTinyStats(&tiny);
   stats->heaps_created = tiny.heaps_created;
@@ -316,11 +316,11 @@ void GetStats(Stats* stats) {
     stats->class_slabs[c] = tiny.slabs_in_use[c];
     stats->class_blocks_in_use[c] = tiny.blocks_in_use[c];
   }
-  pthread_mutex_unlock(&g_tiny_stats_lock);
+  platform::UnlockMutex(&g_tiny_stats_lock);
 }
 
 MallocTotals GetMallocTotals() {
-  pthread_mutex_lock(&g_stats_lock);
+  platform::LockMutex(&g_stats_lock);
   const Stats& stats = g_stats;
   GetStats(&g_stats);
   MallocTotals totals{};
@@ -331,12 +331,17 @@ MallocTotals GetMallocTotals() {
   totals.free_regions = stats.superslabs_cached + stats.large_cached;
   totals.large_blocks = stats.large_live;
   totals.large_mapped = stats.large_live_bytes;
-  pthread_mutex_unlock(&g_stats_lock);
+  platform::UnlockMutex(&g_stats_lock);
   return totals;
 }
 
 void PrintStats() {
-  pthread_mutex_lock(&g_stats_lock);  // malloc_stats may come from any thread
+  // Not cancellable (as glibc's malloc_stats): its writes are cancellation
+  // points, and a thread cancelled there would keep the lock, and every
+  // later fork would wait for it.
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  platform::LockMutex(&g_stats_lock);  // malloc_stats may come from any thread
   const Stats& stats = g_stats;
   GetStats(&g_stats);
   const struct {
@@ -394,7 +399,8 @@ void PrintStats() {
         .Str("\n");
     line.WriteToStderr();
   }
-  pthread_mutex_unlock(&g_stats_lock);
+  platform::UnlockMutex(&g_stats_lock);
+  pthread_setcancelstate(cancel_state, nullptr);
 }
 
 namespace {
@@ -430,26 +436,44 @@ bool SetLargeCacheMaxMb(uint64_t mib) {
 // ---- Process hooks ----------------------------------------------------------
 namespace {
 
+// fork: every allocator lock is held across it, so that the child finds
+// the allocator at rest (see TinyUnlockAfterFork for the heaps of threads
+// that do not live on in it). Before them, stdio's list lock, as glibc's
+// fork takes it before its own malloc's locks: a thread that holds a FILE
+// and allocates (getdelim does) must be able to finish while another runs
+// fflush(NULL) (list lock, then that FILE's). glibc's fork takes the list
+// lock again (it is recursive) and resets it in the child before the child
+// handlers run. (Weak: a libc without these names forks as before.)
+extern "C" void _IO_list_lock(void) __attribute__((weak));
+extern "C" void _IO_list_unlock(void) __attribute__((weak));
+extern "C" void _IO_list_resetlock(void) __attribute__((weak));
+
 void PrepareFork() {
-  pthread_mutex_lock(&g_stats_lock);
-  pthread_mutex_lock(&g_tiny_stats_lock);
+  if (_IO_list_lock != nullptr) _IO_list_lock();
+  platform::LockMutex(&g_stats_lock);
+  platform::LockMutex(&g_tiny_stats_lock);
   TinyLockForFork();
   SuperSlabLockForFork();
   LargeLockForFork();
+  platform::tl_holds_fork_locks = true;
 }
 void ParentAfterFork() {
+  platform::tl_holds_fork_locks = false;
   LargeUnlockAfterFork(false);
   SuperSlabUnlockAfterFork(false);
   TinyUnlockAfterFork(false);
-  pthread_mutex_unlock(&g_tiny_stats_lock);
-  pthread_mutex_unlock(&g_stats_lock);
+  platform::UnlockMutex(&g_tiny_stats_lock);
+  platform::UnlockMutex(&g_stats_lock);
+  if (_IO_list_unlock != nullptr) _IO_list_unlock();
 }
 void ChildAfterFork() {
+  platform::tl_holds_fork_locks = false;
   LargeUnlockAfterFork(true);
   SuperSlabUnlockAfterFork(true);
   TinyUnlockAfterFork(true);
   pthread_mutex_init(&g_tiny_stats_lock, nullptr);
   pthread_mutex_init(&g_stats_lock, nullptr);
+  if (_IO_list_resetlock != nullptr) _IO_list_resetlock();
 }
 
 // The kernel refused a mapping: give every cache back, then it is retried.

@@ -65,6 +65,8 @@ void* MapAlignedOnce(size_t size, size_t alignment) {
 
 }  // namespace
 
+__thread bool tl_holds_fork_locks __attribute__((tls_model("initial-exec"))) = false;
+
 void SetMapFailureHandler(MapFailureHandler handler) {
   g_map_failure_handler.store(handler, std::memory_order_relaxed);
 }

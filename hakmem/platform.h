@@ -7,6 +7,7 @@
 #ifndef HAKMEM_PLATFORM_H_
 #define HAKMEM_PLATFORM_H_
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -142,6 +143,25 @@ void EmitLog(const char* data, size_t len);
 [[noreturn]] HAKMEM_NOINLINE void ReportAndAbort(const char* what,
                                                  const void* p,
                                                  const char* why);
+
+// True in the thread that forks, from the moment fork's prepare handler has
+// taken every allocator lock until its parent or child handler lets them
+// go. Other fork handlers run in between (those registered before hakmem's:
+// a program's libraries' constructors run before a preloaded library's) and
+// may allocate: this thread owns every lock then, with the allocator at
+// rest, so its locking is skipped instead of waiting on itself for good.
+extern __thread bool tl_holds_fork_locks __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
+
+// Every allocator lock goes through these (see tl_holds_fork_locks).
+inline void LockMutex(pthread_mutex_t* m) {
+  if (!tl_holds_fork_locks) pthread_mutex_lock(m);
+}
+inline int TryLockMutex(pthread_mutex_t* m) {  // 0 when taken, as pthread's
+  return tl_holds_fork_locks ? 0 : pthread_mutex_trylock(m);
+}
+inline void UnlockMutex(pthread_mutex_t* m) {
+  if (!tl_holds_fork_locks) pthread_mutex_unlock(m);
+}
 
 }  // namespace platform
 }  // namespace hakmem

@@ -2,11 +2,13 @@
 // and free (no lock left held by a thread that does not exist in the child),
 // including blocks inherited from the parent, and must exit cleanly.
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -238,6 +240,129 @@ TEST(Fork, ForkThenExecFromABusyProcess) {
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << DescribeStatus(status);
   }
   EXPECT_EQ(churn.corrupt(), 0);
+}
+
+// Runs `scenario` in a child process (so that a hang can't hang the test);
+// true if it exited 0 within `timeout_sec`.
+template <typename Scenario>
+::testing::AssertionResult InAChildWithin(int timeout_sec, Scenario scenario) {
+  fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return ::testing::AssertionFailure() << "fork failed";
+  if (pid == 0) _exit(scenario());
+  int status = 0;
+  if (!WaitWithTimeout(pid, timeout_sec, &status)) {
+    return ::testing::AssertionFailure() << "hung (killed after " << timeout_sec << " s)";
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return ::testing::AssertionFailure() << DescribeStatus(status);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Forks while one thread runs fflush(NULL) (stdio's list lock, then each
+// FILE's) and another allocates holding a FILE's lock (as getline does):
+// the forking thread must take stdio's list lock before the allocator's,
+// as glibc's fork does before its own malloc's, or the three wait on each
+// other for good.
+TEST(Fork, ForksWhileAThreadFlushesStdioAndAnotherAllocatesHoldingAFile) {
+  EXPECT_TRUE(InAChildWithin(20, [] {
+    FILE* f = fopen("/dev/null", "w");
+    if (f == nullptr) return 2;
+    std::atomic<bool> stop{false};
+    std::thread locker([&] {
+      while (!stop.load()) {
+        flockfile(f);
+        for (int i = 0; i < 4; i++) free(hakmem_test::Opaque(malloc(kMiB)));  // large path
+        funlockfile(f);
+      }
+    });
+    std::thread flusher([&] {
+      while (!stop.load()) fflush(nullptr);
+    });
+    int failed = 0;
+    const time_t end = time(nullptr) + 4;  // (before the fix: stuck within 1-2 s)
+    while (time(nullptr) < end && failed == 0) {
+      const pid_t pid = fork();
+      if (pid < 0) failed = 3;
+      if (pid == 0) _exit(0);
+      if (pid > 0 && waitpid(pid, nullptr, 0) != pid) failed = 4;
+    }
+    stop = true;
+    locker.join();
+    flusher.join();
+    return failed;
+  }));
+}
+
+// Fork handlers registered before hakmem's (a program's libraries'
+// constructors run before a preloaded library's; here, in the linked build,
+// a constructor that runs before hakmem's own) run while hakmem holds its
+// locks: their allocations, slow paths included, must not wait for them.
+// (Under LD_PRELOAD this binary's handlers come after hakmem's, the easy
+// order: the test then checks only that allocating in them works.)
+void AllocateInAForkHandler() {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 3000; i++) blocks.push_back(malloc(static_cast<size_t>(16 + i % 2000)));
+  blocks.push_back(malloc(3 * kMiB));
+  for (void* p : blocks) free(p);
+}
+std::atomic<bool> g_fork_handlers_allocate{false};
+void AllocatingPrepare() { if (g_fork_handlers_allocate) AllocateInAForkHandler(); }
+void AllocatingParent() { if (g_fork_handlers_allocate) AllocateInAForkHandler(); }
+void AllocatingChild() { if (g_fork_handlers_allocate) AllocateInAForkHandler(); }
+__attribute__((constructor(101))) void RegisterAllocatingForkHandlers() {
+  pthread_atfork(&AllocatingPrepare, &AllocatingParent, &AllocatingChild);
+}
+
+TEST(Fork, ForkHandlersRegisteredBeforeHakmemsMayAllocate) {
+  EXPECT_TRUE(InAChildWithin(20, [] {
+    g_fork_handlers_allocate = true;
+    std::atomic<bool> stop{false};
+    std::thread other([&] {  // a second thread: locks really contend
+      while (!stop.load()) free(hakmem_test::Opaque(malloc(100)));
+    });
+    int failed = 0;
+    for (int i = 0; i < 20 && failed == 0; i++) {
+      const pid_t pid = fork();
+      if (pid < 0) failed = 3;
+      if (pid == 0) _exit(0);
+      int status = 0;
+      if (pid > 0 && (waitpid(pid, &status, 0) != pid || status != 0)) failed = 4;
+    }
+    stop = true;
+    other.join();
+    g_fork_handlers_allocate = false;
+    return failed;
+  }));
+}
+
+// A thread cancelled inside malloc_stats (its writes are cancellation
+// points) must not leave the statistics lock held: later forks and
+// mallinfo2 calls would wait for it for good.
+TEST(Fork, AThreadCancelledInMallocStatsLeavesNoLockHeld) {
+  EXPECT_TRUE(InAChildWithin(20, [] {
+    if (freopen("/dev/null", "w", stderr) == nullptr) return 2;  // malloc_stats' output
+    pthread_t t;
+    pthread_create(
+        &t, nullptr,
+        [](void*) -> void* {
+          for (;;) {
+            malloc_stats();
+            pthread_testcancel();
+          }
+          return nullptr;
+        },
+        nullptr);
+    usleep(100 * 1000);
+    pthread_cancel(t);
+    pthread_join(t, nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid < 0 || waitpid(pid, nullptr, 0) != pid) return 3;
+    const struct mallinfo2 info = mallinfo2();
+    return info.arena > 0 ? 0 : 4;
+  }));
 }
 
 }  // namespace

@@ -93,7 +93,7 @@ void RegionCache::ClaimLocked(RegionHeader* found) {
 }
 
 RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_zero) {
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false);
   if (found != nullptr) {
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
@@ -102,15 +102,15 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
     CountTakeLocked();
     misses_++;
   }
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   return found;
 }
 
 RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size) {
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/true);
   if (found != nullptr) ClaimLocked(found);
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   return found;
 }
 
@@ -147,10 +147,10 @@ uint64_t RegionCache::RecentDemand(uint64_t seconds) const {
 uint64_t RegionCache::DemandTarget() {
   const uint64_t window = limits_().demand_window_sec;
   if (window == 0) return UINT64_MAX;
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   AdvanceDemand(platform::NowNs());
   const uint64_t target = RecentDemand(window) + kDemandFloor;
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   return target;
 }
 
@@ -196,7 +196,7 @@ void RegionCache::Put(RegionHeader* region, uint64_t freed_since_ns) {
 void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
                               RegionHeader* to_cache, uint64_t cached_at) {
   RegionHeader* evicted = nullptr;
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   if (to_cache != nullptr) {
     to_cache->last_used_ns = cached_at;
     if (cached_at == now) {
@@ -207,7 +207,7 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
   }
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
   const bool over_budget = resident_ > limits.max_resident_bytes;
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   ReleaseList(evicted);  // syscalls outside the lock
   // Over the resident budget: the oldest give their pages back once they
   // have been cached for the decay time (at once with decay 0). After the
@@ -218,8 +218,8 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
 void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) {
   // ReleaseAll waits for these regions: it promises every cached region
   // unmapped when it returns.
-  pthread_mutex_lock(&release_all_lock_);
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&release_all_lock_);
+  platform::LockMutex(&lock_);
   RegionHeader* decayed = nullptr;
   RegionHeader* r = lru_;
   while (r != nullptr && resident_ > limits.max_resident_bytes &&
@@ -232,9 +232,9 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) 
     }
     r = newer;
   }
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   if (decayed == nullptr) {
-    pthread_mutex_unlock(&release_all_lock_);
+    platform::UnlockMutex(&release_all_lock_);
     return;
   }
   // Syscalls outside the lock (the regions are on no list: nobody else
@@ -242,21 +242,21 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) 
   for (RegionHeader* d = decayed; d != nullptr; d = d->lru_next) {
     d->discarded = DiscardRegionPages(d) ? kPagesGivenBack : kPagesKept;
   }
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   while (decayed != nullptr) {
     RegionHeader* next = decayed->lru_next;
     LinkByAge(decayed);
     decayed = next;
   }
-  pthread_mutex_unlock(&lock_);
-  pthread_mutex_unlock(&release_all_lock_);
+  platform::UnlockMutex(&lock_);
+  platform::UnlockMutex(&release_all_lock_);
 }
 
 void RegionCache::NoteDemand(uint64_t regions) {
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   AdvanceDemand(platform::NowNs());
   demand_now_ += static_cast<uint32_t>(regions);
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
 }
 
 void RegionCache::EnforceLimits() {
@@ -272,18 +272,18 @@ void RegionCache::MaybeEnforceLimits(uint64_t now) {
 
 void RegionCache::ReleaseAll() {
   RegionHeader* evicted = nullptr;
-  pthread_mutex_lock(&release_all_lock_);
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&release_all_lock_);
+  platform::LockMutex(&lock_);
   CollectEvictions(limits_(), 0, /*everything=*/true, &evicted);
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   ReleaseList(evicted);
-  pthread_mutex_unlock(&release_all_lock_);
+  platform::UnlockMutex(&release_all_lock_);
 }
 
 RegionCacheStats RegionCache::GetStats() {
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   RegionCacheStats stats{count_, bytes_, resident_, hits_, misses_, evicted_};
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   return stats;
 }
 

@@ -100,12 +100,12 @@ class RegionCache {
   RegionCacheStats GetStats();
 
   void LockForFork() {
-    pthread_mutex_lock(&release_all_lock_);
-    pthread_mutex_lock(&lock_);
+    platform::LockMutex(&release_all_lock_);
+    platform::LockMutex(&lock_);
   }
   void UnlockAfterFork() {
-    pthread_mutex_unlock(&lock_);
-    pthread_mutex_unlock(&release_all_lock_);
+    platform::UnlockMutex(&lock_);
+    platform::UnlockMutex(&release_all_lock_);
   }
   void ResetLockInChild() {
     pthread_mutex_init(&lock_, nullptr);

@@ -103,9 +103,9 @@ Slab* SlabPool::TakeLocked(int size_class, uint32_t block_size, int slab_shift,
 
 Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const void* owner,
                      bool may_map) {
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   Slab* s = TakeLocked(size_class, block_size, slab_shift, owner);
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   if (s != nullptr || !may_map) return s;
   // A new SuperSlab, from the cache or mapped, without the lock: a failed
   // mapping purges the caches and reclaims exited threads' heaps, which
@@ -114,18 +114,18 @@ Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const 
   SuperSlab* ss = SuperSlabAcquire(this, slab_shift);
   if (ss == nullptr) {
     // What that reclaim, or other threads meanwhile, gave back.
-    pthread_mutex_lock(&lock_);
+    platform::LockMutex(&lock_);
     s = TakeLocked(size_class, block_size, slab_shift, owner);
-    pthread_mutex_unlock(&lock_);
+    platform::UnlockMutex(&lock_);
     return s;
   }
   const int g = GeometryOf(slab_shift);
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   with_room_[g].Push(ss);
   const int index = SuperSlabTakeFreeSlab(ss);
   NoteTaken(g, ss);
   s = SlabInit(ss, index, block_size, size_class, owner);
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   return s;
 }
 
@@ -158,9 +158,9 @@ SuperSlab* SlabPool::ReturnLocked(Slab* s, bool resident, uint64_t now) {
 
 void SlabPool::Return(Slab* s) {
   const uint64_t now = platform::NowNs();
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   SuperSlab* empty = ReturnLocked(s, /*resident=*/true, now);
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   // Empty and on no list: nobody else can reach it. To the cache without
   // the lock (the cache's limits may unmap or madvise other regions).
   if (empty != nullptr) SuperSlabRelease(empty);
@@ -171,7 +171,7 @@ int SlabPool::PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns,
   if (max_slabs > kPurgeBatch) max_slabs = kPurgeBatch;
   Slab* batch[kPurgeBatch];
   int n = 0;
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   // Taken as a heap would take them, so that no take finds them while
   // their pages go.
   while (n < max_slabs && idle_bytes_ > budget_bytes && idle_.head != nullptr &&
@@ -183,40 +183,40 @@ int SlabPool::PurgeIdle(uint64_t now, uint64_t budget_bytes, uint64_t decay_ns,
     NoteTaken(GeometryOf(ss->slab_shift), ss);
     batch[n++] = s;
   }
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   if (n == 0) return 0;
   DiscardSlabPages(batch, n);
   for (int i = 0; i < n; i++) batch[i]->touched_bytes = 0;  // they read zero now
   SuperSlab* empty[kPurgeBatch];
   int emptied = 0;
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   for (int i = 0; i < n; i++) {
     if (SuperSlab* ss = ReturnLocked(batch[i], /*resident=*/false, now)) empty[emptied++] = ss;
   }
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   for (int i = 0; i < emptied; i++) SuperSlabRelease(empty[i]);
   return n;
 }
 
-void SlabPool::LockForFork() { pthread_mutex_lock(&lock_); }
+void SlabPool::LockForFork() { platform::LockMutex(&lock_); }
 
 void SlabPool::UnlockAfterFork(bool in_child) {
   if (in_child) {
     pthread_mutex_init(&lock_, nullptr);
   } else {
-    pthread_mutex_unlock(&lock_);
+    platform::UnlockMutex(&lock_);
   }
 }
 
 SlabPool::Stats SlabPool::GetStats() {
   Stats stats;
-  pthread_mutex_lock(&lock_);
+  platform::LockMutex(&lock_);
   for (int g = 0; g < kGeometries; g++) {
     for (SuperSlab* ss = with_room_[g].head; ss != nullptr; ss = ss->next) stats.with_room++;
     for (SuperSlab* ss = full_[g].head; ss != nullptr; ss = ss->next) stats.full++;
   }
   stats.idle_bytes = idle_bytes_;
-  pthread_mutex_unlock(&lock_);
+  platform::UnlockMutex(&lock_);
   return stats;
 }
 

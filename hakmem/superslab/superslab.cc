@@ -24,19 +24,19 @@ uint64_t g_mapped = 0;
 uint64_t g_evicted = 0;
 
 void ListAdd(SuperSlab* ss) {
-  pthread_mutex_lock(&g_all_lock);
+  platform::LockMutex(&g_all_lock);
   ss->all_prev = nullptr;
   ss->all_next = g_all;
   if (g_all != nullptr) g_all->all_prev = ss;
   g_all = ss;
   g_mapped++;
-  pthread_mutex_unlock(&g_all_lock);
+  platform::UnlockMutex(&g_all_lock);
 }
 
 // The cache's ReleaseFn: forget the SuperSlab, then unregister and unmap it.
 void DestroySuperSlab(RegionHeader* region) {
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
-  pthread_mutex_lock(&g_all_lock);
+  platform::LockMutex(&g_all_lock);
   if (ss->all_prev != nullptr) {
     ss->all_prev->all_next = ss->all_next;
   } else {
@@ -45,7 +45,7 @@ void DestroySuperSlab(RegionHeader* region) {
   if (ss->all_next != nullptr) ss->all_next->all_prev = ss->all_prev;
   g_mapped--;
   g_evicted++;
-  pthread_mutex_unlock(&g_all_lock);
+  platform::UnlockMutex(&g_all_lock);
   UnregisterAndUnmap(region);
 }
 
@@ -260,22 +260,22 @@ void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 SuperSlabStats GetSuperSlabStats() {
   SuperSlabStats stats;
   stats.cache = g_cache.GetStats();
-  pthread_mutex_lock(&g_all_lock);
+  platform::LockMutex(&g_all_lock);
   stats.mapped = g_mapped;
   stats.evicted = g_evicted;
-  pthread_mutex_unlock(&g_all_lock);
+  platform::UnlockMutex(&g_all_lock);
   return stats;
 }
 
 void ForEachSuperSlab(void (*fn)(SuperSlab* ss, void* arg), void* arg) {
-  pthread_mutex_lock(&g_all_lock);
+  platform::LockMutex(&g_all_lock);
   for (SuperSlab* ss = g_all; ss != nullptr; ss = ss->all_next) fn(ss, arg);
-  pthread_mutex_unlock(&g_all_lock);
+  platform::UnlockMutex(&g_all_lock);
 }
 
 void SuperSlabLockForFork() {
   g_cache.LockForFork();
-  pthread_mutex_lock(&g_all_lock);
+  platform::LockMutex(&g_all_lock);
 }
 
 void SuperSlabUnlockAfterFork(bool in_child) {
@@ -283,7 +283,7 @@ void SuperSlabUnlockAfterFork(bool in_child) {
     pthread_mutex_init(&g_all_lock, nullptr);
     g_cache.ResetLockInChild();
   } else {
-    pthread_mutex_unlock(&g_all_lock);
+    platform::UnlockMutex(&g_all_lock);
     g_cache.UnlockAfterFork();
   }
 }

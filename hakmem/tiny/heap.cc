@@ -470,11 +470,11 @@ void FlushOutgoing(Heap* h) {
   // the next flush that frees into the heap.
   if (tl_free_batches == 0 &&
       owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned &&
-      pthread_mutex_trylock(&g_pool_lock) == 0) {
+      platform::TryLockMutex(&g_pool_lock) == 0) {
     if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned) {
       ReclaimHeapLocked(owner);
     }
-    pthread_mutex_unlock(&g_pool_lock);
+    platform::UnlockMutex(&g_pool_lock);
   }
 }
 
@@ -647,7 +647,7 @@ int g_transfer_mode = -1;            // atomic access; see TinySetTransferModeFo
 // g_oversubscribed. Skipped if the pool lock is busy (it guards the list
 // of heaps).
 uint32_t Census() {
-  if (pthread_mutex_trylock(&g_pool_lock) != 0) return 0;
+  if (platform::TryLockMutex(&g_pool_lock) != 0) return 0;
   uint32_t running = 0;
   for (Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
     // (Pooled heaps do not run; a fork child's leaked ones are not touched.)
@@ -656,7 +656,7 @@ uint32_t Census() {
     if (beat != h->census_beat) running++;
     h->census_beat = beat;
   }
-  pthread_mutex_unlock(&g_pool_lock);
+  platform::UnlockMutex(&g_pool_lock);
   // One running heap never oversubscribes. The CPUs are counted once, when
   // two run: a single-threaded program never maps the libc pages that takes
   // (+0.2 MiB RSS for a one-malloc program).
@@ -795,7 +795,7 @@ enum class PoolLock { kNotTried, kHeld, kBusy };
 HAKMEM_NOINLINE bool LockPoolToFreeInto(Heap* owner, PoolLock* lock) {
   if (*lock == PoolLock::kBusy) return false;
   if (*lock == PoolLock::kNotTried) {
-    if (pthread_mutex_trylock(&g_pool_lock) != 0) {
+    if (platform::TryLockMutex(&g_pool_lock) != 0) {
       *lock = PoolLock::kBusy;
       return false;
     }
@@ -950,7 +950,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     h->behind_flushes[c] = 0;  // counted only while the cache may engage
   }
   EndFreeBatch();  // under the pool lock, if held: pooled heaps' slabs too
-  if (pool_lock == PoolLock::kHeld) pthread_mutex_unlock(&g_pool_lock);
+  if (pool_lock == PoolLock::kHeld) platform::UnlockMutex(&g_pool_lock);
   FlushOutgoing(h);
   return sent;
 }
@@ -1001,12 +1001,12 @@ void ReclaimHeapLocked(Heap* h) {
 
 void ReclaimAbandonedHeaps(bool give_back_big_blocks) {
   if (__atomic_load_n(&g_pool, __ATOMIC_RELAXED) == nullptr) return;
-  pthread_mutex_lock(&g_pool_lock);
+  platform::LockMutex(&g_pool_lock);
   for (Heap* h = g_pool; h != nullptr; h = h->pool_next) {
     ReclaimHeapLocked(h);
     if (give_back_big_blocks) DiscardIdleBigBlocks(h, /*now=*/true);
   }
-  pthread_mutex_unlock(&g_pool_lock);
+  platform::UnlockMutex(&g_pool_lock);
 }
 
 void InitFreeKey() {
@@ -1036,7 +1036,7 @@ Heap* FindHeapOfDeadThreadLocked(uintptr_t self) {
 Heap* AttachHeap() {
   TinyGlobalInit();
   const uintptr_t self = static_cast<uintptr_t>(pthread_self());
-  pthread_mutex_lock(&g_pool_lock);
+  platform::LockMutex(&g_pool_lock);
   Heap* h = FindHeapOfDeadThreadLocked(self);
   if (h == nullptr && g_pool != nullptr) {
     h = g_pool;
@@ -1057,7 +1057,7 @@ Heap* AttachHeap() {
   // State changes happen under the pool lock: FlushOutgoing drains a heap
   // it saw abandoned only after re-checking under that lock.
   if (h != nullptr) h->state.store(HeapState::kActive, std::memory_order_relaxed);
-  pthread_mutex_unlock(&g_pool_lock);
+  platform::UnlockMutex(&g_pool_lock);
   if (h == nullptr) return nullptr;
   h->pool_next = nullptr;
   tl_heap = h;
@@ -1078,12 +1078,12 @@ void DetachHeap(Heap* h) {
   DiscardIdleBigBlocks(h, /*now=*/true);
   SuperSlabCacheEnforceLimits();
   tl_heap = &kEmptyHeap;
-  pthread_mutex_lock(&g_pool_lock);
+  platform::LockMutex(&g_pool_lock);
   h->state.store(HeapState::kAbandoned, std::memory_order_relaxed);
   h->pool_next = g_pool;
   __atomic_store_n(&g_pool, h, __ATOMIC_RELAXED);
   g_heaps_pooled++;
-  pthread_mutex_unlock(&g_pool_lock);
+  platform::UnlockMutex(&g_pool_lock);
 }
 
 void OnThreadExit(void* heap) {
@@ -1228,17 +1228,17 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
 }
 
 void* OrphanMalloc(int size_class) {
-  pthread_mutex_lock(&g_orphan_lock);
+  platform::LockMutex(&g_orphan_lock);
   if (g_orphan == nullptr) {
-    pthread_mutex_lock(&g_pool_lock);
+    platform::LockMutex(&g_pool_lock);
     g_orphan = NewHeapLocked();
-    pthread_mutex_unlock(&g_pool_lock);
+    platform::UnlockMutex(&g_pool_lock);
     if (g_orphan != nullptr) {
       g_orphan->state.store(HeapState::kOrphan, std::memory_order_relaxed);
     }
   }
   void* p = g_orphan != nullptr ? PopFromHeap(g_orphan, size_class) : nullptr;
-  pthread_mutex_unlock(&g_orphan_lock);
+  platform::UnlockMutex(&g_orphan_lock);
   return p;
 }
 
@@ -1318,7 +1318,7 @@ void TinyUpkeep() {
 
 void TinyGlobalInit() {
   if (__atomic_load_n(&g_initialized, __ATOMIC_ACQUIRE)) return;
-  pthread_mutex_lock(&g_init_lock);
+  platform::LockMutex(&g_init_lock);
   if (!g_initialized) {
     InitConfigFromEnvironment();
     InitFreeKey();
@@ -1327,7 +1327,7 @@ void TinyGlobalInit() {
     if (prewarm != 0) SuperSlabPrewarm(prewarm);
     __atomic_store_n(&g_initialized, true, __ATOMIC_RELEASE);
   }
-  pthread_mutex_unlock(&g_init_lock);
+  platform::UnlockMutex(&g_init_lock);
 }
 
 namespace {
@@ -1516,8 +1516,8 @@ void TinyThreadExit() {
 }
 
 void TinyLockForFork() {
-  pthread_mutex_lock(&g_orphan_lock);
-  pthread_mutex_lock(&g_pool_lock);
+  platform::LockMutex(&g_orphan_lock);
+  platform::LockMutex(&g_pool_lock);
   g_slab_pool.LockForFork();
   g_transfer.LockAll();  // leaves: last
 }
@@ -1526,8 +1526,8 @@ void TinyUnlockAfterFork(bool in_child) {
   if (!in_child) {
     g_transfer.UnlockAll();
     g_slab_pool.UnlockAfterFork(false);
-    pthread_mutex_unlock(&g_pool_lock);
-    pthread_mutex_unlock(&g_orphan_lock);
+    platform::UnlockMutex(&g_pool_lock);
+    platform::UnlockMutex(&g_orphan_lock);
     return;
   }
   g_transfer.ResetLocksInChild();
@@ -1569,7 +1569,7 @@ void CountSlabs(SuperSlab* ss, void* arg) {
 
 void GetTinyStats(TinyStats* stats) {
   *stats = TinyStats{};
-  pthread_mutex_lock(&g_pool_lock);
+  platform::LockMutex(&g_pool_lock);
   stats->heaps_created = g_heaps_created;
   stats->heaps_pooled = g_heaps_pooled;
   stats->heaps_leaked_by_fork = g_heaps_leaked;
@@ -1585,7 +1585,7 @@ void GetTinyStats(TinyStats* stats) {
     sum.transfer_blocks_sent_home +=
         __atomic_load_n(&c.transfer_blocks_sent_home, __ATOMIC_RELAXED);
   }
-  pthread_mutex_unlock(&g_pool_lock);
+  platform::UnlockMutex(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);
   // Blocks in this thread's bins and in the transfer cache are free (other
   // threads' bins are not read).

@@ -22,6 +22,7 @@
 
 #include <atomic>
 
+#include "hakmem/platform.h"
 #include "hakmem/tiny/size_class.h"
 
 namespace hakmem {
@@ -51,10 +52,12 @@ constexpr uint32_t kTransferBatchMax = 64;
 
 // A lock per class, held for a few dozen instructions: spins, and yields
 // after a while (its holder may be off the CPU). A leaf: nothing else is
-// locked while it is held.
+// locked while it is held. (Skipped while this thread holds the fork
+// locks, as every allocator lock: see platform::tl_holds_fork_locks.)
 class TransferLock {
  public:
   void Lock() {
+    if (platform::tl_holds_fork_locks) return;
     int spins = 0;
     while (word_.exchange(1, std::memory_order_acquire) != 0) {
       while (word_.load(std::memory_order_relaxed) != 0) {
@@ -67,7 +70,9 @@ class TransferLock {
       }
     }
   }
-  void Unlock() { word_.store(0, std::memory_order_release); }
+  void Unlock() {
+    if (!platform::tl_holds_fork_locks) word_.store(0, std::memory_order_release);
+  }
   void Reset() { word_.store(0, std::memory_order_relaxed); }  // fork child
 
  private:
