@@ -151,7 +151,8 @@ Heap* NewHeapLocked() {
 SlabPool g_slab_pool;
 static_assert((SlabPool(), true), "SlabPool() must stay a constant expression");
 
-// `give_back_big_blocks`: also the pages of their free big blocks (a trim).
+// `give_back_big_blocks`: also the pages of their free big blocks and of
+// their bin rows (a trim).
 void ReclaimAbandonedHeaps(bool give_back_big_blocks = false);
 void ReclaimHeapLocked(Heap* h);
 
@@ -999,12 +1000,29 @@ void ReclaimHeapLocked(Heap* h) {
   FlushAllBins(h);
 }
 
+// A pooled heap's bin rows (65 KiB), empty once reclaimed: their whole
+// pages go back, and read zero again (every row's slot 0, the sentinel,
+// stays null). A burst of 1,000 threads that each used every class kept 73
+// MiB resident after a trim (FINDINGS F10).
+void DiscardBinRows(Heap* h) {
+  if (h->bin_rows_discarded) return;  // not used since: a trim again costs nothing
+  h->bin_rows_discarded = true;
+  constexpr uintptr_t kPageMask = platform::kPageSize - 1;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(h->bin_slots) + kPageMask) & ~kPageMask;
+  const uintptr_t end =
+      reinterpret_cast<uintptr_t>(h->bin_slots + kNumClasses * kBinSlots) & ~kPageMask;
+  if (end > begin) platform::DiscardPages(reinterpret_cast<void*>(begin), end - begin);
+}
+
 void ReclaimAbandonedHeaps(bool give_back_big_blocks) {
   if (__atomic_load_n(&g_pool, __ATOMIC_RELAXED) == nullptr) return;
   platform::LockMutex(&g_pool_lock);
   for (Heap* h = g_pool; h != nullptr; h = h->pool_next) {
     ReclaimHeapLocked(h);
-    if (give_back_big_blocks) DiscardIdleBigBlocks(h, /*now=*/true);
+    if (give_back_big_blocks) {
+      DiscardIdleBigBlocks(h, /*now=*/true);
+      DiscardBinRows(h);
+    }
   }
   platform::UnlockMutex(&g_pool_lock);
 }
@@ -1048,6 +1066,7 @@ Heap* AttachHeap() {
   if (h != nullptr) {
     h->thread_id = self;
     h->last_slow_ns = 0;  // its pauses are this thread's own
+    h->bin_rows_discarded = false;
     // The transfer cache's gate starts closed: an engaged class would send
     // this thread's first flushes to the cache whole, with no sign yet
     // that any owner of their blocks is behind.

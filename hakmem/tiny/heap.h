@@ -305,6 +305,7 @@ struct Heap {
   uint64_t beat = 0;
   uint64_t census_beat = 0;                   // `beat` at the last census
   uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
+  bool bin_rows_discarded = false;            // pooled, rows given back (a trim)
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   // Per class: the bin's last overflow sent nothing to other heaps, and no
   // refill or upkeep came since (a swing is due: see SmallBinMaxLimitOf).
