@@ -13,6 +13,8 @@ namespace hakmem {
 namespace internal {
 
 HAKMEM_NOINLINE void* MallocLarge(size_t size);
+// Registers hakmem's fork handlers, once (hakmem.cc).
+void RegisterForkHandlers();
 HAKMEM_NOINLINE void FreeSlow(void* p);
 // `aligned`: a sized delete of an over-aligned block (the size must fit it).
 HAKMEM_NOINLINE void FreeSizedSlow(void* p, size_t size, bool aligned = false);

@@ -484,12 +484,38 @@ void PurgeCachesForRetry() {
   LargeCacheReleaseAll();
 }
 
-// Runs before main (under LD_PRELOAD: before the program's constructors).
-// pthread_atfork may allocate, which is fine here: malloc works by now.
-__attribute__((constructor)) void OnLoad() {
+}  // namespace
+
+namespace internal {
+// Before anyone else's if it can be: fork runs the prepare handlers in the
+// reverse order of registration and the others in order, so hakmem's
+// prepare handler then runs after every other one (theirs may lock what a
+// thread that allocates holds, or allocate themselves), and its parent and
+// child handlers before theirs. Called at the first allocation and, in the
+// override build, by __register_atfork (libc_override.cc) before any
+// other registration: a library's constructor may register its handlers
+// before anything allocates. (Should one still come first,
+// platform::tl_holds_fork_locks lets its handlers allocate.)
+void RegisterForkHandlers() {
+  static std::atomic<bool> registered{false};
+  if (registered.exchange(true, std::memory_order_acq_rel)) return;
+  pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork);  // may allocate
+}
+}  // namespace internal
+
+// At the first allocation (see heap.h).
+void OnAllocatorInit() {
   platform::SetMapFailureHandler(&PurgeCachesForRetry);
+  internal::RegisterForkHandlers();
+}
+
+namespace {
+
+// Runs before main (under LD_PRELOAD: after the constructors of the
+// program's libraries; the first allocation or fork handler registration
+// may come before it, see RegisterForkHandlers).
+__attribute__((constructor)) void OnLoad() {
   TinyGlobalInit();
-  pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork);
   if (GetOption(Option::kVerbose) != 0) PrintConfig();
 }
 

@@ -212,6 +212,23 @@ HAKMEM_EXPORT void* __libc_pvalloc(size_t size) { return pvalloc(size); }
 // Removed from glibc's API in 2.26, still exported for older binaries.
 HAKMEM_EXPORT void cfree(void* p) { FreeInline(p); }
 
+// glibc's pthread_atfork (in libc_nonshared.a, linked into each caller)
+// registers through __register_atfork with the caller's DSO handle:
+// interposed so that hakmem's fork handlers are registered before any
+// other's (see RegisterForkHandlers). Under LD_PRELOAD a program's
+// libraries' constructors run before hakmem's, and may register without
+// allocating first.
+using RegisterAtforkFn = int (*)(void (*)(void), void (*)(void), void (*)(void), void*);
+HAKMEM_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void),
+                                    void (*child)(void), void* dso_handle) {
+  hakmem::internal::RegisterForkHandlers();  // (its own registration comes back here)
+  static RegisterAtforkFn real = nullptr;
+  if (real == nullptr) {
+    real = reinterpret_cast<RegisterAtforkFn>(dlsym(RTLD_NEXT, "__register_atfork"));
+  }
+  return real != nullptr ? real(prepare, parent, child, dso_handle) : ENOMEM;
+}
+
 // ---- C++ -------------------------------------------------------------------
 HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void* operator new(size_t size) { return New(size); }
 HAKMEM_EXPORT_CXX HAKMEM_HOT_ENTRY void* operator new[](size_t size) { return New(size); }

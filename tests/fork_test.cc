@@ -295,46 +295,75 @@ TEST(Fork, ForksWhileAThreadFlushesStdioAndAnotherAllocatesHoldingAFile) {
   }));
 }
 
-// Fork handlers registered before hakmem's (a program's libraries'
-// constructors run before a preloaded library's; here, in the linked build,
-// a constructor that runs before hakmem's own) run while hakmem holds its
-// locks: their allocations, slow paths included, must not wait for them.
-// (Under LD_PRELOAD this binary's handlers come after hakmem's, the easy
-// order: the test then checks only that allocating in them works.)
+// A library's fork handlers, registered from its constructor (here a
+// constructor(101), which runs before hakmem's own in the linked build; a
+// program's libraries' constructors run before a preloaded library's):
+// its prepare handler locks the library's mutex, which a thread holds
+// while it flushes stdio, opens and closes a file, or allocates through a
+// slow path. hakmem's handlers must be registered before it (its prepare
+// handler then runs last, taking stdio's list lock and its own after the
+// library's mutex, as glibc's fork does), and the library's handlers may
+// allocate while hakmem holds its locks.
+pthread_mutex_t g_library_mutex = PTHREAD_MUTEX_INITIALIZER;
+std::atomic<bool> g_library_handlers_on{false};
 void AllocateInAForkHandler() {
   std::vector<void*> blocks;
   for (int i = 0; i < 3000; i++) blocks.push_back(malloc(static_cast<size_t>(16 + i % 2000)));
   blocks.push_back(malloc(3 * kMiB));
   for (void* p : blocks) free(p);
 }
-std::atomic<bool> g_fork_handlers_allocate{false};
-void AllocatingPrepare() { if (g_fork_handlers_allocate) AllocateInAForkHandler(); }
-void AllocatingParent() { if (g_fork_handlers_allocate) AllocateInAForkHandler(); }
-void AllocatingChild() { if (g_fork_handlers_allocate) AllocateInAForkHandler(); }
-__attribute__((constructor(101))) void RegisterAllocatingForkHandlers() {
-  pthread_atfork(&AllocatingPrepare, &AllocatingParent, &AllocatingChild);
+void LibraryPrepare() {
+  if (!g_library_handlers_on) return;
+  pthread_mutex_lock(&g_library_mutex);
+  AllocateInAForkHandler();
+}
+void LibraryParent() {
+  if (!g_library_handlers_on) return;
+  AllocateInAForkHandler();
+  pthread_mutex_unlock(&g_library_mutex);
+}
+void LibraryChild() {
+  if (!g_library_handlers_on) return;
+  AllocateInAForkHandler();
+  pthread_mutex_init(&g_library_mutex, nullptr);
+}
+__attribute__((constructor(101))) void RegisterLibraryForkHandlers() {
+  pthread_atfork(&LibraryPrepare, &LibraryParent, &LibraryChild);
 }
 
-TEST(Fork, ForkHandlersRegisteredBeforeHakmemsMayAllocate) {
-  EXPECT_TRUE(InAChildWithin(20, [] {
-    g_fork_handlers_allocate = true;
-    std::atomic<bool> stop{false};
-    std::thread other([&] {  // a second thread: locks really contend
-      while (!stop.load()) free(hakmem_test::Opaque(malloc(100)));
-    });
-    int failed = 0;
-    for (int i = 0; i < 20 && failed == 0; i++) {
-      const pid_t pid = fork();
-      if (pid < 0) failed = 3;
-      if (pid == 0) _exit(0);
-      int status = 0;
-      if (pid > 0 && (waitpid(pid, &status, 0) != pid || status != 0)) failed = 4;
-    }
-    stop = true;
-    other.join();
-    g_fork_handlers_allocate = false;
-    return failed;
-  }));
+TEST(Fork, ALibrarysForkHandlersLockWhatAllocatingThreadsHoldAndAllocate) {
+  for (int what = 0; what < 3; what++) {
+    EXPECT_TRUE(InAChildWithin(20, [what] {
+      g_library_handlers_on = true;
+      std::atomic<bool> stop{false};
+      std::thread holder([&] {
+        while (!stop.load()) {
+          pthread_mutex_lock(&g_library_mutex);
+          if (what == 0) {
+            fflush(nullptr);
+          } else if (what == 1) {
+            if (FILE* f = fopen("/dev/null", "r")) fclose(f);
+          } else {
+            free(hakmem_test::Opaque(malloc(3 * kMiB)));
+          }
+          pthread_mutex_unlock(&g_library_mutex);
+        }
+      });
+      int failed = 0;
+      const time_t end = time(nullptr) + 3;  // (before the fix: stuck within a second)
+      while (time(nullptr) < end && failed == 0) {
+        const pid_t pid = fork();
+        if (pid < 0) failed = 3;
+        if (pid == 0) _exit(0);
+        int status = 0;
+        if (pid > 0 && (waitpid(pid, &status, 0) != pid || status != 0)) failed = 4;
+      }
+      stop = true;
+      holder.join();
+      g_library_handlers_on = false;
+      return failed;
+    })) << "the holder " << (what == 0 ? "flushes stdio" : what == 1 ? "opens and closes a file" : "allocates 3 MiB");
+  }
 }
 
 // A thread cancelled inside malloc_stats (its writes are cancellation

@@ -1338,7 +1338,8 @@ void TinyUpkeep() {
 void TinyGlobalInit() {
   if (__atomic_load_n(&g_initialized, __ATOMIC_ACQUIRE)) return;
   platform::LockMutex(&g_init_lock);
-  if (!g_initialized) {
+  const bool first = !g_initialized;
+  if (first) {
     InitConfigFromEnvironment();
     InitFreeKey();
     pthread_key_create(&g_thread_key, &OnThreadExit);
@@ -1347,6 +1348,8 @@ void TinyGlobalInit() {
     __atomic_store_n(&g_initialized, true, __ATOMIC_RELEASE);
   }
   platform::UnlockMutex(&g_init_lock);
+  // Outside the lock: the hook may allocate.
+  if (first && OnAllocatorInit != nullptr) OnAllocatorInit();
 }
 
 namespace {

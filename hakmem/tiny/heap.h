@@ -330,6 +330,13 @@ struct Heap {
 
 extern Heap kEmptyHeap;
 
+// The whole allocator's process-wide set-up (hakmem.cc: the fork handlers),
+// run once by the first allocation's TinyGlobalInit: before the program's
+// libraries' constructors run, where that allocation comes first. Weak: the
+// tiny layer's own tests run without it. (Not hidden: a hidden weak
+// reference left undefined reads as the executable's load address in a PIE.)
+void OnAllocatorInit() __attribute__((weak));
+
 // Slot `n` of class `c`'s bin.
 HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
   return &h->bin_slots[c * kBinSlots + n];
