@@ -496,10 +496,17 @@ namespace internal {
 // other registration: a library's constructor may register its handlers
 // before anything allocates. (Should one still come first,
 // platform::tl_holds_fork_locks lets its handlers allocate.)
+// (Once, and another thread's registration waits for it; this thread's own
+// comes back here through the interposer, and returns at once.)
+__thread bool tl_registering_fork_handlers __attribute__((tls_model("initial-exec"))) = false;
 void RegisterForkHandlers() {
-  static std::atomic<bool> registered{false};
-  if (registered.exchange(true, std::memory_order_acq_rel)) return;
-  pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork);  // may allocate
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  if (tl_registering_fork_handlers) return;
+  pthread_once(&once, [] {
+    tl_registering_fork_handlers = true;
+    pthread_atfork(&PrepareFork, &ParentAfterFork, &ChildAfterFork);  // may allocate
+    tl_registering_fork_handlers = false;
+  });
 }
 }  // namespace internal
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <new>
 
 #include "hakmem/alloc_inline.h"
@@ -218,15 +219,20 @@ HAKMEM_EXPORT void cfree(void* p) { FreeInline(p); }
 // other's (see RegisterForkHandlers). Under LD_PRELOAD a program's
 // libraries' constructors run before hakmem's, and may register without
 // allocating first.
+// (Weak: a static link takes libc.a's, which fork's own object needs; there
+// hakmem's handlers are registered at the first allocation only.)
 using RegisterAtforkFn = int (*)(void (*)(void), void (*)(void), void (*)(void), void*);
-HAKMEM_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void),
-                                    void (*child)(void), void* dso_handle) {
+HAKMEM_EXPORT __attribute__((weak)) int __register_atfork(void (*prepare)(void),
+                                                          void (*parent)(void),
+                                                          void (*child)(void), void* dso_handle) {
   hakmem::internal::RegisterForkHandlers();  // (its own registration comes back here)
-  static RegisterAtforkFn real = nullptr;
-  if (real == nullptr) {
-    real = reinterpret_cast<RegisterAtforkFn>(dlsym(RTLD_NEXT, "__register_atfork"));
+  static std::atomic<RegisterAtforkFn> real{nullptr};
+  RegisterAtforkFn fn = real.load(std::memory_order_relaxed);
+  if (fn == nullptr) {
+    fn = reinterpret_cast<RegisterAtforkFn>(dlsym(RTLD_NEXT, "__register_atfork"));
+    real.store(fn, std::memory_order_relaxed);
   }
-  return real != nullptr ? real(prepare, parent, child, dso_handle) : ENOMEM;
+  return fn != nullptr ? fn(prepare, parent, child, dso_handle) : ENOMEM;
 }
 
 // ---- C++ -------------------------------------------------------------------
