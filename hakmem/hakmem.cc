@@ -260,10 +260,13 @@ size_t UsableSize(const void* p) {
   return CheckedUsableSize(region, p, "malloc_usable_size(): invalid pointer");
 }
 
-void Trim() {
+bool Trim() {
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
   TinyTrim();
   SuperSlabCacheReleaseAll();
   LargeCacheReleaseAll();
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  return after.munmap != before.munmap || after.madvise != before.madvise;
 }
 
 namespace {

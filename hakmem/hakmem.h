@@ -32,7 +32,9 @@ void* AlignedAlloc(size_t alignment, size_t size);
 int PosixMemalign(void** out, size_t alignment, size_t size);
 size_t UsableSize(const void* p);
 // Gives cached memory back to the kernel now (SuperSlab and large caches).
-void Trim();
+// True if it gave any back (as malloc_trim's 1; counted by the unmaps and
+// page discards made meanwhile, any thread's).
+bool Trim();
 
 constexpr int kStatsClasses = 65;
 

@@ -136,10 +136,8 @@ HAKMEM_EXPORT void* pvalloc(size_t size) {
   return hakmem::AlignedAlloc(kPage, rounded);
 }
 HAKMEM_EXPORT size_t malloc_usable_size(void* p) { return hakmem::UsableSize(p); }
-HAKMEM_EXPORT int malloc_trim(size_t) {
-  hakmem::Trim();
-  return 1;
-}
+// 1 if memory went back to the kernel, as glibc's.
+HAKMEM_EXPORT int malloc_trim(size_t) { return hakmem::Trim() ? 1 : 0; }
 // glibc's statistics calls, from hakmem's totals (hakmem.h, MallocTotals):
 // arena = SuperSlabs mapped, uordblks = small blocks handed out, fordblks =
 // the rest of the arena, ordblks = cached regions, hblks / hblkhd = large

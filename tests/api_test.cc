@@ -992,6 +992,16 @@ TEST(LibcInternal, EveryExportedAllocationNameIsTheActiveAllocators) {
   free(p);
 }
 
+// malloc_trim says whether it gave memory back, as glibc's: 1 after freeing
+// 20 MB of blocks, 0 when called again with nothing left to give.
+TEST(MallocTrim, ReturnsWhetherItGaveMemoryBack) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 20000; i++) blocks.push_back(malloc(1000));
+  for (void* p : blocks) free(p);
+  EXPECT_EQ(malloc_trim(0), 1);
+  EXPECT_EQ(malloc_trim(0), 0);
+}
+
 TEST(C23, FreeSizedAndFreeAlignedSized) {
   ASSERT_NE(&free_sized, nullptr) << "free_sized is not exported";
   ASSERT_NE(&free_aligned_sized, nullptr) << "free_aligned_sized is not exported";
