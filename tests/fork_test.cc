@@ -260,6 +260,20 @@ template <typename Scenario>
   return ::testing::AssertionSuccess();
 }
 
+// Forks (the child exits at once) for `seconds` of wall time; 0, or 3 if a
+// fork failed, 4 if a child did not exit cleanly.
+int ForkRepeatedlyFor(int seconds) {
+  const time_t end = time(nullptr) + seconds;
+  while (time(nullptr) < end) {
+    const pid_t pid = fork();
+    if (pid < 0) return 3;
+    if (pid == 0) _exit(0);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || status != 0) return 4;
+  }
+  return 0;
+}
+
 // Forks while one thread runs fflush(NULL) (stdio's list lock, then each
 // FILE's) and another allocates holding a FILE's lock (as getline does):
 // the forking thread must take stdio's list lock before the allocator's,
@@ -280,14 +294,7 @@ TEST(Fork, ForksWhileAThreadFlushesStdioAndAnotherAllocatesHoldingAFile) {
     std::thread flusher([&] {
       while (!stop.load()) fflush(nullptr);
     });
-    int failed = 0;
-    const time_t end = time(nullptr) + 4;  // (before the fix: stuck within 1-2 s)
-    while (time(nullptr) < end && failed == 0) {
-      const pid_t pid = fork();
-      if (pid < 0) failed = 3;
-      if (pid == 0) _exit(0);
-      if (pid > 0 && waitpid(pid, nullptr, 0) != pid) failed = 4;
-    }
+    const int failed = ForkRepeatedlyFor(4);  // (before the fix: stuck within 1-2 s)
     stop = true;
     locker.join();
     flusher.join();
@@ -349,15 +356,7 @@ TEST(Fork, ALibrarysForkHandlersLockWhatAllocatingThreadsHoldAndAllocate) {
           pthread_mutex_unlock(&g_library_mutex);
         }
       });
-      int failed = 0;
-      const time_t end = time(nullptr) + 3;  // (before the fix: stuck within a second)
-      while (time(nullptr) < end && failed == 0) {
-        const pid_t pid = fork();
-        if (pid < 0) failed = 3;
-        if (pid == 0) _exit(0);
-        int status = 0;
-        if (pid > 0 && (waitpid(pid, &status, 0) != pid || status != 0)) failed = 4;
-      }
+      const int failed = ForkRepeatedlyFor(3);  // (before the fix: stuck within a second)
       stop = true;
       holder.join();
       g_library_handlers_on = false;
