@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 static pthread_barrier_t barrier;
 static int failures;
 static long vm_kib(void) {
@@ -34,7 +35,15 @@ int main(int argc, char** argv) {
   pthread_attr_setstacksize(&a, 64 * 1024);
   pthread_barrier_init(&barrier, NULL, n + 1);
   long before = vm_kib();
-  for (int i = 0; i < n; i++) pthread_create(&t[i], &a, worker, NULL);
+  int created = 0;
+  for (; created < n; created++) {
+    if (pthread_create(&t[created], &a, worker, NULL) != 0) break;
+  }
+  if (created < n) {  // no address space left for a thread: release those waiting
+    printf("pthread_create failed after %d threads\n", created);
+    fflush(stdout);
+    _exit(2);  // the threads created wait at the barrier for good
+  }
   pthread_barrier_wait(&barrier);
   long live = vm_kib();
   pthread_barrier_wait(&barrier);
