@@ -97,6 +97,9 @@ ABSL_FLAG(std::optional<int64_t>, superslab_decay_ms, std::nullopt,
 ABSL_FLAG(std::optional<int64_t>, superslab_demand_window_sec, std::nullopt,
           "hakmem: HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC of its children (unset: "
           "hakmem's default).");
+ABSL_FLAG(std::optional<int64_t>, superslab_retain_mb, std::nullopt,
+          "hakmem: HAKMEM_SUPERSLAB_RETAIN_MB of its children (unset: "
+          "hakmem's default).");
 ABSL_FLAG(std::optional<int64_t>, large_cache_max_mb, std::nullopt,
           "hakmem: HAKMEM_LARGE_CACHE_MAX_MB of its children (unset: "
           "hakmem's default).");
@@ -284,6 +287,8 @@ bool ResolveHakmemEnv(Options* options, std::string* error) {
        hakmem::Option::kSuperslabDemandWindowSec},
       {"large_cache_max_mb", absl::GetFlag(FLAGS_large_cache_max_mb),
        hakmem::Option::kLargeCacheMaxMb},
+      {"superslab_retain_mb", absl::GetFlag(FLAGS_superslab_retain_mb),
+       hakmem::Option::kSuperslabRetainMb},
   };
   for (const auto& knob : knobs) {
     if (!knob.value.has_value()) continue;

@@ -291,6 +291,7 @@ void GetStats(Stats* stats) {
   stats->superslabs_mapped = ss.mapped;
   stats->superslabs_cached = ss.cache.cached;
   stats->superslabs_evicted = ss.evicted;
+  stats->superslabs_retained = ss.retained;
   stats->superslab_cache_hits = ss.cache.hits;
   stats->superslab_cache_misses = ss.cache.misses;
   const LargeStats large = GetLargeStats();
@@ -358,6 +359,7 @@ void PrintStats() {
       {"superslabs mapped", stats.superslabs_mapped},
       {"superslabs cached", stats.superslabs_cached},
       {"superslabs evicted", stats.superslabs_evicted},
+      {"superslabs retained (address space only)", stats.superslabs_retained},
       {"superslab cache hits", stats.superslab_cache_hits},
       {"superslab cache misses", stats.superslab_cache_misses},
       {"large blocks live", stats.large_live},
@@ -435,6 +437,11 @@ bool SetSuperslabDecayMs(uint64_t ms) {  // the large cache's decay too
 bool SetLargeCacheMaxMb(uint64_t mib) {
   return SetCacheKnob(Option::kLargeCacheMaxMb, mib, kLargeCache);
 }
+bool SetSuperslabRetainMb(uint64_t mib) {
+  if (!SetOption(Option::kSuperslabRetainMb, mib)) return false;
+  SuperSlabApplyRetainLimit();
+  return true;
+}
 
 // ---- Process hooks ----------------------------------------------------------
 namespace {
@@ -479,12 +486,14 @@ void ChildAfterFork() {
   if (_IO_list_resetlock != nullptr) _IO_list_resetlock();
 }
 
-// The kernel refused a mapping: give every cache back, then it is retried.
-// (The calling thread's own heap is left alone: it may be mid-refill.)
+// The kernel refused a mapping: give every cache back, and the retained
+// address space, then it is retried. (The calling thread's own heap is
+// left alone: it may be mid-refill.)
 void PurgeCachesForRetry() {
   TinyReclaimExitedThreads();
   SuperSlabCacheReleaseAll();
   LargeCacheReleaseAll();
+  SuperSlabReleaseRetained();
 }
 
 }  // namespace

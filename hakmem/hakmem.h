@@ -47,7 +47,8 @@ struct Stats {
   // SuperSlabs.
   uint64_t superslabs_mapped;      // in use or cached
   uint64_t superslabs_cached;
-  uint64_t superslabs_evicted;     // unmapped by the cache's limits or a trim
+  uint64_t superslabs_evicted;     // by the cache's limits or a trim
+  uint64_t superslabs_retained;    // evicted, address space kept, pages given back
   uint64_t superslab_cache_hits;
   uint64_t superslab_cache_misses;
   // Large blocks.
@@ -107,6 +108,7 @@ bool SetSuperslabTtlSec(uint64_t seconds);
 bool SetSuperslabResidentMb(uint64_t mib);
 bool SetSuperslabDecayMs(uint64_t ms);
 bool SetLargeCacheMaxMb(uint64_t mib);
+bool SetSuperslabRetainMb(uint64_t mib);
 
 }  // namespace hakmem
 

@@ -2,11 +2,13 @@
 #include "hakmem/hakmem.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <random>
 #include <thread>
 #include <vector>
@@ -523,7 +525,18 @@ TEST(HakmemTest, ProducerConsumerThreadsFreeEachOthersBlocks) {
   consumer.join();
 }
 
+// Evicted SuperSlabs are unmapped, not retained, while one lives (for
+// tests that need fresh mappings).
+class NoRetainedSuperSlabs {
+ public:
+  NoRetainedSuperSlabs() { EXPECT_TRUE(SetSuperslabRetainMb(0)); }
+  ~NoRetainedSuperSlabs() {
+    EXPECT_TRUE(SetSuperslabRetainMb(GetOptionInfo(Option::kSuperslabRetainMb).default_value));
+  }
+};
+
 TEST(HakmemTest, StatsCountKernelCallsAndSuperSlabs) {
+  NoRetainedSuperSlabs fresh_mappings;
   Trim();
   Stats before;
   GetStats(&before);
@@ -554,6 +567,7 @@ void FillAndFreeSuperSlabs() {
 }
 
 TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
+  NoRetainedSuperSlabs unmapped;
   Trim();
   ASSERT_TRUE(SetSuperslabMaxCached(0));
   Stats before;
@@ -564,7 +578,79 @@ TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
   EXPECT_EQ(after.superslabs_cached, 0u);
   EXPECT_GT(after.superslabs_evicted, before.superslabs_evicted);
   EXPECT_GT(after.munmap_calls, before.munmap_calls);
+  EXPECT_EQ(after.superslabs_retained, 0u);
   ASSERT_TRUE(SetSuperslabMaxCached(256));
+}
+
+// By default an evicted SuperSlab keeps its address space, its pages given
+// back (HAKMEM_SUPERSLAB_RETAIN_MB), and the next SuperSlab is made there
+// without a mapping.
+TEST(HakmemTest, EvictedSuperSlabsAreRetainedAndReusedWithoutAMapping) {
+  ASSERT_TRUE(SetSuperslabMaxCached(0));
+  Trim();
+  Stats before;
+  GetStats(&before);
+  FillAndFreeSuperSlabs();  // ~10 MiB: several SuperSlabs, evicted as they empty
+  Stats evicted;
+  GetStats(&evicted);
+  EXPECT_EQ(evicted.superslabs_cached, 0u);
+  EXPECT_GT(evicted.superslabs_retained, before.superslabs_retained);
+  EXPECT_EQ(evicted.munmap_calls, before.munmap_calls);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
+  Stats again;
+  GetStats(&again);
+  EXPECT_EQ(again.mmap_calls, evicted.mmap_calls);  // all from retained ones
+  EXPECT_LT(again.superslabs_retained, evicted.superslabs_retained);
+  for (size_t i = 0; i < blocks.size(); i++) memset(blocks[i], static_cast<int>(i), 256);
+  for (void* p : blocks) Free(p);
+  // Lowering the knob unmaps what is beyond it.
+  ASSERT_TRUE(SetSuperslabRetainMb(2));
+  Stats lowered;
+  GetStats(&lowered);
+  EXPECT_LE(lowered.superslabs_retained, 1u);
+  EXPECT_GT(lowered.munmap_calls, again.munmap_calls);
+  ASSERT_TRUE(SetSuperslabRetainMb(GetOptionInfo(Option::kSuperslabRetainMb).default_value));
+  ASSERT_TRUE(SetSuperslabMaxCached(256));
+}
+
+// A block freed by two threads waits in both bins, one copy with the wrong
+// key; here the other copy went home, and the SuperSlab emptied and was
+// evicted before the first thread's copy left its bin: by a malloc's pop
+// (`pop`), or a flush. Retained, the memory reads zero and the key check
+// reports the double free (unmapped, the read faulted: session 19's crash
+// class).
+void ReadACopyAfterItsSuperSlabWasEvicted(bool pop) {
+  constexpr size_t kBig = 200 << 10;  // a big class: a SuperSlab of its own
+  Trim();
+  void* p = Malloc(kBig);
+  std::atomic<int> step{0};
+  std::thread other([&] {
+    Free(p);  // into this thread's bin
+    step.store(1);
+    while (step.load() != 2) sched_yield();
+    if (pop) {
+      Free(Malloc(kBig));
+    } else {
+      Trim();  // flushes its bin
+    }
+    step.store(3);
+  });
+  while (step.load() != 1) sched_yield();
+  Free(p);  // the double free: into this thread's bin, with its key
+  Trim();   // its bin goes home: p's SuperSlab empties and is evicted
+  step.store(2);
+  other.join();
+  _exit(step.load() == 3 ? 0 : 4);
+}
+
+TEST(HakmemDeathTest, ACopyOfABlockFreedTwicePoppedAfterItsSuperSlabWasEvictedIsReported) {
+  EXPECT_DEATH(ReadACopyAfterItsSuperSlabWasEvicted(true),
+               "hakmem: malloc\\(\\): double free detected 0x[0-9a-f]+");
+}
+
+TEST(HakmemDeathTest, ACopyOfABlockFreedTwiceFlushedAfterItsSuperSlabWasEvictedIsReported) {
+  EXPECT_DEATH(ReadACopyAfterItsSuperSlabWasEvicted(false), "hakmem: .*double free 0x[0-9a-f]+");
 }
 
 TEST(HakmemTest, ALowerResidentBudgetGivesCachedPagesBack) {
@@ -612,9 +698,13 @@ class OutsideWindowTest : public ::testing::Test {
  protected:
   void SetUp() override {
     platform::SetMapHintsForTesting(false);
-    Trim();  // no cached region may be reused: new ones get mapped
+    ASSERT_TRUE(SetSuperslabRetainMb(0));
+    Trim();  // no cached or retained region may be reused: new ones get mapped
   }
-  void TearDown() override { platform::SetMapHintsForTesting(true); }
+  void TearDown() override {
+    platform::SetMapHintsForTesting(true);
+    ASSERT_TRUE(SetSuperslabRetainMb(GetOptionInfo(Option::kSuperslabRetainMb).default_value));
+  }
 };
 
 bool OutsideWindow(const void* p) {

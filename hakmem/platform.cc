@@ -1,6 +1,7 @@
 #include "hakmem/platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -99,6 +100,25 @@ bool DiscardPages(void* p, size_t size) {
   const bool given_back = madvise(p, size, MADV_DONTNEED) == 0;
   errno = saved;
   return given_back;
+}
+
+bool StrictOvercommit() {
+  // 0: not read yet; 1: no; 2: yes.
+  static std::atomic<int> strict{0};
+  int known = strict.load(std::memory_order_relaxed);
+  if (known == 0) {
+    const int saved = errno;
+    char mode = '0';
+    const int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (read(fd, &mode, 1) != 1) mode = '0';
+      close(fd);
+    }
+    errno = saved;
+    known = mode == '2' ? 2 : 1;
+    strict.store(known, std::memory_order_relaxed);
+  }
+  return known == 2;
 }
 
 int RemapInPlace(void* p, size_t old_size, size_t new_size) {

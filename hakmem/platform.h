@@ -89,6 +89,10 @@ void Unmap(void* p, size_t size);
 // seccomp filter): the bytes stay as they were, so nothing may count on
 // zeros then.
 bool DiscardPages(void* p, size_t size);
+// Whether the kernel accounts memory strictly (vm.overcommit_memory = 2),
+// where a private writable mapping is charged whole, touched or not. Read
+// once (no allocation), on first use.
+bool StrictOvercommit();
 // Tries to resize a mapping in place (never moves). Returns 0, or the errno
 // of the failure: ENOMEM when the address space right after is taken (or
 // memory is short); EFAULT when [p, p + old_size) is no longer one kernel

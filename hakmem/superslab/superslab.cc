@@ -33,7 +33,69 @@ void ListAdd(SuperSlab* ss) {
   platform::UnlockMutex(&g_all_lock);
 }
 
-// The cache's ReleaseFn: forget the SuperSlab, then unregister and unmap it.
+// Retained address space. An evicted SuperSlab is unregistered and its
+// pages given back, but it stays mapped, for the next MapSuperSlab, up to
+// HAKMEM_SUPERSLAB_RETAIN_MB. Why: a block freed twice can leave a copy
+// that no count covers in some thread's bin; read after its SuperSlab went
+// away, memory that reads zero (or is a SuperSlab again) fails the key
+// check and is reported, where unmapped memory would fault. And the next
+// SuperSlab costs no mmap. (jemalloc's retain and gperftools keep address
+// space too.) A mapping that fails unmaps them and is retried
+// (SuperSlabReleaseRetained). Addresses, not links in the regions: a
+// retained SuperSlab keeps no page resident. A stack, under g_all_lock.
+constexpr size_t kMaxRetained = 65536;  // 128 GiB, the knob's maximum
+static_assert(kMaxRetained * (kSuperSlabSize >> 20) >= 131072, "room for the knob's range");
+HAKMEM_BIG_BSS uintptr_t g_retained[kMaxRetained];
+size_t g_retained_count = 0;
+// Held across a whole release of retained SuperSlabs (after g_all_lock's
+// holders are done with the stack): a caller that retries a failed mapping
+// afterwards finds that address space free, even if another release took it.
+pthread_mutex_t g_retained_release_lock = PTHREAD_MUTEX_INITIALIZER;
+
+size_t RetainLimit() {
+  // Under strict overcommit (mode 2) a private writable mapping is charged
+  // whole, pages given back or not: reserving it would cost commit.
+  if (platform::StrictOvercommit()) return 0;
+  const size_t by_option = GetOption(Option::kSuperslabRetainMb) / (kSuperSlabSize >> 20);
+  return by_option < kMaxRetained ? by_option : kMaxRetained;
+}
+
+// Whether there is room to retain one more SuperSlab (racy: checked again).
+bool RoomToRetain() {
+  const size_t limit = RetainLimit();
+  platform::LockMutex(&g_all_lock);
+  const bool room = g_retained_count < limit;
+  platform::UnlockMutex(&g_all_lock);
+  return room;
+}
+
+// A retained SuperSlab (its memory reads zero, unregistered), or nullptr.
+void* TakeRetained() {
+  platform::LockMutex(&g_all_lock);
+  void* mem = g_retained_count == 0 ? nullptr
+                                    : reinterpret_cast<void*>(g_retained[--g_retained_count]);
+  platform::UnlockMutex(&g_all_lock);
+  return mem;
+}
+
+// Unmaps retained SuperSlabs, the most recent first, until at most `keep`
+// are left.
+void ReleaseRetainedBeyond(size_t keep) {
+  platform::LockMutex(&g_retained_release_lock);
+  for (;;) {
+    platform::LockMutex(&g_all_lock);
+    void* mem = g_retained_count <= keep
+                    ? nullptr
+                    : reinterpret_cast<void*>(g_retained[--g_retained_count]);
+    platform::UnlockMutex(&g_all_lock);
+    if (mem == nullptr) break;
+    platform::Unmap(mem, kSuperSlabSize);
+  }
+  platform::UnlockMutex(&g_retained_release_lock);
+}
+
+// The cache's ReleaseFn: forget the SuperSlab, unregister it, then retain
+// its address space or unmap it.
 void DestroySuperSlab(RegionHeader* region) {
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
   platform::LockMutex(&g_all_lock);
@@ -46,13 +108,24 @@ void DestroySuperSlab(RegionHeader* region) {
   g_mapped--;
   g_evicted++;
   platform::UnlockMutex(&g_all_lock);
-  UnregisterAndUnmap(region);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
+  registry::Unregister(base, kSuperSlabSize);
+  // All of it, the header too: taken again, it reads zero as a fresh mapping.
+  if (RoomToRetain() && platform::DiscardPages(ss, kSuperSlabSize)) {
+    platform::LockMutex(&g_all_lock);
+    const bool kept = g_retained_count < RetainLimit();
+    if (kept) g_retained[g_retained_count++] = base;
+    platform::UnlockMutex(&g_all_lock);
+    if (kept) return;
+  }
+  platform::Unmap(ss, kSuperSlabSize);
 }
 
 RegionCache g_cache(&SuperSlabCacheLimits, &DestroySuperSlab);
 
 SuperSlab* MapSuperSlab() {
-  void* mem = platform::MapAligned(kSuperSlabSize, kSuperSlabSize);
+  void* mem = TakeRetained();
+  if (mem == nullptr) mem = platform::MapAligned(kSuperSlabSize, kSuperSlabSize);
   if (mem == nullptr) return nullptr;
   SuperSlab* ss = static_cast<SuperSlab*>(mem);
   // Fresh pages are zero: only the non-zero fields need writing.
@@ -263,6 +336,7 @@ SuperSlabStats GetSuperSlabStats() {
   platform::LockMutex(&g_all_lock);
   stats.mapped = g_mapped;
   stats.evicted = g_evicted;
+  stats.retained = g_retained_count;
   platform::UnlockMutex(&g_all_lock);
   return stats;
 }
@@ -273,17 +347,23 @@ void ForEachSuperSlab(void (*fn)(SuperSlab* ss, void* arg), void* arg) {
   platform::UnlockMutex(&g_all_lock);
 }
 
+void SuperSlabReleaseRetained() { ReleaseRetainedBeyond(0); }
+void SuperSlabApplyRetainLimit() { ReleaseRetainedBeyond(RetainLimit()); }
+
 void SuperSlabLockForFork() {
   g_cache.LockForFork();
+  platform::LockMutex(&g_retained_release_lock);
   platform::LockMutex(&g_all_lock);
 }
 
 void SuperSlabUnlockAfterFork(bool in_child) {
   if (in_child) {
     pthread_mutex_init(&g_all_lock, nullptr);
+    pthread_mutex_init(&g_retained_release_lock, nullptr);
     g_cache.ResetLockInChild();
   } else {
     platform::UnlockMutex(&g_all_lock);
+    platform::UnlockMutex(&g_retained_release_lock);
     g_cache.UnlockAfterFork();
   }
 }

@@ -357,10 +357,16 @@ void SuperSlabCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow pa
 // Bytes of the cached SuperSlabs whose pages were not given back.
 uint64_t SuperSlabCacheResidentBytes();
 void SuperSlabCacheReleaseAll();
+// Unmaps the retained SuperSlabs (evicted ones kept reserved, see
+// HAKMEM_SUPERSLAB_RETAIN_MB): for a mapping that failed, before its retry.
+void SuperSlabReleaseRetained();
+// Unmaps those beyond the retain limit (after the knob changed).
+void SuperSlabApplyRetainLimit();
 
 struct SuperSlabStats {
-  uint64_t mapped;   // SuperSlabs mapped now (in use or cached)
-  uint64_t evicted;  // unmapped by the cache's limits or a trim
+  uint64_t mapped;    // SuperSlabs mapped now (in use or cached)
+  uint64_t evicted;   // by the cache's limits or a trim (retained or unmapped)
+  uint64_t retained;  // evicted, kept reserved with their pages given back
   RegionCacheStats cache;
 };
 SuperSlabStats GetSuperSlabStats();
