@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,10 +110,13 @@ bool StrictOvercommit() {
   if (known == 0) {
     const int saved = errno;
     char mode = '0';
-    const int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+    // Raw system calls: open and read are cancellation points, and this
+    // runs inside the allocator, maybe under its locks.
+    const long fd = syscall(SYS_openat, AT_FDCWD, "/proc/sys/vm/overcommit_memory",
+                            O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-      if (read(fd, &mode, 1) != 1) mode = '0';
-      close(fd);
+      if (syscall(SYS_read, fd, &mode, 1) != 1) mode = '0';
+      syscall(SYS_close, fd);
     }
     errno = saved;
     known = mode == '2' ? 2 : 1;
