@@ -34,8 +34,8 @@ const OptionInfo kOptions[] = {
      "memory of freed large blocks kept mapped, MiB (64 of it resident)", 512, 0, 1u << 24},
     {Option::kSuperslabRetainMb, "HAKMEM_SUPERSLAB_RETAIN_MB",
      "address space of evicted SuperSlabs kept reserved for reuse, their "
-     "pages given back, MiB (0: unmapped)",
-     65536, 0, 131072},
+     "pages given back, MiB, in whole 2 MiB SuperSlabs (0: unmapped)",
+     512, 0, 131072},
     {Option::kSuperslabPrewarm, "HAKMEM_SUPERSLAB_PREWARM",
      "SuperSlabs mapped into the cache at start-up", 0, 0, 1024},
     {Option::kStats, "HAKMEM_STATS", "print statistics at exit (0/1)", 0, 0,

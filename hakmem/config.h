@@ -21,7 +21,7 @@ enum class Option : int {
   kSuperslabDecayMs,         // HAKMEM_SUPERSLAB_DECAY_MS, 1000
   kSuperslabDemandWindowSec, // HAKMEM_SUPERSLAB_DEMAND_WINDOW_SEC, 16 (0: off)
   kLargeCacheMaxMb,          // HAKMEM_LARGE_CACHE_MAX_MB, 512
-  kSuperslabRetainMb,        // HAKMEM_SUPERSLAB_RETAIN_MB, 65536 (0: unmap)
+  kSuperslabRetainMb,        // HAKMEM_SUPERSLAB_RETAIN_MB, 512 (0: unmap)
   kSuperslabPrewarm,         // HAKMEM_SUPERSLAB_PREWARM, 0 SuperSlabs mapped at start
   kStats,                    // HAKMEM_STATS, 0/1: print statistics at exit
   kVerbose,                  // HAKMEM_VERBOSE, 0/1: print the effective config

@@ -265,6 +265,7 @@ bool Trim() {
   TinyTrim();
   SuperSlabCacheReleaseAll();
   LargeCacheReleaseAll();
+  SuperSlabApplyRetainLimit();  // an address-space limit set since: all of them
   const platform::SyscallCounts after = platform::GetSyscallCounts();
   return after.munmap != before.munmap || after.madvise != before.madvise;
 }

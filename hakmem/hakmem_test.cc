@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -612,6 +613,37 @@ TEST(HakmemTest, EvictedSuperSlabsAreRetainedAndReusedWithoutAMapping) {
   EXPECT_GT(lowered.munmap_calls, again.munmap_calls);
   ASSERT_TRUE(SetSuperslabRetainMb(GetOptionInfo(Option::kSuperslabRetainMb).default_value));
   ASSERT_TRUE(SetSuperslabMaxCached(256));
+}
+
+// Under an address-space limit nothing is retained (address space is what
+// runs out, for the program's own mappings too), and a trim unmaps what was
+// retained before the limit was set. In a child: the limit stays there.
+TEST(HakmemDeathTest, AnAddressSpaceLimitTurnsRetentionOff) {
+  EXPECT_EXIT(
+      {
+        if (!SetSuperslabMaxCached(0)) _exit(2);
+        Trim();
+        FillAndFreeSuperSlabs();
+        Stats before;
+        GetStats(&before);
+        if (before.superslabs_retained == 0) _exit(3);
+        struct rlimit limit;
+        limit.rlim_cur = limit.rlim_max = RLIM_INFINITY;
+        if (getrlimit(RLIMIT_AS, &limit) != 0) _exit(4);
+        limit.rlim_cur = size_t{1} << 46;  // far above what is mapped
+        if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(4);
+        Trim();
+        Stats trimmed;
+        GetStats(&trimmed);
+        if (trimmed.superslabs_retained != 0) _exit(5);
+        if (trimmed.munmap_calls < before.munmap_calls + before.superslabs_retained) _exit(6);
+        FillAndFreeSuperSlabs();
+        Stats after;
+        GetStats(&after);
+        if (after.superslabs_evicted == trimmed.superslabs_evicted) _exit(7);
+        _exit(after.superslabs_retained == 0 ? 0 : 8);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 // A block freed by two threads waits in both bins, one copy with the wrong

@@ -104,21 +104,23 @@ bool DiscardPages(void* p, size_t size) {
 }
 
 bool StrictOvercommit() {
-  // 0: not read yet; 1: no; 2: yes.
+  // 0: not known yet (or the read failed: asked again next time); 1: no;
+  // 2: yes.
   static std::atomic<int> strict{0};
   int known = strict.load(std::memory_order_relaxed);
   if (known == 0) {
     const int saved = errno;
-    char mode = '0';
-    // Raw system calls: open and read are cancellation points, and this
-    // runs inside the allocator, maybe under its locks.
+    char mode = 0;
+    // Raw system calls: open and read are cancellation points and may be
+    // interposed, and this runs inside the allocator, maybe under its locks.
     const long fd = syscall(SYS_openat, AT_FDCWD, "/proc/sys/vm/overcommit_memory",
                             O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-      if (syscall(SYS_read, fd, &mode, 1) != 1) mode = '0';
+      if (syscall(SYS_read, fd, &mode, 1) != 1) mode = 0;
       syscall(SYS_close, fd);
     }
     errno = saved;
+    if (mode == 0) return false;
     known = mode == '2' ? 2 : 1;
     strict.store(known, std::memory_order_relaxed);
   }

@@ -49,6 +49,18 @@ for v in preload linked; do
   run "$v" HAKMEM_SUPERSLAB_MAX_CACHED=0
   expect "$v MAX_CACHED=0 superslabs cached" "$(stat "superslabs cached")" -eq 0
 
+  # Evicted SuperSlabs keep their address space, up to the retain budget
+  # (512 MiB by default: every one evicted here), none with 0.
+  run "$v" HAKMEM_SUPERSLAB_MAX_CACHED=0
+  expect "$v MAX_CACHED=0 superslabs retained" "$(stat "superslabs retained (address space only)")" -ge 16
+  run "$v" HAKMEM_SUPERSLAB_MAX_CACHED=0 HAKMEM_SUPERSLAB_RETAIN_MB=8
+  retained=$(stat "superslabs retained (address space only)")
+  expect "$v RETAIN_MB=8 superslabs retained" "$retained" -le 4
+  expect "$v RETAIN_MB=8 superslabs retained" "$retained" -ge 1
+  run "$v" HAKMEM_SUPERSLAB_MAX_CACHED=0 HAKMEM_SUPERSLAB_RETAIN_MB=0
+  expect "$v RETAIN_MB=0 superslabs retained" "$(stat "superslabs retained (address space only)")" -eq 0
+  expect "$v RETAIN_MB=0 munmap calls" "$(stat "munmap calls")" -ge 16
+
   run "$v" HAKMEM_LARGE_CACHE_MAX_MB=8
   expect "$v LARGE_CACHE_MAX_MB=8 large blocks cached" "$(stat "large blocks cached")" -le 8
   expect "$v LARGE_CACHE_MAX_MB=8 large blocks evicted" "$(stat "large blocks evicted")" -ge 1

@@ -1,6 +1,9 @@
 #include "hakmem/superslab/superslab.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "hakmem/config.h"
 #include "hakmem/registry/registry.h"
@@ -34,63 +37,91 @@ void ListAdd(SuperSlab* ss) {
 }
 
 // Retained address space. An evicted SuperSlab is unregistered and its
-// pages given back, but it stays mapped, for the next MapSuperSlab, up to
+// pages given back, but it stays mapped, for a later MapSuperSlab, up to
 // HAKMEM_SUPERSLAB_RETAIN_MB. Why: a block freed twice can leave a copy
 // that no count covers in some thread's bin; read after its SuperSlab went
 // away, memory that reads zero (or is a SuperSlab again) fails the key
 // check and is reported, where unmapped memory would fault. And the next
 // SuperSlab costs no mmap. (jemalloc's retain and gperftools keep address
-// space too.) A mapping that fails unmaps them and is retried
-// (SuperSlabReleaseRetained). Addresses, not links in the regions: a
-// retained SuperSlab keeps no page resident. A stack, under g_all_lock.
+// space too.) First in, first out: the longest retained is reused or
+// unmapped first, so a recently evicted one, where a stale copy most
+// likely points, reads zero longest. Addresses in a ring, not links in the
+// regions: a retained SuperSlab keeps no page resident. Under g_all_lock.
 constexpr size_t kMaxRetained = 65536;  // 128 GiB, the knob's maximum
 static_assert(kMaxRetained * (kSuperSlabSize >> 20) >= 131072, "room for the knob's range");
 HAKMEM_BIG_BSS uintptr_t g_retained[kMaxRetained];
+size_t g_retained_oldest = 0;  // ring index of the longest retained
 size_t g_retained_count = 0;
 // Held across a whole release of retained SuperSlabs (after g_all_lock's
-// holders are done with the stack): a caller that retries a failed mapping
+// holders are done with the ring): a caller that retries a failed mapping
 // afterwards finds that address space free, even if another release took it.
 pthread_mutex_t g_retained_release_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// Whether an address-space limit applies: RLIMIT_AS, or RLIMIT_DATA (which
+// counts private writable mappings since Linux 4.7). Address space is then
+// what runs out, for the program's own mappings and thread stacks too, which
+// no purge of ours can help: nothing is retained. Asked at each eviction (a
+// program may set a limit at any time); a raw call, not a cancellation
+// point or an interposable symbol.
+bool AddressSpaceLimited() {
+  const int resources[] = {RLIMIT_AS, RLIMIT_DATA};
+  for (int resource : resources) {
+    struct rlimit limit;
+    if (syscall(SYS_prlimit64, 0, resource, nullptr, &limit) == 0 &&
+        limit.rlim_cur != RLIM_INFINITY) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// How many SuperSlabs may be retained now.
 size_t RetainLimit() {
   // Under strict overcommit (mode 2) a private writable mapping is charged
   // whole, pages given back or not: reserving it would cost commit.
-  if (platform::StrictOvercommit()) return 0;
+  if (platform::StrictOvercommit() || AddressSpaceLimited()) return 0;
   const size_t by_option = GetOption(Option::kSuperslabRetainMb) / (kSuperSlabSize >> 20);
   return by_option < kMaxRetained ? by_option : kMaxRetained;
 }
 
-// Whether there is room to retain one more SuperSlab (racy: checked again).
-bool RoomToRetain() {
-  const size_t limit = RetainLimit();
+// The longest retained SuperSlab if more than `keep` are, taken off the
+// ring; else nullptr.
+void* TakeOldestRetainedBeyond(size_t keep) {
   platform::LockMutex(&g_all_lock);
-  const bool room = g_retained_count < limit;
-  platform::UnlockMutex(&g_all_lock);
-  return room;
-}
-
-// A retained SuperSlab (its memory reads zero, unregistered), or nullptr.
-void* TakeRetained() {
-  platform::LockMutex(&g_all_lock);
-  void* mem = g_retained_count == 0 ? nullptr
-                                    : reinterpret_cast<void*>(g_retained[--g_retained_count]);
+  void* mem = nullptr;
+  if (g_retained_count > keep) {
+    mem = reinterpret_cast<void*>(g_retained[g_retained_oldest]);
+    g_retained_oldest = (g_retained_oldest + 1) % kMaxRetained;
+    g_retained_count--;
+  }
   platform::UnlockMutex(&g_all_lock);
   return mem;
 }
 
-// Unmaps retained SuperSlabs, the most recent first, until at most `keep`
-// are left.
+// A retained SuperSlab (its memory reads zero, unregistered), or nullptr.
+void* TakeRetained() { return TakeOldestRetainedBeyond(0); }
+
+// Retains `base` (its pages given back), the newest. Returns the longest
+// retained if the ring was full (for the caller to unmap), else nullptr.
+void* Retain(uintptr_t base) {
+  platform::LockMutex(&g_all_lock);
+  void* displaced = nullptr;
+  if (g_retained_count == kMaxRetained) {
+    displaced = reinterpret_cast<void*>(g_retained[g_retained_oldest]);
+    g_retained_oldest = (g_retained_oldest + 1) % kMaxRetained;
+    g_retained_count--;
+  }
+  g_retained[(g_retained_oldest + g_retained_count) % kMaxRetained] = base;
+  g_retained_count++;
+  platform::UnlockMutex(&g_all_lock);
+  return displaced;
+}
+
+// Unmaps retained SuperSlabs, the longest retained first, until at most
+// `keep` are left.
 void ReleaseRetainedBeyond(size_t keep) {
   platform::LockMutex(&g_retained_release_lock);
-  for (;;) {
-    platform::LockMutex(&g_all_lock);
-    void* mem = g_retained_count <= keep
-                    ? nullptr
-                    : reinterpret_cast<void*>(g_retained[--g_retained_count]);
-    platform::UnlockMutex(&g_all_lock);
-    if (mem == nullptr) break;
-    platform::Unmap(mem, kSuperSlabSize);
-  }
+  while (void* mem = TakeOldestRetainedBeyond(keep)) platform::Unmap(mem, kSuperSlabSize);
   platform::UnlockMutex(&g_retained_release_lock);
 }
 
@@ -110,15 +141,15 @@ void DestroySuperSlab(RegionHeader* region) {
   platform::UnlockMutex(&g_all_lock);
   const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
   registry::Unregister(base, kSuperSlabSize);
-  // All of it, the header too: taken again, it reads zero as a fresh mapping.
-  if (RoomToRetain() && platform::DiscardPages(ss, kSuperSlabSize)) {
-    platform::LockMutex(&g_all_lock);
-    const bool kept = g_retained_count < RetainLimit();
-    if (kept) g_retained[g_retained_count++] = base;
-    platform::UnlockMutex(&g_all_lock);
-    if (kept) return;
+  const size_t limit = RetainLimit();
+  // All of it, the header too: taken again, it reads zero as a fresh
+  // mapping. (Locked pages refuse: unmapped then.)
+  if (limit != 0 && platform::DiscardPages(ss, kSuperSlabSize)) {
+    if (void* displaced = Retain(base)) platform::Unmap(displaced, kSuperSlabSize);
+  } else {
+    platform::Unmap(ss, kSuperSlabSize);
   }
-  platform::Unmap(ss, kSuperSlabSize);
+  ReleaseRetainedBeyond(limit);  // the longest retained, at the limit
 }
 
 RegionCache g_cache(&SuperSlabCacheLimits, &DestroySuperSlab);

@@ -218,8 +218,10 @@ void CheckEmptySlab(const Slab* s) {
 // they run under: a flush ends its batch before it lets the pool lock go,
 // and FlushOutgoing does not reclaim a pooled heap inside one.) A copy in
 // another thread's bin or outgoing batch, or in the transfer cache, is not
-// covered: with the SuperSlab unmapped by then, it still crashes when it
-// leaves (see BENCHMARKS.md, session 19).
+// covered here: an evicted SuperSlab keeps its address space, its pages
+// reading zero, so that copy's key check reports it when it leaves (see
+// superslab.cc, retained address space); where retention is off or was
+// undone, it crashes then (tests/FINDINGS.md, F12).
 __thread Slab* tl_emptied_slabs __attribute__((tls_model("initial-exec"))) = nullptr;
 __thread uint32_t tl_free_batches __attribute__((tls_model("initial-exec"))) = 0;
 
@@ -448,7 +450,20 @@ void DrainRemote(Heap* h) {
       platform::ReportAndAbort("free(): double free", b,
                                "a block freed by another thread was freed again");
     }
-    if (HasLookAheadWord(b)) platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);
+    // And it is still a block of ours: a copy of a block freed twice may
+    // have waited here while its SuperSlab was evicted and made again, and
+    // the block freed to another heap since (its link is that heap's
+    // chain). The same line as the block size below.
+    const SlabInfo* info = SlabInfoOf(b);
+    if (HAKMEM_UNLIKELY(__atomic_load_n(&info->owner, __ATOMIC_RELAXED) != h ||
+                        !IsBlockStart(info, b))) {
+      platform::ReportAndAbort("free(): double free", b,
+                               "a block freed by another thread was freed again (it is no "
+                               "longer a block of the heap it was queued for)");
+    }
+    if (info->block_size > sizeof(Block)) {  // HasLookAheadWord
+      platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);
+    }
     Block* next = b->next;
     LocalFree(h, SlabOf(b), b);
     b = next;

@@ -2195,6 +2195,29 @@ TEST(HeapDeathTest, ASlabEmptiedInAFlushGoesBackOnlyAfterTheWholeFlush) {
       "free)");
 }
 
+// A block on a heap's queue that its slab no longer gives to that heap: a
+// copy of a block freed twice that waited there while its SuperSlab was
+// evicted and made again, and the block was freed to another heap since.
+// The drain reports it before it links the block into a slab it does not
+// own (or follows its link, the other heap's chain).
+TEST(HeapDeathTest, AQueuedBlockThatIsNoLongerTheHeapsIsReportedByTheDrain) {
+  StoppedClock clock;  // no upkeep, no reclaim of exited threads' heaps
+  EXPECT_DEATH(
+      {
+        void* p = nullptr;
+        std::thread([&p] { p = TinyMalloc(64); }).join();  // another heap's block
+        Free(TinyMalloc(64));                                // this thread has a heap
+        Block* b = static_cast<Block*>(p);
+        b->key = RemoteFreeKey();  // as if another thread had queued it here
+        b->next = nullptr;
+        tl_heap->remote.Push(b);
+        TinyTrim();  // drains the queue
+        _exit(0);
+      },
+      "hakmem: free\\(\\): double free 0x[0-9a-f]+: a block freed by another thread was freed "
+      "again \\(it is no longer a block of the heap");
+}
+
 TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
   EXPECT_DEATH(
       {
