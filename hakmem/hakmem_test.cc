@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -588,6 +589,7 @@ TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
 // without a mapping.
 TEST(HakmemTest, EvictedSuperSlabsAreRetainedAndReusedWithoutAMapping) {
   ASSERT_TRUE(SetSuperslabMaxCached(0));
+  { NoRetainedSuperSlabs none_retained_yet; }  // earlier tests' go
   Trim();
   Stats before;
   GetStats(&before);
@@ -627,10 +629,14 @@ TEST(HakmemDeathTest, AnAddressSpaceLimitTurnsRetentionOff) {
         Stats before;
         GetStats(&before);
         if (before.superslabs_retained == 0) _exit(3);
+        // Far above what is mapped (under the sanitizers, terabytes of shadow).
         struct rlimit limit;
-        limit.rlim_cur = limit.rlim_max = RLIM_INFINITY;
         if (getrlimit(RLIMIT_AS, &limit) != 0) _exit(4);
-        limit.rlim_cur = size_t{1} << 46;  // far above what is mapped
+        unsigned long pages = 0;
+        FILE* statm = fopen("/proc/self/statm", "r");
+        if (statm == nullptr || fscanf(statm, "%lu", &pages) != 1) _exit(4);
+        fclose(statm);
+        limit.rlim_cur = pages * 4096 + (size_t{16} << 30);
         if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(4);
         Trim();
         Stats trimmed;
@@ -677,12 +683,13 @@ void ReadACopyAfterItsSuperSlabWasEvicted(bool pop) {
 }
 
 TEST(HakmemDeathTest, ACopyOfABlockFreedTwicePoppedAfterItsSuperSlabWasEvictedIsReported) {
-  EXPECT_DEATH(ReadACopyAfterItsSuperSlabWasEvicted(true),
-               "hakmem: malloc\\(\\): double free detected 0x[0-9a-f]+");
+  // (Under TSan, whose free takes the slow path, the second free itself
+  // reports.)
+  EXPECT_DEATH(ReadACopyAfterItsSuperSlabWasEvicted(true), "hakmem: .*double free.* 0x[0-9a-f]+");
 }
 
 TEST(HakmemDeathTest, ACopyOfABlockFreedTwiceFlushedAfterItsSuperSlabWasEvictedIsReported) {
-  EXPECT_DEATH(ReadACopyAfterItsSuperSlabWasEvicted(false), "hakmem: .*double free 0x[0-9a-f]+");
+  EXPECT_DEATH(ReadACopyAfterItsSuperSlabWasEvicted(false), "hakmem: .*double free.* 0x[0-9a-f]+");
 }
 
 TEST(HakmemTest, ALowerResidentBudgetGivesCachedPagesBack) {

@@ -2204,9 +2204,9 @@ TEST(HeapDeathTest, AQueuedBlockThatIsNoLongerTheHeapsIsReportedByTheDrain) {
   StoppedClock clock;  // no upkeep, no reclaim of exited threads' heaps
   EXPECT_DEATH(
       {
+        Free(TinyMalloc(64));  // this thread has a heap first (or adopts the other's)
         void* p = nullptr;
         std::thread([&p] { p = TinyMalloc(64); }).join();  // another heap's block
-        Free(TinyMalloc(64));                                // this thread has a heap
         Block* b = static_cast<Block*>(p);
         b->key = RemoteFreeKey();  // as if another thread had queued it here
         b->next = nullptr;
