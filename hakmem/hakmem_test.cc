@@ -589,10 +589,11 @@ TEST(HakmemTest, CacheLimitOfZeroEvictsAtOnce) {
 // without a mapping.
 TEST(HakmemTest, EvictedSuperSlabsAreRetainedAndReusedWithoutAMapping) {
   ASSERT_TRUE(SetSuperslabMaxCached(0));
-  { NoRetainedSuperSlabs none_retained_yet; }  // earlier tests' go
-  Trim();
+  Trim();                                      // cached SuperSlabs evicted (retained)
+  { NoRetainedSuperSlabs none_retained_yet; }  // and unmapped
   Stats before;
   GetStats(&before);
+  ASSERT_EQ(before.superslabs_retained, 0u);
   FillAndFreeSuperSlabs();  // ~10 MiB: several SuperSlabs, evicted as they empty
   Stats evicted;
   GetStats(&evicted);
