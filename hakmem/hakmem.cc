@@ -153,10 +153,13 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "realloc(): invalid pointer");
   const size_t usable = CheckedUsableSize(region, p, "realloc(): invalid pointer");
-  // Growing by half or more past the size classes (a buffer doubled): into
+  // Growing past what it has, beyond the size classes (a buffer grown): into
   // resident memory from the large cache if it has some, a copy instead of
   // a remap or a mapping whose fresh pages fault in as the buffer fills.
-  if (size > kMaxSmallSize && size > usable && size - usable >= usable / 2) {
+  // (Before session 21 only growth by half or more: a buffer grown 1.5x at a
+  // time, its usable size a quarter over what it asked, remapped instead,
+  // and the cache kept the last round's regions resident, unused.)
+  if (size > kMaxSmallSize && size > usable) {
     if (void* q = LargeAllocResident(size)) {
       memcpy(q, p, usable);
       internal::FreeInline(p);

@@ -151,6 +151,7 @@ TEST(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTai
 
 // --- 2. Grow in place: new slots tagged, nothing past the end. ---
 TEST(LargeRegistryTest, GrowInPlaceTagsTheNewSlots) {
+  Trim();  // no cached region to grow into instead
   char* p = static_cast<char*>(Malloc(5 * kMiB));
   ASSERT_NE(p, nullptr);
   const uintptr_t base = BaseOf(p);
@@ -186,6 +187,7 @@ struct BlockedLargeBlock {
 
 // --- 3. Grow by move: old slots untagged, new tagged, count unchanged. ---
 TEST(LargeRegistryTest, GrowByMoveRetagsBothRegions) {
+  Trim();  // no cached region to grow into instead
   BlockedLargeBlock b;
   ASSERT_TRUE(b.ok());
   char* const p = b.p;
@@ -252,6 +254,7 @@ TEST(LargeRegistryTest, AFailedMoveKeepsTheTagsOfARegionMappedWhereItsReservatio
 
 // --- 5. Grow in place whose mremap fails (split mapping): nothing tagged. ---
 TEST(LargeRegistryTest, FailedGrowInPlaceTagsNothing) {
+  Trim();  // no cached region to grow into instead
   char* p = static_cast<char*>(Malloc(5 * kMiB));
   ASSERT_NE(p, nullptr);
   const uintptr_t base = BaseOf(p);

@@ -117,7 +117,18 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
 void* LargeAllocResident(size_t size) {
   if (size > (size_t{1} << 46)) return nullptr;
   const size_t need = PageRound(platform::kPageSize + size);
+  // Up to twice what it needs, the most recently cached first; else up to
+  // four times. (Session 21: up to twice only, 100 buffers grown 1.5x at a
+  // time to 1 MB and freed, over and over, took none of the last round's
+  // 1.25 MB regions for their first large size, ~400 KB, and remapped into
+  // fresh pages at every step while those regions sat in the cache,
+  // resident: peak 607 MiB for 95 live (tcmalloc 161), 507K page faults.
+  // Up to four: 178 MiB, 46K faults, 4.5x faster. Random final sizes to 4
+  // MB: 621 -> 184 MiB (tcmalloc 172), 2.45M -> 49K faults, 4.81 -> 0.61 s
+  // (tcmalloc 0.85). Twice first: a buffer doubled round after round keeps
+  // finding its next size.)
   LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.TakeResident(need, 2 * need));
+  if (h == nullptr) h = reinterpret_cast<LargeHeader*>(g_cache.TakeResident(2 * need, 4 * need));
   return h != nullptr ? HandOut(h, platform::kPageSize, size) : nullptr;
 }
 

@@ -32,18 +32,21 @@ struct LargeHeader {
 };
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
-// <= kMaxLargeAlignment), or nullptr. `*zeroed` tells whether the memory is
-// known to be zero (fresh from the kernel, or given back while cached).
+// <= kMaxLargeAlignment), or nullptr: from a cached region up to a quarter
+// bigger than needed, else mapped. `*zeroed` tells whether the memory is known to be
+// zero (fresh from the kernel, or given back while cached).
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
-// For a block growing to `size` bytes (at least half again what it had): a
-// block from a cached region that kept its pages, at most twice what it
-// needs (room to grow on as it is), or nullptr. Its pages are resident: a
-// copy into them costs less than faulting fresh ones in, which is what a
+// For a block growing to `size` bytes, past what it has: a block from a
+// cached region that kept its pages, at most four times what it needs
+// (room to grow on as it is), or nullptr. Its pages are resident: a copy
+// into them costs less than faulting fresh ones in, which is what a
 // mapping, a remap or a region given back would cost (a buffer doubled to
 // 1 MiB over and over: 523 -> 28 us each). A block kept at that size keeps
-// the region's spare pages resident: at most as much again. (Up to 4 times:
-// 8 MiB buffers 376 us instead of 474, but a review measured 16 grown 2 MiB
-// buffers kept in 8 MiB regions, 128 MiB resident for 32 MiB live.)
+// the region's spare pages resident: at most three times as much again,
+// memory the cache held resident anyway. (Session 13 chose twice: a review
+// measured 16 2 MiB buffers kept in 8 MiB regions, 128 MiB resident for 32
+// MiB live. Session 21 measured buffers grown 1.5x at a time: see
+// large.cc.)
 void* LargeAllocResident(size_t size);
 // `header` is the registered region owning `p`. Reports and aborts if `p` is
 // not its block.
