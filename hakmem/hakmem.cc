@@ -160,7 +160,7 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   // time, its usable size a quarter over what it asked, remapped instead,
   // and the cache kept the last round's regions resident, unused.)
   if (size > kMaxSmallSize && size > usable) {
-    if (void* q = LargeAllocResident(size)) {
+    if (void* q = LargeAllocResident(size, usable)) {
       memcpy(q, p, usable);
       internal::FreeInline(p);
       return q;

@@ -36,18 +36,21 @@ struct LargeHeader {
 // bigger than needed, else mapped. `*zeroed` tells whether the memory is known to be
 // zero (fresh from the kernel, or given back while cached).
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
-// For a block growing to `size` bytes, past what it has: a block from a
-// cached region that kept its pages, at most four times what it needs
-// (room to grow on as it is), or nullptr. Its pages are resident: a copy
-// into them costs less than faulting fresh ones in, which is what a
-// mapping, a remap or a region given back would cost (a buffer doubled to
-// 1 MiB over and over: 523 -> 28 us each). A block kept at that size keeps
-// the region's spare pages resident: at most three times as much again,
-// memory the cache held resident anyway. (Session 13 chose twice: a review
-// measured 16 2 MiB buffers kept in 8 MiB regions, 128 MiB resident for 32
-// MiB live. Session 21 measured buffers grown 1.5x at a time: see
-// large.cc.)
-void* LargeAllocResident(size_t size);
+// For a block of `old_usable` bytes growing to `size`: a block from a
+// cached region that kept its pages, at least twice `old_usable` and at
+// most four times what it needs (room to grow on as it is), or nullptr
+// (also for a block over 64 MiB growing by less than half: a remap costs
+// less than that copy). Its pages are resident: a copy into them costs less
+// than faulting fresh ones in, which is what a mapping, a remap or a region
+// given back would cost (a buffer doubled to 1 MiB over and over: 523 -> 28
+// us each). A block kept at that size keeps the region's spare pages
+// resident, up to three times as much again, for as long as it lives: the
+// cache would have given them back after the decay time (a review: 24
+// freed 15 MiB buffers, then 48 buffers grown from 3 to 4 MiB and kept:
+// 457 MiB for 192 live, where taking up to twice only fell to 254 within
+// seconds). (Session 13 chose twice for that; session 21 four times, for
+// buffers grown 1.5x at a time: see large.cc.)
+void* LargeAllocResident(size_t size, size_t old_usable);
 // `header` is the registered region owning `p`. Reports and aborts if `p` is
 // not its block.
 void LargeFree(LargeHeader* header, void* p);

@@ -1,5 +1,6 @@
 #include "hakmem/superslab/superslab.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -64,15 +65,18 @@ pthread_mutex_t g_retained_release_lock = PTHREAD_MUTEX_INITIALIZER;
 // program may set a limit at any time); a raw call, not a cancellation
 // point or an interposable symbol.
 bool AddressSpaceLimited() {
+  const int saved = errno;  // (a seccomp filter may refuse the call)
+  bool limited = false;
   const int resources[] = {RLIMIT_AS, RLIMIT_DATA};
   for (int resource : resources) {
     struct rlimit limit;
     if (syscall(SYS_prlimit64, 0, resource, nullptr, &limit) == 0 &&
         limit.rlim_cur != RLIM_INFINITY) {
-      return true;
+      limited = true;
     }
   }
-  return false;
+  errno = saved;
+  return limited;
 }
 
 // How many SuperSlabs may be retained now.
