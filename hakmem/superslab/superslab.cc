@@ -88,16 +88,19 @@ size_t RetainLimit() {
   return by_option < kMaxRetained ? by_option : kMaxRetained;
 }
 
+// Takes the longest retained SuperSlab off the (non-empty) ring.
+void* PopOldestRetainedLocked() {
+  void* mem = reinterpret_cast<void*>(g_retained[g_retained_oldest]);
+  g_retained_oldest = (g_retained_oldest + 1) % kMaxRetained;
+  g_retained_count--;
+  return mem;
+}
+
 // The longest retained SuperSlab if more than `keep` are, taken off the
 // ring; else nullptr.
 void* TakeOldestRetainedBeyond(size_t keep) {
   platform::LockMutex(&g_all_lock);
-  void* mem = nullptr;
-  if (g_retained_count > keep) {
-    mem = reinterpret_cast<void*>(g_retained[g_retained_oldest]);
-    g_retained_oldest = (g_retained_oldest + 1) % kMaxRetained;
-    g_retained_count--;
-  }
+  void* mem = g_retained_count > keep ? PopOldestRetainedLocked() : nullptr;
   platform::UnlockMutex(&g_all_lock);
   return mem;
 }
@@ -109,12 +112,7 @@ void* TakeRetained() { return TakeOldestRetainedBeyond(0); }
 // retained if the ring was full (for the caller to unmap), else nullptr.
 void* Retain(uintptr_t base) {
   platform::LockMutex(&g_all_lock);
-  void* displaced = nullptr;
-  if (g_retained_count == kMaxRetained) {
-    displaced = reinterpret_cast<void*>(g_retained[g_retained_oldest]);
-    g_retained_oldest = (g_retained_oldest + 1) % kMaxRetained;
-    g_retained_count--;
-  }
+  void* displaced = g_retained_count == kMaxRetained ? PopOldestRetainedLocked() : nullptr;
   g_retained[(g_retained_oldest + g_retained_count) % kMaxRetained] = base;
   g_retained_count++;
   platform::UnlockMutex(&g_all_lock);
