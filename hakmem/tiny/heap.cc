@@ -47,7 +47,7 @@ constexpr int kStaticHeaps = 4;
 // Page-aligned, as the mapped ones: a heap's first page holds its fields
 // and slot 0 of row 0, which every dormant bin's pop reads (BinDormant).
 constexpr size_t kHeapStep = (sizeof(Heap) + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
-// (3,968 today: 128 bytes more of fields would move it to the second page.)
+// (2,432 today, the slab lists being past the rows.)
 static_assert(offsetof(Heap, bin_slots) + sizeof(Block*) <= platform::kPageSize,
               "slot 0 of row 0 shares the heads' page");
 alignas(4096) HAKMEM_BIG_BSS char g_static_heaps[kStaticHeaps][kHeapStep];
@@ -140,6 +140,7 @@ Heap* NewHeapLocked() {
   }
   Heap* h = new (mem) Heap(ZeroedMemory{});
   h->free_key = HeapFreeKey(g_heaps_created + 1);  // its bins are dormant (BinDormant)
+  for (int c = 0; c < kNumClasses; c++) h->bin_keys[c] = BinKeyOf(h->free_key, c);
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   // Read by TinyUpkeep and KeyBitsMarkFree.
@@ -581,7 +582,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   // ahead of it is done. Asked for all at once first, the misses overlap
   // (8 threads on 2 cores, 90% remote frees: +12%).
   for (uint32_t i = 0; i < n; i++) platform::PrefetchForWrite(out[i]);
-  ClaimFromTransfer(out, n, h->free_key);
+  ClaimFromTransfer(out, n, h->bin_keys[c]);
   // A block of a slab that went free meanwhile (a double free raced with
   // the slab's emptying; a whole flush does not look at every block's
   // slab, see FlushWholeBinToTransfer).
@@ -775,7 +776,7 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
   // cache would have them keyed for nothing; the push decides.
   if (!g_transfer.SeemsToHaveRoom(c, k)) return false;
   // Loaded once: the stores into blocks could alias them.
-  const uint64_t bin_key = h->free_key, transfer_key = TransferKey();
+  const uint64_t bin_key = h->bin_keys[c], transfer_key = TransferKey();
   for (uint32_t i = 0; i < k; i++) {
     // Handed out again meanwhile (through another copy: a double free).
     if (out[i]->key != bin_key) ReportDoubleFreeInBins(out[i]);
@@ -787,7 +788,7 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
   }
   // Back to the bin's key. A block that lost the transfer key meanwhile
   // was popped from the cache through another copy (a double free).
-  ClaimFromTransfer(out, k, h->free_key);
+  ClaimFromTransfer(out, k, h->bin_keys[c]);
   return false;
 }
 
@@ -861,7 +862,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   const bool gated = c < kFirstMidClass && TransferEngageable();
   Heap* last_owner = nullptr;
   // Loaded once: the loop's stores into blocks could alias them.
-  const uint64_t bin_key = h->free_key, list_key = g_free_key;
+  const uint64_t bin_key = h->bin_keys[c], list_key = g_free_key;
   // The slab of a block from its address and the class alone, not from its
   // SuperSlab's header: a line less per block. (A slab keeps its class
   // while a block of it sits in a bin: the block counts as in use. Only a
@@ -1149,7 +1150,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     }
     Block* b = s->free;
     const uint32_t first = n;
-    const uint64_t list_key = g_free_key, bin_key = h->free_key;  // loaded once
+    const uint64_t list_key = g_free_key, bin_key = h->bin_keys[size_class];  // loaded once
     // The walk waits for each block's line to learn the next one: on a list
     // that went cold (a structure freed a while ago), a miss after a miss.
     // Lists are mostly runs in address order (FlushBin links a run of one
@@ -1206,7 +1207,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     uintptr_t zero_from = UINTPTR_MAX;
     if (b == nullptr && n < max && h->partial[size_class].head == nullptr) {
       if (size_class >= kFirstBigClass) zero_from = BigSlabZeroFrom(s);
-      n += SlabCarve(s, out + n, max - n, h->free_key);
+      n += SlabCarve(s, out + n, max - n, bin_key);
     }
     if (size_class >= kFirstBigClass) {
       TakeBigBlocks(out + first, listed - first, n - listed, zero_from, bin_key);
@@ -1256,7 +1257,7 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Block** slots = BinSlot(h, size_class, 0);
   CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
   SetBinCount(h, size_class, n - 1);
-  *tail_zero = taken[0]->key == ZeroTailKey(h->free_key);
+  *tail_zero = taken[0]->key == ZeroTailKey(h->bin_keys[size_class]);
   taken[0]->key = 0;
   return taken[0];
 }
@@ -1371,7 +1372,7 @@ namespace {
 // Pops the top block `b` of the bin of `c` (not empty), telling whether it
 // carried the zero-tail key.
 Block* PopTellingZeroTail(Heap* h, int c, uint32_t top, Block* b, bool* tail_zero) {
-  *tail_zero = b->key == ZeroTailKey(h->free_key);
+  *tail_zero = b->key == ZeroTailKey(h->bin_keys[c]);
   return PopFromBin(h, c, top, b);
 }
 
@@ -1415,14 +1416,17 @@ void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
 bool KeyBitsMarkFree(uint64_t bits) {
   if ((bits & ~uint64_t{6}) == 0) return bits != 6;  // list, remote, transfer
   if ((bits & 7) != 0) return false;
+  if (((bits & kClassKeyBits) >> kClassKeyShift) >= static_cast<uint64_t>(kNumClasses)) {
+    return false;
+  }
   // Heap ids run from 1 (see HeapFreeKey). A block whose key another thread
   // wrote was freed after that thread's heap was made, and its count with it.
   const uint64_t id = (bits & kHeapKeyBits) >> kHeapKeyShift;
   return id != 0 && id <= __atomic_load_n(&g_heaps_created, __ATOMIC_RELAXED);
 }
 
-Block* PopZeroTailBlock(Heap* h, Block* b) {
-  if (b->key != ZeroTailKey(h->free_key)) ReportCorruptFreeList(b);
+Block* PopZeroTailBlock(Heap* h, size_t c, Block* b) {
+  if (b->key != ZeroTailKey(h->bin_keys[c])) ReportCorruptFreeList(b);
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
   return b;
 }

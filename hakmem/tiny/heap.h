@@ -289,10 +289,12 @@ struct Heap {
   }
 
   BinHead bins[kNumClasses] = {};             // the fast path reads these
-  uint64_t free_key = 0;                      // see HeapFreeKey()
+  // What each bin's blocks carry: BinKeyOf(free_key, class). (Apart from
+  // `bins`: in a BinHead it took the fast paths 67 -> 73 instructions a
+  // pair, a 16-byte stride being no addressing mode.)
+  uint64_t bin_keys[kNumClasses] = {};
+  uint64_t free_key = 0;                      // see HeapFreeKey(); bins' keys: BinKeyOf
   Slab* current[kNumClasses];                 // where refills come from
-  IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free blocks
-  IntrusiveList<Slab> carvable[kNumClasses];  // others with only room to carve
   Heap* pool_next = nullptr;                  // pool of abandoned heaps
   Heap* all_next = nullptr;                   // every heap ever made
   std::atomic<HeapState> state{HeapState::kEmpty};
@@ -326,6 +328,10 @@ struct Heap {
   // The bins' pointers, one row of kBinSlots per class; slot `count` is
   // the top (handed out next).
   alignas(64) Block* bin_slots[kNumClasses * kBinSlots];
+  // Slow paths only: past the rows, so that the fields above and row 0's
+  // sentinel share the heap's first page (see heap.cc, kHeapStep).
+  IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free blocks
+  IntrusiveList<Slab> carvable[kNumClasses];  // others with only room to carve
 };
 
 extern Heap kEmptyHeap;
@@ -400,9 +406,24 @@ constexpr uint64_t kZeroTailKeyBit = uint64_t{1} << 27;
 static_assert((kZeroTailKeyBit & kHeapKeyBits) == 0, "a bit of its own");
 // The zero-tail key of the bin whose key is `bin_key`.
 constexpr uint64_t ZeroTailKey(uint64_t bin_key) { return bin_key ^ kZeroTailKeyBit; }
+// A bin's key holds its class too (bits 28-34), stored in its BinHead: so a
+// stale copy of a block freed twice, left in one class's bin while its slab
+// went back and was carved again for another class by the same heap, does
+// not match that heap's key when the address is freed again as a block of
+// the other class: its pop or flush reports it instead of handing out a
+// block over live ones (tests/FINDINGS.md F16). Stored per class
+// (Heap::bin_keys), not computed: a load instead of the heap's one key,
+// no instruction more.
+constexpr int kClassKeyShift = 28;
+constexpr uint64_t kClassKeyBits = uint64_t{127} << kClassKeyShift;
+static_assert(kNumClasses <= 128 && (kClassKeyBits & (kHeapKeyBits | kZeroTailKeyBit)) == 0,
+              "the class fits bits of its own");
+constexpr uint64_t BinKeyOf(uint64_t heap_key, size_t c) {
+  return heap_key ^ (static_cast<uint64_t>(c) << kClassKeyShift);
+}
 // The bits in which the keys above differ from g_free_key: the flags, the
-// heap id and the zero-tail bit.
-constexpr uint64_t kKeyVaryingBits = kHeapKeyBits | kZeroTailKeyBit | 7;
+// heap id, the zero-tail bit and the class.
+constexpr uint64_t kKeyVaryingBits = kHeapKeyBits | kZeroTailKeyBit | kClassKeyBits | 7;
 // Whether `bits`, a key XOR g_free_key within kKeyVaryingBits, is a key the
 // allocator writes: 0, 2 or 4 (list, remote, transfer), or the bin key,
 // either variant, of a heap made so far.
@@ -450,7 +471,8 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
 // PopFromBin found another key than the bin's on `b`: returns `b` (its key
 // cleared) if it is the bin's zero-tail key, else reports and aborts.
-__attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Heap* h, Block* b);
+__attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Heap* h, size_t c,
+                                                                        Block* b);
 
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a
@@ -462,9 +484,9 @@ __attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Heap* h
 template <bool kBelowBigClasses = false>
 HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t top, Block* b) {
   h->bins[c].top = top - static_cast<uint32_t>(sizeof(Block*));
-  if (HAKMEM_UNLIKELY(b->key != h->free_key)) {
+  if (HAKMEM_UNLIKELY(b->key != h->bin_keys[c])) {
     if (kBelowBigClasses) ReportCorruptFreeList(b);
-    return PopZeroTailBlock(h, b);
+    return PopZeroTailBlock(h, c, b);
   }
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the top
   return b;
@@ -473,7 +495,7 @@ HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t top, Block* b
 // the bin's end).
 HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, uint32_t top, Block* b) {
   const uint32_t new_top = top + static_cast<uint32_t>(sizeof(Block*));
-  b->key = h->free_key;
+  b->key = h->bin_keys[c];
   *BinSlotAt(h, new_top) = b;
   __atomic_store_n(&h->bins[c].top, new_top, __ATOMIC_RELEASE);  // after both
 }
