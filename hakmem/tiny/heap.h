@@ -387,8 +387,9 @@ inline uint64_t RemoteFreeKey() { return g_free_key ^ 2; }
 // refill from the cache checks it, as the owner's drain checks the remote
 // key.
 inline uint64_t TransferKey() { return g_free_key ^ 4; }
-// What blocks in heap number `id` (1, 2, ...)'s bins carry: g_free_key with
-// the id in bits 3-26. A block freed twice into two threads' bins carries
+// Heap number `id` (1, 2, ...)'s key: g_free_key with the id in bits 3-26;
+// its bins' blocks carry it with their class too (BinKeyOf, below). A
+// block freed twice into two threads' bins carries
 // the key of the later free, so the other thread's pop finds a wrong key:
 // of two copies, only one can ever be handed out, even if both threads pop
 // at the same moment.
