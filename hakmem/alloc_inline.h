@@ -17,7 +17,8 @@ HAKMEM_NOINLINE void* MallocLarge(size_t size);
 void RegisterForkHandlers();
 HAKMEM_NOINLINE void FreeSlow(void* p);
 // `aligned`: a sized delete of an over-aligned block (the size must fit it).
-HAKMEM_NOINLINE void FreeSizedSlow(void* p, size_t size, bool aligned = false);
+// `alignment`: that of an over-aligned operator delete (0: none).
+HAKMEM_NOINLINE void FreeSizedSlow(void* p, size_t size, size_t alignment = 0);
 
 HAKMEM_ALWAYS_INLINE void* MallocInline(size_t size) {
   if (HAKMEM_LIKELY(size <= kMaxSmallSize)) return TinyMalloc(size);

@@ -80,18 +80,32 @@ void FreeSlow(void* p) {
   }
 }
 
-void FreeSizedSlow(void* p, size_t size, bool aligned) {
+void FreeSizedSlow(void* p, size_t size, size_t alignment) {
   if (p == nullptr) return;
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "sized delete: invalid pointer");
   const size_t usable = CheckedUsableSize(region, p, "sized delete: invalid pointer");
-  // An over-aligned block's class follows from its size and alignment: the
-  // size must only fit it.
-  const bool fits = aligned ? size <= usable
-                    : region->kind == RegionKind::kLarge
-                        ? size > kMaxSmallSize && size <= usable
-                        : size <= kMaxSmallSize &&
-                              SizeToClass(size) == SlabInfoOf(p)->size_class;
+  // The size must be one that would have been served by the block's own
+  // class, or by a large block as big, as operator new would have chosen
+  // (AlignedAllocSlow): for an over-aligned block, from its size and
+  // alignment. (Before session 21 an over-aligned block took any size up
+  // to its usable size: a 1000 B block deleted as 16 B was silent, F17.)
+  const bool large = region->kind == RegionKind::kLarge;
+  bool fits;
+  if (alignment > 16 && (alignment & (alignment - 1)) == 0) {
+    const int c = size <= kMaxSmallSize ? AlignedSizeToClass(size, alignment) : -1;
+    fits = large ? c < 0 && size <= usable : c >= 0 && c == SlabInfoOf(p)->size_class;
+  } else if (alignment > 16) {  // no such alignment was served: only the size
+    fits = size <= usable;
+  } else {
+    // (An over-aligned delete of 16 or less: its new took the class of the
+    // size, or, through aligned_alloc's inline path, of the size rounded up
+    // to the alignment: new(0, align 8) is a block of 8 bytes' class.)
+    const size_t rounded = size < alignment ? alignment : size;
+    fits = large ? size > kMaxSmallSize && size <= usable
+                 : size <= kMaxSmallSize && (SizeToClass(size) == SlabInfoOf(p)->size_class ||
+                                             SizeToClass(rounded) == SlabInfoOf(p)->size_class);
+  }
   if (!fits) {
     platform::ReportAndAbort("sized delete: size does not match the block", p,
                              "the size passed to delete is not the size "

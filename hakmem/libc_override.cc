@@ -271,9 +271,11 @@ HAKMEM_EXPORT_CXX void operator delete[](void* p, std::align_val_t,
                                          const std::nothrow_t&) noexcept {
   FreeInline(p);
 }
-HAKMEM_EXPORT_CXX void operator delete(void* p, size_t size, std::align_val_t) noexcept {
-  hakmem::internal::FreeSizedSlow(p, size, /*aligned=*/true);
+HAKMEM_EXPORT_CXX void operator delete(void* p, size_t size,
+                                       std::align_val_t alignment) noexcept {
+  hakmem::internal::FreeSizedSlow(p, size, static_cast<size_t>(alignment));
 }
-HAKMEM_EXPORT_CXX void operator delete[](void* p, size_t size, std::align_val_t) noexcept {
-  hakmem::internal::FreeSizedSlow(p, size, /*aligned=*/true);
+HAKMEM_EXPORT_CXX void operator delete[](void* p, size_t size,
+                                         std::align_val_t alignment) noexcept {
+  hakmem::internal::FreeSizedSlow(p, size, static_cast<size_t>(alignment));
 }

@@ -303,14 +303,21 @@ TEST(MisuseDeathTest, DoubleFreeFromAnotherThread) {
 // block's: for a small block, a size of another class; for a large block, a
 // small size or one larger than the block.
 TEST(SizedDelete, CorrectSizesAreAccepted) {
-  for (size_t size : {size_t{1}, size_t{16}, size_t{100}, size_t{1000}, size_t{32768},
-                      size_t{40000}, 3 * kMiB}) {
+  for (size_t size : {size_t{0}, size_t{1}, size_t{16}, size_t{100}, size_t{1000},
+                      size_t{32768}, size_t{40000}, 3 * kMiB}) {
     void* p = ::operator new(size);
     ::operator delete(p, size);
     p = ::operator new[](size);
     ::operator delete[](p, size);
     p = ::operator new(size, std::align_val_t{256});
     ::operator delete(p, size, std::align_val_t{256});
+    for (size_t alignment : {size_t{1}, size_t{8}, size_t{16}, size_t{64}, size_t{4096},
+                             512 * kKiB}) {
+      p = ::operator new(size, std::align_val_t{alignment});
+      ::operator delete(p, size, std::align_val_t{alignment});
+      p = ::operator new[](size, std::align_val_t{alignment});
+      ::operator delete[](p, size, std::align_val_t{alignment});
+    }
   }
 }
 
@@ -335,11 +342,15 @@ TEST(MisuseDeathTest, SizedDeleteWithTheWrongSize) {
         << c.allocated << " deleted[] as " << c.deleted;
     ::operator delete(p, c.allocated);
   }
-  // Over-aligned: larger than the block.
-  void* a = ::operator new(100, std::align_val_t{64});
-  EXPECT_DEATH(::operator delete(Opaque(a), OpaqueSize(kMiB), std::align_val_t{64}),
-               SizedDeleteReport(a));
-  ::operator delete(a, 100, std::align_val_t{64});
+  // Over-aligned: larger than the block; a size of another class (silent
+  // before session 21, F17); a small size for a large block.
+  for (const Case& c : {Case{100, kMiB}, Case{1000, 16}, Case{400000, 16}, Case{100, 4096}}) {
+    void* a = ::operator new(c.allocated, std::align_val_t{64});
+    EXPECT_DEATH(::operator delete(Opaque(a), OpaqueSize(c.deleted), std::align_val_t{64}),
+                 SizedDeleteReport(a))
+        << c.allocated << " aligned deleted as " << c.deleted;
+    ::operator delete(a, c.allocated, std::align_val_t{64});
+  }
   // And sized delete of a pointer hakmem never returned.
   alignas(16) char stack_buffer[32];
   void* s = Opaque(stack_buffer);
