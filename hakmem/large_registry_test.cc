@@ -80,6 +80,13 @@ void ExpectUntagged(uintptr_t first, uintptr_t end) {
 // "Another thread's" malloc, run by a hook at the moment hakmem unmapped
 // (or a failed move dropped) [from, from + len): with map hints off, the
 // kernel may place it there.
+// Every test starts with the caches empty: no cached region to grow into
+// or to reuse instead of the mapping it means to watch.
+class LargeRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Trim(); }
+};
+
 struct OtherMalloc {
   bool Inside() const {
     const uintptr_t o = reinterpret_cast<uintptr_t>(p);
@@ -95,9 +102,8 @@ void MallocInHook(void* addr, size_t len) {
 }
 
 // --- 1. Shrinking in place untags the tail before unmapping it. ---
-TEST(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTail_KernelPlaced) {
+TEST_F(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTail_KernelPlaced) {
   platform::SetMapHintsForTesting(false);  // kernel placement (window taken)
-  Trim();
   char* p = static_cast<char*>(Malloc(20 * kMiB));
   ASSERT_NE(p, nullptr);
   const uint64_t registered = registry::RegisteredCount();
@@ -132,7 +138,7 @@ void MapRegionInHook(void* addr, size_t len) {
   h->mapped_size = kRegionAlign;
   if (registry::Register(first, registry::kTagLarge, kRegionAlign)) g_sim = first;
 }
-TEST(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTail_Simulated) {
+TEST_F(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTail_Simulated) {
   char* p = static_cast<char*>(Malloc(20 * kMiB));
   ASSERT_NE(p, nullptr);
   const uint64_t registered = registry::RegisteredCount();
@@ -150,8 +156,7 @@ TEST(LargeRegistryTest, ShrinkingInPlaceKeepsTheTagsOfARegionMappedInItsFreedTai
 }
 
 // --- 2. Grow in place: new slots tagged, nothing past the end. ---
-TEST(LargeRegistryTest, GrowInPlaceTagsTheNewSlots) {
-  Trim();  // no cached region to grow into instead
+TEST_F(LargeRegistryTest, GrowInPlaceTagsTheNewSlots) {
   char* p = static_cast<char*>(Malloc(5 * kMiB));
   ASSERT_NE(p, nullptr);
   const uintptr_t base = BaseOf(p);
@@ -186,8 +191,7 @@ struct BlockedLargeBlock {
 };
 
 // --- 3. Grow by move: old slots untagged, new tagged, count unchanged. ---
-TEST(LargeRegistryTest, GrowByMoveRetagsBothRegions) {
-  Trim();  // no cached region to grow into instead
+TEST_F(LargeRegistryTest, GrowByMoveRetagsBothRegions) {
   BlockedLargeBlock b;
   ASSERT_TRUE(b.ok());
   char* const p = b.p;
@@ -206,8 +210,7 @@ TEST(LargeRegistryTest, GrowByMoveRetagsBothRegions) {
 }
 
 // --- 4. Grow by move whose mremap fails: old retagged, new untagged. ---
-TEST(LargeRegistryTest, FailedMoveRestoresTheOldTags) {
-  Trim();
+TEST_F(LargeRegistryTest, FailedMoveRestoresTheOldTags) {
   BlockedLargeBlock b;
   ASSERT_TRUE(b.ok());
   char* const p = b.p;
@@ -232,9 +235,8 @@ TEST(LargeRegistryTest, FailedMoveRestoresTheOldTags) {
 
 // --- 4b. Failed move: the reservation is gone when mremap fails, and
 // another thread's region may be mapped there at once: it keeps its tags. ---
-TEST(LargeRegistryTest, AFailedMoveKeepsTheTagsOfARegionMappedWhereItsReservationWas) {
+TEST_F(LargeRegistryTest, AFailedMoveKeepsTheTagsOfARegionMappedWhereItsReservationWas) {
   platform::SetMapHintsForTesting(false);
-  Trim();
   BlockedLargeBlock b;
   ASSERT_TRUE(b.ok());
   char* const p = b.p;
@@ -253,8 +255,7 @@ TEST(LargeRegistryTest, AFailedMoveKeepsTheTagsOfARegionMappedWhereItsReservatio
 }
 
 // --- 5. Grow in place whose mremap fails (split mapping): nothing tagged. ---
-TEST(LargeRegistryTest, FailedGrowInPlaceTagsNothing) {
-  Trim();  // no cached region to grow into instead
+TEST_F(LargeRegistryTest, FailedGrowInPlaceTagsNothing) {
   char* p = static_cast<char*>(Malloc(5 * kMiB));
   ASSERT_NE(p, nullptr);
   const uintptr_t base = BaseOf(p);
@@ -273,8 +274,7 @@ TEST(LargeRegistryTest, FailedGrowInPlaceTagsNothing) {
 }
 
 // --- 6. Cache eviction of a multi-slot region untags every slot. ---
-TEST(LargeRegistryTest, EvictionUntagsEverySlot) {
-  Trim();
+TEST_F(LargeRegistryTest, EvictionUntagsEverySlot) {
   const uint64_t registered = registry::RegisteredCount();
   char* p = static_cast<char*>(Malloc(9 * kMiB));
   ASSERT_NE(p, nullptr);
@@ -289,7 +289,7 @@ TEST(LargeRegistryTest, EvictionUntagsEverySlot) {
 }
 
 // --- 7. Zero-byte large blocks (every large alignment) lie in their mapping. ---
-TEST(LargeRegistryTest, ZeroByteLargeAlignedBlocks) {
+TEST_F(LargeRegistryTest, ZeroByteLargeAlignedBlocks) {
   for (size_t align = 64 << 10; align <= kMaxLargeAlignment; align <<= 1) {
     void* p = AlignedAlloc(align, 0);
     if (p == nullptr) continue;  // a size class took it
