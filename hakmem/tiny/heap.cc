@@ -106,7 +106,7 @@ void ResetBinSizing(Heap* h, int c) {
 // stores: one page fault for the row's page, not a read fault (the pop's
 // look at a row never touched maps the zero page) and then a write fault
 // (the one-malloc start-up program: 4 of its classes, 4 faults fewer).
-inline bool BinDormant(const Heap* h, int c) { return h->bins[c].end == 0; }
+inline bool BinDormant(const Heap* h, int c) { return h->bin_end[c] == 0; }
 void WakeBin(Heap* h, int c) {
   SetBinCount(h, c, 0);
   ResetBinSizing(h, c);
@@ -1371,7 +1371,7 @@ void TinyGlobalInit() {
 namespace {
 // Pops the top block `b` of the bin of `c` (not empty), telling whether it
 // carried the zero-tail key.
-Block* PopTellingZeroTail(Heap* h, int c, uint32_t top, Block* b, bool* tail_zero) {
+Block* PopTellingZeroTail(Heap* h, int c, BinOffset top, Block* b, bool* tail_zero) {
   *tail_zero = b->key == ZeroTailKey(h->bin_keys[c]);
   return PopFromBin(h, c, top, b);
 }
@@ -1392,7 +1392,7 @@ void* MallocSlow(int size_class, bool* tail_zero) {
     FlushOutgoing(h);
     TinyUpkeep();
     // A heap just adopted (a dead thread's) may come with blocks in its bins.
-    const uint32_t top = h->bins[size_class].top;
+    const BinOffset top = h->bin_top[size_class];
     if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
     p = RefillBinAndPop(h, size_class, tail_zero);
   }
@@ -1401,14 +1401,14 @@ void* MallocSlow(int size_class, bool* tail_zero) {
 }
 }  // namespace
 
-void* TinyMallocSlow(int size_class) {
+void* TinyMallocSlow(size_t size_class) {
   bool tail_zero;
   return MallocSlow(size_class, &tail_zero);
 }
 
 void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
   Heap* h = tl_heap;
-  const uint32_t top = h->bins[size_class].top;
+  const BinOffset top = h->bin_top[size_class];
   if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
   return MallocSlow(size_class, tail_zero);
 }
@@ -1425,8 +1425,8 @@ bool KeyBitsMarkFree(uint64_t bits) {
   return id != 0 && id <= __atomic_load_n(&g_heaps_created, __ATOMIC_RELAXED);
 }
 
-Block* PopZeroTailBlock(Heap* h, size_t c, Block* b) {
-  if (b->key != ZeroTailKey(h->bin_keys[c])) ReportCorruptFreeList(b);
+Block* PopZeroTailBlock(Block* b, uint64_t bin_key) {
+  if (b->key != ZeroTailKey(bin_key)) ReportCorruptFreeList(b);
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
   return b;
 }
@@ -1510,7 +1510,7 @@ void TinyFreeSlow(void* p) {
       SetGrownBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
     }
   }
-  PushOnBin(h, c, h->bins[c].top, b);
+  PushOnBin(h, c, h->bin_top[c], b);
 }
 
 void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }

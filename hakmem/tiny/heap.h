@@ -194,21 +194,19 @@ constexpr uint8_t FirstRefillOf(int size_class) {
   return size_class >= kFirstBigClass ? 1 : kBinFirstRefill;
 }
 
-// The fast path's view of a bin, as byte offsets into Heap::bin_slots: the
-// top slot (slot `count` of the class's row; the null sentinel when empty)
-// and the top slot when full (slot `limit`). Offsets rather than counts: the
-// fast paths address the top slot without computing row and column. One
-// line holds eight classes' worth. All zero (kEmptyHeap, and a heap's
-// dormant bins): the top is row 0's sentinel (class 0's, never written),
-// and top == end, so both fast paths go slow.
-struct BinHead {
-  uint32_t top;
-  uint32_t end;
-};
+// The fast paths' view of a bin (Heap::bin_top, bin_end), as byte offsets
+// into Heap::bin_slots: the top slot (slot `count` of the class's row; the
+// null sentinel when empty) and the top slot when full (slot `limit`).
+// Offsets rather than counts: the fast paths address the top slot without
+// computing row and column. 64-bit: the fast paths add the offset to the
+// heap's address as loaded, with no zero-extending copy. All zero
+// (kEmptyHeap, and a heap's dormant bins): the top is row 0's sentinel
+// (class 0's, never written), and top == end, so both fast paths go slow.
+using BinOffset = uint64_t;
 
 // Byte offset of slot `n` of class `c`'s row in Heap::bin_slots.
-constexpr uint32_t BinSlotOffset(size_t c, uint32_t n) {
-  return static_cast<uint32_t>((c * kBinSlots + n) * sizeof(Block*));
+constexpr BinOffset BinSlotOffset(size_t c, uint32_t n) {
+  return (c * kBinSlots + n) * sizeof(Block*);
 }
 
 // Blocks a heap freed for one other heap, not yet pushed to it: linked
@@ -288,10 +286,14 @@ struct Heap {
     for (Slab*& slab : current) slab = &kEmptySlab;
   }
 
-  BinHead bins[kNumClasses] = {};             // the fast path reads these
-  // What each bin's blocks carry: BinKeyOf(free_key, class). (Apart from
-  // `bins`: in a BinHead it took the fast paths 67 -> 73 instructions a
-  // pair, a 16-byte stride being no addressing mode.)
+  // The fast paths' words, an array each, 8-byte strides that the class
+  // indexes as an addressing mode: free reads a bin's top, end and key,
+  // malloc its top and key. (As 8-byte {top, end} pairs of 32-bit offsets,
+  // free made two zero-extending copies of the top: with those and the
+  // pop's arguments below, 70 / 72 instructions a pair, now 66 / 68.)
+  BinOffset bin_top[kNumClasses] = {};
+  BinOffset bin_end[kNumClasses] = {};
+  // What each bin's blocks carry: BinKeyOf(free_key, class).
   uint64_t bin_keys[kNumClasses] = {};
   uint64_t free_key = 0;                      // see HeapFreeKey(); bins' keys: BinKeyOf
   Slab* current[kNumClasses];                 // where refills come from
@@ -350,28 +352,29 @@ HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
 HAKMEM_ALWAYS_INLINE Block* const* BinSlot(const Heap* h, size_t c, uint32_t n) {
   return &h->bin_slots[c * kBinSlots + n];
 }
-// The slot at byte offset `offset` (a BinHead's top or end).
-HAKMEM_ALWAYS_INLINE Block** BinSlotAt(Heap* h, uint32_t offset) {
+// The slot at byte offset `offset` (a bin's top or end).
+HAKMEM_ALWAYS_INLINE Block** BinSlotAt(Heap* h, BinOffset offset) {
   return reinterpret_cast<Block**>(reinterpret_cast<char*>(h->bin_slots) + offset);
 }
 // How many blocks class `c`'s bin holds, and may hold (0 for kEmptyHeap and
 // dormant bins).
 inline uint32_t BinCount(const Heap* h, size_t c) {
-  const uint32_t row = BinSlotOffset(c, 0);
-  const uint32_t top = __atomic_load_n(&h->bins[c].top, __ATOMIC_RELAXED);
-  return top > row ? (top - row) / static_cast<uint32_t>(sizeof(Block*)) : 0;
+  const BinOffset row = BinSlotOffset(c, 0);
+  const BinOffset top = __atomic_load_n(&h->bin_top[c], __ATOMIC_RELAXED);
+  return top > row ? static_cast<uint32_t>((top - row) / sizeof(Block*)) : 0;
 }
 inline uint32_t BinLimit(const Heap* h, size_t c) {
-  const uint32_t row = BinSlotOffset(c, 0);
-  return h->bins[c].end > row ? (h->bins[c].end - row) / static_cast<uint32_t>(sizeof(Block*)) : 0;
+  const BinOffset row = BinSlotOffset(c, 0);
+  const BinOffset end = h->bin_end[c];
+  return end > row ? static_cast<uint32_t>((end - row) / sizeof(Block*)) : 0;
 }
 // Release: a fork child that sees the new count sees the slots written
 // before it.
 inline void SetBinCount(Heap* h, size_t c, uint32_t n) {
-  __atomic_store_n(&h->bins[c].top, BinSlotOffset(c, n), __ATOMIC_RELEASE);
+  __atomic_store_n(&h->bin_top[c], BinSlotOffset(c, n), __ATOMIC_RELEASE);
 }
 inline void SetBinLimit(Heap* h, size_t c, uint32_t limit) {
-  h->bins[c].end = BinSlotOffset(c, limit);
+  h->bin_end[c] = BinSlotOffset(c, limit);
 }
 
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
@@ -407,14 +410,13 @@ constexpr uint64_t kZeroTailKeyBit = uint64_t{1} << 27;
 static_assert((kZeroTailKeyBit & kHeapKeyBits) == 0, "a bit of its own");
 // The zero-tail key of the bin whose key is `bin_key`.
 constexpr uint64_t ZeroTailKey(uint64_t bin_key) { return bin_key ^ kZeroTailKeyBit; }
-// A bin's key holds its class too (bits 28-34), stored in its BinHead: so a
+// A bin's key holds its class too (bits 28-34), stored per class: so a
 // stale copy of a block freed twice, left in one class's bin while its slab
 // went back and was carved again for another class by the same heap, does
 // not match that heap's key when the address is freed again as a block of
 // the other class: its pop or flush reports it instead of handing out a
 // block over live ones (tests/FINDINGS.md F16). Stored per class
-// (Heap::bin_keys), not computed: a load instead of the heap's one key,
-// no instruction more.
+// (Heap::bin_keys), not computed: a load instead of the heap's one key.
 constexpr int kClassKeyShift = 28;
 constexpr uint64_t kClassKeyBits = uint64_t{127} << kClassKeyShift;
 static_assert(kNumClasses <= 128 && (kClassKeyBits & (kHeapKeyBits | kZeroTailKeyBit)) == 0,
@@ -456,7 +458,7 @@ void TinySetUpkeepHook(UpkeepHook hook);
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
 // malloc of class `size_class` when its bin is empty. Sets errno to ENOMEM
 // and returns nullptr when out of memory.
-HAKMEM_NOINLINE void* TinyMallocSlow(int size_class);
+HAKMEM_NOINLINE void* TinyMallocSlow(size_t size_class);
 // malloc of class `size_class` for calloc: `*tail_zero` says whether the
 // block's bytes past its first page already read zero (a big block, see
 // kZeroTailKeyBit). For big classes, where that saves clearing (and
@@ -470,10 +472,13 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // malloc found a block without the free key (in a bin or on a slab's list):
 // it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
-// PopFromBin found another key than the bin's on `b`: returns `b` (its key
-// cleared) if it is the bin's zero-tail key, else reports and aborts.
-__attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Heap* h, size_t c,
-                                                                        Block* b);
+// PopFromBin found another key than the bin's, `bin_key`, on `b`: returns
+// `b` (its key cleared) if it is the bin's zero-tail key, else reports and
+// aborts. (The key as the pop loaded it, not the heap and class: malloc's
+// fast path then moved the class into an argument register before its
+// pop, one instruction.)
+__attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Block* b,
+                                                                        uint64_t bin_key);
 
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a
@@ -483,22 +488,23 @@ __attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Heap* h
 // key is reported at once: a caller that needs its registers after the pop
 // (calloc's clear) then keeps no stack frame for the out-of-line check.
 template <bool kBelowBigClasses = false>
-HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, uint32_t top, Block* b) {
-  h->bins[c].top = top - static_cast<uint32_t>(sizeof(Block*));
-  if (HAKMEM_UNLIKELY(b->key != h->bin_keys[c])) {
+HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, BinOffset top, Block* b) {
+  h->bin_top[c] = top - sizeof(Block*);
+  const uint64_t bin_key = h->bin_keys[c];
+  if (HAKMEM_UNLIKELY(b->key != bin_key)) {
     if (kBelowBigClasses) ReportCorruptFreeList(b);
-    return PopZeroTailBlock(h, c, b);
+    return PopZeroTailBlock(b, bin_key);
   }
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the top
   return b;
 }
 // Pushes free block `b` on class `c`'s bin, whose top slot is `top` (below
 // the bin's end).
-HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, uint32_t top, Block* b) {
-  const uint32_t new_top = top + static_cast<uint32_t>(sizeof(Block*));
+HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, BinOffset top, Block* b) {
+  const BinOffset new_top = top + sizeof(Block*);
   b->key = h->bin_keys[c];
   *BinSlotAt(h, new_top) = b;
-  __atomic_store_n(&h->bins[c].top, new_top, __ATOMIC_RELEASE);  // after both
+  __atomic_store_n(&h->bin_top[c], new_top, __ATOMIC_RELEASE);  // after both
 }
 // dst[0..m-1] = src[m-1..0], for a refill's blocks going into a bin (the
 // first to be handed out on top): two pointers per 16-byte move. (GCC 12

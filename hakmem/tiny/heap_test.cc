@@ -434,8 +434,8 @@ TEST(HeapTest, AForkChildNeverTouchesTheHeapsOfThreadsThatDidNotSurviveIt) {
     Slab* const torn = reinterpret_cast<Slab*>(uintptr_t{0x10});
     for (int k = 0; k < kNumClasses; k++) other_heap->current[k] = torn;
     other_heap->partial[c].head = torn;
-    other_heap->bins[c].top = 0xfffffff0u;
-    other_heap->bins[c].end = 0xfffffff8u;
+    other_heap->bin_top[c] = 0xfffffff0u;
+    other_heap->bin_end[c] = 0xfffffff8u;
     TinyStats after;
     GetTinyStats(&after);
     if (after.heaps_leaked_by_fork != 1 || after.heaps_pooled != before.heaps_pooled) bad |= 1;
@@ -1335,7 +1335,7 @@ TEST(HeapDeathTest, ABlockOfAFreeSlabInABinIsReportedByAnEngagedFlush) {
             Free(theirs[i]);
             if (i == kStaleAt) {
               Heap* h = tl_heap;
-              PushOnBin(h, c, h->bins[c].top, static_cast<Block*>(stale));
+              PushOnBin(h, c, h->bin_top[c], static_cast<Block*>(stale));
             }
           }
           // Not reported by the flush that took it: it went whole into the
@@ -1539,7 +1539,7 @@ TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
       SuperSlabCacheReleaseAll();
       blocks.assign(1, static_cast<unsigned char*>(TinyMalloc(kSize40)));
       blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize40)));
-      Block* waiting = *BinSlotAt(h, h->bins[c40].top);
+      Block* waiting = *BinSlotAt(h, h->bin_top[c40]);
       ASSERT_NE(waiting, nullptr);
       ASSERT_EQ(waiting->key, ZeroTailKey(h->bin_keys[c40]));
       if (round == 0) {
@@ -1620,7 +1620,7 @@ TEST(HeapDeathTest, AFreeOfABlockWaitingWithTheZeroTailKeyIsReported) {
   void* first = TinyMalloc(kSize);  // a first refill brings one (a page's worth)
   void* taken = TinyMalloc(kSize);  // the second brought more
   Heap* h = tl_heap;
-  Block* waiting = *BinSlotAt(h, h->bins[c].top);
+  Block* waiting = *BinSlotAt(h, h->bin_top[c]);
   ASSERT_NE(waiting, nullptr);
   ASSERT_EQ(waiting->key, ZeroTailKey(h->bin_keys[c]));
   ASSERT_LT(BinCount(h, c) + 2, BinLimit(h, c));

@@ -32,7 +32,7 @@ namespace hakmem {
 template <bool kBelowBigClasses = false>
 HAKMEM_ALWAYS_INLINE void* TinyTryPop(size_t size_class) {
   Heap* h = tl_heap;
-  const uint32_t top = h->bins[size_class].top;
+  const BinOffset top = h->bin_top[size_class];
   Block* b = *BinSlotAt(h, top);
   // The null sentinel: the bin is empty.
   if (HAKMEM_UNLIKELY(b == nullptr)) return nullptr;
@@ -41,7 +41,7 @@ HAKMEM_ALWAYS_INLINE void* TinyTryPop(size_t size_class) {
 
 HAKMEM_ALWAYS_INLINE void* TinyMallocClass(size_t size_class) {
   if (void* p = TinyTryPop(size_class)) return p;
-  return TinyMallocSlow(static_cast<int>(size_class));
+  return TinyMallocSlow(size_class);
 }
 
 // `size` <= kMaxSmallSize.
@@ -61,8 +61,8 @@ HAKMEM_ALWAYS_INLINE bool TinyPushFreed(void* p, size_t c) {
   // path reads the block's key.
   platform::PrefetchForWrite(b);
   Heap* h = tl_heap;
-  const uint32_t top = h->bins[c].top;
-  if (HAKMEM_UNLIKELY(top >= h->bins[c].end)) return false;
+  const BinOffset top = h->bin_top[c];
+  if (HAKMEM_UNLIKELY(top >= h->bin_end[c])) return false;
   // The top slot (the null sentinel when the bin is empty): an immediate
   // double free.
   if (HAKMEM_UNLIKELY(*BinSlotAt(h, top) == b)) return false;
