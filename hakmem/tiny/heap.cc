@@ -586,8 +586,13 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   // A block of a slab that went free meanwhile (a double free raced with
   // the slab's emptying; a whole flush does not look at every block's
   // slab, see FlushWholeBinToTransfer).
+  // And a block of another class: a stale copy of a block freed twice whose
+  // slab was carved again for another class, the address freed into the
+  // cache as a block of that class (the transfer key holds no class).
   for (uint32_t i = 0; i < n; i++) {
-    if (OwnerOf(out[i]) == nullptr) ReportDoubleFreeInBins(out[i]);
+    if (OwnerOf(out[i]) == nullptr || SlabInfoOf(out[i])->size_class != c) {
+      ReportDoubleFreeInBins(out[i]);
+    }
   }
   return n;
 }
@@ -597,12 +602,12 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
 // heap's own, the remote key for others') and linked without another store
 // to its key: a store after the claim could re-key a block that a thread
 // freed again meanwhile (a double free) and allocated at once.
-void SendHome(Heap* h, Block* const* blocks, uint32_t n) {
+void SendHome(Heap* h, int c, Block* const* blocks, uint32_t n) {
   BeginFreeBatch();
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
     Heap* owner = OwnerOf(b);
-    if (owner == nullptr) ReportDoubleFreeInBins(b);
+    if (owner == nullptr || SlabInfoOf(b)->size_class != c) ReportDoubleFreeInBins(b);
     ClaimFromTransfer(&b, 1, owner == h ? g_free_key : RemoteFreeKey());
     if (owner == h) {  // a whole flush's batch holds the flushing heap's too
       LocalFreeKeyed(h, SlabOf(b), b);
@@ -626,7 +631,7 @@ void TransferSendHome(uint64_t cutoff_ns) {
       const uint32_t n = g_transfer.TakeOlderThan(c, cutoff_ns, kBatchesPerRound, old, &taken);
       if (n != 0) {
         if (tl_heap != &kEmptyHeap) Count(tl_heap->counters.transfer_blocks_sent_home, n);
-        SendHome(tl_heap, old, n);
+        SendHome(tl_heap, c, old, n);
       }
       if (taken < kBatchesPerRound) break;
     }
@@ -868,9 +873,8 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   // while a block of it sits in a bin: the block counts as in use. Only a
   // double free breaks that: two copies in a bin, the first flushed and
   // its slab emptied and given back; the second is reported when it leaves
-  // by its key, unless the same heap has meanwhile handed out and taken
-  // back that address in a slab of another class, with the same bin key:
-  // that hole predates this shortcut, which then picks another record.)
+  // by its key, which holds the class: an address carved again for
+  // another class and freed into this heap carries another key, F16.)
   const int slab_shift = SlabShiftOfClass(c);
   const size_t slab_bytes = size_t{1} << slab_shift;
   // Either of the bin's keys (big blocks may carry the zero-tail one; a
@@ -956,12 +960,12 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
     uint8_t& streak = h->behind_flushes[c];
     streak = behind ? static_cast<uint8_t>(streak < 255 ? streak + 1 : 255) : 0;
     if (streak < kTransferEngageFlushes) {
-      SendHome(h, others, sent);
+      SendHome(h, c, others, sent);
     } else if (TransferPush(c, others, sent)) {
       Count(h->counters.transfer_batches_pushed);
     } else {  // the cache is full
       Count(h->counters.transfer_blocks_sent_home, sent);
-      SendHome(h, others, sent);
+      SendHome(h, c, others, sent);
     }
   } else if (!gated && c < kFirstMidClass) {
     h->behind_flushes[c] = 0;  // counted only while the cache may engage

@@ -2248,6 +2248,82 @@ TEST(HeapDeathTest, AStaleCopyKeyedAsABlockOfAnotherClassIsReportedByTheFlush) {
   EXPECT_DEATH(StaleCopyKeyedByAnotherClass(false), "hakmem: .*double free");
 }
 
+// A stale copy of a 64 B block freed twice waits in the transfer cache
+// (another thread freed it while the cache was engaged), while the other copy
+// went home, its slab emptied and was carved again for 32 B blocks; the
+// address, freed by another thread as a 32 B block, went into the cache too
+// and carries the transfer key again. The refill that takes the stale batch
+// must report it, not hand out a 64 B block over the live 32 B block after it
+// (a helper's hunt, session 22: the transfer key holds no class).
+void StaleTransferCopyOfAnotherClass() {
+  const int ca = static_cast<int>(SizeToClass(64));
+  std::vector<void*> a;
+  for (int i = 0; i < 4096; i++) a.push_back(TinyMalloc(64));
+  Slab* const cur = tl_heap->current[ca];
+  Slab* const first = SlabOf(a[0]);
+  Slab* const s = SlabOf(a[1500]);
+  if (s == cur || s == first) _exit(10);
+  Block* x = nullptr;
+  for (void* p : a) {
+    if (SlabOf(p) == s && (x == nullptr || p < static_cast<void*>(x))) x = static_cast<Block*>(p);
+  }
+  x = reinterpret_cast<Block*>(reinterpret_cast<char*>(x) + 100 * 64);
+  std::vector<void*> by_f;  // others' slabs' blocks, x among them
+  for (void*& p : a) {
+    if (by_f.size() == 450) by_f.push_back(x);
+    if (by_f.size() < 601 && SlabOf(p) != s && SlabOf(p) != cur && SlabOf(p) != first) {
+      by_f.push_back(p);
+      p = nullptr;
+    }
+  }
+  std::thread([&] { for (void* p : by_f) Free(p); }).join();  // the first free of x
+  if (x->key != TransferKey()) _exit(11);                      // x is in the cache
+  Free(x);  // the second free, by the owner
+  for (void*& p : a) {
+    if (p != nullptr && p != x && SlabOf(p) == s) Free(p), p = nullptr;
+  }
+  int pushed = 0;  // the rest of s's blocks out of the bin: s empties
+  for (void*& p : a) {
+    if (p != nullptr && SlabOf(p) == first && pushed++ < 200) Free(p), p = nullptr;
+  }
+  if (__atomic_load_n(&SlabInfoOf(x)->owner, __ATOMIC_ACQUIRE) != nullptr) _exit(12);
+  std::vector<void*> b;  // s carved again for 32 B blocks
+  int jx = -1;
+  while (b.size() < 2200 && (jx < 0 || b.size() < static_cast<size_t>(jx) + 400)) {
+    b.push_back(TinyMalloc(32));
+    if (b.back() == x) jx = static_cast<int>(b.size()) - 1;
+  }
+  if (jx < 0 || b[jx + 1] != reinterpret_cast<char*>(x) + 32) _exit(13);
+  unsigned char* const live = static_cast<unsigned char*>(b[jx + 1]);
+  memset(live, 0x11, 32);
+  by_f.clear();
+  for (void* p : b) {
+    if (by_f.size() == 450) by_f.push_back(x);
+    if (by_f.size() < 601 && p != x && p != live) by_f.push_back(p);
+  }
+  std::thread([&] { for (void* p : by_f) Free(p); }).join();  // x, as a 32 B block
+  if (x->key != TransferKey()) _exit(14);
+  fprintf(stderr, "refilling\n");
+  std::thread([&] {
+    for (int i = 0; i < 1000; i++) {
+      unsigned char* q = static_cast<unsigned char*>(TinyMalloc(64));
+      if (q == reinterpret_cast<unsigned char*>(x)) {
+        memset(q, 0xAA, 64);
+        fprintf(stderr, "handed out over a live 32 B block (its byte now 0x%02x)\n", live[0]);
+        _exit(15);
+      }
+    }
+  }).join();
+  _exit(16);
+}
+
+TEST(HeapDeathTest, AStaleTransferCopyOfABlockCarvedAgainForAnotherClassIsReported) {
+  ForceTransferCache force;
+  StoppedClock clock;  // no batch ages out
+  EXPECT_DEATH(StaleTransferCopyOfAnotherClass(),
+               "refilling(.|\n)*free\\(\\): double free .*found twice in bins or lists");
+}
+
 TEST(HeapDeathTest, DoubleFreeOfAnotherThreadsBlockIsReported) {
   EXPECT_DEATH(
       {
