@@ -47,7 +47,7 @@ constexpr int kStaticHeaps = 4;
 // Page-aligned, as the mapped ones: a heap's first page holds its fields
 // and slot 0 of row 0, which every dormant bin's pop reads (BinDormant).
 constexpr size_t kHeapStep = (sizeof(Heap) + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
-// (2,432 today, the slab lists being past the rows.)
+// (2,944 today, the slab lists being past the rows.)
 static_assert(offsetof(Heap, bin_slots) + sizeof(Block*) <= platform::kPageSize,
               "slot 0 of row 0 shares the heads' page");
 alignas(4096) HAKMEM_BIG_BSS char g_static_heaps[kStaticHeaps][kHeapStep];
