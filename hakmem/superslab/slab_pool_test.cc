@@ -307,7 +307,7 @@ TEST(SlabPoolPurgeRaceTest, PurgesNeverTouchSlabsInUse) {
         const uint32_t carved = SlabCarve(s, blocks, 16, 1);
         sched_yield();  // let the purger run while the slab is in use
         for (uint32_t i = 0; i < carved; i++) {
-          if (blocks[i]->key != 1) bad_keys++;  // its pages were given back
+          if (KeyOf(blocks[i]) != 1) bad_keys++;  // its pages were given back
           blocks[i]->next = s->free;
           s->free = blocks[i];
         }

@@ -249,7 +249,7 @@ uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key)
   }
   for (uint32_t i = 0; i < n; i++, next += size) {
     Block* b = reinterpret_cast<Block*>(next);
-    b->key = free_key;
+    SetKey(b, free_key);
     out[i] = b;
   }
   const uint32_t carved_limit = (carved + n) * CarveStep(info);

@@ -69,12 +69,27 @@ constexpr size_t kSlabRecordSize = 64;
 constexpr size_t kSlabsOffset =
     kSlabInfosOffset + kMaxSlabsPerSuperSlab * kSlabInfoSize;
 
-// A free block. `key` marks blocks that are free: free() writes the process
-// secret there and malloc() clears it (see hakmem/tiny/tiny_alloc.h).
+// A free block. `key` marks blocks that are free: free() writes a key
+// derived from the process secret there and malloc() clears it (see
+// hakmem/tiny/tiny_alloc.h).
 struct Block {
   Block* next;
   uint64_t key;
 };
+// The key word holds the key XOR the block's own address (KeyOf, SetKey):
+// a key left in memory that later became part of a live block of another
+// geometry (a slab carved again for another class), and copied from there
+// by the program as indeterminate bytes into a live block's second word,
+// does not read as a key at its new address: such a live block was taken
+// for a free one (tests/FINDINGS.md F19). A live block's word, cleared to
+// 0 by malloc, reads as its address, which no key equals (the secret has
+// its top bit set).
+HAKMEM_ALWAYS_INLINE uint64_t KeyOf(const Block* b) {
+  return b->key ^ reinterpret_cast<uintptr_t>(b);
+}
+HAKMEM_ALWAYS_INLINE void SetKey(Block* b, uint64_t key) {
+  b->key = key ^ reinterpret_cast<uintptr_t>(b);
+}
 
 // What a slab is to its owner heap (see hakmem/tiny/heap.h).
 enum SlabRole : uint8_t {

@@ -238,7 +238,7 @@ TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b), expected);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
     EXPECT_EQ(SlabOf(b), s);
-    EXPECT_EQ(b->key, kKey);
+    EXPECT_EQ(KeyOf(b), kKey);
     EXPECT_TRUE(IsStart(s, b));
     EXPECT_FALSE(IsStart(s, reinterpret_cast<char*>(b) + 16));  // interior
     expected += 48;

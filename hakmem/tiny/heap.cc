@@ -194,11 +194,11 @@ void CheckEmptySlab(const Slab* s) {
   uint64_t bad = 0;
   for (uintptr_t at = end; at > start;) {
     at -= size;
-    bad |= reinterpret_cast<const Block*>(at)->key ^ g_free_key;
+    bad |= KeyOf(reinterpret_cast<const Block*>(at)) ^ g_free_key;
   }
   if (HAKMEM_LIKELY(bad == 0)) return;
   for (uintptr_t at = start; at < end; at += size) {
-    if (reinterpret_cast<const Block*>(at)->key != g_free_key) {
+    if (KeyOf(reinterpret_cast<const Block*>(at)) != g_free_key) {
       platform::ReportAndAbort("free(): double free", reinterpret_cast<const Block*>(at),
                                "a block was freed twice (its slab counts it free, but it is "
                                "not on the slab's list)");
@@ -320,9 +320,16 @@ void GiveUpCurrentSlabs(Heap* h) {
 // head's address only; a remote free's drain likewise), which makes a
 // cycle, and a copy of it may be handed out while it is still listed.
 // Reported here, not walked forever nor given back under the program.
+// The mark is kept XOR the block's address, as the key (see KeyOf): a
+// mark the program copied elsewhere as indeterminate bytes (a big block's
+// memory carved again for smaller blocks) means nothing at its new
+// address; a discarded one there had calloc skip clearing a block whose
+// pages were never given back (tests/FINDINGS.md F20).
 struct BigBlockMark {
   Block block;
   uint64_t mark;
+  uint64_t Get() const { return mark ^ reinterpret_cast<uintptr_t>(this); }
+  void Set(uint64_t m) { mark = m ^ reinterpret_cast<uintptr_t>(this); }
 };
 inline uint64_t SeenMark() { return g_free_key ^ 0x5eea; }
 inline uint64_t DiscardedMark() { return g_free_key ^ 0xd15c; }  // they read zero
@@ -338,11 +345,12 @@ constexpr int kDiscardBlocksPerUpkeep = 256;
 void DiscardListedBigBlocks(Slab* s, uint32_t size, bool now, int* budget) {
   uint32_t steps_left = SlabCarved(s);
   for (Block* b = s->free; b != nullptr && *budget > 0; b = b->next) {
-    if (b->key != g_free_key || steps_left-- == 0) ReportDoubleFreeInBins(b);
-    uint64_t& mark = reinterpret_cast<BigBlockMark*>(b)->mark;
+    if (KeyOf(b) != g_free_key || steps_left-- == 0) ReportDoubleFreeInBins(b);
+    BigBlockMark* const marked = reinterpret_cast<BigBlockMark*>(b);
+    const uint64_t mark = marked->Get();
     if (mark == DiscardedMark() || mark == KeptMark()) continue;
     if (!now && mark != SeenMark()) {
-      mark = SeenMark();
+      marked->Set(SeenMark());
       continue;
     }
     --*budget;
@@ -351,7 +359,7 @@ void DiscardListedBigBlocks(Slab* s, uint32_t size, bool now, int* budget) {
     const uintptr_t end = (at + size) & ~(platform::kPageSize - 1);
     const bool given_back =
         end <= start || platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
-    mark = given_back ? DiscardedMark() : KeptMark();
+    marked->Set(given_back ? DiscardedMark() : KeptMark());
   }
 }
 
@@ -377,9 +385,9 @@ void TakeBigBlocks(Block* const* blocks, uint32_t listed, uint32_t carved, uintp
   const uint64_t zero_tail_key = ZeroTailKey(bin_key);
   for (uint32_t i = 0; i < listed + carved; i++) {
     BigBlockMark* b = reinterpret_cast<BigBlockMark*>(blocks[i]);
-    const bool tail_zero = i < listed ? b->mark == DiscardedMark()
+    const bool tail_zero = i < listed ? b->Get() == DiscardedMark()
                                       : reinterpret_cast<uintptr_t>(b) >= zero_from;
-    if (tail_zero) b->block.key = zero_tail_key;
+    if (tail_zero) SetKey(&b->block, zero_tail_key);
     b->mark = 0;
   }
 }
@@ -430,7 +438,7 @@ void LocalFreeKeyed(Heap* h, Slab* s, Block* b) {
 }
 
 void LocalFree(Heap* h, Slab* s, Block* b) {
-  b->key = g_free_key;
+  SetKey(b, g_free_key);
   LocalFreeKeyed(h, s, b);
 }
 
@@ -447,7 +455,7 @@ void DrainRemote(Heap* h) {
     drained++;
     // Checked before its link is followed: a block freed again by its owner
     // while it waited here has a local link and the local key.
-    if (b->key != remote_key) {
+    if (KeyOf(b) != remote_key) {
       platform::ReportAndAbort("free(): double free", b,
                                "a block freed by another thread was freed again");
     }
@@ -565,7 +573,8 @@ bool TransferPush(int c, Block* const* blocks, uint32_t count) {
 void ClaimFromTransfer(Block* const* blocks, uint32_t n, uint64_t key) {
   const uint64_t transfer_key = TransferKey();
   for (uint32_t i = 0; i < n; i++) {
-    if (__atomic_exchange_n(&blocks[i]->key, key, __ATOMIC_RELAXED) != transfer_key) {
+    const uintptr_t at = reinterpret_cast<uintptr_t>(blocks[i]);  // see KeyOf
+    if ((__atomic_exchange_n(&blocks[i]->key, key ^ at, __ATOMIC_RELAXED) ^ at) != transfer_key) {
       ReportDoubleFreeInBins(blocks[i]);
     }
   }
@@ -784,8 +793,8 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
   const uint64_t bin_key = h->bin_keys[c], transfer_key = TransferKey();
   for (uint32_t i = 0; i < k; i++) {
     // Handed out again meanwhile (through another copy: a double free).
-    if (out[i]->key != bin_key) ReportDoubleFreeInBins(out[i]);
-    out[i]->key = transfer_key;
+    if (KeyOf(out[i]) != bin_key) ReportDoubleFreeInBins(out[i]);
+    SetKey(out[i], transfer_key);
   }
   if (TransferPush(c, out, k)) {
     Count(h->counters.transfer_batches_pushed);
@@ -882,7 +891,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   // know). One compare under a mask: a register less in the loop below.
   const auto has_bin_key = [bin_key](const Block* b) {
     static_assert(ZeroTailKey(0) == kZeroTailKeyBit, "the variants differ in that bit");
-    return ((b->key ^ bin_key) & ~kZeroTailKeyBit) == 0;
+    return ((KeyOf(b) ^ bin_key) & ~kZeroTailKeyBit) == 0;
   };
   PoolLock pool_lock = PoolLock::kNotTried;
   h->flushes++;
@@ -925,14 +934,14 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
       Slab* const s = SlabOfWithShift(b, slab_shift);
       Block* const head = s->free;
       if (b == head) ReportDoubleFreeInBins(b);
-      b->key = list_key;
+      SetKey(b, list_key);
       Block* last = b;
       const uintptr_t slab_low = reinterpret_cast<uintptr_t>(b) & ~(slab_bytes - 1);
       Block* const* run = at + 1;
       while (run != end && reinterpret_cast<uintptr_t>(*run) - slab_low < slab_bytes) {
         Block* const next = *run++;
         if (!has_bin_key(next) || next == head) ReportDoubleFreeInBins(next);
-        next->key = list_key;
+        SetKey(next, list_key);
         last->next = next;
         last = next;
       }
@@ -941,7 +950,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
       continue;
     }
     if (!gated) {
-      b->key = RemoteFreeKey();
+      SetKey(b, RemoteFreeKey());
       FreeRemote(h, owner, b);
       sent++;
     } else {
@@ -949,7 +958,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
         last_owner = owner;
         if (OwnerStillBehind(h, owner)) behind = true;
       }
-      b->key = TransferKey();  // at once: a second copy here fails the check
+      SetKey(b, TransferKey());  // at once: a second copy here fails the check
       others[sent++] = b;
     }
     at++;
@@ -1055,7 +1064,9 @@ void InitFreeKey() {
     for (int i = 0; i < 8; i++) key = (key << 8 | key >> 56) ^ random[i];
   }
   key ^= reinterpret_cast<uintptr_t>(&g_free_key);
-  g_free_key = key | 1;  // never 0: malloc clears the key to 0
+  // The top bit set: no key equals a block's address (see KeyOf), which
+  // is what a live block's word reads as, cleared to 0 by malloc.
+  g_free_key = key | uint64_t{1} << 63;
 }
 
 // A heap still marked active for this thread's pthread_t, or nullptr. Such a
@@ -1187,7 +1198,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     uintptr_t stride = 0;
     while (b != nullptr && n < max) {
       platform::Prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(b) + ahead));
-      if (b->key != list_key) ReportCorruptFreeList(b);
+      if (KeyOf(b) != list_key) ReportCorruptFreeList(b);
       out[n++] = b;
       Block* const next = b->next;
       uintptr_t at = reinterpret_cast<uintptr_t>(b);
@@ -1204,7 +1215,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // Unlinked before their keys change: a fork child never finds a block
     // with a bin's key on a slab's list.
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    for (uint32_t i = first; i < n; i++) out[i]->key = bin_key;
+    for (uint32_t i = first; i < n; i++) SetKey(out[i], bin_key);
     const uint32_t listed = n;
     // Then fresh blocks, carved straight into `out` (one store each: no
     // list to build and walk again).
@@ -1261,7 +1272,7 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Block** slots = BinSlot(h, size_class, 0);
   CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
   SetBinCount(h, size_class, n - 1);
-  *tail_zero = taken[0]->key == ZeroTailKey(h->bin_keys[size_class]);
+  *tail_zero = KeyOf(taken[0]) == ZeroTailKey(h->bin_keys[size_class]);
   taken[0]->key = 0;
   return taken[0];
 }
@@ -1376,7 +1387,7 @@ namespace {
 // Pops the top block `b` of the bin of `c` (not empty), telling whether it
 // carried the zero-tail key.
 Block* PopTellingZeroTail(Heap* h, int c, BinOffset top, Block* b, bool* tail_zero) {
-  *tail_zero = b->key == ZeroTailKey(h->bin_keys[c]);
+  *tail_zero = KeyOf(b) == ZeroTailKey(h->bin_keys[c]);
   return PopFromBin(h, c, top, b);
 }
 
@@ -1430,7 +1441,7 @@ bool KeyBitsMarkFree(uint64_t bits) {
 }
 
 Block* PopZeroTailBlock(Block* b, uint64_t bin_key) {
-  if (b->key != ZeroTailKey(bin_key)) ReportCorruptFreeList(b);
+  if (KeyOf(b) != ZeroTailKey(bin_key)) ReportCorruptFreeList(b);
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
   return b;
 }
@@ -1461,7 +1472,7 @@ Heap* CheckedOwner(const void* p, const char* operation) {
 
 void TinyCheckLiveBlock(const void* p, const char* operation) {
   CheckedOwner(p, operation);
-  const uint64_t key = static_cast<const Block*>(p)->key;
+  const uint64_t key = KeyOf(static_cast<const Block*>(p));
   if (KeyMarksFree(key)) {
     platform::ReportAndAbort(operation, p, "block is free (use after free?)");
   }
@@ -1481,11 +1492,11 @@ void TinyFreeSlow(void* p) {
   // list, or waiting for its owner. (Or the program stored the 64-bit
   // secret there, which it has no way to learn short of reading freed
   // memory; no bin or list of another thread can be searched safely.)
-  if (KeyMarksFree(b->key)) {
+  if (KeyMarksFree(KeyOf(b))) {
     platform::ReportAndAbort("free(): double free", p, "block is already free");
   }
   if (h == &kEmptyHeap) {  // no heap, no bins (an exited thread, no memory)
-    b->key = RemoteFreeKey();
+    SetKey(b, RemoteFreeKey());
     FreeRemote(h, owner, b);
     return;
   }

@@ -291,8 +291,9 @@ struct Heap {
   // malloc its top and key. (As 8-byte {top, end} pairs of 32-bit offsets,
   // free made two zero-extending copies of the top: with those, the pop's
   // arguments and TinyMallocSlow's class type (below), 70 / 72
-  // instructions a pair, now 66 / 68. Free reads three lines of these
-  // arrays, not two: paired rounds read the lanes within noise, +0.4-0.5%.)
+  // instructions a pair, then 66 / 68 (68 / 70 with keys XOR the block's
+  // address, see KeyOf). Free reads three lines of these arrays, not two:
+  // paired rounds read the lanes within noise, +0.4-0.5%.)
   BinOffset bin_top[kNumClasses] = {};
   BinOffset bin_end[kNumClasses] = {};
   // What each bin's blocks carry: BinKeyOf(free_key, class).
@@ -494,7 +495,7 @@ template <bool kBelowBigClasses = false>
 HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, BinOffset top, Block* b) {
   h->bin_top[c] = top - sizeof(Block*);
   const uint64_t bin_key = h->bin_keys[c];
-  if (HAKMEM_UNLIKELY(b->key != bin_key)) {
+  if (HAKMEM_UNLIKELY(KeyOf(b) != bin_key)) {
     if (kBelowBigClasses) ReportCorruptFreeList(b);
     return PopZeroTailBlock(b, bin_key);
   }
@@ -505,7 +506,7 @@ HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, BinOffset top, Block* 
 // the bin's end).
 HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, BinOffset top, Block* b) {
   const BinOffset new_top = top + sizeof(Block*);
-  b->key = h->bin_keys[c];
+  SetKey(b, h->bin_keys[c]);
   *BinSlotAt(h, new_top) = b;
   __atomic_store_n(&h->bin_top[c], new_top, __ATOMIC_RELEASE);  // after both
 }

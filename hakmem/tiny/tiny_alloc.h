@@ -96,7 +96,7 @@ HAKMEM_ALWAYS_INLINE bool TinyTryFreeFast(void* p) {
 HAKMEM_ALWAYS_INLINE size_t TinyLiveBlockSize(const void* p) {
   const SlabInfo* info = SlabInfoOfCarvedBlock(p);
   if (HAKMEM_UNLIKELY(info == nullptr)) return 0;
-  if (HAKMEM_UNLIKELY(KeyMayMarkFree(static_cast<const Block*>(p)->key))) return 0;
+  if (HAKMEM_UNLIKELY(KeyMayMarkFree(KeyOf(static_cast<const Block*>(p))))) return 0;
   return info->block_size;
 }
 
