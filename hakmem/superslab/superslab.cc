@@ -350,6 +350,22 @@ void SuperSlabRelease(SuperSlab* ss) {
 }
 
 void SuperSlabPrewarm(uint64_t count) {
+  // No more than the cache keeps: mapped beyond its limits, they were
+  // evicted again at once (a helper's hunt, session 22: silently).
+  const RegionCacheLimits limits = SuperSlabCacheLimits();
+  uint64_t most = limits.max_bytes / kSuperSlabSize;
+  if (limits.max_count < most) most = limits.max_count;
+  if (count > most) {
+    platform::LogLine line;
+    line.Str("hakmem: warning: HAKMEM_SUPERSLAB_PREWARM=")
+        .Dec(count)
+        .Str(" is more than the SuperSlab cache keeps (HAKMEM_SUPERSLAB_MAX_CACHED, "
+             "HAKMEM_SUPERSLAB_MAX_MEMORY_MB); pre-warming ")
+        .Dec(most)
+        .Str("\n");
+    line.WriteToStderr();
+    count = most;
+  }
   g_cache.NoteDemand(count);  // or adaptive sizing would unmap them at once
   for (uint64_t i = 0; i < count; i++) {
     SuperSlab* ss = MapSuperSlab();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hakmem/config.h"
 #include "hakmem/registry/registry.h"
 #include "hakmem/superslab/remote_queue.h"
 
@@ -390,6 +391,26 @@ TEST(SuperSlabTest, PrewarmedSuperSlabsStayCached) {
   const SuperSlabStats after = GetSuperSlabStats();
   platform::SetClockForTesting(nullptr);
   EXPECT_GE(after.cache.cached, 6u);
+}
+
+// Asked for more than the cache keeps, a pre-warm maps only what it keeps
+// and says so (mapped beyond its limits, they were evicted again at once).
+TEST(SuperSlabTest, APrewarmBeyondTheCachesLimitsIsCutToThemWithAWarning) {
+  const uint64_t max_cached = GetOption(Option::kSuperslabMaxCached);
+  SuperSlabCacheReleaseAll();
+  ASSERT_TRUE(SetOption(Option::kSuperslabMaxCached, 3));
+  const uint64_t mapped = GetSuperSlabStats().mapped;
+  testing::internal::CaptureStderr();
+  SuperSlabPrewarm(10);
+  const std::string warning = testing::internal::GetCapturedStderr();
+  const SuperSlabStats after = GetSuperSlabStats();
+  SetOption(Option::kSuperslabMaxCached, max_cached);
+  EXPECT_NE(warning.find("HAKMEM_SUPERSLAB_PREWARM=10 is more than"), std::string::npos)
+      << warning;
+  EXPECT_NE(warning.find("pre-warming 3"), std::string::npos) << warning;
+  EXPECT_EQ(after.cache.cached, 3u);
+  EXPECT_LE(after.mapped - mapped, 3u);
+  SuperSlabCacheReleaseAll();
 }
 
 TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
