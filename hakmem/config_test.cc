@@ -42,6 +42,17 @@ class ConfigTest : public ::testing::Test {
   std::string log_;
 };
 
+// A warning about a value longer than the line buffer is cut, but still
+// ends its line (the next message starts on a line of its own).
+TEST_F(ConfigTest, AWarningAboutAVeryLongValueStillEndsItsLine) {
+  env_["HAKMEM_SUPERSLAB_TTL_SEC"] = std::string(2000, '7');
+  Load();
+  EXPECT_EQ(GetOption(Option::kSuperslabTtlSec), 60u);
+  ASSERT_GE(log_.size(), 4u);
+  EXPECT_EQ(log_.substr(log_.size() - 4), "...\n");
+  EXPECT_EQ(log_.find("HAKMEM_SUPERSLAB_TTL_SEC='777"), std::string("hakmem: warning: ").size());
+}
+
 TEST_F(ConfigTest, DefaultsMatchPhase9) {
   Load();
   EXPECT_EQ(GetOption(Option::kSuperslabMaxCached), 256u);

@@ -208,7 +208,13 @@ LogLine& LogLine::Hex(uint64_t v) {
   return *this;
 }
 
-void LogLine::WriteToStderr() { EmitLog(buf_, len_); }
+void LogLine::WriteToStderr() {
+  // A line cut short still ends as one, and says it was cut.
+  if (len_ == sizeof(buf_) && buf_[len_ - 1] != '\n') {
+    __builtin_memcpy(buf_ + len_ - 4, "...\n", 4);
+  }
+  EmitLog(buf_, len_);
+}
 
 void SetLogSinkForTesting(LogSink sink) {
   g_log_sink.store(sink, std::memory_order_relaxed);

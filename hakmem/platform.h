@@ -121,7 +121,8 @@ void SetClockForTesting(ClockFn clock);  // nullptr restores the real clock
 constexpr size_t kPageSize = 4096;
 
 // ---- Error output without malloc or printf ---------------------------------
-// A fixed-size line buffer; appends are truncated silently when full.
+// A fixed-size line buffer; appends are cut when it is full, and a line
+// cut short is written ending "...\n".
 class LogLine {
  public:
   LogLine& Str(const char* s);
