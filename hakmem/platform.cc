@@ -228,7 +228,11 @@ void EmitLog(const char* data, size_t len) {
   }
   int saved = errno;
   while (len > 0) {
-    ssize_t n = write(STDERR_FILENO, data, len);
+    // The raw call: write() is a cancellation point, and a thread with a
+    // cancel pending was cancelled inside a misuse report, before its
+    // abort, with an allocator lock perhaps held (a helper's hunt,
+    // session 22). glibc writes its own reports the same way.
+    const ssize_t n = syscall(SYS_write, STDERR_FILENO, data, len);
     if (n <= 0) {
       if (n < 0 && errno == EINTR) continue;
       break;

@@ -9,12 +9,14 @@
 // the test, so addresses computed before EXPECT_DEATH (stack, static, heap)
 // are the same in the child.
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <new>
 #include <string>
 #include <thread>
@@ -193,6 +195,43 @@ TEST(MisuseDeathTest, ImmediateDoubleFreeOfASmallBlock) {
         DoubleFreeReport(p))
         << size;
     free(p);
+  }
+}
+
+// A thread with a cancellation request pending frees a block twice: the
+// report is written and the process aborts. (The report used write(), a
+// cancellation point: the thread was cancelled inside it, before its abort,
+// and the process went on; a helper's hunt, session 22.)
+void DoubleFreeWithACancelPending(size_t size) {
+  std::atomic<bool> cancel_sent{false};
+  void* p = malloc(size);
+  pthread_t victim;
+  struct Args {
+    std::atomic<bool>* cancel_sent;
+    void* p;
+  } args{&cancel_sent, p};
+  pthread_create(
+      &victim, nullptr,
+      [](void* arg) -> void* {
+        Args* a = static_cast<Args*>(arg);
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr);
+        while (!a->cancel_sent->load()) {
+        }
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);  // pending now
+        free(Opaque(a->p));
+        free(Opaque(a->p));
+        return nullptr;
+      },
+      &args);
+  pthread_cancel(victim);
+  cancel_sent.store(true);
+  pthread_join(victim, nullptr);
+  _exit(0);  // not reported: the test fails
+}
+
+TEST(MisuseDeathTest, ADoubleFreeIsReportedWhileACancellationIsPending) {
+  for (size_t size : {size_t{64}, 100 * kKiB, kMiB}) {
+    EXPECT_DEATH(DoubleFreeWithACancelPending(size), "hakmem: [^\n]*double free") << size;
   }
 }
 
