@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/single_threaded.h>
 #include <string.h>
 
 #include <algorithm>
@@ -476,7 +477,18 @@ extern "C" void _IO_list_lock(void) __attribute__((weak));
 extern "C" void _IO_list_unlock(void) __attribute__((weak));
 extern "C" void _IO_list_resetlock(void) __attribute__((weak));
 
+// Whether PrepareFork took the locks: not in a process that never started
+// a thread, as glibc's fork takes none of its own there. Nothing else can
+// hold them then, but a signal handler that forks (fork is
+// async-signal-safe) may have interrupted this very thread inside a slow
+// path that holds one: taking it deadlocked (a helper's hunt, session 22).
+// The child of such a fork inherits the allocator as the signal found it,
+// as under glibc: it should exec or _exit.
+bool g_fork_locked = false;
+
 void PrepareFork() {
+  g_fork_locked = !__libc_single_threaded;
+  if (!g_fork_locked) return;
   if (_IO_list_lock != nullptr) _IO_list_lock();
   platform::LockMutex(&g_stats_lock);
   platform::LockMutex(&g_tiny_stats_lock);
@@ -486,6 +498,7 @@ void PrepareFork() {
   platform::tl_holds_fork_locks = true;
 }
 void ParentAfterFork() {
+  if (!g_fork_locked) return;
   platform::tl_holds_fork_locks = false;
   LargeUnlockAfterFork(false);
   SuperSlabUnlockAfterFork(false);
@@ -495,6 +508,7 @@ void ParentAfterFork() {
   if (_IO_list_unlock != nullptr) _IO_list_unlock();
 }
 void ChildAfterFork() {
+  if (!g_fork_locked) return;
   platform::tl_holds_fork_locks = false;
   LargeUnlockAfterFork(true);
   SuperSlabUnlockAfterFork(true);

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/single_threaded.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,6 +133,51 @@ int ChildWork(const std::vector<std::pair<char*, size_t>>& inherited, int iterat
   t.join();
   if (thread_status != 0) return 13;
   return 0;
+}
+
+// A process that never started a thread forks from a signal handler (fork
+// is async-signal-safe; crash reporters fork and exec so), each child only
+// _exits, while this one thread allocates: the handler may interrupt it
+// inside a slow path that holds an allocator lock. No deadlock (glibc's
+// fork takes no malloc lock there either). Before session 22 the prepare
+// handler took that lock again: 5 of 5 runs hung (a helper's hunt).
+volatile sig_atomic_t g_handler_forks = 0;
+void ForkFromASignalHandlerWhileAllocating() {
+  if (!__libc_single_threaded) _exit(4);  // not the case under test
+  signal(SIGUSR1, [](int) { _exit(3); });  // the watchdog: a hang
+  sigevent event{};
+  event.sigev_notify = SIGEV_SIGNAL;
+  event.sigev_signo = SIGUSR1;
+  timer_t watchdog;
+  if (timer_create(CLOCK_MONOTONIC, &event, &watchdog) != 0) _exit(5);
+  itimerspec in_30s{};
+  in_30s.it_value.tv_sec = 30;
+  timer_settime(watchdog, 0, &in_30s, nullptr);
+  struct sigaction action{};
+  action.sa_handler = [](int) {
+    const pid_t child = fork();
+    if (child == 0) _exit(0);
+    if (child > 0) g_handler_forks = g_handler_forks + 1;
+  };
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &action, nullptr);
+  signal(SIGCHLD, SIG_IGN);  // the children reap themselves
+  itimerval every_500us{{0, 500}, {0, 500}};
+  setitimer(ITIMER_REAL, &every_500us, nullptr);
+  while (g_handler_forks < 1000) {
+    free(hakmem_test::Opaque(malloc(1 << 20)));  // the large cache's lock
+    free(hakmem_test::Opaque(malloc(300 * 1024)));
+    free(hakmem_test::Opaque(malloc(64)));
+  }
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  _exit(0);
+}
+
+TEST(Fork, ASignalHandlerForksWhileTheOnlyThreadIsInsideMalloc) {
+  // A process of its own, which has started no thread.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(ForkFromASignalHandlerWhileAllocating(), testing::ExitedWithCode(0), "");
 }
 
 TEST(Fork, RepeatedForksWhileThreadsAllocate) {
