@@ -327,6 +327,7 @@ void GetStats(Stats* stats) {
   stats->heaps_created = tiny.heaps_created;
   stats->heaps_pooled = tiny.heaps_pooled;
   stats->heaps_leaked_by_fork = tiny.heaps_leaked_by_fork;
+  stats->heaps_of_dead_threads = tiny.heaps_of_dead_threads;
   stats->bin_refills = tiny.counters.refills;
   stats->bin_overflow_flushes = tiny.counters.overflow_flushes;
   stats->blocks_sent_to_owners = tiny.counters.blocks_sent_to_owners;
@@ -391,6 +392,7 @@ void PrintStats() {
       {"thread heaps created", stats.heaps_created},
       {"thread heaps pooled", stats.heaps_pooled},
       {"thread heaps leaked by fork", stats.heaps_leaked_by_fork},
+      {"thread heaps pooled after their thread died", stats.heaps_of_dead_threads},
       {"bin refills", stats.bin_refills},
       {"bin overflow flushes", stats.bin_overflow_flushes},
       {"blocks sent to their owners", stats.blocks_sent_to_owners},

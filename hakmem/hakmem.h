@@ -61,6 +61,8 @@ struct Stats {
   uint64_t heaps_created;
   uint64_t heaps_pooled;
   uint64_t heaps_leaked_by_fork;  // in a fork child: heaps of threads that did not survive it
+  // Heaps attached in a thread's last TLS destructor round, pooled once it died.
+  uint64_t heaps_of_dead_threads;
   // Per size class (see hakmem/tiny/size_class.h).
   uint32_t class_size[kStatsClasses];
   uint64_t class_slabs[kStatsClasses];

@@ -40,6 +40,7 @@ Heap* g_all_heaps = nullptr;     // every heap ever made
 uint64_t g_heaps_created = 0;
 uint64_t g_heaps_pooled = 0;
 uint64_t g_heaps_leaked = 0;  // in a fork child (HeapState::kLeaked)
+uint64_t g_heaps_of_dead_threads = 0;  // see PoolHeapsOfDeadThreads
 // Heap storage: a few static heaps, then mapped chunks of them.
 // (Raw zeroed storage, bss: each Heap is 69 KiB, mostly bin rows that stay
 // untouched until their class is used.)
@@ -1082,6 +1083,53 @@ Heap* FindHeapOfDeadThreadLocked(uintptr_t self) {
   return nullptr;
 }
 
+// A thread whose first allocator call comes in the last round of its TLS
+// destructors attaches a heap (perhaps a pooled one, with slabs full of
+// blocks other threads still hold) that no destructor of its hands back:
+// its blocks freed by others then waited on its queue for good (a helper's
+// hunt, session 22: 325 MiB after a trim, glibc 12). So each thread holds
+// its heap's robust `alive` mutex while it has the heap; the kernel marks a
+// robust mutex whose owner died, and a try-lock then says EOWNERDEAD: a
+// dead thread's heap told from a live one's without a syscall. Such heaps
+// are pooled as an exited thread's would be, with their bins, queue and
+// slabs as they are (a pooled heap's reclaim and its next thread take them
+// so). Under the pool lock, for time-gated callers: a try-lock per active
+// heap. (A kernel without robust futexes marks nothing: such heaps stay
+// as they were, for a later thread with the same pthread_t.)
+void PoolHeapsOfDeadThreadsLocked() {
+  for (Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
+    if (h == tl_heap || h->state.load(std::memory_order_relaxed) != HeapState::kActive) continue;
+    const int locked = pthread_mutex_trylock(&h->alive);
+    if (locked == 0) pthread_mutex_unlock(&h->alive);  // (held by none: not ours to judge)
+    if (locked != EOWNERDEAD) continue;                 // EBUSY: its thread lives
+    pthread_mutex_consistent(&h->alive);
+    pthread_mutex_unlock(&h->alive);
+    h->state.store(HeapState::kAbandoned, std::memory_order_relaxed);
+    h->pool_next = g_pool;
+    __atomic_store_n(&g_pool, h, __ATOMIC_RELAXED);
+    g_heaps_pooled++;
+    g_heaps_of_dead_threads++;
+  }
+}
+
+void PoolHeapsOfDeadThreads() {
+  platform::LockMutex(&g_pool_lock);
+  PoolHeapsOfDeadThreadsLocked();
+  platform::UnlockMutex(&g_pool_lock);
+}
+
+// The calling thread takes `h`'s `alive` mutex (see PoolHeapsOfDeadThreads),
+// made anew: the last thread's may have died holding it. Pool lock held, so
+// that no try-lock sees the heap active before it is held.
+void HoldHeapAlive(Heap* h) {
+  pthread_mutexattr_t robust;
+  pthread_mutexattr_init(&robust);
+  pthread_mutexattr_setrobust(&robust, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&h->alive, &robust);
+  pthread_mutexattr_destroy(&robust);
+  pthread_mutex_lock(&h->alive);
+}
+
 Heap* AttachHeap() {
   TinyGlobalInit();
   const uintptr_t self = static_cast<uintptr_t>(pthread_self());
@@ -1106,7 +1154,10 @@ Heap* AttachHeap() {
   }
   // State changes happen under the pool lock: FlushOutgoing drains a heap
   // it saw abandoned only after re-checking under that lock.
-  if (h != nullptr) h->state.store(HeapState::kActive, std::memory_order_relaxed);
+  if (h != nullptr) {
+    HoldHeapAlive(h);
+    h->state.store(HeapState::kActive, std::memory_order_relaxed);
+  }
   platform::UnlockMutex(&g_pool_lock);
   if (h == nullptr) return nullptr;
   h->pool_next = nullptr;
@@ -1130,6 +1181,7 @@ void DetachHeap(Heap* h) {
   tl_heap = &kEmptyHeap;
   platform::LockMutex(&g_pool_lock);
   h->state.store(HeapState::kAbandoned, std::memory_order_relaxed);
+  pthread_mutex_unlock(&h->alive);
   h->pool_next = g_pool;
   __atomic_store_n(&g_pool, h, __ATOMIC_RELAXED);
   g_heaps_pooled++;
@@ -1356,6 +1408,7 @@ void TinyUpkeep() {
   __atomic_store_n(&next_reclaim_ns, now + RegionCache::kCheckIntervalNs,
                    __ATOMIC_RELAXED);
   TransferSendHome(now - kTransferMaxAgeNs);
+  PoolHeapsOfDeadThreads();
   ReclaimAbandonedHeaps();
   // Free slabs give their pages back once idle for the decay time while
   // they and the cached SuperSlabs together keep more resident than the
@@ -1528,7 +1581,10 @@ void TinyFreeSlow(void* p) {
   PushOnBin(h, c, h->bin_top[c], b);
 }
 
-void TinyReclaimExitedThreads() { ReclaimAbandonedHeaps(); }
+void TinyReclaimExitedThreads() {
+  PoolHeapsOfDeadThreads();
+  ReclaimAbandonedHeaps();
+}
 
 void TinyTrim() {
   Heap* h = tl_heap;
@@ -1539,6 +1595,7 @@ void TinyTrim() {
     CollectRetired(h);
     DiscardIdleBigBlocks(h, /*now=*/true);
   }
+  PoolHeapsOfDeadThreads();
   ReclaimAbandonedHeaps(/*give_back_big_blocks=*/true);
   // Every idle slab's pages too (those idle since before the trim: a busy
   // program keeps returning slabs meanwhile).
@@ -1629,6 +1686,7 @@ void GetTinyStats(TinyStats* stats) {
   stats->heaps_created = g_heaps_created;
   stats->heaps_pooled = g_heaps_pooled;
   stats->heaps_leaked_by_fork = g_heaps_leaked;
+  stats->heaps_of_dead_threads = g_heaps_of_dead_threads;
   HeapCounters& sum = stats->counters;
   for (const Heap* h = g_all_heaps; h != nullptr; h = h->all_next) {
     const HeapCounters& c = h->counters;

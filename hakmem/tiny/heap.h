@@ -328,6 +328,9 @@ struct Heap {
   uint64_t big_bins_grown = 0;
   uint64_t small_bins_grown = 0;
   HeapCounters counters;                      // for the stats
+  // A robust mutex that the heap's thread holds while it has the heap (see
+  // PoolHeapsOfDeadThreads): the kernel marks it when its owner dies.
+  pthread_mutex_t alive = PTHREAD_MUTEX_INITIALIZER;
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
   // The bins' pointers, one row of kBinSlots per class; slot `count` is
@@ -576,6 +579,7 @@ struct TinyStats {
   uint64_t heaps_created = 0;
   uint64_t heaps_pooled = 0;  // abandoned, waiting for a new thread
   uint64_t heaps_leaked_by_fork = 0;  // HeapState::kLeaked
+  uint64_t heaps_of_dead_threads = 0;  // pooled by PoolHeapsOfDeadThreads
   uint64_t slabs_in_use[kNumClasses] = {};
   // Handed out, or free in another running thread's bin (those are not
   // read: the stats must not race with other threads' fast paths).
