@@ -1560,23 +1560,29 @@ TEST(HeapTest, BigBlocksTellCallocWhetherTheirPagesPastTheFirstReadZero) {
 // pass for one whose pages read zero: calloc would skip clearing it. (A
 // helper's hunt, session 22: calloc returned 35,904 non-zero bytes;
 // tests/FINDINGS.md F20.)
+// After a trim and with the cache emptied (fresh SuperSlabs): 12 blocks of
+// the big test class, filled with 0xab.
+std::vector<unsigned char*> FilledBigBlocks() {
+  TinyTrim();
+  SuperSlabCacheReleaseAll();
+  std::vector<unsigned char*> blocks;
+  for (int i = 0; i < 12; i++) blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kBigSize)));
+  for (unsigned char* p : blocks) memset(p, 0xab, kBigBlock);
+  return blocks;
+}
+
 TEST(HeapTest, ACopiedGivenBackMarkDoesNotTellCallocZero) {
   std::thread([] {
-    TinyTrim();
-    SuperSlabCacheReleaseAll();
-    constexpr size_t kSize = kBigSize;
     constexpr int c = kBigClass;
     const uint32_t block = kBigBlock;
-    std::vector<unsigned char*> blocks;
-    for (int i = 0; i < 12; i++) blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
-    for (unsigned char* p : blocks) memset(p, 0xab, block);
+    std::vector<unsigned char*> blocks = FilledBigBlocks();
     for (size_t i = 1; i < blocks.size(); i++) Free(blocks[i]);
     TinyTrim();  // listed, their pages given back, each marked so
     uint64_t mark;  // what a program copying those bytes would copy
     memcpy(&mark, blocks[1] + 16, sizeof(mark));
     const std::set<unsigned char*> listed(blocks.begin() + 1, blocks.end());
     for (size_t i = 1; i < blocks.size(); i++) {
-      blocks[i] = static_cast<unsigned char*>(TinyMalloc(kSize));
+      blocks[i] = static_cast<unsigned char*>(TinyMalloc(kBigSize));
       ASSERT_EQ(listed.count(blocks[i]), 1u);
     }
     for (size_t i = 1; i < blocks.size(); i++) {
@@ -1609,15 +1615,10 @@ TEST(HeapTest, ACopiedGivenBackMarkDoesNotTellCallocZero) {
 // taken for zero. (From a review: calloc returned such blocks dirty.)
 TEST(HeapTest, ABigBlockWhosePagesCouldNotBeGivenBackIsNotTakenForZero) {
   std::thread([] {
-    TinyTrim();
-    SuperSlabCacheReleaseAll();
-    constexpr size_t kSize = kBigSize;
     constexpr int c = kBigClass;
     const uint32_t block = kBigBlock;
-    std::vector<unsigned char*> blocks;
-    for (int i = 0; i < 12; i++) blocks.push_back(static_cast<unsigned char*>(TinyMalloc(kSize)));
+    std::vector<unsigned char*> blocks = FilledBigBlocks();
     unsigned char* const locked = blocks[5];
-    for (unsigned char* p : blocks) memset(p, 0xab, block);
     // A skip frees every block first: a block left in use would keep this
     // heap's slab, with the free blocks listed on it, for the next thread
     // that takes the heap from the pool (BigBlocksTellCalloc... takes
