@@ -141,7 +141,7 @@ Heap* NewHeapLocked() {
   }
   Heap* h = new (mem) Heap(ZeroedMemory{});
   h->free_key = HeapFreeKey(g_heaps_created + 1);  // its bins are dormant (BinDormant)
-  for (int c = 0; c < kNumClasses; c++) h->bin_keys[c] = BinKeyOf(h->free_key, c);
+  for (int c = 0; c < kNumClasses; c++) h->bin_words[c] = StoredKey(BinKey(h, c));
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   // Read by TinyUpkeep and KeyBitsMarkFree.
@@ -575,7 +575,8 @@ void ClaimFromTransfer(Block* const* blocks, uint32_t n, uint64_t key) {
   const uint64_t transfer_key = TransferKey();
   for (uint32_t i = 0; i < n; i++) {
     const uintptr_t at = reinterpret_cast<uintptr_t>(blocks[i]);  // see KeyOf
-    if ((__atomic_exchange_n(&blocks[i]->key, key ^ at, __ATOMIC_RELAXED) ^ at) != transfer_key) {
+    const uint64_t was = __atomic_exchange_n(&blocks[i]->key, StoredKey(key) ^ at, __ATOMIC_RELAXED);
+    if (StoredKey(was ^ at) != transfer_key) {
       ReportDoubleFreeInBins(blocks[i]);
     }
   }
@@ -592,7 +593,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
   // ahead of it is done. Asked for all at once first, the misses overlap
   // (8 threads on 2 cores, 90% remote frees: +12%).
   for (uint32_t i = 0; i < n; i++) platform::PrefetchForWrite(out[i]);
-  ClaimFromTransfer(out, n, h->bin_keys[c]);
+  ClaimFromTransfer(out, n, BinKey(h, c));
   // A block of a slab that went free meanwhile (a double free raced with
   // the slab's emptying; a whole flush does not look at every block's
   // slab, see FlushWholeBinToTransfer).
@@ -791,7 +792,7 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
   // cache would have them keyed for nothing; the push decides.
   if (!g_transfer.SeemsToHaveRoom(c, k)) return false;
   // Loaded once: the stores into blocks could alias them.
-  const uint64_t bin_key = h->bin_keys[c], transfer_key = TransferKey();
+  const uint64_t bin_key = BinKey(h, c), transfer_key = TransferKey();
   for (uint32_t i = 0; i < k; i++) {
     // Handed out again meanwhile (through another copy: a double free).
     if (KeyOf(out[i]) != bin_key) ReportDoubleFreeInBins(out[i]);
@@ -803,7 +804,7 @@ bool FlushWholeBinToTransfer(Heap* h, int c, Block** out, uint32_t k) {
   }
   // Back to the bin's key. A block that lost the transfer key meanwhile
   // was popped from the cache through another copy (a double free).
-  ClaimFromTransfer(out, k, h->bin_keys[c]);
+  ClaimFromTransfer(out, k, BinKey(h, c));
   return false;
 }
 
@@ -877,7 +878,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   const bool gated = c < kFirstMidClass && TransferEngageable();
   Heap* last_owner = nullptr;
   // Loaded once: the loop's stores into blocks could alias them.
-  const uint64_t bin_key = h->bin_keys[c], list_key = g_free_key;
+  const uint64_t bin_key = BinKey(h, c), list_key = g_free_key;
   // The slab of a block from its address and the class alone, not from its
   // SuperSlab's header: a line less per block. (A slab keeps its class
   // while a block of it sits in a bin: the block counts as in use. Only a
@@ -1065,9 +1066,9 @@ void InitFreeKey() {
     for (int i = 0; i < 8; i++) key = (key << 8 | key >> 56) ^ random[i];
   }
   key ^= reinterpret_cast<uintptr_t>(&g_free_key);
-  // The top bit set: no key equals a block's address (see KeyOf), which
-  // is what a live block's word reads as, cleared to 0 by malloc.
-  g_free_key = key | uint64_t{1} << 63;
+  // Bit 35 set: every key has it, and no live block's word, cleared to 0
+  // by malloc, decodes with it (see KeyOf).
+  g_free_key = key | uint64_t{1} << 35;
 }
 
 // A heap still marked active for this thread's pthread_t, or nullptr. Such a
@@ -1217,7 +1218,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     }
     Block* b = s->free;
     const uint32_t first = n;
-    const uint64_t list_key = g_free_key, bin_key = h->bin_keys[size_class];  // loaded once
+    const uint64_t list_key = g_free_key, bin_key = BinKey(h, size_class);  // loaded once
     // The walk waits for each block's line to learn the next one: on a list
     // that went cold (a structure freed a while ago), a miss after a miss.
     // Lists are mostly runs in address order (FlushBin links a run of one
@@ -1324,7 +1325,7 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Block** slots = BinSlot(h, size_class, 0);
   CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
   SetBinCount(h, size_class, n - 1);
-  *tail_zero = KeyOf(taken[0]) == ZeroTailKey(h->bin_keys[size_class]);
+  *tail_zero = KeyOf(taken[0]) == ZeroTailKey(BinKey(h, size_class));
   taken[0]->key = 0;
   return taken[0];
 }
@@ -1440,7 +1441,7 @@ namespace {
 // Pops the top block `b` of the bin of `c` (not empty), telling whether it
 // carried the zero-tail key.
 Block* PopTellingZeroTail(Heap* h, int c, BinOffset top, Block* b, bool* tail_zero) {
-  *tail_zero = KeyOf(b) == ZeroTailKey(h->bin_keys[c]);
+  *tail_zero = KeyOf(b) == ZeroTailKey(BinKey(h, c));
   return PopFromBin(h, c, top, b);
 }
 
@@ -1493,8 +1494,8 @@ bool KeyBitsMarkFree(uint64_t bits) {
   return id != 0 && id <= __atomic_load_n(&g_heaps_created, __ATOMIC_RELAXED);
 }
 
-Block* PopZeroTailBlock(Block* b, uint64_t bin_key) {
-  if (KeyOf(b) != ZeroTailKey(bin_key)) ReportCorruptFreeList(b);
+Block* PopZeroTailBlock(Block* b, uint64_t bin_word) {
+  if (KeyOf(b) != ZeroTailKey(StoredKey(bin_word))) ReportCorruptFreeList(b);
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
   return b;
 }

@@ -296,8 +296,9 @@ struct Heap {
   // paired rounds read the lanes within noise, +0.4-0.5%.)
   BinOffset bin_top[kNumClasses] = {};
   BinOffset bin_end[kNumClasses] = {};
-  // What each bin's blocks carry: BinKeyOf(free_key, class).
-  uint64_t bin_keys[kNumClasses] = {};
+  // What each bin's blocks carry, BinKey(h, class), as stored (StoredKey,
+  // see KeyWord): the fast paths compare and write it as it is.
+  uint64_t bin_words[kNumClasses] = {};
   uint64_t free_key = 0;                      // see HeapFreeKey(); bins' keys: BinKeyOf
   Slab* current[kNumClasses];                 // where refills come from
   Heap* pool_next = nullptr;                  // pool of abandoned heaps
@@ -422,7 +423,7 @@ constexpr uint64_t ZeroTailKey(uint64_t bin_key) { return bin_key ^ kZeroTailKey
 // not match that heap's key when the address is freed again as a block of
 // the other class: its pop or flush reports it instead of handing out a
 // block over live ones (tests/FINDINGS.md F16). Stored per class
-// (Heap::bin_keys), not computed: a load instead of the heap's one key.
+// (Heap::bin_words), not computed: a load instead of the heap's one key.
 constexpr int kClassKeyShift = 28;
 constexpr uint64_t kClassKeyBits = uint64_t{127} << kClassKeyShift;
 static_assert(kNumClasses <= 128 && (kClassKeyBits & (kHeapKeyBits | kZeroTailKeyBit)) == 0,
@@ -430,6 +431,9 @@ static_assert(kNumClasses <= 128 && (kClassKeyBits & (kHeapKeyBits | kZeroTailKe
 constexpr uint64_t BinKeyOf(uint64_t heap_key, size_t c) {
   return heap_key ^ (static_cast<uint64_t>(c) << kClassKeyShift);
 }
+// What class `c`'s bin of heap `h` keys its blocks with (its bin_words[c]
+// decoded).
+inline uint64_t BinKey(const Heap* h, size_t c) { return BinKeyOf(h->free_key, c); }
 // The bits in which the keys above differ from g_free_key: the flags, the
 // heap id, the zero-tail bit and the class.
 constexpr uint64_t kKeyVaryingBits = kHeapKeyBits | kZeroTailKeyBit | kClassKeyBits | 7;
@@ -479,13 +483,13 @@ HAKMEM_NOINLINE void TinyFreeSlow(void* p);
 // malloc found a block without the free key (in a bin or on a slab's list):
 // it was freed twice, or the heap was overwritten. Reports and aborts.
 [[noreturn]] HAKMEM_NOINLINE void ReportCorruptFreeList(const void* block);
-// PopFromBin found another key than the bin's, `bin_key`, on `b`: returns
-// `b` (its key cleared) if it is the bin's zero-tail key, else reports and
-// aborts. (The key as the pop loaded it, not the heap and class: malloc's
-// fast path then moved the class into an argument register before its
-// pop, one instruction.)
+// PopFromBin found another key than the bin's on `b` (`bin_word`, its key
+// as stored): returns `b` (its key cleared) if it is the bin's zero-tail
+// key, else reports and aborts. (The word as the pop loaded it, not the heap
+// and class: malloc's fast path then moved the class into an argument
+// register before its pop, one instruction.)
 __attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Block* b,
-                                                                        uint64_t bin_key);
+                                                                        uint64_t bin_word);
 
 // The bin operations the fast paths and slow paths share. Their stores are
 // ordered (release: plain stores on x86) so that a fork child never finds a
@@ -497,10 +501,10 @@ __attribute__((returns_nonnull)) HAKMEM_NOINLINE Block* PopZeroTailBlock(Block* 
 template <bool kBelowBigClasses = false>
 HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, BinOffset top, Block* b) {
   h->bin_top[c] = top - sizeof(Block*);
-  const uint64_t bin_key = h->bin_keys[c];
-  if (HAKMEM_UNLIKELY(KeyOf(b) != bin_key)) {
+  const uint64_t bin_word = h->bin_words[c];
+  if (HAKMEM_UNLIKELY(KeyWord(b) != bin_word)) {
     if (kBelowBigClasses) ReportCorruptFreeList(b);
-    return PopZeroTailBlock(b, bin_key);
+    return PopZeroTailBlock(b, bin_word);
   }
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);  // after the top
   return b;
@@ -509,7 +513,7 @@ HAKMEM_ALWAYS_INLINE Block* PopFromBin(Heap* h, size_t c, BinOffset top, Block* 
 // the bin's end).
 HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, BinOffset top, Block* b) {
   const BinOffset new_top = top + sizeof(Block*);
-  SetKey(b, h->bin_keys[c]);
+  SetKeyWord(b, h->bin_words[c]);
   *BinSlotAt(h, new_top) = b;
   __atomic_store_n(&h->bin_top[c], new_top, __ATOMIC_RELEASE);  // after both
 }

@@ -36,7 +36,12 @@ static int f_count;
 static sem_t to_f, from_f;
 static volatile int stop_beaters;
 
-static uint64_t key_of(void* p) { return ((volatile uint64_t*)p)[1]; }
+// A free block's key as hakmem stores it (since session 22: in its second
+// word, halves swapped, XOR the block's address).
+static uint64_t key_of(void* p) {
+  const uint64_t word = ((volatile uint64_t*)p)[1] ^ (uintptr_t)p;
+  return word << 32 | word >> 32;
+}
 
 static void* beater(void* arg) {
   (void)arg;
