@@ -76,31 +76,39 @@ struct Block {
   Block* next;
   uint64_t key;
 };
-// The key word holds the key with its halves swapped, XOR the block's own
-// address (KeyOf, SetKey): a key left in memory that later became part of a
-// live block of another geometry (a slab carved again for another class),
-// and copied from there by the program as indeterminate bytes into a live
-// block's second word, must not read as a key at its new address: such a
-// live block was taken for a free one (tests/FINDINGS.md F19). Read at B, a
-// word written at A decodes as the key XOR (A ^ B) with its halves swapped:
-// the address bits 3-31 in which A and B differ land in bits 35-63, which
-// every key shares with the process secret (the bits a key varies in are
-// 0-34, see hakmem/tiny/heap.h), so it is no key unless A and B lie a
-// multiple of 4 GiB apart. (Unswapped, a copy 16 bytes away read as the key
-// of heap 2, and a program with two heaps was aborted as before: from a
-// review.) A live block's word, cleared to 0 by malloc, decodes as its
-// address swapped, whose bit 35 (the address's bit 3) is 0 where every
-// key's is 1. Swapping the halves is its own inverse: StoredKey both ways.
-constexpr uint64_t StoredKey(uint64_t key) { return key << 32 | key >> 32; }
-// The word as stored: StoredKey(key). The fast paths compare and write it
-// with their bins' keys kept in that form.
+// The key word holds StoredKey(key) XOR the block's own address (KeyOf,
+// SetKey): a key left in memory that later became part of a live block of
+// another geometry (a slab carved again for another class), and copied from
+// there by the program as indeterminate bytes into a live block's second
+// word, must not read as a key at its new address: such a live block was
+// taken for a free one (tests/FINDINGS.md F19). Read at B, a word written at
+// A decodes as KeyFromStored(StoredKey(key) ^ (A ^ B)), a multiplication by
+// an odd constant and its inverse: unlike any map linear in the bits, whose
+// blind spot is a set of distances (XOR alone: every copy within 32 GiB
+// changed only a key's heap id bits, and two heaps sufficed; halves
+// swapped: every multiple of 4 GiB, both from reviews), it scatters every
+// distance over all 64 bits, so a copy reads as a key about as rarely as
+// random data does. A live block's word, cleared to 0 by malloc, decodes as
+// its address times the constant, a multiple of 16 where every key is odd
+// (the secret's bit 0 is set, and no key varies in it). The fast paths
+// keep their bins' keys stored: an XOR with the address and a compare.
+constexpr uint64_t kKeyMultiplier = 0x9e3779b97f4a7c15ull;  // odd
+constexpr uint64_t InverseOf(uint64_t odd) {  // mod 2^64 (Newton's iteration)
+  uint64_t inverse = odd;
+  for (int i = 0; i < 6; i++) inverse *= 2 - odd * inverse;
+  return inverse;
+}
+static_assert(kKeyMultiplier * InverseOf(kKeyMultiplier) == 1, "inverses");
+constexpr uint64_t StoredKey(uint64_t key) { return key * InverseOf(kKeyMultiplier); }
+constexpr uint64_t KeyFromStored(uint64_t word) { return word * kKeyMultiplier; }
+// The word as stored, the address taken out: StoredKey(key).
 HAKMEM_ALWAYS_INLINE uint64_t KeyWord(const Block* b) {
   return b->key ^ reinterpret_cast<uintptr_t>(b);
 }
 HAKMEM_ALWAYS_INLINE void SetKeyWord(Block* b, uint64_t word) {
   b->key = word ^ reinterpret_cast<uintptr_t>(b);
 }
-HAKMEM_ALWAYS_INLINE uint64_t KeyOf(const Block* b) { return StoredKey(KeyWord(b)); }
+HAKMEM_ALWAYS_INLINE uint64_t KeyOf(const Block* b) { return KeyFromStored(KeyWord(b)); }
 HAKMEM_ALWAYS_INLINE void SetKey(Block* b, uint64_t key) { SetKeyWord(b, StoredKey(key)); }
 
 // What a slab is to its owner heap (see hakmem/tiny/heap.h).

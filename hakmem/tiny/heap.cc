@@ -576,7 +576,7 @@ void ClaimFromTransfer(Block* const* blocks, uint32_t n, uint64_t key) {
   for (uint32_t i = 0; i < n; i++) {
     const uintptr_t at = reinterpret_cast<uintptr_t>(blocks[i]);  // see KeyOf
     const uint64_t was = __atomic_exchange_n(&blocks[i]->key, StoredKey(key) ^ at, __ATOMIC_RELAXED);
-    if (StoredKey(was ^ at) != transfer_key) {
+    if (KeyFromStored(was ^ at) != transfer_key) {
       ReportDoubleFreeInBins(blocks[i]);
     }
   }
@@ -1066,9 +1066,9 @@ void InitFreeKey() {
     for (int i = 0; i < 8; i++) key = (key << 8 | key >> 56) ^ random[i];
   }
   key ^= reinterpret_cast<uintptr_t>(&g_free_key);
-  // Bit 35 set: every key has it, and no live block's word, cleared to 0
-  // by malloc, decodes with it (see KeyOf).
-  g_free_key = key | uint64_t{1} << 35;
+  // Odd: so is every key, and no live block's word, cleared to 0 by
+  // malloc, decodes as one (see KeyOf).
+  g_free_key = key | 1;
 }
 
 // A heap still marked active for this thread's pthread_t, or nullptr. Such a
@@ -1119,16 +1119,19 @@ void PoolHeapsOfDeadThreads() {
   platform::UnlockMutex(&g_pool_lock);
 }
 
-// The calling thread takes `h`'s `alive` mutex (see PoolHeapsOfDeadThreads),
-// made anew: the last thread's may have died holding it. Pool lock held, so
-// that no try-lock sees the heap active before it is held.
-void HoldHeapAlive(Heap* h) {
+// `h`'s `alive` mutex made anew (see PoolHeapsOfDeadThreads), for the
+// thread that takes the heap: the last one may have died holding it. Pool
+// lock held, so that no try-lock finds the heap active with a dead owner's
+// mark. The thread locks it once the pool lock is let go: under it, a lock
+// order pool -> alive against alive -> pool (every later slow path of the
+// thread) is a cycle to TSan, though the mutex is never contended but by a
+// try-lock, which returns at once.
+void RenewHeapAlive(Heap* h) {
   pthread_mutexattr_t robust;
   pthread_mutexattr_init(&robust);
   pthread_mutexattr_setrobust(&robust, PTHREAD_MUTEX_ROBUST);
   pthread_mutex_init(&h->alive, &robust);
   pthread_mutexattr_destroy(&robust);
-  pthread_mutex_lock(&h->alive);
 }
 
 Heap* AttachHeap() {
@@ -1156,11 +1159,13 @@ Heap* AttachHeap() {
   // State changes happen under the pool lock: FlushOutgoing drains a heap
   // it saw abandoned only after re-checking under that lock.
   if (h != nullptr) {
-    HoldHeapAlive(h);
+    RenewHeapAlive(h);
     h->state.store(HeapState::kActive, std::memory_order_relaxed);
   }
   platform::UnlockMutex(&g_pool_lock);
   if (h == nullptr) return nullptr;
+  // (A try-lock meanwhile finds it free: alive, as far as it can tell.)
+  pthread_mutex_lock(&h->alive);
   h->pool_next = nullptr;
   tl_heap = h;
   // Keys below PTHREAD_KEY_2NDLEVEL_SIZE never allocate here.
@@ -1495,7 +1500,7 @@ bool KeyBitsMarkFree(uint64_t bits) {
 }
 
 Block* PopZeroTailBlock(Block* b, uint64_t bin_word) {
-  if (KeyOf(b) != ZeroTailKey(StoredKey(bin_word))) ReportCorruptFreeList(b);
+  if (KeyOf(b) != ZeroTailKey(KeyFromStored(bin_word))) ReportCorruptFreeList(b);
   __atomic_store_n(&b->key, 0, __ATOMIC_RELEASE);
   return b;
 }

@@ -126,6 +126,53 @@ TEST(HeapTest, OnlyTheKeysTheAllocatorWritesMarkABlockFree) {
   }
 }
 
+// A key word copied to another address by the program (indeterminate
+// bytes of fresh memory, F19) decodes there as no key: for every kind of
+// key, over distances a program's copies and an allocator's layout make
+// (neighbouring blocks, slab and SuperSlab strides, multiples of 4 GiB),
+// with heap ids up to all 2^24 allowed. And a live block's cleared word
+// decodes as none at any block address. (Keys kept XOR the address alone
+// failed at 16 bytes with two heaps; with their halves swapped, at 8 GiB:
+// reviews, session 22.)
+TEST(HeapTest, AKeyWordCopiedElsewhereOrClearedDecodesAsNoKey) {
+  Free(TinyMalloc(32));  // this thread's heap is made
+  std::vector<uint64_t> keys = {g_free_key, RemoteFreeKey(), TransferKey()};
+  for (uint64_t id : {uint64_t{1}, uint64_t{2}, uint64_t{3}, uint64_t{1000}, (uint64_t{1} << 24) - 1}) {
+    for (int c : {0, 1, 17, kNumClasses - 1}) {
+      keys.push_back(BinKeyOf(HeapFreeKey(id), c));
+      keys.push_back(ZeroTailKey(BinKeyOf(HeapFreeKey(id), c)));
+    }
+  }
+  // Key bits only, as if every heap id had been made (KeyMarksFree also
+  // asks whether the id was).
+  const auto looks_like_a_key = [](uint64_t key) {
+    const uint64_t bits = key ^ g_free_key;
+    if ((bits & ~kKeyVaryingBits) != 0) return false;
+    if ((bits & ~uint64_t{6}) == 0) return bits != 6;
+    return (bits & 7) == 0 && (bits & kClassKeyBits) >> kClassKeyShift < kNumClasses &&
+           (bits & kHeapKeyBits) != 0;
+  };
+  std::vector<uint64_t> distances;
+  for (uint64_t d = 16; d <= 4096; d += 16) distances.push_back(d);
+  for (int shift = 12; shift <= 46; shift++) {
+    for (uint64_t m = 1; m <= 9; m++) distances.push_back(m << shift);
+  }
+  int checked = 0;
+  for (uint64_t key : keys) {
+    ASSERT_TRUE(looks_like_a_key(key));
+    for (uint64_t d : distances) {
+      const uint64_t copied = KeyFromStored(StoredKey(key) ^ d);
+      ASSERT_FALSE(looks_like_a_key(copied)) << std::hex << key << " copied 0x" << d << " away";
+      checked++;
+    }
+  }
+  EXPECT_GT(checked, 10000);
+  for (uint64_t block = 16; block < (uint64_t{1} << 47); block = block * 3 + 16 * (block & 1) + 16) {
+    const uint64_t at = block & ~uint64_t{15};
+    ASSERT_FALSE(looks_like_a_key(KeyFromStored(at))) << std::hex << at << ": a cleared word";
+  }
+}
+
 TEST(HeapTest, EmptiedSlabsGoBackAndUsageIsCounted) {
   const int c = SizeToClass(1000);  // 1024-byte blocks, about 60 per 64 KiB slab
   // Blocks earlier tests left in transit count as in use until drained,
