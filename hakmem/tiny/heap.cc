@@ -1024,8 +1024,8 @@ Slab* Refill(Heap* h, int size_class) {
 }
 
 // Frees what an exited thread's heap still holds idle: pending remote
-// frees, its bins. (It has no current slab: see GiveUpCurrentSlabs.) Pool
-// lock held.
+// frees, its bins. (It has no current slab: its thread gave them up, see
+// DetachHeap, or PoolHeapsOfDeadThreadsLocked did.) Pool lock held.
 void ReclaimHeapLocked(Heap* h) {
   if (!h->remote.Empty()) DrainRemote(h);
   FlushAllBins(h);
@@ -1110,6 +1110,11 @@ void PoolHeapsOfDeadThreadsLocked() {
     __atomic_store_n(&g_pool, h, __ATOMIC_RELAXED);
     g_heaps_pooled++;
     g_heaps_of_dead_threads++;
+    // What its thread's exit would have done (DetachHeap): its emptied
+    // current slabs kept their memory until a thread adopted the heap (a
+    // review: 7.4 MiB against 2.0 after a trim).
+    ReclaimHeapLocked(h);
+    GiveUpCurrentSlabs(h);
   }
 }
 
