@@ -193,9 +193,10 @@ void CheckEmptySlab(const Slab* s) {
   const uintptr_t start = SlabStart(s);
   const uintptr_t end = start + SlabCarved(s) * size;
   uint64_t bad = 0;
+  const uint64_t list_word = StoredKey(g_free_key);  // compared as stored: no multiply a block
   for (uintptr_t at = end; at > start;) {
     at -= size;
-    bad |= KeyOf(reinterpret_cast<const Block*>(at)) ^ g_free_key;
+    bad |= KeyWord(reinterpret_cast<const Block*>(at)) ^ list_word;
   }
   if (HAKMEM_LIKELY(bad == 0)) return;
   for (uintptr_t at = start; at < end; at += size) {
@@ -1229,6 +1230,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     Block* b = s->free;
     const uint32_t first = n;
     const uint64_t list_key = g_free_key, bin_key = BinKey(h, size_class);  // loaded once
+    const uint64_t list_word = StoredKey(list_key);  // compared as stored: no multiply a block
     // The walk waits for each block's line to learn the next one: on a list
     // that went cold (a structure freed a while ago), a miss after a miss.
     // Lists are mostly runs in address order (FlushBin links a run of one
@@ -1261,7 +1263,7 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     uintptr_t stride = 0;
     while (b != nullptr && n < max) {
       platform::Prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(b) + ahead));
-      if (KeyOf(b) != list_key) ReportCorruptFreeList(b);
+      if (KeyWord(b) != list_word) ReportCorruptFreeList(b);
       out[n++] = b;
       Block* const next = b->next;
       uintptr_t at = reinterpret_cast<uintptr_t>(b);
