@@ -18,6 +18,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem/config.h"
+#include "hakmem/large/large.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
 #include "hakmem/tiny/heap.h"
@@ -263,6 +264,7 @@ TEST(HakmemTest, AFreeKeyCopiedANeighbourAwayDoesNotMarkALiveBlockFree) {
 
 TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
   Trim();  // no cached region to grow into (see the next test)
+  ScopedLargeReserveOff mapped_alone;  // the address space after it is free
   char* p = static_cast<char*>(Malloc(size_t{1} << 20));
   ASSERT_NE(p, nullptr);
   const size_t usable = UsableSize(p);  // to the end of its mapping
@@ -1014,6 +1016,8 @@ TEST(HakmemDeathTest, SizedFreeWithWrongSizeIsReported) {
 // taken), the kernel's next mapping may land in the unused rest of a large
 // region's last 2 MiB slot: it is not ours (FINDINGS F8).
 TEST(HakmemDeathTest, AForeignMappingInALargeRegionsLastSlotIsNotOurs) {
+  // (A region carved from the reserve owns the whole slot.)
+  ScopedLargeReserveOff mapped_alone;
   platform::SetMapHintsForTesting(false);
   char* p = static_cast<char*>(Malloc(300 << 10));
   ASSERT_NE(p, nullptr);

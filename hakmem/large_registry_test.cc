@@ -85,6 +85,9 @@ void ExpectUntagged(uintptr_t first, uintptr_t end) {
 class LargeRegistryTest : public ::testing::Test {
  protected:
   void SetUp() override { Trim(); }
+  // Every region mapped alone: these tests need the kernel to place the
+  // other region in address space one of ours just gave up.
+  ScopedLargeReserveOff mapped_alone_;
 };
 
 struct OtherMalloc {

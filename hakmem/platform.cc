@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +88,8 @@ void* MapAligned(size_t size, size_t alignment) {
   return MapAlignedOnce(size, alignment);
 }
 
+void* TryMapAligned(size_t size, size_t alignment) { return MapAlignedOnce(size, alignment); }
+
 void* MapSparse(size_t size) { return RawMap(nullptr, size, 0); }
 
 void Unmap(void* p, size_t size) {
@@ -101,6 +104,21 @@ bool DiscardPages(void* p, size_t size) {
   const bool given_back = madvise(p, size, MADV_DONTNEED) == 0;
   errno = saved;
   return given_back;
+}
+
+bool AddressSpaceLimited() {
+  const int saved = errno;  // (a seccomp filter may refuse the call)
+  bool limited = false;
+  const int resources[] = {RLIMIT_AS, RLIMIT_DATA};
+  for (int resource : resources) {
+    struct rlimit limit;
+    if (syscall(SYS_prlimit64, 0, resource, nullptr, &limit) == 0 &&
+        limit.rlim_cur != RLIM_INFINITY) {
+      limited = true;
+    }
+  }
+  errno = saved;
+  return limited;
 }
 
 bool StrictOvercommit() {

@@ -73,6 +73,9 @@ constexpr uintptr_t kPreferredMapEnd = uintptr_t{34} << 40;
 // first, so that the common case costs one mmap; falls back to over-mapping
 // anywhere and trimming. Returns nullptr when the kernel refuses.
 void* MapAligned(size_t size, size_t alignment);
+// The same without the purge and retry: for mappings made ahead of need,
+// which the caller can do without.
+void* TryMapAligned(size_t size, size_t alignment);
 // Tests: with hints off, MapAligned leaves placement to the kernel (outside
 // the preferred window), as when the window is taken.
 void SetMapHintsForTesting(bool enabled);
@@ -93,6 +96,13 @@ bool DiscardPages(void* p, size_t size);
 // where a private writable mapping is charged whole, touched or not. Read
 // once (no allocation), on first use.
 bool StrictOvercommit();
+// Whether an address-space limit applies: RLIMIT_AS, or RLIMIT_DATA (which
+// counts private writable mappings since Linux 4.7). Address space is then
+// what runs out, for the program's own mappings and thread stacks too, which
+// no purge of ours can help: nothing may be kept or mapped ahead. Asked
+// anew each time (a program may set a limit at any time): a raw call, not a
+// cancellation point or an interposable symbol.
+bool AddressSpaceLimited();
 // Tries to resize a mapping in place (never moves). Returns 0, or the errno
 // of the failure: ENOMEM when the address space right after is taken (or
 // memory is short); EFAULT when [p, p + old_size) is no longer one kernel

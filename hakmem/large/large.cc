@@ -1,6 +1,7 @@
 #include "hakmem/large/large.h"
 
 #include <errno.h>
+#include <pthread.h>
 
 #include <atomic>
 
@@ -53,12 +54,111 @@ RegionCacheLimits LargeCacheLimits() {
       GetOption(Option::kSuperslabDecayMs) * 1000000ull};
 }
 
-RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmap);
+// The cache's release: the region with all of its address space.
+void UnregisterAndUnmapLarge(RegionHeader* region) {
+  const size_t reserved = reinterpret_cast<LargeHeader*>(region)->reserved;
+  region->magic = 0;
+  registry::Unregister(reinterpret_cast<uintptr_t>(region), region->mapped_size);
+  platform::Unmap(region, reserved);
+}
+
+RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmapLarge);
 std::atomic<uint64_t> g_live{0};
 std::atomic<uint64_t> g_live_bytes{0};  // mapped bytes of the live blocks' regions
 
 size_t PageRound(size_t n) {
   return (n + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
+}
+
+size_t SlotRound(size_t n) { return (n + kRegionMask) & ~kRegionMask; }
+
+// Address space mapped ahead for regions up to kMaxCarvedBytes: a cache
+// miss carves the next 2 MiB slots from it instead of making an mmap. A
+// program whose count of live large blocks still sets new highs then maps
+// ever more rarely (random_mixed over 256 KiB-1 MiB, 200 blocks live: 29
+// mmaps in a 1M-iteration loop after 100K of warm-up, each a new high,
+// with regions mapped one at a time). Each mapping ahead is as big as what
+// was carved before it (kReserveMinBytes to kReserveMaxBytes), as jemalloc
+// grows its retained space. Untouched, it costs address space, not
+// memory; none under strict overcommit (charged whole) or an address-space
+// limit (see platform::AddressSpaceLimited).
+constexpr size_t kReserveMinBytes = size_t{8} << 20;
+constexpr size_t kReserveMaxBytes = size_t{256} << 20;
+pthread_mutex_t g_reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+uintptr_t g_reserve_next = 0;  // the unused part: [next, end)
+uintptr_t g_reserve_end = 0;
+size_t g_reserve_carved = 0;   // bytes carved so far
+std::atomic<bool> g_reserve_enabled{true};
+
+// `bytes` (whole slots) from the reserve, or 0. Lock held.
+uintptr_t CarveLocked(size_t bytes) {
+  if (g_reserve_end - g_reserve_next < bytes) return 0;
+  const uintptr_t base = g_reserve_next;
+  g_reserve_next += bytes;
+  g_reserve_carved += bytes;
+  return base;
+}
+
+// A region of `slots` bytes (whole slots, at most kMaxCarvedBytes) carved
+// from the reserve, which is mapped anew (outside the lock: a failed
+// mapping purges the caches, LargeCacheReleaseAll included) when it is too
+// short; or nullptr, and the caller maps the region alone.
+void* CarveFromReserve(size_t slots) {
+  platform::LockMutex(&g_reserve_lock);
+  uintptr_t base = CarveLocked(slots);
+  const size_t carved = g_reserve_carved;
+  platform::UnlockMutex(&g_reserve_lock);
+  if (base != 0) return reinterpret_cast<void*>(base);
+  if (platform::StrictOvercommit() || platform::AddressSpaceLimited()) return nullptr;
+  size_t size = SlotRound(carved);
+  size = size < kReserveMinBytes ? kReserveMinBytes : size > kReserveMaxBytes ? kReserveMaxBytes : size;
+  void* fresh = platform::TryMapAligned(size, kRegionAlign);
+  if (fresh == nullptr) return nullptr;
+  // The rest of the reserve it replaces (another thread's, if one came
+  // first) is given back.
+  platform::LockMutex(&g_reserve_lock);
+  const uintptr_t rest = g_reserve_next;
+  const size_t rest_bytes = g_reserve_end - g_reserve_next;
+  g_reserve_next = reinterpret_cast<uintptr_t>(fresh);
+  g_reserve_end = g_reserve_next + size;
+  base = CarveLocked(slots);
+  platform::UnlockMutex(&g_reserve_lock);
+  if (rest_bytes != 0) platform::Unmap(reinterpret_cast<void*>(rest), rest_bytes);
+  return reinterpret_cast<void*>(base);
+}
+
+// Gives back the reserve's unused address space.
+void ReleaseReserve() {
+  platform::LockMutex(&g_reserve_lock);
+  const uintptr_t rest = g_reserve_next;
+  const size_t rest_bytes = g_reserve_end - g_reserve_next;
+  g_reserve_next = g_reserve_end = 0;
+  platform::UnlockMutex(&g_reserve_lock);
+  if (rest_bytes != 0) platform::Unmap(reinterpret_cast<void*>(rest), rest_bytes);
+}
+
+// Maps a region of `need` bytes aligned to `alignment`, carved from the
+// reserve if it can be; `*reserved` gets the address space it owns.
+void* MapRegion(size_t need, size_t alignment, size_t* reserved) {
+  if (alignment <= kRegionAlign && need <= kMaxCarvedBytes &&
+      g_reserve_enabled.load(std::memory_order_relaxed)) {
+    const size_t slots = SlotRound(need);
+    if (void* p = CarveFromReserve(slots)) {
+      *reserved = slots;
+      return p;
+    }
+  }
+  *reserved = need;
+  return platform::MapAligned(need, alignment > kRegionAlign ? alignment : kRegionAlign);
+}
+
+// Grows the region of `h` to `size` bytes of address space: within what it
+// owns, no syscall; else by a remap in place. 0, or the remap's errno.
+int GrowReservation(LargeHeader* h, size_t size) {
+  if (size <= h->reserved) return 0;
+  const int error = platform::RemapInPlace(h, h->reserved, size);
+  if (error == 0) h->reserved = size;
+  return error;
 }
 
 // A growing block's new mapping: a quarter more than the old one, so that
@@ -99,14 +199,16 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
                                              : nullptr;
   *zeroed = h != nullptr && reads_zero;
   if (h == nullptr) {
-    void* mem = platform::MapAligned(need, alignment > kRegionAlign ? alignment : kRegionAlign);
+    size_t reserved;
+    void* mem = MapRegion(need, alignment, &reserved);
     if (mem == nullptr) return nullptr;
     h = static_cast<LargeHeader*>(mem);
     h->region.magic = kRegionMagic;
     h->region.kind = RegionKind::kLarge;
     h->region.mapped_size = need;
+    h->reserved = reserved;
     if (!registry::Register(reinterpret_cast<uintptr_t>(h), registry::kTagLarge, need)) {
-      platform::Unmap(mem, need);
+      platform::Unmap(mem, reserved);
       return nullptr;
     }
     *zeroed = true;
@@ -183,7 +285,8 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
     // in the tail and tag its slots.
     header->region.mapped_size = need;
     registry::Resize(base, mapped, need);
-    platform::Unmap(reinterpret_cast<char*>(header) + need, mapped - need);
+    platform::Unmap(reinterpret_cast<char*>(header) + need, header->reserved - need);
+    header->reserved = need;
     header->requested = new_size;
     g_live_bytes.fetch_sub(mapped - need, std::memory_order_relaxed);
     return true;
@@ -198,10 +301,10 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   // pages are mapped, tagging them can't fail.)
   size_t target = GrowTarget(mapped, need);
   if (!registry::Reserve(base, target)) return false;
-  int error = platform::RemapInPlace(header, mapped, target);
+  int error = GrowReservation(header, target);
   const bool mover = can_move != nullptr && error == ENOMEM;
   if (error != 0 && target != need && !mover) {
-    error = platform::RemapInPlace(header, mapped, need);
+    error = GrowReservation(header, need);
     target = need;
   }
   if (error != 0) {
@@ -232,13 +335,20 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   // Not ours while it moves: nothing may find a header at the old address
   // once it is unmapped. Registering it again can't fail (its cells exist).
   registry::Unregister(old_base, mapped);
-  if (!platform::RemapTo(header, mapped, target, to)) {
+  // All of its address space moves if the target holds it (it does unless
+  // the block just failed to grow in place within it); else the rest of it
+  // goes.
+  const size_t reserved = header->reserved;
+  const size_t moving = reserved <= target ? reserved : mapped;
+  if (!platform::RemapTo(header, moving, target, to)) {
     registry::Register(old_base, registry::kTagLarge, mapped);
     platform::UnmapReservationAfterFailedRemap(to, target);
     return nullptr;
   }
+  if (moving < reserved) platform::Unmap(reinterpret_cast<void*>(old_base + moving), reserved - moving);
   LargeHeader* moved = static_cast<LargeHeader*>(to);
   moved->region.mapped_size = target;
+  moved->reserved = target;
   registry::Register(to_base, registry::kTagLarge, target);  // reserved: can't fail
   moved->requested = new_size;
   g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
@@ -252,12 +362,24 @@ LargeStats GetLargeStats() {
 
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
-void LargeCacheReleaseAll() { g_cache.ReleaseAll(); }
-void LargeLockForFork() { g_cache.LockForFork(); }
+void LargeCacheReleaseAll() {
+  g_cache.ReleaseAll();
+  ReleaseReserve();
+}
+void SetLargeReserveForTesting(bool enabled) {
+  g_reserve_enabled.store(enabled, std::memory_order_relaxed);
+  ReleaseReserve();
+}
+void LargeLockForFork() {
+  g_cache.LockForFork();
+  platform::LockMutex(&g_reserve_lock);
+}
 void LargeUnlockAfterFork(bool in_child) {
   if (in_child) {
+    pthread_mutex_init(&g_reserve_lock, nullptr);
     g_cache.ResetLockInChild();
   } else {
+    platform::UnlockMutex(&g_reserve_lock);
     g_cache.UnlockAfterFork();
   }
 }

@@ -29,11 +29,16 @@ struct LargeHeader {
   RegionHeader region;
   size_t block_offset;  // block = base + block_offset
   size_t requested;     // the size last asked for (malloc, realloc)
+  // Bytes of address space from the base that are the region's own, mapped:
+  // its mapping, up to the end of its last 2 MiB slot if it was carved from
+  // the reserve (see LargeAlloc). Unmapped with it.
+  size_t reserved;
 };
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
 // <= kMaxLargeAlignment), or nullptr: from a cached region up to a quarter
-// bigger than needed, else mapped. `*zeroed` tells whether the memory is known to be
+// bigger than needed, else carved from address space mapped ahead (up to
+// kMaxCarvedBytes), else mapped. `*zeroed` tells whether the memory is known to be
 // zero (fresh from the kernel, or given back while cached).
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
 // For a block of `old_usable` bytes growing to `size`: a block from a
@@ -113,7 +118,19 @@ struct LargeStats {
 LargeStats GetLargeStats();
 void LargeCacheEnforceLimits();
 void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
+// Unmaps every cached region and the reserve's unused address space.
 void LargeCacheReleaseAll();
+// Regions up to this size are carved from address space mapped ahead: a
+// miss of the cache then makes no mmap (see large.cc).
+constexpr size_t kMaxCarvedBytes = 2 * kRegionAlign;
+// Tests: off, every region is mapped alone (as under strict overcommit).
+void SetLargeReserveForTesting(bool enabled);
+// Tests of what lies right after a region's mapping: while one lives,
+// regions are mapped alone (a carved region's slot ends in its own space).
+struct ScopedLargeReserveOff {
+  ScopedLargeReserveOff() { SetLargeReserveForTesting(false); }
+  ~ScopedLargeReserveOff() { SetLargeReserveForTesting(true); }
+};
 void LargeLockForFork();
 void LargeUnlockAfterFork(bool in_child);
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <vector>
 
@@ -114,6 +115,7 @@ bool NothingMappedAt(char* at, size_t bytes) {
 }
 
 TEST(LargeTest, ResizeInPlace) {
+  ScopedLargeReserveOff mapped_alone;  // the address space after the mapping is free
   // A block with room after its mapping for the growth below (the kernel
   // may place other mappings right after it: under TSan it did, once in
   // a CI run, and the growth failed).
@@ -143,6 +145,90 @@ TEST(LargeTest, ResizeInPlace) {
   EXPECT_TRUE(LargeResizeInPlace(h, 200000));  // shrink gives pages back
   EXPECT_LT(LargeUsableSize(h), size_t{1} << 20);
   LargeFree(h, p);
+}
+
+// Cache misses carve regions from address space mapped ahead: 16 fresh
+// blocks cost a few mappings, not 16, each owns its whole 2 MiB slot, and
+// all of it (with the reserve's unused rest) is given back with them.
+TEST(LargeTest, MissesCarveRegionsFromAddressSpaceMappedAhead) {
+  LargeCacheReleaseAll();
+  constexpr int kBlocks = 16;
+  constexpr size_t kSize = 300 << 10;
+  char* blocks[kBlocks];
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  for (char*& p : blocks) {
+    bool zeroed = false;
+    p = static_cast<char*>(LargeAlloc(kSize, 16, &zeroed));
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(zeroed);
+  }
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  EXPECT_LE(after.mmap - before.mmap, 4u) << "one mapping a block";
+  for (char* p : blocks) {
+    LargeHeader* h = HeaderOf(p);
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(h->reserved, kRegionAlign);
+    EXPECT_LT(h->region.mapped_size, kRegionAlign);
+    for (size_t i = 0; i < LargeUsableSize(h); i += 4096) ASSERT_EQ(p[i], 0);
+    memset(p, 0x6b, LargeUsableSize(h));
+  }
+  for (char* p : blocks) LargeFree(HeaderOf(p), p);
+  LargeCacheReleaseAll();
+  for (char* p : blocks) {
+    char* slot = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~kRegionMask);
+    EXPECT_TRUE(NothingMappedAt(slot, kRegionAlign)) << "a slot stayed mapped";
+    EXPECT_FALSE(registry::Contains(p));
+  }
+}
+
+// A carved block grows within its slot with no syscall; shrunk, it gives
+// back the rest of the slot with its tail.
+TEST(LargeTest, ACarvedBlockGrowsWithinItsSlotWithoutASyscall) {
+  LargeCacheReleaseAll();
+  bool zeroed;
+  char* p = static_cast<char*>(LargeAlloc(300 << 10, 16, &zeroed));
+  ASSERT_NE(p, nullptr);
+  LargeHeader* h = HeaderOf(p);
+  ASSERT_EQ(h->reserved, kRegionAlign);
+  memset(p, 2, 300 << 10);
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  ASSERT_TRUE(LargeResizeInPlace(h, size_t{3} << 19));  // 1.5 MiB
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  EXPECT_EQ(after.mremap, before.mremap);
+  EXPECT_EQ(after.mmap, before.mmap);
+  EXPECT_GE(LargeUsableSize(h), size_t{3} << 19);
+  EXPECT_EQ(p[(300 << 10) - 1], 2);
+  EXPECT_EQ(p[(300 << 10) + 1], 0);
+  memset(p, 3, size_t{3} << 19);
+  ASSERT_TRUE(LargeResizeInPlace(h, 100 << 10));
+  EXPECT_EQ(h->reserved, h->region.mapped_size);
+  char* const end = reinterpret_cast<char*>(h) + h->region.mapped_size;
+  EXPECT_TRUE(NothingMappedAt(end, reinterpret_cast<char*>(h) + kRegionAlign - end));
+  EXPECT_EQ(p[(100 << 10) - 1], 3);
+  LargeFree(h, p);
+}
+
+// Under an address-space limit nothing is mapped ahead: each region is
+// mapped alone, so that the limit binds on what the program uses.
+TEST(LargeTest, NothingIsMappedAheadUnderAnAddressSpaceLimit) {
+  LargeCacheReleaseAll();
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &old_limit), 0);
+  struct rlimit finite = old_limit;
+  finite.rlim_cur = RLIM_INFINITY - 1;  // binds on nothing, but is a limit
+  if (old_limit.rlim_max != RLIM_INFINITY) finite.rlim_cur = old_limit.rlim_max;
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &finite), 0);
+  char* blocks[4];
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  for (char*& p : blocks) {
+    bool zeroed;
+    p = static_cast<char*>(LargeAlloc(300 << 10, 16, &zeroed));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(HeaderOf(p)->reserved, HeaderOf(p)->region.mapped_size);
+  }
+  EXPECT_EQ(platform::GetSyscallCounts().mmap - before.mmap, 4u);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &old_limit), 0);
+  for (char* p : blocks) LargeFree(HeaderOf(p), p);
 }
 
 TEST(LargeTest, GrowByMoveKeepsTheContentsWithoutACopy) {
@@ -183,6 +269,7 @@ TEST(LargeTest, ABlockThatMayMoveDoesNotCreepIntoASmallHole) {
   // A fresh mapping: a cached region may have been split by another test
   // (ABlockWhoseMappingWasSplitDoesNotOfferToMove), which no remap grows.
   LargeCacheReleaseAll();
+  ScopedLargeReserveOff mapped_alone;
   bool zeroed;
   char* p = static_cast<char*>(LargeAlloc(size_t{1} << 20, 16, &zeroed));
   ASSERT_NE(p, nullptr);

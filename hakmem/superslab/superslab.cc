@@ -1,9 +1,6 @@
 #include "hakmem/superslab/superslab.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "hakmem/config.h"
@@ -58,32 +55,11 @@ size_t g_retained_count = 0;
 // afterwards finds that address space free, even if another release took it.
 pthread_mutex_t g_retained_release_lock = PTHREAD_MUTEX_INITIALIZER;
 
-// Whether an address-space limit applies: RLIMIT_AS, or RLIMIT_DATA (which
-// counts private writable mappings since Linux 4.7). Address space is then
-// what runs out, for the program's own mappings and thread stacks too, which
-// no purge of ours can help: nothing is retained. Asked at each eviction (a
-// program may set a limit at any time); a raw call, not a cancellation
-// point or an interposable symbol.
-bool AddressSpaceLimited() {
-  const int saved = errno;  // (a seccomp filter may refuse the call)
-  bool limited = false;
-  const int resources[] = {RLIMIT_AS, RLIMIT_DATA};
-  for (int resource : resources) {
-    struct rlimit limit;
-    if (syscall(SYS_prlimit64, 0, resource, nullptr, &limit) == 0 &&
-        limit.rlim_cur != RLIM_INFINITY) {
-      limited = true;
-    }
-  }
-  errno = saved;
-  return limited;
-}
-
 // How many SuperSlabs may be retained now.
 size_t RetainLimit() {
   // Under strict overcommit (mode 2) a private writable mapping is charged
   // whole, pages given back or not: reserving it would cost commit.
-  if (platform::StrictOvercommit() || AddressSpaceLimited()) return 0;
+  if (platform::StrictOvercommit() || platform::AddressSpaceLimited()) return 0;
   const size_t by_option = GetOption(Option::kSuperslabRetainMb) / (kSuperSlabSize >> 20);
   return by_option < kMaxRetained ? by_option : kMaxRetained;
 }
