@@ -191,8 +191,15 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   } else if (size <= usable && size > usable / 2) {
     return p;
   }
+  const int saved_errno = errno;
   void* q = internal::MallocInline(size);
-  if (q == nullptr) return nullptr;  // p is untouched
+  if (q == nullptr) {
+    // Out of memory: a block that shrinks stays as it is (it fits; glibc's
+    // realloc never fails a shrink either); one that grows is untouched.
+    if (size > usable) return nullptr;
+    errno = saved_errno;
+    return p;
+  }
   memcpy(q, p, size < usable ? size : usable);
   internal::FreeInline(p);
   return q;

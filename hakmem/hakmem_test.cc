@@ -262,6 +262,33 @@ TEST(HakmemTest, AFreeKeyCopiedANeighbourAwayDoesNotMarkALiveBlockFree) {
   }).join();
 }
 
+// At vm.max_map_count the kernel refuses an unmap that splits a mapping
+// (ENOMEM); the pages go back all the same, so that only address space is
+// lost (FINDINGS F25). In a child: it uses up its mappings.
+#ifndef HAKMEM_SANITIZER  // (the sanitizers' runtimes map as they go)
+TEST(HakmemDeathTest, AnUnmapTheKernelRefusesStillGivesThePagesBack) {
+  EXPECT_EXIT(
+      {
+        const size_t page = platform::kPageSize;
+        char* r = static_cast<char*>(
+            mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (r == MAP_FAILED) _exit(2);
+        memset(r, 1, 3 * page);
+        // One-page mappings, alternately readable, until there are no more.
+        for (int i = 0;; i++) {
+          if (mmap(nullptr, page, i % 2 ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0) == MAP_FAILED) {
+            break;
+          }
+        }
+        platform::Unmap(r + page, page);
+        // Still mapped (a fault here if not), and given back: reads zero.
+        _exit(r[page] == 0 && r[0] == 1 && r[2 * page] == 1 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+#endif
+
 TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
   Trim();  // no cached region to grow into (see the next test)
   ScopedLargeReserveOff mapped_alone;  // the address space after it is free

@@ -31,11 +31,14 @@ std::atomic<uintptr_t> g_next_hint{kHintStart};
 std::atomic<bool> g_use_hints{true};
 std::atomic<MapFailureHandler> g_map_failure_handler{nullptr};
 
+// Regions are mapped without MAP_NORESERVE: under the default overcommit
+// heuristic the kernel then refuses a mapping bigger than memory and swap
+// together, and malloc(1 TiB) returns NULL as glibc's does, instead of a
+// pointer whose use gets the process killed.
 void* RawMap(void* hint, size_t size, int extra_flags) {
   g_mmap_calls.fetch_add(1, std::memory_order_relaxed);
   void* p = mmap(hint, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1,
-                 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
@@ -90,11 +93,15 @@ void* MapAligned(size_t size, size_t alignment) {
 
 void* TryMapAligned(size_t size, size_t alignment) { return MapAlignedOnce(size, alignment); }
 
-void* MapSparse(size_t size) { return RawMap(nullptr, size, 0); }
+void* MapSparse(size_t size) { return RawMap(nullptr, size, MAP_NORESERVE); }
 
 void Unmap(void* p, size_t size) {
   g_munmap_calls.fetch_add(1, std::memory_order_relaxed);
-  munmap(p, size);
+  const int saved = errno;
+  // Refused (splitting a mapping at vm.max_map_count: ENOMEM): the pages
+  // go back all the same, so that only address space is lost.
+  if (munmap(p, size) != 0) DiscardPages(p, size);
+  errno = saved;
 }
 
 bool DiscardPages(void* p, size_t size) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -193,6 +194,74 @@ void MappingFailsWhileExitedThreadsAreReclaimedChild() {
   free(pin);
   fprintf(stderr, "oom child: ok\n");
   _exit(0);
+}
+
+// With memory exhausted in every size a shrink may ask for, a realloc that
+// shrinks still succeeds: the block stays as it is (glibc's never fails
+// either; programs rarely check a shrink's result).
+void ShrinkingReallocSucceedsOutOfMemoryChild() {
+  struct Subject {
+    size_t from, to;
+    char* p;
+  };
+  Subject subjects[] = {{1 << 20, 100000, nullptr}, {1 << 20, 16, nullptr},
+                        {300000, 200000, nullptr},  {4096, 16, nullptr},
+                        {1000, 100, nullptr}};
+  for (Subject& s : subjects) {
+    s.p = static_cast<char*>(malloc(s.from));
+    CHILD_CHECK(s.p != nullptr);
+    memset(s.p, 0x5c, s.from);
+  }
+  LimitAddressSpace();
+  Chain chain;
+  for (size_t size : {size_t{1} << 20, size_t{300000}, size_t{200000}, size_t{100000},
+                      size_t{4096}, size_t{1000}, size_t{100}, size_t{16}}) {
+    Exhaust(&chain, size);
+  }
+  errno = 0;
+  CHILD_CHECK(malloc(16) == nullptr);
+  for (Subject& s : subjects) {
+    errno = 0;
+    char* q = static_cast<char*>(realloc(s.p, s.to));
+    CHILD_CHECK(q != nullptr);
+    CHILD_CHECK(errno == 0);
+    for (size_t i = 0; i < s.to; i++) CHILD_CHECK(q[i] == 0x5c);
+    s.p = q;
+  }
+  for (Subject& s : subjects) free(s.p);
+  chain.FreeAll();
+  fprintf(stderr, "oom child: ok\n");
+  _exit(0);
+}
+
+TEST(OutOfMemory, ShrinkingReallocSucceeds) {
+  EXPECT_EXIT(ShrinkingReallocSucceedsOutOfMemoryChild(), ::testing::ExitedWithCode(0),
+              "oom child: ok");
+}
+
+// Under the kernel's default overcommit heuristic, a request for more than
+// memory and swap together fails at once, as under glibc, instead of
+// returning memory whose use gets the process killed.
+TEST(OutOfMemory, ARequestBeyondMemoryAndSwapFails) {
+  FILE* f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  ASSERT_NE(f, nullptr);
+  const int mode = fgetc(f);
+  fclose(f);
+  if (mode != '0') GTEST_SKIP() << "overcommit mode " << static_cast<char>(mode);
+  struct sysinfo info;
+  ASSERT_EQ(sysinfo(&info), 0);
+  const size_t total = (static_cast<size_t>(info.totalram) + info.totalswap) * info.mem_unit;
+  const size_t size = 4 * total;
+  errno = 0;
+  void* p = malloc(size);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  free(p);
+  errno = 0;
+  p = calloc(1, size);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  free(p);
 }
 
 TEST(OutOfMemory, MappingFailsWhileExitedThreadsAreReclaimed) {

@@ -326,6 +326,18 @@ void SuperSlabRelease(SuperSlab* ss) {
 }
 
 void SuperSlabPrewarm(uint64_t count) {
+  // Nothing mapped ahead under an address-space limit: it would take the
+  // headroom the program's own mappings and thread stacks need (a helper's
+  // hunt, session 23: PREWARM=256 under ulimit -v 400000 left
+  // pthread_create failing).
+  if (platform::AddressSpaceLimited()) {
+    platform::LogLine line;
+    line.Str("hakmem: warning: HAKMEM_SUPERSLAB_PREWARM=")
+        .Dec(count)
+        .Str(" ignored: an address-space limit applies (RLIMIT_AS or RLIMIT_DATA)\n");
+    line.WriteToStderr();
+    return;
+  }
   // No more than the cache keeps: mapped beyond its limits, they were
   // evicted again at once (a helper's hunt, session 22: silently).
   const RegionCacheLimits limits = SuperSlabCacheLimits();
@@ -345,7 +357,16 @@ void SuperSlabPrewarm(uint64_t count) {
   g_cache.NoteDemand(count);  // or adaptive sizing would unmap them at once
   for (uint64_t i = 0; i < count; i++) {
     SuperSlab* ss = MapSuperSlab();
-    if (ss == nullptr) return;
+    if (ss == nullptr) {
+      platform::LogLine line;
+      line.Str("hakmem: warning: HAKMEM_SUPERSLAB_PREWARM: the kernel refused a mapping; pre-warmed ")
+          .Dec(i)
+          .Str(" of ")
+          .Dec(count)
+          .Str("\n");
+      line.WriteToStderr();
+      return;
+    }
     g_cache.Put(&ss->region);
   }
 }

@@ -1,6 +1,9 @@
 #include "hakmem/superslab/superslab.h"
 
+#include <sys/resource.h>
+
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -411,6 +414,25 @@ TEST(SuperSlabTest, APrewarmBeyondTheCachesLimitsIsCutToThemWithAWarning) {
   EXPECT_EQ(after.cache.cached, 3u);
   EXPECT_LE(after.mapped - mapped, 3u);
   SuperSlabCacheReleaseAll();
+}
+
+// Under an address-space limit a pre-warm maps nothing, and says so: it
+// would take the headroom the program's own mappings need.
+TEST(SuperSlabTest, APrewarmUnderAnAddressSpaceLimitMapsNothingWithAWarning) {
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &old_limit), 0);
+  struct rlimit finite = old_limit;
+  finite.rlim_cur = old_limit.rlim_max != RLIM_INFINITY ? old_limit.rlim_max : RLIM_INFINITY - 1;
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &finite), 0);
+  const uint64_t mapped = GetSuperSlabStats().mapped;
+  testing::internal::CaptureStderr();
+  SuperSlabPrewarm(2);
+  const std::string warning = testing::internal::GetCapturedStderr();
+  const uint64_t mapped_after = GetSuperSlabStats().mapped;
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &old_limit), 0);
+  EXPECT_EQ(mapped_after, mapped);
+  EXPECT_NE(warning.find("PREWARM=2 ignored: an address-space limit applies"), std::string::npos)
+      << warning;
 }
 
 TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
