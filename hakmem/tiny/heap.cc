@@ -674,8 +674,29 @@ uint32_t g_cpus = 0;                 // sched_getaffinity's count; 0: unknown
 bool g_cpus_counted = false;         // by the first census (atomic access)
 uint32_t g_cpus_for_testing = 0;    // atomic access; if set, no census but the tests'
 bool g_oversubscribed = false;       // atomic access
+// Censuses to come that still count as oversubscribed, after the last one
+// that found more threads running than CPUs (see BigBinsMayGrow).
+constexpr uint8_t kOversubscribedCensuses = 10;  // 100 ms
+uint8_t g_oversubscribed_recently = 0;  // atomic access
 uint64_t g_census_next_ns = 0;       // atomic access
 int g_transfer_mode = -1;            // atomic access; see TinySetTransferModeForTesting
+
+// Sets g_oversubscribed and g_oversubscribed_recently from a census. (A
+// census preempted for 10 ms overlaps the next one: its count down is a
+// CAS, so it never undoes a later census's finding.)
+void NoteCensus(bool oversubscribed) {
+  __atomic_store_n(&g_oversubscribed, oversubscribed, __ATOMIC_RELAXED);
+  if (oversubscribed) {
+    __atomic_store_n(&g_oversubscribed_recently, kOversubscribedCensuses, __ATOMIC_RELAXED);
+    return;
+  }
+  uint8_t recently = __atomic_load_n(&g_oversubscribed_recently, __ATOMIC_RELAXED);
+  if (recently != 0) {
+    __atomic_compare_exchange_n(&g_oversubscribed_recently, &recently,
+                                static_cast<uint8_t>(recently - 1), false, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
+  }
+}
 
 // Counts the heaps whose threads ran since the last census; sets
 // g_oversubscribed. Skipped if the pool lock is busy (it guards the list
@@ -695,7 +716,7 @@ uint32_t Census() {
   // two run: a single-threaded program never maps the libc pages that takes
   // (+0.2 MiB RSS for a one-malloc program).
   if (running < 2) {
-    __atomic_store_n(&g_oversubscribed, false, __ATOMIC_RELAXED);
+    NoteCensus(false);
     return running;
   }
   if (!__atomic_load_n(&g_cpus_counted, __ATOMIC_ACQUIRE)) {
@@ -713,13 +734,32 @@ uint32_t Census() {
   }
   const uint32_t for_testing = __atomic_load_n(&g_cpus_for_testing, __ATOMIC_RELAXED);
   const uint32_t cpus = for_testing != 0 ? for_testing : __atomic_load_n(&g_cpus, __ATOMIC_RELAXED);
-  __atomic_store_n(&g_oversubscribed, cpus != 0 && running > cpus, __ATOMIC_RELAXED);
+  NoteCensus(cpus != 0 && running > cpus);
   return running;
 }
 
 bool TransferEngageable() {
   const int mode = __atomic_load_n(&g_transfer_mode, __ATOMIC_RELAXED);
   return mode < 0 ? __atomic_load_n(&g_oversubscribed, __ATOMIC_RELAXED) : mode != 0;
+}
+
+// Whether `h`'s big bins may grow (see kBigBinGrowthBudget): yes while
+// their overflows send no block to other heaps (a thread that frees its
+// own big blocks, whatever it does with small ones); otherwise not while
+// the process runs more threads than CPUs, nor within 100 ms (10
+// censuses) of a census that found it so. With more threads than CPUs, a
+// thread waiting for one holds its bins idle,
+// and the blocks other threads free for it wait on its queue; grown bins
+// of threads that pass blocks around only add to that (tests/FINDINGS.md
+// F15). One census is not enough: with 3 threads on 2 cores, one of them
+// often misses a whole 10 ms interval, which then counts 2 running. (Tests
+// force it as they force the transfer cache: never engaged, bins grow;
+// always, they do not.)
+bool BigBinsMayGrow(const Heap* h) {
+  if (h->sends_big_blocks == 0) return true;
+  const int mode = __atomic_load_n(&g_transfer_mode, __ATOMIC_RELAXED);
+  if (mode >= 0) return mode == 0;
+  return __atomic_load_n(&g_oversubscribed_recently, __ATOMIC_RELAXED) == 0;
 }
 
 bool OwnerStillBehind(Heap* h, const Heap* owner) {
@@ -1161,6 +1201,7 @@ Heap* AttachHeap() {
     // that any owner of their blocks is behind.
     memset(h->behind_flushes, 0, sizeof(h->behind_flushes));
     for (OwnerSeen& seen : h->owners_seen) seen = OwnerSeen{};
+    h->sends_big_blocks = 0;  // likewise (see BigBinsMayGrow)
   }
   // State changes happen under the pool lock: FlushOutgoing drains a heap
   // it saw abandoned only after re-checking under that lock.
@@ -1411,6 +1452,7 @@ void TinyUpkeep() {
   // hundred block moves per 100 ms at most.)
   if (h != &kEmptyHeap && now >= h->next_upkeep_ns) {
     h->next_upkeep_ns = now + RegionCache::kCheckIntervalNs;
+    if (h->sends_big_blocks != 0) h->sends_big_blocks--;
     if (paused_since != 0) SuperSlabSetReleaseDate(paused_since);
     FlushAllBins(h);
     CollectRetired(h);
@@ -1585,8 +1627,11 @@ void TinyFreeSlow(void* p) {
       // (Big classes' grown limit is their limit.) A big bin that
       // overflowed doubles its limit, up to BigBinMaxLimitOf, while the
       // heap's big bins together stay within kBigBinGrowthBudget of their
-      // starting limits (the upkeep resets them).
-      GrowBin(h, c, BigBinMaxLimitOf(c), kBigBinGrowthBudget);
+      // starting limits (the upkeep resets them); not for a heap that
+      // sends big blocks to others while the process runs more threads
+      // than CPUs (BigBinsMayGrow).
+      if (sent != 0) h->sends_big_blocks = 2;
+      if (BigBinsMayGrow(h)) GrowBin(h, c, BigBinMaxLimitOf(c), kBigBinGrowthBudget);
     } else if (sent != 0 && limit < grown) {
       SetGrownBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);
     }

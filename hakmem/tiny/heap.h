@@ -136,6 +136,21 @@ constexpr uint32_t BinLimitOf(int size_class) {
 // And again 8 -> 16 MiB, 7 reps: 32-256 KiB 47.6 -> 60.4 Mops/s and 29.2 ->
 // 22.4 MiB peak (tcmalloc 44.3 / 50.1); 32-128 KiB 83.1 -> 91.7 (71.5);
 // 128-256 KiB 52.6 -> 62.7 (44.8). (24 MiB: 66.3, idle 1,584.)
+// A heap whose big bins' overflow flushes send blocks to other heaps (in
+// the last 100-200 ms) does not grow its big bins while the process runs more
+// threads than CPUs (and for 100 ms after a census found it so): they stay
+// at BinLimitOf, as small bins do not swing-grow while the transfer cache
+// may engage (see BigBinsMayGrow in heap.cc). A thread waiting for a CPU
+// holds its bins idle, and what other threads free for it waits on its
+// queue. tests/FINDINGS.md F15 (bigchurn: 3 threads on 2 cores churning
+// 32-256 KiB blocks, half freed by another thread, every page written):
+// peak RSS 423 -> 312 MiB, median of 5 paired runs, iterations 0.95x
+// (0.98x in 7 others; tcmalloc 235, glibc 270, jemalloc 286, mimalloc
+// 321); 4 and 8 threads 495 -> 423 and 1,000 -> 813 MiB, iterations
+// 0.95x (still above tcmalloc's and mimalloc's); 2 threads unchanged.
+// random_mixed 32769-262144 with 3 threads and 50% remote frees: 0.91x (paired
+// medians of 7, a noisy lane), RSS the same; with 4 threads and no remote
+// frees, and the single-thread lanes, unchanged (their heaps send nothing).
 constexpr uint32_t BigBinMaxLimitOf(int size_class) {
   const uint32_t big = 4194304 / ClassSizeOf(size_class);
   return big > kMidBinMaxBlocks ? kMidBinMaxBlocks : big;
@@ -318,6 +333,9 @@ struct Heap {
   // Per class: the bin's last overflow sent nothing to other heaps, and no
   // refill or upkeep came since (a swing is due: see SmallBinMaxLimitOf).
   bool bin_overflowed[kNumClasses] = {};
+  // 2 when a big bin's overflow flush sent blocks to other heaps; each
+  // upkeep counts it down (see BigBinsMayGrow in heap.cc).
+  uint8_t sends_big_blocks = 0;  // (in the padding before `flushes`)
   // The transfer cache's gate, touched only by the heap's thread (or under
   // the pool lock, once abandoned): the owners its flushes saw, and per
   // small class how many flushes in a row found an owner behind.
@@ -566,8 +584,9 @@ uint32_t TinyTransferBehindFlushes(int size_class);
 // For tests: the census of running heaps (see heap.cc) at once; returns
 // how many heaps ran a slow path since the last one. The CPU count it
 // compares with (0: as found at start-up; otherwise the census runs only
-// when a test asks). Whether the transfer cache may engage: -1 as the
-// census says, 0 never, 1 always.
+// when a test asks). Whether the transfer cache may engage, and big bins
+// that send blocks to other heaps stay ungrown (see BigBinsMayGrow): -1 as
+// the census says, 0 never, 1 always.
 uint32_t TinyRunCensusForTesting();
 void TinySetCpusForTesting(uint32_t cpus);
 void TinySetTransferModeForTesting(int mode);

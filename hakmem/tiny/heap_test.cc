@@ -1779,6 +1779,148 @@ TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
   }).join();
 }
 
+// While the process runs more threads than CPUs (forced here as for the
+// transfer cache), a heap whose overflows send blocks to other heaps does
+// not grow its big bins: what it sends waits for owners that may be
+// waiting for a CPU, and its bins would hold more of the same
+// (tests/FINDINGS.md F15). A heap that frees only its own blocks still
+// grows them.
+TEST(HeapTest, BigBinsDoNotGrowWhileOversubscribedWithOtherHeapsBlocks) {
+  StoppedClock clock;  // no upkeep trims the bins halfway
+  ForceTransferCache oversubscribed;
+  const int c = kFirstBigClass;
+  const int n = 4 * static_cast<int>(kMidBinMaxBlocks);
+  std::vector<void*> theirs(n);
+  std::atomic<int> stage{0};
+  std::thread owner([&] {  // stays alive (its queue is not drained meanwhile)
+    for (void*& p : theirs) p = TinyMallocClass(c);
+    stage.store(1);
+    while (stage.load() != 2) sched_yield();
+  });
+  while (stage.load() != 1) sched_yield();
+  std::thread([&] {
+    for (void* p : theirs) Free(p);
+    EXPECT_NE(tl_heap->sends_big_blocks, 0);
+    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
+    EXPECT_EQ(tl_heap->big_bins_grown, 0u);
+    TinyTrim();
+  }).join();
+  stage.store(2);
+  owner.join();
+  std::thread([&] {
+    std::vector<void*> own;
+    for (int i = 0; i < n; i++) own.push_back(TinyMallocClass(c));
+    for (void* p : own) Free(p);
+    EXPECT_EQ(tl_heap->sends_big_blocks, 0);
+    EXPECT_EQ(BinLimit(tl_heap, c), BigBinMaxLimitOf(c));
+    TinyTrim();
+  }).join();
+}
+
+// Small (or mid) blocks that a heap sends to other heaps do not count:
+// its big bins hold its own blocks, which it takes back first.
+TEST(HeapTest, SmallBlocksSentToOthersLetBigBinsGrowWhileOversubscribed) {
+  StoppedClock clock;  // no upkeep trims the bins halfway
+  ForceTransferCache oversubscribed;
+  const int small = static_cast<int>(SizeToClass(64));
+  const int mid = kFirstMidClass;
+  std::vector<void*> theirs;
+  std::atomic<int> stage{0};
+  std::thread owner([&] {  // stays alive (its queue is not drained meanwhile)
+    for (int i = 0; i < 1000; i++) theirs.push_back(TinyMallocClass(small));
+    for (int i = 0; i < 4 * static_cast<int>(BinLimitOf(mid)); i++) {
+      theirs.push_back(TinyMallocClass(mid));
+    }
+    stage.store(1);
+    while (stage.load() != 2) sched_yield();
+  });
+  while (stage.load() != 1) sched_yield();
+  std::thread([&] {
+    for (void* p : theirs) Free(p);
+    EXPECT_GT(tl_heap->counters.blocks_sent_to_owners + tl_heap->counters.transfer_batches_pushed,
+              0u);
+    EXPECT_EQ(tl_heap->sends_big_blocks, 0);
+    const int c = kFirstBigClass;
+    std::vector<void*> own;
+    for (int i = 0; i < 4 * static_cast<int>(kMidBinMaxBlocks); i++) {
+      own.push_back(TinyMallocClass(c));
+    }
+    for (void* p : own) Free(p);
+    EXPECT_EQ(BinLimit(tl_heap, c), BigBinMaxLimitOf(c));
+    TinyTrim();
+  }).join();
+  stage.store(2);
+  owner.join();
+}
+
+// A census that finds more threads running than CPUs keeps big bins that
+// send blocks to others from growing for 10 censuses (with 3 threads on 2
+// cores, one often misses a whole interval); and a heap counts as sending
+// until its second upkeep after its last such flush.
+TEST(HeapTest, BigBinsStayUngrownForTenCensusesAndTwoUpkeeps) {
+  StoppedClock clock;        // upkeeps only where the test runs them
+  TinySetCpusForTesting(1);  // and no census but ours
+  for (int i = 0; i < 10; i++) TinyRunCensusForTesting();  // what earlier tests left
+  const int c = kFirstBigClass;
+  std::vector<void*> theirs(4 * kMidBinMaxBlocks);
+  std::atomic<int> stage{0};
+  std::thread owner([&] {  // stays alive (its queue is not drained meanwhile)
+    for (void*& p : theirs) p = TinyMallocClass(c);
+    stage.store(1);
+    while (stage.load() != 2) sched_yield();
+  });
+  while (stage.load() != 1) sched_yield();
+  std::thread([&] {
+    size_t next = 0;
+    // Frees enough of the owner's blocks for an overflow (or two).
+    const auto overflow = [&] {
+      for (uint32_t i = 0; i <= BinLimit(tl_heap, c) + 1 && next < theirs.size(); i++) {
+        Free(theirs[next++]);
+      }
+    };
+    Free(TinyMallocClass(c));  // this heap ran too: two heaps, one CPU
+    EXPECT_EQ(TinyRunCensusForTesting(), 2u);
+    EXPECT_TRUE(TinyOversubscribed());
+    overflow();
+    EXPECT_NE(tl_heap->sends_big_blocks, 0);
+    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
+    for (int census = 1; census < 10; census++) {
+      TinyRunCensusForTesting();  // (this heap alone ran)
+      EXPECT_FALSE(TinyOversubscribed());
+      overflow();
+      EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c)) << "census " << census;
+    }
+    TinyRunCensusForTesting();
+    overflow();
+    EXPECT_GT(BinLimit(tl_heap, c), BinLimitOf(c)) << "still ungrown 10 censuses later";
+    // Oversubscribed again (forced): its sends keep it from growing until
+    // its second upkeep.
+    TinySetTransferModeForTesting(1);
+    TinyTrim();
+    overflow();
+    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
+    for (int upkeep = 1; upkeep <= 2; upkeep++) {
+      StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
+      TinyUpkeep();  // (empties the bins, limits back to their start)
+    }
+    EXPECT_EQ(tl_heap->sends_big_blocks, 0);
+    std::vector<void*> own;
+    for (int i = 0; i < 4 * static_cast<int>(kMidBinMaxBlocks); i++) {
+      own.push_back(TinyMallocClass(c));
+    }
+    for (void* p : own) Free(p);
+    EXPECT_EQ(BinLimit(tl_heap, c), BigBinMaxLimitOf(c));
+    TinySetTransferModeForTesting(-1);
+    while (next < theirs.size()) Free(theirs[next++]);
+    TinyTrim();
+  }).join();
+  stage.store(2);
+  owner.join();
+  TinySetCpusForTesting(0);
+  for (int i = 0; i < 10; i++) TinyRunCensusForTesting();  // nothing left for later tests
+  TinyTrim();
+}
+
 // A small bin that swings from full to empty (an overflow, then a refill)
 // with its own blocks doubles its limit, up to SmallBinMaxLimitOf; a heap's
 // small bins together grow by at most kSmallBinGrowthBudget; a trim (like
