@@ -748,10 +748,9 @@ bool TransferEngageable() {
 // own big blocks, whatever it does with small ones); otherwise not while
 // the process runs more threads than CPUs, nor within 100 ms (10
 // censuses) of a census that found it so. With more threads than CPUs, a
-// thread waiting for one holds its bins idle,
-// and the blocks other threads free for it wait on its queue; grown bins
-// of threads that pass blocks around only add to that (tests/FINDINGS.md
-// F15). One census is not enough: with 3 threads on 2 cores, one of them
+// thread waiting for one holds its bins idle, and the blocks other threads
+// free for it wait on its queue; grown bins of threads that pass blocks
+// around only add to that (tests/FINDINGS.md F15). One census is not enough: with 3 threads on 2 cores, one of them
 // often misses a whole 10 ms interval, which then counts 2 running. (Tests
 // force it as they force the transfer cache: never engaged, bins grow;
 // always, they do not.)
