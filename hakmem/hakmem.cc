@@ -531,6 +531,7 @@ void ChildAfterFork() {
 // address space, then it is retried. (The calling thread's own heap is
 // left alone: it may be mid-refill.)
 void PurgeCachesForRetry() {
+  platform::ReadIdleMappingBudget();  // what the caches keep from now on
   TinyReclaimExitedThreads();
   SuperSlabCacheReleaseAll();
   LargeCacheReleaseAll();

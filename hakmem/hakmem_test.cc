@@ -853,6 +853,42 @@ TEST(HakmemDeathTest, AnAddressSpaceLimitTurnsRetentionOff) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// Under an address-space limit the caches keep at most a sixteenth of it
+// (half each): other code (thread stacks, the program's own mappings)
+// cannot make them give back what they hold (FINDINGS F30). In a child.
+#ifndef HAKMEM_SANITIZER  // (terabytes of shadow: no limit that binds)
+TEST(HakmemDeathTest, AnAddressSpaceLimitBoundsWhatTheCachesKeep) {
+  EXPECT_EXIT(
+      {
+        Trim();
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_AS, &limit) != 0) _exit(2);
+        unsigned long pages = 0;
+        FILE* statm = fopen("/proc/self/statm", "r");
+        if (statm == nullptr || fscanf(statm, "%lu", &pages) != 1) _exit(2);
+        fclose(statm);
+        limit.rlim_cur = pages * 4096 + (size_t{512} << 20);
+        if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(2);
+        platform::RefreshIdleMappingBudget(platform::NowNs() + (uint64_t{1} << 40));
+        const uint64_t half = platform::IdleMappingBudget() / 2;
+        if (half > (uint64_t{64} << 20)) _exit(3);
+        std::vector<void*> blocks;
+        for (int i = 0; i < 320; i++) blocks.push_back(Malloc(200 << 10));
+        for (int i = 0; i < 64; i++) blocks.push_back(Malloc(1 << 20));
+        for (void* p : blocks) {
+          if (p == nullptr) _exit(4);
+          Free(p);
+        }
+        Stats stats;
+        GetStats(&stats);
+        if (stats.superslabs_cached * kSuperSlabSize > half) _exit(5);
+        if (stats.large_cached * (size_t{1} << 20) > half) _exit(6);
+        _exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+#endif
+
 // A block freed by two threads waits in both bins, one copy with the wrong
 // key; here the other copy went home, and the SuperSlab emptied and was
 // evicted before the first thread's copy left its bin: by a malloc's pop

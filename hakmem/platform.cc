@@ -113,19 +113,45 @@ bool DiscardPages(void* p, size_t size) {
   return given_back;
 }
 
-bool AddressSpaceLimited() {
+uint64_t AddressSpaceLimitBytes() {
   const int saved = errno;  // (a seccomp filter may refuse the call)
-  bool limited = false;
+  uint64_t smallest = UINT64_MAX;
   const int resources[] = {RLIMIT_AS, RLIMIT_DATA};
   for (int resource : resources) {
     struct rlimit limit;
     if (syscall(SYS_prlimit64, 0, resource, nullptr, &limit) == 0 &&
-        limit.rlim_cur != RLIM_INFINITY) {
-      limited = true;
+        limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < smallest) {
+      smallest = limit.rlim_cur;
     }
   }
   errno = saved;
-  return limited;
+  return smallest;
+}
+
+bool AddressSpaceLimited() { return AddressSpaceLimitBytes() != UINT64_MAX; }
+
+namespace {
+std::atomic<uint64_t> g_idle_budget{UINT64_MAX};
+std::atomic<uint64_t> g_idle_budget_checked_ns{0};
+}  // namespace
+
+uint64_t IdleMappingBudget() { return g_idle_budget.load(std::memory_order_relaxed); }
+
+void RefreshIdleMappingBudget(uint64_t now) {
+  const uint64_t checked = g_idle_budget_checked_ns.load(std::memory_order_relaxed);
+  if (checked != 0 && now - checked < kIdleBudgetCheckIntervalNs) return;
+  g_idle_budget_checked_ns.store(now, std::memory_order_relaxed);
+  ReadIdleMappingBudget();
+}
+
+void ReadIdleMappingBudget() {
+  uint64_t budget = UINT64_MAX;
+  const uint64_t limit = AddressSpaceLimitBytes();
+  if (limit != UINT64_MAX) budget = limit / 16 > kMinIdleBudget ? limit / 16 : kMinIdleBudget;
+  if (StrictOvercommit() && budget > kStrictOvercommitIdleBudget) {
+    budget = kStrictOvercommitIdleBudget;
+  }
+  g_idle_budget.store(budget, std::memory_order_relaxed);
 }
 
 bool StrictOvercommit() {

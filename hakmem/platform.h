@@ -103,6 +103,25 @@ bool StrictOvercommit();
 // anew each time (a program may set a limit at any time): a raw call, not a
 // cancellation point or an interposable symbol.
 bool AddressSpaceLimited();
+// The smaller of those limits in bytes, or UINT64_MAX when neither applies.
+uint64_t AddressSpaceLimitBytes();
+// How many bytes the allocator may keep mapped but unused (its caches of
+// empty regions) when mappings are scarce: a sixteenth of the address-space
+// limit (at least kMinIdleBudget), at most kStrictOvercommitIdleBudget under
+// strict overcommit, where unused mappings are charged system-wide;
+// UINT64_MAX otherwise. Other code (thread stacks, the program's own
+// mmaps, dlopen) cannot make the caches give back what they hold: only
+// hakmem's own failed mappings purge them. As of the last
+// RefreshIdleMappingBudget, so that reading it costs no syscall.
+uint64_t IdleMappingBudget();
+constexpr uint64_t kMinIdleBudget = uint64_t{8} << 20;
+constexpr uint64_t kStrictOvercommitIdleBudget = uint64_t{32} << 20;
+// Reads the limits again if the last reading is kIdleBudgetCheckIntervalNs
+// old (the caches' time-gated checks call it with their clock reading).
+void RefreshIdleMappingBudget(uint64_t now);
+// Reads them now (a mapping failed: a limit may have been set since).
+void ReadIdleMappingBudget();
+constexpr uint64_t kIdleBudgetCheckIntervalNs = 100 * 1000 * 1000;
 // Tries to resize a mapping in place (never moves). Returns 0, or the errno
 // of the failure: ENOMEM when the address space right after is taken (or
 // memory is short); EFAULT when [p, p + old_size) is no longer one kernel

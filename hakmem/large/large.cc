@@ -44,7 +44,11 @@ constexpr uint64_t kLargeCacheResidentBytes = uint64_t{64} << 20;
 // the next round, 117 ms a round; with 512, 11 ms (tcmalloc 21, keeping
 // everything), peak RSS 343 MiB (279 with 256 MiB; tcmalloc 518, jemalloc 267).
 RegionCacheLimits LargeCacheLimits() {
-  const uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
+  // Half of the idle budget when mappings are scarce (see
+  // platform::IdleMappingBudget; the SuperSlab cache has the other half).
+  const uint64_t budget = platform::IdleMappingBudget() / 2;
+  uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
+  if (max_bytes > budget) max_bytes = budget;
   const uint64_t max_count = max_bytes / kLargeCacheBytesPerRegion;
   return RegionCacheLimits{
       max_count > 64 ? max_count : 64, max_bytes,
@@ -187,7 +191,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   // (At least a byte: a block of 0 bytes would start at the mapping's end,
   // where the registry no longer counts it as ours.)
   const size_t need = PageRound(offset + (size != 0 ? size : 1));
-  g_cache.MaybeEnforceLimits();
+  LargeCacheMaybeEnforceLimits(platform::NowNs());
   // Reuse a cached region up to 25% (or 64 KiB) bigger than needed (any
   // region's base is aligned enough up to 2 MiB).
   const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
@@ -267,7 +271,7 @@ void LargeFree(LargeHeader* header, void* p) {
   g_live.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(header->region.mapped_size, std::memory_order_relaxed);
   g_cache.Put(&header->region);
-  g_cache.MaybeEnforceLimits();
+  LargeCacheMaybeEnforceLimits(platform::NowNs());
 }
 
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
@@ -361,7 +365,10 @@ LargeStats GetLargeStats() {
 }
 
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
-void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
+void LargeCacheMaybeEnforceLimits(uint64_t now) {
+  platform::RefreshIdleMappingBudget(now);
+  g_cache.MaybeEnforceLimits(now);
+}
 void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();
   ReleaseReserve();

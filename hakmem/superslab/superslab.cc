@@ -10,9 +10,14 @@ namespace hakmem {
 namespace {
 
 RegionCacheLimits SuperSlabCacheLimits() {
+  // Half of the idle budget when mappings are scarce (the large cache has
+  // the other half).
+  const uint64_t budget = platform::IdleMappingBudget() / 2;
+  const uint64_t max_bytes = GetOption(Option::kSuperslabMaxMemoryMb) << 20;
+  const uint64_t max_count = GetOption(Option::kSuperslabMaxCached);
   return RegionCacheLimits{
-      GetOption(Option::kSuperslabMaxCached),
-      GetOption(Option::kSuperslabMaxMemoryMb) << 20,
+      max_count < budget / kSuperSlabSize ? max_count : budget / kSuperSlabSize,
+      max_bytes < budget ? max_bytes : budget,
       GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
       GetOption(Option::kSuperslabResidentMb) << 20,
       GetOption(Option::kSuperslabDemandWindowSec),
@@ -372,7 +377,10 @@ void SuperSlabPrewarm(uint64_t count) {
 }
 
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
-void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
+void SuperSlabCacheMaybeEnforceLimits(uint64_t now) {
+  platform::RefreshIdleMappingBudget(now);
+  g_cache.MaybeEnforceLimits(now);
+}
 uint64_t SuperSlabCacheResidentBytes() { return g_cache.GetStats().resident_bytes; }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
