@@ -132,17 +132,9 @@ bool AddressSpaceLimited() { return AddressSpaceLimitBytes() != UINT64_MAX; }
 
 namespace {
 std::atomic<uint64_t> g_idle_budget{UINT64_MAX};
-std::atomic<uint64_t> g_idle_budget_checked_ns{0};
 }  // namespace
 
 uint64_t IdleMappingBudget() { return g_idle_budget.load(std::memory_order_relaxed); }
-
-void RefreshIdleMappingBudget(uint64_t now) {
-  const uint64_t checked = g_idle_budget_checked_ns.load(std::memory_order_relaxed);
-  if (checked != 0 && now - checked < kIdleBudgetCheckIntervalNs) return;
-  g_idle_budget_checked_ns.store(now, std::memory_order_relaxed);
-  ReadIdleMappingBudget();
-}
 
 void ReadIdleMappingBudget() {
   uint64_t budget = UINT64_MAX;

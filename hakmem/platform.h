@@ -98,10 +98,8 @@ bool DiscardPages(void* p, size_t size);
 bool StrictOvercommit();
 // Whether an address-space limit applies: RLIMIT_AS, or RLIMIT_DATA (which
 // counts private writable mappings since Linux 4.7). Address space is then
-// what runs out, for the program's own mappings and thread stacks too, which
-// no purge of ours can help: nothing may be kept or mapped ahead. Asked
-// anew each time (a program may set a limit at any time): a raw call, not a
-// cancellation point or an interposable symbol.
+// what runs out, for the program's own mappings and thread stacks too.
+// A raw call, not a cancellation point or an interposable symbol.
 bool AddressSpaceLimited();
 // The smaller of those limits in bytes, or UINT64_MAX when neither applies.
 uint64_t AddressSpaceLimitBytes();
@@ -111,17 +109,20 @@ uint64_t AddressSpaceLimitBytes();
 // strict overcommit, where unused mappings are charged system-wide;
 // UINT64_MAX otherwise. Other code (thread stacks, the program's own
 // mmaps, dlopen) cannot make the caches give back what they hold: only
-// hakmem's own failed mappings purge them. As of the last
-// RefreshIdleMappingBudget, so that reading it costs no syscall.
+// hakmem's own failed mappings purge them.
 uint64_t IdleMappingBudget();
 constexpr uint64_t kMinIdleBudget = uint64_t{8} << 20;
 constexpr uint64_t kStrictOvercommitIdleBudget = uint64_t{32} << 20;
-// Reads the limits again if the last reading is kIdleBudgetCheckIntervalNs
-// old (the caches' time-gated checks call it with their clock reading).
-void RefreshIdleMappingBudget(uint64_t now);
-// Reads them now (a mapping failed: a limit may have been set since).
+// Whether mappings are scarce (IdleMappingBudget binds): nothing is then
+// kept or mapped ahead beyond what is needed (retained SuperSlabs, the
+// large reserve, pre-warming).
+inline bool MappingsScarce() { return IdleMappingBudget() != UINT64_MAX; }
+// Reads the limits and the overcommit mode (system calls: prlimit64,
+// openat). Only at the first allocation and when a mapping fails (a limit
+// may have been set since): a process that sandboxes itself with seccomp
+// after start-up (OpenSSH's pre-auth child kills on any call it does not
+// list) must see no call from the allocator that glibc's does not make.
 void ReadIdleMappingBudget();
-constexpr uint64_t kIdleBudgetCheckIntervalNs = 100 * 1000 * 1000;
 // Tries to resize a mapping in place (never moves). Returns 0, or the errno
 // of the failure: ENOMEM when the address space right after is taken (or
 // memory is short); EFAULT when [p, p + old_size) is no longer one kernel

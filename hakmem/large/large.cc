@@ -113,7 +113,7 @@ void* CarveFromReserve(size_t slots) {
   const size_t carved = g_reserve_carved;
   platform::UnlockMutex(&g_reserve_lock);
   if (base != 0) return reinterpret_cast<void*>(base);
-  if (platform::StrictOvercommit() || platform::AddressSpaceLimited()) return nullptr;
+  if (platform::MappingsScarce()) return nullptr;
   size_t size = SlotRound(carved);
   size = size < kReserveMinBytes ? kReserveMinBytes : size > kReserveMaxBytes ? kReserveMaxBytes : size;
   void* fresh = platform::TryMapAligned(size, kRegionAlign);
@@ -365,10 +365,7 @@ LargeStats GetLargeStats() {
 }
 
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
-void LargeCacheMaybeEnforceLimits(uint64_t now) {
-  platform::RefreshIdleMappingBudget(now);
-  g_cache.MaybeEnforceLimits(now);
-}
+void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();
   ReleaseReserve();

@@ -62,9 +62,10 @@ pthread_mutex_t g_retained_release_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // How many SuperSlabs may be retained now.
 size_t RetainLimit() {
-  // Under strict overcommit (mode 2) a private writable mapping is charged
-  // whole, pages given back or not: reserving it would cost commit.
-  if (platform::StrictOvercommit() || platform::AddressSpaceLimited()) return 0;
+  // Not where mappings are scarce: under an address-space limit, address
+  // space is what runs out; under strict overcommit (mode 2) a private
+  // writable mapping is charged whole, pages given back or not.
+  if (platform::MappingsScarce()) return 0;
   const size_t by_option = GetOption(Option::kSuperslabRetainMb) / (kSuperSlabSize >> 20);
   return by_option < kMaxRetained ? by_option : kMaxRetained;
 }
@@ -331,15 +332,15 @@ void SuperSlabRelease(SuperSlab* ss) {
 }
 
 void SuperSlabPrewarm(uint64_t count) {
-  // Nothing mapped ahead under an address-space limit: it would take the
+  // Nothing mapped ahead where mappings are scarce: it would take the
   // headroom the program's own mappings and thread stacks need (a helper's
   // hunt, session 23: PREWARM=256 under ulimit -v 400000 left
   // pthread_create failing).
-  if (platform::AddressSpaceLimited()) {
+  if (platform::MappingsScarce()) {
     platform::LogLine line;
     line.Str("hakmem: warning: HAKMEM_SUPERSLAB_PREWARM=")
         .Dec(count)
-        .Str(" ignored: an address-space limit applies (RLIMIT_AS or RLIMIT_DATA)\n");
+        .Str(" ignored: mappings are scarce (RLIMIT_AS, RLIMIT_DATA or strict overcommit)\n");
     line.WriteToStderr();
     return;
   }
@@ -377,10 +378,7 @@ void SuperSlabPrewarm(uint64_t count) {
 }
 
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
-void SuperSlabCacheMaybeEnforceLimits(uint64_t now) {
-  platform::RefreshIdleMappingBudget(now);
-  g_cache.MaybeEnforceLimits(now);
-}
+void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 uint64_t SuperSlabCacheResidentBytes() { return g_cache.GetStats().resident_bytes; }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 

@@ -671,7 +671,6 @@ void TransferSendHome(uint64_t cutoff_ns) {
 //    engaged, it stays so while whole flushes find room in the cache.
 constexpr uint64_t kCensusIntervalNs = 10 * 1000 * 1000;
 uint32_t g_cpus = 0;                 // sched_getaffinity's count; 0: unknown
-bool g_cpus_counted = false;         // by the first census (atomic access)
 uint32_t g_cpus_for_testing = 0;    // atomic access; if set, no census but the tests'
 bool g_oversubscribed = false;       // atomic access
 // Censuses to come that still count as oversubscribed, after the last one
@@ -698,6 +697,21 @@ void NoteCensus(bool oversubscribed) {
   }
 }
 
+// Counts the CPUs the process may run on, at start-up: later, a process
+// that sandboxed itself (seccomp) may be killed for the call. A fixed mask
+// for up to 8,192 CPUs (no allocation: CPU_ALLOC mallocs); glibc's
+// cpu_set_t holds 1,024, and the call fails on machines whose kernel
+// counts more. If it fails anyway, the count stays 0 and the gate closed.
+void CountCpus() {
+  uint64_t mask[128];
+  const int saved = errno;
+  const long bytes = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+  errno = saved;
+  uint32_t counted = 0;
+  for (long i = 0; i < bytes / 8; i++) counted += __builtin_popcountll(mask[i]);
+  __atomic_store_n(&g_cpus, counted, __ATOMIC_RELAXED);
+}
+
 // Counts the heaps whose threads ran since the last census; sets
 // g_oversubscribed. Skipped if the pool lock is busy (it guards the list
 // of heaps).
@@ -712,25 +726,10 @@ uint32_t Census() {
     h->census_beat = beat;
   }
   platform::UnlockMutex(&g_pool_lock);
-  // One running heap never oversubscribes. The CPUs are counted once, when
-  // two run: a single-threaded program never maps the libc pages that takes
-  // (+0.2 MiB RSS for a one-malloc program).
+  // One running heap never oversubscribes.
   if (running < 2) {
     NoteCensus(false);
     return running;
-  }
-  if (!__atomic_load_n(&g_cpus_counted, __ATOMIC_ACQUIRE)) {
-    // A fixed mask for up to 8,192 CPUs (no allocation: CPU_ALLOC mallocs);
-    // glibc's cpu_set_t holds 1,024, and the call fails on machines whose
-    // kernel counts more. If it fails anyway, the gate stays closed.
-    uint64_t mask[128];
-    const int saved = errno;
-    const long bytes = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
-    errno = saved;
-    uint32_t counted = 0;
-    for (long i = 0; i < bytes / 8; i++) counted += __builtin_popcountll(mask[i]);
-    __atomic_store_n(&g_cpus, counted, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_cpus_counted, true, __ATOMIC_RELEASE);
   }
   const uint32_t for_testing = __atomic_load_n(&g_cpus_for_testing, __ATOMIC_RELAXED);
   const uint32_t cpus = for_testing != 0 ? for_testing : __atomic_load_n(&g_cpus, __ATOMIC_RELAXED);
@@ -1480,6 +1479,10 @@ void TinyGlobalInit() {
   if (first) {
     InitConfigFromEnvironment();
     InitFreeKey();
+    // Every system call hakmem makes besides memory mappings, at start-up
+    // (see platform::ReadIdleMappingBudget).
+    platform::ReadIdleMappingBudget();
+    CountCpus();
     pthread_key_create(&g_thread_key, &OnThreadExit);
     const uint64_t prewarm = GetOption(Option::kSuperslabPrewarm);
     if (prewarm != 0) SuperSlabPrewarm(prewarm);
