@@ -51,7 +51,10 @@ std::atomic<uint64_t> g_values[static_cast<int>(Option::kCount)];
 // 0 = not loaded, 1 = loading, 2 = loaded.
 std::atomic<int> g_state{0};
 
-const char* SystemGetenv(const char* name) { return getenv(name); }
+// secure_getenv: a setuid or setgid program (or one that gained
+// capabilities) ignores the knobs, as glibc ignores MALLOC_* there, so that
+// an unprivileged user cannot tune a privileged program's allocator.
+const char* SystemGetenv(const char* name) { return secure_getenv(name); }
 
 void StoreDefaults() {
   for (const OptionInfo& info : kOptions) {

@@ -289,6 +289,26 @@ TEST(HakmemDeathTest, AnUnmapTheKernelRefusesStillGivesThePagesBack) {
 }
 #endif
 
+// Heap addresses differ from run to run (ASLR): the hints start at a
+// random place in the window (they started at its base: the first
+// malloc(32) returned 0x200000610280 in every run).
+TEST(HakmemTest, MapHintsStartAtARandomPlace) {
+  uintptr_t lowest = UINTPTR_MAX, highest = 0;
+  for (int i = 0; i < 4; i++) {
+    platform::RandomizeMapHints();
+    void* p = platform::MapAligned(kRegionAlign, kRegionAlign);
+    ASSERT_NE(p, nullptr);
+    const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+    platform::Unmap(p, kRegionAlign);
+    if (at < platform::kPreferredMapStart || at >= platform::kPreferredMapEnd) {
+      GTEST_SKIP() << "the hints are not honoured here (the window is taken)";
+    }
+    lowest = std::min(lowest, at);
+    highest = std::max(highest, at);
+  }
+  EXPECT_GT(highest - lowest, uintptr_t{64} << 20) << "four starts within 64 MiB";
+}
+
 TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
   Trim();  // no cached region to grow into (see the next test)
   ScopedLargeReserveOff mapped_alone;  // the address space after it is free

@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -28,6 +31,11 @@ std::atomic<LogSink> g_log_sink{nullptr};
 constexpr uintptr_t kHintStart = kPreferredMapStart;
 constexpr uintptr_t kHintEnd = kPreferredMapEnd;
 std::atomic<uintptr_t> g_next_hint{kHintStart};
+// RandomizeMapHints starts the hints at one of this many 2 MiB steps into
+// the first half of the window: 19 bits of entropy, as a heap base should
+// have (glibc's, jemalloc's, mimalloc's vary from run to run).
+constexpr int kHintSlotShift = 21;
+constexpr uintptr_t kHintRandomSlots = ((kHintEnd - kHintStart) / 2) >> kHintSlotShift;
 std::atomic<bool> g_use_hints{true};
 std::atomic<MapFailureHandler> g_map_failure_handler{nullptr};
 
@@ -92,6 +100,39 @@ void* MapAligned(size_t size, size_t alignment) {
 }
 
 void* TryMapAligned(size_t size, size_t alignment) { return MapAlignedOnce(size, alignment); }
+
+namespace {
+uint64_t Mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+uint64_t RandomBits() {
+  uint64_t random = 0;
+  const int saved = errno;
+  const long got = syscall(SYS_getrandom, &random, sizeof(random), GRND_NONBLOCK);
+  errno = saved;
+  if (got == sizeof(random)) return random;
+  // No getrandom (an old kernel, a filter, the pool not ready at boot):
+  // AT_RANDOM, mixed one way with addresses ASLR placed and the clock.
+  const uint64_t* at_random = reinterpret_cast<const uint64_t*>(getauxval(AT_RANDOM));
+  random = Mix(reinterpret_cast<uintptr_t>(&random) ^ NowNs());
+  if (at_random != nullptr) {
+    uint64_t words[2];
+    memcpy(words, at_random, sizeof(words));
+    random = Mix(random ^ words[0]) + Mix(words[1] ^ reinterpret_cast<uintptr_t>(&RandomBits));
+  }
+  return Mix(random);
+}
+
+void RandomizeMapHints() {
+  const uintptr_t offset = (RandomBits() % kHintRandomSlots) << kHintSlotShift;
+  g_next_hint.store(kHintStart + offset, std::memory_order_relaxed);
+}
 
 void* MapSparse(size_t size) { return RawMap(nullptr, size, MAP_NORESERVE); }
 

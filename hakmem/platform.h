@@ -76,6 +76,15 @@ void* MapAligned(size_t size, size_t alignment);
 // The same without the purge and retry: for mappings made ahead of need,
 // which the caller can do without.
 void* TryMapAligned(size_t size, size_t alignment);
+// 64 random bits for secrets and placement, at start-up: from the kernel's
+// pool (getrandom), not AT_RANDOM alone: glibc takes its stack canary and
+// pointer guard from those bytes, which a leaked key or heap address would
+// then give away.
+uint64_t RandomBits();
+// Starts the hints at a random 2 MiB step into the window's first half, so
+// that heap addresses differ from run to run (ASLR). At start-up (a system
+// call: getrandom).
+void RandomizeMapHints();
 // Tests: with hints off, MapAligned leaves placement to the kernel (outside
 // the preferred window), as when the window is taken.
 void SetMapHintsForTesting(bool enabled);

@@ -5,7 +5,6 @@
 #include <sched.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -1098,12 +1097,9 @@ void ReclaimAbandonedHeaps(bool give_back_big_blocks) {
 }
 
 void InitFreeKey() {
-  uint64_t key = 0x9e3779b97f4a7c15ull;
-  const unsigned char* random =
-      reinterpret_cast<const unsigned char*>(getauxval(AT_RANDOM));
-  if (random != nullptr) {
-    for (int i = 0; i < 8; i++) key = (key << 8 | key >> 56) ^ random[i];
-  }
+  // (Once AT_RANDOM's first 8 bytes: glibc's stack canary, which a key
+  // read back from a free block gave away, XOR a load address.)
+  uint64_t key = platform::RandomBits();
   key ^= reinterpret_cast<uintptr_t>(&g_free_key);
   // Odd: so is every key, and no live block's word, cleared to 0 by
   // malloc, decodes as one (see KeyOf).
@@ -1483,6 +1479,7 @@ void TinyGlobalInit() {
     // (see platform::ReadIdleMappingBudget).
     platform::ReadIdleMappingBudget();
     CountCpus();
+    platform::RandomizeMapHints();
     pthread_key_create(&g_thread_key, &OnThreadExit);
     const uint64_t prewarm = GetOption(Option::kSuperslabPrewarm);
     if (prewarm != 0) SuperSlabPrewarm(prewarm);
