@@ -1738,6 +1738,12 @@ void CountSlabs(SuperSlab* ss, void* arg) {
 }  // namespace
 
 void GetTinyStats(TinyStats* stats) {
+  // This thread's pending remote frees are free blocks: taken in first, as
+  // its next slow path would (a worker freed this thread's blocks and
+  // exited: they counted as in use, FINDINGS F35). Other threads' queues
+  // still count until their owners take them in.
+  Heap* self = tl_heap;
+  if (self != &kEmptyHeap && !self->remote.Empty()) DrainRemote(self);
   *stats = TinyStats{};
   platform::LockMutex(&g_pool_lock);
   stats->heaps_created = g_heaps_created;
