@@ -42,7 +42,12 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed) {
   // cache's time limits too: a program that frees its large blocks and then
   // makes only small allocations gets their pages back after the decay.
   TinySetUpkeepHook(&LargeCacheMaybeEnforceLimits);
-  void* p = size <= kMaxRequest ? LargeAlloc(size, alignment, zeroed) : nullptr;
+  if (size > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  void* p = LargeAlloc(size, alignment, zeroed);
+  if (p == nullptr && OnOutOfMemory()) p = LargeAlloc(size, alignment, zeroed);
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
@@ -563,6 +568,22 @@ void RegisterForkHandlers() {
   });
 }
 }  // namespace internal
+
+// A failed allocation's last resort (see heap.h): a trim, this thread's bins
+// and idle current slabs included (FINDINGS F33: under ulimit -v, freed
+// 4 KiB blocks held the SuperSlabs a 1 MiB block needed; glibc reused
+// them). Only if memory was freed since the last such trim, or 100 ms
+// passed: a program that probes with requests that cannot succeed does not
+// trim at each.
+bool OnOutOfMemory() {
+  static std::atomic<uint64_t> last_ns{0};
+  const uint64_t now = platform::NowNs();
+  const bool freed = platform::TakeMemoryFreedNote();
+  if (!freed && now - last_ns.load(std::memory_order_relaxed) < 100 * 1000 * 1000) return false;
+  last_ns.store(now, std::memory_order_relaxed);
+  Trim();
+  return true;
+}
 
 // At the first allocation (see heap.h).
 void OnAllocatorInit() {

@@ -129,6 +129,20 @@ uint64_t RandomBits() {
   return Mix(random);
 }
 
+namespace {
+std::atomic<bool> g_freed_since_oom_trim{false};
+}  // namespace
+
+void NoteMemoryFreed() {
+  if (!g_freed_since_oom_trim.load(std::memory_order_relaxed)) {
+    g_freed_since_oom_trim.store(true, std::memory_order_relaxed);
+  }
+}
+
+bool TakeMemoryFreedNote() {
+  return g_freed_since_oom_trim.exchange(false, std::memory_order_relaxed);
+}
+
 void RandomizeMapHints() {
   const uintptr_t offset = (RandomBits() % kHintRandomSlots) << kHintSlotShift;
   g_next_hint.store(kHintStart + offset, std::memory_order_relaxed);

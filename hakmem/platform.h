@@ -152,6 +152,14 @@ void UnmapReservationAfterFailedRemap(void* to, size_t size);
 
 SyscallCounts GetSyscallCounts();
 
+// Frees on slow paths note that memory went idle since the last
+// out-of-memory trim (see OnOutOfMemory in hakmem.cc): a program that
+// freed nothing meanwhile gains nothing from another. A load, and a store
+// only when the note is not already there (no cache line ping-pong).
+void NoteMemoryFreed();
+// Whether memory was freed since the last call.
+bool TakeMemoryFreedNote();
+
 // Monotonic time in nanoseconds (vDSO, no syscall). Tests inject a fake clock.
 using ClockFn = uint64_t (*)();
 uint64_t NowNs();

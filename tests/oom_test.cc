@@ -264,6 +264,39 @@ TEST(OutOfMemory, ARequestBeyondMemoryAndSwapFails) {
   free(p);
 }
 
+// Memory freed in one size serves another once the address space is full:
+// out of memory, the allocator gives back what this thread's own heap
+// holds idle too (FINDINGS F33: under ulimit -v 40000, 1 MiB blocks got
+// 1 MiB where 4 KB blocks had filled and freed 13 MiB; glibc reuses all).
+void FreedSmallBlocksMakeRoomForLargeOnesChild() {
+  // Tight, as under ulimit -v: what a thread's heap holds idle matters.
+  struct rlimit limit;
+  limit.rlim_cur = limit.rlim_max = hakmem_test::VmBytes() + 40 * kMiB;
+  CHILD_CHECK(setrlimit(RLIMIT_AS, &limit) == 0);
+  // One size at a time, every block freed in between (small, mid, big,
+  // large), as in the helper's reproducer.
+  const size_t sizes[] = {32, 1000, 4000, 20000, 50000, 200000, size_t{1} << 20};
+  size_t filled[7] = {};
+  for (int phase = 0; phase < 7; phase++) {
+    Chain chain;
+    filled[phase] = Exhaust(&chain, sizes[phase]);
+    chain.FreeAll();
+  }
+  fprintf(stderr, "oom child: KiB");
+  for (size_t bytes : filled) fprintf(stderr, " %zu", bytes >> 10);
+  fprintf(stderr, "\n");
+  // (Without the trim at out of memory: 1 MiB blocks got 19 of 39 MiB.)
+  CHILD_CHECK(filled[5] >= filled[1] / 4 * 3);
+  CHILD_CHECK(filled[6] >= filled[1] / 4 * 3);
+  fprintf(stderr, "oom child: ok\n");
+  _exit(0);
+}
+
+TEST(OutOfMemory, FreedSmallBlocksMakeRoomForLargeOnes) {
+  EXPECT_EXIT(FreedSmallBlocksMakeRoomForLargeOnesChild(), ::testing::ExitedWithCode(0),
+              "oom child: ok");
+}
+
 TEST(OutOfMemory, MappingFailsWhileExitedThreadsAreReclaimed) {
   EXPECT_EXIT(MappingFailsWhileExitedThreadsAreReclaimedChild(), ::testing::ExitedWithCode(0),
               "oom child: ok");

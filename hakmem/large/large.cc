@@ -268,6 +268,7 @@ void LargeCheckPointer(const LargeHeader* header, const void* p,
 void LargeFree(LargeHeader* header, void* p) {
   LargeCheckPointer(header, p, "free(): invalid pointer");
   header->block_offset = 0;  // marks it free: a second free is reported
+  platform::NoteMemoryFreed();
   g_live.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(header->region.mapped_size, std::memory_order_relaxed);
   g_cache.Put(&header->region);

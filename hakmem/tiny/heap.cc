@@ -1517,6 +1517,9 @@ void* MallocSlow(int size_class, bool* tail_zero) {
     const BinOffset top = h->bin_top[size_class];
     if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
     p = RefillBinAndPop(h, size_class, tail_zero);
+    if (p == nullptr && OnOutOfMemory != nullptr && OnOutOfMemory()) {
+      p = RefillBinAndPop(h, size_class, tail_zero);
+    }
   }
   if (p == nullptr) errno = ENOMEM;
   return p;
@@ -1586,6 +1589,7 @@ void TinyCheckLiveBlock(const void* p, const char* operation) {
 }
 
 void TinyFreeSlow(void* p) {
+  platform::NoteMemoryFreed();
   Heap* owner = CheckedOwner(p, "free(): invalid pointer");
   Block* b = static_cast<Block*>(p);
   Heap* h = tl_heap;

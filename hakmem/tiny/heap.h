@@ -369,6 +369,12 @@ extern Heap kEmptyHeap;
 // tiny layer's own tests run without it. (Not hidden: a hidden weak
 // reference left undefined reads as the executable's load address in a PIE.)
 void OnAllocatorInit() __attribute__((weak));
+// Out of memory (a mapping failed even after the caches were purged): gives
+// back what the whole allocator holds idle, this thread's heap included,
+// which a failed mapping's purge leaves alone (it may come in the middle of
+// this heap's refill); true if the caller should try once more (hakmem.cc,
+// at most every 100 ms). Weak, as above.
+bool OnOutOfMemory() __attribute__((weak));
 
 // Slot `n` of class `c`'s bin.
 HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
