@@ -73,9 +73,11 @@ constexpr uintptr_t kPreferredMapEnd = uintptr_t{34} << 40;
 // first, so that the common case costs one mmap; falls back to over-mapping
 // anywhere and trimming. Returns nullptr when the kernel refuses.
 void* MapAligned(size_t size, size_t alignment);
-// The same without the purge and retry: for mappings made ahead of need,
-// which the caller can do without.
-void* TryMapAligned(size_t size, size_t alignment);
+// Address space mapped ahead of need, which the caller can do without: as
+// MapAligned without the purge and retry, without reserving swap (not
+// charged as commit under the default overcommit heuristic; untouched, it
+// is address space only) and without transparent huge pages.
+void* MapAhead(size_t size, size_t alignment);
 // 64 random bits for secrets and placement, at start-up: from the kernel's
 // pool (getrandom), not AT_RANDOM alone: glibc takes its stack canary and
 // pointer guard from those bytes, which a leaked key or heap address would

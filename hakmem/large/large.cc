@@ -79,15 +79,18 @@ size_t SlotRound(size_t n) { return (n + kRegionMask) & ~kRegionMask; }
 // Address space mapped ahead for regions up to kMaxCarvedBytes: a cache
 // miss carves the next 2 MiB slots from it instead of making an mmap. A
 // program whose count of live large blocks still sets new highs then maps
-// ever more rarely (random_mixed over 256 KiB-1 MiB, 200 blocks live: 29
-// mmaps in a 1M-iteration loop after 100K of warm-up, each a new high,
-// with regions mapped one at a time). Each mapping ahead is as big as what
-// was carved before it (kReserveMinBytes to kReserveMaxBytes), as jemalloc
-// grows its retained space. Untouched, it costs address space, not
-// memory; none under strict overcommit (charged whole) or an address-space
-// limit (see platform::AddressSpaceLimited).
+// once per 32 of them (random_mixed over 256 KiB-1 MiB, 200 blocks live: 29
+// mmaps in a 1M-iteration loop after 100K of warm-up, each a new high, with
+// regions mapped one at a time; now 1 and its madvise), and side by side
+// they make one kernel mapping (70,000 live 300 KB blocks stopped at
+// vm.max_map_count: F28). Each mapping ahead is as big as what was carved
+// before it, 8 to 64 MiB (jemalloc grows its retained space so too): it is
+// address space only (platform::MapAhead: no swap reserved, no huge pages),
+// except in a process that locks its future mappings (mlockall
+// MCL_FUTURE), where each becomes resident. None where mappings are scarce
+// (platform::MappingsScarce).
 constexpr size_t kReserveMinBytes = size_t{8} << 20;
-constexpr size_t kReserveMaxBytes = size_t{256} << 20;
+constexpr size_t kReserveMaxBytes = size_t{64} << 20;
 pthread_mutex_t g_reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 uintptr_t g_reserve_next = 0;  // the unused part: [next, end)
 uintptr_t g_reserve_end = 0;
@@ -116,8 +119,14 @@ void* CarveFromReserve(size_t slots) {
   if (platform::MappingsScarce()) return nullptr;
   size_t size = SlotRound(carved);
   size = size < kReserveMinBytes ? kReserveMinBytes : size > kReserveMaxBytes ? kReserveMaxBytes : size;
-  void* fresh = platform::TryMapAligned(size, kRegionAlign);
-  if (fresh == nullptr) return nullptr;
+  void* fresh = platform::MapAhead(size, kRegionAlign);
+  if (fresh == nullptr) {
+    // Refused (a small machine's overcommit heuristic, a map count near its
+    // limit): regions are mapped alone from now on, not one failed mapping
+    // more at every miss.
+    g_reserve_enabled.store(false, std::memory_order_relaxed);
+    return nullptr;
+  }
   // The rest of the reserve it replaces (another thread's, if one came
   // first) is given back.
   platform::LockMutex(&g_reserve_lock);
