@@ -172,6 +172,9 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   }
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) ReportForeign(p, "realloc(): invalid pointer");
+  // A failed try on the way (a remap, a mapping) must not show in errno if
+  // the realloc succeeds.
+  const int saved_errno = errno;
   const size_t usable = CheckedUsableSize(region, p, "realloc(): invalid pointer");
   // Growing past what it has, beyond the size classes (a buffer grown): into
   // resident memory from the large cache if it has some, a copy instead of
@@ -189,14 +192,19 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   if (region->kind == RegionKind::kLarge) {
     LargeHeader* header = reinterpret_cast<LargeHeader*>(region);
     bool can_move = false;
-    if (size > kMaxSmallSize && LargeResizeInPlace(header, size, &can_move)) return p;
+    if (size > kMaxSmallSize && LargeResizeInPlace(header, size, &can_move)) {
+      errno = saved_errno;
+      return p;
+    }
     if (can_move && usable >= kLargeMoveMinBytes) {
-      if (void* moved = LargeGrowByMove(header, size)) return moved;
+      if (void* moved = LargeGrowByMove(header, size)) {
+        errno = saved_errno;
+        return moved;
+      }
     }
   } else if (size <= usable && size > usable / 2) {
     return p;
   }
-  const int saved_errno = errno;
   void* q = internal::MallocInline(size);
   if (q == nullptr) {
     // Out of memory: a block that shrinks stays as it is (it fits; glibc's
@@ -207,6 +215,7 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   }
   memcpy(q, p, size < usable ? size : usable);
   internal::FreeInline(p);
+  errno = saved_errno;
   return q;
 }
 }  // namespace

@@ -297,6 +297,37 @@ TEST(OutOfMemory, FreedSmallBlocksMakeRoomForLargeOnes) {
               "oom child: ok");
 }
 
+// Under RLIMIT_AS, a big block that cannot grow in place moves: its
+// destination, mapped first, still counts while the kernel checks the move,
+// which it refuses. The destination must not stay mapped (FINDINGS F29: 250
+// MiB leaked for good, and the realloc failed where glibc's succeeds).
+void AMoveTheKernelRefusesLeavesNothingMappedChild() {
+  struct rlimit limit;
+  limit.rlim_cur = limit.rlim_max = hakmem_test::VmBytes() + 600 * kMiB;
+  CHILD_CHECK(setrlimit(RLIMIT_AS, &limit) == 0);
+  char* a = static_cast<char*>(malloc(150 * kMiB));
+  char* b = static_cast<char*>(malloc(150 * kMiB));  // right after a: no growth in place
+  CHILD_CHECK(a != nullptr && b != nullptr);
+  memset(a, 'a', 150 * kMiB);
+  errno = 0;
+  char* grown = static_cast<char*>(realloc(a, 250 * kMiB));
+  CHILD_CHECK(grown != nullptr);
+  CHILD_CHECK(errno == 0);
+  CHILD_CHECK(grown[0] == 'a' && grown[150 * kMiB - 1] == 'a');
+  free(grown);
+  free(b);
+  void* c = malloc(400 * kMiB);
+  CHILD_CHECK(c != nullptr);
+  free(c);
+  fprintf(stderr, "oom child: ok\n");
+  _exit(0);
+}
+
+TEST(OutOfMemory, AMoveTheKernelRefusesLeavesNothingMapped) {
+  EXPECT_EXIT(AMoveTheKernelRefusesLeavesNothingMappedChild(), ::testing::ExitedWithCode(0),
+              "oom child: ok");
+}
+
 TEST(OutOfMemory, MappingFailsWhileExitedThreadsAreReclaimed) {
   EXPECT_EXIT(MappingFailsWhileExitedThreadsAreReclaimedChild(), ::testing::ExitedWithCode(0),
               "oom child: ok");
