@@ -841,6 +841,21 @@ TEST(HakmemTest, EvictedSuperSlabsAreRetainedAndReusedWithoutAMapping) {
 // Under an address-space limit nothing is retained (address space is what
 // runs out, for the program's own mappings too), and a trim unmaps what was
 // retained before the limit was set. In a child: the limit stays there.
+// Limits the address space to what is mapped now plus `headroom`, and has
+// hakmem read the limit as a failed mapping would. For death tests' children.
+bool LimitAddressSpaceInChild(size_t headroom) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_AS, &limit) != 0) return false;
+  unsigned long pages = 0;
+  FILE* statm = fopen("/proc/self/statm", "r");
+  if (statm == nullptr || fscanf(statm, "%lu", &pages) != 1) return false;
+  fclose(statm);
+  limit.rlim_cur = pages * 4096 + headroom;
+  if (setrlimit(RLIMIT_AS, &limit) != 0) return false;
+  platform::ReadIdleMappingBudget();
+  return true;
+}
+
 TEST(HakmemDeathTest, AnAddressSpaceLimitTurnsRetentionOff) {
   EXPECT_EXIT(
       {
@@ -851,15 +866,7 @@ TEST(HakmemDeathTest, AnAddressSpaceLimitTurnsRetentionOff) {
         GetStats(&before);
         if (before.superslabs_retained == 0) _exit(3);
         // Far above what is mapped (under the sanitizers, terabytes of shadow).
-        struct rlimit limit;
-        if (getrlimit(RLIMIT_AS, &limit) != 0) _exit(4);
-        unsigned long pages = 0;
-        FILE* statm = fopen("/proc/self/statm", "r");
-        if (statm == nullptr || fscanf(statm, "%lu", &pages) != 1) _exit(4);
-        fclose(statm);
-        limit.rlim_cur = pages * 4096 + (size_t{16} << 30);
-        if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(4);
-        platform::ReadIdleMappingBudget();  // as a failed mapping would
+        if (!LimitAddressSpaceInChild(size_t{16} << 30)) _exit(4);
         Trim();
         Stats trimmed;
         GetStats(&trimmed);
@@ -882,15 +889,7 @@ TEST(HakmemDeathTest, AnAddressSpaceLimitBoundsWhatTheCachesKeep) {
   EXPECT_EXIT(
       {
         Trim();
-        struct rlimit limit;
-        if (getrlimit(RLIMIT_AS, &limit) != 0) _exit(2);
-        unsigned long pages = 0;
-        FILE* statm = fopen("/proc/self/statm", "r");
-        if (statm == nullptr || fscanf(statm, "%lu", &pages) != 1) _exit(2);
-        fclose(statm);
-        limit.rlim_cur = pages * 4096 + (size_t{512} << 20);
-        if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(2);
-        platform::ReadIdleMappingBudget();  // as a failed mapping would
+        if (!LimitAddressSpaceInChild(size_t{512} << 20)) _exit(2);
         const uint64_t half = platform::IdleMappingBudget() / 2;
         if (half > (uint64_t{64} << 20)) _exit(3);
         std::vector<void*> blocks;
