@@ -1791,28 +1791,46 @@ TEST(HeapTest, BigBinsGrowWithinTheHeapsBudget) {
 // waiting for a CPU, and its bins would hold more of the same
 // (tests/FINDINGS.md F15). A heap that frees only its own blocks still
 // grows them.
+// A thread that allocates blocks (per run: a class and a count) and stays
+// alive (its queue is not drained meanwhile) until the object goes.
+class LiveOwner {
+ public:
+  LiveOwner(std::vector<std::pair<int, int>> runs)
+      : thread_([this, runs] {
+          for (const auto& [c, n] : runs) {
+            for (int i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
+          }
+          stage_.store(1);
+          while (stage_.load() != 2) sched_yield();
+        }) {
+    while (stage_.load() != 1) sched_yield();
+  }
+  ~LiveOwner() {
+    stage_.store(2);
+    thread_.join();
+  }
+  std::vector<void*> blocks;
+
+ private:
+  std::atomic<int> stage_{0};
+  std::thread thread_;  // last: started once the others are
+};
+
 TEST(HeapTest, BigBinsDoNotGrowWhileOversubscribedWithOtherHeapsBlocks) {
   StoppedClock clock;  // no upkeep trims the bins halfway
   ForceTransferCache oversubscribed;
   const int c = kFirstBigClass;
   const int n = 4 * static_cast<int>(kMidBinMaxBlocks);
-  std::vector<void*> theirs(n);
-  std::atomic<int> stage{0};
-  std::thread owner([&] {  // stays alive (its queue is not drained meanwhile)
-    for (void*& p : theirs) p = TinyMallocClass(c);
-    stage.store(1);
-    while (stage.load() != 2) sched_yield();
-  });
-  while (stage.load() != 1) sched_yield();
-  std::thread([&] {
-    for (void* p : theirs) Free(p);
-    EXPECT_NE(tl_heap->sends_big_blocks, 0);
-    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
-    EXPECT_EQ(tl_heap->big_bins_grown, 0u);
-    TinyTrim();
-  }).join();
-  stage.store(2);
-  owner.join();
+  {
+    LiveOwner owner({{c, n}});
+    std::thread([&] {
+      for (void* p : owner.blocks) Free(p);
+      EXPECT_NE(tl_heap->sends_big_blocks, 0);
+      EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
+      EXPECT_EQ(tl_heap->big_bins_grown, 0u);
+      TinyTrim();
+    }).join();
+  }
   std::thread([&] {
     std::vector<void*> own;
     for (int i = 0; i < n; i++) own.push_back(TinyMallocClass(c));
@@ -1830,19 +1848,9 @@ TEST(HeapTest, SmallBlocksSentToOthersLetBigBinsGrowWhileOversubscribed) {
   ForceTransferCache oversubscribed;
   const int small = static_cast<int>(SizeToClass(64));
   const int mid = kFirstMidClass;
-  std::vector<void*> theirs;
-  std::atomic<int> stage{0};
-  std::thread owner([&] {  // stays alive (its queue is not drained meanwhile)
-    for (int i = 0; i < 1000; i++) theirs.push_back(TinyMallocClass(small));
-    for (int i = 0; i < 4 * static_cast<int>(BinLimitOf(mid)); i++) {
-      theirs.push_back(TinyMallocClass(mid));
-    }
-    stage.store(1);
-    while (stage.load() != 2) sched_yield();
-  });
-  while (stage.load() != 1) sched_yield();
+  LiveOwner owner({{small, 1000}, {mid, 4 * static_cast<int>(BinLimitOf(mid))}});
   std::thread([&] {
-    for (void* p : theirs) Free(p);
+    for (void* p : owner.blocks) Free(p);
     EXPECT_GT(tl_heap->counters.blocks_sent_to_owners + tl_heap->counters.transfer_batches_pushed,
               0u);
     EXPECT_EQ(tl_heap->sends_big_blocks, 0);
@@ -1855,8 +1863,6 @@ TEST(HeapTest, SmallBlocksSentToOthersLetBigBinsGrowWhileOversubscribed) {
     EXPECT_EQ(BinLimit(tl_heap, c), BigBinMaxLimitOf(c));
     TinyTrim();
   }).join();
-  stage.store(2);
-  owner.join();
 }
 
 // A census that finds more threads running than CPUs keeps big bins that
@@ -1868,14 +1874,8 @@ TEST(HeapTest, BigBinsStayUngrownForTenCensusesAndTwoUpkeeps) {
   TinySetCpusForTesting(1);  // and no census but ours
   for (int i = 0; i < 10; i++) TinyRunCensusForTesting();  // what earlier tests left
   const int c = kFirstBigClass;
-  std::vector<void*> theirs(4 * kMidBinMaxBlocks);
-  std::atomic<int> stage{0};
-  std::thread owner([&] {  // stays alive (its queue is not drained meanwhile)
-    for (void*& p : theirs) p = TinyMallocClass(c);
-    stage.store(1);
-    while (stage.load() != 2) sched_yield();
-  });
-  while (stage.load() != 1) sched_yield();
+  LiveOwner owner({{c, 4 * static_cast<int>(kMidBinMaxBlocks)}});
+  std::vector<void*>& theirs = owner.blocks;
   std::thread([&] {
     size_t next = 0;
     // Frees enough of the owner's blocks for an overflow (or two).
@@ -1920,8 +1920,6 @@ TEST(HeapTest, BigBinsStayUngrownForTenCensusesAndTwoUpkeeps) {
     while (next < theirs.size()) Free(theirs[next++]);
     TinyTrim();
   }).join();
-  stage.store(2);
-  owner.join();
   TinySetCpusForTesting(0);
   for (int i = 0; i < 10; i++) TinyRunCensusForTesting();  // nothing left for later tests
   TinyTrim();
