@@ -115,6 +115,7 @@ bool NothingMappedAt(char* at, size_t bytes) {
 }
 
 TEST(LargeTest, ResizeInPlace) {
+  LargeCacheReleaseAll();  // (a cached region may be carved: its slot is full)
   ScopedLargeReserveOff mapped_alone;  // the address space after the mapping is free
   // A block with room after its mapping for the growth below (the kernel
   // may place other mappings right after it: under TSan it did, once in
