@@ -403,6 +403,28 @@ TEST_F(RegionCacheTest, BeyondTheBudgetTheOldestGiveTheirPagesBackAfterTheDecay)
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
+// A miss: what the cache holds does not serve the demand, so beyond the
+// budget the oldest give their pages back at once, decay or not (a buffer
+// grown by copies into ever bigger blocks left every copy resident).
+TEST_F(RegionCacheTest, AMissAppliesTheResidentBudgetWithoutTheDecay) {
+  g_limits.max_resident_bytes = 2 * kMiB;
+  g_limits.decay_ns = uint64_t{1} << 40;
+  g_limits.ttl_ns = uint64_t{1} << 41;
+  std::vector<char*> mapped = MapFilledRegions(3);
+  ASSERT_EQ(mapped.size(), 3u);
+  for (char* base : mapped) cache_.Put(HeaderOf(base));
+  cache_.EnforceLimits();
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 6 * kMiB);  // within the decay
+  EXPECT_EQ(cache_.Take(4 * kMiB, 8 * kMiB), nullptr);    // none fits
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  EXPECT_EQ(HeaderOf(mapped[0])->discarded, kPagesGivenBack);
+  EXPECT_EQ(HeaderOf(mapped[1])->discarded, kPagesGivenBack);
+  EXPECT_EQ(HeaderOf(mapped[2])->discarded, 0u);  // the newest keeps its pages
+  EXPECT_EQ(mapped[2][platform::kPageSize + 5], 0x77);
+  EXPECT_EQ(cache_.GetStats().cached, 3u);
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
 TEST_F(RegionCacheTest, ALowerBudgetWithoutDecayApplies) {
   std::vector<char*> mapped = MapFilledRegions(2);
   ASSERT_EQ(mapped.size(), 2u);
