@@ -99,18 +99,23 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   if (found != nullptr) {
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
     ClaimLocked(found);
+    misses_in_a_row_ = 0;
   } else {
     CountTakeLocked();
     misses_++;
+    misses_in_a_row_++;
   }
-  const bool over_budget = found == nullptr && resident_ > limits.max_resident_bytes;
+  const bool over_budget = misses_in_a_row_ >= kMissesThatSkipTheDecay &&
+                           resident_ > limits.max_resident_bytes;
   platform::UnlockMutex(&lock_);
-  // A miss: what the cache holds does not serve this demand, and the caller
-  // maps fresh memory for it. Beyond the resident budget the oldest give
-  // their pages back now, not after the decay (a buffer grown by copy into
-  // a bigger block and freed, step by step, left every copy resident: 3 MB
-  // grown 4 KiB at a time peaked at 535 MB, glibc 7; a helper's hunt of
-  // real programs, session 23: python, bash, awk string concatenation).
+  // Misses in a row: what the cache holds does not serve the demand, and
+  // the caller maps fresh memory for it. Beyond the resident budget the
+  // oldest give their pages back now, not after the decay (a buffer grown
+  // by copy into a bigger block and freed, step by step, left every copy
+  // resident: 3 MB grown 4 KiB at a time peaked at 535 MB, glibc 7; a
+  // helper's hunt of real programs, session 23: python, bash, awk string
+  // concatenation). A lone miss among hits (random sizes setting a new
+  // high) leaves the decay alone: no madvise in such a loop.
   if (over_budget) {
     RegionCacheLimits now_limits = limits;
     now_limits.decay_ns = 0;

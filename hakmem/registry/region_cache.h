@@ -87,6 +87,9 @@ class RegionCache {
   void MaybeEnforceLimits() { MaybeEnforceLimits(platform::NowNs()); }
   void MaybeEnforceLimits(uint64_t now);
   static constexpr uint64_t kCheckIntervalNs = 100 * 1000 * 1000;
+  // Takes in a row that found nothing, after which the resident budget
+  // applies without the decay (see Take).
+  static constexpr uint32_t kMissesThatSkipTheDecay = 4;
   static constexpr int kMaxDemandSeconds = 64;
   // Regions adaptive sizing always lets the cache keep.
   static constexpr uint64_t kDemandFloor = 2;
@@ -157,6 +160,8 @@ class RegionCache {
   uint64_t resident_ = 0;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
+  // Takes in a row that found nothing (see Take).
+  uint32_t misses_in_a_row_ = 0;
   uint64_t evicted_ = 0;
   uint64_t next_check_ns_ = 0;  // atomic access
   // Demand history: regions taken per second, a ring ending at demand_pos_.
