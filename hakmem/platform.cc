@@ -194,8 +194,6 @@ uint64_t AddressSpaceLimitBytes() {
   return smallest;
 }
 
-bool AddressSpaceLimited() { return AddressSpaceLimitBytes() != UINT64_MAX; }
-
 namespace {
 std::atomic<uint64_t> g_idle_budget{UINT64_MAX};
 }  // namespace

@@ -105,14 +105,13 @@ void Unmap(void* p, size_t size);
 bool DiscardPages(void* p, size_t size);
 // Whether the kernel accounts memory strictly (vm.overcommit_memory = 2),
 // where a private writable mapping is charged whole, touched or not. Read
-// once (no allocation), on first use.
+// once (no allocation), by ReadIdleMappingBudget at start-up.
 bool StrictOvercommit();
-// Whether an address-space limit applies: RLIMIT_AS, or RLIMIT_DATA (which
-// counts private writable mappings since Linux 4.7). Address space is then
-// what runs out, for the program's own mappings and thread stacks too.
-// A raw call, not a cancellation point or an interposable symbol.
-bool AddressSpaceLimited();
-// The smaller of those limits in bytes, or UINT64_MAX when neither applies.
+// The address-space limit in bytes: the smaller of RLIMIT_AS and
+// RLIMIT_DATA (which counts private writable mappings since Linux 4.7), or
+// UINT64_MAX when neither applies. Address space is then what runs out, for
+// the program's own mappings and thread stacks too. A raw call, not a
+// cancellation point or an interposable symbol.
 uint64_t AddressSpaceLimitBytes();
 // How many bytes the allocator may keep mapped but unused (its caches of
 // empty regions) when mappings are scarce: a sixteenth of the address-space
