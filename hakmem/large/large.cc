@@ -117,7 +117,7 @@ void* CarveFromReserve(size_t slots) {
   platform::UnlockMutex(&g_reserve_lock);
   if (base != 0) return reinterpret_cast<void*>(base);
   if (platform::MappingsScarce()) return nullptr;
-  size_t size = SlotRound(carved);
+  size_t size = carved;  // whole slots
   size = size < kReserveMinBytes ? kReserveMinBytes : size > kReserveMaxBytes ? kReserveMaxBytes : size;
   void* fresh = platform::MapAhead(size, kRegionAlign);
   if (fresh == nullptr) {

@@ -748,10 +748,10 @@ bool TransferEngageable() {
 // censuses) of a census that found it so. With more threads than CPUs, a
 // thread waiting for one holds its bins idle, and the blocks other threads
 // free for it wait on its queue; grown bins of threads that pass blocks
-// around only add to that (tests/FINDINGS.md F15). One census is not enough: with 3 threads on 2 cores, one of them
-// often misses a whole 10 ms interval, which then counts 2 running. (Tests
-// force it as they force the transfer cache: never engaged, bins grow;
-// always, they do not.)
+// around only add to that (tests/FINDINGS.md F15). One census is not
+// enough: with 3 threads on 2 cores, one of them often misses a whole 10 ms
+// interval, which then counts 2 running. (Tests force it as they force the
+// transfer cache: never engaged, bins grow; always, they do not.)
 bool BigBinsMayGrow(const Heap* h) {
   if (h->sends_big_blocks == 0) return true;
   const int mode = __atomic_load_n(&g_transfer_mode, __ATOMIC_RELAXED);
