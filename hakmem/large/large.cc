@@ -181,6 +181,56 @@ size_t GrowTarget(size_t mapped, size_t need) {
   return roomy > need ? roomy : need;
 }
 
+// Gives back the tail of h's mapping past `need` bytes (page-rounded, at
+// most its mapped size).
+void ShrinkMapping(LargeHeader* h, size_t need) {
+  const size_t mapped = h->region.mapped_size;
+  // Untagged before unmapped: once it is, another region may be mapped in
+  // the tail and tag its slots.
+  h->region.mapped_size = need;
+  registry::Resize(reinterpret_cast<uintptr_t>(h), mapped, need);
+  platform::Unmap(reinterpret_cast<char*>(h) + need, h->reserved - need);
+  h->reserved = need;
+}
+
+// Grows h's mapping to `need` bytes in place; false if the address space
+// past it is taken.
+bool GrowMapping(LargeHeader* h, size_t need) {
+  const uintptr_t base = reinterpret_cast<uintptr_t>(h);
+  const size_t mapped = h->region.mapped_size;
+  // (The registry's cells first: once the pages are mapped, tagging them
+  // can't fail.)
+  if (!registry::Reserve(base, need) || GrowReservation(h, need) != 0) return false;
+  h->region.mapped_size = need;
+  registry::Resize(base, mapped, need);
+  return true;
+}
+
+// A cached region for `need` bytes: one up to `slack` bigger. A big block
+// first looks for one that kept its pages: up to 4x bigger, its tail
+// unmapped; else at least half as big, grown in place. One buffer at a
+// time of 10-100 MiB, each a different size, faulted a fresh mapping in at
+// every size the cache could not fit (F41); reusing resident pages and
+// unmapping the rest, or faulting in only the difference, costs less.
+LargeHeader* TakeCached(size_t need, size_t slack, bool* reads_zero) {
+  if (need >= RegionCache::kBigFaultInBytes) {
+    if (RegionHeader* r = g_cache.TakeResident(need, need + slack)) {
+      return reinterpret_cast<LargeHeader*>(r);
+    }
+    if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 4 * need)) {
+      LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
+      ShrinkMapping(h, need);
+      return h;
+    }
+    if (RegionHeader* r = g_cache.TakeResident(need / 2, need - 1)) {
+      LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
+      if (GrowMapping(h, need)) return h;
+      g_cache.Put(r);
+    }
+  }
+  return reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack, reads_zero));
+}
+
 // Hands out the block of region `h`, `offset` from its base, for `size`
 // bytes asked for.
 void* HandOut(LargeHeader* h, size_t offset, size_t size) {
@@ -207,9 +257,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed) {
   // A region whose pages the cache gave back reads zero past its header
   // page, where the block starts: calloc need not clear it.
   bool reads_zero = false;
-  LargeHeader* h = alignment <= kRegionAlign ? reinterpret_cast<LargeHeader*>(
-                                                   g_cache.Take(need, need + slack, &reads_zero))
-                                             : nullptr;
+  LargeHeader* h = alignment <= kRegionAlign ? TakeCached(need, slack, &reads_zero) : nullptr;
   *zeroed = h != nullptr && reads_zero;
   if (h == nullptr) {
     size_t reserved;
@@ -295,12 +343,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   const size_t mapped = header->region.mapped_size;
   const uintptr_t base = reinterpret_cast<uintptr_t>(header);
   if (need <= mapped) {
-    // Untagged before unmapped: once it is, another region may be mapped
-    // in the tail and tag its slots.
-    header->region.mapped_size = need;
-    registry::Resize(base, mapped, need);
-    platform::Unmap(reinterpret_cast<char*>(header) + need, header->reserved - need);
-    header->reserved = need;
+    ShrinkMapping(header, need);
     header->requested = new_size;
     g_live_bytes.fetch_sub(mapped - need, std::memory_order_relaxed);
     return true;

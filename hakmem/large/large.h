@@ -37,7 +37,9 @@ struct LargeHeader {
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
 // <= kMaxLargeAlignment), or nullptr: from a cached region up to a quarter
-// bigger than needed, else carved from address space mapped ahead (up to
+// bigger than needed (from RegionCache::kBigFaultInBytes on, first from a
+// resident one up to 4x bigger, its tail unmapped, or at least half as big,
+// grown in place), else carved from address space mapped ahead (up to
 // kMaxCarvedBytes), else mapped. `*zeroed` tells whether the memory is known to be
 // zero (fresh from the kernel, or given back while cached).
 void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);

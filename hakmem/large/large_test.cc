@@ -148,6 +148,43 @@ TEST(LargeTest, ResizeInPlace) {
   LargeFree(h, p);
 }
 
+// A big block takes a cached region of another size that kept its pages:
+// a bigger one gives its tail back, a smaller one grows in place (F41: one
+// buffer at a time of 10-100 MiB, each a different size, faulted a fresh
+// mapping in at each size).
+TEST(LargeTest, ABigBlockReusesTheResidentPagesOfARegionOfAnotherSize) {
+  LargeCacheReleaseAll();
+  const size_t kMiB = size_t{1} << 20;
+  bool zeroed;
+  char* p = static_cast<char*>(LargeAlloc(40 * kMiB, 16, &zeroed));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0x5a, 40 * kMiB);
+  LargeHeader* h = HeaderOf(p);
+  char* const base = reinterpret_cast<char*>(h);
+  LargeFree(h, p);
+
+  char* q = static_cast<char*>(LargeAlloc(12 * kMiB, 16, &zeroed));
+  ASSERT_EQ(HeaderOf(q), h) << "a bigger resident region, shrunk";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(q[12 * kMiB - 1], 0x5a);  // its pages, not fresh ones
+  const size_t shrunk = h->region.mapped_size;
+  EXPECT_EQ(shrunk, 12 * kMiB + platform::kPageSize);
+  EXPECT_EQ(h->reserved, shrunk);
+  EXPECT_EQ(registry::Lookup(base + shrunk), nullptr);
+  EXPECT_TRUE(NothingMappedAt(base + shrunk, 40 * kMiB + platform::kPageSize - shrunk));
+  LargeFree(h, q);
+
+  char* r = static_cast<char*>(LargeAlloc(20 * kMiB, 16, &zeroed));
+  ASSERT_EQ(HeaderOf(r), h) << "a smaller resident region, grown in place";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(r[12 * kMiB - 1], 0x5a);
+  EXPECT_EQ(h->region.mapped_size, 20 * kMiB + platform::kPageSize);
+  EXPECT_EQ(HeaderOf(r + 20 * kMiB - 1), h);
+  memset(r, 1, 20 * kMiB);
+  LargeFree(h, r);
+  LargeCacheReleaseAll();
+}
+
 // Cache misses carve regions from address space mapped ahead: 16 fresh
 // blocks cost a few mappings, not 16, each owns its whole 2 MiB slot, and
 // all of it (with the reserve's unused rest) is given back with them.

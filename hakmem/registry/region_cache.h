@@ -90,6 +90,11 @@ class RegionCache {
   // Takes in a row that found nothing, after which the resident budget
   // applies without the decay (see Take).
   static constexpr uint32_t kMissesThatSkipTheDecay = 4;
+  // A take of at least this many bytes that finds no resident region (a
+  // miss, or a region whose pages were given back) does so at once: the
+  // caller is about to fault that much in, which costs more than giving the
+  // oldest cached pages back (see Take).
+  static constexpr uint64_t kBigFaultInBytes = uint64_t{8} << 20;
   static constexpr int kMaxDemandSeconds = 64;
   // Regions adaptive sizing always lets the cache keep.
   static constexpr uint64_t kDemandFloor = 2;

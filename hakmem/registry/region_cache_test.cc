@@ -430,6 +430,25 @@ TEST_F(RegionCacheTest, MissesInARowApplyTheResidentBudgetWithoutTheDecay) {
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
+// A big miss applies the budget at once; a small one leaves the decay alone.
+TEST_F(RegionCacheTest, ABigMissAppliesTheResidentBudgetWithoutTheDecay) {
+  g_limits.max_resident_bytes = 2 * kMiB;
+  g_limits.decay_ns = uint64_t{1} << 40;
+  g_limits.ttl_ns = uint64_t{1} << 41;
+  std::vector<char*> mapped = MapFilledRegions(3);
+  ASSERT_EQ(mapped.size(), 3u);
+  for (char* base : mapped) cache_.Put(HeaderOf(base));
+  EXPECT_EQ(cache_.Take(4 * kMiB, 8 * kMiB), nullptr);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 6 * kMiB) << "a small miss";
+  EXPECT_EQ(cache_.Take(RegionCache::kBigFaultInBytes, 2 * RegionCache::kBigFaultInBytes), nullptr);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  EXPECT_EQ(HeaderOf(mapped[0])->discarded, kPagesGivenBack);
+  EXPECT_EQ(HeaderOf(mapped[1])->discarded, kPagesGivenBack);
+  EXPECT_EQ(HeaderOf(mapped[2])->discarded, 0u);  // the newest keeps its pages
+  EXPECT_EQ(cache_.GetStats().cached, 3u);
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
 TEST_F(RegionCacheTest, ALowerBudgetWithoutDecayApplies) {
   std::vector<char*> mapped = MapFilledRegions(2);
   ASSERT_EQ(mapped.size(), 2u);
