@@ -27,17 +27,22 @@ constexpr uintptr_t kRegionMask = kRegionAlign - 1;
 // path, so a corrupted registry can't make us trust foreign memory.
 constexpr uint64_t kRegionMagic = 0x48414b4d454d5353ull;  // "HAKMEMSS"
 
-enum class RegionKind : uint32_t { kSuperSlab = 1, kLarge = 2 };
+enum class RegionKind : uint16_t { kSuperSlab = 1, kLarge = 2 };
 
 struct RegionHeader {
   uint64_t magic;
   RegionKind kind;
+  // Set by the region's user while it is not cached: a cache take may
+  // prefer regions of one shape (see RegionCache::Take). 0: none.
+  uint16_t shape;
   uint32_t discarded;         // while cached: kPagesGivenBack or kPagesKept, else 0
   size_t mapped_size;        // bytes mapped from the region's base
   uint64_t generation;       // bumped each time the region is reused from a cache
   uint64_t last_used_ns;     // when it entered the LRU cache
   RegionHeader* lru_prev;    // LRU links, valid while cached
   RegionHeader* lru_next;
+  RegionHeader* shape_prev;  // links among cached regions of its shape
+  RegionHeader* shape_next;
 };
 
 // RegionHeader::discarded of a cached region whose pages the cache tried to

@@ -19,6 +19,10 @@ bool DiscardRegionPages(RegionHeader* region) {
                                 region->mapped_size - platform::kPageSize);
 }
 
+bool RegionCache::HasShapeList(const RegionHeader* region) {
+  return region->shape != 0 && region->shape < kShapes;
+}
+
 void RegionCache::Unlink(RegionHeader* region) {
   if (region->lru_prev != nullptr) {
     region->lru_prev->lru_next = region->lru_next;
@@ -31,6 +35,15 @@ void RegionCache::Unlink(RegionHeader* region) {
     lru_ = region->lru_prev;
   }
   region->lru_prev = region->lru_next = nullptr;
+  if (HasShapeList(region)) {
+    if (region->shape_prev != nullptr) {
+      region->shape_prev->shape_next = region->shape_next;
+    } else {
+      shape_head_[region->shape] = region->shape_next;
+    }
+    if (region->shape_next != nullptr) region->shape_next->shape_prev = region->shape_prev;
+    region->shape_prev = region->shape_next = nullptr;
+  }
   __atomic_store_n(&count_, count_ - 1, __ATOMIC_RELAXED);
   bytes_ -= region->mapped_size;
   if (!region->discarded) {
@@ -52,6 +65,13 @@ void RegionCache::Link(RegionHeader* region, RegionHeader* newer,
   } else {
     lru_ = region;
   }
+  if (HasShapeList(region)) {
+    RegionHeader*& head = shape_head_[region->shape];
+    region->shape_prev = nullptr;
+    region->shape_next = head;
+    if (head != nullptr) head->shape_prev = region;
+    head = region;
+  }
   __atomic_store_n(&count_, count_ + 1, __ATOMIC_RELAXED);
   bytes_ += region->mapped_size;
   if (!region->discarded) {
@@ -69,7 +89,22 @@ void RegionCache::LinkByAge(RegionHeader* region) {
   Link(region, newer, older);
 }
 
-RegionHeader* RegionCache::FindLocked(size_t min_size, size_t max_size, bool resident_only) {
+RegionHeader* RegionCache::FindLocked(size_t min_size, size_t max_size, bool resident_only,
+                                      uint16_t shape) {
+  // One of the shape asked for that kept its pages: where its user will
+  // touch them (a SuperSlab's slabs in the same places). Short-lived
+  // threads that each walked the size classes took the SuperSlabs the last
+  // ones gave back for other classes, touched their untouched pages, and
+  // every SuperSlab became resident whole (F42).
+  if (shape != 0 && shape < kShapes) {
+    int looked = 0;
+    for (RegionHeader* r = shape_head_[shape]; r != nullptr && looked < kShapeLookAhead;
+         r = r->shape_next, looked++) {
+      if (r->mapped_size >= min_size && r->mapped_size <= max_size && r->discarded == 0) {
+        return r;
+      }
+    }
+  }
   for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
     if (r->mapped_size >= min_size && r->mapped_size <= max_size &&
         (!resident_only || r->discarded == 0)) {
@@ -92,10 +127,11 @@ void RegionCache::ClaimLocked(RegionHeader* found) {
   hits_++;
 }
 
-RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_zero) {
+RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_zero,
+                                uint16_t shape) {
   const RegionCacheLimits limits = limits_();
   platform::LockMutex(&lock_);
-  RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false);
+  RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false, shape);
   const bool faults_in = found == nullptr || found->discarded == kPagesGivenBack;
   if (found != nullptr) {
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;

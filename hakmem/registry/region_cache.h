@@ -61,10 +61,12 @@ class RegionCache {
       : limits_(limits), release_(release) {}
 
   // Most recently cached region whose mapped size is in [min_size, max_size],
-  // or nullptr. Bumps its generation. `*reads_zero` (if given): whether its
+  // or nullptr; of those, one of `shape` (if not 0) that kept its pages
+  // first. Bumps its generation. `*reads_zero` (if given): whether its
   // pages were given back while cached, so that all but its header page
   // read zero.
-  RegionHeader* Take(size_t min_size, size_t max_size, bool* reads_zero = nullptr);
+  RegionHeader* Take(size_t min_size, size_t max_size, bool* reads_zero = nullptr,
+                     uint16_t shape = 0);
   // The same among regions that kept their pages, or nullptr; a miss is not
   // counted (the caller falls back on Take or a mapping). For a block that
   // grows: copying it into resident memory costs less than faulting fresh
@@ -95,6 +97,11 @@ class RegionCache {
   // caller is about to fault that much in, which costs more than giving the
   // oldest cached pages back (see Take).
   static constexpr uint64_t kBigFaultInBytes = uint64_t{8} << 20;
+  // Shapes with a list of their own (the others are only on the LRU list),
+  // and how many of a shape's regions a take looks at for one that kept
+  // its pages.
+  static constexpr uint32_t kShapes = 128;
+  static constexpr int kShapeLookAhead = 8;
   static constexpr int kMaxDemandSeconds = 64;
   // Regions adaptive sizing always lets the cache keep.
   static constexpr uint64_t kDemandFloor = 2;
@@ -122,12 +129,15 @@ class RegionCache {
 
  private:
   // Most recently cached region with a mapped size in [min_size, max_size]
-  // (and its pages kept, if `resident_only`), or nullptr.
-  RegionHeader* FindLocked(size_t min_size, size_t max_size, bool resident_only);
+  // (and its pages kept, if `resident_only`), or nullptr; see Take for
+  // `shape`.
+  RegionHeader* FindLocked(size_t min_size, size_t max_size, bool resident_only,
+                           uint16_t shape = 0);
   // Counts a take (hit or miss) for adaptive sizing.
   void CountTakeLocked();
   // Takes `found` out of the cache, counting a hit.
   void ClaimLocked(RegionHeader* found);
+  static bool HasShapeList(const RegionHeader* region);
   void Unlink(RegionHeader* region);
   // Links `region` between `newer` and `older` (either may be null: an end).
   void Link(RegionHeader* region, RegionHeader* newer, RegionHeader* older);
@@ -160,6 +170,8 @@ class RegionCache {
   pthread_mutex_t release_all_lock_ = PTHREAD_MUTEX_INITIALIZER;
   RegionHeader* mru_ = nullptr;  // most recently used end
   RegionHeader* lru_ = nullptr;  // least recently used end
+  // Per shape, its cached regions, most recently linked first.
+  RegionHeader* shape_head_[kShapes] = {};
   uint64_t count_ = 0;
   uint64_t bytes_ = 0;
   uint64_t resident_ = 0;

@@ -69,6 +69,36 @@ TEST_F(RegionCacheTest, TakeHonoursSizeRange) {
   EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), &regions_[0]);
 }
 
+// A take that asks for a shape gets the most recent region of that shape
+// that kept its pages, wherever it is in the LRU order; else the most
+// recent fit. The shape lists follow every way a region leaves the cache.
+TEST_F(RegionCacheTest, TakePrefersAResidentRegionOfTheShapeAskedFor) {
+  regions_[0].shape = 5;
+  regions_[1].shape = 5;
+  regions_[2].shape = 6;
+  regions_[3].shape = 6;
+  for (int i = 0; i < 4; i++) cache_.Put(&regions_[i]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 5), &regions_[1]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 5), &regions_[0]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 5), &regions_[3]) << "none left";
+  // (Only the lookup reads `discarded`: set as the decay leaves it.)
+  cache_.Put(&regions_[0]);
+  regions_[0].discarded = kPagesGivenBack;
+  cache_.Put(&regions_[1]);
+  regions_[1].discarded = kPagesGivenBack;
+  cache_.Put(&regions_[3]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 5), &regions_[3])
+      << "pages kept, of another shape, before pages given back";
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 6), &regions_[2]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 6), &regions_[1]);
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 6), &regions_[0]);
+  EXPECT_EQ(cache_.GetStats().cached, 0u);
+  // Evicted regions leave their shape's list too.
+  cache_.Put(&regions_[2]);
+  cache_.ReleaseAll();
+  EXPECT_EQ(cache_.Take(kRegionAlign, kRegionAlign, nullptr, 6), nullptr);
+}
+
 TEST_F(RegionCacheTest, GenerationBumpsOnReuse) {
   regions_[0].generation = 7;
   cache_.Put(&regions_[0]);

@@ -111,7 +111,7 @@ Slab* SlabPool::Take(int size_class, uint32_t block_size, int slab_shift, const 
   // mapping purges the caches and reclaims exited threads' heaps, which
   // gives slabs back here. (Threads that find the pool empty at once may
   // each bring one; the extra ones fill later.)
-  SuperSlab* ss = SuperSlabAcquire(this, slab_shift);
+  SuperSlab* ss = SuperSlabAcquire(this, slab_shift, size_class);
   if (ss == nullptr) {
     // What that reclaim, or other threads meanwhile, gave back.
     platform::LockMutex(&lock_);

@@ -371,10 +371,12 @@ inline bool SuperSlabFull(const SuperSlab* ss) {
 // SuperSlab has no slab in use any more.
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s);
 
-// A SuperSlab with no slab in use, formatted with `slab_shift` for `owner`:
-// from the LRU cache if one is there, else mapped and registered. Returns
-// nullptr when out of memory.
-SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift);
+// A SuperSlab with no slab in use, formatted with `slab_shift` for `owner`
+// (who takes a slab of `size_class` first): from the LRU cache if one is
+// there, preferring one last used the same way (its pages where they will
+// be touched), else mapped and registered. Returns nullptr when out of
+// memory.
+SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class);
 // Re-formats an empty SuperSlab with another slab geometry.
 void SuperSlabFormat(SuperSlab* ss, int slab_shift);
 // Parks an empty SuperSlab in the LRU cache (which may unmap it at once if

@@ -25,7 +25,7 @@ bool IsStart(const Slab* s, const void* p) {
 }
 
 TEST(SuperSlabTest, AcquireRegistersWithMagicAndGeometryTag) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(ss) & kRegionMask, 0u);
   EXPECT_EQ(ss->region.magic, kRegionMagic);
@@ -39,7 +39,7 @@ TEST(SuperSlabTest, AcquireRegistersWithMagicAndGeometryTag) {
 }
 
 TEST(SuperSlabTest, SmallGeometryHands31SlabsThenRunsOut) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   std::set<int> seen;
   for (int i = 0; i < 31; i++) {
@@ -59,7 +59,7 @@ TEST(SuperSlabTest, SmallGeometryHands31SlabsThenRunsOut) {
 }
 
 TEST(SuperSlabTest, MidGeometryHasThreeSlabsAfterTheHeader) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   for (int i = 1; i < 4; i++) EXPECT_EQ(SuperSlabTakeFreeSlab(ss), i);
   EXPECT_EQ(SuperSlabTakeFreeSlab(ss), -1);
@@ -73,7 +73,7 @@ TEST(SuperSlabTest, MidGeometryHasThreeSlabsAfterTheHeader) {
 }
 
 TEST(SuperSlabTest, BigGeometryIsOneSlabWhoseBlocksStartPastTheHeader) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kBigSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kBigSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   EXPECT_EQ(registry::TagOf(reinterpret_cast<char*>(ss) + 100000), kBigSlabShift);
   EXPECT_NE(registry::TagOf(ss), registry::kTagLarge);
@@ -124,7 +124,7 @@ TEST(SuperSlabTest, RecordsOfFewSlabGeometriesDependOnTheSuperSlabsAddress) {
     std::vector<SuperSlab*> supers;
     std::set<uintptr_t> colours, lines;
     for (int i = 0; i < 8; i++) {
-      SuperSlab* ss = SuperSlabAcquire(kOwner, shift);
+      SuperSlab* ss = SuperSlabAcquire(kOwner, shift, /*size_class=*/0);
       ASSERT_NE(ss, nullptr);
       supers.push_back(ss);
       const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
@@ -186,7 +186,7 @@ void CheckEveryAddressOfCarvedSlabs(SuperSlab* ss, uint32_t size, int size_class
 // no record keeps an owner. (From a review of the address-chosen records.)
 TEST(SuperSlabTest, GeometryChangesLeaveNoStaleRecord) {
   std::vector<SuperSlab*> supers;
-  for (int i = 0; i < 3; i++) supers.push_back(SuperSlabAcquire(kOwner, kSmallSlabShift));
+  for (int i = 0; i < 3; i++) supers.push_back(SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0));
   for (SuperSlab* ss : supers) {
     ASSERT_NE(ss, nullptr);
     for (int shift : {kSmallSlabShift, kBigSlabShift, kMidSlabShift, kSmallSlabShift,
@@ -209,7 +209,7 @@ TEST(SuperSlabTest, GeometryChangesLeaveNoStaleRecord) {
 TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
   // Every carved block start passes; every other offset (interior, past the
   // carved part) fails, for power-of-two and other sizes alike.
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   const int index = SuperSlabTakeFreeSlab(ss);
   for (uint32_t size : {16u, 48u, 64u, 80u, 1008u, 1024u, 1280u, 2048u}) {
@@ -228,7 +228,7 @@ TEST(SuperSlabTest, BlockStartTestIsExactForEveryClassSize) {
 }
 
 TEST(SuperSlabTest, CarvingIsLazyOrderedAlignedAndBounded) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   const int index = SuperSlabTakeFreeSlab(ss);
   Slab* s = SlabInit(ss, index, 48, 3, kOwner);
@@ -267,7 +267,7 @@ TEST(SuperSlabTest, ClassesStartAtDifferentCacheSetsAndStayAligned) {
   // sets (64-byte lines, 4 KiB per way), every block keeps the alignment of
   // the largest power of two dividing its size, and the colour gap holds no
   // block.
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   std::set<uint32_t> sets;
   for (int c = 1; c <= 16; c++) {  // 16..256 bytes
@@ -298,7 +298,7 @@ TEST(SuperSlabTest, ClassesStartAtDifferentCacheSetsAndStayAligned) {
 }
 
 TEST(SuperSlabTest, AReturnedSlabForgetsItsBlocks) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   const int index = SuperSlabTakeFreeSlab(ss);
   Slab* s = SlabInit(ss, index, 8192, 76, kOwner);
@@ -348,7 +348,7 @@ void ExpectInfoCopiesAlike(const Slab* s) {
 // blocks in each 64 KiB pass the block-start test through their own copy.
 TEST(SuperSlabTest, EveryCopyOfASlabsInfoStaysAlike) {
   for (int shift : {kSmallSlabShift, kMidSlabShift, kBigSlabShift}) {
-    SuperSlab* ss = SuperSlabAcquire(kOwner, shift);
+    SuperSlab* ss = SuperSlabAcquire(kOwner, shift, /*size_class=*/0);
     ASSERT_NE(ss, nullptr);
     const int index = SuperSlabTakeFreeSlab(ss);
     const uint32_t size = shift == kBigSlabShift ? 65536 : 4096;
@@ -439,7 +439,7 @@ TEST(SuperSlabTest, APrewarmUnderAnAddressSpaceLimitMapsNothingWithAWarning) {
 }
 
 TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   for (int index = 1; index < 4; index++) {
     SuperSlabTakeFreeSlab(ss);
@@ -456,14 +456,14 @@ TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
 }
 
 TEST(SuperSlabTest, ReleasedSuperSlabIsReusedFromTheCache) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   const uint64_t generation = ss->region.generation;
   SuperSlabRelease(ss);
   EXPECT_EQ(ss->owner, nullptr);
   EXPECT_TRUE(registry::Contains(ss));  // cached SuperSlabs stay registered
   const SuperSlabStats before = GetSuperSlabStats();
-  SuperSlab* again = SuperSlabAcquire(kOwner, kMidSlabShift);
+  SuperSlab* again = SuperSlabAcquire(kOwner, kMidSlabShift, /*size_class=*/0);
   EXPECT_EQ(again, ss);
   EXPECT_EQ(again->region.generation, generation + 1);
   EXPECT_EQ(GetSuperSlabStats().cache.hits, before.cache.hits + 1);
@@ -471,8 +471,31 @@ TEST(SuperSlabTest, ReleasedSuperSlabIsReusedFromTheCache) {
   SuperSlabRelease(again);
 }
 
+// A SuperSlab from the cache is, if one is there, one last used the same
+// way: the geometry, and for a big slab the class (its pages are where the
+// new user touches them; F42).
+TEST(SuperSlabTest, AcquirePrefersACachedSuperSlabLastUsedTheSameWay) {
+  SuperSlabCacheReleaseAll();
+  SuperSlab* big3 = SuperSlabAcquire(kOwner, kBigSlabShift, 3);
+  SuperSlab* big4 = SuperSlabAcquire(kOwner, kBigSlabShift, 4);
+  SuperSlab* mid = SuperSlabAcquire(kOwner, kMidSlabShift, 0);
+  SuperSlab* small = SuperSlabAcquire(kOwner, kSmallSlabShift, 0);
+  ASSERT_TRUE(big3 != nullptr && big4 != nullptr && mid != nullptr && small != nullptr);
+  for (SuperSlab* ss : {big3, big4, mid, small}) SuperSlabRelease(ss);  // small most recent
+  SuperSlab* again3 = SuperSlabAcquire(kOwner, kBigSlabShift, 3);
+  SuperSlab* again_mid = SuperSlabAcquire(kOwner, kMidSlabShift, 7);
+  SuperSlab* again4 = SuperSlabAcquire(kOwner, kBigSlabShift, 4);
+  SuperSlab* again_small = SuperSlabAcquire(kOwner, kSmallSlabShift, 1);
+  EXPECT_EQ(again3, big3);
+  EXPECT_EQ(again_mid, mid);
+  EXPECT_EQ(again4, big4);
+  EXPECT_EQ(again_small, small);
+  for (SuperSlab* ss : {again3, again_mid, again4, again_small}) SuperSlabRelease(ss);
+  SuperSlabCacheReleaseAll();
+}
+
 TEST(SuperSlabTest, CacheTrimUnmapsAndUnregisters) {
-  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift);
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   SuperSlabRelease(ss);
   SuperSlabCacheReleaseAll();
