@@ -35,12 +35,7 @@ constexpr uint64_t kLargeCacheBytesPerRegion = 256 * 1024;
 // blocks live, unmapped and mapped a region every ~500 operations: 3.2
 // Mops/s; with 256 MiB mapped, 64 MiB resident: 5.4, 1.7x tcmalloc, peak
 // RSS 56 MiB, tcmalloc's 150.)
-// And at most half the live blocks' mapped bytes, at least 8 MiB: a string
-// built by copy-then-free, 3 MB live, kept 64 MiB of freed copies resident
-// (F40: 77 MB, glibc 7; now 19, the peers 12-19). A program that frees all
-// of its large blocks keeps 8 MiB of them resident past the decay time.
 constexpr uint64_t kLargeCacheResidentBytes = uint64_t{64} << 20;
-constexpr uint64_t kLargeCacheMinResidentBytes = uint64_t{8} << 20;
 
 // The mapped bytes (HAKMEM_LARGE_CACHE_MAX_MB) default to 512 MiB, what
 // the SuperSlab cache may hold: a buffer doubled from 1 to 256 MiB, with a
@@ -48,9 +43,6 @@ constexpr uint64_t kLargeCacheMinResidentBytes = uint64_t{8} << 20;
 // MiB the oldest regions were unmapped (9 ms each) and faulted in again
 // the next round, 117 ms a round; with 512, 11 ms (tcmalloc 21, keeping
 // everything), peak RSS 343 MiB (279 with 256 MiB; tcmalloc 518, jemalloc 267).
-std::atomic<uint64_t> g_live{0};
-std::atomic<uint64_t> g_live_bytes{0};  // mapped bytes of the live blocks' regions
-
 RegionCacheLimits LargeCacheLimits() {
   // Half of the idle budget when mappings are scarce (see
   // platform::IdleMappingBudget; the SuperSlab cache has the other half).
@@ -58,14 +50,10 @@ RegionCacheLimits LargeCacheLimits() {
   uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
   if (max_bytes > budget) max_bytes = budget;
   const uint64_t max_count = max_bytes / kLargeCacheBytesPerRegion;
-  uint64_t resident = g_live_bytes.load(std::memory_order_relaxed) / 2;
-  if (resident < kLargeCacheMinResidentBytes) resident = kLargeCacheMinResidentBytes;
-  if (resident > kLargeCacheResidentBytes) resident = kLargeCacheResidentBytes;
-  if (resident > max_bytes) resident = max_bytes;
   return RegionCacheLimits{
       max_count > 64 ? max_count : 64, max_bytes,
       GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
-      resident,
+      max_bytes < kLargeCacheResidentBytes ? max_bytes : kLargeCacheResidentBytes,
       GetOption(Option::kSuperslabDemandWindowSec),
       GetOption(Option::kSuperslabDecayMs) * 1000000ull};
 }
@@ -79,6 +67,8 @@ void UnregisterAndUnmapLarge(RegionHeader* region) {
 }
 
 RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmapLarge);
+std::atomic<uint64_t> g_live{0};
+std::atomic<uint64_t> g_live_bytes{0};  // mapped bytes of the live blocks' regions
 
 size_t PageRound(size_t n) {
   return (n + platform::kPageSize - 1) & ~(platform::kPageSize - 1);

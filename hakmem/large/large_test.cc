@@ -105,31 +105,6 @@ TEST(LargeTest, CacheMemoryLimitIsHonoured) {
   ASSERT_TRUE(SetOption(Option::kLargeCacheMaxMb, GetOptionInfo(Option::kLargeCacheMaxMb).default_value));
 }
 
-// The cache keeps resident at most half of the live blocks' bytes (at
-// least 8 MiB, at most 64): a string built by copy-then-free, 3 MB live,
-// kept 64 MiB of freed copies resident (F40: 77 MB, glibc 7).
-TEST(LargeTest, TheResidentBudgetFollowsTheLiveBytes) {
-  LargeCacheReleaseAll();
-  ASSERT_TRUE(SetOption(Option::kSuperslabDecayMs, 0));
-  const size_t kMiB = size_t{1} << 20;
-  bool zeroed;
-  char* live = static_cast<char*>(LargeAlloc(40 * kMiB, 16, &zeroed));
-  ASSERT_NE(live, nullptr);
-  // Sizes too far apart for one region to serve another, 14.5 MiB.
-  for (size_t kib : {5120, 6656, 3072}) {
-    char* p = static_cast<char*>(LargeAlloc(kib << 10, 16, &zeroed));
-    ASSERT_NE(p, nullptr);
-    memset(p, 1, kib << 10);
-    LargeFree(HeaderOf(p), p);
-  }
-  EXPECT_GT(GetLargeStats().cache.resident_bytes, 14 * kMiB) << "within half of 40 MiB live";
-  LargeFree(HeaderOf(live), live);
-  EXPECT_LE(GetLargeStats().cache.resident_bytes, 8 * kMiB) << "nothing live";
-  ASSERT_TRUE(SetOption(Option::kSuperslabDecayMs,
-                        GetOptionInfo(Option::kSuperslabDecayMs).default_value));
-  LargeCacheReleaseAll();
-}
-
 // True if nothing is mapped in [at, at + bytes) (a probe mapping there,
 // unmapped again at once).
 bool NothingMappedAt(char* at, size_t bytes) {
