@@ -37,7 +37,7 @@ constexpr size_t kMaxRequest = size_t{1} << 46;
   platform::ReportAndAbort(operation, p, "not allocated by hakmem");
 }
 
-void* LargeOrNull(size_t size, size_t alignment, bool* zeroed) {
+void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false) {
   // From the first large block on, the small paths' upkeep applies the large
   // cache's time limits too: a program that frees its large blocks and then
   // makes only small allocations gets their pages back after the decay.
@@ -46,8 +46,8 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed) {
     errno = ENOMEM;
     return nullptr;
   }
-  void* p = LargeAlloc(size, alignment, zeroed);
-  if (p == nullptr && OnOutOfMemory()) p = LargeAlloc(size, alignment, zeroed);
+  void* p = LargeAlloc(size, alignment, zeroed, wants_zero);
+  if (p == nullptr && OnOutOfMemory()) p = LargeAlloc(size, alignment, zeroed, wants_zero);
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
@@ -142,7 +142,7 @@ HAKMEM_NOINLINE void* CallocSlow(size_t count, size_t size) {
     return p;
   }
   bool zeroed;
-  void* p = LargeOrNull(total, 16, &zeroed);
+  void* p = LargeOrNull(total, 16, &zeroed, /*wants_zero=*/true);
   if (p != nullptr && !zeroed) memset(p, 0, total);
   return p;
 }

@@ -37,12 +37,13 @@ struct LargeHeader {
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
 // <= kMaxLargeAlignment), or nullptr: from a cached region up to a quarter
-// bigger than needed (from RegionCache::kBigFaultInBytes on, first from a
-// resident one up to 4x bigger, its tail unmapped, or at least half as big,
-// grown in place), else carved from address space mapped ahead (up to
+// bigger than needed (from RegionCache::kBigMissBytes on, and beyond the
+// cache's resident budget, perhaps from a resident one of another size: see
+// TakeCached), else carved from address space mapped ahead (up to
 // kMaxCarvedBytes), else mapped. `*zeroed` tells whether the memory is known to be
-// zero (fresh from the kernel, or given back while cached).
-void* LargeAlloc(size_t size, size_t alignment, bool* zeroed);
+// zero (fresh from the kernel, or given back while cached); `wants_zero`
+// (calloc): such memory is worth more than resident pages to clear.
+void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false);
 // For a block of `old_usable` bytes growing to `size`: a block from a
 // cached region that kept its pages, at least twice `old_usable` and at
 // most four times what it needs (room to grow on as it is), or nullptr

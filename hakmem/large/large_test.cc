@@ -148,21 +148,24 @@ TEST(LargeTest, ResizeInPlace) {
   LargeFree(h, p);
 }
 
-// A big block takes a cached region of another size that kept its pages:
-// a bigger one gives its tail back, a smaller one grows in place (F41: one
+// Beyond the cache's resident budget, a big block of a size the cache does
+// not hold takes a cached region of another size that kept its pages: a
+// bigger one gives its tail back, a smaller one grows in place (F41: one
 // buffer at a time of 10-100 MiB, each a different size, faulted a fresh
-// mapping in at each size).
-TEST(LargeTest, ABigBlockReusesTheResidentPagesOfARegionOfAnotherSize) {
+// mapping in at each size). Within it, a fresh mapping.
+TEST(LargeTest, PastTheBudgetABigBlockReusesTheResidentPagesOfAnotherSize) {
   LargeCacheReleaseAll();
   const size_t kMiB = size_t{1} << 20;
+  ASSERT_TRUE(SetOption(Option::kLargeCacheMaxMb, 40));  // the resident budget too
   bool zeroed;
-  char* p = static_cast<char*>(LargeAlloc(40 * kMiB, 16, &zeroed));
+  char* p = static_cast<char*>(LargeAlloc(36 * kMiB, 16, &zeroed));
   ASSERT_NE(p, nullptr);
-  memset(p, 0x5a, 40 * kMiB);
+  memset(p, 0x5a, 36 * kMiB);
   LargeHeader* h = HeaderOf(p);
   char* const base = reinterpret_cast<char*>(h);
   LargeFree(h, p);
 
+  // 36 + 12 MiB resident would pass 40.
   char* q = static_cast<char*>(LargeAlloc(12 * kMiB, 16, &zeroed));
   ASSERT_EQ(HeaderOf(q), h) << "a bigger resident region, shrunk";
   EXPECT_FALSE(zeroed);
@@ -171,9 +174,18 @@ TEST(LargeTest, ABigBlockReusesTheResidentPagesOfARegionOfAnotherSize) {
   EXPECT_EQ(shrunk, 12 * kMiB + platform::kPageSize);
   EXPECT_EQ(h->reserved, shrunk);
   EXPECT_EQ(registry::Lookup(base + shrunk), nullptr);
-  EXPECT_TRUE(NothingMappedAt(base + shrunk, 40 * kMiB + platform::kPageSize - shrunk));
+  EXPECT_TRUE(NothingMappedAt(base + shrunk, 36 * kMiB + platform::kPageSize - shrunk));
   LargeFree(h, q);
 
+  // 12 + 9 MiB resident: within the budget, a fresh mapping.
+  char* other = static_cast<char*>(LargeAlloc(9 * kMiB, 16, &zeroed));
+  ASSERT_NE(other, nullptr);
+  EXPECT_NE(HeaderOf(other), h);
+  EXPECT_TRUE(zeroed);
+  memset(other, 1, 9 * kMiB);
+  LargeFree(HeaderOf(other), other);
+
+  // 12 + 9 + 20 MiB would pass 40; the 9 MiB region is less than half.
   char* r = static_cast<char*>(LargeAlloc(20 * kMiB, 16, &zeroed));
   ASSERT_EQ(HeaderOf(r), h) << "a smaller resident region, grown in place";
   EXPECT_FALSE(zeroed);
@@ -182,6 +194,15 @@ TEST(LargeTest, ABigBlockReusesTheResidentPagesOfARegionOfAnotherSize) {
   EXPECT_EQ(HeaderOf(r + 20 * kMiB - 1), h);
   memset(r, 1, 20 * kMiB);
   LargeFree(h, r);
+
+  // calloc wants zero: no reuse of another size's pages.
+  char* z = static_cast<char*>(LargeAlloc(30 * kMiB, 16, &zeroed, /*wants_zero=*/true));
+  ASSERT_NE(z, nullptr);
+  EXPECT_NE(HeaderOf(z), h);
+  EXPECT_TRUE(zeroed);
+  LargeFree(HeaderOf(z), z);
+  ASSERT_TRUE(SetOption(Option::kLargeCacheMaxMb,
+                        GetOptionInfo(Option::kLargeCacheMaxMb).default_value));
   LargeCacheReleaseAll();
 }
 

@@ -125,6 +125,7 @@ void RegionCache::ClaimLocked(RegionHeader* found) {
   found->discarded = 0;
   found->generation++;
   hits_++;
+  misses_in_a_row_ = 0;
 }
 
 RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_zero,
@@ -132,18 +133,16 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   const RegionCacheLimits limits = limits_();
   platform::LockMutex(&lock_);
   RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false, shape);
-  const bool faults_in = found == nullptr || found->discarded == kPagesGivenBack;
   if (found != nullptr) {
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
     ClaimLocked(found);
-    misses_in_a_row_ = 0;
   } else {
     CountTakeLocked();
     misses_++;
     misses_in_a_row_++;
   }
-  const bool big_fault_in = faults_in && min_size >= kBigFaultInBytes;
-  const bool over_budget = (misses_in_a_row_ >= kMissesThatSkipTheDecay || big_fault_in) &&
+  const bool big_miss = found == nullptr && min_size >= kBigMissBytes;
+  const bool over_budget = (misses_in_a_row_ >= kMissesThatSkipTheDecay || big_miss) &&
                            resident_ > limits.max_resident_bytes;
   platform::UnlockMutex(&lock_);
   // Misses in a row: what the cache holds does not serve the demand, and
@@ -153,19 +152,33 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   // resident: 3 MB grown 4 KiB at a time peaked at 535 MB, glibc 7; a
   // helper's hunt of real programs, session 23: python, bash, awk string
   // concatenation). A lone miss among hits (random sizes setting a new
-  // high) leaves the decay alone: no madvise in such a loop. Unless the
-  // caller is about to fault in 8 MiB or more (a miss, or a region whose
-  // pages were given back): one buffer at a time of 10-100 MiB, each a
+  // high) leaves the decay alone: no madvise in such a loop. Unless it is
+  // for 8 MiB or more: one buffer at a time of 10-100 MiB, each a
   // different size, kept every freed one resident for the decay (peak 371
   // MB, glibc 122; `sort -S 100M` 207 MB, glibc 104: F41). Giving pages
-  // back costs less than those 2,048 page faults. (random_mixed's largest
-  // blocks are 1 MiB.)
+  // back costs less than the fresh mapping's 2,048 page faults.
+  // (random_mixed's largest blocks are 1 MiB. A take that finds a region
+  // whose pages were given back is no miss: counted as one, buffers of a
+  // few sizes in turn gave back at every take what the next one took,
+  // 9.7 -> 125 ms a round, a review.)
   if (over_budget) {
     RegionCacheLimits now_limits = limits;
     now_limits.decay_ns = 0;
     DiscardDecayed(now_limits, platform::NowNs());
   }
   return found;
+}
+
+bool RegionCache::Holds(size_t min_size, size_t max_size) {
+  platform::LockMutex(&lock_);
+  const bool held = FindLocked(min_size, max_size, /*resident_only=*/false) != nullptr;
+  platform::UnlockMutex(&lock_);
+  return held;
+}
+
+bool RegionCache::ResidentBudgetHasRoomFor(uint64_t bytes) {
+  return __atomic_load_n(&resident_, __ATOMIC_RELAXED) + bytes <=
+         limits_().max_resident_bytes;
 }
 
 RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size) {

@@ -72,6 +72,12 @@ class RegionCache {
   // grows: copying it into resident memory costs less than faulting fresh
   // pages in.
   RegionHeader* TakeResident(size_t min_size, size_t max_size);
+  // Whether a region with a mapped size in [min_size, max_size] is cached
+  // (its pages kept or not).
+  bool Holds(size_t min_size, size_t max_size);
+  // Whether the cache's resident bytes plus `bytes` stay within its
+  // resident budget.
+  bool ResidentBudgetHasRoomFor(uint64_t bytes);
   // Parks `region` (registered, mapped, empty), then applies the limits.
   // `freed_since_ns`, if earlier than now: the program stopped using the
   // region's memory then, though the allocator learned it only now; the
@@ -92,11 +98,10 @@ class RegionCache {
   // Takes in a row that found nothing, after which the resident budget
   // applies without the decay (see Take).
   static constexpr uint32_t kMissesThatSkipTheDecay = 4;
-  // A take of at least this many bytes that finds no resident region (a
-  // miss, or a region whose pages were given back) does so at once: the
-  // caller is about to fault that much in, which costs more than giving the
-  // oldest cached pages back (see Take).
-  static constexpr uint64_t kBigFaultInBytes = uint64_t{8} << 20;
+  // A miss for at least this many bytes does so at once: the caller is
+  // about to fault that much in, which costs more than giving the oldest
+  // cached pages back (see Take).
+  static constexpr uint64_t kBigMissBytes = uint64_t{8} << 20;
   // Shapes with a list of their own (the others are only on the LRU list),
   // and how many of a shape's regions a take looks at for one that kept
   // its pages.

@@ -470,7 +470,7 @@ TEST_F(RegionCacheTest, ABigMissAppliesTheResidentBudgetWithoutTheDecay) {
   for (char* base : mapped) cache_.Put(HeaderOf(base));
   EXPECT_EQ(cache_.Take(4 * kMiB, 8 * kMiB), nullptr);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 6 * kMiB) << "a small miss";
-  EXPECT_EQ(cache_.Take(RegionCache::kBigFaultInBytes, 2 * RegionCache::kBigFaultInBytes), nullptr);
+  EXPECT_EQ(cache_.Take(RegionCache::kBigMissBytes, 2 * RegionCache::kBigMissBytes), nullptr);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
   EXPECT_EQ(HeaderOf(mapped[0])->discarded, kPagesGivenBack);
   EXPECT_EQ(HeaderOf(mapped[1])->discarded, kPagesGivenBack);
