@@ -35,7 +35,17 @@ constexpr uint64_t kLargeCacheBytesPerRegion = 256 * 1024;
 // blocks live, unmapped and mapped a region every ~500 operations: 3.2
 // Mops/s; with 256 MiB mapped, 64 MiB resident: 5.4, 1.7x tcmalloc, peak
 // RSS 56 MiB, tcmalloc's 150.)
+// And at most twice the most bytes of large blocks ever live at once (at
+// least 16 MiB): a program whose large blocks are few and small keeps few
+// idle pages. A string built by copy-then-free, 3 MB, kept 64 MiB of freed
+// copies resident (F40: 77 MB, glibc 7); `git fsck` of 0.3-4 MB blobs, one
+// at a time, 53 MB (glibc 11). Twice: a buffer doubled over and over
+// leaves regions of every size below its last, together as big as it, and
+// grows into them the next time (ABufferDoubledOverAndOverGrowsInto-
+// ResidentMemory). (Half the bytes live now was tried: when such a buffer
+// was freed, its smaller regions lost their pages.)
 constexpr uint64_t kLargeCacheResidentBytes = uint64_t{64} << 20;
+constexpr uint64_t kLargeCacheMinResidentBytes = uint64_t{16} << 20;
 
 // The mapped bytes (HAKMEM_LARGE_CACHE_MAX_MB) default to 512 MiB, what
 // the SuperSlab cache may hold: a buffer doubled from 1 to 256 MiB, with a
@@ -43,6 +53,18 @@ constexpr uint64_t kLargeCacheResidentBytes = uint64_t{64} << 20;
 // MiB the oldest regions were unmapped (9 ms each) and faulted in again
 // the next round, 117 ms a round; with 512, 11 ms (tcmalloc 21, keeping
 // everything), peak RSS 343 MiB (279 with 256 MiB; tcmalloc 518, jemalloc 267).
+std::atomic<uint64_t> g_live{0};
+std::atomic<uint64_t> g_live_bytes{0};       // mapped bytes of the live blocks' regions
+std::atomic<uint64_t> g_live_bytes_peak{0};  // the most g_live_bytes has been
+
+void AddLiveBytes(uint64_t bytes) {
+  const uint64_t live = g_live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  uint64_t peak = g_live_bytes_peak.load(std::memory_order_relaxed);
+  while (live > peak && !g_live_bytes_peak.compare_exchange_weak(peak, live,
+                                                                 std::memory_order_relaxed)) {
+  }
+}
+
 RegionCacheLimits LargeCacheLimits() {
   // Half of the idle budget when mappings are scarce (see
   // platform::IdleMappingBudget; the SuperSlab cache has the other half).
@@ -50,10 +72,13 @@ RegionCacheLimits LargeCacheLimits() {
   uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
   if (max_bytes > budget) max_bytes = budget;
   const uint64_t max_count = max_bytes / kLargeCacheBytesPerRegion;
+  uint64_t resident = 2 * g_live_bytes_peak.load(std::memory_order_relaxed);
+  if (resident < kLargeCacheMinResidentBytes) resident = kLargeCacheMinResidentBytes;
+  if (resident > kLargeCacheResidentBytes) resident = kLargeCacheResidentBytes;
+  if (resident > max_bytes) resident = max_bytes;
   return RegionCacheLimits{
       max_count > 64 ? max_count : 64, max_bytes,
-      GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
-      max_bytes < kLargeCacheResidentBytes ? max_bytes : kLargeCacheResidentBytes,
+      GetOption(Option::kSuperslabTtlSec) * 1000000000ull, resident,
       GetOption(Option::kSuperslabDemandWindowSec),
       GetOption(Option::kSuperslabDecayMs) * 1000000ull};
 }
@@ -67,8 +92,6 @@ void UnregisterAndUnmapLarge(RegionHeader* region) {
 }
 
 RegionCache g_cache(&LargeCacheLimits, &UnregisterAndUnmapLarge);
-std::atomic<uint64_t> g_live{0};
-std::atomic<uint64_t> g_live_bytes{0};  // mapped bytes of the live blocks' regions
 
 size_t PageRound(size_t n) {
   return (n + platform::kPageSize - 1) & ~(platform::kPageSize - 1);
@@ -251,7 +274,7 @@ void* HandOut(LargeHeader* h, size_t offset, size_t size) {
   h->block_offset = offset;
   h->requested = size;
   g_live.fetch_add(1, std::memory_order_relaxed);
-  g_live_bytes.fetch_add(h->region.mapped_size, std::memory_order_relaxed);
+  AddLiveBytes(h->region.mapped_size);
   return reinterpret_cast<char*>(h) + offset;
 }
 
@@ -386,7 +409,7 @@ bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
   header->region.mapped_size = target;
   registry::Resize(base, mapped, target);
   header->requested = new_size;
-  g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
+  AddLiveBytes(target - mapped);
   return true;
 }
 
@@ -423,7 +446,7 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
   moved->reserved = target;
   registry::Register(to_base, registry::kTagLarge, target);  // reserved: can't fail
   moved->requested = new_size;
-  g_live_bytes.fetch_add(target - mapped, std::memory_order_relaxed);
+  AddLiveBytes(target - mapped);
   return reinterpret_cast<char*>(moved) + moved->block_offset;
 }
 
@@ -438,6 +461,10 @@ void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();
   ReleaseReserve();
 }
+void ResetLargeLivePeakForTesting() {
+  g_live_bytes_peak.store(g_live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
 void SetLargeReserveForTesting(bool enabled) {
   g_reserve_enabled.store(enabled, std::memory_order_relaxed);
   ReleaseReserve();

@@ -128,6 +128,9 @@ void LargeCacheReleaseAll();
 constexpr size_t kMaxCarvedBytes = 2 * kRegionAlign;
 // Tests: off, every region is mapped alone (as under strict overcommit).
 void SetLargeReserveForTesting(bool enabled);
+// Forgets the most bytes of large blocks live at once (which sets the
+// cache's resident budget) down to the bytes live now.
+void ResetLargeLivePeakForTesting();
 // Tests of what lies right after a region's mapping: while one lives,
 // regions are mapped alone (a carved region's slot ends in its own space).
 struct ScopedLargeReserveOff {

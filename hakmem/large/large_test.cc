@@ -105,6 +105,30 @@ TEST(LargeTest, CacheMemoryLimitIsHonoured) {
   ASSERT_TRUE(SetOption(Option::kLargeCacheMaxMb, GetOptionInfo(Option::kLargeCacheMaxMb).default_value));
 }
 
+// The cache keeps resident at most twice the most bytes of large blocks
+// live at once, and at least 16 MiB (F40: a string built by copy-then-free,
+// 3 MB, kept 64 MiB of freed copies resident).
+TEST(LargeTest, TheResidentBudgetFollowsThePeakOfLiveBytes) {
+  LargeCacheReleaseAll();
+  ResetLargeLivePeakForTesting();
+  ASSERT_TRUE(SetOption(Option::kSuperslabDecayMs, 0));
+  const size_t kMiB = size_t{1} << 20;
+  // Sizes too far apart for one region to serve another, 18 MiB, at most 7
+  // live at once.
+  for (size_t kib : {5120, 7168, 3584, 2560}) {
+    bool zeroed;
+    char* p = static_cast<char*>(LargeAlloc(kib << 10, 16, &zeroed));
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, kib << 10);
+    LargeFree(HeaderOf(p), p);
+  }
+  EXPECT_LE(GetLargeStats().cache.resident_bytes, 16 * kMiB);
+  EXPECT_GE(GetLargeStats().cache.resident_bytes, 12 * kMiB);
+  ASSERT_TRUE(SetOption(Option::kSuperslabDecayMs,
+                        GetOptionInfo(Option::kSuperslabDecayMs).default_value));
+  LargeCacheReleaseAll();
+}
+
 // True if nothing is mapped in [at, at + bytes) (a probe mapping there,
 // unmapped again at once).
 bool NothingMappedAt(char* at, size_t bytes) {
