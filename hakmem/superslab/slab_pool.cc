@@ -31,13 +31,16 @@ void DiscardSlabPages(Slab** batch, int n) {
   uintptr_t start = 0, end = 0;
   for (int i = 0; i < n; i++) {
     const uintptr_t bytes = SlabLimit(batch[i]);
-    const uintptr_t at = reinterpret_cast<uintptr_t>(SuperSlabOf(batch[i])) +
-                         static_cast<uintptr_t>(SlabIndex(batch[i])) * bytes;
+    uintptr_t at = reinterpret_cast<uintptr_t>(SuperSlabOf(batch[i])) +
+                   static_cast<uintptr_t>(SlabIndex(batch[i])) * bytes;
+    // A mid SuperSlab's slab 0 starts with the header's page: kept.
+    const uintptr_t slab_end = at + bytes;
+    if (SlabIndex(batch[i]) == 0) at += platform::kPageSize;
     if (at != end) {
       if (end != start) platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
       start = at;
     }
-    end = at + bytes;
+    end = slab_end;
   }
   if (end != start) platform::DiscardPages(reinterpret_cast<void*>(start), end - start);
 }

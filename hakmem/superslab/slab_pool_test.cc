@@ -264,6 +264,32 @@ TEST_F(SlabPoolPurgeTest, ATakenSlabIsNotIdleAndAtMostABatchGoes) {
   EXPECT_EQ(GetSuperSlabStats().cache.cached, cached_before + 1);
 }
 
+// A mid SuperSlab hands out slab 0 too (F31), whose first page is the
+// header: a purge of it gives back the rest of the slab, never the header.
+// (Before the purge knew, the header read zero after one: the tests of
+// fork and thread teardown crashed or reported a double free.)
+TEST_F(SlabPoolPurgeTest, APurgedMidSlabZeroKeepsTheHeader) {
+  SlabPool pool;
+  Slab* first = pool.Take(kMidClass, kMidBlockSize, kMidSlabShift, Owner(1), true);
+  ASSERT_NE(first, nullptr);
+  ASSERT_EQ(SlabIndex(first), 0);
+  Slab* keeper = pool.Take(kMidClass, kMidBlockSize, kMidSlabShift, Owner(1), true);
+  ASSERT_EQ(SuperSlabOf(keeper), SuperSlabOf(first));
+  Block* blocks[4];
+  ASSERT_EQ(SlabCarve(first, blocks, 4, 1), 4u);
+  for (Block* b : blocks) memset(reinterpret_cast<char*>(b) + sizeof(Block), 0x5a, 64);
+  first->free = nullptr;
+  SuperSlab* ss = SuperSlabOf(first);
+  const uint64_t magic = ss->region.magic;
+  pool.Return(first);
+  EXPECT_EQ(pool.PurgeIdle(g_fake_now + 2 * kSecond, 0, kSecond, 64), 1);
+  EXPECT_EQ(ss->region.magic, magic) << "the header was given back";
+  EXPECT_EQ(ss->slab_shift, kMidSlabShift);
+  EXPECT_EQ(reinterpret_cast<unsigned char*>(blocks[0])[sizeof(Block)], 0)
+      << "the slab kept its pages";
+  GiveBack(pool, {keeper});
+}
+
 // A purge moves many SuperSlabs: none may push the SuperSlab of a slab a
 // heap just gave back (resident) out of reach of the next take.
 TEST_F(SlabPoolPurgeTest, PurgedSuperSlabsDoNotPushResidentSlabsAway) {

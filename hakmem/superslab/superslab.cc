@@ -255,9 +255,11 @@ int SuperSlabTakeFreeSlab(SuperSlab* ss) {
 }
 
 namespace {
-// The slabs never handed out: slab 0, which holds the header, unless it is
-// the only one.
-uint32_t ReservedSlabs(int slab_shift) { return slab_shift == kBigSlabShift ? 0u : 1u; }
+// The slabs never handed out: slab 0 of small slabs, which holds the
+// header. (Mid and big slabs' blocks start past it, see
+// SlabFirstBlockOffset: a mid SuperSlab that left slab 0 unused left a
+// quarter of its address space and commit unused, F31.)
+uint32_t ReservedSlabs(int slab_shift) { return slab_shift == kSmallSlabShift ? 1u : 0u; }
 }  // namespace
 
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {

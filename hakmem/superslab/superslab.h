@@ -5,13 +5,13 @@
 //
 //   shift 16  32 slabs of 64 KiB, for small classes.
 //   shift 19  4 slabs of 512 KiB, for mid classes (2.5-32 KiB blocks, so a
-//             slab holds 16 or more).
+//             slab holds 15 or more).
 //   shift 21  one slab of 2 MiB, for big classes (40-256 KiB blocks, 7 to
 //             51 of them).
 //
-// In the first two, slab 0 holds the header and is never carved: untouched,
-// it costs address space only. In the third, the slab's blocks start past
-// the header, at the block size's natural alignment (SlabFirstBlockOffset).
+// In the first, slab 0 holds the header and is never carved: untouched, it
+// costs address space only. In the others, slab 0's blocks start past the
+// header, at the block size's natural alignment (SlabFirstBlockOffset).
 // Either way every block's offset in its slab stays below the slab size,
 // which the block-start test below relies on.
 //
@@ -318,10 +318,11 @@ inline uint32_t SlabColor(int size_class, uint32_t block_size) {
 }
 
 // Where slab `index`'s first block starts, from the slab's start. Slab 0 is
-// carved only in a SuperSlab of one slab (kBigSlabShift), whose header takes
-// its first page: the blocks start at their natural alignment past it.
-// (Big classes are multiples of 8 KiB: this costs no class a block, e.g.
-// 256 KiB blocks from 256 KiB on, 7 of them, as 7 fit after the page.)
+// carved only in SuperSlabs of mid and big slabs, whose header takes its
+// first page: the blocks start at their natural alignment past it. (Big
+// classes are multiples of 8 KiB: this costs no class a block, e.g. 256
+// KiB blocks from 256 KiB on, 7 of them, as 7 fit after the page. Mid
+// classes lose at most one block of slab 0's.)
 inline uint32_t SlabFirstBlockOffset(int index, int size_class, uint32_t block_size) {
   if (index != 0) return SlabColor(size_class, block_size);
   const uint32_t natural = block_size & (0u - block_size);
