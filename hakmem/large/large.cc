@@ -230,10 +230,15 @@ bool GrowMapping(LargeHeader* h, size_t need) {
 }
 
 // A resident cached region of another size made into one of `need` bytes:
-// up to 4x bigger, its tail unmapped; else at least half as big, grown in
-// place. Or nullptr.
+// up to 2x bigger, as it is; up to 4x, its tail unmapped; else at least
+// half as big, grown in place. Or nullptr. (Shrunk at up to 2x too, two
+// sizes in turn, each written whole, shrank and grew the one region at
+// every take: 40 / 60 MiB 3.1 -> 12.6 ms a round, a review; as it is, 2.8.)
 LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack) {
-  if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 4 * need)) {
+  if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
+    return reinterpret_cast<LargeHeader*>(r);
+  }
+  if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, 4 * need)) {
     LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
     ShrinkMapping(h, need);
     return h;

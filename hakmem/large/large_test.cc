@@ -219,6 +219,16 @@ TEST(LargeTest, PastTheBudgetABigBlockReusesTheResidentPagesOfAnotherSize) {
   memset(r, 1, 20 * kMiB);
   LargeFree(h, r);
 
+  // 20 + 9 + 15 MiB would pass 40: the 20 MiB region, at most twice as
+  // big, as it is (shrunk, two sizes in turn shrank and grew it at every
+  // take).
+  char* as_is = static_cast<char*>(LargeAlloc(15 * kMiB, 16, &zeroed));
+  ASSERT_EQ(HeaderOf(as_is), h);
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(h->region.mapped_size, 20 * kMiB + platform::kPageSize);
+  EXPECT_GE(LargeUsableSize(h), 20 * kMiB);
+  LargeFree(h, as_is);
+
   // calloc wants zero: no reuse of another size's pages.
   char* z = static_cast<char*>(LargeAlloc(30 * kMiB, 16, &zeroed, /*wants_zero=*/true));
   ASSERT_NE(z, nullptr);

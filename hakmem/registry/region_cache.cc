@@ -19,8 +19,12 @@ bool DiscardRegionPages(RegionHeader* region) {
                                 region->mapped_size - platform::kPageSize);
 }
 
-bool RegionCache::HasShapeList(const RegionHeader* region) {
-  return region->shape != 0 && region->shape < kShapes;
+bool RegionCache::OnShapeList(const RegionHeader* region) {
+  // (`discarded` changes only while a region is off the lists.) Regions
+  // whose pages were given back are not: after a decay, 8 of them at the
+  // front of a list hid the resident ones behind them from the look-ahead
+  // (a review).
+  return region->shape != 0 && region->shape < kShapes && region->discarded != kPagesGivenBack;
 }
 
 void RegionCache::Unlink(RegionHeader* region) {
@@ -35,7 +39,7 @@ void RegionCache::Unlink(RegionHeader* region) {
     lru_ = region->lru_prev;
   }
   region->lru_prev = region->lru_next = nullptr;
-  if (HasShapeList(region)) {
+  if (OnShapeList(region)) {
     if (region->shape_prev != nullptr) {
       region->shape_prev->shape_next = region->shape_next;
     } else {
@@ -65,7 +69,7 @@ void RegionCache::Link(RegionHeader* region, RegionHeader* newer,
   } else {
     lru_ = region;
   }
-  if (HasShapeList(region)) {
+  if (OnShapeList(region)) {
     RegionHeader*& head = shape_head_[region->shape];
     region->shape_prev = nullptr;
     region->shape_next = head;
@@ -100,9 +104,7 @@ RegionHeader* RegionCache::FindLocked(size_t min_size, size_t max_size, bool res
     int looked = 0;
     for (RegionHeader* r = shape_head_[shape]; r != nullptr && looked < kShapeLookAhead;
          r = r->shape_next, looked++) {
-      if (r->mapped_size >= min_size && r->mapped_size <= max_size && r->discarded == 0) {
-        return r;
-      }
+      if (r->mapped_size >= min_size && r->mapped_size <= max_size) return r;
     }
   }
   for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {

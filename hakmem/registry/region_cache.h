@@ -103,9 +103,9 @@ class RegionCache {
   // cached pages back (see Take).
   static constexpr uint64_t kBigMissBytes = uint64_t{8} << 20;
   // Shapes with a list of their own (the others are only on the LRU list),
-  // and how many of a shape's regions a take looks at for one that kept
-  // its pages.
-  static constexpr uint32_t kShapes = 128;
+  // and how many of a shape's listed regions a take looks at for one of the
+  // size asked for.
+  static constexpr uint32_t kShapes = kRegionShapes;
   static constexpr int kShapeLookAhead = 8;
   static constexpr int kMaxDemandSeconds = 64;
   // Regions adaptive sizing always lets the cache keep.
@@ -142,7 +142,9 @@ class RegionCache {
   void CountTakeLocked();
   // Takes `found` out of the cache, counting a hit.
   void ClaimLocked(RegionHeader* found);
-  static bool HasShapeList(const RegionHeader* region);
+  // Whether `region`, while cached, is on its shape's list: resident ones
+  // of the shapes that have one.
+  static bool OnShapeList(const RegionHeader* region);
   void Unlink(RegionHeader* region);
   // Links `region` between `newer` and `older` (either may be null: an end).
   void Link(RegionHeader* region, RegionHeader* newer, RegionHeader* older);
@@ -175,7 +177,8 @@ class RegionCache {
   pthread_mutex_t release_all_lock_ = PTHREAD_MUTEX_INITIALIZER;
   RegionHeader* mru_ = nullptr;  // most recently used end
   RegionHeader* lru_ = nullptr;  // least recently used end
-  // Per shape, its cached regions, most recently linked first.
+  // Per shape, its cached regions that kept their pages, most recently
+  // linked first.
   RegionHeader* shape_head_[kShapes] = {};
   uint64_t count_ = 0;
   uint64_t bytes_ = 0;

@@ -279,14 +279,6 @@ bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s) {
 }
 
 namespace {
-// A SuperSlab's shape in the cache (RegionHeader::shape): its geometry,
-// and for one big slab its class too (whose blocks touched its pages from
-// the front). (Shapes past RegionCache::kShapes are only not preferred.)
-uint16_t ShapeOf(int slab_shift, int size_class) {
-  const int shape = slab_shift == kBigSlabShift ? kBigSlabShift + 1 + size_class : slab_shift + 1;
-  return static_cast<uint16_t>(shape);
-}
-
 // Every slab of `ss` free and unknown to the pool's idle list: it comes
 // from the cache, or its geometry changes.
 void ResetSlabRecords(SuperSlab* ss) {
@@ -315,7 +307,7 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
 
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
   bool reads_zero = false;
-  const uint16_t shape = ShapeOf(slab_shift, size_class);
+  const uint16_t shape = SuperSlabShapeOf(slab_shift, size_class);
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero, shape));
   if (ss != nullptr) {

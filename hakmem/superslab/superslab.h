@@ -372,6 +372,15 @@ inline bool SuperSlabFull(const SuperSlab* ss) {
 // SuperSlab has no slab in use any more.
 bool SuperSlabReturnSlab(SuperSlab* ss, Slab* s);
 
+// A SuperSlab's shape in the cache (RegionHeader::shape): its geometry,
+// and for one big slab its class too (whose blocks touched its pages from
+// the front). (tiny/heap.cc checks that every class's is below
+// kRegionShapes.)
+constexpr uint16_t SuperSlabShapeOf(int slab_shift, int size_class) {
+  return static_cast<uint16_t>(slab_shift == kBigSlabShift ? kBigSlabShift + 1 + size_class
+                                                           : slab_shift + 1);
+}
+
 // A SuperSlab with no slab in use, formatted with `slab_shift` for `owner`
 // (who takes a slab of `size_class` first): from the LRU cache if one is
 // there, preferring one last used the same way (its pages where they will

@@ -151,6 +151,10 @@ Heap* NewHeapLocked() {
 // Every heap's slabs come from here (see slab_pool.h).
 SlabPool g_slab_pool;
 static_assert((SlabPool(), true), "SlabPool() must stay a constant expression");
+// Every class's SuperSlabs have a shape list in the cache (see SuperSlabAcquire).
+static_assert(SuperSlabShapeOf(kBigSlabShift, kNumClasses - 1) < kRegionShapes &&
+                  SuperSlabShapeOf(kMidSlabShift, 0) < kRegionShapes,
+              "a SuperSlab shape without a list");
 
 // `give_back_big_blocks`: also the pages of their free big blocks and of
 // their bin rows (a trim).
