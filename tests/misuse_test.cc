@@ -19,6 +19,7 @@
 #include <atomic>
 #include <new>
 #include <string>
+#include <vector>
 #include <thread>
 #include <vector>
 
@@ -128,6 +129,33 @@ TEST(MisuseDeathTest, FreeOfAnInteriorPointerOfASmallBlock) {
   ASSERT_NE(aligned, nullptr);
   EXPECT_DEATH(free(Opaque(aligned + 16)), FreeReport(aligned + 16));
   free(aligned);
+}
+
+// Pointers into a SuperSlab's header page, and into the gap before the
+// first block of a slab that starts past it (a mid SuperSlab's slab 0,
+// handed out since session 24, F31; a big slab's).
+TEST(MisuseDeathTest, FreeOfPointersIntoASuperSlabsHeaderPage) {
+  for (size_t size : {size_t{2560}, size_t{8192}, size_t{32768}, size_t{65536}}) {
+    std::vector<char*> blocks;
+    char* lowest = nullptr;
+    for (int i = 0; i < 64; i++) {  // enough for a SuperSlab's first slab
+      char* b = static_cast<char*>(malloc(size));
+      ASSERT_NE(b, nullptr);
+      blocks.push_back(b);
+      if (lowest == nullptr || b < lowest) lowest = b;
+    }
+    char* const base = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(lowest) &
+                                               ~(uintptr_t{2 * kMiB} - 1));
+    for (size_t offset : {size_t{0}, size_t{0x40}, size_t{0x80}, size_t{0xff0}}) {
+      char* p = base + offset;
+      EXPECT_DEATH(free(Opaque(p)), FreeReport(p)) << size << " header+" << offset;
+    }
+    if (lowest - base > 4096) {  // the gap before the first block
+      char* p = lowest - 16;
+      EXPECT_DEATH(free(Opaque(p)), FreeReport(p)) << size << " gap";
+    }
+    for (char* b : blocks) free(b);
+  }
 }
 
 TEST(MisuseDeathTest, FreeOfAnInteriorPointerOfALargeBlock) {

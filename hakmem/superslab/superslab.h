@@ -319,14 +319,16 @@ inline uint32_t SlabColor(int size_class, uint32_t block_size) {
 
 // Where slab `index`'s first block starts, from the slab's start. Slab 0 is
 // carved only in SuperSlabs of mid and big slabs, whose header takes its
-// first page: the blocks start at their natural alignment past it. (Big
-// classes are multiples of 8 KiB: this costs no class a block, e.g. 256
-// KiB blocks from 256 KiB on, 7 of them, as 7 fit after the page. Mid
-// classes lose at most one block of slab 0's.)
+// first page: the blocks start past it, at their natural alignment, or
+// coloured as in other slabs where that is below a page. (Big classes are
+// multiples of 8 KiB: this costs no class a block, e.g. 256 KiB blocks
+// from 256 KiB on, 7 of them, as 7 fit after the page. Mid classes lose at
+// most one block of slab 0's.)
 inline uint32_t SlabFirstBlockOffset(int index, int size_class, uint32_t block_size) {
   if (index != 0) return SlabColor(size_class, block_size);
   const uint32_t natural = block_size & (0u - block_size);
-  return natural > platform::kPageSize ? natural : static_cast<uint32_t>(platform::kPageSize);
+  if (natural >= platform::kPageSize) return natural;
+  return static_cast<uint32_t>(platform::kPageSize) + SlabColor(size_class, block_size);
 }
 
 // In a SuperSlab of one slab: the address from which the slab's memory

@@ -80,9 +80,12 @@ TEST(SuperSlabTest, MidGeometryHasFourSlabsTheFirstPastTheHeader) {
     ASSERT_FALSE(IsStart(s0, reinterpret_cast<void*>(p))) << p;
   }
   s0->free = nullptr;
-  Slab* s0_small_blocks = SlabInit(ss, 0, 2560, 69, kOwner);
-  EXPECT_EQ(SlabStart(s0_small_blocks), reinterpret_cast<uintptr_t>(ss) + platform::kPageSize);
-  EXPECT_EQ(SlabCapacity(s0_small_blocks), (524288u - platform::kPageSize) / 2560u);
+  Slab* s0_small_blocks = SlabInit(ss, 0, 2560, 69, kOwner);  // coloured past the page
+  const uint32_t colour = SlabColor(69, 2560);
+  EXPECT_EQ(SlabStart(s0_small_blocks),
+            reinterpret_cast<uintptr_t>(ss) + platform::kPageSize + colour);
+  EXPECT_EQ(SlabStart(s0_small_blocks) % 512, 0u);  // 2560's natural alignment
+  EXPECT_EQ(SlabCapacity(s0_small_blocks), (524288u - platform::kPageSize - colour) / 2560u);
   Slab* s1 = SlabInit(ss, 1, 32768, 84, kOwner);
   EXPECT_EQ(SlabStart(s1), reinterpret_cast<uintptr_t>(ss) + 524288);
   EXPECT_EQ(SlabCapacity(s1), 16u);
@@ -462,17 +465,19 @@ TEST(SuperSlabTest, APrewarmUnderAnAddressSpaceLimitMapsNothingWithAWarning) {
 TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kMidSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
-  for (int index = 1; index < 4; index++) {
-    SuperSlabTakeFreeSlab(ss);
+  std::vector<Slab*> slabs;
+  for (int index = 0; index < 4; index++) {  // slab 0's blocks past the header
+    ASSERT_EQ(SuperSlabTakeFreeSlab(ss), index);
     Slab* s = SlabInit(ss, index, 4096 * 2, 76, kOwner);
+    slabs.push_back(s);
     Block* carved[64];
     const uint32_t n = SlabCarve(s, carved, 64, kKey);
     ASSERT_EQ(n, SlabCapacity(s));
     for (uint32_t i = 0; i < n; i++) {
       ASSERT_EQ(reinterpret_cast<uintptr_t>(carved[i]) % 8192, 0u);
     }
-    SuperSlabReturnSlab(ss, s);
   }
+  for (Slab* s : slabs) SuperSlabReturnSlab(ss, s);
   SuperSlabRelease(ss);
 }
 
