@@ -482,6 +482,9 @@ TEST(SuperSlabTest, PowerOfTwoBlocksAreNaturallyAligned) {
 }
 
 TEST(SuperSlabTest, ReleasedSuperSlabIsReusedFromTheCache) {
+  // (Alone in the cache: a cached mid one that kept its pages would be
+  // preferred for the mid take below.)
+  SuperSlabCacheReleaseAll();
   SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);
   const uint64_t generation = ss->region.generation;
