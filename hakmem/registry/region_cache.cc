@@ -163,12 +163,15 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   // whose pages were given back is no miss: counted as one, buffers of a
   // few sizes in turn gave back at every take what the next one took,
   // 9.7 -> 125 ms a round, a review.)
-  if (over_budget) {
-    RegionCacheLimits now_limits = limits;
-    now_limits.decay_ns = 0;
-    DiscardDecayed(now_limits, platform::NowNs());
-  }
+  if (over_budget) ApplyResidentBudgetNow();
   return found;
+}
+
+void RegionCache::ApplyResidentBudgetNow() {
+  RegionCacheLimits limits = limits_();
+  if (ResidentBytes() <= limits.max_resident_bytes) return;
+  limits.decay_ns = 0;
+  DiscardDecayed(limits, platform::NowNs());
 }
 
 bool RegionCache::Holds(size_t min_size, size_t max_size) {

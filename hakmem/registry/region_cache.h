@@ -88,6 +88,10 @@ class RegionCache {
   void NoteDemand(uint64_t regions);
   // Applies the limits now (TTL and decay included).
   void EnforceLimits();
+  // Gives back the pages of the oldest cached regions beyond the resident
+  // budget now, however recently they were cached.
+  void ApplyResidentBudgetNow();
+  uint64_t ResidentBytes() const { return __atomic_load_n(&resident_, __ATOMIC_RELAXED); }
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
   // enough (one coarse clock read) for every allocation slow path, so the
   // TTL holds for a program that no longer maps or frees regions. `now`:
