@@ -450,13 +450,28 @@ TEST_F(RegionCacheTest, BeyondTheBudgetTheOldestGiveTheirPagesBackAfterTheDecay)
 // beyond the budget the oldest give their pages back at once, decay or not
 // (a buffer grown by copies into ever bigger blocks left every copy
 // resident).
-TEST_F(RegionCacheTest, MissesInARowApplyTheResidentBudgetWithoutTheDecay) {
+// Three filled regions cached, 6 MiB resident past a 2 MiB budget, within
+// a decay that never ends.
+std::vector<char*> CacheThreeFilledRegionsPastTheBudget(RegionCache& cache) {
   g_limits.max_resident_bytes = 2 * kMiB;
   g_limits.decay_ns = uint64_t{1} << 40;
   g_limits.ttl_ns = uint64_t{1} << 41;
   std::vector<char*> mapped = MapFilledRegions(3);
+  for (char* base : mapped) cache.Put(HeaderOf(base));
+  return mapped;
+}
+
+// The budget applied: the two oldest gave their pages back.
+void ExpectOnlyTheNewestKeptItsPages(const std::vector<char*>& mapped) {
+  EXPECT_EQ(HeaderOf(mapped[0])->discarded, kPagesGivenBack);
+  EXPECT_EQ(HeaderOf(mapped[1])->discarded, kPagesGivenBack);
+  EXPECT_EQ(HeaderOf(mapped[2])->discarded, 0u);
+  EXPECT_EQ(mapped[2][platform::kPageSize + 5], 0x77);
+}
+
+TEST_F(RegionCacheTest, MissesInARowApplyTheResidentBudgetWithoutTheDecay) {
+  std::vector<char*> mapped = CacheThreeFilledRegionsPastTheBudget(cache_);
   ASSERT_EQ(mapped.size(), 3u);
-  for (char* base : mapped) cache_.Put(HeaderOf(base));
   cache_.EnforceLimits();
   EXPECT_EQ(cache_.GetStats().resident_bytes, 6 * kMiB);  // within the decay
   for (uint32_t i = 1; i < RegionCache::kMissesThatSkipTheDecay; i++) {
@@ -465,29 +480,20 @@ TEST_F(RegionCacheTest, MissesInARowApplyTheResidentBudgetWithoutTheDecay) {
   EXPECT_EQ(cache_.GetStats().resident_bytes, 6 * kMiB) << "a few misses among hits";
   EXPECT_EQ(cache_.Take(4 * kMiB, 8 * kMiB), nullptr);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
-  EXPECT_EQ(HeaderOf(mapped[0])->discarded, kPagesGivenBack);
-  EXPECT_EQ(HeaderOf(mapped[1])->discarded, kPagesGivenBack);
-  EXPECT_EQ(HeaderOf(mapped[2])->discarded, 0u);  // the newest keeps its pages
-  EXPECT_EQ(mapped[2][platform::kPageSize + 5], 0x77);
+  ExpectOnlyTheNewestKeptItsPages(mapped);
   EXPECT_EQ(cache_.GetStats().cached, 3u);
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
 // A big miss applies the budget at once; a small one leaves the decay alone.
 TEST_F(RegionCacheTest, ABigMissAppliesTheResidentBudgetWithoutTheDecay) {
-  g_limits.max_resident_bytes = 2 * kMiB;
-  g_limits.decay_ns = uint64_t{1} << 40;
-  g_limits.ttl_ns = uint64_t{1} << 41;
-  std::vector<char*> mapped = MapFilledRegions(3);
+  std::vector<char*> mapped = CacheThreeFilledRegionsPastTheBudget(cache_);
   ASSERT_EQ(mapped.size(), 3u);
-  for (char* base : mapped) cache_.Put(HeaderOf(base));
   EXPECT_EQ(cache_.Take(4 * kMiB, 8 * kMiB), nullptr);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 6 * kMiB) << "a small miss";
   EXPECT_EQ(cache_.Take(RegionCache::kBigMissBytes, 2 * RegionCache::kBigMissBytes), nullptr);
   EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
-  EXPECT_EQ(HeaderOf(mapped[0])->discarded, kPagesGivenBack);
-  EXPECT_EQ(HeaderOf(mapped[1])->discarded, kPagesGivenBack);
-  EXPECT_EQ(HeaderOf(mapped[2])->discarded, 0u);  // the newest keeps its pages
+  ExpectOnlyTheNewestKeptItsPages(mapped);
   EXPECT_EQ(cache_.GetStats().cached, 3u);
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
