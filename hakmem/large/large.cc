@@ -247,6 +247,7 @@ LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack) {
     LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
     if (GrowMapping(h, need)) return h;
     g_cache.Put(r, r->last_used_ns);  // as old as it was
+    g_cache.UncountTake(/*hit=*/true);
   }
   return nullptr;
 }
@@ -262,6 +263,11 @@ bool CacheOutOfProportion() {
   return g_cache.ResidentBytes() > 4 * g_live_bytes_peak.load(std::memory_order_relaxed);
 }
 
+// Whether `region`'s own address space reaches `bytes` (see TakeResident).
+bool ReservedReaches(const RegionHeader* region, size_t bytes) {
+  return reinterpret_cast<const LargeHeader*>(region)->reserved >= bytes;
+}
+
 // For a block under RegionCache::kBigMissBytes: a resident cached region
 // of another size that serves it with no syscall: up to 2x bigger, as it
 // is; else, within the 2 MiB slot it was carved from, at least half as big,
@@ -271,11 +277,14 @@ LargeHeader* TakeResidentOfAnotherSizeInPlace(size_t need, size_t slack) {
     return reinterpret_cast<LargeHeader*>(r);
   }
   if (need > kRegionAlign) return nullptr;
-  RegionHeader* r = g_cache.TakeResident(need / 2, need - 1);
+  // (Only one whose address space already reaches `need`: a failed grow
+  // would be taken again at every miss, and hide the others.)
+  RegionHeader* r = g_cache.TakeResident(need / 2, need - 1, &ReservedReaches, need);
   if (r == nullptr) return nullptr;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
-  if (h->reserved >= need && GrowMapping(h, need)) return h;
-  g_cache.Put(r, r->last_used_ns);  // as old as it was
+  if (GrowMapping(h, need)) return h;
+  g_cache.Put(r, r->last_used_ns);  // out of registry cells: as old as it was
+  g_cache.UncountTake(/*hit=*/true);
   return nullptr;
 }
 
@@ -305,7 +314,9 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
       !CacheOutOfProportion()) {
     return h;
   }
-  return TakeResidentOfAnotherSizeInPlace(need, slack);
+  h = TakeResidentOfAnotherSizeInPlace(need, slack);
+  if (h != nullptr) g_cache.UncountTake(/*hit=*/false);  // one take, a hit
+  return h;
 }
 
 // Hands out the block of region `h`, `offset` from its base, for `size`

@@ -147,8 +147,11 @@ TEST(LargeTest, AMissInACacheOutOfProportionReusesAnotherSizeOrAppliesTheBudget)
   LargeFree(h, p);
 
   ResetLargeLivePeakForTesting();  // nothing live: any resident page is out of proportion
+  const RegionCacheStats before = GetLargeStats().cache;
   char* q = static_cast<char*>(LargeAlloc(700 * kKiB, 16, &zeroed));
   ASSERT_EQ(HeaderOf(q), h) << "up to 2x bigger, as it is";
+  EXPECT_EQ(GetLargeStats().cache.hits, before.hits + 1) << "one take, a hit";
+  EXPECT_EQ(GetLargeStats().cache.misses, before.misses);
   EXPECT_FALSE(zeroed);
   EXPECT_EQ(q[700 * kKiB - 1], 0x5a);
   EXPECT_EQ(h->region.mapped_size, kMiB + platform::kPageSize);
@@ -163,6 +166,25 @@ TEST(LargeTest, AMissInACacheOutOfProportionReusesAnotherSizeOrAppliesTheBudget)
   EXPECT_EQ(h->reserved, kRegionAlign);
   memset(r, 1, 1536 * kKiB);
   LargeFree(h, r);
+
+  // Not grown past its own address space (a region mapped alone): a fresh
+  // block instead, the region left cached.
+  LargeCacheReleaseAll();
+  {
+    ScopedLargeReserveOff mapped_alone;
+    char* alone = static_cast<char*>(LargeAlloc(kMiB, 16, &zeroed));
+    ASSERT_NE(alone, nullptr);
+    ASSERT_EQ(HeaderOf(alone)->reserved, HeaderOf(alone)->region.mapped_size);
+    memset(alone, 1, kMiB);
+    LargeHeader* alone_header = HeaderOf(alone);
+    LargeFree(alone_header, alone);
+    ResetLargeLivePeakForTesting();
+    char* bigger = static_cast<char*>(LargeAlloc(1536 * kKiB, 16, &zeroed));
+    ASSERT_NE(bigger, nullptr);
+    EXPECT_NE(HeaderOf(bigger), alone_header);
+    EXPECT_EQ(GetLargeStats().cache.cached, 1u);
+    LargeFree(HeaderOf(bigger), bigger);
+  }
 
   // Three 7 MiB blocks live at once, then freed: resident past the budget
   // once nothing is live (16 MiB), within the decay. A miss no cached

@@ -94,7 +94,7 @@ void RegionCache::LinkByAge(RegionHeader* region) {
 }
 
 RegionHeader* RegionCache::FindLocked(size_t min_size, size_t max_size, bool resident_only,
-                                      uint16_t shape) {
+                                      uint16_t shape, AcceptFn accepts, size_t accept_arg) {
   // One of the shape asked for that kept its pages: where its user will
   // touch them (a SuperSlab's slabs in the same places). Short-lived
   // threads that each walked the size classes took the SuperSlabs the last
@@ -109,7 +109,7 @@ RegionHeader* RegionCache::FindLocked(size_t min_size, size_t max_size, bool res
   }
   for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
     if (r->mapped_size >= min_size && r->mapped_size <= max_size &&
-        (!resident_only || r->discarded == 0)) {
+        (!resident_only || r->discarded == 0) && (accepts == nullptr || accepts(r, accept_arg))) {
       return r;
     }
   }
@@ -186,12 +186,22 @@ bool RegionCache::ResidentBudgetHasRoomFor(uint64_t bytes) {
          limits_().max_resident_bytes;
 }
 
-RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size) {
+RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size, AcceptFn accepts,
+                                        size_t accept_arg) {
   platform::LockMutex(&lock_);
-  RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/true);
+  RegionHeader* found =
+      FindLocked(min_size, max_size, /*resident_only=*/true, 0, accepts, accept_arg);
   if (found != nullptr) ClaimLocked(found);
   platform::UnlockMutex(&lock_);
   return found;
+}
+
+void RegionCache::UncountTake(bool hit) {
+  platform::LockMutex(&lock_);
+  uint64_t& count = hit ? hits_ : misses_;
+  if (count != 0) count--;
+  if (demand_now_ != 0) demand_now_--;
+  platform::UnlockMutex(&lock_);
 }
 
 void RegionCache::AdvanceDemand(uint64_t now) {

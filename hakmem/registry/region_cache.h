@@ -71,7 +71,14 @@ class RegionCache {
   // counted (the caller falls back on Take or a mapping). For a block that
   // grows: copying it into resident memory costs less than faulting fresh
   // pages in.
-  RegionHeader* TakeResident(size_t min_size, size_t max_size);
+  // `accepts` (if given) must also say yes to it, given `accept_arg`.
+  using AcceptFn = bool (*)(const RegionHeader* region, size_t arg);
+  RegionHeader* TakeResident(size_t min_size, size_t max_size, AcceptFn accepts = nullptr,
+                             size_t accept_arg = 0);
+  // Takes back the count of a take (a hit or a miss): a caller whose miss
+  // another take then served, or who put a taken region back, made one
+  // take, not two.
+  void UncountTake(bool hit);
   // Whether a region with a mapped size in [min_size, max_size] is cached
   // (its pages kept or not).
   bool Holds(size_t min_size, size_t max_size);
@@ -141,7 +148,8 @@ class RegionCache {
   // (and its pages kept, if `resident_only`), or nullptr; see Take for
   // `shape`.
   RegionHeader* FindLocked(size_t min_size, size_t max_size, bool resident_only,
-                           uint16_t shape = 0);
+                           uint16_t shape = 0, AcceptFn accepts = nullptr,
+                           size_t accept_arg = 0);
   // Counts a take (hit or miss) for adaptive sizing.
   void CountTakeLocked();
   // Takes `found` out of the cache, counting a hit.
