@@ -229,29 +229,6 @@ bool GrowMapping(LargeHeader* h, size_t need) {
   return true;
 }
 
-// A resident cached region of another size made into one of `need` bytes:
-// up to 2x bigger, as it is; up to 4x, its tail unmapped; else at least
-// half as big, grown in place. Or nullptr. (Shrunk at up to 2x too, two
-// sizes in turn, each written whole, shrank and grew the one region at
-// every take: 40 / 60 MiB 3.1 -> 12.6 ms a round, a review; as it is, 2.8.)
-LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack) {
-  if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
-    return reinterpret_cast<LargeHeader*>(r);
-  }
-  if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, 4 * need)) {
-    LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
-    ShrinkMapping(h, need);
-    return h;
-  }
-  if (RegionHeader* r = g_cache.TakeResident(need / 2, need - 1)) {
-    LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
-    if (GrowMapping(h, need)) return h;
-    g_cache.Put(r, r->last_used_ns);  // as old as it was
-    g_cache.UncountTake(/*hit=*/true);
-  }
-  return nullptr;
-}
-
 // Whether the cache holds more pages resident than 4x the most bytes of
 // large blocks ever live: out of proportion to the program. Blocks of
 // changing sizes, one or a few live at a time, each a size the cache did
@@ -268,22 +245,33 @@ bool ReservedReaches(const RegionHeader* region, size_t bytes) {
   return reinterpret_cast<const LargeHeader*>(region)->reserved >= bytes;
 }
 
-// For a block under RegionCache::kBigMissBytes: a resident cached region
-// of another size that serves it with no syscall: up to 2x bigger, as it
-// is; else, within the 2 MiB slot it was carved from, at least half as big,
-// grown in place. Or nullptr.
-LargeHeader* TakeResidentOfAnotherSizeInPlace(size_t need, size_t slack) {
+// A resident cached region of another size made into one of `need` bytes:
+// up to 2x bigger, as it is; up to 4x, its tail unmapped; else at least
+// half as big, grown in place. Or nullptr. `without_syscall`: only as it
+// is, or grown within the address space it already owns (the 2 MiB slot
+// it was carved from). (Shrunk at up to 2x too, two sizes in turn, each
+// written whole, shrank and grew the one region at every take: 40 / 60 MiB
+// 3.1 -> 12.6 ms a round, a review; as it is, 2.8.)
+LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool without_syscall) {
   if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
     return reinterpret_cast<LargeHeader*>(r);
   }
-  if (need > kRegionAlign) return nullptr;
-  // (Only one whose address space already reaches `need`: a failed grow
-  // would be taken again at every miss, and hide the others.)
-  RegionHeader* r = g_cache.TakeResident(need / 2, need - 1, &ReservedReaches, need);
+  if (!without_syscall) {
+    if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, 4 * need)) {
+      LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
+      ShrinkMapping(h, need);
+      return h;
+    }
+  }
+  // (Without a syscall, only one whose address space already reaches
+  // `need`: a failed grow would be taken again at every miss, and hide the
+  // others.)
+  RegionHeader* r = g_cache.TakeResident(need / 2, need - 1,
+                                         without_syscall ? &ReservedReaches : nullptr, need);
   if (r == nullptr) return nullptr;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
   if (GrowMapping(h, need)) return h;
-  g_cache.Put(r, r->last_used_ns);  // out of registry cells: as old as it was
+  g_cache.Put(r, r->last_used_ns);  // as old as it was
   g_cache.UncountTake(/*hit=*/true);
   return nullptr;
 }
@@ -306,7 +294,9 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
       return reinterpret_cast<LargeHeader*>(r);
     }
     if (!g_cache.ResidentBudgetHasRoomFor(need) && !g_cache.Holds(need, need + slack)) {
-      if (LargeHeader* h = TakeResidentOfAnotherSize(need, slack)) return h;
+      if (LargeHeader* h = TakeResidentOfAnotherSize(need, slack, /*without_syscall=*/false)) {
+        return h;
+      }
     }
   }
   LargeHeader* h = reinterpret_cast<LargeHeader*>(g_cache.Take(need, need + slack, reads_zero));
@@ -314,7 +304,7 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
       !CacheOutOfProportion()) {
     return h;
   }
-  h = TakeResidentOfAnotherSizeInPlace(need, slack);
+  h = TakeResidentOfAnotherSize(need, slack, /*without_syscall=*/true);
   if (h != nullptr) g_cache.UncountTake(/*hit=*/false);  // one take, a hit
   return h;
 }

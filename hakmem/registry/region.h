@@ -49,9 +49,10 @@ struct RegionHeader {
 // give back: they went (all but the header page read zero), or the kernel
 // refused (locked memory: not tried again, and not zero).
 constexpr uint32_t kPagesGivenBack = 1;
+constexpr uint32_t kPagesKept = 2;
+
 // Shapes below this have a list of their own in a RegionCache.
 constexpr uint16_t kRegionShapes = 128;
-constexpr uint32_t kPagesKept = 2;
 
 inline uintptr_t RegionBaseOf(const void* p) {
   return reinterpret_cast<uintptr_t>(p) & ~kRegionMask;

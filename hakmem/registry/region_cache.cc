@@ -182,8 +182,7 @@ bool RegionCache::Holds(size_t min_size, size_t max_size) {
 }
 
 bool RegionCache::ResidentBudgetHasRoomFor(uint64_t bytes) {
-  return __atomic_load_n(&resident_, __ATOMIC_RELAXED) + bytes <=
-         limits_().max_resident_bytes;
+  return ResidentBytes() + bytes <= limits_().max_resident_bytes;
 }
 
 RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size, AcceptFn accepts,

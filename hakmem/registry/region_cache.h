@@ -67,11 +67,11 @@ class RegionCache {
   // read zero.
   RegionHeader* Take(size_t min_size, size_t max_size, bool* reads_zero = nullptr,
                      uint16_t shape = 0);
-  // The same among regions that kept their pages, or nullptr; a miss is not
+  // The same among regions that kept their pages (and that `accepts`, if
+  // given, says yes to, given `accept_arg`), or nullptr; a miss is not
   // counted (the caller falls back on Take or a mapping). For a block that
   // grows: copying it into resident memory costs less than faulting fresh
   // pages in.
-  // `accepts` (if given) must also say yes to it, given `accept_arg`.
   using AcceptFn = bool (*)(const RegionHeader* region, size_t arg);
   RegionHeader* TakeResident(size_t min_size, size_t max_size, AcceptFn accepts = nullptr,
                              size_t accept_arg = 0);
