@@ -11,7 +11,7 @@
 //
 // In the first, slab 0 holds the header and is never carved: untouched, it
 // costs address space only. In the others, slab 0's blocks start past the
-// header, at the block size's natural alignment (SlabFirstBlockOffset).
+// header's page (SlabFirstBlockOffset).
 // Either way every block's offset in its slab stays below the slab size,
 // which the block-start test below relies on.
 //
@@ -322,8 +322,8 @@ inline uint32_t SlabColor(int size_class, uint32_t block_size) {
 // first page: the blocks start past it, at their natural alignment, or
 // coloured as in other slabs where that is below a page. (Big classes are
 // multiples of 8 KiB: this costs no class a block, e.g. 256 KiB blocks
-// from 256 KiB on, 7 of them, as 7 fit after the page. Mid classes lose at
-// most one block of slab 0's.)
+// from 256 KiB on, 7 of them, as 7 fit after the page. Mid classes lose a
+// block or two of slab 0's.)
 inline uint32_t SlabFirstBlockOffset(int index, int size_class, uint32_t block_size) {
   if (index != 0) return SlabColor(size_class, block_size);
   const uint32_t natural = block_size & (0u - block_size);
