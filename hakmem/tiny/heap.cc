@@ -98,6 +98,7 @@ void ResetBinSizing(Heap* h, int c) {
   SetGrownBinLimit(h, c, BinLimitOf(c));
   h->bin_refill[c] = FirstRefillOf(c);
   h->bin_overflowed[c] = false;
+  h->bin_forwards[c] = 0;
 }
 
 // A class a heap has not used yet has a dormant bin: top and end 0 (slot
@@ -1029,10 +1030,37 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   return sent;
 }
 
-void FlushAllBins(Heap* h) {
+// Whether class `c`'s bin forwards other heaps' blocks (see
+// kForwardingOverflows); its limit is ForwardingLimitOf(c) meanwhile.
+inline bool BinForwarding(const Heap* h, int c) {
+  return h->bin_forwards[c] >= kForwardingOverflows;
+}
+void StopForwarding(Heap* h, int c) {
+  if (BinForwarding(h, c)) SetGrownBinLimit(h, c, BinLimitOf(c));
+  h->bin_forwards[c] = 0;
+}
+// Counts an overflow flush of class `c`'s bin that sent `mostly_others`'
+// blocks, or not; returns true if the bin starts forwarding with it (what
+// it still holds sent home too, its limit ForwardingLimitOf(c)).
+bool NoteForwardingFlush(Heap* h, int c, bool mostly_others) {
+  if (!mostly_others) {
+    StopForwarding(h, c);
+    return false;
+  }
+  if (c < kFirstMidClass || BinForwarding(h, c)) return false;
+  if (++h->bin_forwards[c] < kForwardingOverflows) return false;
+  if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kOverflow);
+  SetGrownBinLimit(h, c, ForwardingLimitOf(c));
+  return true;
+}
+
+// `keep_forwarding`: forwarding bins stay so (the upkeep; they hold
+// nothing, and would otherwise fill a whole bin twice again to learn it).
+void FlushAllBins(Heap* h, bool keep_forwarding = false) {
   for (int c = 0; c < kNumClasses; c++) {
     if (BinDormant(h, c)) continue;
     if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
+    if (keep_forwarding && BinForwarding(h, c)) continue;
     ResetBinSizing(h, c);  // slow start again, ungrown
   }
 }
@@ -1351,6 +1379,7 @@ void* PopFromHeap(Heap* h, int size_class) {
 void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   if (BinDormant(h, size_class)) WakeBin(h, size_class);
   Count(h->counters.refills);
+  StopForwarding(h, size_class);  // it allocates after all
   if (h->bin_overflowed[size_class]) {  // full, then empty: it swings
     h->bin_overflowed[size_class] = false;
     // Not while the transfer cache may engage: half a grown bin is more
@@ -1452,7 +1481,7 @@ void TinyUpkeep() {
     h->next_upkeep_ns = now + RegionCache::kCheckIntervalNs;
     if (h->sends_big_blocks != 0) h->sends_big_blocks--;
     if (paused_since != 0) SuperSlabSetReleaseDate(paused_since);
-    FlushAllBins(h);
+    FlushAllBins(h, /*keep_forwarding=*/true);
     CollectRetired(h);
     DiscardIdleBigBlocks(h, /*now=*/false);
     if (paused_since != 0) SuperSlabSetReleaseDate(0);
@@ -1627,10 +1656,15 @@ void TinyFreeSlow(void* p) {
     // more RSS, as blocks piled up in transit). The upkeep shrinks it back.
     const uint32_t limit = BinLimit(h, c);
     Count(h->counters.overflow_flushes);
-    const uint32_t sent = FlushBin(h, c, limit / 2, FlushFor::kOverflow);
+    // A forwarding bin sends all: none of it would be reused here.
+    const bool forwarding = BinForwarding(h, c);
+    const uint32_t flushed = forwarding ? limit : limit / 2;
+    const uint32_t sent = FlushBin(h, c, flushed, FlushFor::kOverflow);
     h->bin_overflowed[c] = sent == 0;  // a swing of its own (SmallBinMaxLimitOf)
     const uint32_t grown = BinGrownLimitOf(c);
-    if (c >= kFirstBigClass) {
+    if (NoteForwardingFlush(h, c, sent * 2 >= flushed) || forwarding) {
+      // forwarding now or until now: no growth
+    } else if (c >= kFirstBigClass) {
       // (Big classes' grown limit is their limit.) A big bin that
       // overflowed doubles its limit, up to BigBinMaxLimitOf, while the
       // heap's big bins together stay within kBigBinGrowthBudget of their

@@ -1865,6 +1865,71 @@ TEST(HeapTest, SmallBlocksSentToOthersLetBigBinsGrowWhileOversubscribed) {
   }).join();
 }
 
+// A thread that frees what another thread allocated, and allocates none of
+// that class itself, forwards mid and big blocks (kForwardingOverflows):
+// its bin holds ForwardingLimitOf(c), sent home whole at each overflow,
+// not the 1-4 MiB worth a cache of its own would. A refill, or overflows
+// of its own blocks, make it a cache again; the upkeep leaves it. Small
+// classes never forward.
+TEST(HeapTest, AThreadThatOnlyFreesOthersMidAndBigBlocksForwardsThem) {
+  StoppedClock clock;  // upkeeps only where the test runs them
+  NoTransferCache home;
+  const int small = static_cast<int>(SizeToClass(1000));
+  for (const int c : {small, kFirstMidClass, static_cast<int>(SizeToClass(8192)),
+                      kFirstBigClass - 1, kFirstBigClass, kNumClasses - 1}) {
+    const bool forwards = c >= kFirstMidClass;
+    ASSERT_TRUE(!forwards || ForwardingLimitOf(c) <= BinLimitOf(c)) << c;
+    const int n = 6 * static_cast<int>(BinLimitOf(c));
+    LiveOwner owner({{c, n}});
+    std::thread([&] {
+      // Blocks of its own, freed later.
+      std::vector<void*> own;
+      for (int i = 0; i < n; i++) own.push_back(TinyMallocClass(c));
+      while (BinCount(tl_heap, c) != 0) own.push_back(TinyMallocClass(c));
+      uint32_t most = 0;
+      for (void* p : owner.blocks) {
+        Free(p);
+        most = std::max(most, BinCount(tl_heap, c));
+      }
+      EXPECT_EQ(tl_heap->bin_forwards[c] >= kForwardingOverflows, forwards) << c;
+      if (!forwards) {
+        EXPECT_GE(BinLimit(tl_heap, c), BinLimitOf(c)) << c;
+        for (void* p : own) Free(p);
+        return;
+      }
+      EXPECT_EQ(BinLimit(tl_heap, c), ForwardingLimitOf(c)) << c;
+      EXPECT_LE(BinCount(tl_heap, c), ForwardingLimitOf(c)) << c;
+      // (A big bin grows once, at the first overflow, before it is found
+      // forwarding: not up to BigBinMaxLimitOf.)
+      EXPECT_LE(most, (c >= kFirstBigClass ? 2 : 1) * BinLimitOf(c)) << c;
+      StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
+      TinyUpkeep();  // empties the bin, keeps it forwarding
+      EXPECT_EQ(BinCount(tl_heap, c), 0u) << c;
+      EXPECT_EQ(BinLimit(tl_heap, c), ForwardingLimitOf(c)) << c;
+      // Its own blocks: the flushes send mostly those to their slabs.
+      for (void* p : own) Free(p);
+      EXPECT_LT(tl_heap->bin_forwards[c], kForwardingOverflows) << c;
+      EXPECT_GE(BinLimit(tl_heap, c), BinLimitOf(c)) << c;
+    }).join();
+  }
+  // A refill gives a forwarding bin its limit back.
+  const int c = kFirstMidClass;
+  const int n = 6 * static_cast<int>(BinLimitOf(c));
+  LiveOwner owner({{c, n}});
+  std::thread([&] {
+    for (void* p : owner.blocks) Free(p);
+    ASSERT_EQ(BinLimit(tl_heap, c), ForwardingLimitOf(c));
+    ASSERT_GE(tl_heap->bin_forwards[c], kForwardingOverflows);
+    std::vector<void*> taken;
+    while (BinCount(tl_heap, c) != 0) taken.push_back(TinyMallocClass(c));
+    taken.push_back(TinyMallocClass(c));  // the refill
+    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
+    EXPECT_EQ(tl_heap->bin_forwards[c], 0);
+    for (void* p : taken) Free(p);
+  }).join();
+  TinyTrim();
+}
+
 // A census that finds more threads running than CPUs keeps big bins that
 // send blocks to others from growing for 10 censuses (with 3 threads on 2
 // cores, one often misses a whole interval); and a heap counts as sending
@@ -1878,11 +1943,16 @@ TEST(HeapTest, BigBinsStayUngrownForTenCensusesAndTwoUpkeeps) {
   std::vector<void*>& theirs = owner.blocks;
   std::thread([&] {
     size_t next = 0;
-    // Frees enough of the owner's blocks for an overflow (or two).
+    // Frees enough of the owner's blocks for an overflow (or two), then
+    // allocates until a refill: a heap that only sent them home would
+    // forward (see kForwardingOverflows) and never grow.
+    std::vector<void*> held;
     const auto overflow = [&] {
       for (uint32_t i = 0; i <= BinLimit(tl_heap, c) + 1 && next < theirs.size(); i++) {
         Free(theirs[next++]);
       }
+      while (BinCount(tl_heap, c) != 0) held.push_back(TinyMallocClass(c));
+      held.push_back(TinyMallocClass(c));
     };
     Free(TinyMallocClass(c));  // this heap ran too: two heaps, one CPU
     EXPECT_EQ(TinyRunCensusForTesting(), 2u);
@@ -1918,6 +1988,7 @@ TEST(HeapTest, BigBinsStayUngrownForTenCensusesAndTwoUpkeeps) {
     EXPECT_EQ(BinLimit(tl_heap, c), BigBinMaxLimitOf(c));
     TinySetTransferModeForTesting(-1);
     while (next < theirs.size()) Free(theirs[next++]);
+    for (void* p : held) Free(p);
     TinyTrim();
   }).join();
   TinySetCpusForTesting(0);
