@@ -42,6 +42,9 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero =
   // cache's time limits too: a program that frees its large blocks and then
   // makes only small allocations gets their pages back after the decay.
   TinySetUpkeepHook(&LargeCacheMaybeEnforceLimits);
+  // And a fresh SuperSlab gives back the large cache's pages beyond its
+  // budget first: large blocks freed, then small ones (tests/FINDINGS.md F45).
+  SuperSlabSetFreshMappingHook(&LargeCacheApplyResidentBudgetNow);
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;

@@ -21,6 +21,7 @@
 #include "hakmem/large/large.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
+#include "hakmem/superslab/superslab.h"
 #include "hakmem/tiny/heap.h"
 #include "tests/stopped_clock.h"
 
@@ -967,6 +968,42 @@ TEST(HakmemDeathTest, ACopyOfABlockFreedTwicePoppedAfterItsSuperSlabWasEvictedIs
 
 TEST(HakmemDeathTest, ACopyOfABlockFreedTwiceFlushedAfterItsSuperSlabWasEvictedIsReported) {
   EXPECT_DEATH(ReadACopyAfterItsSuperSlabWasEvicted(false), "hakmem: .*double free.* 0x[0-9a-f]+");
+}
+
+// Memory freed in one layer's sizes that the other layer cannot use: when
+// one maps fresh memory (or takes cached memory whose pages were given
+// back), the other's cache gives back its pages beyond its resident budget
+// (64 MiB) at once, not after the decay: the two phases' peaks do not add
+// up (tests/FINDINGS.md F44, F45). Large blocks freed, then small ones:
+TEST(HakmemTest, AFreshSuperSlabGivesBackTheLargeCachesPagesBeyondItsBudget) {
+  Trim();
+  hakmem_test::StoppedClock clock;  // no decay meanwhile
+  ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget());
+  FillAndFreeSuperSlabs();  // maps SuperSlabs (the trim emptied their cache)
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_LE(stats.large_cached_resident_bytes, uint64_t{64} << 20);
+  Trim();
+}
+
+// And small blocks freed, then a large one.
+TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudget) {
+  Trim();
+  hakmem_test::StoppedClock clock;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 400000; i++) {
+    blocks.push_back(Malloc(256));
+    ASSERT_NE(blocks.back(), nullptr);
+    memset(blocks.back(), 1, 256);
+  }
+  for (void* p : blocks) Free(p);
+  TinyTrim();  // this thread's bins and empty slabs too: all SuperSlabs cached
+  ASSERT_GT(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
+  void* large = Malloc(3 << 20);  // a miss (the trim emptied the large cache)
+  ASSERT_NE(large, nullptr);
+  EXPECT_LE(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
+  Free(large);
+  Trim();
 }
 
 TEST(HakmemTest, ALowerResidentBudgetGivesCachedPagesBack) {

@@ -338,10 +338,17 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   LargeHeader* h =
       alignment <= kRegionAlign ? TakeCached(need, slack, wants_zero, &reads_zero) : nullptr;
   *zeroed = h != nullptr && reads_zero;
+  // Pages to fault in (a fresh mapping, or a region whose pages were given
+  // back): the SuperSlab cache's budget applies now too, the small blocks
+  // the program freed left pages these could have been. (Many small
+  // objects freed, then large blocks: the two phases' peaks added up,
+  // tests/FINDINGS.md F44.)
+  if (h == nullptr || reads_zero) SuperSlabCacheApplyResidentBudgetNow();
   if (h == nullptr) {
     // A miss, and a cache out of proportion to the program: its resident
     // budget applies now, not after the decay.
     if (CacheOutOfProportion()) g_cache.ApplyResidentBudgetNow();
+
     size_t reserved;
     void* mem = MapRegion(need, alignment, &reserved);
     if (mem == nullptr) return nullptr;
@@ -501,6 +508,7 @@ LargeStats GetLargeStats() {
 
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
+void LargeCacheApplyResidentBudgetNow() { g_cache.ApplyResidentBudgetNow(); }
 void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();
   ReleaseReserve();

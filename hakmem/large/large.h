@@ -121,6 +121,10 @@ struct LargeStats {
 LargeStats GetLargeStats();
 void LargeCacheEnforceLimits();
 void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
+// Gives back the pages of cached regions beyond the resident budget now, not
+// after the decay: for the small blocks' layer, about to map a fresh
+// SuperSlab that freed large blocks' pages could have been.
+void LargeCacheApplyResidentBudgetNow();
 // Unmaps every cached region and the reserve's unused address space.
 void LargeCacheReleaseAll();
 // Regions up to this size are carved from address space mapped ahead: a

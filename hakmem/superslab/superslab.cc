@@ -305,11 +305,24 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
   }
 }
 
+namespace {
+FreshSuperSlabHook g_fresh_hook = nullptr;  // atomic access
+}  // namespace
+
+void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook) {
+  __atomic_store_n(&g_fresh_hook, hook, __ATOMIC_RELAXED);
+}
+
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
   bool reads_zero = false;
   const uint16_t shape = SuperSlabShapeOf(slab_shift, size_class);
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero, shape));
+  // Pages to fault in (a fresh mapping, or one whose pages were given
+  // back): the layer above gives back what its cache keeps beyond budget.
+  if (ss == nullptr || reads_zero) {
+    if (FreshSuperSlabHook hook = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) hook();
+  }
   if (ss != nullptr) {
     ResetSlabRecords(ss);
     if (reads_zero) ss->zero_from = platform::kPageSize;
@@ -384,6 +397,7 @@ void SuperSlabPrewarm(uint64_t count) {
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 uint64_t SuperSlabCacheResidentBytes() { return g_cache.GetStats().resident_bytes; }
+void SuperSlabCacheApplyResidentBudgetNow() { g_cache.ApplyResidentBudgetNow(); }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

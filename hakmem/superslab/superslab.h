@@ -405,6 +405,15 @@ void SuperSlabCacheEnforceLimits();
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 // Bytes of the cached SuperSlabs whose pages were not given back.
 uint64_t SuperSlabCacheResidentBytes();
+// Gives back the pages of cached SuperSlabs beyond the resident budget now,
+// not after the decay: for the large blocks' layer, about to map fresh
+// memory that the program's freed small blocks' pages could have been.
+void SuperSlabCacheApplyResidentBudgetNow();
+// Called (if set) when a SuperSlab is mapped fresh, no cached one serving:
+// the layer above gives back what its own cache keeps resident beyond its
+// budget (the large blocks' pages, which small blocks cannot use).
+using FreshSuperSlabHook = void (*)();
+void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook);
 void SuperSlabCacheReleaseAll();
 // Unmaps the retained SuperSlabs (evicted ones kept reserved, see
 // HAKMEM_SUPERSLAB_RETAIN_MB): for a mapping that failed, before its retry.
