@@ -335,6 +335,7 @@ void GetStats(Stats* stats) {
   stats->superslabs_cached = ss.cache.cached;
   stats->superslabs_evicted = ss.evicted;
   stats->superslabs_retained = ss.retained;
+  stats->superslabs_lent = ss.lent;
   stats->superslab_cache_hits = ss.cache.hits;
   stats->superslab_cache_misses = ss.cache.misses;
   const LargeStats large = GetLargeStats();
@@ -404,6 +405,7 @@ void PrintStats() {
       {"superslabs cached", stats.superslabs_cached},
       {"superslabs evicted", stats.superslabs_evicted},
       {"superslabs retained (address space only)", stats.superslabs_retained},
+      {"superslabs lent to large blocks", stats.superslabs_lent},
       {"superslab cache hits", stats.superslab_cache_hits},
       {"superslab cache misses", stats.superslab_cache_misses},
       {"large blocks live", stats.large_live},

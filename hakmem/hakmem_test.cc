@@ -1006,6 +1006,62 @@ TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudg
   Trim();
 }
 
+// Small objects freed, then a large block of up to 2 MiB: it takes a cached
+// SuperSlab that kept its pages (lent to the large layer), not a fresh
+// mapping whose pages it would fault in beside them (tests/FINDINGS.md F44).
+// The small blocks' old addresses in it are no blocks any more.
+uintptr_t LendASuperSlab(char** large, size_t size) {
+  Trim();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
+  for (void* p : blocks) Free(p);
+  TinyTrim();  // this thread's bins and empty slabs too: the SuperSlabs cached
+  Stats before;
+  GetStats(&before);
+  EXPECT_GT(before.superslabs_cached, 0u);
+  *large = static_cast<char*>(Malloc(size));
+  EXPECT_NE(*large, nullptr);
+  Stats after;
+  GetStats(&after);
+  EXPECT_EQ(after.superslabs_lent, before.superslabs_lent + 1);
+  EXPECT_EQ(after.superslabs_mapped + 1, before.superslabs_mapped);
+  EXPECT_EQ(after.mmap_calls, before.mmap_calls);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(*large) & ~kRegionMask;
+  bool was_small = false;
+  for (void* p : blocks) was_small |= (reinterpret_cast<uintptr_t>(p) & ~kRegionMask) == base;
+  EXPECT_TRUE(was_small) << "the block is not where small blocks were";
+  for (void* p : blocks) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (a > base + platform::kPageSize && a < reinterpret_cast<uintptr_t>(*large) + size) {
+      return a;  // a freed small block's address inside the large block
+    }
+  }
+  return 0;
+}
+
+TEST(HakmemTest, ALargeBlockTakesTheCachedPagesOfFreedSmallBlocks) {
+  for (const size_t size : {size_t{300} << 10, size_t{1} << 20, (size_t{2} << 20) - 8192}) {
+    char* large = nullptr;
+    ASSERT_NE(LendASuperSlab(&large, size), 0u);
+    EXPECT_GE(UsableSize(large), size);
+    memset(large, 7, size);
+    Free(large);
+    char* again = static_cast<char*>(Malloc(size));  // from the large cache now
+    EXPECT_EQ(again, large);
+    Free(again);
+  }
+  Trim();
+}
+
+TEST(HakmemDeathTest, AFreedSmallBlocksAddressInALentSuperSlabIsNoBlock) {
+  char* large = nullptr;
+  const uintptr_t stale = LendASuperSlab(&large, size_t{1} << 20);
+  ASSERT_NE(stale, 0u);
+  EXPECT_DEATH(Free(reinterpret_cast<void*>(stale)), "hakmem: .*0x[0-9a-f]+");
+  Free(large);
+  Trim();
+}
+
 TEST(HakmemTest, ALowerResidentBudgetGivesCachedPagesBack) {
   Trim();
   FillAndFreeSuperSlabs();

@@ -1,6 +1,7 @@
 #include "hakmem/superslab/superslab.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "hakmem/config.h"
@@ -28,6 +29,7 @@ pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;
 SuperSlab* g_all = nullptr;
 uint64_t g_mapped = 0;
 uint64_t g_evicted = 0;
+uint64_t g_lent = 0;  // given up to the large blocks' layer (SuperSlabLendCached)
 
 void ListAdd(SuperSlab* ss) {
   platform::LockMutex(&g_all_lock);
@@ -111,8 +113,9 @@ void ReleaseRetainedBeyond(size_t keep) {
 
 // The cache's ReleaseFn: forget the SuperSlab, unregister it, then retain
 // its address space or unmap it.
-void DestroySuperSlab(RegionHeader* region) {
-  SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
+// Takes `ss` off the list of mapped SuperSlabs, counting it in `counter`
+// (evicted or lent).
+void Forget(SuperSlab* ss, uint64_t* counter) {
   platform::LockMutex(&g_all_lock);
   if (ss->all_prev != nullptr) {
     ss->all_prev->all_next = ss->all_next;
@@ -121,8 +124,13 @@ void DestroySuperSlab(RegionHeader* region) {
   }
   if (ss->all_next != nullptr) ss->all_next->all_prev = ss->all_prev;
   g_mapped--;
-  g_evicted++;
+  (*counter)++;
   platform::UnlockMutex(&g_all_lock);
+}
+
+void DestroySuperSlab(RegionHeader* region) {
+  SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
+  Forget(ss, &g_evicted);
   const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
   registry::Unregister(base, kSuperSlabSize);
   const size_t limit = RetainLimit();
@@ -343,6 +351,21 @@ __thread uint64_t tl_release_date_ns __attribute__((tls_model("initial-exec"))) 
 
 void SuperSlabSetReleaseDate(uint64_t ns) { tl_release_date_ns = ns; }
 
+void* SuperSlabLendCached() {
+  RegionHeader* region = g_cache.TakeResident(kSuperSlabSize, kSuperSlabSize);
+  if (region == nullptr) return nullptr;
+  g_cache.UncountTake(/*hit=*/true);  // no SuperSlab's take
+  SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
+  Forget(ss, &g_lent);
+  // Its header page reads zero, slab records included, before the region
+  // is tagged as another kind: a stale pointer into it finds no slab. Its
+  // generation goes on.
+  const uint64_t generation = ss->region.generation;
+  memset(static_cast<void*>(ss), 0, platform::kPageSize);
+  ss->region.generation = generation;
+  return ss;
+}
+
 void SuperSlabRelease(SuperSlab* ss) {
   ss->owner = nullptr;
   g_cache.Put(&ss->region, tl_release_date_ns);
@@ -407,6 +430,7 @@ SuperSlabStats GetSuperSlabStats() {
   stats.mapped = g_mapped;
   stats.evicted = g_evicted;
   stats.retained = g_retained_count;
+  stats.lent = g_lent;
   platform::UnlockMutex(&g_all_lock);
   return stats;
 }

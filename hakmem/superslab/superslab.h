@@ -409,6 +409,14 @@ uint64_t SuperSlabCacheResidentBytes();
 // not after the decay: for the large blocks' layer, about to map fresh
 // memory that the program's freed small blocks' pages could have been.
 void SuperSlabCacheApplyResidentBudgetNow();
+// A cached SuperSlab that kept its pages, given up (off the cache and the
+// list of SuperSlabs, its header page zero, still registered under its old
+// tag) for the large blocks' layer to make a region of: its 2 MiB mapping
+// then belongs to that layer, which tags it and unmaps it in the end. Or
+// nullptr. Small objects freed, then large blocks: the large blocks take
+// the pages the small ones left, as mimalloc's segments are shared
+// (tests/FINDINGS.md F44).
+void* SuperSlabLendCached();
 // Called (if set) when a SuperSlab is mapped fresh, no cached one serving:
 // the layer above gives back what its own cache keeps resident beyond its
 // budget (the large blocks' pages, which small blocks cannot use).
@@ -425,6 +433,7 @@ struct SuperSlabStats {
   uint64_t mapped;    // SuperSlabs mapped now (in use or cached)
   uint64_t evicted;   // by the cache's limits or a trim (retained or unmapped)
   uint64_t retained;  // evicted, kept reserved with their pages given back
+  uint64_t lent;      // given up to the large blocks' layer (SuperSlabLendCached)
   RegionCacheStats cache;
 };
 SuperSlabStats GetSuperSlabStats();
