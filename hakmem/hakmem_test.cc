@@ -644,13 +644,13 @@ TEST(HakmemTest, SizedFreeAcceptsAnySizeOfTheClass) {
 // 100 large blocks of 1 MiB, written and freed: 100 MiB cached, resident,
 // beyond the large cache's resident budget (64 MiB). (With the clock
 // stopped: on a slow machine the decay could apply before the last free.)
-void FreeLargeBlocksBeyondTheResidentBudget() {
+void FreeLargeBlocksBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
   hakmem_test::StoppedClock clock;
   std::vector<char*> blocks;
-  for (int i = 0; i < 100; i++) {
-    char* p = static_cast<char*>(Malloc(1 << 20));
+  for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += size) {
+    char* p = static_cast<char*>(Malloc(size));
     ASSERT_NE(p, nullptr);
-    memset(p, 1, 1 << 20);
+    memset(p, 1, size);
     blocks.push_back(p);
   }
   for (char* p : blocks) Free(p);
@@ -975,10 +975,12 @@ TEST(HakmemDeathTest, ACopyOfABlockFreedTwiceFlushedAfterItsSuperSlabWasEvictedI
 // back), the other's cache gives back its pages beyond its resident budget
 // (64 MiB) at once, not after the decay: the two phases' peaks do not add
 // up (tests/FINDINGS.md F44, F45). Large blocks freed, then small ones:
+// (Blocks of 3 MiB: a region of one 2 MiB slot would be lent to the
+// SuperSlab layer instead, see below.)
 TEST(HakmemTest, AFreshSuperSlabGivesBackTheLargeCachesPagesBeyondItsBudget) {
   Trim();
   hakmem_test::StoppedClock clock;  // no decay meanwhile
-  ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget());
+  ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget(size_t{3} << 20));
   FillAndFreeSuperSlabs();  // maps SuperSlabs (the trim emptied their cache)
   Stats stats;
   GetStats(&stats);
@@ -1059,6 +1061,56 @@ TEST(HakmemDeathTest, AFreedSmallBlocksAddressInALentSuperSlabIsNoBlock) {
   ASSERT_NE(stale, 0u);
   EXPECT_DEATH(Free(reinterpret_cast<void*>(stale)), "hakmem: .*0x[0-9a-f]+");
   Free(large);
+  Trim();
+}
+
+// The reverse: large blocks freed, then small objects. A SuperSlab that no
+// cached one serves is made of a cached large region that owns one 2 MiB
+// slot and kept its pages (tests/FINDINGS.md F45). The large block's old
+// address in it is no block any more.
+uintptr_t AdoptALargeRegion(std::vector<void*>* small) {
+  Trim();
+  std::vector<char*> large;
+  for (int i = 0; i < 8; i++) {
+    large.push_back(static_cast<char*>(Malloc(size_t{1} << 20)));
+    EXPECT_NE(large.back(), nullptr);
+    memset(large.back(), 3, size_t{1} << 20);
+  }
+  for (char* p : large) Free(p);
+  Stats before;
+  GetStats(&before);
+  Stats after;
+  for (int i = 0; i < 200000; i++) {
+    small->push_back(Malloc(256));
+    GetStats(&after);
+    if (after.superslabs_adopted != before.superslabs_adopted) break;
+  }
+  EXPECT_EQ(after.superslabs_adopted, before.superslabs_adopted + 1);
+  EXPECT_EQ(after.mmap_calls, before.mmap_calls);
+  EXPECT_EQ(after.large_cached + 1, before.large_cached);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(small->back()) & ~kRegionMask;
+  for (char* p : large) {
+    if ((reinterpret_cast<uintptr_t>(p) & ~kRegionMask) == base) return reinterpret_cast<uintptr_t>(p);
+  }
+  ADD_FAILURE() << "the SuperSlab is not where a large block was";
+  return 0;
+}
+
+TEST(HakmemTest, SmallBlocksTakeTheCachedPagesOfFreedLargeBlocks) {
+  std::vector<void*> small;
+  ASSERT_NE(AdoptALargeRegion(&small), 0u);
+  for (void* p : small) memset(p, 5, 256);
+  for (void* p : small) EXPECT_EQ(static_cast<unsigned char*>(p)[255], 5);
+  for (void* p : small) Free(p);
+  Trim();
+}
+
+TEST(HakmemDeathTest, AFreedLargeBlocksAddressInAnAdoptedRegionIsNoBlock) {
+  std::vector<void*> small;
+  const uintptr_t stale = AdoptALargeRegion(&small);
+  ASSERT_NE(stale, 0u);
+  EXPECT_DEATH(Free(reinterpret_cast<void*>(stale)), "hakmem: .*0x[0-9a-f]+");
+  for (void* p : small) Free(p);
   Trim();
 }
 

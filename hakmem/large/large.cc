@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include <atomic>
 
@@ -537,6 +538,19 @@ LargeStats GetLargeStats() {
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 void LargeCacheApplyResidentBudgetNow() { g_cache.ApplyResidentBudgetNow(); }
+
+void* LargeLendCachedSlot() {
+  const auto owns_one_slot = [](const RegionHeader* region, size_t) {
+    return reinterpret_cast<const LargeHeader*>(region)->reserved == kSuperSlabSize;
+  };
+  RegionHeader* region = g_cache.TakeResident(0, kSuperSlabSize, owns_one_slot);
+  if (region == nullptr) return nullptr;
+  g_cache.UncountTake(/*hit=*/true);  // no large block's take
+  const uint64_t generation = region->generation;
+  memset(static_cast<void*>(region), 0, platform::kPageSize);
+  region->generation = generation;
+  return region;
+}
 void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();
   ReleaseReserve();

@@ -125,6 +125,11 @@ void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 // after the decay: for the small blocks' layer, about to map a fresh
 // SuperSlab that freed large blocks' pages could have been.
 void LargeCacheApplyResidentBudgetNow();
+// A cached region that owns exactly one 2 MiB slot and kept its pages,
+// given up to the SuperSlab layer (off the cache, its header page zero,
+// still registered as large until that layer re-tags it), or nullptr: see
+// LargeLayerHooks in superslab.h.
+void* LargeLendCachedSlot();
 // Unmaps every cached region and the reserve's unused address space.
 void LargeCacheReleaseAll();
 // Regions up to this size are carved from address space mapped ahead: a

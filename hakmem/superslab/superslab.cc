@@ -30,6 +30,7 @@ SuperSlab* g_all = nullptr;
 uint64_t g_mapped = 0;
 uint64_t g_evicted = 0;
 uint64_t g_lent = 0;  // given up to the large blocks' layer (SuperSlabLendCached)
+uint64_t g_adopted = 0;  // made of regions that layer lent
 
 void ListAdd(SuperSlab* ss) {
   platform::LockMutex(&g_all_lock);
@@ -314,11 +315,48 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
 }
 
 namespace {
-FreshSuperSlabHook g_fresh_hook = nullptr;  // atomic access
+// Atomic access: set by another layer, read on the miss path.
+void* (*g_lend_hook)() = nullptr;
+void (*g_fresh_hook)() = nullptr;
+
+// A SuperSlab made of `mem`, a 2 MiB region the large layer lent (its
+// header page zero; its other pages as that layer left them), or nullptr.
+SuperSlab* AdoptLent(void* mem) {
+  SuperSlab* ss = static_cast<SuperSlab*>(mem);
+  ss->region.magic = kRegionMagic;
+  ss->region.kind = RegionKind::kSuperSlab;
+  ss->region.mapped_size = kSuperSlabSize;
+  ss->slab_shift = kSmallSlabShift;
+  ss->zero_from = kSuperSlabSize;  // no page known to read zero
+  if (!registry::Register(reinterpret_cast<uintptr_t>(ss), kSmallSlabShift)) {  // re-tags it
+    registry::Unregister(reinterpret_cast<uintptr_t>(ss));
+    platform::Unmap(mem, kSuperSlabSize);
+    return nullptr;
+  }
+  ListAdd(ss);
+  platform::LockMutex(&g_all_lock);
+  g_adopted++;
+  platform::UnlockMutex(&g_all_lock);
+  return ss;
+}
+
+// A SuperSlab for a miss of the cache: a region the large layer lent,
+// else a mapping (the large layer first gives back what it keeps beyond
+// its budget).
+SuperSlab* LendOrMapSuperSlab() {
+  if (void* (*lend)() = __atomic_load_n(&g_lend_hook, __ATOMIC_RELAXED)) {
+    if (void* mem = lend()) {
+      if (SuperSlab* ss = AdoptLent(mem)) return ss;
+    }
+  }
+  if (void (*fresh)() = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) fresh();
+  return MapSuperSlab();
+}
 }  // namespace
 
-void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook) {
-  __atomic_store_n(&g_fresh_hook, hook, __ATOMIC_RELAXED);
+void SuperSlabSetLargeLayerHooks(LargeLayerHooks hooks) {
+  __atomic_store_n(&g_lend_hook, hooks.lend, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_fresh_hook, hooks.fresh, __ATOMIC_RELAXED);
 }
 
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
@@ -326,16 +364,14 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
   const uint16_t shape = SuperSlabShapeOf(slab_shift, size_class);
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero, shape));
-  // Pages to fault in (a fresh mapping, or one whose pages were given
-  // back): the layer above gives back what its cache keeps beyond budget.
-  if (ss == nullptr || reads_zero) {
-    if (FreshSuperSlabHook hook = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) hook();
-  }
   if (ss != nullptr) {
     ResetSlabRecords(ss);
-    if (reads_zero) ss->zero_from = platform::kPageSize;
+    if (reads_zero) {  // pages to fault in (see LargeLayerHooks::fresh)
+      if (void (*fresh)() = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) fresh();
+      ss->zero_from = platform::kPageSize;
+    }
   } else {
-    ss = MapSuperSlab();
+    ss = LendOrMapSuperSlab();
   }
   if (ss == nullptr) return nullptr;
   SuperSlabFormat(ss, slab_shift);
@@ -431,6 +467,7 @@ SuperSlabStats GetSuperSlabStats() {
   stats.evicted = g_evicted;
   stats.retained = g_retained_count;
   stats.lent = g_lent;
+  stats.adopted = g_adopted;
   platform::UnlockMutex(&g_all_lock);
   return stats;
 }

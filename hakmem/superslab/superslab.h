@@ -417,11 +417,19 @@ void SuperSlabCacheApplyResidentBudgetNow();
 // the pages the small ones left, as mimalloc's segments are shared
 // (tests/FINDINGS.md F44).
 void* SuperSlabLendCached();
-// Called (if set) when a SuperSlab is mapped fresh, no cached one serving:
-// the layer above gives back what its own cache keeps resident beyond its
-// budget (the large blocks' pages, which small blocks cannot use).
-using FreshSuperSlabHook = void (*)();
-void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook);
+// The large blocks' layer, for a SuperSlab that no cached one serves (set
+// once that layer is in use). `lend`: a region of its cache that owns one
+// 2 MiB slot and kept its pages, given up as SuperSlabLendCached gives up a
+// SuperSlab (its header page zero, still registered under its old tag), or
+// nullptr: large blocks freed, then small ones take their pages
+// (tests/FINDINGS.md F45). `fresh`: before pages are faulted in (a fresh
+// mapping, or a cached SuperSlab whose pages were given back), gives back
+// what its cache keeps resident beyond its budget.
+struct LargeLayerHooks {
+  void* (*lend)();
+  void (*fresh)();
+};
+void SuperSlabSetLargeLayerHooks(LargeLayerHooks hooks);
 void SuperSlabCacheReleaseAll();
 // Unmaps the retained SuperSlabs (evicted ones kept reserved, see
 // HAKMEM_SUPERSLAB_RETAIN_MB): for a mapping that failed, before its retry.
@@ -434,6 +442,7 @@ struct SuperSlabStats {
   uint64_t evicted;   // by the cache's limits or a trim (retained or unmapped)
   uint64_t retained;  // evicted, kept reserved with their pages given back
   uint64_t lent;      // given up to the large blocks' layer (SuperSlabLendCached)
+  uint64_t adopted;   // made of regions that layer lent (LargeLayerHooks::lend)
   RegionCacheStats cache;
 };
 SuperSlabStats GetSuperSlabStats();
