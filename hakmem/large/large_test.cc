@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -203,6 +204,51 @@ TEST(LargeTest, AMissInACacheOutOfProportionReusesAnotherSizeOrAppliesTheBudget)
   ASSERT_NE(small, nullptr);
   EXPECT_LE(GetLargeStats().cache.resident_bytes, 16 * kMiB);
   LargeFree(HeaderOf(small), small);
+  LargeCacheReleaseAll();
+}
+
+// Past the resident budget (within the decay), a miss takes a resident
+// region of another size that serves it with no syscall, even in a cache
+// not out of proportion (F47: 256 live buffers of 100 KiB-2 MiB in a ring
+// kept 148 cached regions resident beside them).
+TEST(LargeTest, PastTheResidentBudgetAMissReusesAnotherSizeWithoutASyscall) {
+  LargeCacheReleaseAll();
+  const size_t kMiB = size_t{1} << 20;
+  bool zeroed;
+  std::vector<LargeHeader*> freed;
+  std::vector<char*> blocks;
+  for (int i = 0; i < 6; i++) {
+    blocks.push_back(static_cast<char*>(LargeAlloc(3 * kMiB, 16, &zeroed)));
+    ASSERT_NE(blocks.back(), nullptr);
+    memset(blocks.back(), 0x5a, 3 * kMiB);
+  }
+  for (char* b : blocks) {
+    freed.push_back(HeaderOf(b));
+    LargeFree(HeaderOf(b), b);
+  }
+  // A hit: the misses in a row so far would apply the budget at the next
+  // miss (RegionCache::kMissesThatSkipTheDecay).
+  char* hit = static_cast<char*>(LargeAlloc(3 * kMiB, 16, &zeroed));
+  ASSERT_NE(hit, nullptr);
+  LargeFree(HeaderOf(hit), hit);
+  char* live = static_cast<char*>(LargeAlloc(5 * kMiB, 16, &zeroed));
+  ASSERT_NE(live, nullptr);
+  ResetLargeLivePeakForTesting();  // 5 MiB: a budget of 16 MiB, in proportion up to 20
+  const uint64_t resident = GetLargeStats().cache.resident_bytes;
+  ASSERT_GT(resident, 16 * kMiB);
+  ASSERT_LE(resident, 4 * HeaderOf(live)->region.mapped_size);
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  char* q = static_cast<char*>(LargeAlloc(2 * kMiB, 16, &zeroed));
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(std::find(freed.begin(), freed.end(), HeaderOf(q)), freed.end())
+      << "a 3 MiB region, as it is";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(q[2 * kMiB - 1], 0x5a);
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  EXPECT_EQ(after.mmap + after.munmap + after.madvise + after.mremap,
+            before.mmap + before.munmap + before.madvise + before.mremap);
+  LargeFree(HeaderOf(q), q);
+  LargeFree(HeaderOf(live), live);
   LargeCacheReleaseAll();
 }
 
