@@ -1047,7 +1047,7 @@ bool NoteForwardingFlush(Heap* h, int c, bool mostly_others) {
     StopForwarding(h, c);
     return false;
   }
-  if (c < kFirstMidClass || BinForwarding(h, c)) return false;
+  if (c < kFirstMidClass || BinForwarding(h, c) || h->bin_refilled[c] != 0) return false;
   if (++h->bin_forwards[c] < kForwardingOverflows) return false;
   if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kOverflow);
   SetGrownBinLimit(h, c, ForwardingLimitOf(c));
@@ -1380,6 +1380,7 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   if (BinDormant(h, size_class)) WakeBin(h, size_class);
   Count(h->counters.refills);
   StopForwarding(h, size_class);  // it allocates after all
+  h->bin_refilled[size_class] = 2;
   if (h->bin_overflowed[size_class]) {  // full, then empty: it swings
     h->bin_overflowed[size_class] = false;
     // Not while the transfer cache may engage: half a grown bin is more
@@ -1480,6 +1481,9 @@ void TinyUpkeep() {
   if (h != &kEmptyHeap && now >= h->next_upkeep_ns) {
     h->next_upkeep_ns = now + RegionCache::kCheckIntervalNs;
     if (h->sends_big_blocks != 0) h->sends_big_blocks--;
+    for (uint8_t& refilled : h->bin_refilled) {
+      if (refilled != 0) refilled--;
+    }
     if (paused_since != 0) SuperSlabSetReleaseDate(paused_since);
     FlushAllBins(h, /*keep_forwarding=*/true);
     CollectRetired(h);
@@ -1662,6 +1666,7 @@ void TinyFreeSlow(void* p) {
     const uint32_t sent = FlushBin(h, c, flushed, FlushFor::kOverflow);
     h->bin_overflowed[c] = sent == 0;  // a swing of its own (SmallBinMaxLimitOf)
     const uint32_t grown = BinGrownLimitOf(c);
+    if (c >= kFirstBigClass && sent != 0) h->sends_big_blocks = 2;  // see BigBinsMayGrow
     if (NoteForwardingFlush(h, c, sent * 2 >= flushed) || forwarding) {
       // forwarding now or until now: no growth
     } else if (c >= kFirstBigClass) {
@@ -1671,7 +1676,6 @@ void TinyFreeSlow(void* p) {
       // starting limits (the upkeep resets them); not for a heap that
       // sends big blocks to others while the process runs more threads
       // than CPUs (BigBinsMayGrow).
-      if (sent != 0) h->sends_big_blocks = 2;
       if (BigBinsMayGrow(h)) GrowBin(h, c, BigBinMaxLimitOf(c), kBigBinGrowthBudget);
     } else if (sent != 0 && limit < grown) {
       SetGrownBinLimit(h, c, limit * 2 < grown ? limit * 2 : grown);

@@ -179,7 +179,13 @@ constexpr uint32_t BinGrownLimitOf(int size_class) {
 // mid class (4 MiB grown per big one) idle in a thread that never
 // allocates them: forwarding, it holds ForwardingLimitOf(c) and sends all
 // of it at each overflow. A refill, or an overflow that sends mostly the
-// heap's own blocks, gives it back its limit; the upkeep keeps it.
+// heap's own blocks, gives it back its limit; the upkeep keeps it. Not in a
+// heap that refilled the class in its last two upkeeps (100-200 ms): a
+// thread that frees a burst of another's blocks and then allocates its own
+// reuses them (a consumer freeing 100 of a producer's 4 KiB blocks, then
+// allocating and freeing 100 of its own: 0.30 -> 0.46 s with forwarding
+// there, a review; two threads taking turns to free the other's structure
+// of big blocks and build their own: +15%, +19 MB).
 // tests/FINDINGS.md F43 (a producer's 1-64 KiB buffers freed by a
 // consumer): peak RSS 41 -> 24 MB.
 // (Bins of 64 KiB worth flushing half: a consumer freeing 8-32 KiB blocks
@@ -361,6 +367,10 @@ struct Heap {
   // no refill between them (the thread frees what others allocated: see
   // ForwardingLimitOf).
   uint8_t bin_forwards[kNumClasses] = {};
+  // Per class: 2 at a refill, counted down by each upkeep: while not 0, the
+  // class's bin does not start forwarding (a thread that allocates the
+  // class too reuses the blocks it freed; see kForwardingOverflows).
+  uint8_t bin_refilled[kNumClasses] = {};
   // 2 when a big bin's overflow flush sent blocks to other heaps; each
   // upkeep counts it down (see BigBinsMayGrow in heap.cc).
   uint8_t sends_big_blocks = 0;  // (in the padding before `flushes`)

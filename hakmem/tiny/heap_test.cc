@@ -1886,6 +1886,12 @@ TEST(HeapTest, AThreadThatOnlyFreesOthersMidAndBigBlocksForwardsThem) {
       std::vector<void*> own;
       for (int i = 0; i < n; i++) own.push_back(TinyMallocClass(c));
       while (BinCount(tl_heap, c) != 0) own.push_back(TinyMallocClass(c));
+      if (forwards) {  // its refills two upkeeps old (see Heap::bin_refilled)
+        for (int upkeep = 0; upkeep < 2; upkeep++) {
+          StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
+          TinyUpkeep();
+        }
+      }
       uint32_t most = 0;
       for (void* p : owner.blocks) {
         Free(p);
@@ -1912,13 +1918,25 @@ TEST(HeapTest, AThreadThatOnlyFreesOthersMidAndBigBlocksForwardsThem) {
       EXPECT_GE(BinLimit(tl_heap, c), BinLimitOf(c)) << c;
     }).join();
   }
-  // A refill gives a forwarding bin its limit back.
+  // A bin refilled in the last two upkeeps does not forward: the thread
+  // allocates the class too, and reuses what it frees. A refill gives a
+  // forwarding bin its limit back.
   const int c = kFirstMidClass;
   const int n = 6 * static_cast<int>(BinLimitOf(c));
-  LiveOwner owner({{c, n}});
+  LiveOwner owner({{c, 3 * n}});
   std::thread([&] {
-    for (void* p : owner.blocks) Free(p);
-    ASSERT_EQ(BinLimit(tl_heap, c), ForwardingLimitOf(c));
+    Free(TinyMallocClass(c));  // a refill
+    for (int i = 0; i < n; i++) Free(owner.blocks[i]);
+    EXPECT_EQ(tl_heap->bin_forwards[c], 0);
+    EXPECT_EQ(BinLimit(tl_heap, c), BinLimitOf(c));
+    StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
+    TinyUpkeep();
+    for (int i = n; i < 2 * n; i++) Free(owner.blocks[i]);
+    EXPECT_EQ(tl_heap->bin_forwards[c], 0) << "one upkeep later";
+    StoppedClock::Advance(2 * RegionCache::kCheckIntervalNs);
+    TinyUpkeep();
+    for (int i = 2 * n; i < 3 * n; i++) Free(owner.blocks[i]);
+    ASSERT_EQ(BinLimit(tl_heap, c), ForwardingLimitOf(c)) << "two upkeeps later";
     ASSERT_GE(tl_heap->bin_forwards[c], kForwardingOverflows);
     std::vector<void*> taken;
     while (BinCount(tl_heap, c) != 0) taken.push_back(TinyMallocClass(c));
