@@ -45,7 +45,7 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero =
   // And a SuperSlab that no cached one serves takes a cached large region's
   // pages, or, mapped fresh, gives back the large cache's pages beyond its
   // budget first: large blocks freed, then small ones (tests/FINDINGS.md F45).
-  SuperSlabSetLargeLayerHooks({&LargeLendCachedSlot, &LargeCacheApplyResidentBudgetNow});
+  SuperSlabSetLargeLayerHooks({&LargeLendCachedSlot, &LargeCacheGiveBackForSuperSlabs});
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;

@@ -1008,19 +1008,29 @@ TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudg
   Trim();
 }
 
-// Small objects freed, then a large block of up to 2 MiB: it takes a cached
-// SuperSlab that kept its pages (lent to the large layer), not a fresh
-// mapping whose pages it would fault in beside them (tests/FINDINGS.md F44).
-// The small blocks' old addresses in it are no blocks any more.
-uintptr_t LendASuperSlab(char** large, size_t size) {
+// Small objects freed, then a large block of up to 2 MiB: it takes the
+// pages of a cached SuperSlab (of small slabs) that the cache keeps
+// beyond its resident budget (64 MiB, within the decay), lent to the large
+// layer, not a fresh mapping whose pages it would fault in beside them
+// (tests/FINDINGS.md F44). The small blocks' old addresses in it are no
+// blocks any more.
+void FreeSmallBlocksBeyondTheResidentBudget(size_t size, std::vector<void*>* blocks) {
   Trim();
-  std::vector<void*> blocks;
-  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));
-  for (void* p : blocks) Free(p);
+  for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += size) {
+    blocks->push_back(Malloc(size));
+    ASSERT_NE(blocks->back(), nullptr);
+    memset(blocks->back(), 1, size);
+  }
+  for (void* p : *blocks) Free(p);
   TinyTrim();  // this thread's bins and empty slabs too: the SuperSlabs cached
+  ASSERT_GT(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
+}
+
+uintptr_t LendASuperSlab(char** large, size_t size) {
+  std::vector<void*> blocks;
+  FreeSmallBlocksBeyondTheResidentBudget(256, &blocks);
   Stats before;
   GetStats(&before);
-  EXPECT_GT(before.superslabs_cached, 0u);
   *large = static_cast<char*>(Malloc(size));
   EXPECT_NE(*large, nullptr);
   Stats after;
@@ -1042,6 +1052,7 @@ uintptr_t LendASuperSlab(char** large, size_t size) {
 }
 
 TEST(HakmemTest, ALargeBlockTakesTheCachedPagesOfFreedSmallBlocks) {
+  hakmem_test::StoppedClock clock;  // no decay meanwhile
   for (const size_t size : {size_t{300} << 10, size_t{1} << 20, (size_t{2} << 20) - 8192}) {
     char* large = nullptr;
     ASSERT_NE(LendASuperSlab(&large, size), 0u);
@@ -1056,6 +1067,7 @@ TEST(HakmemTest, ALargeBlockTakesTheCachedPagesOfFreedSmallBlocks) {
 }
 
 TEST(HakmemDeathTest, AFreedSmallBlocksAddressInALentSuperSlabIsNoBlock) {
+  hakmem_test::StoppedClock clock;
   char* large = nullptr;
   const uintptr_t stale = LendASuperSlab(&large, size_t{1} << 20);
   ASSERT_NE(stale, 0u);
@@ -1064,14 +1076,94 @@ TEST(HakmemDeathTest, AFreedSmallBlocksAddressInALentSuperSlabIsNoBlock) {
   Trim();
 }
 
-// The reverse: large blocks freed, then small objects. A SuperSlab that no
-// cached one serves is made of a cached large region that owns one 2 MiB
-// slot and kept its pages (tests/FINDINGS.md F45). The large block's old
-// address in it is no block any more.
+// Not a SuperSlab of mid slabs: a block of theirs may start where the large
+// block would (a page in), and a copy of it freed twice would free the
+// large block (a review).
+TEST(HakmemDeathTest, AFreedMidBlockFreedAgainIsReportedNotTakenForALargeBlock) {
+  hakmem_test::StoppedClock clock;
+  std::vector<void*> blocks;
+  FreeSmallBlocksBeyondTheResidentBudget(4096, &blocks);
+  Stats before;
+  GetStats(&before);
+  char* large = static_cast<char*>(Malloc(size_t{1} << 20));
+  ASSERT_NE(large, nullptr);
+  Stats after;
+  GetStats(&after);
+  EXPECT_EQ(after.superslabs_lent, before.superslabs_lent);
+  for (void* p : blocks) {
+    if (p == large) EXPECT_DEATH(Free(p), "hakmem: .*double free");
+  }
+  Free(large);
+  Trim();
+}
+
+// Within the resident budget nothing is lent: buffers and bursts of small
+// objects in turn would pass SuperSlabs back and forth, each time faulting
+// in what the other layer gave back (a review).
+TEST(HakmemTest, NoSuperSlabIsLentWithinTheResidentBudget) {
+  Trim();
+  hakmem_test::StoppedClock clock;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 40000; i++) blocks.push_back(Malloc(256));  // 10 MB
+  for (void* p : blocks) Free(p);
+  TinyTrim();
+  Stats before;
+  GetStats(&before);
+  ASSERT_GT(before.superslabs_cached, 0u);
+  void* large = Malloc(size_t{1} << 20);
+  Stats after;
+  GetStats(&after);
+  EXPECT_EQ(after.superslabs_lent, before.superslabs_lent);
+  Free(large);
+  Trim();
+}
+
+// A move across that the program regrets (the SuperSlab cache, having lent
+// one, finds nothing for a take within the decay time) stops further moves
+// for the decay time.
+TEST(HakmemTest, ARegrettedLendStopsLendingForAWhile) {
+  hakmem_test::StoppedClock clock;
+  char* large = nullptr;
+  ASSERT_NE(LendASuperSlab(&large, size_t{1} << 20), 0u);
+  // Small blocks again, more: the cache runs dry (it lent one), a regret.
+  const auto small_blocks_again = [] {
+    std::vector<void*> blocks;
+    for (size_t bytes = 0; bytes < (size_t{110} << 20); bytes += 256) {
+      blocks.push_back(Malloc(256));
+    }
+    for (void* p : blocks) Free(p);
+    TinyTrim();
+    ASSERT_GT(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
+  };
+  ASSERT_NO_FATAL_FAILURE(small_blocks_again());
+  Stats before;
+  GetStats(&before);
+  char* quiet = static_cast<char*>(Malloc((size_t{1} << 20) + 65536));
+  Stats after;
+  GetStats(&after);
+  EXPECT_EQ(after.superslabs_lent, before.superslabs_lent) << "lent again right after a regret";
+  Free(quiet);
+  // Past the quiet (the decay time, 1 s), with pages beyond the budget
+  // again (the decay gave back those before).
+  hakmem_test::StoppedClock::Advance(uint64_t{2} * 1000 * 1000 * 1000);
+  ASSERT_NO_FATAL_FAILURE(small_blocks_again());
+  char* later = static_cast<char*>(Malloc((size_t{1} << 20) + 131072));
+  GetStats(&after);
+  EXPECT_EQ(after.superslabs_lent, before.superslabs_lent + 1) << "not lent once the quiet ended";
+  Free(later);
+  Free(large);
+  Trim();
+}
+
+// The reverse: large blocks freed, then small objects. A SuperSlab of
+// small slabs that no cached one serves is made of a cached large region
+// that owns one 2 MiB slot and kept its pages, beyond the large cache's
+// resident budget (tests/FINDINGS.md F45). The large block's old address in
+// it is no block any more.
 uintptr_t AdoptALargeRegion(std::vector<void*>* small) {
   Trim();
   std::vector<char*> large;
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < 80; i++) {  // beyond the large cache's budget, 64 MiB
     large.push_back(static_cast<char*>(Malloc(size_t{1} << 20)));
     EXPECT_NE(large.back(), nullptr);
     memset(large.back(), 3, size_t{1} << 20);
@@ -1097,6 +1189,7 @@ uintptr_t AdoptALargeRegion(std::vector<void*>* small) {
 }
 
 TEST(HakmemTest, SmallBlocksTakeTheCachedPagesOfFreedLargeBlocks) {
+  hakmem_test::StoppedClock clock;  // no decay meanwhile
   std::vector<void*> small;
   ASSERT_NE(AdoptALargeRegion(&small), 0u);
   for (void* p : small) memset(p, 5, 256);
@@ -1106,11 +1199,36 @@ TEST(HakmemTest, SmallBlocksTakeTheCachedPagesOfFreedLargeBlocks) {
 }
 
 TEST(HakmemDeathTest, AFreedLargeBlocksAddressInAnAdoptedRegionIsNoBlock) {
+  hakmem_test::StoppedClock clock;  // no decay meanwhile
   std::vector<void*> small;
   const uintptr_t stale = AdoptALargeRegion(&small);
   ASSERT_NE(stale, 0u);
   EXPECT_DEATH(Free(reinterpret_cast<void*>(stale)), "hakmem: .*0x[0-9a-f]+");
   for (void* p : small) Free(p);
+  Trim();
+}
+
+// Mid slabs (4 KiB blocks) do not take a large region: their first block
+// may start where the large block did, and a copy of that freed twice
+// would free a live mid block (a review).
+TEST(HakmemDeathTest, AFreedLargeBlockFreedAgainIsReportedNotTakenForAMidBlock) {
+  Trim();
+  hakmem_test::StoppedClock clock;
+  std::vector<char*> large;
+  for (int i = 0; i < 80; i++) {
+    large.push_back(static_cast<char*>(Malloc(size_t{1} << 20)));
+    memset(large.back(), 3, size_t{1} << 20);
+  }
+  for (char* p : large) Free(p);
+  Stats before;
+  GetStats(&before);
+  std::vector<void*> mid;
+  for (int i = 0; i < 2000; i++) mid.push_back(Malloc(4096));
+  Stats after;
+  GetStats(&after);
+  EXPECT_EQ(after.superslabs_adopted, before.superslabs_adopted);
+  EXPECT_DEATH(Free(large[0]), "hakmem: .*0x[0-9a-f]+");
+  for (void* p : mid) Free(p);
   Trim();
 }
 

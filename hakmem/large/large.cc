@@ -370,13 +370,15 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   LargeHeader* h =
       alignment <= kRegionAlign ? TakeCached(need, slack, wants_zero, &reads_zero) : nullptr;
   *zeroed = h != nullptr && reads_zero;
-  if (h == nullptr && alignment <= kRegionAlign && !wants_zero) h = TakeLentSuperSlab(need);
+  // (A block start within the lent SuperSlab's header slab, where no old
+  // block started: see SuperSlabLendCached.)
+  if (h == nullptr && offset < kSmallSlabSize && !wants_zero) h = TakeLentSuperSlab(need);
   // Pages to fault in (a fresh mapping, or a region whose pages were given
   // back): the SuperSlab cache's budget applies now too, the small blocks
   // the program freed left pages these could have been. (Many small
   // objects freed, then large blocks: the two phases' peaks added up,
   // tests/FINDINGS.md F44.)
-  if (h == nullptr || reads_zero) SuperSlabCacheApplyResidentBudgetNow();
+  if (h == nullptr || reads_zero) SuperSlabCacheGiveBackForLargeBlocks();
   if (h == nullptr) {
     // A miss, and a cache out of proportion to the program: its resident
     // budget applies now, not after the decay.
@@ -541,15 +543,16 @@ LargeStats GetLargeStats() {
 
 void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
-void LargeCacheApplyResidentBudgetNow() { g_cache.ApplyResidentBudgetNow(); }
+void LargeCacheGiveBackForSuperSlabs() { g_cache.GiveBackForAnotherLayer(); }
 
 void* LargeLendCachedSlot() {
-  const auto owns_one_slot = [](const RegionHeader* region, size_t) {
-    return reinterpret_cast<const LargeHeader*>(region)->reserved == kSuperSlabSize;
+  const auto fits_small_slabs = [](const RegionHeader* region, size_t) {
+    const LargeHeader* h = reinterpret_cast<const LargeHeader*>(region);
+    return h->reserved == kSuperSlabSize && h->block_offset < kSmallSlabSize;
   };
-  RegionHeader* region = g_cache.TakeResident(0, kSuperSlabSize, owns_one_slot);
+  RegionHeader* region =
+      g_cache.LendOldestResidentBeyondBudget(0, kSuperSlabSize, fits_small_slabs);
   if (region == nullptr) return nullptr;
-  g_cache.UncountTake(/*hit=*/true);  // no large block's take
   const uint64_t generation = region->generation;
   memset(static_cast<void*>(region), 0, platform::kPageSize);
   region->generation = generation;

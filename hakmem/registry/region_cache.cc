@@ -1,5 +1,7 @@
 #include "hakmem/registry/region_cache.h"
 
+#include <algorithm>
+
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
 
@@ -135,6 +137,9 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   const RegionCacheLimits limits = limits_();
   platform::LockMutex(&lock_);
   RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false, shape);
+  if (found == nullptr || found->discarded == kPagesGivenBack) {
+    NoteFaultingTakeLocked(limits.decay_ns);
+  }
   if (found != nullptr) {
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
     ClaimLocked(found);
@@ -172,6 +177,60 @@ void RegionCache::ApplyResidentBudgetNow() {
   if (ResidentBytes() <= limits.max_resident_bytes) return;
   limits.decay_ns = 0;
   DiscardDecayed(limits, platform::NowNs());
+}
+
+void RegionCache::NoteFaultingTakeLocked(uint64_t decay_ns) {
+  if (cross_last_ns_ == 0) return;
+  const uint64_t now = platform::NowNs();
+  if (now - cross_last_ns_ < decay_ns) {
+    const uint64_t most = kMaxCrossQuietDecays * decay_ns;
+    cross_quiet_ns_ = cross_quiet_ns_ == 0 ? decay_ns : std::min(2 * cross_quiet_ns_, most);
+    cross_quiet_until_ns_ = now + cross_quiet_ns_;
+  }
+  cross_last_ns_ = 0;
+}
+
+bool RegionCache::MayMoveAcrossLocked(uint64_t now) {
+  if (now < cross_quiet_until_ns_) return false;
+  cross_last_ns_ = now;
+  return true;
+}
+
+void RegionCache::GiveBackForAnotherLayer() {
+  RegionCacheLimits limits = limits_();
+  if (ResidentBytes() <= limits.max_resident_bytes) return;
+  const uint64_t now = platform::NowNs();
+  platform::LockMutex(&lock_);
+  const bool may = MayMoveAcrossLocked(now);
+  platform::UnlockMutex(&lock_);
+  if (!may) return;
+  limits.decay_ns = 0;
+  DiscardDecayed(limits, now);
+}
+
+RegionHeader* RegionCache::LendOldestResidentBeyondBudget(size_t min_size, size_t max_size,
+                                                          AcceptFn accepts) {
+  const uint64_t budget = limits_().max_resident_bytes;
+  if (ResidentBytes() <= budget) return nullptr;  // (racy: rechecked below)
+  const uint64_t now = platform::NowNs();
+  platform::LockMutex(&lock_);
+  RegionHeader* found = nullptr;
+  if (resident_ > budget && now >= cross_quiet_until_ns_) {
+    for (RegionHeader* r = lru_; r != nullptr; r = r->lru_prev) {
+      if (r->mapped_size >= min_size && r->mapped_size <= max_size && r->discarded == 0 &&
+          accepts(r, 0)) {
+        found = r;
+        break;
+      }
+    }
+  }
+  if (found != nullptr) {
+    MayMoveAcrossLocked(now);
+    Unlink(found);
+    found->generation++;
+  }
+  platform::UnlockMutex(&lock_);
+  return found;
 }
 
 bool RegionCache::Holds(size_t min_size, size_t max_size) {
@@ -364,6 +423,9 @@ void RegionCache::ReleaseAll() {
   platform::LockMutex(&release_all_lock_);
   platform::LockMutex(&lock_);
   CollectEvictions(limits_(), 0, /*everything=*/true, &evicted);
+  // Nothing cached is left to regret moving across (a trim, or memory
+  // running out).
+  cross_last_ns_ = cross_quiet_until_ns_ = cross_quiet_ns_ = 0;
   platform::UnlockMutex(&lock_);
   ReleaseList(evicted);
   platform::UnlockMutex(&release_all_lock_);

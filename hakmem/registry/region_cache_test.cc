@@ -498,6 +498,63 @@ TEST_F(RegionCacheTest, ABigMissAppliesTheResidentBudgetWithoutTheDecay) {
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
+// Cross-layer moves take only what lies beyond the resident budget, the
+// oldest first, and a lend is not counted as a take.
+TEST_F(RegionCacheTest, CrossLayerMovesTakeTheOldestBeyondTheBudget) {
+  std::vector<char*> mapped = CacheThreeFilledRegionsPastTheBudget(cache_);
+  ASSERT_EQ(mapped.size(), 3u);
+  const auto any = [](const RegionHeader*, size_t) { return true; };
+  const RegionCacheStats before = cache_.GetStats();
+  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), HeaderOf(mapped[0]));
+  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), HeaderOf(mapped[1]));
+  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr) << "within";
+  const RegionCacheStats after = cache_.GetStats();
+  EXPECT_EQ(after.hits, before.hits);
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(after.cached, 1u);
+  EXPECT_EQ(after.resident_bytes, 2 * kMiB);
+  cache_.Put(HeaderOf(mapped[0]));  // back, newest: beyond the budget again
+  cache_.GiveBackForAnotherLayer();
+  EXPECT_EQ(HeaderOf(mapped[2])->discarded, kPagesGivenBack) << "the oldest";
+  EXPECT_EQ(HeaderOf(mapped[0])->discarded, 0u);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  cache_.ReleaseAll();
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
+// A take that finds nothing (or pages given back) within the decay time
+// after a cross-layer move is a regret: no move for the decay time, then
+// (after another regret) twice as long.
+TEST_F(RegionCacheTest, ARegrettedCrossLayerMoveStopsMovesForAWhile) {
+  g_limits.max_resident_bytes = 0;
+  g_limits.decay_ns = 1000000;
+  g_limits.ttl_ns = uint64_t{1} << 41;
+  std::vector<char*> mapped = MapFilledRegions(4);
+  ASSERT_EQ(mapped.size(), 4u);
+  for (char* base : mapped) cache_.Put(HeaderOf(base));
+  const auto any = [](const RegionHeader*, size_t) { return true; };
+  ASSERT_NE(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
+  EXPECT_EQ(cache_.Take(6 * kMiB, 6 * kMiB), nullptr);  // a regret
+  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
+  const uint64_t resident = cache_.GetStats().resident_bytes;
+  cache_.GiveBackForAnotherLayer();
+  EXPECT_EQ(cache_.GetStats().resident_bytes, resident) << "none given back while quiet";
+  g_now_ns += 1000000;
+  ASSERT_NE(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
+  EXPECT_EQ(cache_.Take(6 * kMiB, 6 * kMiB), nullptr);  // another
+  g_now_ns += 1000000;
+  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr) << "twice as long";
+  g_now_ns += 1000000;
+  EXPECT_NE(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
+  // A miss long after a move is no regret.
+  g_now_ns += 10000000;
+  EXPECT_EQ(cache_.Take(6 * kMiB, 6 * kMiB), nullptr);
+  cache_.GiveBackForAnotherLayer();
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
+  cache_.ReleaseAll();
+  for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
+}
+
 TEST_F(RegionCacheTest, ALowerBudgetWithoutDecayApplies) {
   std::vector<char*> mapped = MapFilledRegions(2);
   ASSERT_EQ(mapped.size(), 2u);

@@ -340,11 +340,13 @@ SuperSlab* AdoptLent(void* mem) {
   return ss;
 }
 
-// A SuperSlab for a miss of the cache: a region the large layer lent,
-// else a mapping (the large layer first gives back what it keeps beyond
-// its budget).
-SuperSlab* LendOrMapSuperSlab() {
-  if (void* (*lend)() = __atomic_load_n(&g_lend_hook, __ATOMIC_RELAXED)) {
+// A SuperSlab of `slab_shift` for a miss of the cache: for small slabs, a
+// region the large layer lent (see SuperSlabLendCached: only small slabs
+// keep a large block's old start in their header's slab); else a mapping
+// (the large layer first gives back what it keeps beyond its budget).
+SuperSlab* LendOrMapSuperSlab(int slab_shift) {
+  void* (*lend)() = __atomic_load_n(&g_lend_hook, __ATOMIC_RELAXED);
+  if (lend != nullptr && slab_shift == kSmallSlabShift) {
     if (void* mem = lend()) {
       if (SuperSlab* ss = AdoptLent(mem)) return ss;
     }
@@ -355,8 +357,13 @@ SuperSlab* LendOrMapSuperSlab() {
 }  // namespace
 
 void SuperSlabSetLargeLayerHooks(LargeLayerHooks hooks) {
-  __atomic_store_n(&g_lend_hook, hooks.lend, __ATOMIC_RELAXED);
-  __atomic_store_n(&g_fresh_hook, hooks.fresh, __ATOMIC_RELAXED);
+  // (Set by every large malloc: a store only the first time.)
+  if (__atomic_load_n(&g_lend_hook, __ATOMIC_RELAXED) != hooks.lend) {
+    __atomic_store_n(&g_lend_hook, hooks.lend, __ATOMIC_RELAXED);
+  }
+  if (__atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED) != hooks.fresh) {
+    __atomic_store_n(&g_fresh_hook, hooks.fresh, __ATOMIC_RELAXED);
+  }
 }
 
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
@@ -371,7 +378,7 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
       ss->zero_from = platform::kPageSize;
     }
   } else {
-    ss = LendOrMapSuperSlab();
+    ss = LendOrMapSuperSlab(slab_shift);
   }
   if (ss == nullptr) return nullptr;
   SuperSlabFormat(ss, slab_shift);
@@ -388,9 +395,17 @@ __thread uint64_t tl_release_date_ns __attribute__((tls_model("initial-exec"))) 
 void SuperSlabSetReleaseDate(uint64_t ns) { tl_release_date_ns = ns; }
 
 void* SuperSlabLendCached() {
-  RegionHeader* region = g_cache.TakeResident(kSuperSlabSize, kSuperSlabSize);
+  // Small slabs only: their slab 0 is the header's, never carved, so no
+  // old block starts where a large block's start (a page in, see
+  // LargeAlloc) could be: a copy freed twice is reported there, not taken
+  // for the large block (a mid slab's first 4 KiB block sat right there, a
+  // review).
+  const auto small_slabs = [](const RegionHeader* region, size_t) {
+    return reinterpret_cast<const SuperSlab*>(region)->slab_shift == kSmallSlabShift;
+  };
+  RegionHeader* region =
+      g_cache.LendOldestResidentBeyondBudget(kSuperSlabSize, kSuperSlabSize, small_slabs);
   if (region == nullptr) return nullptr;
-  g_cache.UncountTake(/*hit=*/true);  // no SuperSlab's take
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
   Forget(ss, &g_lent);
   // Its header page reads zero, slab records included, before the region
@@ -456,7 +471,7 @@ void SuperSlabPrewarm(uint64_t count) {
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 uint64_t SuperSlabCacheResidentBytes() { return g_cache.GetStats().resident_bytes; }
-void SuperSlabCacheApplyResidentBudgetNow() { g_cache.ApplyResidentBudgetNow(); }
+void SuperSlabCacheGiveBackForLargeBlocks() { g_cache.GiveBackForAnotherLayer(); }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

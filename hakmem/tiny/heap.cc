@@ -1439,7 +1439,10 @@ UpkeepHook g_upkeep_hook = nullptr;  // atomic access
 }  // namespace
 
 void TinySetUpkeepHook(UpkeepHook hook) {
-  __atomic_store_n(&g_upkeep_hook, hook, __ATOMIC_RELAXED);
+  // (Set by every large malloc: a store only the first time.)
+  if (__atomic_load_n(&g_upkeep_hook, __ATOMIC_RELAXED) != hook) {
+    __atomic_store_n(&g_upkeep_hook, hook, __ATOMIC_RELAXED);
+  }
 }
 
 void TinyUpkeep() {
