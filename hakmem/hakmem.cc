@@ -42,10 +42,10 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero =
   // cache's time limits too: a program that frees its large blocks and then
   // makes only small allocations gets their pages back after the decay.
   TinySetUpkeepHook(&LargeCacheMaybeEnforceLimits);
-  // And a SuperSlab that no cached one serves takes a cached large region's
-  // pages, or, mapped fresh, gives back the large cache's pages beyond its
-  // budget first: large blocks freed, then small ones (tests/FINDINGS.md F45).
-  SuperSlabSetLargeLayerHooks({&LargeLendCachedSlot, &LargeCacheGiveBackForSuperSlabs});
+  // And a SuperSlab about to fault pages in gives back the large cache's
+  // pages beyond its budget first: large blocks freed, then small ones
+  // (tests/FINDINGS.md F45).
+  SuperSlabSetFreshMappingHook(&LargeCacheGiveBackForSuperSlabs);
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
@@ -336,8 +336,6 @@ void GetStats(Stats* stats) {
   stats->superslabs_cached = ss.cache.cached;
   stats->superslabs_evicted = ss.evicted;
   stats->superslabs_retained = ss.retained;
-  stats->superslabs_lent = ss.lent;
-  stats->superslabs_adopted = ss.adopted;
   stats->superslab_cache_hits = ss.cache.hits;
   stats->superslab_cache_misses = ss.cache.misses;
   const LargeStats large = GetLargeStats();
@@ -407,8 +405,6 @@ void PrintStats() {
       {"superslabs cached", stats.superslabs_cached},
       {"superslabs evicted", stats.superslabs_evicted},
       {"superslabs retained (address space only)", stats.superslabs_retained},
-      {"superslabs lent to large blocks", stats.superslabs_lent},
-      {"superslabs made of cached large blocks", stats.superslabs_adopted},
       {"superslab cache hits", stats.superslab_cache_hits},
       {"superslab cache misses", stats.superslab_cache_misses},
       {"large blocks live", stats.large_live},

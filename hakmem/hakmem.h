@@ -82,8 +82,6 @@ struct Stats {
   uint64_t transfer_batches_taken;     // out of it, by refills
   uint64_t transfer_blocks_sent_home;  // aged there, or refused by a full cache
   uint64_t large_cached_resident_bytes;  // cached large blocks' pages not given back
-  uint64_t superslabs_lent;     // cached SuperSlabs made large blocks' regions
-  uint64_t superslabs_adopted;  // SuperSlabs made of cached large blocks' regions
 };
 
 void GetStats(Stats* stats);

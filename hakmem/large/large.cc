@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <string.h>
 
 #include <atomic>
 
@@ -314,33 +313,6 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
   return h;
 }
 
-// A region made of a cached SuperSlab that kept its pages, for a block of
-// `need` bytes (at most a SuperSlab's), or nullptr: the pages that small
-// blocks the program freed left resident, instead of fresh ones faulted in
-// beside them (tests/FINDINGS.md F44). Its mapping past `need` is the
-// region's own, as a slot carved from the reserve is (see MapRegion), and
-// gives its pages back: the block does not keep them resident.
-LargeHeader* TakeLentSuperSlab(size_t need) {
-  if (need > kSuperSlabSize) return nullptr;
-  void* mem = SuperSlabLendCached();
-  if (mem == nullptr) return nullptr;
-  LargeHeader* h = static_cast<LargeHeader*>(mem);
-  h->region.magic = kRegionMagic;
-  h->region.kind = RegionKind::kLarge;
-  h->region.mapped_size = need;
-  h->reserved = kSuperSlabSize;
-  if (need < kSuperSlabSize) {
-    platform::DiscardPages(static_cast<char*>(mem) + need, kSuperSlabSize - need);
-  }
-  const uintptr_t base = reinterpret_cast<uintptr_t>(h);
-  if (!registry::Register(base, registry::kTagLarge, need)) {  // re-tags its slot
-    registry::Unregister(base, kSuperSlabSize);
-    platform::Unmap(mem, kSuperSlabSize);
-    return nullptr;
-  }
-  return h;
-}
-
 // Hands out the block of region `h`, `offset` from its base, for `size`
 // bytes asked for.
 void* HandOut(LargeHeader* h, size_t offset, size_t size) {
@@ -370,9 +342,6 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   LargeHeader* h =
       alignment <= kRegionAlign ? TakeCached(need, slack, wants_zero, &reads_zero) : nullptr;
   *zeroed = h != nullptr && reads_zero;
-  // (A block start within the lent SuperSlab's header slab, where no old
-  // block started: see SuperSlabLendCached.)
-  if (h == nullptr && offset < kSmallSlabSize && !wants_zero) h = TakeLentSuperSlab(need);
   // Pages to fault in (a fresh mapping, or a region whose pages were given
   // back): the SuperSlab cache's budget applies now too, the small blocks
   // the program freed left pages these could have been. (Many small
@@ -545,19 +514,6 @@ void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 void LargeCacheGiveBackForSuperSlabs() { g_cache.GiveBackForAnotherLayer(); }
 
-void* LargeLendCachedSlot() {
-  const auto fits_small_slabs = [](const RegionHeader* region, size_t) {
-    const LargeHeader* h = reinterpret_cast<const LargeHeader*>(region);
-    return h->reserved == kSuperSlabSize && h->block_offset < kSmallSlabSize;
-  };
-  RegionHeader* region =
-      g_cache.LendOldestResidentBeyondBudget(0, kSuperSlabSize, fits_small_slabs);
-  if (region == nullptr) return nullptr;
-  const uint64_t generation = region->generation;
-  memset(static_cast<void*>(region), 0, platform::kPageSize);
-  region->generation = generation;
-  return region;
-}
 void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();
   ReleaseReserve();

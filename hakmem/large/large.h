@@ -122,17 +122,10 @@ LargeStats GetLargeStats();
 void LargeCacheEnforceLimits();
 void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 // Gives back the pages of cached regions beyond the resident budget now, not
-// after the decay (unless such moves were regretted lately, see
+// after the decay (unless such give-backs were regretted lately, see
 // RegionCache::GiveBackForAnotherLayer): for the small blocks' layer, about
 // to fault a SuperSlab in that freed large blocks' pages could have been.
 void LargeCacheGiveBackForSuperSlabs();
-// The oldest cached region, while the cache keeps more resident than its
-// budget, that owns exactly one 2 MiB slot, kept its pages and had its
-// block start within the first 64 KiB (a small-slab SuperSlab's header
-// slab, never carved), given up to the SuperSlab layer (off the cache, its
-// header page zero, still registered as large until that layer re-tags
-// it), or nullptr: see LargeLayerHooks in superslab.h.
-void* LargeLendCachedSlot();
 // Unmaps every cached region and the reserve's unused address space.
 void LargeCacheReleaseAll();
 // Regions up to this size are carved from address space mapped ahead: a

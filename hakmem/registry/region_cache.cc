@@ -137,8 +137,8 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   const RegionCacheLimits limits = limits_();
   platform::LockMutex(&lock_);
   RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false, shape);
-  if (found == nullptr || found->discarded == kPagesGivenBack) {
-    NoteFaultingTakeLocked(limits.decay_ns);
+  if (found != nullptr && found->discarded == kPagesGivenBack) {
+    NoteGivenBackTakeLocked(limits.decay_ns);
   }
   if (found != nullptr) {
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
@@ -179,7 +179,7 @@ void RegionCache::ApplyResidentBudgetNow() {
   DiscardDecayed(limits, platform::NowNs());
 }
 
-void RegionCache::NoteFaultingTakeLocked(uint64_t decay_ns) {
+void RegionCache::NoteGivenBackTakeLocked(uint64_t decay_ns) {
   if (cross_last_ns_ == 0) return;
   const uint64_t now = platform::NowNs();
   if (now - cross_last_ns_ < decay_ns) {
@@ -190,8 +190,10 @@ void RegionCache::NoteFaultingTakeLocked(uint64_t decay_ns) {
   cross_last_ns_ = 0;
 }
 
-bool RegionCache::MayMoveAcrossLocked(uint64_t now) {
+bool RegionCache::MayGiveBackLocked(uint64_t now, uint64_t decay_ns) {
   if (now < cross_quiet_until_ns_) return false;
+  // The last one went unregretted for the whole decay time.
+  if (cross_last_ns_ != 0 && now - cross_last_ns_ >= decay_ns) cross_quiet_ns_ /= 2;
   cross_last_ns_ = now;
   return true;
 }
@@ -201,36 +203,11 @@ void RegionCache::GiveBackForAnotherLayer() {
   if (ResidentBytes() <= limits.max_resident_bytes) return;
   const uint64_t now = platform::NowNs();
   platform::LockMutex(&lock_);
-  const bool may = MayMoveAcrossLocked(now);
+  const bool may = MayGiveBackLocked(now, limits.decay_ns);
   platform::UnlockMutex(&lock_);
   if (!may) return;
   limits.decay_ns = 0;
   DiscardDecayed(limits, now);
-}
-
-RegionHeader* RegionCache::LendOldestResidentBeyondBudget(size_t min_size, size_t max_size,
-                                                          AcceptFn accepts) {
-  const uint64_t budget = limits_().max_resident_bytes;
-  if (ResidentBytes() <= budget) return nullptr;  // (racy: rechecked below)
-  const uint64_t now = platform::NowNs();
-  platform::LockMutex(&lock_);
-  RegionHeader* found = nullptr;
-  if (resident_ > budget && now >= cross_quiet_until_ns_) {
-    for (RegionHeader* r = lru_; r != nullptr; r = r->lru_prev) {
-      if (r->mapped_size >= min_size && r->mapped_size <= max_size && r->discarded == 0 &&
-          accepts(r, 0)) {
-        found = r;
-        break;
-      }
-    }
-  }
-  if (found != nullptr) {
-    MayMoveAcrossLocked(now);
-    Unlink(found);
-    found->generation++;
-  }
-  platform::UnlockMutex(&lock_);
-  return found;
 }
 
 bool RegionCache::Holds(size_t min_size, size_t max_size) {

@@ -98,28 +98,17 @@ class RegionCache {
   // Gives back the pages of the oldest cached regions beyond the resident
   // budget now, however recently they were cached.
   void ApplyResidentBudgetNow();
-  // Cross-layer moves, for another cache (the other layer's) that is about
-  // to fault pages in: what this cache keeps resident beyond its budget,
-  // which it would give back after the decay anyway, serves there instead.
-  // Each is made only while this cache has not regretted one lately: a
-  // take that found nothing, or pages given back, within the decay time
-  // after one (the program came back for what went across: buffers and
-  // bursts of small objects in turn). Each regret doubles how long none is
-  // made: the decay time, up to kMaxCrossQuietDecays of it. (Unchecked,
-  // such programs faulted every page they moved back in again: 1.4-3.5x
-  // the time, 14-40x the page faults, a review.)
-  // GiveBackForAnotherLayer: the pages of the oldest regions beyond the
-  // budget, as the decay would later. (Only as many as the other cache
-  // faults in: node's JSON.parse of a 64 MB file, whose engine maps its
-  // own heap, kept 530 MB instead of 358, the large cache's 275 MB of freed
-  // buffers given back 2 MiB at each new SuperSlab.)
+  // For another cache (the other layer's) about to fault pages in: gives
+  // back the pages of the oldest regions beyond the resident budget now, as
+  // the decay would later (the two layers' peaks then do not add up: many
+  // small objects freed, then large blocks, tests/FINDINGS.md F44, F45).
+  // Not while this cache regrets one lately: a take that found pages given
+  // back within the decay time after one (the program came back for them:
+  // phases that alternate every few milliseconds faulted every page in
+  // again, 1.4-3.5x the time, a review). Each regret doubles how long none
+  // is made, from the decay time up to kMaxCrossQuietDecays of it; each
+  // give-back that goes unregretted halves it.
   void GiveBackForAnotherLayer();
-  // LendOldestResidentBeyondBudget: the oldest cached region that kept its
-  // pages, has a mapped size in [min_size, max_size] and that `accepts` says
-  // yes to, taken off the cache (not counted as a take) for the other cache
-  // to use its pages; or nullptr.
-  RegionHeader* LendOldestResidentBeyondBudget(size_t min_size, size_t max_size,
-                                               AcceptFn accepts);
   static constexpr uint64_t kMaxCrossQuietDecays = 64;
   uint64_t ResidentBytes() const { return __atomic_load_n(&resident_, __ATOMIC_RELAXED); }
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
@@ -147,7 +136,7 @@ class RegionCache {
   // How many regions adaptive sizing lets the cache keep now (UINT64_MAX
   // when it is off), for tests and stats.
   uint64_t DemandTarget();
-  // Unmaps every cached region (and forgets regrets of cross-layer moves). Returns only once every region that any
+  // Unmaps every cached region (and forgets regretted give-backs). Returns only once every region that any
   // concurrent ReleaseAll() took is unmapped too: a caller that retries a
   // failed mmap afterwards sees all of that address space free.
   void ReleaseAll();
@@ -175,11 +164,12 @@ class RegionCache {
                            size_t accept_arg = 0);
   // Counts a take (hit or miss) for adaptive sizing.
   void CountTakeLocked();
-  // A take that faults pages in (`found` null, or its pages given back):
-  // a regret if a cross-layer move came within `decay_ns` before it.
-  void NoteFaultingTakeLocked(uint64_t decay_ns);
-  // Whether a cross-layer move may be made at `now`; if so, notes it.
-  bool MayMoveAcrossLocked(uint64_t now);
+  // A take that found pages given back: a regret if a give-back for
+  // another layer came within `decay_ns` before it.
+  void NoteGivenBackTakeLocked(uint64_t decay_ns);
+  // Whether a give-back for another layer may be made at `now`; if so,
+  // notes it.
+  bool MayGiveBackLocked(uint64_t now, uint64_t decay_ns);
   // Takes `found` out of the cache, counting a hit.
   void ClaimLocked(RegionHeader* found);
   // Whether `region`, while cached, is on its shape's list: resident ones
@@ -227,9 +217,9 @@ class RegionCache {
   uint64_t misses_ = 0;
   // Takes in a row that found nothing (see Take).
   uint32_t misses_in_a_row_ = 0;
-  // Cross-layer moves (see GiveBackForAnotherLayer): when the last one was
-  // made (0: none since the last regret), until when none is, and how long
-  // the next regret keeps them off.
+  // Give-backs for another layer (see GiveBackForAnotherLayer): when the
+  // last one was made (0: none since the last regret), until when none is,
+  // and how long the next regret keeps them off.
   uint64_t cross_last_ns_ = 0;
   uint64_t cross_quiet_until_ns_ = 0;
   uint64_t cross_quiet_ns_ = 0;

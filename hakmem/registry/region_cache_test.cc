@@ -498,57 +498,60 @@ TEST_F(RegionCacheTest, ABigMissAppliesTheResidentBudgetWithoutTheDecay) {
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
-// Cross-layer moves take only what lies beyond the resident budget, the
-// oldest first, and a lend is not counted as a take.
-TEST_F(RegionCacheTest, CrossLayerMovesTakeTheOldestBeyondTheBudget) {
+// A give-back for another layer gives back the oldest beyond the resident
+// budget at once, as the decay would later; it is not counted as a take.
+TEST_F(RegionCacheTest, AGiveBackForAnotherLayerAppliesTheBudgetNow) {
   std::vector<char*> mapped = CacheThreeFilledRegionsPastTheBudget(cache_);
   ASSERT_EQ(mapped.size(), 3u);
-  const auto any = [](const RegionHeader*, size_t) { return true; };
   const RegionCacheStats before = cache_.GetStats();
-  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), HeaderOf(mapped[0]));
-  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), HeaderOf(mapped[1]));
-  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr) << "within";
+  cache_.GiveBackForAnotherLayer();
+  ExpectOnlyTheNewestKeptItsPages(mapped);
   const RegionCacheStats after = cache_.GetStats();
+  EXPECT_EQ(after.resident_bytes, 2 * kMiB);
   EXPECT_EQ(after.hits, before.hits);
   EXPECT_EQ(after.misses, before.misses);
-  EXPECT_EQ(after.cached, 1u);
-  EXPECT_EQ(after.resident_bytes, 2 * kMiB);
-  cache_.Put(HeaderOf(mapped[0]));  // back, newest: beyond the budget again
-  cache_.GiveBackForAnotherLayer();
-  EXPECT_EQ(HeaderOf(mapped[2])->discarded, kPagesGivenBack) << "the oldest";
-  EXPECT_EQ(HeaderOf(mapped[0])->discarded, 0u);
-  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  EXPECT_EQ(after.cached, 3u);
   cache_.ReleaseAll();
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
-// A take that finds nothing (or pages given back) within the decay time
-// after a cross-layer move is a regret: no move for the decay time, then
-// (after another regret) twice as long.
-TEST_F(RegionCacheTest, ARegrettedCrossLayerMoveStopsMovesForAWhile) {
+// A take that finds pages given back within the decay time after a
+// give-back for another layer is a regret: none for the decay time, then
+// (after another regret) twice as long. A miss is no regret.
+TEST_F(RegionCacheTest, ARegrettedGiveBackStopsThemForAWhile) {
   g_limits.max_resident_bytes = 0;
   g_limits.decay_ns = 1000000;
   g_limits.ttl_ns = uint64_t{1} << 41;
-  std::vector<char*> mapped = MapFilledRegions(4);
-  ASSERT_EQ(mapped.size(), 4u);
+  std::vector<char*> mapped = MapFilledRegions(2);
+  ASSERT_EQ(mapped.size(), 2u);
   for (char* base : mapped) cache_.Put(HeaderOf(base));
-  const auto any = [](const RegionHeader*, size_t) { return true; };
-  ASSERT_NE(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
-  EXPECT_EQ(cache_.Take(6 * kMiB, 6 * kMiB), nullptr);  // a regret
-  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
-  const uint64_t resident = cache_.GetStats().resident_bytes;
+  // Gives back, takes one back (a regret), caches it again, resident.
+  const auto regret = [&] {
+    cache_.GiveBackForAnotherLayer();
+    ASSERT_EQ(cache_.GetStats().resident_bytes, 0u);
+    bool reads_zero = false;
+    RegionHeader* r = cache_.Take(2 * kMiB, 2 * kMiB, &reads_zero);
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(reads_zero);
+    cache_.Put(r);
+    ASSERT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB);
+  };
+  ASSERT_NO_FATAL_FAILURE(regret());
   cache_.GiveBackForAnotherLayer();
-  EXPECT_EQ(cache_.GetStats().resident_bytes, resident) << "none given back while quiet";
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB) << "none while quiet";
   g_now_ns += 1000000;
-  ASSERT_NE(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
-  EXPECT_EQ(cache_.Take(6 * kMiB, 6 * kMiB), nullptr);  // another
+  ASSERT_NO_FATAL_FAILURE(regret());  // allowed again; another regret
   g_now_ns += 1000000;
-  EXPECT_EQ(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr) << "twice as long";
+  cache_.GiveBackForAnotherLayer();
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB) << "twice as long";
   g_now_ns += 1000000;
-  EXPECT_NE(cache_.LendOldestResidentBeyondBudget(0, 4 * kMiB, any), nullptr);
-  // A miss long after a move is no regret.
-  g_now_ns += 10000000;
+  cache_.GiveBackForAnotherLayer();
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
+  // A miss is no regret.
   EXPECT_EQ(cache_.Take(6 * kMiB, 6 * kMiB), nullptr);
+  bool reads_zero = false;
+  cache_.Put(cache_.Take(2 * kMiB, 2 * kMiB, &reads_zero));  // (this one is)
+  g_now_ns += 4000000;
   cache_.GiveBackForAnotherLayer();
   EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
   cache_.ReleaseAll();

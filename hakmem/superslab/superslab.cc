@@ -1,7 +1,6 @@
 #include "hakmem/superslab/superslab.h"
 
 #include <pthread.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "hakmem/config.h"
@@ -29,8 +28,6 @@ pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;
 SuperSlab* g_all = nullptr;
 uint64_t g_mapped = 0;
 uint64_t g_evicted = 0;
-uint64_t g_lent = 0;  // given up to the large blocks' layer (SuperSlabLendCached)
-uint64_t g_adopted = 0;  // made of regions that layer lent
 
 void ListAdd(SuperSlab* ss) {
   platform::LockMutex(&g_all_lock);
@@ -114,9 +111,8 @@ void ReleaseRetainedBeyond(size_t keep) {
 
 // The cache's ReleaseFn: forget the SuperSlab, unregister it, then retain
 // its address space or unmap it.
-// Takes `ss` off the list of mapped SuperSlabs, counting it in `counter`
-// (evicted or lent).
-void Forget(SuperSlab* ss, uint64_t* counter) {
+void DestroySuperSlab(RegionHeader* region) {
+  SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
   platform::LockMutex(&g_all_lock);
   if (ss->all_prev != nullptr) {
     ss->all_prev->all_next = ss->all_next;
@@ -125,13 +121,8 @@ void Forget(SuperSlab* ss, uint64_t* counter) {
   }
   if (ss->all_next != nullptr) ss->all_next->all_prev = ss->all_prev;
   g_mapped--;
-  (*counter)++;
+  g_evicted++;
   platform::UnlockMutex(&g_all_lock);
-}
-
-void DestroySuperSlab(RegionHeader* region) {
-  SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
-  Forget(ss, &g_evicted);
   const uintptr_t base = reinterpret_cast<uintptr_t>(ss);
   registry::Unregister(base, kSuperSlabSize);
   const size_t limit = RetainLimit();
@@ -315,54 +306,13 @@ void SuperSlabFormat(SuperSlab* ss, int slab_shift) {
 }
 
 namespace {
-// Atomic access: set by another layer, read on the miss path.
-void* (*g_lend_hook)() = nullptr;
-void (*g_fresh_hook)() = nullptr;
-
-// A SuperSlab made of `mem`, a 2 MiB region the large layer lent (its
-// header page zero; its other pages as that layer left them), or nullptr.
-SuperSlab* AdoptLent(void* mem) {
-  SuperSlab* ss = static_cast<SuperSlab*>(mem);
-  ss->region.magic = kRegionMagic;
-  ss->region.kind = RegionKind::kSuperSlab;
-  ss->region.mapped_size = kSuperSlabSize;
-  ss->slab_shift = kSmallSlabShift;
-  ss->zero_from = kSuperSlabSize;  // no page known to read zero
-  if (!registry::Register(reinterpret_cast<uintptr_t>(ss), kSmallSlabShift)) {  // re-tags it
-    registry::Unregister(reinterpret_cast<uintptr_t>(ss));
-    platform::Unmap(mem, kSuperSlabSize);
-    return nullptr;
-  }
-  ListAdd(ss);
-  platform::LockMutex(&g_all_lock);
-  g_adopted++;
-  platform::UnlockMutex(&g_all_lock);
-  return ss;
-}
-
-// A SuperSlab of `slab_shift` for a miss of the cache: for small slabs, a
-// region the large layer lent (see SuperSlabLendCached: only small slabs
-// keep a large block's old start in their header's slab); else a mapping
-// (the large layer first gives back what it keeps beyond its budget).
-SuperSlab* LendOrMapSuperSlab(int slab_shift) {
-  void* (*lend)() = __atomic_load_n(&g_lend_hook, __ATOMIC_RELAXED);
-  if (lend != nullptr && slab_shift == kSmallSlabShift) {
-    if (void* mem = lend()) {
-      if (SuperSlab* ss = AdoptLent(mem)) return ss;
-    }
-  }
-  if (void (*fresh)() = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) fresh();
-  return MapSuperSlab();
-}
+FreshSuperSlabHook g_fresh_hook = nullptr;  // atomic access
 }  // namespace
 
-void SuperSlabSetLargeLayerHooks(LargeLayerHooks hooks) {
+void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook) {
   // (Set by every large malloc: a store only the first time.)
-  if (__atomic_load_n(&g_lend_hook, __ATOMIC_RELAXED) != hooks.lend) {
-    __atomic_store_n(&g_lend_hook, hooks.lend, __ATOMIC_RELAXED);
-  }
-  if (__atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED) != hooks.fresh) {
-    __atomic_store_n(&g_fresh_hook, hooks.fresh, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED) != hook) {
+    __atomic_store_n(&g_fresh_hook, hook, __ATOMIC_RELAXED);
   }
 }
 
@@ -371,14 +321,16 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
   const uint16_t shape = SuperSlabShapeOf(slab_shift, size_class);
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero, shape));
+  // Pages to fault in (a fresh mapping, or one whose pages were given
+  // back): the layer above gives back what its cache keeps beyond budget.
+  if (ss == nullptr || reads_zero) {
+    if (FreshSuperSlabHook hook = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) hook();
+  }
   if (ss != nullptr) {
     ResetSlabRecords(ss);
-    if (reads_zero) {  // pages to fault in (see LargeLayerHooks::fresh)
-      if (void (*fresh)() = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) fresh();
-      ss->zero_from = platform::kPageSize;
-    }
+    if (reads_zero) ss->zero_from = platform::kPageSize;
   } else {
-    ss = LendOrMapSuperSlab(slab_shift);
+    ss = MapSuperSlab();
   }
   if (ss == nullptr) return nullptr;
   SuperSlabFormat(ss, slab_shift);
@@ -393,29 +345,6 @@ __thread uint64_t tl_release_date_ns __attribute__((tls_model("initial-exec"))) 
 }  // namespace
 
 void SuperSlabSetReleaseDate(uint64_t ns) { tl_release_date_ns = ns; }
-
-void* SuperSlabLendCached() {
-  // Small slabs only: their slab 0 is the header's, never carved, so no
-  // old block starts where a large block's start (a page in, see
-  // LargeAlloc) could be: a copy freed twice is reported there, not taken
-  // for the large block (a mid slab's first 4 KiB block sat right there, a
-  // review).
-  const auto small_slabs = [](const RegionHeader* region, size_t) {
-    return reinterpret_cast<const SuperSlab*>(region)->slab_shift == kSmallSlabShift;
-  };
-  RegionHeader* region =
-      g_cache.LendOldestResidentBeyondBudget(kSuperSlabSize, kSuperSlabSize, small_slabs);
-  if (region == nullptr) return nullptr;
-  SuperSlab* ss = reinterpret_cast<SuperSlab*>(region);
-  Forget(ss, &g_lent);
-  // Its header page reads zero, slab records included, before the region
-  // is tagged as another kind: a stale pointer into it finds no slab. Its
-  // generation goes on.
-  const uint64_t generation = ss->region.generation;
-  memset(static_cast<void*>(ss), 0, platform::kPageSize);
-  ss->region.generation = generation;
-  return ss;
-}
 
 void SuperSlabRelease(SuperSlab* ss) {
   ss->owner = nullptr;
@@ -481,8 +410,6 @@ SuperSlabStats GetSuperSlabStats() {
   stats.mapped = g_mapped;
   stats.evicted = g_evicted;
   stats.retained = g_retained_count;
-  stats.lent = g_lent;
-  stats.adopted = g_adopted;
   platform::UnlockMutex(&g_all_lock);
   return stats;
 }

@@ -406,35 +406,16 @@ void SuperSlabCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow pa
 // Bytes of the cached SuperSlabs whose pages were not given back.
 uint64_t SuperSlabCacheResidentBytes();
 // Gives back the pages of cached SuperSlabs beyond the resident budget now,
-// not after the decay (unless such moves were regretted lately, see
+// not after the decay (unless such give-backs were regretted lately, see
 // RegionCache::GiveBackForAnotherLayer): for the large blocks' layer, about
 // to fault pages in that the program's freed small blocks' could have been.
 void SuperSlabCacheGiveBackForLargeBlocks();
-// A cached SuperSlab of small slabs that kept its pages, the oldest, while
-// the cache keeps more resident than its budget (pages it would give back
-// after the decay), given up (off the cache and the list of SuperSlabs, its
-// header page zero, still registered under its old tag) for the large
-// blocks' layer to make a region of: its 2 MiB mapping then belongs to
-// that layer, which tags it and unmaps it in the end. Or nullptr. Small
-// objects freed, then large blocks: the large blocks take the pages the
-// small ones left, as mimalloc's segments are shared (tests/FINDINGS.md
-// F44). (Within the budget, none: buffers and bursts of small objects in
-// turn passed SuperSlabs back and forth, each time faulting in what the
-// other layer had given back, a review.)
-void* SuperSlabLendCached();
-// The large blocks' layer, for a SuperSlab that no cached one serves (set
-// once that layer is in use). `lend`: for small slabs, a region of its
-// cache as SuperSlabLendCached lends a SuperSlab (one that owns one 2 MiB
-// slot, with its block's start in the header's slab), or nullptr: large
-// blocks freed, then small ones take their pages (tests/FINDINGS.md F45).
-// `fresh`: before pages are faulted in (a fresh mapping, or a cached
-// SuperSlab whose pages were given back), gives back what its cache keeps
-// resident beyond its budget (see RegionCache::GiveBackForAnotherLayer).
-struct LargeLayerHooks {
-  void* (*lend)();
-  void (*fresh)();
-};
-void SuperSlabSetLargeLayerHooks(LargeLayerHooks hooks);
+// Called (if set) before a SuperSlab's pages are faulted in (a fresh
+// mapping, or a cached one whose pages were given back): the layer above
+// gives back what its own cache keeps resident beyond its budget (the large
+// blocks' pages, which small blocks cannot use).
+using FreshSuperSlabHook = void (*)();
+void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook);
 void SuperSlabCacheReleaseAll();
 // Unmaps the retained SuperSlabs (evicted ones kept reserved, see
 // HAKMEM_SUPERSLAB_RETAIN_MB): for a mapping that failed, before its retry.
@@ -446,8 +427,6 @@ struct SuperSlabStats {
   uint64_t mapped;    // SuperSlabs mapped now (in use or cached)
   uint64_t evicted;   // by the cache's limits or a trim (retained or unmapped)
   uint64_t retained;  // evicted, kept reserved with their pages given back
-  uint64_t lent;      // given up to the large blocks' layer (SuperSlabLendCached)
-  uint64_t adopted;   // made of regions that layer lent (LargeLayerHooks::lend)
   RegionCacheStats cache;
 };
 SuperSlabStats GetSuperSlabStats();
