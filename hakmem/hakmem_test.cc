@@ -1045,6 +1045,45 @@ TEST(HakmemTest, ARegrettedGiveBackStopsGiveBacksForAWhile) {
   Trim();
 }
 
+// Freed memory of one layer never becomes the other's while an old pointer
+// into it may be freed again: large blocks (aligned ones too) freed beyond
+// the budget, then small and mid blocks, then an old large block freed
+// again; and small or mid blocks freed beyond the budget, then a large
+// block, then an old small block freed again. Each is reported. (Regions
+// lent between the layers let such a copy free a live block of the other
+// kind: a review's reproducers, session 25.)
+TEST(HakmemDeathTest, AnOldBlockOfOneLayerFreedAgainIsReportedAfterTheOtherLayerRan) {
+  for (const size_t alignment : {size_t{16}, size_t{65536}, size_t{524288}}) {
+    Trim();
+    hakmem_test::StoppedClock clock;
+    std::vector<void*> large;
+    for (int i = 0; i < 80; i++) {
+      void* p = nullptr;
+      ASSERT_EQ(PosixMemalign(&p, alignment, size_t{1} << 20), 0);
+      memset(p, 3, size_t{1} << 20);
+      large.push_back(p);
+    }
+    for (void* p : large) Free(p);
+    std::vector<void*> small;
+    for (int i = 0; i < 20000; i++) small.push_back(Malloc(i % 2 ? 256 : 4096));
+    EXPECT_DEATH(Free(large[0]), "hakmem: .*0x[0-9a-f]+") << alignment;
+    for (void* p : small) Free(p);
+  }
+  for (const size_t size : {size_t{256}, size_t{4096}}) {
+    Trim();
+    hakmem_test::StoppedClock clock;
+    std::vector<void*> small;
+    for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += size) small.push_back(Malloc(size));
+    for (void* p : small) Free(p);
+    TinyTrim();
+    std::vector<void*> large;
+    for (int i = 0; i < 8; i++) large.push_back(Malloc(size_t{1} << 20));
+    EXPECT_DEATH(Free(small[small.size() / 2]), "hakmem: .*0x[0-9a-f]+") << size;
+    for (void* p : large) Free(p);
+  }
+  Trim();
+}
+
 TEST(HakmemTest, ALowerResidentBudgetGivesCachedPagesBack) {
   Trim();
   FillAndFreeSuperSlabs();
