@@ -1057,15 +1057,19 @@ TEST(HakmemDeathTest, AnOldBlockOfOneLayerFreedAgainIsReportedAfterTheOtherLayer
     Trim();
     hakmem_test::StoppedClock clock;
     std::vector<void*> large;
-    for (int i = 0; i < 80; i++) {
+    for (int i = 0; i < 100; i++) {
       void* p = nullptr;
-      ASSERT_EQ(PosixMemalign(&p, alignment, size_t{1} << 20), 0);
-      memset(p, 3, size_t{1} << 20);
+      ASSERT_EQ(PosixMemalign(&p, alignment, 1000000), 0);
+      memset(p, 3, 1000000);
       large.push_back(p);
     }
     for (void* p : large) Free(p);
     std::vector<void*> small;
-    for (int i = 0; i < 20000; i++) small.push_back(Malloc(i % 2 ? 256 : 4096));
+    for (int i = 0; i < 300000; i++) small.push_back(Malloc(i % 4 == 0 ? 4096 : i % 4 == 1 ? 256 : 64));
+    for (void* p : large) {
+      EXPECT_EQ(std::find(small.begin(), small.end(), p), small.end())
+          << "a live small block where a large block started, alignment " << alignment;
+    }
     EXPECT_DEATH(Free(large[0]), "hakmem: .*0x[0-9a-f]+") << alignment;
     for (void* p : small) Free(p);
   }
@@ -1078,6 +1082,10 @@ TEST(HakmemDeathTest, AnOldBlockOfOneLayerFreedAgainIsReportedAfterTheOtherLayer
     TinyTrim();
     std::vector<void*> large;
     for (int i = 0; i < 8; i++) large.push_back(Malloc(size_t{1} << 20));
+    for (void* p : large) {
+      EXPECT_EQ(std::find(small.begin(), small.end(), p), small.end())
+          << "a live large block where a small one started, size " << size;
+    }
     EXPECT_DEATH(Free(small[small.size() / 2]), "hakmem: .*0x[0-9a-f]+") << size;
     for (void* p : large) Free(p);
   }
