@@ -988,30 +988,8 @@ TEST(HakmemTest, AFreshSuperSlabGivesBackTheLargeCachesPagesBeyondItsBudget) {
   Trim();
 }
 
-// And small blocks freed, then a large one.
-TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudget) {
-  Trim();
-  hakmem_test::StoppedClock clock;
-  std::vector<void*> blocks;
-  for (int i = 0; i < 400000; i++) {
-    blocks.push_back(Malloc(256));
-    ASSERT_NE(blocks.back(), nullptr);
-    memset(blocks.back(), 1, 256);
-  }
-  for (void* p : blocks) Free(p);
-  TinyTrim();  // this thread's bins and empty slabs too: all SuperSlabs cached
-  ASSERT_GT(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
-  void* large = Malloc(3 << 20);  // a miss (the trim emptied the large cache)
-  ASSERT_NE(large, nullptr);
-  EXPECT_LE(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
-  Free(large);
-  Trim();
-}
-
-// A give-back for the other layer that the program regrets (the SuperSlab
-// cache, having given its pages beyond the budget back for a large block,
-// hands those out again within the decay time) stops them for the decay
-// time: phases that alternate quickly would fault every page in again.
+// 100 MB of small blocks written and freed: the SuperSlab cache keeps
+// more than its resident budget (64 MiB) resident, within the decay.
 void FreeSmallBlocksBeyondTheResidentBudget() {
   std::vector<void*> blocks;
   for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += 256) {
@@ -1024,6 +1002,22 @@ void FreeSmallBlocksBeyondTheResidentBudget() {
   ASSERT_GT(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
 }
 
+// And small blocks freed, then a large one.
+TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudget) {
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());
+  void* large = Malloc(3 << 20);  // a miss (the trim emptied the large cache)
+  ASSERT_NE(large, nullptr);
+  EXPECT_LE(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
+  Free(large);
+  Trim();
+}
+
+// A give-back for the other layer that the program regrets (the SuperSlab
+// cache, having given its pages beyond the budget back for a large block,
+// hands those out again within the decay time) stops them for the decay
+// time: phases that alternate quickly would fault every page in again.
 TEST(HakmemTest, ARegrettedGiveBackStopsGiveBacksForAWhile) {
   Trim();
   hakmem_test::StoppedClock clock;

@@ -163,6 +163,16 @@ bool TakeMemoryFreedNote();
 
 // Monotonic time in nanoseconds (vDSO, no syscall). Tests inject a fake clock.
 using ClockFn = uint64_t (*)();
+// Stores `value` into `*word` (relaxed) unless it holds it already: for a
+// word that a frequent path sets and that rarely changes (each store would
+// take its line from the cores reading it).
+template <typename T>
+inline void StoreIfChanged(T* word, T value) {
+  if (__atomic_load_n(word, __ATOMIC_RELAXED) != value) {
+    __atomic_store_n(word, value, __ATOMIC_RELAXED);
+  }
+}
+
 uint64_t NowNs();
 void SetClockForTesting(ClockFn clock);  // nullptr restores the real clock
 

@@ -310,10 +310,7 @@ FreshSuperSlabHook g_fresh_hook = nullptr;  // atomic access
 }  // namespace
 
 void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook) {
-  // (Set by every large malloc: a store only the first time.)
-  if (__atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED) != hook) {
-    __atomic_store_n(&g_fresh_hook, hook, __ATOMIC_RELAXED);
-  }
+  platform::StoreIfChanged(&g_fresh_hook, hook);  // (by every large malloc)
 }
 
 SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {

@@ -1439,10 +1439,7 @@ UpkeepHook g_upkeep_hook = nullptr;  // atomic access
 }  // namespace
 
 void TinySetUpkeepHook(UpkeepHook hook) {
-  // (Set by every large malloc: a store only the first time.)
-  if (__atomic_load_n(&g_upkeep_hook, __ATOMIC_RELAXED) != hook) {
-    __atomic_store_n(&g_upkeep_hook, hook, __ATOMIC_RELAXED);
-  }
+  platform::StoreIfChanged(&g_upkeep_hook, hook);  // (by every large malloc)
 }
 
 void TinyUpkeep() {
