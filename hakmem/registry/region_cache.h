@@ -136,9 +136,10 @@ class RegionCache {
   // How many regions adaptive sizing lets the cache keep now (UINT64_MAX
   // when it is off), for tests and stats.
   uint64_t DemandTarget();
-  // Unmaps every cached region (and forgets regretted give-backs). Returns only once every region that any
-  // concurrent ReleaseAll() took is unmapped too: a caller that retries a
-  // failed mmap afterwards sees all of that address space free.
+  // Unmaps every cached region (and forgets regretted give-backs). Returns
+  // only once every region that any concurrent ReleaseAll() took is
+  // unmapped too: a caller that retries a failed mmap afterwards sees all
+  // of that address space free.
   void ReleaseAll();
   RegionCacheStats GetStats();
 

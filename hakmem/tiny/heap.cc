@@ -1054,8 +1054,8 @@ bool NoteForwardingFlush(Heap* h, int c, bool mostly_others) {
   return true;
 }
 
-// `keep_forwarding`: forwarding bins stay so (the upkeep; they hold
-// nothing, and would otherwise fill a whole bin twice again to learn it).
+// `keep_forwarding` (the upkeep): forwarding bins, emptied, stay forwarding
+// (reset, they would fill a whole bin twice again to learn it).
 void FlushAllBins(Heap* h, bool keep_forwarding = false) {
   for (int c = 0; c < kNumClasses; c++) {
     if (BinDormant(h, c)) continue;
