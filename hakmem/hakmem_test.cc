@@ -1016,8 +1016,8 @@ TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudg
 
 // A give-back for the other layer that the program regrets (the SuperSlab
 // cache, having given its pages beyond the budget back for a large block,
-// hands those out again within the decay time) stops them for the decay
-// time: phases that alternate quickly would fault every page in again.
+// hands those out again within the decay time) stops them for a while:
+// phases that alternate quickly would fault every page in again.
 TEST(HakmemTest, ARegrettedGiveBackStopsGiveBacksForAWhile) {
   Trim();
   hakmem_test::StoppedClock clock;
@@ -1029,9 +1029,9 @@ TEST(HakmemTest, ARegrettedGiveBackStopsGiveBacksForAWhile) {
   large = Malloc((size_t{3} << 20) + 65536);  // another miss
   EXPECT_GT(SuperSlabCacheResidentBytes(), uint64_t{64} << 20) << "given back right after a regret";
   Free(large);
-  // Past the quiet (the decay time, 1 s), with pages beyond the budget again
-  // (the decay gave back those before).
-  hakmem_test::StoppedClock::Advance(uint64_t{2} * 1000 * 1000 * 1000);
+  // Past the quiet (kFirstCrossQuietDecays decay times of 1 s), with pages
+  // beyond the budget again (the decay gave back those before).
+  hakmem_test::StoppedClock::Advance((RegionCache::kFirstCrossQuietDecays + 1) * 1000000000ull);
   ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());
   large = Malloc((size_t{3} << 20) + 131072);
   EXPECT_LE(SuperSlabCacheResidentBytes(), uint64_t{64} << 20) << "not given back once quiet ended";

@@ -184,7 +184,8 @@ void RegionCache::NoteGivenBackTakeLocked(uint64_t decay_ns) {
   const uint64_t now = platform::NowNs();
   if (now - cross_last_ns_ < decay_ns) {
     const uint64_t most = kMaxCrossQuietDecays * decay_ns;
-    cross_quiet_ns_ = cross_quiet_ns_ == 0 ? decay_ns : std::min(2 * cross_quiet_ns_, most);
+    cross_quiet_ns_ = cross_quiet_ns_ == 0 ? kFirstCrossQuietDecays * decay_ns
+                                           : std::min(2 * cross_quiet_ns_, most);
     cross_quiet_until_ns_ = now + cross_quiet_ns_;
   }
   cross_last_ns_ = 0;

@@ -516,8 +516,9 @@ TEST_F(RegionCacheTest, AGiveBackForAnotherLayerAppliesTheBudgetNow) {
 }
 
 // A take that finds pages given back within the decay time after a
-// give-back for another layer is a regret: none for the decay time, then
-// (after another regret) twice as long. A miss is no regret.
+// give-back for another layer is a regret: none for kFirstCrossQuietDecays
+// decay times, then (after another regret) twice as long. A miss is no
+// regret.
 TEST_F(RegionCacheTest, ARegrettedGiveBackStopsThemForAWhile) {
   g_limits.max_resident_bytes = 0;
   g_limits.decay_ns = 1000000;
@@ -539,19 +540,23 @@ TEST_F(RegionCacheTest, ARegrettedGiveBackStopsThemForAWhile) {
   ASSERT_NO_FATAL_FAILURE(regret());
   cache_.GiveBackForAnotherLayer();
   EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB) << "none while quiet";
-  g_now_ns += 1000000;
+  const uint64_t first = RegionCache::kFirstCrossQuietDecays * 1000000;
+  g_now_ns += first - 1;
+  cache_.GiveBackForAnotherLayer();
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB) << "none while quiet, to its end";
+  g_now_ns += 1;
   ASSERT_NO_FATAL_FAILURE(regret());  // allowed again; another regret
-  g_now_ns += 1000000;
+  g_now_ns += first;
   cache_.GiveBackForAnotherLayer();
   EXPECT_EQ(cache_.GetStats().resident_bytes, 2 * kMiB) << "twice as long";
-  g_now_ns += 1000000;
+  g_now_ns += first;
   cache_.GiveBackForAnotherLayer();
   EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
   // A miss is no regret.
   EXPECT_EQ(cache_.Take(6 * kMiB, 6 * kMiB), nullptr);
   bool reads_zero = false;
   cache_.Put(cache_.Take(2 * kMiB, 2 * kMiB, &reads_zero));  // (this one is)
-  g_now_ns += 4000000;
+  g_now_ns += 4 * first;
   cache_.GiveBackForAnotherLayer();
   EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
   cache_.ReleaseAll();
