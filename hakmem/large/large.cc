@@ -245,35 +245,70 @@ bool ReservedReaches(const RegionHeader* region, size_t bytes) {
   return reinterpret_cast<const LargeHeader*>(region)->reserved >= bytes;
 }
 
-// A resident cached region of another size made into one of `need` bytes:
-// up to 2x bigger, as it is; up to 4x, its tail unmapped; else at least
-// half as big, grown in place. Or nullptr. `without_syscall`: only as it
-// is, or grown within the address space it already owns (the 2 MiB slot
-// it was carved from). (Shrunk at up to 2x too, two sizes in turn, each
-// written whole, shrank and grew the one region at every take: 40 / 60 MiB
-// 3.1 -> 12.6 ms a round, a review; as it is, 2.8.)
-LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool without_syscall) {
-  if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
-    return reinterpret_cast<LargeHeader*>(r);
+// Gives back the pages of h's mapping past `need` bytes (page-rounded) and
+// keeps its address space, to grow into again with no syscall (GrowMapping
+// within `reserved`). Unmaps the tail instead if the kernel keeps the pages
+// (locked memory): pages past a region's mapped size are never resident.
+void ShrinkKeepingAddressSpace(LargeHeader* h, size_t need) {
+  const size_t mapped = h->region.mapped_size;
+  if (!platform::DiscardPages(reinterpret_cast<char*>(h) + need, mapped - need)) {
+    ShrinkMapping(h, need);
+    return;
   }
-  if (!without_syscall) {
-    if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, 4 * need)) {
-      LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
-      ShrinkMapping(h, need);
-      return h;
-    }
-  }
-  // (Without a syscall, only one whose address space already reaches
-  // `need`: a failed grow would be taken again at every miss, and hide the
-  // others.)
-  RegionHeader* r = g_cache.TakeResident(need / 2, need - 1,
-                                         without_syscall ? &ReservedReaches : nullptr, need);
+  h->region.mapped_size = need;
+  registry::Resize(reinterpret_cast<uintptr_t>(h), mapped, need);
+}
+
+// A resident cached region in [min_size, max_size] (whose own address space
+// reaches `need`, if `within_reservation`) grown to `need` bytes, or
+// nullptr.
+LargeHeader* TakeResidentAndGrow(size_t need, size_t min_size, size_t max_size,
+                                 bool within_reservation) {
+  RegionHeader* r = g_cache.TakeResident(min_size, max_size,
+                                         within_reservation ? &ReservedReaches : nullptr, need);
   if (r == nullptr) return nullptr;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
   if (GrowMapping(h, need)) return h;
   g_cache.Put(r, r->last_used_ns);  // as old as it was
   g_cache.UncountTake(/*hit=*/true);
   return nullptr;
+}
+
+// A resident cached region of another size made into one of `need` bytes,
+// or nullptr; up to 2x bigger, as it is, first.
+//  - A `big` block (from RegionCache::kBigMissBytes on): else up to 4x bigger, its tail
+//    unmapped; else at least half as big, grown in place. (Shrunk at up to
+//    2x too, two sizes in turn, each written whole, shrank and grew the one
+//    region at every take: 40 / 60 MiB 3.1 -> 12.6 ms a round, a review; as
+//    it is, 2.8.)
+//  - A smaller one: else one at least half as big whose address space
+//    already reaches `need` (the 2 MiB slots it was carved from, or what it
+//    kept when it shrank), grown with no syscall; else any bigger one, its
+//    tail's pages given back (one madvise, its address space kept); else a
+//    smaller one grown with no syscall. Each costs fewer page faults than a
+//    fresh region: a ring of 128 buffers whose size range drifts (0.25-6
+//    MB) took 3.9 s and 1.65M page faults, 2.5 s and 0.88M with these
+//    (tests/FINDINGS.md F50). (A failed grow would be taken again at every
+//    miss, and hide the others: only regions that reach `need`.)
+LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool big) {
+  if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
+    return reinterpret_cast<LargeHeader*>(r);
+  }
+  if (big) {
+    if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, 4 * need)) {
+      LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
+      ShrinkMapping(h, need);
+      return h;
+    }
+    return TakeResidentAndGrow(need, need / 2, need - 1, /*within_reservation=*/false);
+  }
+  if (LargeHeader* h = TakeResidentAndGrow(need, need / 2, need - 1, true)) return h;
+  if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, SIZE_MAX)) {
+    LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
+    ShrinkKeepingAddressSpace(h, need);
+    return h;
+  }
+  return TakeResidentAndGrow(need, platform::kPageSize, need / 2 - 1, true);
 }
 
 // A cached region for `need` bytes: one up to `slack` bigger. A big block
@@ -288,7 +323,7 @@ LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool without_s
 // every take (10 and 16 MiB: 0.14 -> 1.4-2.6 ms each, a review). A smaller
 // block that misses in a cache out of proportion to the program, or past
 // its resident budget, takes a resident region of another size that serves
-// it with no syscall. (Past the budget: 256 live buffers of 100 KiB-2 MiB
+// it with at most a madvise (see TakeResidentOfAnotherSize). (Past the budget: 256 live buffers of 100 KiB-2 MiB
 // in a ring, each freed for a new one of another size, kept 148 cached
 // regions, 164 MB resident within the decay; now 87, 105 MB; peak 484 ->
 // 426 MB, glibc 318, mimalloc 391, tests/FINDINGS.md F47.)
@@ -298,7 +333,7 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
       return reinterpret_cast<LargeHeader*>(r);
     }
     if (!g_cache.ResidentBudgetHasRoomFor(need) && !g_cache.Holds(need, need + slack)) {
-      if (LargeHeader* h = TakeResidentOfAnotherSize(need, slack, /*without_syscall=*/false)) {
+      if (LargeHeader* h = TakeResidentOfAnotherSize(need, slack, /*big=*/true)) {
         return h;
       }
     }
@@ -308,7 +343,7 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
       (!CacheOutOfProportion() && g_cache.ResidentBudgetHasRoomFor(need))) {
     return h;
   }
-  h = TakeResidentOfAnotherSize(need, slack, /*without_syscall=*/true);
+  h = TakeResidentOfAnotherSize(need, slack, /*big=*/false);
   if (h != nullptr) g_cache.UncountTake(/*hit=*/false);  // one take, a hit
   return h;
 }
@@ -350,8 +385,17 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   if (h == nullptr || reads_zero) SuperSlabCacheGiveBackForLargeBlocks();
   if (h == nullptr) {
     // A miss, and a cache out of proportion to the program: its resident
-    // budget applies now, not after the decay.
-    if (CacheOutOfProportion()) g_cache.ApplyResidentBudgetNow();
+    // budget applies now, not after the decay. Past the budget, as many of
+    // the oldest cached bytes as the fresh region has give their pages back
+    // now: the cache holds nothing resident that serves this block without
+    // a syscall (see TakeResidentOfAnotherSize), and the program's peak
+    // does not grow by what it no longer uses. (A ring of buffers whose
+    // size range drifts: 930 -> 850 MB, glibc 620, tests/FINDINGS.md F50.)
+    if (CacheOutOfProportion()) {
+      g_cache.ApplyResidentBudgetNow();
+    } else if (!g_cache.ResidentBudgetHasRoomFor(need)) {
+      g_cache.ApplyResidentBudgetNow(/*at_most=*/need);
+    }
 
     size_t reserved;
     void* mem = MapRegion(need, alignment, &reserved);

@@ -252,6 +252,113 @@ TEST(LargeTest, PastTheResidentBudgetAMissReusesAnotherSizeWithoutASyscall) {
   LargeCacheReleaseAll();
 }
 
+// Past the resident budget, a miss with no region of its size cached takes
+// a bigger resident region, giving back its tail's pages (one madvise) and
+// keeping its address space; a later miss for a bigger block grows it back
+// within that address space with no syscall. Both fault fewer pages in than
+// a fresh region (F50: buffers whose size range drifts).
+TEST(LargeTest, PastTheResidentBudgetABiggerRegionShrinksAndGrowsBackWithoutMapping) {
+  LargeCacheReleaseAll();
+  const size_t kMiB = size_t{1} << 20;
+  const size_t kSmall = 400 * 1024;  // each in a 2 MiB slot of its own
+  bool zeroed;
+  char* big = static_cast<char*>(LargeAlloc(3 * kMiB, 16, &zeroed));
+  ASSERT_NE(big, nullptr);
+  LargeHeader* const big_header = HeaderOf(big);
+  ASSERT_GE(big_header->reserved, 3 * kMiB + platform::kPageSize);
+  memset(big, 0x5a, 3 * kMiB);
+  std::vector<char*> smalls;
+  for (int i = 0; i < 50; i++) {
+    smalls.push_back(static_cast<char*>(LargeAlloc(kSmall, 16, &zeroed)));
+    ASSERT_NE(smalls.back(), nullptr);
+    ASSERT_LT(HeaderOf(smalls.back())->reserved, 3 * kMiB);
+    memset(smalls.back(), 1, kSmall);
+  }
+  LargeFree(big_header, big);
+  for (char* b : smalls) LargeFree(HeaderOf(b), b);
+  char* hit = static_cast<char*>(LargeAlloc(kSmall, 16, &zeroed));  // no misses in a row
+  ASSERT_NE(hit, nullptr);
+  LargeFree(HeaderOf(hit), hit);
+  char* live = static_cast<char*>(LargeAlloc(6 * kMiB, 16, &zeroed));
+  ASSERT_NE(live, nullptr);
+  ResetLargeLivePeakForTesting();  // a budget of 16 MiB, in proportion up to 24
+  const uint64_t resident = GetLargeStats().cache.resident_bytes;
+  ASSERT_GT(resident, 16 * kMiB);
+  ASSERT_LE(resident, 4 * HeaderOf(live)->region.mapped_size);
+
+  platform::SyscallCounts before = platform::GetSyscallCounts();
+  char* shrunk = static_cast<char*>(LargeAlloc(kMiB, 16, &zeroed));
+  platform::SyscallCounts after = platform::GetSyscallCounts();
+  ASSERT_NE(shrunk, nullptr);
+  ASSERT_EQ(HeaderOf(shrunk), big_header) << "the 3 MiB region";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(shrunk[kMiB - 1], 0x5a);
+  EXPECT_EQ(after.madvise, before.madvise + 1) << "its tail given back";
+  EXPECT_EQ(after.mmap + after.munmap + after.mremap, before.mmap + before.munmap + before.mremap);
+  EXPECT_EQ(big_header->region.mapped_size, kMiB + platform::kPageSize);
+  EXPECT_GE(big_header->reserved, 3 * kMiB + platform::kPageSize) << "its address space kept";
+  EXPECT_EQ(registry::Lookup(reinterpret_cast<char*>(big_header) + 2 * kMiB + 100), nullptr);
+  LargeFree(big_header, shrunk);
+
+  before = platform::GetSyscallCounts();
+  char* grown = static_cast<char*>(LargeAlloc(3 * kMiB, 16, &zeroed));
+  after = platform::GetSyscallCounts();
+  ASSERT_NE(grown, nullptr);
+  ASSERT_EQ(HeaderOf(grown), big_header) << "grown within its address space";
+  EXPECT_FALSE(zeroed);
+  EXPECT_EQ(grown[kMiB - 1], 0x5a) << "its resident pages kept";
+  EXPECT_EQ(grown[3 * kMiB - 1], 0) << "the given-back tail reads zero";
+  EXPECT_EQ(after.mmap + after.munmap + after.madvise + after.mremap,
+            before.mmap + before.munmap + before.madvise + before.mremap);
+  EXPECT_EQ(HeaderOf(grown + 3 * kMiB - 1), big_header);
+  memset(grown, 2, 3 * kMiB);
+  LargeFree(big_header, grown);
+  LargeFree(HeaderOf(live), live);
+  LargeCacheReleaseAll();
+}
+
+// Past the resident budget, a miss that maps a fresh region first gives
+// back the pages of about as many of the oldest cached bytes (whole
+// regions), not all of the excess: RSS does not grow by what the program
+// no longer uses, and what it may use again soon stays resident.
+TEST(LargeTest, PastTheResidentBudgetAFreshRegionGivesBackAsManyOfTheOldestBytes) {
+  LargeCacheReleaseAll();
+  const size_t kMiB = size_t{1} << 20;
+  const size_t kSmall = 400 * 1024;
+  bool zeroed;
+  std::vector<char*> smalls;
+  for (int i = 0; i < 100; i++) {
+    smalls.push_back(static_cast<char*>(LargeAlloc(kSmall, 16, &zeroed)));
+    ASSERT_NE(smalls.back(), nullptr);
+    memset(smalls.back(), 1, kSmall);
+  }
+  for (char* b : smalls) LargeFree(HeaderOf(b), b);
+  // A hit: the misses in a row so far would apply the whole budget at the
+  // next miss (RegionCache::kMissesThatSkipTheDecay).
+  char* hit = static_cast<char*>(LargeAlloc(kSmall, 16, &zeroed));
+  ASSERT_NE(hit, nullptr);
+  LargeFree(HeaderOf(hit), hit);
+  char* live = static_cast<char*>(LargeAlloc(12 * kMiB, 16, &zeroed));
+  ASSERT_NE(live, nullptr);
+  ResetLargeLivePeakForTesting();  // a budget of 24 MiB, in proportion up to 48
+  const uint64_t resident = GetLargeStats().cache.resident_bytes;
+  ASSERT_GT(resident, 24 * kMiB + 3 * kMiB);
+  ASSERT_LE(resident, 4 * HeaderOf(live)->region.mapped_size);
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  char* fresh = static_cast<char*>(LargeAlloc(3 * kMiB, 16, &zeroed));
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_TRUE(zeroed) << "a fresh region";
+  const uint64_t small_region = platform::kPageSize + kSmall;  // page-rounded: 400 KiB is
+  const uint64_t need = 3 * kMiB + platform::kPageSize;
+  const uint64_t regions = (need + small_region - 1) / small_region;
+  EXPECT_EQ(after.madvise - before.madvise, regions);
+  EXPECT_EQ(GetLargeStats().cache.resident_bytes, resident - regions * small_region);
+  LargeFree(HeaderOf(fresh), fresh);
+  LargeFree(HeaderOf(live), live);
+  LargeCacheReleaseAll();
+}
+
 // True if nothing is mapped in [at, at + bytes) (a probe mapping there,
 // unmapped again at once).
 bool NothingMappedAt(char* at, size_t bytes) {

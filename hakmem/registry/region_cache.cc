@@ -172,11 +172,11 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   return found;
 }
 
-void RegionCache::ApplyResidentBudgetNow() {
+void RegionCache::ApplyResidentBudgetNow(uint64_t at_most) {
   RegionCacheLimits limits = limits_();
   if (ResidentBytes() <= limits.max_resident_bytes) return;
   limits.decay_ns = 0;
-  DiscardDecayed(limits, platform::NowNs());
+  DiscardDecayed(limits, platform::NowNs(), at_most);
 }
 
 void RegionCache::NoteGivenBackTakeLocked(uint64_t decay_ns) {
@@ -341,17 +341,20 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
   if (over_budget) DiscardDecayed(limits, now);
 }
 
-void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) {
+void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
+                                 uint64_t at_most) {
   // ReleaseAll waits for these regions: it promises every cached region
   // unmapped when it returns.
   platform::LockMutex(&release_all_lock_);
   platform::LockMutex(&lock_);
   RegionHeader* decayed = nullptr;
   RegionHeader* r = lru_;
+  uint64_t taken = 0;
   while (r != nullptr && resident_ > limits.max_resident_bytes &&
-         r->last_used_ns + limits.decay_ns <= now) {
+         r->last_used_ns + limits.decay_ns <= now && taken < at_most) {
     RegionHeader* newer = r->lru_prev;
     if (!r->discarded) {
+      taken += r->mapped_size;
       Unlink(r);
       r->lru_next = decayed;
       decayed = r;

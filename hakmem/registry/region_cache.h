@@ -96,8 +96,9 @@ class RegionCache {
   // Applies the limits now (TTL and decay included).
   void EnforceLimits();
   // Gives back the pages of the oldest cached regions beyond the resident
-  // budget now, however recently they were cached.
-  void ApplyResidentBudgetNow();
+  // budget now, however recently they were cached: whole regions, until
+  // their bytes reach `at_most`.
+  void ApplyResidentBudgetNow(uint64_t at_most = UINT64_MAX);
   // For another cache (the other layer's) about to fault pages in: gives
   // back the pages of the oldest regions beyond the resident budget now, as
   // the decay would later (the two layers' peaks then do not add up: many
@@ -191,9 +192,11 @@ class RegionCache {
   // Links `region` where its last_used_ns puts it in the age order.
   void LinkByAge(RegionHeader* region);
   // Gives back the pages of the oldest resident regions cached for at least
-  // the decay time while the resident bytes exceed the budget. They leave
-  // the list meanwhile, so no Take or eviction sees them.
-  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now);
+  // the decay time while the resident bytes exceed the budget, until their
+  // bytes reach `at_most`. They leave the list meanwhile, so no Take or
+  // eviction sees them.
+  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
+                      uint64_t at_most = UINT64_MAX);
   // Moves regions that break the limits onto `*evicted`. Lock held.
   void CollectEvictions(const RegionCacheLimits& limits, uint64_t now,
                         bool everything, RegionHeader** evicted);
