@@ -274,27 +274,55 @@ LargeHeader* TakeResidentAndGrow(size_t need, size_t min_size, size_t max_size,
   return nullptr;
 }
 
+// How much bigger than a smaller block's need a cached region may be and
+// still serve it, its tail's pages given back. A small block does not
+// take a much bigger buffer the program will likely ask for again: a 100
+// MiB buffer written and freed, then a 300 KiB result kept, over and over,
+// took 0.6 -> 9.7 s, every big buffer faulted in anew, and its address
+// space stayed with the result (20 GB mapped; a review). Up to 16x, the
+// drifting ring below keeps its gain (8x: the same; 4x: none of it).
+constexpr size_t kMaxShrinkRatio = 16;
+
+size_t SlackOf(size_t need) { return need / 4 > 65536 ? need / 4 : 65536; }
+
+// How a resident cached region of another size serves a smaller block of
+// `need` bytes (see TakeResidentOfAnotherSize): 1 as it is, 2 grown in its
+// own address space, 3 its tail given back, 4 grown from much smaller; 0
+// not at all.
+int RankForAnotherSize(const RegionHeader* region, size_t need) {
+  const size_t size = region->mapped_size;
+  const bool reaches = ReservedReaches(region, need);
+  if (size > need + SlackOf(need) && size <= 2 * need) return 1;
+  if (size >= need / 2 && size < need && reaches) return 2;
+  if (size > 2 * need && size <= kMaxShrinkRatio * need) return 3;
+  if (size < need / 2 && reaches) return 4;
+  return 0;
+}
+
 // A resident cached region of another size made into one of `need` bytes,
-// or nullptr; up to 2x bigger, as it is, first.
-//  - A `big` block (from RegionCache::kBigMissBytes on): else up to 4x bigger, its tail
-//    unmapped; else at least half as big, grown in place. (Shrunk at up to
-//    2x too, two sizes in turn, each written whole, shrank and grew the one
-//    region at every take: 40 / 60 MiB 3.1 -> 12.6 ms a round, a review; as
-//    it is, 2.8.)
-//  - A smaller one: else one at least half as big whose address space
-//    already reaches `need` (the 2 MiB slots it was carved from, or what it
-//    kept when it shrank), grown with no syscall; else any bigger one, its
-//    tail's pages given back (one madvise, its address space kept); else a
-//    smaller one grown with no syscall. Each costs fewer page faults than a
-//    fresh region: a ring of 128 buffers whose size range drifts (0.25-6
-//    MB) took 3.9 s and 1.65M page faults, 2.5 s and 0.88M with these
-//    (tests/FINDINGS.md F50). (A failed grow would be taken again at every
-//    miss, and hide the others: only regions that reach `need`.)
+// or nullptr.
+//  - A `big` block (from RegionCache::kBigMissBytes on): up to 2x bigger, as
+//    it is; else up to 4x bigger, its tail unmapped; else at least half as
+//    big, grown in place. (Shrunk at up to 2x too, two sizes in turn, each
+//    written whole, shrank and grew the one region at every take: 40 / 60
+//    MiB 3.1 -> 12.6 ms a round, a review; as it is, 2.8.)
+//  - A smaller one, in that order (one walk of the cache, RankForAnotherSize):
+//    up to 2x bigger, as it is; at least half as big, grown within the
+//    address space it already owns (the 2 MiB slots it was carved from, or
+//    what it kept when it shrank) with no syscall; up to kMaxShrinkRatio
+//    bigger, its tail's pages given back (one madvise, its address space
+//    kept); much smaller, grown within its own address space. Each faults
+//    fewer pages in than a fresh region: a ring of 128 buffers whose size
+//    range drifts (0.25-6 MB) took 3.9 s and 1.65M page faults, 2.7 s and
+//    0.97M with these (tests/FINDINGS.md F50). (Unmapping the tail instead:
+//    3.5-3.8 s, 1.5M faults: a region that shrank no longer grows back
+//    with no syscall. A failed grow would be taken again at every miss, and
+//    hide the others: only regions that reach `need`.)
 LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool big) {
-  if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
-    return reinterpret_cast<LargeHeader*>(r);
-  }
   if (big) {
+    if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
+      return reinterpret_cast<LargeHeader*>(r);
+    }
     if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, 4 * need)) {
       LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
       ShrinkMapping(h, need);
@@ -302,13 +330,16 @@ LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool big) {
     }
     return TakeResidentAndGrow(need, need / 2, need - 1, /*within_reservation=*/false);
   }
-  if (LargeHeader* h = TakeResidentAndGrow(need, need / 2, need - 1, true)) return h;
-  if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, SIZE_MAX)) {
-    LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
-    ShrinkKeepingAddressSpace(h, need);
-    return h;
-  }
-  return TakeResidentAndGrow(need, platform::kPageSize, need / 2 - 1, true);
+  int rank;
+  RegionHeader* r = g_cache.TakeResidentRanked(&RankForAnotherSize, need, &rank);
+  if (r == nullptr) return nullptr;
+  LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
+  if (rank == 3) ShrinkKeepingAddressSpace(h, need);
+  if (rank != 2 && rank != 4) return h;
+  if (GrowMapping(h, need)) return h;  // (within its address space: no syscall)
+  g_cache.Put(r, r->last_used_ns);  // as old as it was
+  g_cache.UncountTake(/*hit=*/true);
+  return nullptr;
 }
 
 // A cached region for `need` bytes: one up to `slack` bigger. A big block
@@ -370,7 +401,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   LargeCacheMaybeEnforceLimits(platform::NowNs());
   // Reuse a cached region up to 25% (or 64 KiB) bigger than needed (any
   // region's base is aligned enough up to 2 MiB).
-  const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
+  const size_t slack = SlackOf(need);
   // A region whose pages the cache gave back reads zero past its header
   // page, where the block starts: calloc need not clear it.
   bool reads_zero = false;
@@ -387,10 +418,13 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
     // A miss, and a cache out of proportion to the program: its resident
     // budget applies now, not after the decay. Past the budget, as many of
     // the oldest cached bytes as the fresh region has give their pages back
-    // now: the cache holds nothing resident that serves this block without
-    // a syscall (see TakeResidentOfAnotherSize), and the program's peak
-    // does not grow by what it no longer uses. (A ring of buffers whose
-    // size range drifts: 930 -> 850 MB, glibc 620, tests/FINDINGS.md F50.)
+    // now, from regions no bigger than it: the cache holds nothing resident
+    // that serves this block (see TakeResidentOfAnotherSize), and the
+    // program's peak does not grow by what it no longer uses. (A ring of
+    // buffers whose size range drifts: 930 -> 850 MB, glibc 620,
+    // tests/FINDINGS.md F50. Bigger ones too: a freed 100 MiB buffer the
+    // program wrote again at once was given back for each 300 KiB result,
+    // 0.6 -> 9 s, a review.)
     if (CacheOutOfProportion()) {
       g_cache.ApplyResidentBudgetNow();
     } else if (!g_cache.ResidentBudgetHasRoomFor(need)) {

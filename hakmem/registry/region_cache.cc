@@ -232,6 +232,25 @@ RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size, Accept
   return found;
 }
 
+RegionHeader* RegionCache::TakeResidentRanked(RankFn rank, size_t arg, int* rank_of_taken) {
+  platform::LockMutex(&lock_);
+  RegionHeader* best = nullptr;
+  int best_rank = 0;
+  for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
+    if (r->discarded != 0) continue;
+    const int k = rank(r, arg);
+    if (k != 0 && (best == nullptr || k < best_rank)) {
+      best = r;
+      best_rank = k;
+      if (k == 1) break;
+    }
+  }
+  if (best != nullptr) ClaimLocked(best);
+  platform::UnlockMutex(&lock_);
+  *rank_of_taken = best_rank;
+  return best;
+}
+
 void RegionCache::UncountTake(bool hit) {
   platform::LockMutex(&lock_);
   uint64_t& count = hit ? hits_ : misses_;
@@ -353,7 +372,7 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
   while (r != nullptr && resident_ > limits.max_resident_bytes &&
          r->last_used_ns + limits.decay_ns <= now && taken < at_most) {
     RegionHeader* newer = r->lru_prev;
-    if (!r->discarded) {
+    if (!r->discarded && r->mapped_size <= at_most) {
       taken += r->mapped_size;
       Unlink(r);
       r->lru_next = decayed;
