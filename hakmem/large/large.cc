@@ -247,11 +247,15 @@ bool ReservedReaches(const RegionHeader* region, size_t bytes) {
 
 // Gives back the pages of h's mapping past `need` bytes (page-rounded) and
 // keeps its address space, to grow into again with no syscall (GrowMapping
-// within `reserved`). Unmaps the tail instead if the kernel keeps the pages
-// (locked memory): pages past a region's mapped size are never resident.
+// within `reserved`). Unmaps the tail instead where mappings are scarce, or
+// if the kernel keeps the pages (locked memory): pages past a region's
+// mapped size are never resident.
 void ShrinkKeepingAddressSpace(LargeHeader* h, size_t need) {
   const size_t mapped = h->region.mapped_size;
-  if (!platform::DiscardPages(reinterpret_cast<char*>(h) + need, mapped - need)) {
+  // (Where mappings are scarce, address space is what runs out: RLIMIT_AS,
+  // or strict overcommit, which charges it, given back or not.)
+  if (platform::MappingsScarce() ||
+      !platform::DiscardPages(reinterpret_cast<char*>(h) + need, mapped - need)) {
     ShrinkMapping(h, need);
     return;
   }

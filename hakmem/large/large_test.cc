@@ -329,6 +329,58 @@ TEST(LargeTest, PastTheResidentBudgetABiggerRegionShrinksAndGrowsBackWithoutMapp
   LargeCacheReleaseAll();
 }
 
+// Where mappings are scarce (an address-space limit, strict overcommit),
+// a bigger region taken for a smaller block unmaps its tail: its address
+// space is what runs out.
+TEST(LargeTest, PastTheResidentBudgetABiggerRegionUnmapsItsTailWhereMappingsAreScarce) {
+  LargeCacheReleaseAll();
+  ScopedLongDecay long_decay;
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &old_limit), 0);
+  struct rlimit finite = old_limit;
+  finite.rlim_cur = RLIM_INFINITY - 1;  // binds on nothing, but is a limit
+  if (old_limit.rlim_max != RLIM_INFINITY) finite.rlim_cur = old_limit.rlim_max;
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &finite), 0);
+  platform::ReadIdleMappingBudget();  // as a failed mapping would
+  ASSERT_TRUE(platform::MappingsScarce());
+  const size_t kMiB = size_t{1} << 20;
+  bool zeroed;
+  char* big = static_cast<char*>(LargeAlloc(3 * kMiB, 16, &zeroed));
+  ASSERT_NE(big, nullptr);
+  LargeHeader* const big_header = HeaderOf(big);
+  std::vector<char*> smalls;
+  for (int i = 0; i < 50; i++) {
+    smalls.push_back(static_cast<char*>(LargeAlloc(400 * 1024, 16, &zeroed)));
+    ASSERT_NE(smalls.back(), nullptr);
+    memset(smalls.back(), 1, 400 * 1024);
+  }
+  memset(big, 0x5a, 3 * kMiB);
+  LargeFree(big_header, big);
+  for (char* b : smalls) LargeFree(HeaderOf(b), b);
+  char* hit = static_cast<char*>(LargeAlloc(400 * 1024, 16, &zeroed));  // no misses in a row
+  ASSERT_NE(hit, nullptr);
+  LargeFree(HeaderOf(hit), hit);
+  char* live = static_cast<char*>(LargeAlloc(6 * kMiB, 16, &zeroed));
+  ASSERT_NE(live, nullptr);
+  ResetLargeLivePeakForTesting();  // a budget of 16 MiB, in proportion up to 24
+  ASSERT_GT(GetLargeStats().cache.resident_bytes, 16 * kMiB);
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  char* shrunk = static_cast<char*>(LargeAlloc(kMiB, 16, &zeroed));
+  const platform::SyscallCounts after = platform::GetSyscallCounts();
+  ASSERT_NE(shrunk, nullptr);
+  ASSERT_EQ(HeaderOf(shrunk), big_header) << "the 3 MiB region";
+  EXPECT_EQ(shrunk[kMiB - 1], 0x5a);
+  EXPECT_EQ(after.munmap, before.munmap + 1) << "its tail unmapped";
+  EXPECT_EQ(after.madvise, before.madvise);
+  EXPECT_EQ(big_header->region.mapped_size, kMiB + platform::kPageSize);
+  EXPECT_EQ(big_header->reserved, kMiB + platform::kPageSize);
+  LargeFree(big_header, shrunk);
+  LargeFree(HeaderOf(live), live);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &old_limit), 0);
+  platform::ReadIdleMappingBudget();
+  LargeCacheReleaseAll();
+}
+
 // Past the resident budget, a miss that maps a fresh region first gives
 // back the pages of about as many of the oldest cached bytes (whole
 // regions), not all of the excess: RSS does not grow by what the program
