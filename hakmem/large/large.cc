@@ -263,17 +263,12 @@ void ShrinkKeepingAddressSpace(LargeHeader* h, size_t need) {
   registry::Resize(reinterpret_cast<uintptr_t>(h), mapped, need);
 }
 
-// A resident cached region in [min_size, max_size] (whose own address space
-// reaches `need`, if `within_reservation`) grown to `need` bytes, or
-// nullptr.
-LargeHeader* TakeResidentAndGrow(size_t need, size_t min_size, size_t max_size,
-                                 bool within_reservation) {
-  RegionHeader* r = g_cache.TakeResident(min_size, max_size,
-                                         within_reservation ? &ReservedReaches : nullptr, need);
-  if (r == nullptr) return nullptr;
+// `r`, a region just taken from the cache, grown to `need` bytes; or, if it
+// can't grow, put back as old as it was (the take uncounted) and nullptr.
+LargeHeader* GrowOrPutBack(RegionHeader* r, size_t need) {
   LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
   if (GrowMapping(h, need)) return h;
-  g_cache.Put(r, r->last_used_ns);  // as old as it was
+  g_cache.Put(r, r->last_used_ns);
   g_cache.UncountTake(/*hit=*/true);
   return nullptr;
 }
@@ -332,18 +327,16 @@ LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool big) {
       ShrinkMapping(h, need);
       return h;
     }
-    return TakeResidentAndGrow(need, need / 2, need - 1, /*within_reservation=*/false);
+    RegionHeader* r = g_cache.TakeResident(need / 2, need - 1);
+    return r != nullptr ? GrowOrPutBack(r, need) : nullptr;
   }
   int rank;
   RegionHeader* r = g_cache.TakeResidentRanked(&RankForAnotherSize, need, &rank);
   if (r == nullptr) return nullptr;
+  if (rank == 2 || rank == 4) return GrowOrPutBack(r, need);  // (no syscall: see the rank)
   LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
   if (rank == 3) ShrinkKeepingAddressSpace(h, need);
-  if (rank != 2 && rank != 4) return h;
-  if (GrowMapping(h, need)) return h;  // (within its address space: no syscall)
-  g_cache.Put(r, r->last_used_ns);  // as old as it was
-  g_cache.UncountTake(/*hit=*/true);
-  return nullptr;
+  return h;
 }
 
 // A cached region for `need` bytes: one up to `slack` bigger. A big block
@@ -358,10 +351,11 @@ LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool big) {
 // every take (10 and 16 MiB: 0.14 -> 1.4-2.6 ms each, a review). A smaller
 // block that misses in a cache out of proportion to the program, or past
 // its resident budget, takes a resident region of another size that serves
-// it with at most a madvise (see TakeResidentOfAnotherSize). (Past the budget: 256 live buffers of 100 KiB-2 MiB
-// in a ring, each freed for a new one of another size, kept 148 cached
-// regions, 164 MB resident within the decay; now 87, 105 MB; peak 484 ->
-// 426 MB, glibc 318, mimalloc 391, tests/FINDINGS.md F47.)
+// it with at most a madvise (see TakeResidentOfAnotherSize). (Past the
+// budget: 256 live buffers of 100 KiB-2 MiB in a ring, each freed for a
+// new one of another size, kept 148 cached regions, 164 MB resident within
+// the decay; now 87, 105 MB; peak 484 -> 426 MB, glibc 318, mimalloc 391,
+// tests/FINDINGS.md F47.)
 LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_zero) {
   if (need >= RegionCache::kBigMissBytes && !wants_zero) {
     if (RegionHeader* r = g_cache.TakeResident(need, need + slack)) {
@@ -426,9 +420,9 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
     // that serves this block (see TakeResidentOfAnotherSize), and the
     // program's peak does not grow by what it no longer uses. (A ring of
     // buffers whose size range drifts: 930 -> 850 MB, glibc 620,
-    // tests/FINDINGS.md F50. Bigger ones too: a freed 100 MiB buffer the
-    // program wrote again at once was given back for each 300 KiB result,
-    // 0.6 -> 9 s, a review.)
+    // tests/FINDINGS.md F50. Bigger ones stay: a freed 100 MiB buffer that
+    // the program writes again at once, given back for each 300 KiB
+    // result, took 0.6 -> 9 s, a review.)
     if (CacheOutOfProportion()) {
       g_cache.ApplyResidentBudgetNow();
     } else if (!g_cache.ResidentBudgetHasRoomFor(need)) {
