@@ -245,98 +245,35 @@ bool ReservedReaches(const RegionHeader* region, size_t bytes) {
   return reinterpret_cast<const LargeHeader*>(region)->reserved >= bytes;
 }
 
-// Gives back the pages of h's mapping past `need` bytes (page-rounded) and
-// keeps its address space, to grow into again with no syscall (GrowMapping
-// within `reserved`). Unmaps the tail instead where mappings are scarce, or
-// if the kernel keeps the pages (locked memory): pages past a region's
-// mapped size are never resident.
-void ShrinkKeepingAddressSpace(LargeHeader* h, size_t need) {
-  const size_t mapped = h->region.mapped_size;
-  // (Where mappings are scarce, address space is what runs out: RLIMIT_AS,
-  // or strict overcommit, which charges it, given back or not.)
-  if (platform::MappingsScarce() ||
-      !platform::DiscardPages(reinterpret_cast<char*>(h) + need, mapped - need)) {
-    ShrinkMapping(h, need);
-    return;
+// A resident cached region of another size made into one of `need` bytes:
+// up to 2x bigger, as it is; up to 4x, its tail unmapped; else at least
+// half as big, grown in place. Or nullptr. `without_syscall`: only as it
+// is, or grown within the address space it already owns (the 2 MiB slot
+// it was carved from). (Shrunk at up to 2x too, two sizes in turn, each
+// written whole, shrank and grew the one region at every take: 40 / 60 MiB
+// 3.1 -> 12.6 ms a round, a review; as it is, 2.8.)
+LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool without_syscall) {
+  if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
+    return reinterpret_cast<LargeHeader*>(r);
   }
-  h->region.mapped_size = need;
-  registry::Resize(reinterpret_cast<uintptr_t>(h), mapped, need);
-}
-
-// `r`, a region just taken from the cache, grown to `need` bytes; or, if it
-// can't grow, put back as old as it was (the take uncounted) and nullptr.
-LargeHeader* GrowOrPutBack(RegionHeader* r, size_t need) {
-  LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
-  if (GrowMapping(h, need)) return h;
-  g_cache.Put(r, r->last_used_ns);
-  g_cache.UncountTake(/*hit=*/true);
-  return nullptr;
-}
-
-// How much bigger than a smaller block's need a cached region may be and
-// still serve it, its tail's pages given back. A small block does not
-// take a much bigger buffer the program will likely ask for again: a 100
-// MiB buffer written and freed, then a 300 KiB result kept, over and over,
-// took 0.6 -> 9.7 s, every big buffer faulted in anew, and its address
-// space stayed with the result (20 GB mapped; a review). Up to 16x, the
-// drifting ring below keeps its gain (8x: the same; 4x: none of it).
-constexpr size_t kMaxShrinkRatio = 16;
-
-size_t SlackOf(size_t need) { return need / 4 > 65536 ? need / 4 : 65536; }
-
-// How a resident cached region of another size serves a smaller block of
-// `need` bytes (see TakeResidentOfAnotherSize): 1 as it is, 2 grown in its
-// own address space, 3 its tail given back, 4 grown from much smaller; 0
-// not at all.
-int RankForAnotherSize(const RegionHeader* region, size_t need) {
-  const size_t size = region->mapped_size;
-  const bool reaches = ReservedReaches(region, need);
-  if (size > need + SlackOf(need) && size <= 2 * need) return 1;
-  if (size >= need / 2 && size < need && reaches) return 2;
-  if (size > 2 * need && size <= kMaxShrinkRatio * need) return 3;
-  if (size < need / 2 && reaches) return 4;
-  return 0;
-}
-
-// A resident cached region of another size made into one of `need` bytes,
-// or nullptr.
-//  - A `big` block (from RegionCache::kBigMissBytes on): up to 2x bigger, as
-//    it is; else up to 4x bigger, its tail unmapped; else at least half as
-//    big, grown in place. (Shrunk at up to 2x too, two sizes in turn, each
-//    written whole, shrank and grew the one region at every take: 40 / 60
-//    MiB 3.1 -> 12.6 ms a round, a review; as it is, 2.8.)
-//  - A smaller one, in that order (one walk of the cache, RankForAnotherSize):
-//    up to 2x bigger, as it is; at least half as big, grown within the
-//    address space it already owns (the 2 MiB slots it was carved from, or
-//    what it kept when it shrank) with no syscall; up to kMaxShrinkRatio
-//    bigger, its tail's pages given back (one madvise, its address space
-//    kept); much smaller, grown within its own address space. Each faults
-//    fewer pages in than a fresh region: a ring of 128 buffers whose size
-//    range drifts (0.25-6 MB) took 3.9 s and 1.65M page faults, 2.7 s and
-//    0.97M with these (tests/FINDINGS.md F50). (Unmapping the tail instead:
-//    3.5-3.8 s, 1.5M faults: a region that shrank no longer grows back
-//    with no syscall. A failed grow would be taken again at every miss, and
-//    hide the others: only regions that reach `need`.)
-LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool big) {
-  if (big) {
-    if (RegionHeader* r = g_cache.TakeResident(need + slack + 1, 2 * need)) {
-      return reinterpret_cast<LargeHeader*>(r);
-    }
+  if (!without_syscall) {
     if (RegionHeader* r = g_cache.TakeResident(2 * need + 1, 4 * need)) {
       LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
       ShrinkMapping(h, need);
       return h;
     }
-    RegionHeader* r = g_cache.TakeResident(need / 2, need - 1);
-    return r != nullptr ? GrowOrPutBack(r, need) : nullptr;
   }
-  int rank;
-  RegionHeader* r = g_cache.TakeResidentRanked(&RankForAnotherSize, need, &rank);
+  // (Without a syscall, only one whose address space already reaches
+  // `need`: a failed grow would be taken again at every miss, and hide the
+  // others.)
+  RegionHeader* r = g_cache.TakeResident(need / 2, need - 1,
+                                         without_syscall ? &ReservedReaches : nullptr, need);
   if (r == nullptr) return nullptr;
-  if (rank == 2 || rank == 4) return GrowOrPutBack(r, need);  // (no syscall: see the rank)
   LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
-  if (rank == 3) ShrinkKeepingAddressSpace(h, need);
-  return h;
+  if (GrowMapping(h, need)) return h;
+  g_cache.Put(r, r->last_used_ns);  // as old as it was
+  g_cache.UncountTake(/*hit=*/true);
+  return nullptr;
 }
 
 // A cached region for `need` bytes: one up to `slack` bigger. A big block
@@ -351,18 +288,17 @@ LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool big) {
 // every take (10 and 16 MiB: 0.14 -> 1.4-2.6 ms each, a review). A smaller
 // block that misses in a cache out of proportion to the program, or past
 // its resident budget, takes a resident region of another size that serves
-// it with at most a madvise (see TakeResidentOfAnotherSize). (Past the
-// budget: 256 live buffers of 100 KiB-2 MiB in a ring, each freed for a
-// new one of another size, kept 148 cached regions, 164 MB resident within
-// the decay; now 87, 105 MB; peak 484 -> 426 MB, glibc 318, mimalloc 391,
-// tests/FINDINGS.md F47.)
+// it with no syscall. (Past the budget: 256 live buffers of 100 KiB-2 MiB
+// in a ring, each freed for a new one of another size, kept 148 cached
+// regions, 164 MB resident within the decay; now 87, 105 MB; peak 484 ->
+// 426 MB, glibc 318, mimalloc 391, tests/FINDINGS.md F47.)
 LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_zero) {
   if (need >= RegionCache::kBigMissBytes && !wants_zero) {
     if (RegionHeader* r = g_cache.TakeResident(need, need + slack)) {
       return reinterpret_cast<LargeHeader*>(r);
     }
     if (!g_cache.ResidentBudgetHasRoomFor(need) && !g_cache.Holds(need, need + slack)) {
-      if (LargeHeader* h = TakeResidentOfAnotherSize(need, slack, /*big=*/true)) {
+      if (LargeHeader* h = TakeResidentOfAnotherSize(need, slack, /*without_syscall=*/false)) {
         return h;
       }
     }
@@ -372,7 +308,7 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
       (!CacheOutOfProportion() && g_cache.ResidentBudgetHasRoomFor(need))) {
     return h;
   }
-  h = TakeResidentOfAnotherSize(need, slack, /*big=*/false);
+  h = TakeResidentOfAnotherSize(need, slack, /*without_syscall=*/true);
   if (h != nullptr) g_cache.UncountTake(/*hit=*/false);  // one take, a hit
   return h;
 }
@@ -399,7 +335,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   LargeCacheMaybeEnforceLimits(platform::NowNs());
   // Reuse a cached region up to 25% (or 64 KiB) bigger than needed (any
   // region's base is aligned enough up to 2 MiB).
-  const size_t slack = SlackOf(need);
+  const size_t slack = need / 4 > 65536 ? need / 4 : 65536;
   // A region whose pages the cache gave back reads zero past its header
   // page, where the block starts: calloc need not clear it.
   bool reads_zero = false;
@@ -414,20 +350,8 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   if (h == nullptr || reads_zero) SuperSlabCacheGiveBackForLargeBlocks();
   if (h == nullptr) {
     // A miss, and a cache out of proportion to the program: its resident
-    // budget applies now, not after the decay. Past the budget, as many of
-    // the oldest cached bytes as the fresh region has give their pages back
-    // now, from regions no bigger than it: the cache holds nothing resident
-    // that serves this block (see TakeResidentOfAnotherSize), and the
-    // program's peak does not grow by what it no longer uses. (A ring of
-    // buffers whose size range drifts: 930 -> 850 MB, glibc 620,
-    // tests/FINDINGS.md F50. Bigger ones stay: a freed 100 MiB buffer that
-    // the program writes again at once, given back for each 300 KiB
-    // result, took 0.6 -> 9 s, a review.)
-    if (CacheOutOfProportion()) {
-      g_cache.ApplyResidentBudgetNow();
-    } else if (!g_cache.ResidentBudgetHasRoomFor(need)) {
-      g_cache.ApplyResidentBudgetNow(/*at_most=*/need);
-    }
+    // budget applies now, not after the decay.
+    if (CacheOutOfProportion()) g_cache.ApplyResidentBudgetNow();
 
     size_t reserved;
     void* mem = MapRegion(need, alignment, &reserved);

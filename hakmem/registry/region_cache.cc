@@ -172,11 +172,11 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   return found;
 }
 
-void RegionCache::ApplyResidentBudgetNow(uint64_t at_most) {
+void RegionCache::ApplyResidentBudgetNow() {
   RegionCacheLimits limits = limits_();
   if (ResidentBytes() <= limits.max_resident_bytes) return;
   limits.decay_ns = 0;
-  DiscardDecayed(limits, platform::NowNs(), at_most);
+  DiscardDecayed(limits, platform::NowNs());
 }
 
 void RegionCache::NoteGivenBackTakeLocked(uint64_t decay_ns) {
@@ -230,25 +230,6 @@ RegionHeader* RegionCache::TakeResident(size_t min_size, size_t max_size, Accept
   if (found != nullptr) ClaimLocked(found);
   platform::UnlockMutex(&lock_);
   return found;
-}
-
-RegionHeader* RegionCache::TakeResidentRanked(RankFn rank, size_t arg, int* rank_of_taken) {
-  platform::LockMutex(&lock_);
-  RegionHeader* best = nullptr;
-  int best_rank = 0;
-  for (RegionHeader* r = mru_; r != nullptr; r = r->lru_next) {
-    if (r->discarded != 0) continue;
-    const int k = rank(r, arg);
-    if (k != 0 && (best == nullptr || k < best_rank)) {
-      best = r;
-      best_rank = k;
-      if (k == 1) break;
-    }
-  }
-  if (best != nullptr) ClaimLocked(best);
-  platform::UnlockMutex(&lock_);
-  *rank_of_taken = best_rank;
-  return best;
 }
 
 void RegionCache::UncountTake(bool hit) {
@@ -360,20 +341,17 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
   if (over_budget) DiscardDecayed(limits, now);
 }
 
-void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
-                                 uint64_t at_most) {
+void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) {
   // ReleaseAll waits for these regions: it promises every cached region
   // unmapped when it returns.
   platform::LockMutex(&release_all_lock_);
   platform::LockMutex(&lock_);
   RegionHeader* decayed = nullptr;
   RegionHeader* r = lru_;
-  uint64_t taken = 0;
   while (r != nullptr && resident_ > limits.max_resident_bytes &&
-         r->last_used_ns + limits.decay_ns <= now && taken < at_most) {
+         r->last_used_ns + limits.decay_ns <= now) {
     RegionHeader* newer = r->lru_prev;
-    if (!r->discarded && r->mapped_size <= at_most) {
-      taken += r->mapped_size;
+    if (!r->discarded) {
       Unlink(r);
       r->lru_next = decayed;
       decayed = r;

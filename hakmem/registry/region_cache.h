@@ -75,12 +75,6 @@ class RegionCache {
   using AcceptFn = bool (*)(const RegionHeader* region, size_t arg);
   RegionHeader* TakeResident(size_t min_size, size_t max_size, AcceptFn accepts = nullptr,
                              size_t accept_arg = 0);
-  // The most recently cached region that kept its pages and has the best
-  // (lowest) rank `rank` gives it, given `arg` (0: it does not serve), or
-  // nullptr; `*rank_of_taken` gets that rank. One walk of the list, which
-  // stops at a region of rank 1. A miss is not counted.
-  using RankFn = int (*)(const RegionHeader* region, size_t arg);
-  RegionHeader* TakeResidentRanked(RankFn rank, size_t arg, int* rank_of_taken);
   // Takes back the count of a take (a hit or a miss): a caller whose miss
   // another take then served, or who put a taken region back, made one
   // take, not two.
@@ -102,10 +96,8 @@ class RegionCache {
   // Applies the limits now (TTL and decay included).
   void EnforceLimits();
   // Gives back the pages of the oldest cached regions beyond the resident
-  // budget now, however recently they were cached: whole regions of at
-  // most `at_most` bytes each, until their bytes reach `at_most` (a bigger
-  // one stays for the decay).
-  void ApplyResidentBudgetNow(uint64_t at_most = UINT64_MAX);
+  // budget now, however recently they were cached.
+  void ApplyResidentBudgetNow();
   // For another cache (the other layer's) about to fault pages in: gives
   // back the pages of the oldest regions beyond the resident budget now, as
   // the decay would later (the two layers' peaks then do not add up: many
@@ -199,11 +191,9 @@ class RegionCache {
   // Links `region` where its last_used_ns puts it in the age order.
   void LinkByAge(RegionHeader* region);
   // Gives back the pages of the oldest resident regions cached for at least
-  // the decay time while the resident bytes exceed the budget: those of at
-  // most `at_most` bytes each, until their bytes reach `at_most`. They
-  // leave the list meanwhile, so no Take or eviction sees them.
-  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
-                      uint64_t at_most = UINT64_MAX);
+  // the decay time while the resident bytes exceed the budget. They leave
+  // the list meanwhile, so no Take or eviction sees them.
+  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now);
   // Moves regions that break the limits onto `*evicted`. Lock held.
   void CollectEvictions(const RegionCacheLimits& limits, uint64_t now,
                         bool everything, RegionHeader** evicted);

@@ -382,34 +382,6 @@ TEST_F(RegionCacheTest, ATakeOfAShapeSkipsItsRegionsWhosePagesWentBack) {
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
-// Ranks by size for the test below: 1 for 6 MiB, 2 for 4 MiB, else 0.
-int RankBySize(const RegionHeader* region, size_t) {
-  return region->mapped_size == 6 * kMiB ? 1 : region->mapped_size == 4 * kMiB ? 2 : 0;
-}
-
-// TakeResidentRanked takes the best-ranked region that kept its pages, the
-// most recently cached of that rank, in one walk; none if nothing ranks.
-TEST_F(RegionCacheTest, TakeResidentRankedTakesTheBestRankMostRecentFirst) {
-  int rank = -1;
-  cache_.Put(&regions_[0]);  // 2 MiB: rank 0
-  EXPECT_EQ(cache_.TakeResidentRanked(&RankBySize, 0, &rank), nullptr);
-  EXPECT_EQ(rank, 0);
-  cache_.Put(&regions_[4]);  // 4 MiB: rank 2
-  cache_.Put(&regions_[5]);
-  regions_[6].mapped_size = 6 * kMiB;  // rank 1, then more recent 4 MiB ones
-  cache_.Put(&regions_[6]);
-  cache_.Put(&regions_[7]);
-  EXPECT_EQ(cache_.TakeResidentRanked(&RankBySize, 0, &rank), &regions_[6]);
-  EXPECT_EQ(rank, 1);
-  EXPECT_EQ(cache_.TakeResidentRanked(&RankBySize, 0, &rank), &regions_[7]);
-  EXPECT_EQ(rank, 2);
-  regions_[5].discarded = kPagesGivenBack;  // (as a decay leaves it)
-  EXPECT_EQ(cache_.TakeResidentRanked(&RankBySize, 0, &rank), &regions_[4]);
-  EXPECT_EQ(cache_.TakeResidentRanked(&RankBySize, 0, &rank), nullptr);
-  EXPECT_EQ(cache_.GetStats().hits, 3u);
-  EXPECT_EQ(cache_.GetStats().cached, 2u);  // the 2 MiB one and the one given back
-}
-
 // TakeResident passes over regions whose pages went back, and a miss is
 // not counted (its caller goes on to Take).
 TEST_F(RegionCacheTest, TakeResidentTakesOnlyRegionsThatKeptTheirPages) {
