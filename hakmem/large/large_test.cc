@@ -263,27 +263,6 @@ struct ScopedLongDecay {
   }
 };
 
-// An address-space limit that binds on nothing, while it lives: mappings
-// count as scarce (platform::MappingsScarce), as under a real limit.
-class ScopedNonBindingAddressSpaceLimit {
- public:
-  ScopedNonBindingAddressSpaceLimit() {
-    EXPECT_EQ(getrlimit(RLIMIT_AS, &old_limit_), 0);
-    struct rlimit finite = old_limit_;
-    finite.rlim_cur = RLIM_INFINITY - 1;
-    if (old_limit_.rlim_max != RLIM_INFINITY) finite.rlim_cur = old_limit_.rlim_max;
-    EXPECT_EQ(setrlimit(RLIMIT_AS, &finite), 0);
-    platform::ReadIdleMappingBudget();  // as a failed mapping would
-  }
-  ~ScopedNonBindingAddressSpaceLimit() {
-    EXPECT_EQ(setrlimit(RLIMIT_AS, &old_limit_), 0);
-    platform::ReadIdleMappingBudget();
-  }
-
- private:
-  struct rlimit old_limit_;
-};
-
 // Past the resident budget, a region far bigger than a smaller block's need
 // neither serves it nor gives its pages back for it: the program likely
 // writes such a buffer again (a 100 MiB scratch buffer freed before each
@@ -501,19 +480,25 @@ TEST(LargeTest, ACarvedBlockGrowsWithinItsSlotWithoutASyscall) {
 // mapped alone, so that the limit binds on what the program uses.
 TEST(LargeTest, NothingIsMappedAheadUnderAnAddressSpaceLimit) {
   LargeCacheReleaseAll();
-  char* blocks[4] = {};
-  {
-    ScopedNonBindingAddressSpaceLimit limit;
-    const platform::SyscallCounts before = platform::GetSyscallCounts();
-    for (char*& p : blocks) {
-      bool zeroed;
-      p = static_cast<char*>(LargeAlloc(300 << 10, 16, &zeroed));
-      ASSERT_NE(p, nullptr);
-      EXPECT_EQ(HeaderOf(p)->reserved, HeaderOf(p)->region.mapped_size);
-    }
-    // (Two a block where the kernel does not honour the address hint: TSan.)
-    EXPECT_GE(platform::GetSyscallCounts().mmap - before.mmap, 4u);
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &old_limit), 0);
+  struct rlimit finite = old_limit;
+  finite.rlim_cur = RLIM_INFINITY - 1;  // binds on nothing, but is a limit
+  if (old_limit.rlim_max != RLIM_INFINITY) finite.rlim_cur = old_limit.rlim_max;
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &finite), 0);
+  platform::ReadIdleMappingBudget();  // as a failed mapping would
+  char* blocks[4];
+  const platform::SyscallCounts before = platform::GetSyscallCounts();
+  for (char*& p : blocks) {
+    bool zeroed;
+    p = static_cast<char*>(LargeAlloc(300 << 10, 16, &zeroed));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(HeaderOf(p)->reserved, HeaderOf(p)->region.mapped_size);
   }
+  // (Two a block where the kernel does not honour the address hint: TSan.)
+  EXPECT_GE(platform::GetSyscallCounts().mmap - before.mmap, 4u);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &old_limit), 0);
+  platform::ReadIdleMappingBudget();
   for (char* p : blocks) LargeFree(HeaderOf(p), p);
 }
 
