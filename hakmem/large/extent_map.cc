@@ -1,0 +1,350 @@
+#include "hakmem/large/extent_map.h"
+
+#include <stdlib.h>
+
+namespace hakmem {
+namespace {
+
+int FloorLog2(uint32_t n) { return 31 - __builtin_clz(n); }
+
+// Wrap-safe: a is later than b.
+bool Later(uint32_t a_ms, uint32_t b_ms) { return static_cast<int32_t>(a_ms - b_ms) > 0; }
+
+uint32_t Min(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+[[noreturn]] void Broken() { abort(); }
+
+}  // namespace
+
+int ExtentMap::BinOf(uint32_t length) {
+  if (length < 32) return static_cast<int>(length);
+  const int log = FloorLog2(length);
+  return 32 + (log - 5) * 8 + static_cast<int>((length >> (log - 3)) & 7);
+}
+
+uint32_t ExtentMap::BinLowerBound(int bin) {
+  if (bin < 32) return static_cast<uint32_t>(bin);
+  const int log = (bin - 32) / 8 + 5;
+  return (8u + static_cast<uint32_t>((bin - 32) % 8)) << (log - 3);
+}
+
+int ExtentMap::FirstFittingBin(uint32_t length) {
+  const int bin = BinOf(length);
+  return BinLowerBound(bin) == length ? bin : bin + 1;
+}
+
+void ExtentMap::Init(PageRecord* records, uint32_t pages) {
+  records_ = records;
+  pages_ = pages;
+  for (int b = 0; b < kBins; b++) bin_head_[b] = bin_tail_[b] = kNone;
+  for (uint64_t& bits : bin_bits_) bits = 0;
+  age_head_ = age_tail_ = kNone;
+  free_pages_ = dirty_pages_ = allocated_pages_ = 0;
+}
+
+void ExtentMap::MarkExtent(uint32_t start, uint32_t length, ExtentKind kind) {
+  const uint32_t last = start + length - 1;
+  records_[start] = PageRecord{};
+  records_[start].length = length;
+  records_[start].kind = kind;
+  records_[start].edges = length == 1 ? kFirstPage | kLastPage : kFirstPage;
+  if (length == 1) return;
+  records_[last] = PageRecord{};
+  records_[last].length = length;
+  records_[last].kind = kind;
+  records_[last].edges = kLastPage;
+}
+
+void ExtentMap::ClearEdges(uint32_t start, uint32_t length) {
+  records_[start] = PageRecord{};
+  records_[start + length - 1] = PageRecord{};
+}
+
+int ExtentMap::FirstNonEmptyBin(int from) const {
+  for (int word = from / 64; word < static_cast<int>(sizeof(bin_bits_) / sizeof(bin_bits_[0]));
+       word++) {
+    uint64_t bits = bin_bits_[word];
+    if (word == from / 64) bits &= ~uint64_t{0} << (from % 64);
+    if (bits != 0) return word * 64 + __builtin_ctzll(bits);
+  }
+  return -1;
+}
+
+// Writes the free extent's records and links it: into its bin (in front if
+// it has dirty pages, else at the back) and, if dirty, onto the age list
+// right after `age_after` (kNone: at the head), or at the tail if
+// `age_at_tail`.
+void ExtentMap::Link(uint32_t start, uint32_t length, uint32_t dirty, uint32_t freed_ms,
+                     uint32_t age_after, bool age_at_tail) {
+  MarkExtent(start, length, kFree);
+  PageRecord& r = records_[start];
+  r.dirty = dirty;
+  r.freed_ms = freed_ms;
+  const int bin = BinOf(length);
+  if (bin_head_[bin] == kNone) {
+    r.bin_prev = r.bin_next = kNone;
+    bin_head_[bin] = bin_tail_[bin] = start;
+    bin_bits_[bin / 64] |= uint64_t{1} << (bin % 64);
+  } else if (dirty != 0) {
+    r.bin_prev = kNone;
+    r.bin_next = bin_head_[bin];
+    records_[bin_head_[bin]].bin_prev = start;
+    bin_head_[bin] = start;
+  } else {
+    r.bin_next = kNone;
+    r.bin_prev = bin_tail_[bin];
+    records_[bin_tail_[bin]].bin_next = start;
+    bin_tail_[bin] = start;
+  }
+  r.age_prev = r.age_next = kNone;
+  if (dirty != 0) {
+    if (age_at_tail) age_after = age_tail_;
+    r.age_prev = age_after;
+    r.age_next = age_after == kNone ? age_head_ : records_[age_after].age_next;
+    (age_after == kNone ? age_head_ : records_[age_after].age_next) = start;
+    (r.age_next == kNone ? age_tail_ : records_[r.age_next].age_prev) = start;
+  }
+  free_pages_ += length;
+  dirty_pages_ += dirty;
+}
+
+void ExtentMap::Unlink(uint32_t start) {
+  PageRecord& r = records_[start];
+  const int bin = BinOf(r.length);
+  (r.bin_prev == kNone ? bin_head_[bin] : records_[r.bin_prev].bin_next) = r.bin_next;
+  (r.bin_next == kNone ? bin_tail_[bin] : records_[r.bin_next].bin_prev) = r.bin_prev;
+  if (bin_head_[bin] == kNone) bin_bits_[bin / 64] &= ~(uint64_t{1} << (bin % 64));
+  if (r.dirty != 0) {
+    (r.age_prev == kNone ? age_head_ : records_[r.age_prev].age_next) = r.age_next;
+    (r.age_next == kNone ? age_tail_ : records_[r.age_next].age_prev) = r.age_prev;
+  }
+  free_pages_ -= r.length;
+  dirty_pages_ -= r.dirty;
+}
+
+// Frees [start, start + length) (its records already clear), `dirty` of its
+// pages perhaps resident, merged with the free extents on either side. Its
+// age: now if it adds dirty pages; else (pages added or purged, clean) that
+// of its dirtiest-recent neighbour, which keeps its place on the age list.
+void ExtentMap::Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_t now_ms) {
+  uint32_t left = kNone, right = kNone;
+  if (start > 0 && records_[start - 1].kind == kFree) {
+    left = start - records_[start - 1].length;
+  }
+  if (start + length < pages_ && records_[start + length].kind == kFree) right = start + length;
+  const uint32_t neighbours[2] = {left, right};
+  // The neighbour whose age the merged extent keeps, if it adds no dirt.
+  uint32_t keep = kNone;
+  if (dirty == 0) {
+    for (uint32_t n : neighbours) {
+      if (n == kNone || records_[n].dirty == 0) continue;
+      if (keep == kNone || Later(records_[n].freed_ms, records_[keep].freed_ms)) keep = n;
+    }
+  }
+  uint32_t merged_start = start, merged_length = length, merged_dirty = dirty;
+  uint32_t freed_ms = now_ms, age_after = kNone;
+  bool age_at_tail = true;
+  for (uint32_t n : neighbours) {  // the kept one last: its place stays valid
+    if (n == kNone || n == keep) continue;
+    const PageRecord r = records_[n];
+    Unlink(n);
+    ClearEdges(n, r.length);
+    merged_dirty += r.dirty;
+    merged_length += r.length;
+    if (n < merged_start) merged_start = n;
+  }
+  if (keep != kNone) {
+    const PageRecord r = records_[keep];
+    Unlink(keep);
+    ClearEdges(keep, r.length);
+    merged_dirty += r.dirty;
+    merged_length += r.length;
+    if (keep < merged_start) merged_start = keep;
+    freed_ms = r.freed_ms;
+    age_after = r.age_prev;
+    age_at_tail = false;
+  }
+  Link(merged_start, merged_length, merged_dirty, freed_ms, age_after, age_at_tail);
+}
+
+void ExtentMap::Add(uint32_t start, uint32_t length, uint32_t now_ms) {
+  if (length == 0 || start >= pages_ || pages_ - start < length) Broken();
+  Release(start, length, 0, now_ms);
+}
+
+uint32_t ExtentMap::AllocatedLength(uint32_t page) const {
+  if (page >= pages_) return 0;
+  const PageRecord& r = records_[page];
+  return r.kind == kAllocated && (r.edges & kFirstPage) ? r.length : 0;
+}
+
+// Splits `length` pages off the front of the free extent at `start` (still
+// linked) and returns how many of them may be dirty; the rest stays free,
+// with its age and its place on the age list.
+uint32_t ExtentMap::TakeFront(uint32_t start, uint32_t length) {
+  const PageRecord r = records_[start];
+  Unlink(start);
+  ClearEdges(start, r.length);
+  if (r.length > length) {
+    const uint32_t rest = r.length - length;
+    Link(start + length, rest, Min(rest, r.dirty), r.freed_ms, r.age_prev,
+         /*age_at_tail=*/false);
+  }
+  return Min(length, r.dirty);
+}
+
+uint32_t ExtentMap::Allocate(uint32_t length, uint32_t* dirty) {
+  if (length == 0) return kNone;
+  // Within its own bin first (lengths up to 1/8 apart): an extent there
+  // that fits leaves the least behind. Bounded: a long bin of extents just
+  // too short is not walked.
+  uint32_t start = kNone;
+  const int own = BinOf(length);
+  const int fitting = FirstFittingBin(length);
+  if (own != fitting) {
+    int looked = 0;
+    for (uint32_t s = bin_head_[own]; s != kNone && looked < 16; s = records_[s].bin_next) {
+      looked++;
+      if (records_[s].length >= length) {
+        start = s;
+        break;
+      }
+    }
+  }
+  if (start == kNone) {
+    const int bin = fitting < kBins ? FirstNonEmptyBin(fitting) : -1;
+    if (bin < 0) return kNone;
+    start = bin_head_[bin];
+  }
+  const uint32_t taken_dirty = TakeFront(start, length);
+  MarkExtent(start, length, kAllocated);
+  allocated_pages_ += length;
+  if (dirty != nullptr) *dirty = taken_dirty;
+  return start;
+}
+
+void ExtentMap::Free(uint32_t start, uint32_t now_ms) {
+  const uint32_t length = AllocatedLength(start);
+  if (length == 0) Broken();
+  ClearEdges(start, length);
+  allocated_pages_ -= length;
+  Release(start, length, length, now_ms);
+}
+
+bool ExtentMap::Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_t* dirty) {
+  const uint32_t old = AllocatedLength(start);
+  if (old == 0 || length == 0) Broken();
+  if (dirty != nullptr) *dirty = 0;
+  if (length == old) return true;
+  if (length < old) {
+    ClearEdges(start, old);
+    MarkExtent(start, length, kAllocated);
+    allocated_pages_ -= old - length;
+    Release(start + length, old - length, old - length, now_ms);
+    return true;
+  }
+  const uint32_t next = start + old;
+  const uint32_t more = length - old;
+  if (next >= pages_ || records_[next].kind != kFree || records_[next].length < more) {
+    return false;
+  }
+  const uint32_t taken_dirty = TakeFront(next, more);
+  ClearEdges(start, old);
+  MarkExtent(start, length, kAllocated);
+  allocated_pages_ += more;
+  if (dirty != nullptr) *dirty = taken_dirty;
+  return true;
+}
+
+bool ExtentMap::BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length) {
+  const uint32_t oldest = age_head_;
+  if (oldest == kNone || Later(records_[oldest].freed_ms, freed_by_ms)) return false;
+  const uint32_t n = records_[oldest].length;
+  Unlink(oldest);
+  // Neither free (no merge may take it) nor allocated (no free may).
+  MarkExtent(oldest, n, kPurging);
+  *start = oldest;
+  *length = n;
+  return true;
+}
+
+void ExtentMap::EndPurge(uint32_t start, uint32_t length, uint32_t now_ms) {
+  const PageRecord& r = records_[start];
+  if (r.kind != kPurging || r.length != length || !(r.edges & kFirstPage)) Broken();
+  ClearEdges(start, length);
+  Release(start, length, 0, now_ms);
+}
+
+void ExtentMap::CheckInvariantsForTesting() const {
+  uint64_t free_pages = 0, dirty_pages = 0, allocated_pages = 0, free_extents = 0;
+  bool previous_free = false;
+  for (uint32_t p = 0; p < pages_;) {
+    const PageRecord& r = records_[p];
+    if (r.kind == 0) {  // not added yet
+      previous_free = false;
+      p++;
+      continue;
+    }
+    if (!(r.edges & kFirstPage) || r.length == 0 || r.length > pages_ - p) Broken();
+    const uint32_t last = p + r.length - 1;
+    const PageRecord& l = records_[last];
+    if (l.kind != r.kind || l.length != r.length || !(l.edges & kLastPage)) Broken();
+    if ((r.length == 1) != ((r.edges & kLastPage) != 0)) Broken();
+    for (uint32_t q = p + 1; q < last; q++) {
+      if (records_[q].kind != 0 || records_[q].length != 0) Broken();
+    }
+    if (r.kind == kFree) {
+      if (previous_free) Broken();  // two free extents side by side
+      if (r.dirty > r.length) Broken();
+      free_pages += r.length;
+      dirty_pages += r.dirty;
+      free_extents++;
+      // On its bin's list.
+      const int bin = BinOf(r.length);
+      if (!(bin_bits_[bin / 64] >> (bin % 64) & 1)) Broken();
+      if ((r.bin_prev == kNone) != (bin_head_[bin] == p)) Broken();
+      if ((r.bin_next == kNone) != (bin_tail_[bin] == p)) Broken();
+      if (r.bin_next != kNone && records_[r.bin_next].bin_prev != p) Broken();
+    } else if (r.kind == kAllocated) {
+      allocated_pages += r.length;
+    }
+    previous_free = r.kind == kFree;
+    p = last + 1;
+  }
+  if (free_pages != free_pages_ || dirty_pages != dirty_pages_ ||
+      allocated_pages != allocated_pages_) {
+    Broken();
+  }
+  // The bins hold exactly the free extents, dirty ones in front.
+  uint64_t binned = 0;
+  for (int bin = 0; bin < kBins; bin++) {
+    const bool bit = bin_bits_[bin / 64] >> (bin % 64) & 1;
+    if (bit != (bin_head_[bin] != kNone)) Broken();
+    bool seen_clean = false;
+    for (uint32_t s = bin_head_[bin]; s != kNone; s = records_[s].bin_next) {
+      if (records_[s].kind != kFree || BinOf(records_[s].length) != bin) Broken();
+      if (records_[s].dirty == 0) seen_clean = true;
+      else if (seen_clean) Broken();
+      if (++binned > free_extents) Broken();
+    }
+  }
+  if (binned != free_extents) Broken();
+  // The age list: exactly the dirty free extents, oldest first.
+  uint64_t aged = 0, dirty_extents = 0;
+  for (uint32_t p = 0; p < pages_; p++) {
+    if (records_[p].kind == kFree && (records_[p].edges & kFirstPage) && records_[p].dirty != 0) {
+      dirty_extents++;
+    }
+  }
+  uint32_t previous = kNone;
+  for (uint32_t s = age_head_; s != kNone; s = records_[s].age_next) {
+    const PageRecord& r = records_[s];
+    if (r.kind != kFree || r.dirty == 0 || r.age_prev != previous) Broken();
+    if (previous != kNone && Later(records_[previous].freed_ms, r.freed_ms)) Broken();
+    previous = s;
+    if (++aged > dirty_extents) Broken();
+  }
+  if (aged != dirty_extents || age_tail_ != previous) Broken();
+}
+
+}  // namespace hakmem

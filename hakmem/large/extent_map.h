@@ -1,0 +1,158 @@
+// The extent map: page-granular bookkeeping of one contiguous range of pages,
+// the core of a large-block heap that splits and coalesces (not yet wired
+// in; see "Where it goes" below).
+//
+// Why: today every large block has a region of its own (large.h), reused
+// only by a block of about its size. Where block sizes drift, the cached
+// regions fit nothing and each miss faults fresh pages in: F50's ring of
+// buffers whose sizes drift, 5.7 s, 950 MB and 1.66M page faults where
+// tcmalloc, whose page heap splits and coalesces freed spans, takes 2.4 s,
+// 643 MB and 175K (tests/FINDINGS.md). Session 26 tried handing a cached
+// region of another size to a miss, without coalescing, and real programs
+// got slower (a big scratch buffer taken by a smaller block could not come
+// back whole). Coalescing is what makes splitting safe: a freed piece joins
+// its free neighbours, so the big buffer is whole again once its pieces
+// are freed.
+//
+// Concepts:
+//  - Page: the unit, numbered 0 .. pages-1 within the range.
+//  - Extent: a run of pages, allocated or free. Every page belongs to
+//    exactly one extent. Only an extent's first and last pages have a
+//    record (PageRecord) that is not zero; interior pages' records are
+//    zero. So a page's record alone tells whether it starts an allocated
+//    extent (free's ownership check: an interior or freed page is misuse),
+//    and a free extent's neighbours are found from the records on either
+//    side of it, in O(1).
+//  - Free extents are never adjacent: freeing one merges it with the free
+//    extents on either side.
+//  - Dirty pages: of a free extent, how many may still be resident (freed
+//    by the program, not yet given back). An upper bound: a split hands
+//    each part the smaller of its length and the whole's count. Clean
+//    pages (0 dirty: never used, or given back) read zero.
+//  - Bins: free extents by length, 32 exact bins then 8 per power of two
+//    (at most 1/8 apart, as TLSF), each a list with the extents that have
+//    dirty pages in front; a bitmap of the bins that are not empty. A
+//    request takes the first extent of the first non-empty bin whose every
+//    extent fits (O(1)), else the first fit within its own bin: size first,
+//    resident pages second.
+//  - Age: the free extents with dirty pages are on a list in the order they
+//    were freed (a merge counts as freed now). A purge takes the oldest.
+//
+// No locks, no system calls, no allocation: the caller holds its lock,
+// gives the memory for the records (zeroed, e.g. fresh anonymous pages,
+// touched only where extents begin and end) and madvises what a purge
+// hands it. Page indices are uint32_t: up to 2^32 - 2 pages.
+//
+// Where it goes (the plan, sessions 27+): one range of address space
+// reserved for large blocks, registered in the registry; free() of a
+// pointer in it finds its page record in O(1) and reports an interior
+// pointer or a second free from it; realloc grows into a free neighbour;
+// the decay and the resident budget purge the oldest dirty extents.
+#ifndef HAKMEM_LARGE_EXTENT_MAP_H_
+#define HAKMEM_LARGE_EXTENT_MAP_H_
+
+#include <stdint.h>
+
+namespace hakmem {
+
+// 32 bytes: a page of records covers 128 pages.
+struct PageRecord {
+  uint32_t length;  // pages of the extent, at its first and last page; else 0
+  uint8_t kind;     // ExtentKind, at the first and last page; else 0
+  uint8_t edges;    // kFirstPage | kLastPage
+  uint16_t unused;
+  // The rest is used at the first page of a free extent only.
+  uint32_t bin_prev, bin_next;
+  uint32_t dirty;  // pages that may be resident
+  uint32_t age_prev, age_next;  // on the age list while dirty != 0
+  uint32_t freed_ms;            // when it was freed (caller's clock, wraps)
+};
+static_assert(sizeof(PageRecord) == 32, "records are packed 128 to a page");
+
+class ExtentMap {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr int kBins = 32 + 8 * 27;  // lengths up to 2^32 - 1
+
+  // kPurging: between BeginPurge and EndPurge, in no bin.
+  enum ExtentKind : uint8_t { kAllocated = 1, kFree = 2, kPurging = 3 };
+  static constexpr uint8_t kFirstPage = 1, kLastPage = 2;
+
+  // `records`: zeroed storage for `pages` records. Every page starts as
+  // unavailable (in no extent) until Add hands it over.
+  void Init(PageRecord* records, uint32_t pages);
+
+  // Makes [start, start + length), pages not yet added, free and clean,
+  // merged with free neighbours (a range that grows).
+  void Add(uint32_t start, uint32_t length, uint32_t now_ms);
+
+  // An extent of `length` (>= 1) pages, now allocated: its first page, or
+  // kNone if no free extent is long enough. `*dirty` (if given): how many
+  // of its pages may hold old data (0: all read zero).
+  uint32_t Allocate(uint32_t length, uint32_t* dirty = nullptr);
+
+  // The length of the allocated extent whose first page is `page`, else 0
+  // (an interior page, a free one, one out of range).
+  uint32_t AllocatedLength(uint32_t page) const;
+
+  // Frees the allocated extent at `start` (AllocatedLength(start) != 0),
+  // all of its pages counted dirty, merged with its free neighbours.
+  void Free(uint32_t start, uint32_t now_ms);
+
+  // Resizes the allocated extent at `start` in place to `length` (>= 1)
+  // pages: a shrink frees the tail; a growth takes the pages right after
+  // it if a free extent there has enough. False (nothing changed) if not.
+  // `*dirty` (if given): of the pages a growth added, how many may hold
+  // old data.
+  bool Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_t* dirty = nullptr);
+
+  // The free extent with dirty pages freed longest ago, if freed at or
+  // before `freed_by_ms`: taken out of the bins (no allocation can take it
+  // while the caller gives its pages back, outside its lock if it likes),
+  // its first page and length returned. EndPurge puts it back, clean.
+  bool BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length);
+  void EndPurge(uint32_t start, uint32_t length, uint32_t now_ms);
+
+  uint32_t pages() const { return pages_; }
+  uint64_t free_pages() const { return free_pages_; }
+  uint64_t dirty_pages() const { return dirty_pages_; }  // an upper bound
+  uint64_t allocated_pages() const { return allocated_pages_; }
+
+  // Tests: aborts unless every invariant above holds (walks every page).
+  void CheckInvariantsForTesting() const;
+
+  // The bin of free extents of `length` pages; the first bin whose every
+  // extent has at least `length` pages. (Public for tests.)
+  static int BinOf(uint32_t length);
+  static int FirstFittingBin(uint32_t length);
+  static uint32_t BinLowerBound(int bin);
+
+ private:
+  // Writes the records of extent [start, start + length): first and last.
+  void MarkExtent(uint32_t start, uint32_t length, ExtentKind kind);
+  // Zeroes them (the pages become interior pages of a bigger extent).
+  void ClearEdges(uint32_t start, uint32_t length);
+  // A free extent: records written and linked into its bin and (if dirty)
+  // the age list (see extent_map.cc); and unlinked from both.
+  void Link(uint32_t start, uint32_t length, uint32_t dirty, uint32_t freed_ms,
+            uint32_t age_after, bool age_at_tail);
+  void Unlink(uint32_t start);
+  // Frees [start, start + length) with `dirty` dirty pages, merging.
+  void Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_t now_ms);
+  // Splits `length` pages off the front of the free extent at `start`; the
+  // rest stays free. Returns how many of them may be dirty.
+  uint32_t TakeFront(uint32_t start, uint32_t length);
+  int FirstNonEmptyBin(int from) const;
+
+  PageRecord* records_ = nullptr;
+  uint32_t pages_ = 0;
+  uint32_t bin_head_[kBins];
+  uint32_t bin_tail_[kBins];
+  uint64_t bin_bits_[(kBins + 63) / 64];
+  uint32_t age_head_ = kNone, age_tail_ = kNone;  // oldest first
+  uint64_t free_pages_ = 0, dirty_pages_ = 0, allocated_pages_ = 0;
+};
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_LARGE_EXTENT_MAP_H_

@@ -1,0 +1,309 @@
+#include "hakmem/large/extent_map.h"
+
+#include <stdint.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace hakmem {
+namespace {
+
+// A map over `pages` pages with its records; nothing added yet.
+class TestMap {
+ public:
+  explicit TestMap(uint32_t pages) : records_(new PageRecord[pages]()) {
+    map_.Init(records_.get(), pages);
+  }
+  ExtentMap* operator->() { return &map_; }
+  ExtentMap& operator*() { return map_; }
+
+ private:
+  std::unique_ptr<PageRecord[]> records_;
+  ExtentMap map_;
+};
+
+TEST(ExtentMapBins, EveryLengthFallsInTheBinThatBoundsIt) {
+  for (uint64_t n = 1; n <= UINT32_MAX; n = n < 5000 ? n + 1 : n + n / 7 + 1) {
+    const uint32_t length = static_cast<uint32_t>(n);
+    const int bin = ExtentMap::BinOf(length);
+    ASSERT_LT(bin, ExtentMap::kBins) << length;
+    ASSERT_LE(ExtentMap::BinLowerBound(bin), length) << length;
+    if (bin + 1 < ExtentMap::kBins) ASSERT_GT(ExtentMap::BinLowerBound(bin + 1), length);
+    const int fitting = ExtentMap::FirstFittingBin(length);
+    if (fitting < ExtentMap::kBins) ASSERT_GE(ExtentMap::BinLowerBound(fitting), length);
+    ASSERT_LE(fitting - bin, 1);
+  }
+  // A bin's lengths are at most 1/8 apart above the exact bins.
+  for (int bin = 32; bin + 1 < ExtentMap::kBins; bin++) {
+    const uint64_t low = ExtentMap::BinLowerBound(bin), high = ExtentMap::BinLowerBound(bin + 1);
+    EXPECT_LE(high - low, low / 8) << bin;
+  }
+}
+
+TEST(ExtentMap, AllocatesFromAddedPagesOnlyAndKnowsEachExtentsFirstPage) {
+  TestMap m(1000);
+  EXPECT_EQ(m->Allocate(1), ExtentMap::kNone);  // nothing added yet
+  m->Add(100, 500, 0);
+  const uint32_t a = m->Allocate(10);
+  const uint32_t b = m->Allocate(20);
+  ASSERT_NE(a, ExtentMap::kNone);
+  ASSERT_NE(b, ExtentMap::kNone);
+  EXPECT_GE(a, 100u);
+  EXPECT_LE(b + 20, 600u);
+  EXPECT_EQ(m->AllocatedLength(a), 10u);
+  EXPECT_EQ(m->AllocatedLength(b), 20u);
+  // Interior pages, free pages, pages never added, pages out of range: none
+  // is the start of a block.
+  EXPECT_EQ(m->AllocatedLength(a + 1), 0u);
+  EXPECT_EQ(m->AllocatedLength(a + 9), 0u);
+  EXPECT_EQ(m->AllocatedLength(b + 19), 0u);
+  EXPECT_EQ(m->AllocatedLength(50), 0u);
+  EXPECT_EQ(m->AllocatedLength(599), 0u);
+  EXPECT_EQ(m->AllocatedLength(5000), 0u);
+  EXPECT_EQ(m->allocated_pages(), 30u);
+  EXPECT_EQ(m->free_pages(), 470u);
+  EXPECT_EQ(m->Allocate(471), ExtentMap::kNone);
+  m->CheckInvariantsForTesting();
+  m->Free(a, 1);
+  EXPECT_EQ(m->AllocatedLength(a), 0u);  // a second free would be caught
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMap, FreedNeighboursCoalesceIntoOneExtent) {
+  TestMap m(64);
+  m->Add(0, 64, 0);
+  uint32_t block[4];
+  for (uint32_t& b : block) b = m->Allocate(16);
+  EXPECT_EQ(m->free_pages(), 0u);
+  // Freed in an order that merges left, right and both ways.
+  m->Free(block[1], 1);
+  m->Free(block[3], 2);
+  m->Free(block[2], 3);  // joins 1 and 3
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->Allocate(48), block[1]);  // one extent of 48
+  m->Free(block[1], 4);
+  m->Free(block[0], 5);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->Allocate(64), 0u);  // whole again
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMap, TracksWhichPagesMayHoldOldData) {
+  TestMap m(256);
+  m->Add(0, 256, 0);
+  uint32_t dirty = 99;
+  const uint32_t a = m->Allocate(100, &dirty);
+  EXPECT_EQ(dirty, 0u);  // added pages read zero
+  m->Free(a, 1);
+  EXPECT_EQ(m->dirty_pages(), 100u);
+  // Reused: the same pages, dirty; a split hands each part the smaller of
+  // its length and the whole's count.
+  const uint32_t b = m->Allocate(30, &dirty);
+  EXPECT_EQ(dirty, 30u);
+  EXPECT_EQ(m->dirty_pages(), 100u);  // the rest: min(226, 100)
+  m->CheckInvariantsForTesting();
+  m->Free(b, 2);
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMap, OfTwoExtentsOfOneBinTakesTheOneWithResidentPages) {
+  TestMap m(200);
+  m->Add(0, 200, 0);
+  const uint32_t a = m->Allocate(40);
+  const uint32_t fence1 = m->Allocate(1);
+  const uint32_t b = m->Allocate(40);
+  const uint32_t fence2 = m->Allocate(1);
+  ASSERT_NE(fence1, ExtentMap::kNone);
+  ASSERT_NE(fence2, ExtentMap::kNone);
+  m->Free(a, 1);
+  uint32_t start, length;
+  ASSERT_TRUE(m->BeginPurge(10, &start, &length));
+  EXPECT_EQ(start, a);
+  m->EndPurge(start, length, 2);  // a clean, in the bin first
+  m->Free(b, 3);                  // b dirty
+  // Both are 40 pages: b comes first.
+  uint32_t dirty;
+  EXPECT_EQ(m->Allocate(40, &dirty), b);
+  EXPECT_EQ(dirty, 40u);
+  EXPECT_EQ(m->Allocate(40, &dirty), a);
+  EXPECT_EQ(dirty, 0u);
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMap, PrefersAFitWithinItsOwnBinToSplittingABiggerExtent) {
+  TestMap m(4096);
+  m->Add(0, 4096, 0);
+  // Free extents of 1030 and 1140 pages, in one bin ([1024, 1152)); ask
+  // for 1100: not the first in the bin, and the bins above hold a bigger one.
+  const uint32_t a = m->Allocate(1030);
+  const uint32_t f1 = m->Allocate(1);
+  const uint32_t b = m->Allocate(1140);
+  const uint32_t f2 = m->Allocate(1);
+  const uint32_t big = m->Allocate(1500);
+  ASSERT_NE(f1, ExtentMap::kNone);
+  ASSERT_NE(f2, ExtentMap::kNone);
+  ASSERT_EQ(ExtentMap::BinOf(1030), ExtentMap::BinOf(1140));
+  ASSERT_EQ(ExtentMap::BinOf(1030), ExtentMap::BinOf(1100));
+  m->Free(b, 1);
+  m->Free(a, 2);  // in front of b: freed later
+  m->Free(big, 3);  // merges with the free tail: one big extent
+  EXPECT_EQ(m->Allocate(1100), b);
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMap, ResizeShrinksIntoAndGrowsFromTheFreeNeighbourOnly) {
+  TestMap m(100);
+  m->Add(0, 100, 0);
+  const uint32_t a = m->Allocate(10);
+  const uint32_t b = m->Allocate(10);
+  uint32_t dirty;
+  EXPECT_FALSE(m->Resize(a, 11, 1, &dirty));  // b is right after a
+  EXPECT_EQ(m->AllocatedLength(a), 10u);
+  EXPECT_TRUE(m->Resize(b, 50, 1, &dirty));  // into the free rest
+  EXPECT_EQ(dirty, 0u);
+  EXPECT_EQ(m->AllocatedLength(b), 50u);
+  EXPECT_TRUE(m->Resize(b, 20, 2));  // the tail freed, merged with the rest
+  EXPECT_EQ(m->AllocatedLength(b), 20u);
+  EXPECT_EQ(m->free_pages(), 70u);
+  EXPECT_EQ(m->dirty_pages(), 30u);
+  m->CheckInvariantsForTesting();
+  EXPECT_TRUE(m->Resize(b, 40, 3, &dirty));  // takes back the dirty tail
+  EXPECT_EQ(dirty, 20u);
+  EXPECT_FALSE(m->Resize(b, 91, 3));  // 50 free after it, 51 asked
+  EXPECT_TRUE(m->Resize(b, 90, 3));
+  EXPECT_EQ(m->free_pages(), 0u);
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMap, PurgesTheOldestDirtyExtentsAndNoneFreedLater) {
+  TestMap m(100);
+  m->Add(0, 100, 0);
+  uint32_t block[5];
+  for (uint32_t& b : block) b = m->Allocate(20);
+  m->Free(block[3], 10);
+  m->Free(block[1], 20);
+  m->CheckInvariantsForTesting();
+  uint32_t start, length;
+  EXPECT_FALSE(m->BeginPurge(5, &start, &length));  // none freed by 5
+  ASSERT_TRUE(m->BeginPurge(30, &start, &length));
+  EXPECT_EQ(start, block[3]);  // freed first
+  EXPECT_EQ(length, 20u);
+  // Being given back: its neighbours freed meanwhile do not merge with it,
+  // and it is no block.
+  m->Free(block[4], 40);
+  m->Free(block[2], 41);
+  EXPECT_EQ(m->AllocatedLength(start), 0u);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->free_pages(), 60u);  // 1, 2, 4; 3 out
+  m->EndPurge(start, length, 50);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->free_pages(), 80u);  // 1-4 merged
+  EXPECT_EQ(m->dirty_pages(), 60u);
+  // The merged extent kept the age of its newest dirty part (41), not 50:
+  // purged with a deadline of 45.
+  ASSERT_TRUE(m->BeginPurge(45, &start, &length));
+  EXPECT_EQ(start, block[1]);
+  EXPECT_EQ(length, 80u);
+  m->EndPurge(start, length, 60);
+  EXPECT_EQ(m->dirty_pages(), 0u);
+  EXPECT_FALSE(m->BeginPurge(1000, &start, &length));
+  uint32_t dirty;
+  EXPECT_EQ(m->Allocate(80, &dirty), block[1]);
+  EXPECT_EQ(dirty, 0u);
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMapDeathTest, FreeingAPageThatStartsNoBlockAborts) {
+  TestMap m(64);
+  m->Add(0, 64, 0);
+  const uint32_t a = m->Allocate(8);
+  EXPECT_DEATH(m->Free(a + 1, 1), "");
+  m->Free(a, 1);
+  EXPECT_DEATH(m->Free(a, 2), "");  // twice
+}
+
+// Random operations against a model that owns every page: no two blocks
+// overlap, every block has the length it was given, the invariants hold
+// after each step, and once all is freed the added pages are whole again.
+TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
+  constexpr uint32_t kPages = 20000;
+  TestMap m(kPages);
+  std::mt19937 rng(27);
+  std::vector<int> owner(kPages, -1);  // block id per page, -1: free
+  std::map<uint32_t, uint32_t> blocks;  // start -> length
+  uint32_t added = 0, now = 0;
+  const auto check_block = [&](uint32_t start, uint32_t length) {
+    for (uint32_t p = start; p < start + length; p++) {
+      ASSERT_LT(p, added);
+      ASSERT_EQ(owner[p], -1) << "page " << p << " handed out twice";
+      owner[p] = static_cast<int>(start);
+    }
+  };
+  for (int step = 0; step < 20000; step++) {
+    now++;
+    const int op = static_cast<int>(rng() % 100);
+    if (added < kPages && (op < 2 || added == 0)) {
+      const uint32_t n = std::min<uint32_t>(kPages - added, 1 + rng() % 3000);
+      m->Add(added, n, now);
+      added += n;
+    } else if (op < 50) {
+      const uint32_t n = rng() % 4 == 0 ? 1 + rng() % 2000 : 1 + rng() % 64;
+      uint32_t dirty;
+      const uint32_t s = m->Allocate(n, &dirty);
+      if (s != ExtentMap::kNone) {
+        ASSERT_LE(dirty, n);
+        check_block(s, n);
+        blocks[s] = n;
+      }
+    } else if (op < 85 && !blocks.empty()) {
+      auto it = blocks.begin();
+      std::advance(it, rng() % blocks.size());
+      ASSERT_EQ(m->AllocatedLength(it->first), it->second);
+      for (uint32_t p = it->first; p < it->first + it->second; p++) owner[p] = -1;
+      m->Free(it->first, now);
+      blocks.erase(it);
+    } else if (op < 95 && !blocks.empty()) {
+      auto it = blocks.begin();
+      std::advance(it, rng() % blocks.size());
+      const uint32_t n = 1 + rng() % (2 * it->second + 8);
+      const uint32_t old = it->second;
+      if (m->Resize(it->first, n, now)) {
+        for (uint32_t p = it->first; p < it->first + old; p++) owner[p] = -1;
+        check_block(it->first, n);
+        it->second = n;
+      } else {
+        ASSERT_GT(n, old);
+        ASSERT_EQ(m->AllocatedLength(it->first), old);
+      }
+    } else {
+      uint32_t start, length;
+      if (m->BeginPurge(now - rng() % 50, &start, &length)) {
+        for (uint32_t p = start; p < start + length; p++) ASSERT_EQ(owner[p], -1);
+        m->EndPurge(start, length, now);
+      }
+    }
+    if (step % 97 == 0) {
+      m->CheckInvariantsForTesting();
+      for (uint32_t p = 0; p < added; p++) {
+        const bool starts = owner[p] != -1 && (p == 0 || owner[p - 1] != owner[p]) &&
+                            static_cast<uint32_t>(owner[p]) == p;
+        ASSERT_EQ(m->AllocatedLength(p) != 0, starts) << p;
+      }
+    }
+  }
+  m->CheckInvariantsForTesting();
+  uint64_t live = 0;
+  for (const auto& [start, length] : blocks) live += length;
+  EXPECT_EQ(m->allocated_pages(), live);
+  EXPECT_EQ(m->free_pages(), added - live);
+  for (const auto& [start, length] : blocks) m->Free(start, ++now);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->Allocate(added), 0u);  // one extent again
+}
+
+}  // namespace
+}  // namespace hakmem
