@@ -103,6 +103,9 @@ ABSL_FLAG(std::optional<int64_t>, superslab_retain_mb, std::nullopt,
 ABSL_FLAG(std::optional<int64_t>, large_cache_max_mb, std::nullopt,
           "hakmem: HAKMEM_LARGE_CACHE_MAX_MB of its children (unset: "
           "hakmem's default).");
+ABSL_FLAG(std::optional<int64_t>, large_extents, std::nullopt,
+          "hakmem: HAKMEM_LARGE_EXTENTS of its children (unset: hakmem's "
+          "default).");
 ABSL_FLAG(std::string, hakmem_so, "",
           "Path of libhakmem.so (default: //hakmem:libhakmem.so from the "
           "runfiles).");
@@ -289,6 +292,7 @@ bool ResolveHakmemEnv(Options* options, std::string* error) {
        hakmem::Option::kLargeCacheMaxMb},
       {"superslab_retain_mb", absl::GetFlag(FLAGS_superslab_retain_mb),
        hakmem::Option::kSuperslabRetainMb},
+      {"large_extents", absl::GetFlag(FLAGS_large_extents), hakmem::Option::kLargeExtents},
   };
   for (const auto& knob : knobs) {
     if (!knob.value.has_value()) continue;

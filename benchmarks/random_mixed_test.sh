@@ -173,9 +173,17 @@ test_flags() {
   expect_grep "${TMP}/knob_resident.err" '^  madvise calls: [1-9]'
   run_json knobs_both "${knob_lane[@]}" --superslab_max_cached=0 --superslab_ttl_sec=0
   expect_grep "${TMP}/knobs_both.err" '^  superslabs evicted: [1-9]'
-  # Large blocks: the default cache keeps some; a 0 MiB cache none.
-  local large_lane=(--allocator=hakmem --min_size=300000 --max_size=400000 --print_child_stats)
+  # Large blocks: up to 16 MiB, in the extent heap's chunks; with it off,
+  # regions of their own, of which the default cache keeps some, a 0 MiB
+  # cache none.
+  local extent_lane=(--allocator=hakmem --min_size=300000 --max_size=400000 --print_child_stats)
+  run_json large_extents "${extent_lane[@]}"
+  expect_grep "${TMP}/large_extents.err" '^  extent chunks: [1-9]'
+  expect_grep "${TMP}/large_extents.err" '^  large blocks cached: 0$'
+  local large_lane=("${extent_lane[@]}" --large_extents=0)
   run_json large_default "${large_lane[@]}"
+  expect_grep "${TMP}/large_default.err" 'HAKMEM_LARGE_EXTENTS=0 '
+  expect_grep "${TMP}/large_default.err" '^  extent chunks: 0$'
   expect_grep "${TMP}/large_default.err" '^  large blocks cached: [1-9]'
   run_json large_zero "${large_lane[@]}" --large_cache_max_mb=0
   expect_grep "${TMP}/large_zero.err" 'HAKMEM_LARGE_CACHE_MAX_MB=0 '
@@ -310,10 +318,10 @@ test_syscalls() {
   check "${TMP}/sys.json" 'all(r["syscalls"]["process"]["mmap"] > 0 for r in lane["results"])'
   check "${TMP}/sys.json" 'all(r["syscalls"]["in_loop"][k] <= r["syscalls"]["process"][k] for r in lane["results"] for k in r["syscalls"]["process"])'
   # A loop that must map: hakmem with no large-block cache maps and unmaps
-  # every block above 4 MiB (smaller ones are carved from address space
-  # mapped ahead); the in-loop counts must see it.
+  # every block above 16 MiB (smaller ones come from the extent heap's
+  # chunks); the in-loop counts must see it.
   run big --iters=2000 --reps=1 --json_out="${TMP}/big.json" --svg_out=none \
-    --allocator=hakmem --min_size=5000000 --max_size=6000000 --large_cache_max_mb=0
+    --allocator=hakmem --min_size=17000000 --max_size=18000000 --large_cache_max_mb=0
   check "${TMP}/big.json" 'row("hakmem")["syscalls"]["in_loop"]["mmap"] >= 500 and row("hakmem")["syscalls"]["in_loop"]["munmap"] >= 500'
   check "${TMP}/big.json" 'row("floor")["syscalls"]["in_loop"]["mmap"] == 0'
 }

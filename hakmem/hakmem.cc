@@ -19,6 +19,7 @@
 
 #include "hakmem/alloc_inline.h"
 #include "hakmem/config.h"
+#include "hakmem/large/extent_heap.h"
 #include "hakmem/large/large.h"
 #include "hakmem/registry/registry.h"
 #include "hakmem/superslab/superslab.h"
@@ -50,8 +51,16 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero =
     errno = ENOMEM;
     return nullptr;
   }
-  void* p = LargeAlloc(size, alignment, zeroed, wants_zero);
-  if (p == nullptr && OnOutOfMemory()) p = LargeAlloc(size, alignment, zeroed, wants_zero);
+  // Up to 16 MiB, from the extent heap, where freed blocks coalesce; else
+  // (or if it can't map a chunk) a region of its own.
+  const auto alloc = [=] {
+    if (ExtentHeapServes(size, alignment)) {
+      if (void* p = ExtentAlloc(size, zeroed, wants_zero)) return p;
+    }
+    return LargeAlloc(size, alignment, zeroed, wants_zero);
+  };
+  void* p = alloc();
+  if (p == nullptr && OnOutOfMemory()) p = alloc();
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
@@ -64,6 +73,7 @@ size_t CheckedUsableSize(RegionHeader* region, const void* p,
     LargeCheckPointer(large, p, operation);
     return LargeUsableSize(large);
   }
+  if (region->kind == RegionKind::kExtents) return ExtentCheckedUsableSize(region, p, operation);
   TinyCheckLiveBlock(p, operation);
   return SlabInfoOf(p)->block_size;
 }
@@ -85,6 +95,9 @@ void FreeSlow(void* p) {
   if (region->kind == RegionKind::kLarge) {
     LargeFree(reinterpret_cast<LargeHeader*>(region), p);
     TinyUpkeep();
+  } else if (region->kind == RegionKind::kExtents) {
+    ExtentFree(region, p);
+    TinyUpkeep();
   } else {
     TinyFreeSlow(p);
   }
@@ -100,7 +113,7 @@ void FreeSizedSlow(void* p, size_t size, size_t alignment) {
   // (AlignedAllocSlow): for an over-aligned block, from its size and
   // alignment. (Before session 21 an over-aligned block took any size up
   // to its usable size: a 1000 B block deleted as 16 B was silent, F17.)
-  const bool large = region->kind == RegionKind::kLarge;
+  const bool large = region->kind != RegionKind::kSuperSlab;
   bool fits;
   if (alignment > 16 && (alignment & (alignment - 1)) == 0) {
     const int c = size <= kMaxSmallSize ? AlignedSizeToClass(size, alignment) : -1;
@@ -205,6 +218,11 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
         errno = saved_errno;
         return moved;
       }
+    }
+  } else if (region->kind == RegionKind::kExtents) {
+    if (size > kMaxSmallSize && ExtentResizeInPlace(region, p, size)) {
+      errno = saved_errno;
+      return p;
     }
   } else if (size <= usable && size > usable / 2) {
     return p;
@@ -346,6 +364,13 @@ void GetStats(Stats* stats) {
   stats->large_cache_misses = large.cache.misses;
   stats->large_evicted = large.cache.evicted;
   stats->large_cached_resident_bytes = large.cache.resident_bytes;
+  const ExtentHeapStats extents = GetExtentHeapStats();
+  stats->large_live += extents.live;
+  stats->large_live_bytes += extents.live_bytes;
+  stats->extent_chunks = extents.chunks;
+  stats->extent_free_bytes = extents.free_bytes;
+  stats->extent_dirty_bytes = extents.dirty_bytes;
+  stats->extent_purged_bytes = extents.purged_bytes;
   platform::LockMutex(&g_tiny_stats_lock);
   TinyStats& tiny = g_tiny_stats;
   GetTinyStats(&tiny);
@@ -414,6 +439,10 @@ void PrintStats() {
       {"large cache misses", stats.large_cache_misses},
       {"large blocks evicted", stats.large_evicted},
       {"large cache resident bytes", stats.large_cached_resident_bytes},
+      {"extent chunks", stats.extent_chunks},
+      {"extent free bytes", stats.extent_free_bytes},
+      {"extent free bytes perhaps resident", stats.extent_dirty_bytes},
+      {"extent bytes given back", stats.extent_purged_bytes},
       {"thread heaps created", stats.heaps_created},
       {"thread heaps pooled", stats.heaps_pooled},
       {"thread heaps leaked by fork", stats.heaps_leaked_by_fork},

@@ -18,6 +18,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem/config.h"
+#include "hakmem/large/extent_heap.h"
 #include "hakmem/large/large.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
@@ -311,6 +312,7 @@ TEST(HakmemTest, MapHintsStartAtARandomPlace) {
 }
 
 TEST(HakmemTest, ABigBufferThatCannotGrowInPlaceMovesItsPages) {
+  ScopedExtentHeapOff regions_only;
   Trim();  // no cached region to grow into (see the next test)
   ScopedLargeReserveOff mapped_alone;  // the address space after it is free
   char* p = static_cast<char*>(Malloc(size_t{1} << 20));
@@ -518,6 +520,7 @@ TEST(HakmemTest, ABufferGrownByHalvesOverAndOverGrowsIntoResidentMemory) {
 // in a region bigger than it asked for (from the cache, above) would
 // otherwise give its tail back on its next, slightly bigger, size.
 TEST(HakmemTest, ABlockGrowingWithinItsMappingKeepsIt) {
+  ScopedExtentHeapOff regions_only;
   CacheOneResidentRegion(size_t{1} << 20);
   char* p = MallocFilled(400 << 10, 2);
   ASSERT_NE(p, nullptr);
@@ -660,6 +663,7 @@ void FreeLargeBlocksBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
 }
 
 TEST(HakmemTest, FreedLargeBlocksDecayWhileOnlySmallAllocationsFollow) {
+  ScopedExtentHeapOff regions_only;
   Trim();
   ASSERT_TRUE(SetSuperslabDecayMs(50));
   ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget());
@@ -684,6 +688,7 @@ TEST(HakmemTest, FreedLargeBlocksDecayWhileOnlySmallAllocationsFollow) {
 // shared): freed large blocks beyond its resident budget (64 MiB) give
 // their pages back when it is set, not at a later call.
 TEST(HakmemTest, ADecayOfZeroGivesBackFreedLargeBlocksPagesAtOnce) {
+  ScopedExtentHeapOff regions_only;
   Trim();
   ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget());
   ASSERT_TRUE(SetSuperslabDecayMs(0));
@@ -691,6 +696,88 @@ TEST(HakmemTest, ADecayOfZeroGivesBackFreedLargeBlocksPagesAtOnce) {
   GetStats(&stats);
   EXPECT_LE(stats.large_cached_resident_bytes, uint64_t{64} << 20);
   ASSERT_TRUE(SetSuperslabDecayMs(1000));
+  Trim();
+}
+
+void FillAndFreeSuperSlabs();
+
+// The extent heap's free pages follow the same budget, decay and TTL: 100
+// blocks of 1 MiB written and freed (with the clock stopped) leave 100 MiB
+// free and dirty, beyond the budget (twice the peak live, at most 64 MiB).
+void FreeExtentsBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
+  hakmem_test::StoppedClock clock;
+  Stats before;
+  GetStats(&before);
+  std::vector<char*> blocks;
+  for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += size) {
+    char* p = static_cast<char*>(Malloc(size));
+    ASSERT_NE(p, nullptr);
+    ASSERT_EQ(registry::Lookup(p)->kind, RegionKind::kExtents);
+    memset(p, 1, size);
+    blocks.push_back(p);
+  }
+  for (char* p : blocks) Free(p);
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GT(stats.extent_dirty_bytes, uint64_t{64} << 20);
+  ASSERT_EQ(stats.extent_purged_bytes, before.extent_purged_bytes);
+}
+
+TEST(HakmemTest, FreedExtentsDecayWhileOnlySmallAllocationsFollow) {
+  Trim();
+  ASSERT_TRUE(SetSuperslabDecayMs(50));
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t purged = stats.extent_purged_bytes;
+  const uint64_t until = platform::NowNs() + 400 * 1000 * 1000;
+  std::vector<void*> small;
+  while (platform::NowNs() < until) {
+    for (int i = 0; i < 1000; i++) small.push_back(Malloc(64));
+    for (void* p : small) Free(p);
+    small.clear();
+    usleep(1000);
+  }
+  GetStats(&stats);
+  EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20);
+  EXPECT_GT(stats.extent_purged_bytes, purged);
+  ASSERT_TRUE(SetSuperslabDecayMs(1000));
+  Trim();
+}
+
+TEST(HakmemTest, ADecayOfZeroGivesBackFreedExtentsPagesAtOnce) {
+  Trim();
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  ASSERT_TRUE(SetSuperslabDecayMs(0));
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20);
+  // And with no decay, a free beyond the budget gives back at once.
+  {
+    hakmem_test::StoppedClock clock;
+    std::vector<char*> blocks;
+    for (int i = 0; i < 100; i++) {
+      blocks.push_back(static_cast<char*>(Malloc(size_t{1} << 20)));
+      memset(blocks.back(), 1, size_t{1} << 20);
+    }
+    for (char* p : blocks) Free(p);
+    GetStats(&stats);
+    EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20);
+  }
+  ASSERT_TRUE(SetSuperslabDecayMs(1000));
+  Trim();
+}
+
+// F45 for the extent heap: small blocks about to fault fresh pages in take
+// its dirty pages beyond the budget first.
+TEST(HakmemTest, AFreshSuperSlabGivesBackTheExtentHeapsPagesBeyondItsBudget) {
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
+  FillAndFreeSuperSlabs();
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20);
   Trim();
 }
 
@@ -978,6 +1065,7 @@ TEST(HakmemDeathTest, ACopyOfABlockFreedTwiceFlushedAfterItsSuperSlabWasEvictedI
 // (Blocks of 3 MiB: a region of one 2 MiB slot would be lent to the
 // SuperSlab layer instead, see below.)
 TEST(HakmemTest, AFreshSuperSlabGivesBackTheLargeCachesPagesBeyondItsBudget) {
+  ScopedExtentHeapOff regions_only;
   Trim();
   hakmem_test::StoppedClock clock;  // no decay meanwhile
   ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget(size_t{3} << 20));
@@ -1019,6 +1107,7 @@ TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudg
 // hands those out again within the decay time) stops them for a while:
 // phases that alternate quickly would fault every page in again.
 TEST(HakmemTest, ARegrettedGiveBackStopsGiveBacksForAWhile) {
+  ScopedExtentHeapOff regions_only;
   Trim();
   hakmem_test::StoppedClock clock;
   ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());

@@ -20,6 +20,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem/hakmem.h"
+#include "hakmem/large/extent_heap.h"
 #include "hakmem/large/large.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
@@ -87,6 +88,7 @@ class LargeRegistryTest : public ::testing::Test {
   void SetUp() override { Trim(); }
   // Every region mapped alone: these tests need the kernel to place the
   // other region in address space one of ours just gave up.
+  ScopedExtentHeapOff regions_only_;  // these tests are about regions
   ScopedLargeReserveOff mapped_alone_;
 };
 

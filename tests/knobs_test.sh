@@ -30,13 +30,13 @@ expect() {  # expect <description> <value> <op> <bound>
 for v in preload linked; do
   echo "== $v"
   run "$v"
-  default_cached=$(stat "superslabs cached"); default_large=$(stat "large blocks cached")
-  echo "defaults: superslabs cached $default_cached, large blocks cached $default_large"
+  default_cached=$(stat "superslabs cached"); default_dirty=$(stat "extent free bytes perhaps resident")
+  echo "defaults: superslabs cached $default_cached, extent free bytes perhaps resident $default_dirty"
   # Control: with the defaults (512 MiB / 256 SuperSlabs / 64 MiB of large
-  # blocks) the freed memory stays cached, so the limits below are what
+  # blocks) the freed memory stays cached (resident), so the limits below are what
   # makes the difference.
   expect "$v default superslabs cached" "$default_cached" -gt 16
-  expect "$v default large blocks cached" "$default_large" -gt 8
+  expect "$v default extent free bytes perhaps resident" "$default_dirty" -gt $((8 << 20))
 
   run "$v" HAKMEM_SUPERSLAB_MAX_MEMORY_MB=16
   expect "$v MAX_MEMORY_MB=16 superslabs cached" "$(stat "superslabs cached")" -le 8
@@ -61,7 +61,19 @@ for v in preload linked; do
   expect "$v RETAIN_MB=0 superslabs retained" "$(stat "superslabs retained (address space only)")" -eq 0
   expect "$v RETAIN_MB=0 munmap calls" "$(stat "munmap calls")" -ge 16
 
+  # The extent heap (the 1 MiB blocks' default home) keeps at most
+  # LARGE_CACHE_MAX_MB of freed pages resident.
+  expect "$v default extent chunks" "$(stat "extent chunks")" -ge 1
   run "$v" HAKMEM_LARGE_CACHE_MAX_MB=8
+  expect "$v LARGE_CACHE_MAX_MB=8 extent free bytes perhaps resident" \
+    "$(stat "extent free bytes perhaps resident")" -le $((8 << 20))
+  expect "$v LARGE_CACHE_MAX_MB=8 extent bytes given back" "$(stat "extent bytes given back")" -ge 1
+  # With it off, each block has a region of its own, which the large cache
+  # keeps, within the same limit.
+  run "$v" HAKMEM_LARGE_EXTENTS=0
+  expect "$v LARGE_EXTENTS=0 extent chunks" "$(stat "extent chunks")" -eq 0
+  expect "$v LARGE_EXTENTS=0 large blocks cached" "$(stat "large blocks cached")" -gt 8
+  run "$v" HAKMEM_LARGE_EXTENTS=0 HAKMEM_LARGE_CACHE_MAX_MB=8
   expect "$v LARGE_CACHE_MAX_MB=8 large blocks cached" "$(stat "large blocks cached")" -le 8
   expect "$v LARGE_CACHE_MAX_MB=8 large blocks evicted" "$(stat "large blocks evicted")" -ge 1
 

@@ -193,7 +193,7 @@ uint32_t ExtentMap::TakeFront(uint32_t start, uint32_t length) {
   return Min(length, r.dirty);
 }
 
-uint32_t ExtentMap::Allocate(uint32_t length, uint32_t* dirty) {
+uint32_t ExtentMap::FindFit(uint32_t length, uint32_t* extent_dirty, bool prefer_clean) const {
   if (length == 0) return kNone;
   // Within its own bin first (lengths up to 1/8 apart): an extent there
   // that fits leaves the least behind. Bounded: a long bin of extents just
@@ -214,11 +214,26 @@ uint32_t ExtentMap::Allocate(uint32_t length, uint32_t* dirty) {
   if (start == kNone) {
     const int bin = fitting < kBins ? FirstNonEmptyBin(fitting) : -1;
     if (bin < 0) return kNone;
-    start = bin_head_[bin];
+    start = prefer_clean ? bin_tail_[bin] : bin_head_[bin];
   }
+  *extent_dirty = records_[start].dirty;
+  return start;
+}
+
+uint32_t ExtentMap::AllocateAt(uint32_t start, uint32_t length) {
+  const PageRecord& r = records_[start];
+  if (r.kind != kFree || !(r.edges & kFirstPage) || r.length < length || length == 0) Broken();
   const uint32_t taken_dirty = TakeFront(start, length);
   MarkExtent(start, length, kAllocated);
   allocated_pages_ += length;
+  return taken_dirty;
+}
+
+uint32_t ExtentMap::Allocate(uint32_t length, uint32_t* dirty) {
+  uint32_t extent_dirty;
+  const uint32_t start = FindFit(length, &extent_dirty);
+  if (start == kNone) return kNone;
+  const uint32_t taken_dirty = AllocateAt(start, length);
   if (dirty != nullptr) *dirty = taken_dirty;
   return start;
 }
@@ -229,6 +244,18 @@ void ExtentMap::Free(uint32_t start, uint32_t now_ms) {
   ClearEdges(start, length);
   allocated_pages_ -= length;
   Release(start, length, length, now_ms);
+}
+
+bool ExtentMap::InsideAllocated(uint32_t page) const {
+  if (page >= pages_) return false;
+  // Interior pages' records are zero: the first record at or before `page`
+  // is its extent's first page, or its last (then `page` is that last page).
+  uint32_t at = page;
+  while (at > 0 && records_[at].kind == 0) at--;
+  const PageRecord& r = records_[at];
+  if (r.kind != kAllocated) return false;
+  if (at == page) return !(r.edges & kFirstPage);
+  return (r.edges & kFirstPage) && page < at + r.length;
 }
 
 bool ExtentMap::Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_t* dirty) {
@@ -268,11 +295,17 @@ bool ExtentMap::BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* leng
   return true;
 }
 
-void ExtentMap::EndPurge(uint32_t start, uint32_t length, uint32_t now_ms) {
+void ExtentMap::EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool given_back) {
   const PageRecord& r = records_[start];
   if (r.kind != kPurging || r.length != length || !(r.edges & kFirstPage)) Broken();
   ClearEdges(start, length);
-  Release(start, length, 0, now_ms);
+  Release(start, length, given_back ? 0 : length, now_ms);
+}
+
+bool ExtentMap::OldestDirty(uint32_t* freed_ms) const {
+  if (age_head_ == kNone) return false;
+  *freed_ms = records_[age_head_].freed_ms;
+  return true;
 }
 
 void ExtentMap::CheckInvariantsForTesting() const {

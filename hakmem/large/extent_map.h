@@ -90,10 +90,22 @@ class ExtentMap {
   // kNone if no free extent is long enough. `*dirty` (if given): how many
   // of its pages may hold old data (0: all read zero).
   uint32_t Allocate(uint32_t length, uint32_t* dirty = nullptr);
+  // Allocate in two steps, for a caller choosing among several maps: the
+  // free extent Allocate would split (kNone if none) and its dirty pages;
+  // then the allocation of `length` pages at its front (returns how many
+  // may hold old data).
+  // `prefer_clean`: within a bin, an extent without dirty pages first
+  // (calloc: pages that read zero need no clearing).
+  uint32_t FindFit(uint32_t length, uint32_t* extent_dirty, bool prefer_clean = false) const;
+  uint32_t AllocateAt(uint32_t start, uint32_t length);
 
   // The length of the allocated extent whose first page is `page`, else 0
   // (an interior page, a free one, one out of range).
   uint32_t AllocatedLength(uint32_t page) const;
+
+  // Whether `page` lies inside an allocated extent without starting it (an
+  // interior pointer, for the report). O(length of that extent).
+  bool InsideAllocated(uint32_t page) const;
 
   // Frees the allocated extent at `start` (AllocatedLength(start) != 0),
   // all of its pages counted dirty, merged with its free neighbours.
@@ -111,7 +123,11 @@ class ExtentMap {
   // while the caller gives its pages back, outside its lock if it likes),
   // its first page and length returned. EndPurge puts it back, clean.
   bool BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length);
-  void EndPurge(uint32_t start, uint32_t length, uint32_t now_ms);
+  // `given_back` false: the kernel kept the pages (locked memory), which
+  // come back dirty, freed now.
+  void EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool given_back = true);
+  // When the oldest free extent with dirty pages was freed; false if none.
+  bool OldestDirty(uint32_t* freed_ms) const;
 
   uint32_t pages() const { return pages_; }
   uint64_t free_pages() const { return free_pages_; }

@@ -32,9 +32,13 @@ TEST(ExtentMapBins, EveryLengthFallsInTheBinThatBoundsIt) {
     const int bin = ExtentMap::BinOf(length);
     ASSERT_LT(bin, ExtentMap::kBins) << length;
     ASSERT_LE(ExtentMap::BinLowerBound(bin), length) << length;
-    if (bin + 1 < ExtentMap::kBins) ASSERT_GT(ExtentMap::BinLowerBound(bin + 1), length);
+    if (bin + 1 < ExtentMap::kBins) {
+      ASSERT_GT(ExtentMap::BinLowerBound(bin + 1), length);
+    }
     const int fitting = ExtentMap::FirstFittingBin(length);
-    if (fitting < ExtentMap::kBins) ASSERT_GE(ExtentMap::BinLowerBound(fitting), length);
+    if (fitting < ExtentMap::kBins) {
+      ASSERT_GE(ExtentMap::BinLowerBound(fitting), length);
+    }
     ASSERT_LE(fitting - bin, 1);
   }
   // A bin's lengths are at most 1/8 apart above the exact bins.
@@ -64,6 +68,12 @@ TEST(ExtentMap, AllocatesFromAddedPagesOnlyAndKnowsEachExtentsFirstPage) {
   EXPECT_EQ(m->AllocatedLength(50), 0u);
   EXPECT_EQ(m->AllocatedLength(599), 0u);
   EXPECT_EQ(m->AllocatedLength(5000), 0u);
+  EXPECT_TRUE(m->InsideAllocated(a + 1));
+  EXPECT_TRUE(m->InsideAllocated(a + 9));
+  EXPECT_TRUE(m->InsideAllocated(b + 19));
+  EXPECT_FALSE(m->InsideAllocated(a));
+  EXPECT_FALSE(m->InsideAllocated(599));  // free
+  EXPECT_FALSE(m->InsideAllocated(50));   // never added
   EXPECT_EQ(m->allocated_pages(), 30u);
   EXPECT_EQ(m->free_pages(), 470u);
   EXPECT_EQ(m->Allocate(471), ExtentMap::kNone);

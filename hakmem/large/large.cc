@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "hakmem/config.h"
+#include "hakmem/large/extent_heap.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
 #include "hakmem/superslab/superslab.h"
@@ -510,13 +511,23 @@ LargeStats GetLargeStats() {
                     g_live_bytes.load(std::memory_order_relaxed), g_cache.GetStats()};
 }
 
-void LargeCacheEnforceLimits() { g_cache.EnforceLimits(); }
-void LargeCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
-void LargeCacheGiveBackForSuperSlabs() { g_cache.GiveBackForAnotherLayer(); }
+void LargeCacheEnforceLimits() {
+  g_cache.EnforceLimits();
+  ExtentHeapEnforceLimits();
+}
+void LargeCacheMaybeEnforceLimits(uint64_t now) {
+  g_cache.MaybeEnforceLimits(now);
+  ExtentHeapMaybePurge(now);
+}
+void LargeCacheGiveBackForSuperSlabs() {
+  g_cache.GiveBackForAnotherLayer();
+  ExtentHeapGiveBackForSuperSlabs();
+}
 
 void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();
   ReleaseReserve();
+  ExtentHeapReleaseAll();
 }
 void ResetLargeLivePeakForTesting() {
   g_live_bytes_peak.store(g_live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -529,8 +540,10 @@ void SetLargeReserveForTesting(bool enabled) {
 void LargeLockForFork() {
   g_cache.LockForFork();
   platform::LockMutex(&g_reserve_lock);
+  ExtentHeapLockForFork();
 }
 void LargeUnlockAfterFork(bool in_child) {
+  ExtentHeapUnlockAfterFork(in_child);
   if (in_child) {
     pthread_mutex_init(&g_reserve_lock, nullptr);
     g_cache.ResetLockInChild();

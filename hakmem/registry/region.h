@@ -8,6 +8,8 @@
 //               SuperSlab, holding blocks of one size class.
 //  - Block:     what malloc returns.
 //  - Large:     a region holding one block too big for a slab (hakmem/large).
+//  - Extents:   a 64 MiB region holding large blocks at page granularity,
+//               split and coalesced (hakmem/large/extent_heap.h).
 //  - Registry:  one byte per 2 MiB of address space, non-zero while a
 //               region is mapped; it decides "is this pointer ours" in O(1)
 //               without touching the pointer's memory (registry.h).
@@ -27,7 +29,7 @@ constexpr uintptr_t kRegionMask = kRegionAlign - 1;
 // path, so a corrupted registry can't make us trust foreign memory.
 constexpr uint64_t kRegionMagic = 0x48414b4d454d5353ull;  // "HAKMEMSS"
 
-enum class RegionKind : uint16_t { kSuperSlab = 1, kLarge = 2 };
+enum class RegionKind : uint16_t { kSuperSlab = 1, kLarge = 2, kExtents = 3 };
 
 struct RegionHeader {
   uint64_t magic;

@@ -52,6 +52,9 @@ constexpr uint64_t kDirectorySlots = kRegionSlots >> kLeafBits;
 // only a slot that starts a region has slab records.)
 constexpr uint8_t kTagNone = 0;
 constexpr uint8_t kTagLarge = kRegionShift + 1;
+// A chunk of the extent heap (hakmem/large/extent_heap.h): large blocks
+// at page granularity; its header page's slab records stay zero too.
+constexpr uint8_t kTagExtents = kRegionShift + 2;
 constexpr uint8_t kTagContinued = 0x80;
 
 // True for the tag of a region's first slot (not none, not a continuation).

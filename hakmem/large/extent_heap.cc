@@ -1,0 +1,358 @@
+#include "hakmem/large/extent_heap.h"
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include <atomic>
+
+#include "hakmem/config.h"
+#include "hakmem/large/extent_map.h"
+#include "hakmem/platform.h"
+#include "hakmem/registry/registry.h"
+#include "hakmem/superslab/superslab.h"
+
+namespace hakmem {
+namespace {
+
+constexpr size_t kPage = platform::kPageSize;
+constexpr uint32_t kChunkPages = static_cast<uint32_t>(kExtentChunkBytes / kPage);
+// Page records: 32 bytes for every page of the chunk, from its second page.
+constexpr uint32_t kRecordPages = static_cast<uint32_t>(kChunkPages * sizeof(PageRecord) / kPage);
+constexpr uint32_t kFirstBlockPage = 1 + kRecordPages;
+constexpr uint32_t kBlockPages = kChunkPages - kFirstBlockPage;
+static_assert(kExtentMaxBlockBytes / kPage <= kBlockPages, "a chunk holds the biggest block");
+
+struct ExtentChunk {
+  RegionHeader region;
+  // The free fast path reads a slab record here for a pointer in the
+  // chunk's first 2 MiB (SlabInfoOf): zero, unowned, as in a large header.
+  char slab_records_left_zero[kSlabsOffset - sizeof(RegionHeader)];
+  ExtentMap map;
+};
+static_assert(offsetof(ExtentChunk, slab_records_left_zero) <= kSlabInfosOffset &&
+                  offsetof(ExtentChunk, map) >= kSlabsOffset,
+              "the chunk's map must leave the slab-record area zero");
+static_assert(sizeof(ExtentChunk) <= kPage, "a chunk's header fits its first page");
+
+// 256 GiB of chunks at most; past that, large blocks get regions.
+constexpr uint32_t kMaxChunks = 4096;
+
+pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+ExtentChunk* g_chunks[kMaxChunks];  // under g_lock, the first g_chunk_count
+uint32_t g_chunk_count = 0;
+uint64_t g_live = 0, g_live_pages = 0, g_live_pages_peak = 0, g_purged_pages = 0;
+bool g_discard_refused = false;  // locked memory: purging keeps nothing back
+std::atomic<uint64_t> g_next_purge_ns{0};
+constexpr uint64_t kPurgeIntervalNs = 100 * 1000 * 1000;
+
+uint32_t Ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1000000); }
+bool Later(uint32_t a_ms, uint32_t b_ms) { return static_cast<int32_t>(a_ms - b_ms) > 0; }
+
+char* PageAddress(const ExtentChunk* c, uint32_t page) {
+  return reinterpret_cast<char*>(const_cast<ExtentChunk*>(c)) + size_t{page} * kPage;
+}
+
+// A new chunk, mapped and registered, all of its block pages free; or
+// nullptr. Outside the lock.
+ExtentChunk* MapChunk() {
+  void* mem = platform::MapAhead(kExtentChunkBytes, kExtentChunkBytes);
+  if (mem == nullptr) return nullptr;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(mem);
+  ExtentChunk* c = static_cast<ExtentChunk*>(mem);
+  c->region.magic = kRegionMagic;
+  c->region.kind = RegionKind::kExtents;
+  c->region.mapped_size = kExtentChunkBytes;
+  c->map.Init(reinterpret_cast<PageRecord*>(PageAddress(c, 1)), kChunkPages);
+  c->map.Add(kFirstBlockPage, kBlockPages, Ms(platform::NowNs()));
+  if (!registry::Register(base, registry::kTagExtents, kExtentChunkBytes)) {
+    platform::Unmap(mem, kExtentChunkBytes);
+    return nullptr;
+  }
+  return c;
+}
+
+void UnmapChunk(ExtentChunk* c) {
+  c->region.magic = 0;
+  registry::Unregister(reinterpret_cast<uintptr_t>(c), kExtentChunkBytes);
+  platform::Unmap(c, kExtentChunkBytes);
+}
+
+// Of the free extents' dirty pages, how many may stay resident: twice the
+// most pages ever live here, 16 to 64 MiB (as the large cache's resident
+// budget, large.cc), and the hard cap, HAKMEM_LARGE_CACHE_MAX_MB, beyond
+// which none waits for the decay. Lock held.
+uint64_t HardCapPages() { return (GetOption(Option::kLargeCacheMaxMb) << 20) / kPage; }
+uint64_t ResidentBudgetPagesLocked() {
+  constexpr uint64_t kMin = (uint64_t{16} << 20) / kPage, kMax = (uint64_t{64} << 20) / kPage;
+  uint64_t budget = 2 * g_live_pages_peak;
+  budget = budget < kMin ? kMin : budget > kMax ? kMax : budget;
+  const uint64_t cap = HardCapPages();
+  return budget < cap ? budget : cap;
+}
+uint64_t DirtyPagesLocked() {
+  uint64_t dirty = 0;
+  for (uint32_t i = 0; i < g_chunk_count; i++) dirty += g_chunks[i]->map.dirty_pages();
+  return dirty;
+}
+
+enum class Purge {
+  kDue,           // beyond the budget after the decay, the rest after the TTL
+  kBeyondBudget,  // beyond the budget now (for the other layer), no more
+  kAll,           // everything now (a trim)
+};
+
+// Gives back the pages of the oldest free extent with dirty pages if
+// `how` says it is due (beyond the hard cap, always). True if it gave one
+// back.
+bool PurgeOne(uint64_t now_ns, Purge how) {
+  platform::LockMutex(&g_lock);
+  if (g_discard_refused) {
+    platform::UnlockMutex(&g_lock);
+    return false;
+  }
+  const uint32_t now = Ms(now_ns);
+  ExtentChunk* oldest = nullptr;
+  uint32_t oldest_ms = 0;
+  for (uint32_t i = 0; i < g_chunk_count; i++) {
+    uint32_t ms;
+    if (g_chunks[i]->map.OldestDirty(&ms) && (oldest == nullptr || Later(oldest_ms, ms))) {
+      oldest = g_chunks[i];
+      oldest_ms = ms;
+    }
+  }
+  const uint64_t dirty = DirtyPagesLocked();
+  uint64_t wait_ms;
+  if (how == Purge::kAll || dirty > HardCapPages()) {
+    wait_ms = 0;
+  } else if (dirty > ResidentBudgetPagesLocked()) {
+    wait_ms = how == Purge::kBeyondBudget ? 0 : GetOption(Option::kSuperslabDecayMs);
+  } else if (how == Purge::kDue) {
+    wait_ms = GetOption(Option::kSuperslabTtlSec) * 1000;
+  } else {
+    oldest = nullptr;  // within the budget: nothing to do now
+    wait_ms = 0;
+  }
+  if (wait_ms > (uint64_t{1} << 30)) wait_ms = uint64_t{1} << 30;
+  const uint32_t due = now - static_cast<uint32_t>(wait_ms);
+  uint32_t start, length;
+  if (oldest == nullptr || !oldest->map.BeginPurge(due, &start, &length)) {
+    platform::UnlockMutex(&g_lock);
+    return false;
+  }
+  platform::UnlockMutex(&g_lock);
+  const bool given_back = platform::DiscardPages(PageAddress(oldest, start), size_t{length} * kPage);
+  platform::LockMutex(&g_lock);
+  oldest->map.EndPurge(start, length, now, given_back);
+  if (given_back) {
+    g_purged_pages += length;
+  } else {
+    g_discard_refused = true;
+  }
+  platform::UnlockMutex(&g_lock);
+  return given_back;
+}
+
+void PurgeNow(uint64_t now, Purge how) {
+  while (PurgeOne(now, how)) {
+  }
+}
+
+// Chunk of a registered region of kind kExtents, and the page `p` starts;
+// reports a pointer that is not page-aligned (inside a block).
+uint32_t PageOf(const RegionHeader* region, const void* p, const char* operation) {
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(region);
+  if (offset % kPage != 0 || offset < size_t{kFirstBlockPage} * kPage) {
+    platform::ReportAndAbort(operation, p, "not the start of a block (interior pointer?)");
+  }
+  return static_cast<uint32_t>(offset / kPage);
+}
+
+// `p`, page-aligned in `c`, starts no live block: inside one, or freed.
+[[noreturn]] void ReportNotLive(const ExtentChunk* c, uint32_t page, const void* p,
+                                const char* operation) {
+  if (c->map.InsideAllocated(page)) {
+    platform::ReportAndAbort(operation, p, "not the start of a block (interior pointer?)");
+  }
+  platform::ReportAndAbort(operation, p, "large block is not allocated (double free?)");
+}
+
+}  // namespace
+
+bool ExtentHeapServes(size_t size, size_t alignment) {
+  return size <= kExtentMaxBlockBytes && alignment <= kPage &&
+         GetOption(Option::kLargeExtents) != 0 && !platform::MappingsScarce();
+}
+
+void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero) {
+  const uint32_t pages = static_cast<uint32_t>((size + kPage - 1) / kPage);
+  const uint64_t now = platform::NowNs();
+  ExtentHeapMaybePurge(now);
+  platform::LockMutex(&g_lock);
+  for (int attempt = 0;; attempt++) {
+    // The first chunk whose fit has resident pages, else the first fit (for
+    // calloc, the other way round: pages that read zero need no clearing,
+    // and pages the program never touches stay untouched).
+    ExtentChunk* chosen = nullptr;
+    uint32_t start = ExtentMap::kNone;
+    for (uint32_t i = 0; i < g_chunk_count; i++) {
+      uint32_t dirty;
+      const uint32_t s = g_chunks[i]->map.FindFit(pages, &dirty, wants_zero);
+      const bool preferred = (dirty != 0) != wants_zero;
+      if (s == ExtentMap::kNone || (chosen != nullptr && !preferred)) continue;
+      chosen = g_chunks[i];
+      start = s;
+      if (preferred) break;
+    }
+    if (chosen != nullptr) {
+      const uint32_t dirty = chosen->map.AllocateAt(start, pages);
+      g_live++;
+      g_live_pages += pages;
+      if (g_live_pages > g_live_pages_peak) g_live_pages_peak = g_live_pages;
+      platform::UnlockMutex(&g_lock);
+      *zeroed = dirty == 0;
+      // Pages to fault in: the small blocks' cache gives back what is
+      // beyond its budget first (tests/FINDINGS.md F44).
+      if (dirty < pages) SuperSlabCacheGiveBackForLargeBlocks();
+      return PageAddress(chosen, start);
+    }
+    if (attempt == 1 || g_chunk_count == kMaxChunks) break;
+    platform::UnlockMutex(&g_lock);
+    ExtentChunk* fresh = MapChunk();
+    if (fresh == nullptr) return nullptr;
+    platform::LockMutex(&g_lock);
+    if (g_chunk_count == kMaxChunks) {
+      platform::UnlockMutex(&g_lock);
+      UnmapChunk(fresh);
+      return nullptr;
+    }
+    g_chunks[g_chunk_count++] = fresh;
+  }
+  platform::UnlockMutex(&g_lock);
+  return nullptr;
+}
+
+size_t ExtentCheckedUsableSize(const RegionHeader* region, const void* p, const char* operation) {
+  const ExtentChunk* c = reinterpret_cast<const ExtentChunk*>(region);
+  const uint32_t page = PageOf(region, p, operation);
+  // Unlocked: a live block's records change only through its owner's own
+  // calls (free, realloc); a freed one's may be changing, and reads as
+  // not live or, racing a reuse, as the new block's (as glibc's chunk
+  // headers would).
+  const uint32_t length = c->map.AllocatedLength(page);
+  if (length == 0) ReportNotLive(c, page, p, operation);
+  return size_t{length} * kPage;
+}
+
+void ExtentFree(RegionHeader* region, void* p) {
+  ExtentChunk* c = reinterpret_cast<ExtentChunk*>(region);
+  const uint32_t page = PageOf(region, p, "free(): invalid pointer");
+  const uint64_t now = platform::NowNs();
+  platform::LockMutex(&g_lock);
+  const uint32_t length = c->map.AllocatedLength(page);
+  if (length == 0) ReportNotLive(c, page, p, "free(): invalid pointer");  // (holding the lock)
+  c->map.Free(page, Ms(now));
+  g_live--;
+  g_live_pages -= length;
+  // Beyond the hard cap, or the budget with no decay: given back now.
+  const uint64_t dirty = DirtyPagesLocked();
+  const bool now_due =
+      dirty > HardCapPages() ||
+      (dirty > ResidentBudgetPagesLocked() && GetOption(Option::kSuperslabDecayMs) == 0);
+  platform::UnlockMutex(&g_lock);
+  platform::NoteMemoryFreed();
+  if (now_due) {
+    PurgeNow(now, Purge::kDue);
+  } else {
+    ExtentHeapMaybePurge(now);
+  }
+}
+
+bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size) {
+  if (new_size > kExtentMaxBlockBytes) return false;
+  ExtentChunk* c = reinterpret_cast<ExtentChunk*>(region);
+  const uint32_t page = PageOf(region, p, "realloc(): invalid pointer");
+  const uint32_t pages = static_cast<uint32_t>((new_size + kPage - 1) / kPage);
+  const uint32_t now = Ms(platform::NowNs());
+  platform::LockMutex(&g_lock);
+  const uint32_t old = c->map.AllocatedLength(page);
+  if (old == 0) ReportNotLive(c, page, p, "realloc(): invalid pointer");  // (holding the lock)
+  bool done;
+  if (pages <= old) {
+    // As large blocks (LargeFitsAsIs): a tail of less than 64 KiB or a
+    // quarter stays.
+    const uint32_t spare = old - pages;
+    if (size_t{spare} * kPage >= (64 << 10) && spare >= old / 4) c->map.Resize(page, pages, now);
+    done = true;
+  } else {
+    // A quarter more if the free pages after it allow, else what it needs.
+    uint32_t target = old + old / 4;
+    const uint32_t most = static_cast<uint32_t>(kExtentMaxBlockBytes / kPage);
+    if (target > most) target = most;
+    if (target < pages) target = pages;
+    done = c->map.Resize(page, target, now) || (target != pages && c->map.Resize(page, pages, now));
+  }
+  if (done) {
+    g_live_pages = g_live_pages - old + c->map.AllocatedLength(page);
+    if (g_live_pages > g_live_pages_peak) g_live_pages_peak = g_live_pages;
+  }
+  platform::UnlockMutex(&g_lock);
+  return done;
+}
+
+void ExtentHeapMaybePurge(uint64_t now) {
+  if (now < g_next_purge_ns.load(std::memory_order_relaxed)) return;
+  g_next_purge_ns.store(now + kPurgeIntervalNs, std::memory_order_relaxed);
+  PurgeNow(now, Purge::kDue);
+}
+
+void ExtentHeapEnforceLimits() { PurgeNow(platform::NowNs(), Purge::kDue); }
+void ExtentHeapGiveBackForSuperSlabs() { PurgeNow(platform::NowNs(), Purge::kBeyondBudget); }
+
+void ExtentHeapReleaseAll() {
+  PurgeNow(platform::NowNs(), Purge::kAll);
+  // The chunks with no block and none being purged go, one at a time,
+  // unmapped outside the lock.
+  for (;;) {
+    ExtentChunk* empty = nullptr;
+    platform::LockMutex(&g_lock);
+    for (uint32_t i = 0; i < g_chunk_count; i++) {
+      if (g_chunks[i]->map.free_pages() == kBlockPages) {
+        empty = g_chunks[i];
+        g_chunks[i] = g_chunks[--g_chunk_count];
+        break;
+      }
+    }
+    platform::UnlockMutex(&g_lock);
+    if (empty == nullptr) return;
+    UnmapChunk(empty);
+  }
+}
+
+ExtentHeapStats GetExtentHeapStats() {
+  ExtentHeapStats stats{};
+  platform::LockMutex(&g_lock);
+  stats.chunks = g_chunk_count;
+  stats.live = g_live;
+  stats.live_bytes = g_live_pages * kPage;
+  for (uint32_t i = 0; i < g_chunk_count; i++) {
+    stats.free_bytes += g_chunks[i]->map.free_pages() * kPage;
+    stats.dirty_bytes += g_chunks[i]->map.dirty_pages() * kPage;
+  }
+  stats.purged_bytes = g_purged_pages * kPage;
+  platform::UnlockMutex(&g_lock);
+  return stats;
+}
+
+ScopedExtentHeapOff::ScopedExtentHeapOff() { SetOption(Option::kLargeExtents, 0); }
+ScopedExtentHeapOff::~ScopedExtentHeapOff() { SetOption(Option::kLargeExtents, 1); }
+
+void ExtentHeapLockForFork() { platform::LockMutex(&g_lock); }
+void ExtentHeapUnlockAfterFork(bool in_child) {
+  if (in_child) {
+    pthread_mutex_init(&g_lock, nullptr);
+  } else {
+    platform::UnlockMutex(&g_lock);
+  }
+}
+
+}  // namespace hakmem

@@ -1,0 +1,92 @@
+// The extent heap: large blocks up to kExtentMaxBlockBytes, page-granular,
+// in shared chunks where freed blocks coalesce (extent_map.h says why).
+//
+// A chunk is kExtentChunkBytes of address space aligned to its size,
+// registered as one region (kTagExtents, RegionKind::kExtents). Its first
+// page is its header (the region header, the slab-record area the free fast
+// path reads left zero, the chunk's ExtentMap); the map's page records
+// follow; the rest is blocks. A block is page-aligned, has no header of its
+// own and is as long as its extent: free() finds its chunk in the registry
+// and its page's record, which says in O(1) whether the pointer starts a
+// live block (an interior pointer, a second free and a foreign pointer are
+// reported, as for any block).
+//
+// Allocation takes the best fit among the chunks' free extents, one with
+// resident pages first, else maps a chunk. Freed pages stay resident
+// (dirty) within the large cache's kind of budget: beyond twice the most
+// bytes ever live in blocks here (16 to 64 MiB), the oldest free extents
+// give their pages back (madvise) once free for the decay time
+// (HAKMEM_SUPERSLAB_DECAY_MS); all of them after the TTL. Chunks stay mapped
+// (address space only once purged), except on a trim or an out-of-memory
+// retry, which unmap the chunks with no block.
+//
+// One lock guards every chunk: a large allocation's own cost is its pages
+// (faults, clearing, copying), far above a lock's. None where mappings are
+// scarce (an address-space limit, strict overcommit): 64 MiB of address
+// space a chunk; large blocks then get regions of their own (large.h).
+#ifndef HAKMEM_LARGE_EXTENT_HEAP_H_
+#define HAKMEM_LARGE_EXTENT_HEAP_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem/registry/region.h"
+
+namespace hakmem {
+
+constexpr size_t kExtentChunkBytes = size_t{64} << 20;
+constexpr size_t kExtentMaxBlockBytes = size_t{16} << 20;
+
+// Whether blocks of `size` bytes aligned to `alignment` come from here
+// (HAKMEM_LARGE_EXTENTS, up to kExtentMaxBlockBytes, up to a page's
+// alignment, mappings not scarce).
+bool ExtentHeapServes(size_t size, size_t alignment);
+// A block of at least `size` bytes (page-aligned), or nullptr (no chunk
+// could be mapped). `*zeroed`: whether all of it reads zero. `wants_zero`
+// (calloc): pages that read zero first.
+void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero = false);
+// The usable size of `p`, in the chunk `region`; reports misuse for
+// `operation` and aborts if `p` is not a live block's start.
+size_t ExtentCheckedUsableSize(const RegionHeader* region, const void* p, const char* operation);
+// Frees `p` (checked as above).
+void ExtentFree(RegionHeader* region, void* p);
+// Resizes the live block `p` in place to `new_size` bytes (a shrink keeps
+// its tail unless that frees at least 64 KiB and a quarter of it; a growth
+// takes a quarter more if the pages after it are free). False if it can't.
+bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size);
+
+// Gives back the pages of free extents as the budget, decay and TTL say
+// (beyond HAKMEM_LARGE_CACHE_MAX_MB at once); every 100 ms at most.
+void ExtentHeapMaybePurge(uint64_t now);
+// The same, not time-gated (a knob changed).
+void ExtentHeapEnforceLimits();
+// Gives back the pages beyond the budget now: the small blocks' layer is
+// about to fault pages in (tests/FINDINGS.md F45).
+void ExtentHeapGiveBackForSuperSlabs();
+// Gives back the pages of every free extent, and unmaps the chunks that
+// hold no block (a trim, an out-of-memory retry).
+void ExtentHeapReleaseAll();
+
+struct ExtentHeapStats {
+  uint64_t chunks;
+  uint64_t live;             // blocks allocated now
+  uint64_t live_bytes;       // their pages' bytes
+  uint64_t free_bytes;       // free extents' bytes
+  uint64_t dirty_bytes;      // of those, perhaps resident (an upper bound)
+  uint64_t purged_bytes;     // given back so far
+};
+ExtentHeapStats GetExtentHeapStats();
+
+// Tests of large regions (large.h): while one lives, blocks up to 16 MiB
+// get regions of their own too.
+struct ScopedExtentHeapOff {
+  ScopedExtentHeapOff();
+  ~ScopedExtentHeapOff();
+};
+
+void ExtentHeapLockForFork();
+void ExtentHeapUnlockAfterFork(bool in_child);
+
+}  // namespace hakmem
+
+#endif  // HAKMEM_LARGE_EXTENT_HEAP_H_
