@@ -121,11 +121,22 @@ bool PurgeOne(uint64_t now_ns, Purge how) {
     }
   }
   const uint64_t dirty = DirtyPagesLocked();
+  const uint64_t cap = HardCapPages(), budget = ResidentBudgetPagesLocked();
   uint64_t wait_ms;
-  if (how == Purge::kAll || dirty > HardCapPages()) {
+  // Beyond a limit, what exceeds it (at least 2 MiB: no crumbs).
+  uint64_t most = UINT32_MAX;
+  const auto excess = [dirty](uint64_t limit) {
+    const uint64_t over = dirty - limit;
+    return over > 512 ? over : 512;
+  };
+  if (how == Purge::kAll) {
     wait_ms = 0;
-  } else if (dirty > ResidentBudgetPagesLocked()) {
+  } else if (dirty > cap) {
+    wait_ms = 0;
+    most = excess(cap);
+  } else if (dirty > budget) {
     wait_ms = how == Purge::kBeyondBudget ? 0 : GetOption(Option::kSuperslabDecayMs);
+    most = excess(budget);
   } else if (how == Purge::kDue) {
     wait_ms = GetOption(Option::kSuperslabTtlSec) * 1000;
   } else {
@@ -135,7 +146,9 @@ bool PurgeOne(uint64_t now_ns, Purge how) {
   if (wait_ms > (uint64_t{1} << 30)) wait_ms = uint64_t{1} << 30;
   const uint32_t due = now - static_cast<uint32_t>(wait_ms);
   uint32_t start, length;
-  if (oldest == nullptr || !oldest->map.BeginPurge(due, &start, &length)) {
+  if (oldest == nullptr ||
+      !oldest->map.BeginPurge(due, &start, &length,
+                              static_cast<uint32_t>(most < UINT32_MAX ? most : UINT32_MAX))) {
     platform::UnlockMutex(&g_lock);
     return false;
   }

@@ -283,11 +283,15 @@ bool ExtentMap::Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_
   return true;
 }
 
-bool ExtentMap::BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length) {
+bool ExtentMap::BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length,
+                           uint32_t max_length) {
   const uint32_t oldest = age_head_;
-  if (oldest == kNone || Later(records_[oldest].freed_ms, freed_by_ms)) return false;
-  const uint32_t n = records_[oldest].length;
-  Unlink(oldest);
+  if (oldest == kNone || Later(records_[oldest].freed_ms, freed_by_ms) || max_length == 0) {
+    return false;
+  }
+  const PageRecord& r = records_[oldest];
+  const uint32_t n = r.dirty == r.length ? Min(r.length, max_length) : r.length;
+  TakeFront(oldest, n);
   // Neither free (no merge may take it) nor allocated (no free may).
   MarkExtent(oldest, n, kPurging);
   *start = oldest;

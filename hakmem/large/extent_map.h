@@ -121,8 +121,13 @@ class ExtentMap {
   // The free extent with dirty pages freed longest ago, if freed at or
   // before `freed_by_ms`: taken out of the bins (no allocation can take it
   // while the caller gives its pages back, outside its lock if it likes),
-  // its first page and length returned. EndPurge puts it back, clean.
-  bool BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length);
+  // its first page and length returned. EndPurge puts it back, clean. Of
+  // an extent all dirty, at most `max_length` pages (its front; the rest
+  // stays free, as old): a budget exceeded by a little gives back a little.
+  // (One partly dirty goes whole: which of its pages are dirty is not
+  // known, and a part might hold none of them.)
+  bool BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length,
+                  uint32_t max_length = UINT32_MAX);
   // `given_back` false: the kernel kept the pages (locked memory), which
   // come back dirty, freed now.
   void EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool given_back = true);

@@ -227,6 +227,37 @@ TEST(ExtentMap, PurgesTheOldestDirtyExtentsAndNoneFreedLater) {
   m->CheckInvariantsForTesting();
 }
 
+TEST(ExtentMap, APurgeOfAWhollyDirtyExtentTakesNoMoreThanAskedAndTheRestKeepsItsAge) {
+  TestMap m(1000);
+  m->Add(0, 1000, 0);
+  const uint32_t a = m->Allocate(300);
+  const uint32_t fence = m->Allocate(1);
+  const uint32_t b = m->Allocate(100);
+  const uint32_t fence2 = m->Allocate(1);
+  ASSERT_NE(fence, ExtentMap::kNone);
+  ASSERT_NE(fence2, ExtentMap::kNone);
+  m->Free(a, 10);
+  m->Free(b, 20);
+  uint32_t start, length;
+  ASSERT_TRUE(m->BeginPurge(30, &start, &length, 50));
+  EXPECT_EQ(start, a);
+  EXPECT_EQ(length, 50u);
+  EXPECT_EQ(m->dirty_pages(), 350u);  // a's other 250, b's 100
+  m->CheckInvariantsForTesting();
+  m->EndPurge(start, length, 40);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->dirty_pages(), 350u);
+  // a, whole again (50 clean + 250 dirty: partly dirty now), is still the
+  // oldest, and goes whole next time whatever the limit.
+  ASSERT_TRUE(m->BeginPurge(30, &start, &length, 50));
+  EXPECT_EQ(start, a);
+  EXPECT_EQ(length, 300u);
+  m->EndPurge(start, length, 50);
+  EXPECT_EQ(m->dirty_pages(), 100u);
+  EXPECT_FALSE(m->BeginPurge(15, &start, &length));  // b was freed at 20
+  m->CheckInvariantsForTesting();
+}
+
 TEST(ExtentMapDeathTest, FreeingAPageThatStartsNoBlockAborts) {
   TestMap m(64);
   m->Add(0, 64, 0);
@@ -291,7 +322,7 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
       }
     } else {
       uint32_t start, length;
-      if (m->BeginPurge(now - rng() % 50, &start, &length)) {
+      if (m->BeginPurge(now - rng() % 50, &start, &length, 1 + rng() % 500)) {
         for (uint32_t p = start; p < start + length; p++) ASSERT_EQ(owner[p], -1);
         m->EndPurge(start, length, now);
       }
@@ -302,6 +333,7 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
         const bool starts = owner[p] != -1 && (p == 0 || owner[p - 1] != owner[p]) &&
                             static_cast<uint32_t>(owner[p]) == p;
         ASSERT_EQ(m->AllocatedLength(p) != 0, starts) << p;
+        ASSERT_EQ(m->InsideAllocated(p), owner[p] != -1 && !starts) << p;
       }
     }
   }
