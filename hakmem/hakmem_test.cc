@@ -702,10 +702,10 @@ TEST(HakmemTest, ADecayOfZeroGivesBackFreedLargeBlocksPagesAtOnce) {
 void FillAndFreeSuperSlabs();
 
 // The extent heap's free pages follow the same budget, decay and TTL: 100
-// blocks of 1 MiB written and freed (with the clock stopped) leave 100 MiB
-// free and dirty, beyond the budget (twice the peak live, at most 64 MiB).
+// blocks of 1 MiB written and freed leave 100 MiB free and dirty, beyond
+// the budget (twice the peak live, at most 64 MiB). The caller stops the
+// clock (a decay could apply before the last free on a slow machine).
 void FreeExtentsBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
-  hakmem_test::StoppedClock clock;
   Stats before;
   GetStats(&before);
   std::vector<char*> blocks;
@@ -726,7 +726,10 @@ void FreeExtentsBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
 TEST(HakmemTest, FreedExtentsDecayWhileOnlySmallAllocationsFollow) {
   Trim();
   ASSERT_TRUE(SetSuperslabDecayMs(50));
-  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  {
+    hakmem_test::StoppedClock clock;
+    ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  }
   Stats stats;
   GetStats(&stats);
   const uint64_t purged = stats.extent_purged_bytes;
@@ -747,7 +750,10 @@ TEST(HakmemTest, FreedExtentsDecayWhileOnlySmallAllocationsFollow) {
 
 TEST(HakmemTest, ADecayOfZeroGivesBackFreedExtentsPagesAtOnce) {
   Trim();
-  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  {
+    hakmem_test::StoppedClock clock;
+    ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  }
   ASSERT_TRUE(SetSuperslabDecayMs(0));
   Stats stats;
   GetStats(&stats);
@@ -779,6 +785,65 @@ TEST(HakmemTest, AFreshSuperSlabGivesBackTheExtentHeapsPagesBeyondItsBudget) {
   GetStats(&stats);
   EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20);
   Trim();
+}
+
+// F49 for the extent heap: a give-back for the small blocks' layer whose
+// pages the program takes again within the decay time stops them for a
+// while, as the large cache's (ARegrettedGiveBackStopsGiveBacksForAWhile).
+TEST(HakmemTest, ARegrettedGiveBackOfExtentsStopsThemForAWhile) {
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  LargeCacheGiveBackForSuperSlabs();
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20) << "not given back";
+  // Taken again (a regret), and freed.
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+  LargeCacheGiveBackForSuperSlabs();
+  GetStats(&stats);
+  EXPECT_GT(stats.extent_dirty_bytes, uint64_t{64} << 20) << "given back right after a regret";
+  hakmem_test::StoppedClock::Advance((CrossGiveBacks::kFirstQuietDecays + 1) * 1000000000ull);
+  LargeCacheGiveBackForSuperSlabs();
+  GetStats(&stats);
+  EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20) << "not given back once quiet ended";
+  Trim();
+}
+
+// A block the program locked (mlock) and freed without unlocking it: madvise
+// refuses its pages; fresh pages mapped over them give them back, and the
+// other free extents still go back (a review: one refusal stopped every
+// give-back for good, a trim's too).
+TEST(HakmemTest, ALockedFreedExtentStopsNoGiveBack) {
+  Trim();
+  char* keeper = static_cast<char*>(Malloc(300 << 10));  // keeps the chunk mapped
+  char* locked = static_cast<char*>(Malloc(size_t{1} << 20));
+  ASSERT_NE(locked, nullptr);
+  memset(locked, 1, size_t{1} << 20);
+  if (mlock(locked, size_t{1} << 20) != 0) {
+    Free(locked);
+    Free(keeper);
+    GTEST_SKIP() << "mlock refused here";
+  }
+  Free(locked);
+  std::vector<char*> blocks;
+  for (int i = 0; i < 10; i++) {
+    blocks.push_back(static_cast<char*>(Malloc(size_t{5} << 20)));
+    memset(blocks.back(), 2, size_t{5} << 20);
+  }
+  for (char* p : blocks) Free(p);
+  Trim();
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_EQ(stats.extent_dirty_bytes, 0u);
+  // What reads zero is zero: a calloc over those pages clears nothing.
+  char* zeroed = static_cast<char*>(Calloc(1, size_t{8} << 20));
+  ASSERT_NE(zeroed, nullptr);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < (size_t{8} << 20); i += 512) nonzero += zeroed[i] != 0;
+  EXPECT_EQ(nonzero, 0u);
+  Free(zeroed);
+  Free(keeper);
 }
 
 // Blocks of the big classes (40-256 KiB) with the alignments only their

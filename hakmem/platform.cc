@@ -179,6 +179,20 @@ bool DiscardPages(void* p, size_t size) {
   return given_back;
 }
 
+bool ReplacePages(void* p, size_t size) {
+  g_mmap_calls.fetch_add(1, std::memory_order_relaxed);
+  const int saved = errno;
+  void* q = mmap(p, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  bool replaced = q == p;
+  if (replaced) {
+    g_madvise_calls.fetch_add(1, std::memory_order_relaxed);
+    madvise(p, size, MADV_NOHUGEPAGE);
+  }
+  errno = saved;
+  return replaced;
+}
+
 uint64_t AddressSpaceLimitBytes() {
   const int saved = errno;  // (a seccomp filter may refuse the call)
   uint64_t smallest = UINT64_MAX;

@@ -103,6 +103,10 @@ void Unmap(void* p, size_t size);
 // seccomp filter): the bytes stay as they were, so nothing may count on
 // zeros then.
 bool DiscardPages(void* p, size_t size);
+// Where DiscardPages was refused (pages the program locked and freed): maps
+// fresh pages over them (MAP_FIXED, no swap reserved, no huge pages), which
+// read zero and drop the lock. False if the kernel refused that too.
+bool ReplacePages(void* p, size_t size);
 // Whether the kernel accounts memory strictly (vm.overcommit_memory = 2),
 // where a private writable mapping is charged whole, touched or not. Read
 // once (no allocation), by ReadIdleMappingBudget at start-up.

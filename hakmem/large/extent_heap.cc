@@ -8,6 +8,7 @@
 #include "hakmem/config.h"
 #include "hakmem/large/extent_map.h"
 #include "hakmem/platform.h"
+#include "hakmem/registry/region_cache.h"
 #include "hakmem/registry/registry.h"
 #include "hakmem/superslab/superslab.h"
 
@@ -41,12 +42,27 @@ pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 ExtentChunk* g_chunks[kMaxChunks];  // under g_lock, the first g_chunk_count
 uint32_t g_chunk_count = 0;
 uint64_t g_live = 0, g_live_pages = 0, g_live_pages_peak = 0, g_purged_pages = 0;
-bool g_discard_refused = false;  // locked memory: purging keeps nothing back
+// Pages that neither madvise nor a fresh mapping over them could give back
+// (mlockall(MCL_FUTURE) with no memory to lock more): purges stop.
+bool g_purges_refused = false;
+// Purges under way (their extents out of the bins, outside the lock): a
+// fork child puts them back, dirty, as no thread of its own finishes them.
+struct PurgeInFlight {
+  ExtentChunk* chunk;  // nullptr: a free slot
+  uint32_t start, length;
+};
+constexpr int kMaxPurgesInFlight = 16;
+PurgeInFlight g_purges_in_flight[kMaxPurgesInFlight];
+// Pages given back and not yet taken again (an estimate: a take of clean
+// pages counts against it, whether they were given back or never used).
+uint64_t g_given_back_untaken = 0;
+CrossGiveBacks g_cross;  // give-backs for the small blocks' layer, and regrets
 std::atomic<uint64_t> g_next_purge_ns{0};
 constexpr uint64_t kPurgeIntervalNs = 100 * 1000 * 1000;
 
 uint32_t Ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1000000); }
-bool Later(uint32_t a_ms, uint32_t b_ms) { return static_cast<int32_t>(a_ms - b_ms) > 0; }
+// The maps' clock, read under the lock: their age lists stay in order.
+uint32_t NowMsLocked() { return Ms(platform::NowNs()); }
 
 char* PageAddress(const ExtentChunk* c, uint32_t page) {
   return reinterpret_cast<char*>(const_cast<ExtentChunk*>(c)) + size_t{page} * kPage;
@@ -104,20 +120,22 @@ enum class Purge {
 // Gives back the pages of the oldest free extent with dirty pages if
 // `how` says it is due (beyond the hard cap, always). True if it gave one
 // back.
-bool PurgeOne(uint64_t now_ns, Purge how) {
+bool PurgeOne(Purge how) {
   platform::LockMutex(&g_lock);
-  if (g_discard_refused) {
+  int slot = 0;
+  while (slot < kMaxPurgesInFlight && g_purges_in_flight[slot].chunk != nullptr) slot++;
+  if (g_purges_refused || slot == kMaxPurgesInFlight) {
     platform::UnlockMutex(&g_lock);
     return false;
   }
-  const uint32_t now = Ms(now_ns);
+  const uint32_t now = NowMsLocked();
   ExtentChunk* oldest = nullptr;
-  uint32_t oldest_ms = 0;
+  uint32_t oldest_age = 0;
   for (uint32_t i = 0; i < g_chunk_count; i++) {
-    uint32_t ms;
-    if (g_chunks[i]->map.OldestDirty(&ms) && (oldest == nullptr || Later(oldest_ms, ms))) {
+    uint32_t age;
+    if (g_chunks[i]->map.OldestDirtyAge(now, &age) && (oldest == nullptr || age > oldest_age)) {
       oldest = g_chunks[i];
-      oldest_ms = ms;
+      oldest_age = age;
     }
   }
   const uint64_t dirty = DirtyPagesLocked();
@@ -143,30 +161,35 @@ bool PurgeOne(uint64_t now_ns, Purge how) {
     oldest = nullptr;  // within the budget: nothing to do now
     wait_ms = 0;
   }
-  if (wait_ms > (uint64_t{1} << 30)) wait_ms = uint64_t{1} << 30;
-  const uint32_t due = now - static_cast<uint32_t>(wait_ms);
+  if (wait_ms > (uint64_t{1} << 31)) wait_ms = uint64_t{1} << 31;
   uint32_t start, length;
   if (oldest == nullptr ||
-      !oldest->map.BeginPurge(due, &start, &length,
+      !oldest->map.BeginPurge(now, static_cast<uint32_t>(wait_ms), &start, &length,
                               static_cast<uint32_t>(most < UINT32_MAX ? most : UINT32_MAX))) {
     platform::UnlockMutex(&g_lock);
     return false;
   }
+  g_purges_in_flight[slot] = PurgeInFlight{oldest, start, length};
   platform::UnlockMutex(&g_lock);
-  const bool given_back = platform::DiscardPages(PageAddress(oldest, start), size_t{length} * kPage);
+  // Refused (pages the program locked, then freed): fresh pages over them.
+  char* const at = PageAddress(oldest, start);
+  const size_t bytes = size_t{length} * kPage;
+  const bool given_back = platform::DiscardPages(at, bytes) || platform::ReplacePages(at, bytes);
   platform::LockMutex(&g_lock);
-  oldest->map.EndPurge(start, length, now, given_back);
+  g_purges_in_flight[slot].chunk = nullptr;
+  oldest->map.EndPurge(start, length, NowMsLocked(), given_back);
   if (given_back) {
     g_purged_pages += length;
+    g_given_back_untaken += length;
   } else {
-    g_discard_refused = true;
+    g_purges_refused = true;
   }
   platform::UnlockMutex(&g_lock);
   return given_back;
 }
 
-void PurgeNow(uint64_t now, Purge how) {
-  while (PurgeOne(now, how)) {
+void PurgeNow(Purge how) {
+  while (PurgeOne(how)) {
   }
 }
 
@@ -208,7 +231,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero) {
     ExtentChunk* chosen = nullptr;
     uint32_t start = ExtentMap::kNone;
     for (uint32_t i = 0; i < g_chunk_count; i++) {
-      uint32_t dirty;
+      uint32_t dirty = 0;
       const uint32_t s = g_chunks[i]->map.FindFit(pages, &dirty, wants_zero);
       const bool preferred = (dirty != 0) != wants_zero;
       if (s == ExtentMap::kNone || (chosen != nullptr && !preferred)) continue;
@@ -218,6 +241,12 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero) {
     }
     if (chosen != nullptr) {
       const uint32_t dirty = chosen->map.AllocateAt(start, pages);
+      if (dirty < pages && g_given_back_untaken != 0) {
+        // Perhaps pages given back for the other layer, taken again.
+        const uint64_t clean = pages - dirty;
+        g_given_back_untaken -= clean < g_given_back_untaken ? clean : g_given_back_untaken;
+        g_cross.NoteTakeOfGivenBack(now, GetOption(Option::kSuperslabDecayMs) * 1000000);
+      }
       g_live++;
       g_live_pages += pages;
       if (g_live_pages > g_live_pages_peak) g_live_pages_peak = g_live_pages;
@@ -263,7 +292,7 @@ void ExtentFree(RegionHeader* region, void* p) {
   platform::LockMutex(&g_lock);
   const uint32_t length = c->map.AllocatedLength(page);
   if (length == 0) ReportNotLive(c, page, p, "free(): invalid pointer");  // (holding the lock)
-  c->map.Free(page, Ms(now));
+  c->map.Free(page, NowMsLocked());
   g_live--;
   g_live_pages -= length;
   // Beyond the hard cap, or the budget with no decay: given back now.
@@ -274,7 +303,7 @@ void ExtentFree(RegionHeader* region, void* p) {
   platform::UnlockMutex(&g_lock);
   platform::NoteMemoryFreed();
   if (now_due) {
-    PurgeNow(now, Purge::kDue);
+    PurgeNow(Purge::kDue);
   } else {
     ExtentHeapMaybePurge(now);
   }
@@ -285,8 +314,8 @@ bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size) {
   ExtentChunk* c = reinterpret_cast<ExtentChunk*>(region);
   const uint32_t page = PageOf(region, p, "realloc(): invalid pointer");
   const uint32_t pages = static_cast<uint32_t>((new_size + kPage - 1) / kPage);
-  const uint32_t now = Ms(platform::NowNs());
   platform::LockMutex(&g_lock);
+  const uint32_t now = NowMsLocked();
   const uint32_t old = c->map.AllocatedLength(page);
   if (old == 0) ReportNotLive(c, page, p, "realloc(): invalid pointer");  // (holding the lock)
   bool done;
@@ -315,14 +344,27 @@ bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size) {
 void ExtentHeapMaybePurge(uint64_t now) {
   if (now < g_next_purge_ns.load(std::memory_order_relaxed)) return;
   g_next_purge_ns.store(now + kPurgeIntervalNs, std::memory_order_relaxed);
-  PurgeNow(now, Purge::kDue);
+  PurgeNow(Purge::kDue);
 }
 
-void ExtentHeapEnforceLimits() { PurgeNow(platform::NowNs(), Purge::kDue); }
-void ExtentHeapGiveBackForSuperSlabs() { PurgeNow(platform::NowNs(), Purge::kBeyondBudget); }
+void ExtentHeapEnforceLimits() { PurgeNow(Purge::kDue); }
+void ExtentHeapGiveBackForSuperSlabs() {
+  // Not while the program regrets such give-backs (as the large cache's,
+  // RegionCache::GiveBackForAnotherLayer: phases that alternate quickly).
+  const uint64_t now = platform::NowNs();
+  platform::LockMutex(&g_lock);
+  const bool may = DirtyPagesLocked() > ResidentBudgetPagesLocked() &&
+                   g_cross.MayGiveBack(now, GetOption(Option::kSuperslabDecayMs) * 1000000);
+  platform::UnlockMutex(&g_lock);
+  if (may) PurgeNow(Purge::kBeyondBudget);
+}
 
 void ExtentHeapReleaseAll() {
-  PurgeNow(platform::NowNs(), Purge::kAll);
+  PurgeNow(Purge::kAll);
+  platform::LockMutex(&g_lock);
+  g_cross.Forget();  // nothing left to regret
+  g_given_back_untaken = 0;
+  platform::UnlockMutex(&g_lock);
   // The chunks with no block and none being purged go, one at a time,
   // unmapped outside the lock.
   for (;;) {
@@ -363,6 +405,12 @@ void ExtentHeapLockForFork() { platform::LockMutex(&g_lock); }
 void ExtentHeapUnlockAfterFork(bool in_child) {
   if (in_child) {
     pthread_mutex_init(&g_lock, nullptr);
+    // The parent's purges under way: their pages as they were, dirty.
+    for (PurgeInFlight& purge : g_purges_in_flight) {
+      if (purge.chunk == nullptr) continue;
+      purge.chunk->map.EndPurge(purge.start, purge.length, NowMsLocked(), /*given_back=*/false);
+      purge.chunk = nullptr;
+    }
   } else {
     platform::UnlockMutex(&g_lock);
   }

@@ -61,7 +61,8 @@ void ExtentHeapMaybePurge(uint64_t now);
 // The same, not time-gated (a knob changed).
 void ExtentHeapEnforceLimits();
 // Gives back the pages beyond the budget now: the small blocks' layer is
-// about to fault pages in (tests/FINDINGS.md F45).
+// about to fault pages in (tests/FINDINGS.md F45); not for a while after
+// the program took such pages back within the decay time (F49).
 void ExtentHeapGiveBackForSuperSlabs();
 // Gives back the pages of every free extent, and unmaps the chunks that
 // hold no block (a trim, an out-of-memory retry).

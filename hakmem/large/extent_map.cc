@@ -283,10 +283,10 @@ bool ExtentMap::Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_
   return true;
 }
 
-bool ExtentMap::BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length,
-                           uint32_t max_length) {
+bool ExtentMap::BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start,
+                           uint32_t* length, uint32_t max_length) {
   const uint32_t oldest = age_head_;
-  if (oldest == kNone || Later(records_[oldest].freed_ms, freed_by_ms) || max_length == 0) {
+  if (oldest == kNone || now_ms - records_[oldest].freed_ms < wait_ms || max_length == 0) {
     return false;
   }
   const PageRecord& r = records_[oldest];
@@ -306,9 +306,9 @@ void ExtentMap::EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool 
   Release(start, length, given_back ? 0 : length, now_ms);
 }
 
-bool ExtentMap::OldestDirty(uint32_t* freed_ms) const {
+bool ExtentMap::OldestDirtyAge(uint32_t now_ms, uint32_t* age_ms) const {
   if (age_head_ == kNone) return false;
-  *freed_ms = records_[age_head_].freed_ms;
+  *age_ms = now_ms - records_[age_head_].freed_ms;
   return true;
 }
 

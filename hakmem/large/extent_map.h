@@ -118,21 +118,24 @@ class ExtentMap {
   // old data.
   bool Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_t* dirty = nullptr);
 
-  // The free extent with dirty pages freed longest ago, if freed at or
-  // before `freed_by_ms`: taken out of the bins (no allocation can take it
-  // while the caller gives its pages back, outside its lock if it likes),
-  // its first page and length returned. EndPurge puts it back, clean. Of
-  // an extent all dirty, at most `max_length` pages (its front; the rest
-  // stays free, as old): a budget exceeded by a little gives back a little.
-  // (One partly dirty goes whole: which of its pages are dirty is not
-  // known, and a part might hold none of them.)
-  bool BeginPurge(uint32_t freed_by_ms, uint32_t* start, uint32_t* length,
+  // The free extent with dirty pages freed longest ago, if it was freed at
+  // least `wait_ms` before `now_ms` (ages compare unsigned: one freed more
+  // than 49 days ago may look young once, never stuck in the future):
+  // taken out of the bins (no allocation can take it while the caller gives
+  // its pages back, outside its lock if it likes), its first page and
+  // length returned. EndPurge puts it back, clean. Of an extent all dirty,
+  // at most `max_length` pages (its front; the rest stays free, as old): a
+  // budget exceeded by a little gives back a little. (One partly dirty goes
+  // whole: which of its pages are dirty is not known, and a part might hold
+  // none of them.)
+  bool BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start, uint32_t* length,
                   uint32_t max_length = UINT32_MAX);
   // `given_back` false: the kernel kept the pages (locked memory), which
   // come back dirty, freed now.
   void EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool given_back = true);
-  // When the oldest free extent with dirty pages was freed; false if none.
-  bool OldestDirty(uint32_t* freed_ms) const;
+  // How long before `now_ms` the oldest free extent with dirty pages was
+  // freed; false if none.
+  bool OldestDirtyAge(uint32_t now_ms, uint32_t* age_ms) const;
 
   uint32_t pages() const { return pages_; }
   uint64_t free_pages() const { return free_pages_; }

@@ -131,7 +131,7 @@ TEST(ExtentMap, OfTwoExtentsOfOneBinTakesTheOneWithResidentPages) {
   ASSERT_NE(fence2, ExtentMap::kNone);
   m->Free(a, 1);
   uint32_t start, length;
-  ASSERT_TRUE(m->BeginPurge(10, &start, &length));
+  ASSERT_TRUE(m->BeginPurge(10, 0, &start, &length));
   EXPECT_EQ(start, a);
   m->EndPurge(start, length, 2);  // a clean, in the bin first
   m->Free(b, 3);                  // b dirty
@@ -198,8 +198,8 @@ TEST(ExtentMap, PurgesTheOldestDirtyExtentsAndNoneFreedLater) {
   m->Free(block[1], 20);
   m->CheckInvariantsForTesting();
   uint32_t start, length;
-  EXPECT_FALSE(m->BeginPurge(5, &start, &length));  // none freed by 5
-  ASSERT_TRUE(m->BeginPurge(30, &start, &length));
+  EXPECT_FALSE(m->BeginPurge(30, 25, &start, &length));  // none freed 25 before 30
+  ASSERT_TRUE(m->BeginPurge(30, 20, &start, &length));
   EXPECT_EQ(start, block[3]);  // freed first
   EXPECT_EQ(length, 20u);
   // Being given back: its neighbours freed meanwhile do not merge with it,
@@ -214,13 +214,14 @@ TEST(ExtentMap, PurgesTheOldestDirtyExtentsAndNoneFreedLater) {
   EXPECT_EQ(m->free_pages(), 80u);  // 1-4 merged
   EXPECT_EQ(m->dirty_pages(), 60u);
   // The merged extent kept the age of its newest dirty part (41), not 50:
-  // purged with a deadline of 45.
-  ASSERT_TRUE(m->BeginPurge(45, &start, &length));
+  // 4 ms old at 45.
+  EXPECT_FALSE(m->BeginPurge(45, 5, &start, &length));
+  ASSERT_TRUE(m->BeginPurge(45, 4, &start, &length));
   EXPECT_EQ(start, block[1]);
   EXPECT_EQ(length, 80u);
   m->EndPurge(start, length, 60);
   EXPECT_EQ(m->dirty_pages(), 0u);
-  EXPECT_FALSE(m->BeginPurge(1000, &start, &length));
+  EXPECT_FALSE(m->BeginPurge(1000, 0, &start, &length));
   uint32_t dirty;
   EXPECT_EQ(m->Allocate(80, &dirty), block[1]);
   EXPECT_EQ(dirty, 0u);
@@ -239,7 +240,7 @@ TEST(ExtentMap, APurgeOfAWhollyDirtyExtentTakesNoMoreThanAskedAndTheRestKeepsIts
   m->Free(a, 10);
   m->Free(b, 20);
   uint32_t start, length;
-  ASSERT_TRUE(m->BeginPurge(30, &start, &length, 50));
+  ASSERT_TRUE(m->BeginPurge(30, 0, &start, &length, 50));
   EXPECT_EQ(start, a);
   EXPECT_EQ(length, 50u);
   EXPECT_EQ(m->dirty_pages(), 350u);  // a's other 250, b's 100
@@ -249,12 +250,12 @@ TEST(ExtentMap, APurgeOfAWhollyDirtyExtentTakesNoMoreThanAskedAndTheRestKeepsIts
   EXPECT_EQ(m->dirty_pages(), 350u);
   // a, whole again (50 clean + 250 dirty: partly dirty now), is still the
   // oldest, and goes whole next time whatever the limit.
-  ASSERT_TRUE(m->BeginPurge(30, &start, &length, 50));
+  ASSERT_TRUE(m->BeginPurge(30, 0, &start, &length, 50));
   EXPECT_EQ(start, a);
   EXPECT_EQ(length, 300u);
   m->EndPurge(start, length, 50);
   EXPECT_EQ(m->dirty_pages(), 100u);
-  EXPECT_FALSE(m->BeginPurge(15, &start, &length));  // b was freed at 20
+  EXPECT_FALSE(m->BeginPurge(25, 6, &start, &length));  // b was freed at 20
   m->CheckInvariantsForTesting();
 }
 
@@ -322,7 +323,7 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
       }
     } else {
       uint32_t start, length;
-      if (m->BeginPurge(now - rng() % 50, &start, &length, 1 + rng() % 500)) {
+      if (m->BeginPurge(now, rng() % 50, &start, &length, 1 + rng() % 500)) {
         for (uint32_t p = start; p < start + length; p++) ASSERT_EQ(owner[p], -1);
         m->EndPurge(start, length, now);
       }

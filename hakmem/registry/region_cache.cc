@@ -138,7 +138,7 @@ RegionHeader* RegionCache::Take(size_t min_size, size_t max_size, bool* reads_ze
   platform::LockMutex(&lock_);
   RegionHeader* found = FindLocked(min_size, max_size, /*resident_only=*/false, shape);
   if (found != nullptr && found->discarded == kPagesGivenBack) {
-    NoteGivenBackTakeLocked(limits.decay_ns);
+    cross_.NoteTakeOfGivenBack(platform::NowNs(), limits.decay_ns);
   }
   if (found != nullptr) {
     if (reads_zero != nullptr) *reads_zero = found->discarded == kPagesGivenBack;
@@ -179,23 +179,21 @@ void RegionCache::ApplyResidentBudgetNow() {
   DiscardDecayed(limits, platform::NowNs());
 }
 
-void RegionCache::NoteGivenBackTakeLocked(uint64_t decay_ns) {
-  if (cross_last_ns_ == 0) return;
-  const uint64_t now = platform::NowNs();
-  if (now - cross_last_ns_ < decay_ns) {
-    const uint64_t most = kMaxCrossQuietDecays * decay_ns;
-    cross_quiet_ns_ = cross_quiet_ns_ == 0 ? kFirstCrossQuietDecays * decay_ns
-                                           : std::min(2 * cross_quiet_ns_, most);
-    cross_quiet_until_ns_ = now + cross_quiet_ns_;
+void CrossGiveBacks::NoteTakeOfGivenBack(uint64_t now, uint64_t decay_ns) {
+  if (last_ns_ == 0) return;
+  if (now - last_ns_ < decay_ns) {
+    const uint64_t most = kMaxQuietDecays * decay_ns;
+    quiet_ns_ = quiet_ns_ == 0 ? kFirstQuietDecays * decay_ns : std::min(2 * quiet_ns_, most);
+    quiet_until_ns_ = now + quiet_ns_;
   }
-  cross_last_ns_ = 0;
+  last_ns_ = 0;
 }
 
-bool RegionCache::MayGiveBackLocked(uint64_t now, uint64_t decay_ns) {
-  if (now < cross_quiet_until_ns_) return false;
+bool CrossGiveBacks::MayGiveBack(uint64_t now, uint64_t decay_ns) {
+  if (now < quiet_until_ns_) return false;
   // The last one went unregretted for the whole decay time.
-  if (cross_last_ns_ != 0 && now - cross_last_ns_ >= decay_ns) cross_quiet_ns_ /= 2;
-  cross_last_ns_ = now;
+  if (last_ns_ != 0 && now - last_ns_ >= decay_ns) quiet_ns_ /= 2;
+  last_ns_ = now;
   return true;
 }
 
@@ -204,7 +202,7 @@ void RegionCache::GiveBackForAnotherLayer() {
   if (ResidentBytes() <= limits.max_resident_bytes) return;
   const uint64_t now = platform::NowNs();
   platform::LockMutex(&lock_);
-  const bool may = MayGiveBackLocked(now, limits.decay_ns);
+  const bool may = cross_.MayGiveBack(now, limits.decay_ns);
   platform::UnlockMutex(&lock_);
   if (!may) return;
   limits.decay_ns = 0;
@@ -403,7 +401,7 @@ void RegionCache::ReleaseAll() {
   CollectEvictions(limits_(), 0, /*everything=*/true, &evicted);
   // Nothing cached is left to regret moving across (a trim, or memory
   // running out).
-  cross_last_ns_ = cross_quiet_until_ns_ = cross_quiet_ns_ = 0;
+  cross_.Forget();
   platform::UnlockMutex(&lock_);
   ReleaseList(evicted);
   platform::UnlockMutex(&release_all_lock_);

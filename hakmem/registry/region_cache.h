@@ -51,6 +51,30 @@ struct RegionCacheStats {
   uint64_t evicted;     // regions unmapped by an eviction rule or a trim
 };
 
+// Give-backs of a cache's resident pages for another layer (see
+// RegionCache::GiveBackForAnotherLayer), and the program's regrets of them:
+// when the last one was made (0: none since the last regret), until when
+// none is, and how long the next regret keeps them off. Under its owner's
+// lock.
+class CrossGiveBacks {
+ public:
+  // Whether a give-back may be made at `now`; if so, notes it.
+  bool MayGiveBack(uint64_t now, uint64_t decay_ns);
+  // A take at `now` of pages given back: a regret if a give-back came
+  // within `decay_ns` before it.
+  void NoteTakeOfGivenBack(uint64_t now, uint64_t decay_ns);
+  // Nothing is left to regret (a trim, memory running out).
+  void Forget() { last_ns_ = quiet_until_ns_ = quiet_ns_ = 0; }
+
+  static constexpr uint64_t kFirstQuietDecays = 16;
+  static constexpr uint64_t kMaxQuietDecays = 64;
+
+ private:
+  uint64_t last_ns_ = 0;
+  uint64_t quiet_until_ns_ = 0;
+  uint64_t quiet_ns_ = 0;
+};
+
 class RegionCache {
  public:
   using LimitsFn = RegionCacheLimits (*)();
@@ -112,8 +136,7 @@ class RegionCache {
   // 200-290 MB at 0, 1.2 and 3.4 s: +24-45% CPU time for 0-8% less peak, a
   // helper's hunt.)
   void GiveBackForAnotherLayer();
-  static constexpr uint64_t kFirstCrossQuietDecays = 16;
-  static constexpr uint64_t kMaxCrossQuietDecays = 64;
+  static constexpr uint64_t kFirstCrossQuietDecays = CrossGiveBacks::kFirstQuietDecays;
   uint64_t ResidentBytes() const { return __atomic_load_n(&resident_, __ATOMIC_RELAXED); }
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
   // enough (one coarse clock read) for every allocation slow path, so the
@@ -169,12 +192,6 @@ class RegionCache {
                            size_t accept_arg = 0);
   // Counts a take (hit or miss) for adaptive sizing.
   void CountTakeLocked();
-  // A take that found pages given back: a regret if a give-back for
-  // another layer came within `decay_ns` before it.
-  void NoteGivenBackTakeLocked(uint64_t decay_ns);
-  // Whether a give-back for another layer may be made at `now`; if so,
-  // notes it.
-  bool MayGiveBackLocked(uint64_t now, uint64_t decay_ns);
   // Takes `found` out of the cache, counting a hit.
   void ClaimLocked(RegionHeader* found);
   // Whether `region`, while cached, is on its shape's list: resident ones
@@ -222,12 +239,7 @@ class RegionCache {
   uint64_t misses_ = 0;
   // Takes in a row that found nothing (see Take).
   uint32_t misses_in_a_row_ = 0;
-  // Give-backs for another layer (see GiveBackForAnotherLayer): when the
-  // last one was made (0: none since the last regret), until when none is,
-  // and how long the next regret keeps them off.
-  uint64_t cross_last_ns_ = 0;
-  uint64_t cross_quiet_until_ns_ = 0;
-  uint64_t cross_quiet_ns_ = 0;
+  CrossGiveBacks cross_;  // give-backs for another layer
   uint64_t evicted_ = 0;
   uint64_t next_check_ns_ = 0;  // atomic access
   // Demand history: regions taken per second, a ring ending at demand_pos_.
