@@ -227,7 +227,19 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   } else if (size <= usable && size > usable / 2) {
     return p;
   }
-  void* q = internal::MallocInline(size);
+  // A block that must move to grow, into the extent heap, goes where free
+  // pages follow it (ExtentAlloc's `to_grow`), so that it grows on in place
+  // and is not copied at every step (300 buffers grown by realloc, up to
+  // 512 KB at a time to 4 MB, in random order: 5.0 -> 4.0 s, 485 -> 586
+  // MB; python growing bytearrays with +=: 6.4 -> 4.8 s, 650 -> 769 MB).
+  // (The large regions it replaces grew by mremap, with no copy: 2.7 s, 731
+  // MB and 2.8 s, 840 MB there; glibc 8.5 s, 461 MB and 7.3 s, 556 MB.)
+  void* q = nullptr;
+  bool zeroed;
+  if (size > usable && size > kMaxSmallSize && ExtentHeapServes(size, 16)) {
+    q = ExtentAlloc(size, &zeroed, false, /*to_grow=*/true);
+  }
+  if (q == nullptr) q = internal::MallocInline(size);
   if (q == nullptr) {
     // Out of memory: a block that shrinks stays as it is (it fits; glibc's
     // realloc never fails a shrink either); one that grows is untouched.

@@ -810,6 +810,32 @@ TEST(HakmemTest, ARegrettedGiveBackOfExtentsStopsThemForAWhile) {
   Trim();
 }
 
+// A block realloc must move to grow goes where free pages follow it, not
+// into the tightest hole: it then grows on in place rather than being
+// copied at every step.
+TEST(HakmemTest, ABlockMovedToGrowLandsWhereItCanGrowOn) {
+  Trim();
+  constexpr size_t kPage = 4096;
+  char* a = static_cast<char*>(Malloc(256 * kPage));
+  char* b = static_cast<char*>(Malloc(256 * kPage));     // a can't grow in place
+  char* hole = static_cast<char*>(Malloc(300 * kPage));  // a's next size exactly
+  char* fence = static_cast<char*>(Malloc(256 * kPage));
+  ASSERT_EQ(registry::Lookup(a)->kind, RegionKind::kExtents);
+  ASSERT_EQ(b, a + 256 * kPage) << "a fresh chunk fills from its front";
+  ASSERT_EQ(hole, b + 256 * kPage);
+  ASSERT_EQ(fence, hole + 300 * kPage);
+  Free(hole);
+  memset(a, 7, 256 * kPage);
+  char* moved = static_cast<char*>(Realloc(a, 300 * kPage));
+  ASSERT_NE(moved, a);
+  EXPECT_NE(moved, hole) << "moved into the tightest hole, where it cannot grow";
+  EXPECT_EQ(Realloc(moved, 400 * kPage), moved) << "could not grow on in place";
+  EXPECT_EQ(moved[256 * kPage - 1], 7);
+  Free(moved);
+  Free(b);
+  Free(fence);
+}
+
 // A block the program locked (mlock) and freed without unlocking it: madvise
 // refuses its pages; fresh pages mapped over them give them back, and the
 // other free extents still go back (a review: one refusal stopped every

@@ -219,8 +219,13 @@ bool ExtentHeapServes(size_t size, size_t alignment) {
          GetOption(Option::kLargeExtents) != 0 && !platform::MappingsScarce();
 }
 
-void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero) {
+void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow) {
   const uint32_t pages = static_cast<uint32_t>((size + kPage - 1) / kPage);
+  // Room to grow: the fit for half as many pages again, of which it takes
+  // the front. (Twice as many: 300 buffers grown by realloc in random
+  // order, 4.0 s and 666 MB, half again 4.0 s and 586 MB; none 5.0 s and
+  // 485 MB, every move a copy; glibc 8.5 s and 461 MB, mimalloc 6.3, 516.)
+  const uint32_t fit_pages = to_grow && pages <= kBlockPages / 2 ? pages + pages / 2 : pages;
   const uint64_t now = platform::NowNs();
   ExtentHeapMaybePurge(now);
   platform::LockMutex(&g_lock);
@@ -230,14 +235,17 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero) {
     // and pages the program never touches stay untouched).
     ExtentChunk* chosen = nullptr;
     uint32_t start = ExtentMap::kNone;
-    for (uint32_t i = 0; i < g_chunk_count; i++) {
-      uint32_t dirty = 0;
-      const uint32_t s = g_chunks[i]->map.FindFit(pages, &dirty, wants_zero);
-      const bool preferred = (dirty != 0) != wants_zero;
-      if (s == ExtentMap::kNone || (chosen != nullptr && !preferred)) continue;
-      chosen = g_chunks[i];
-      start = s;
-      if (preferred) break;
+    for (uint32_t want = fit_pages;; want = pages) {
+      for (uint32_t i = 0; i < g_chunk_count; i++) {
+        uint32_t dirty = 0;
+        const uint32_t s = g_chunks[i]->map.FindFit(want, &dirty, wants_zero);
+        const bool preferred = (dirty != 0) != wants_zero;
+        if (s == ExtentMap::kNone || (chosen != nullptr && !preferred)) continue;
+        chosen = g_chunks[i];
+        start = s;
+        if (preferred) break;
+      }
+      if (chosen != nullptr || want == pages) break;
     }
     if (chosen != nullptr) {
       const uint32_t dirty = chosen->map.AllocateAt(start, pages);

@@ -43,8 +43,10 @@ constexpr size_t kExtentMaxBlockBytes = size_t{16} << 20;
 bool ExtentHeapServes(size_t size, size_t alignment);
 // A block of at least `size` bytes (page-aligned), or nullptr (no chunk
 // could be mapped). `*zeroed`: whether all of it reads zero. `wants_zero`
-// (calloc): pages that read zero first.
-void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero = false);
+// (calloc): pages that read zero first. `to_grow` (a block realloc moves
+// to grow it): where half as many free pages follow it, if an extent has
+// that room, so that it grows on in place.
+void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero = false, bool to_grow = false);
 // The usable size of `p`, in the chunk `region`; reports misuse for
 // `operation` and aborts if `p` is not a live block's start.
 size_t ExtentCheckedUsableSize(const RegionHeader* region, const void* p, const char* operation);

@@ -133,12 +133,19 @@ void ExtentMap::Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_
   }
   if (start + length < pages_ && records_[start + length].kind == kFree) right = start + length;
   const uint32_t neighbours[2] = {left, right};
-  // The neighbour whose age the merged extent keeps, if it adds no dirt.
+  // The neighbour whose age the merged extent keeps: the one with the most
+  // dirty pages, if it has more than the pages freed now (ties: the newer).
+  // So a block freed next to a big free extent does not make all of it
+  // young again (where blocks churn next to it, it would never age), and a
+  // big block freed next to a small old extent is not given back early.
   uint32_t keep = kNone;
-  if (dirty == 0) {
-    for (uint32_t n : neighbours) {
-      if (n == kNone || records_[n].dirty == 0) continue;
-      if (keep == kNone || Later(records_[n].freed_ms, records_[keep].freed_ms)) keep = n;
+  for (uint32_t n : neighbours) {
+    if (n == kNone || records_[n].dirty == 0 || records_[n].dirty < dirty) continue;
+    if (records_[n].dirty == dirty && dirty != 0) continue;  // a tie with now: now
+    if (keep == kNone || records_[n].dirty > records_[keep].dirty ||
+        (records_[n].dirty == records_[keep].dirty &&
+         Later(records_[n].freed_ms, records_[keep].freed_ms))) {
+      keep = n;
     }
   }
   uint32_t merged_start = start, merged_length = length, merged_dirty = dirty;

@@ -36,7 +36,9 @@
 //    extent fits (O(1)), else the first fit within its own bin: size first,
 //    resident pages second.
 //  - Age: the free extents with dirty pages are on a list in the order they
-//    were freed (a merge counts as freed now). A purge takes the oldest.
+//    were freed. A merged extent has the age of its part with the most
+//    dirty pages (the pages just freed count as freed now). A purge takes
+//    the oldest.
 //
 // No locks, no system calls, no allocation: the caller holds its lock,
 // gives the memory for the records (zeroed, e.g. fresh anonymous pages,
