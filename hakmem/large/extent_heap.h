@@ -13,9 +13,10 @@
 //
 // Allocation takes the best fit among the chunks' free extents, one with
 // resident pages first, else maps a chunk. Freed pages stay resident
-// (dirty) within the large cache's kind of budget: beyond twice the most
-// bytes ever live in blocks here (16 to 64 MiB), the oldest free extents
-// give their pages back (madvise) once free for the decay time
+// (dirty) within the resident budget of large blocks, which the large
+// regions' cache shares (twice the most bytes ever live in large blocks,
+// 16 to 64 MiB, LargeSharedResidentBudget): beyond it, the oldest free
+// extents give their pages back (madvise) once free for the decay time
 // (HAKMEM_SUPERSLAB_DECAY_MS); all of them after the TTL. Chunks stay mapped
 // (address space only once purged), except on a trim or an out-of-memory
 // retry, which unmap the chunks with no block.
@@ -65,7 +66,11 @@ void ExtentHeapEnforceLimits();
 // Gives back the pages beyond the budget now: the small blocks' layer is
 // about to fault pages in (tests/FINDINGS.md F45); not for a while after
 // the program took such pages back within the decay time (F49).
-void ExtentHeapGiveBackForSuperSlabs();
+void ExtentHeapGiveBackForAnotherLayer();
+// Free pages perhaps resident, and the most bytes ever live in blocks here
+// (relaxed reads, for the resident budget the large regions share).
+uint64_t ExtentHeapDirtyBytes();
+uint64_t ExtentHeapLivePeakBytes();
 // Gives back the pages of every free extent, and unmaps the chunks that
 // hold no block (a trim, an out-of-memory retry).
 void ExtentHeapReleaseAll();

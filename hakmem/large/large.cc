@@ -66,6 +66,18 @@ void AddLiveBytes(uint64_t bytes) {
   }
 }
 
+}  // namespace
+
+uint64_t LargeSharedResidentBudget() {
+  uint64_t resident =
+      2 * (g_live_bytes_peak.load(std::memory_order_relaxed) + ExtentHeapLivePeakBytes());
+  if (resident < kLargeCacheMinResidentBytes) resident = kLargeCacheMinResidentBytes;
+  if (resident > kLargeCacheResidentBytes) resident = kLargeCacheResidentBytes;
+  return resident;
+}
+
+namespace {
+
 RegionCacheLimits LargeCacheLimits() {
   // Half of the idle budget when mappings are scarce (see
   // platform::IdleMappingBudget; the SuperSlab cache has the other half).
@@ -73,9 +85,10 @@ RegionCacheLimits LargeCacheLimits() {
   uint64_t max_bytes = GetOption(Option::kLargeCacheMaxMb) << 20;
   if (max_bytes > budget) max_bytes = budget;
   const uint64_t max_count = max_bytes / kLargeCacheBytesPerRegion;
-  uint64_t resident = 2 * g_live_bytes_peak.load(std::memory_order_relaxed);
-  if (resident < kLargeCacheMinResidentBytes) resident = kLargeCacheMinResidentBytes;
-  if (resident > kLargeCacheResidentBytes) resident = kLargeCacheResidentBytes;
+  // What the extent heap leaves of the shared budget.
+  uint64_t resident = LargeSharedResidentBudget();
+  const uint64_t extents = ExtentHeapDirtyBytes();
+  resident = resident > extents ? resident - extents : 0;
   if (resident > max_bytes) resident = max_bytes;
   return RegionCacheLimits{
       max_count > 64 ? max_count : 64, max_bytes,
@@ -521,8 +534,9 @@ void LargeCacheMaybeEnforceLimits(uint64_t now) {
 }
 void LargeCacheGiveBackForSuperSlabs() {
   g_cache.GiveBackForAnotherLayer();
-  ExtentHeapGiveBackForSuperSlabs();
+  ExtentHeapGiveBackForAnotherLayer();
 }
+uint64_t LargeCacheResidentBytes() { return g_cache.ResidentBytes(); }
 
 void LargeCacheReleaseAll() {
   g_cache.ReleaseAll();

@@ -120,6 +120,11 @@ struct LargeStats {
 };
 LargeStats GetLargeStats();
 void LargeCacheEnforceLimits();
+// The resident budget of freed large blocks, shared by the regions' cache
+// and the extent heap (each keeps what the other leaves of it): twice the
+// most bytes ever live in large blocks of either kind, 16 to 64 MiB.
+uint64_t LargeSharedResidentBudget();
+uint64_t LargeCacheResidentBytes();
 void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 // Gives back the pages of cached regions beyond the resident budget now, not
 // after the decay (unless such give-backs were regretted lately, see
