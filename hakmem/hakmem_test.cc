@@ -662,14 +662,9 @@ void FreeLargeBlocksBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
   ASSERT_GT(stats.large_cached_resident_bytes, uint64_t{64} << 20);
 }
 
-TEST(HakmemTest, FreedLargeBlocksDecayWhileOnlySmallAllocationsFollow) {
-  ScopedExtentHeapOff regions_only;
-  Trim();
-  ASSERT_TRUE(SetSuperslabDecayMs(50));
-  ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget());
-  Stats stats;
-  // Small blocks only, in batches that overflow and refill the bins (slow
-  // paths, each running the upkeep), for 400 ms.
+// Small blocks only, in batches that overflow and refill the bins (slow
+// paths, each running the upkeep), for 400 ms.
+void OnlySmallAllocationsFor400Ms() {
   const uint64_t until = platform::NowNs() + 400 * 1000 * 1000;
   std::vector<void*> small;
   while (platform::NowNs() < until) {
@@ -678,6 +673,15 @@ TEST(HakmemTest, FreedLargeBlocksDecayWhileOnlySmallAllocationsFollow) {
     small.clear();
     usleep(1000);
   }
+}
+
+TEST(HakmemTest, FreedLargeBlocksDecayWhileOnlySmallAllocationsFollow) {
+  ScopedExtentHeapOff regions_only;
+  Trim();
+  ASSERT_TRUE(SetSuperslabDecayMs(50));
+  ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget());
+  Stats stats;
+  OnlySmallAllocationsFor400Ms();
   GetStats(&stats);
   EXPECT_LE(stats.large_cached_resident_bytes, uint64_t{64} << 20);
   ASSERT_TRUE(SetSuperslabDecayMs(1000));
@@ -733,14 +737,7 @@ TEST(HakmemTest, FreedExtentsDecayWhileOnlySmallAllocationsFollow) {
   Stats stats;
   GetStats(&stats);
   const uint64_t purged = stats.extent_purged_bytes;
-  const uint64_t until = platform::NowNs() + 400 * 1000 * 1000;
-  std::vector<void*> small;
-  while (platform::NowNs() < until) {
-    for (int i = 0; i < 1000; i++) small.push_back(Malloc(64));
-    for (void* p : small) Free(p);
-    small.clear();
-    usleep(1000);
-  }
+  OnlySmallAllocationsFor400Ms();
   GetStats(&stats);
   EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20);
   EXPECT_GT(stats.extent_purged_bytes, purged);

@@ -149,24 +149,23 @@ void ExtentMap::Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_
     }
   }
   uint32_t merged_start = start, merged_length = length, merged_dirty = dirty;
-  uint32_t freed_ms = now_ms, age_after = kNone;
-  bool age_at_tail = true;
-  for (uint32_t n : neighbours) {  // the kept one last: its place stays valid
-    if (n == kNone || n == keep) continue;
+  // Takes neighbour `n` into the merged extent; returns its record.
+  const auto absorb = [&](uint32_t n) {
     const PageRecord r = records_[n];
     Unlink(n);
     ClearEdges(n, r.length);
     merged_dirty += r.dirty;
     merged_length += r.length;
     if (n < merged_start) merged_start = n;
+    return r;
+  };
+  for (uint32_t n : neighbours) {  // the kept one last: its place stays valid
+    if (n != kNone && n != keep) absorb(n);
   }
+  uint32_t freed_ms = now_ms, age_after = kNone;
+  bool age_at_tail = true;
   if (keep != kNone) {
-    const PageRecord r = records_[keep];
-    Unlink(keep);
-    ClearEdges(keep, r.length);
-    merged_dirty += r.dirty;
-    merged_length += r.length;
-    if (keep < merged_start) merged_start = keep;
+    const PageRecord r = absorb(keep);
     freed_ms = r.freed_ms;
     age_after = r.age_prev;
     age_at_tail = false;

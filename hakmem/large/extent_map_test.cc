@@ -26,6 +26,15 @@ class TestMap {
   ExtentMap map_;
 };
 
+// An extent of `length` pages with a page allocated right after it, so
+// that it merges with nothing on that side once freed.
+uint32_t AllocateFenced(TestMap& m, uint32_t length) {
+  const uint32_t start = m->Allocate(length);
+  EXPECT_NE(start, ExtentMap::kNone);
+  EXPECT_NE(m->Allocate(1), ExtentMap::kNone);
+  return start;
+}
+
 TEST(ExtentMapBins, EveryLengthFallsInTheBinThatBoundsIt) {
   for (uint64_t n = 1; n <= UINT32_MAX; n = n < 5000 ? n + 1 : n + n / 7 + 1) {
     const uint32_t length = static_cast<uint32_t>(n);
@@ -123,12 +132,8 @@ TEST(ExtentMap, TracksWhichPagesMayHoldOldData) {
 TEST(ExtentMap, OfTwoExtentsOfOneBinTakesTheOneWithResidentPages) {
   TestMap m(200);
   m->Add(0, 200, 0);
-  const uint32_t a = m->Allocate(40);
-  const uint32_t fence1 = m->Allocate(1);
-  const uint32_t b = m->Allocate(40);
-  const uint32_t fence2 = m->Allocate(1);
-  ASSERT_NE(fence1, ExtentMap::kNone);
-  ASSERT_NE(fence2, ExtentMap::kNone);
+  const uint32_t a = AllocateFenced(m, 40);
+  const uint32_t b = AllocateFenced(m, 40);
   m->Free(a, 1);
   uint32_t start, length;
   ASSERT_TRUE(m->BeginPurge(10, 0, &start, &length));
@@ -149,13 +154,9 @@ TEST(ExtentMap, PrefersAFitWithinItsOwnBinToSplittingABiggerExtent) {
   m->Add(0, 4096, 0);
   // Free extents of 1030 and 1140 pages, in one bin ([1024, 1152)); ask
   // for 1100: not the first in the bin, and the bins above hold a bigger one.
-  const uint32_t a = m->Allocate(1030);
-  const uint32_t f1 = m->Allocate(1);
-  const uint32_t b = m->Allocate(1140);
-  const uint32_t f2 = m->Allocate(1);
+  const uint32_t a = AllocateFenced(m, 1030);
+  const uint32_t b = AllocateFenced(m, 1140);
   const uint32_t big = m->Allocate(1500);
-  ASSERT_NE(f1, ExtentMap::kNone);
-  ASSERT_NE(f2, ExtentMap::kNone);
   ASSERT_EQ(ExtentMap::BinOf(1030), ExtentMap::BinOf(1140));
   ASSERT_EQ(ExtentMap::BinOf(1030), ExtentMap::BinOf(1100));
   m->Free(b, 1);
@@ -231,12 +232,8 @@ TEST(ExtentMap, PurgesTheOldestDirtyExtentsAndNoneFreedLater) {
 TEST(ExtentMap, APurgeOfAWhollyDirtyExtentTakesNoMoreThanAskedAndTheRestKeepsItsAge) {
   TestMap m(1000);
   m->Add(0, 1000, 0);
-  const uint32_t a = m->Allocate(300);
-  const uint32_t fence = m->Allocate(1);
-  const uint32_t b = m->Allocate(100);
-  const uint32_t fence2 = m->Allocate(1);
-  ASSERT_NE(fence, ExtentMap::kNone);
-  ASSERT_NE(fence2, ExtentMap::kNone);
+  const uint32_t a = AllocateFenced(m, 300);
+  const uint32_t b = AllocateFenced(m, 100);
   m->Free(a, 10);
   m->Free(b, 20);
   uint32_t start, length;
