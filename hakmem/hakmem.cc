@@ -55,7 +55,7 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero =
   // (or if it can't map a chunk) a region of its own.
   const auto alloc = [=] {
     if (ExtentHeapServes(size, alignment)) {
-      if (void* p = ExtentAlloc(size, zeroed, wants_zero)) return p;
+      if (void* p = ExtentAlloc(size, zeroed, wants_zero, /*to_grow=*/false, alignment)) return p;
     }
     return LargeAlloc(size, alignment, zeroed, wants_zero);
   };

@@ -874,6 +874,37 @@ TEST(HakmemTest, ABlockMovedToGrowLandsWhereItCanGrowOn) {
   Free(fence);
 }
 
+// Aligned large blocks come from the extent heap too, up to 2 MiB
+// alignment (one pool, not two keeping free pages each); the pages before
+// an aligned start go back to the free extents, none lost.
+TEST(HakmemTest, AlignedLargeBlocksComeFromTheExtentHeap) {
+  Trim();
+  std::vector<void*> blocks;
+  for (const size_t alignment : {size_t{8192}, size_t{65536}, size_t{1} << 20, size_t{2} << 20}) {
+    for (const size_t size : {size_t{300000}, size_t{3} << 20, size_t{100}}) {
+      if (size == 100 && alignment < (size_t{1} << 20)) continue;  // a size class's block
+      void* p = nullptr;
+      ASSERT_EQ(PosixMemalign(&p, alignment, size), 0);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u) << alignment << " " << size;
+      EXPECT_EQ(registry::Lookup(p)->kind, RegionKind::kExtents) << alignment << " " << size;
+      EXPECT_GE(UsableSize(p), size);
+      memset(p, 1, size);
+      blocks.push_back(p);
+    }
+  }
+  void* region = nullptr;
+  ASSERT_EQ(PosixMemalign(&region, size_t{4} << 20, 300000), 0);
+  EXPECT_EQ(registry::Lookup(region)->kind, RegionKind::kLarge) << "beyond 2 MiB: a region";
+  Free(region);
+  for (void* p : blocks) Free(p);
+  Stats stats;
+  GetStats(&stats);
+  constexpr uint64_t kChunkBlockBytes = (uint64_t{64} << 20) - 129 * 4096;
+  ASSERT_GT(stats.extent_chunks, 0u);
+  EXPECT_EQ(stats.extent_free_bytes, stats.extent_chunks * kChunkBlockBytes) << "pages lost";
+  Trim();
+}
+
 // A block the program locked (mlock) and freed without unlocking it: madvise
 // refuses its pages; fresh pages mapped over them give them back, and the
 // other free extents still go back (a review: one refusal stopped every

@@ -37,17 +37,21 @@ namespace hakmem {
 
 constexpr size_t kExtentChunkBytes = size_t{64} << 20;
 constexpr size_t kExtentMaxBlockBytes = size_t{16} << 20;
+constexpr size_t kExtentMaxAlignment = size_t{2} << 20;
 
 // Whether blocks of `size` bytes aligned to `alignment` come from here
-// (HAKMEM_LARGE_EXTENTS, up to kExtentMaxBlockBytes, up to a page's
-// alignment, mappings not scarce).
+// (HAKMEM_LARGE_EXTENTS, up to kExtentMaxBlockBytes, aligned up to
+// kExtentMaxAlignment, mappings not scarce). (Aligned blocks elsewhere made
+// two pools, each keeping its free pages: posix_memalign of mixed
+// alignments 127 -> 147 MB, a helper's hunt.)
 bool ExtentHeapServes(size_t size, size_t alignment);
-// A block of at least `size` bytes (page-aligned), or nullptr (no chunk
-// could be mapped). `*zeroed`: whether all of it reads zero. `wants_zero`
-// (calloc): pages that read zero first. `to_grow` (a block realloc moves
-// to grow it): where half as many free pages follow it, if an extent has
-// that room, so that it grows on in place.
-void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero = false, bool to_grow = false);
+// A block of at least `size` bytes aligned to `alignment` (at least a
+// page), or nullptr (no chunk could be mapped). `*zeroed`: whether all of
+// it reads zero. `wants_zero` (calloc): pages that read zero first.
+// `to_grow` (a block realloc moves to grow it): where half as many free
+// pages follow it, if an extent has that room, so that it grows on in place.
+void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero = false, bool to_grow = false,
+                  size_t alignment = 4096);
 // The usable size of `p`, in the chunk `region`; reports misuse for
 // `operation` and aborts if `p` is not a live block's start.
 size_t ExtentCheckedUsableSize(const RegionHeader* region, const void* p, const char* operation);

@@ -244,12 +244,12 @@ uint32_t ExtentMap::Allocate(uint32_t length, uint32_t* dirty) {
   return start;
 }
 
-void ExtentMap::Free(uint32_t start, uint32_t now_ms) {
+void ExtentMap::Free(uint32_t start, uint32_t now_ms, uint32_t dirty) {
   const uint32_t length = AllocatedLength(start);
   if (length == 0) Broken();
   ClearEdges(start, length);
   allocated_pages_ -= length;
-  Release(start, length, length, now_ms);
+  Release(start, length, Min(length, dirty), now_ms);
 }
 
 bool ExtentMap::InsideAllocated(uint32_t page) const {

@@ -110,8 +110,9 @@ class ExtentMap {
   bool InsideAllocated(uint32_t page) const;
 
   // Frees the allocated extent at `start` (AllocatedLength(start) != 0),
-  // all of its pages counted dirty, merged with its free neighbours.
-  void Free(uint32_t start, uint32_t now_ms);
+  // all of its pages counted dirty (or at most `dirty` of them), merged
+  // with its free neighbours.
+  void Free(uint32_t start, uint32_t now_ms, uint32_t dirty = UINT32_MAX);
 
   // Resizes the allocated extent at `start` in place to `length` (>= 1)
   // pages: a shrink frees the tail; a growth takes the pages right after
