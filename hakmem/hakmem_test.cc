@@ -647,16 +647,23 @@ TEST(HakmemTest, SizedFreeAcceptsAnySizeOfTheClass) {
 // 100 large blocks of 1 MiB, written and freed: 100 MiB cached, resident,
 // beyond the large cache's resident budget (64 MiB). (With the clock
 // stopped: on a slow machine the decay could apply before the last free.)
-void FreeLargeBlocksBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
-  hakmem_test::StoppedClock clock;
+// 100 MiB of large blocks of `size` bytes from regions of `kind`, each
+// written whole, then all freed.
+void WriteAndFree100MiB(size_t size, RegionKind kind) {
   std::vector<char*> blocks;
   for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += size) {
     char* p = static_cast<char*>(Malloc(size));
     ASSERT_NE(p, nullptr);
+    ASSERT_EQ(registry::Lookup(p)->kind, kind);
     memset(p, 1, size);
     blocks.push_back(p);
   }
   for (char* p : blocks) Free(p);
+}
+
+void FreeLargeBlocksBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(WriteAndFree100MiB(size, RegionKind::kLarge));
   Stats stats;
   GetStats(&stats);
   ASSERT_GT(stats.large_cached_resident_bytes, uint64_t{64} << 20);
@@ -712,15 +719,7 @@ void FillAndFreeSuperSlabs();
 void FreeExtentsBeyondTheResidentBudget(size_t size = size_t{1} << 20) {
   Stats before;
   GetStats(&before);
-  std::vector<char*> blocks;
-  for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += size) {
-    char* p = static_cast<char*>(Malloc(size));
-    ASSERT_NE(p, nullptr);
-    ASSERT_EQ(registry::Lookup(p)->kind, RegionKind::kExtents);
-    memset(p, 1, size);
-    blocks.push_back(p);
-  }
-  for (char* p : blocks) Free(p);
+  ASSERT_NO_FATAL_FAILURE(WriteAndFree100MiB(size, RegionKind::kExtents));
   Stats stats;
   GetStats(&stats);
   ASSERT_GT(stats.extent_dirty_bytes, uint64_t{64} << 20);
