@@ -317,11 +317,11 @@ test_syscalls() {
   # counts are a part of the process's.
   check "${TMP}/sys.json" 'all(r["syscalls"]["process"]["mmap"] > 0 for r in lane["results"])'
   check "${TMP}/sys.json" 'all(r["syscalls"]["in_loop"][k] <= r["syscalls"]["process"][k] for r in lane["results"] for k in r["syscalls"]["process"])'
-  # A loop that must map: hakmem with no large-block cache maps and unmaps
-  # every block above 16 MiB (smaller ones come from the extent heap's
-  # chunks); the in-loop counts must see it.
+  # A loop that must map: hakmem with no extent heap and no large-block
+  # cache maps and unmaps every large block; the in-loop counts must see it.
   run big --iters=2000 --reps=1 --json_out="${TMP}/big.json" --svg_out=none \
-    --allocator=hakmem --min_size=17000000 --max_size=18000000 --large_cache_max_mb=0
+    --allocator=hakmem --min_size=17000000 --max_size=18000000 --large_cache_max_mb=0 \
+    --large_extents=0
   check "${TMP}/big.json" 'row("hakmem")["syscalls"]["in_loop"]["mmap"] >= 500 and row("hakmem")["syscalls"]["in_loop"]["munmap"] >= 500'
   check "${TMP}/big.json" 'row("floor")["syscalls"]["in_loop"]["mmap"] == 0'
 }

@@ -5,14 +5,17 @@
 // registered as one region (kTagExtents, RegionKind::kExtents). Its first
 // page is its header (the region header, the slab-record area the free fast
 // path reads left zero, the chunk's ExtentMap); the map's page records
-// follow; the rest is blocks. A block is page-aligned, has no header of its
+// follow; the rest is blocks, its pages added to the map 64 MiB at a time
+// as the heap needs them. A block is page-aligned, has no header of its
 // own and is as long as its extent: free() finds its chunk in the registry
 // and its page's record, which says in O(1) whether the pointer starts a
 // live block (an interior pointer, a second free and a foreign pointer are
 // reported, as for any block).
 //
 // Allocation takes the best fit among the chunks' free extents, one with
-// resident pages first, else maps a chunk. Freed pages stay resident
+// resident pages first, and carves the block where that extent's resident
+// pages are (for calloc, where it has none); else more pages of a chunk,
+// else a new chunk. Freed pages stay resident
 // (dirty) within the resident budget of large blocks, which the large
 // regions' cache shares (twice the most bytes ever live in large blocks,
 // 16 to 64 MiB, LargeSharedResidentBudget): beyond it, the oldest free
@@ -23,8 +26,12 @@
 //
 // One lock guards every chunk: a large allocation's own cost is its pages
 // (faults, clearing, copying), far above a lock's. None where mappings are
-// scarce (an address-space limit, strict overcommit): 64 MiB of address
+// scarce (an address-space limit, strict overcommit): 1 GiB of address
 // space a chunk; large blocks then get regions of their own (large.h).
+//
+// Blocks up to 256 MiB (chunks of 64 MiB and blocks up to 16 MiB until
+// session 28: 10-100 MiB buffers one at a time then got regions, 168 MB
+// where tcmalloc's page heap took 110; now 105).
 #ifndef HAKMEM_LARGE_EXTENT_HEAP_H_
 #define HAKMEM_LARGE_EXTENT_HEAP_H_
 
@@ -35,9 +42,13 @@
 
 namespace hakmem {
 
-constexpr size_t kExtentChunkBytes = size_t{64} << 20;
-constexpr size_t kExtentMaxBlockBytes = size_t{16} << 20;
+constexpr size_t kExtentChunkBytes = size_t{1} << 30;
+constexpr size_t kExtentMaxBlockBytes = size_t{256} << 20;
 constexpr size_t kExtentMaxAlignment = size_t{2} << 20;
+// A block realloc must move to grow past this goes to a region of its own
+// (large.h), which grows on by mremap: copies of such blocks cost more than
+// the syscalls, and left two copies resident.
+constexpr size_t kExtentMoveToGrowMaxBytes = size_t{16} << 20;
 
 // Whether blocks of `size` bytes aligned to `alignment` come from here
 // (HAKMEM_LARGE_EXTENTS, up to kExtentMaxBlockBytes, aligned up to

@@ -1,18 +1,15 @@
 // The extent map: page-granular bookkeeping of one contiguous range of pages,
-// the core of a large-block heap that splits and coalesces (not yet wired
-// in; see "Where it goes" below).
+// the core of the extent heap (extent_heap.h), a large-block heap that
+// splits and coalesces.
 //
-// Why: today every large block has a region of its own (large.h), reused
-// only by a block of about its size. Where block sizes drift, the cached
-// regions fit nothing and each miss faults fresh pages in: F50's ring of
-// buffers whose sizes drift, 5.7 s, 950 MB and 1.66M page faults where
-// tcmalloc, whose page heap splits and coalesces freed spans, takes 2.4 s,
-// 643 MB and 175K (tests/FINDINGS.md). Session 26 tried handing a cached
-// region of another size to a miss, without coalescing, and real programs
-// got slower (a big scratch buffer taken by a smaller block could not come
-// back whole). Coalescing is what makes splitting safe: a freed piece joins
-// its free neighbours, so the big buffer is whole again once its pieces
-// are freed.
+// Why: large blocks used to have a region of their own each (large.h),
+// reused only by a block of about its size. Where block sizes drift, the
+// cached regions fit nothing and each miss faults fresh pages in: F50's
+// ring of buffers whose sizes drift, 5.7 s, 950 MB and 1.66M page faults
+// where tcmalloc, whose page heap splits and coalesces freed spans, takes
+// 2.4 s, 643 MB and 175K (tests/FINDINGS.md). Coalescing is what makes
+// splitting safe: a freed piece joins its free neighbours, so a big buffer
+// is whole again once its pieces are freed.
 //
 // Concepts:
 //  - Page: the unit, numbered 0 .. pages-1 within the range.
@@ -26,15 +23,21 @@
 //  - Free extents are never adjacent: freeing one merges it with the free
 //    extents on either side.
 //  - Dirty pages: of a free extent, how many may still be resident (freed
-//    by the program, not yet given back). An upper bound: a split hands
-//    each part the smaller of its length and the whole's count. Clean
-//    pages (0 dirty: never used, or given back) read zero.
+//    by the program, not yet given back), and its dirty span, the run of
+//    its pages they lie in (exact for a freed block; merged extents span
+//    their parts' spans). A split hands each part the part of the span
+//    within it and a share of the count in proportion, rounded up: the sum
+//    stays about the whole's, and pages outside every span read zero.
+//    Allocation carves a block where the span says (on resident pages, or
+//    for calloc beside them); a purge gives back pages from the span.
 //  - Bins: free extents by length, 32 exact bins then 8 per power of two
 //    (at most 1/8 apart, as TLSF), each a list with the extents that have
 //    dirty pages in front; a bitmap of the bins that are not empty. A
 //    request takes the first extent of the first non-empty bin whose every
 //    extent fits (O(1)), else the first fit within its own bin: size first,
-//    resident pages second.
+//    resident pages second; but an extent with no dirty page loses to the
+//    smallest bigger one with some (for calloc, the other way round): a
+//    fault costs more than the split.
 //  - Age: the free extents with dirty pages are on a list in the order they
 //    were freed. A merged extent has the age of its part with the most
 //    dirty pages (the pages just freed count as freed now). A purge takes
@@ -44,12 +47,6 @@
 // gives the memory for the records (zeroed, e.g. fresh anonymous pages,
 // touched only where extents begin and end) and madvises what a purge
 // hands it. Page indices are uint32_t: up to 2^32 - 2 pages.
-//
-// Where it goes (the plan, sessions 27+): one range of address space
-// reserved for large blocks, registered in the registry; free() of a
-// pointer in it finds its page record in O(1) and reports an interior
-// pointer or a second free from it; realloc grows into a free neighbour;
-// the decay and the resident budget purge the oldest dirty extents.
 #ifndef HAKMEM_LARGE_EXTENT_MAP_H_
 #define HAKMEM_LARGE_EXTENT_MAP_H_
 
@@ -63,8 +60,17 @@ struct PageRecord {
   uint8_t kind;     // ExtentKind, at the first and last page; else 0
   uint8_t edges;    // kFirstPage | kLastPage
   uint16_t unused;
-  // The rest is used at the first page of a free extent only.
-  uint32_t bin_prev, bin_next;
+  // The rest is used at the first page of a free extent only, but for the
+  // two fields that at its last page (two pages or more) say where its
+  // dirty pages lie: [dirty_first, dirty_end), while it has any.
+  union {
+    uint32_t bin_prev;
+    uint32_t dirty_first;
+  };
+  union {
+    uint32_t bin_next;
+    uint32_t dirty_end;
+  };
   uint32_t dirty;  // pages that may be resident
   uint32_t age_prev, age_next;  // on the age list while dirty != 0
   uint32_t freed_ms;            // when it was freed (caller's clock, wraps)
@@ -74,6 +80,12 @@ static_assert(sizeof(PageRecord) == 32, "records are packed 128 to a page");
 class ExtentMap {
  public:
   static constexpr uint32_t kNone = UINT32_MAX;
+  // Pages [first, end); empty if first == end.
+  struct Span {
+    uint32_t first = 0, end = 0;
+    bool empty() const { return first == end; }
+    uint32_t length() const { return end - first; }
+  };
   static constexpr int kBins = 32 + 8 * 27;  // lengths up to 2^32 - 1
 
   // kPurging: between BeginPurge and EndPurge, in no bin.
@@ -100,6 +112,12 @@ class ExtentMap {
   // (calloc: pages that read zero need no clearing).
   uint32_t FindFit(uint32_t length, uint32_t* extent_dirty, bool prefer_clean = false) const;
   uint32_t AllocateAt(uint32_t start, uint32_t length);
+  // Allocates `length` pages within the free extent at `start` (FindFit's)
+  // where its dirty span says: on its resident pages if there are any, or
+  // for `prefer_clean` on pages that read zero if enough lie before or
+  // after the span (else its front). Returns the block's first page;
+  // `*dirty`: how many of its pages may hold old data.
+  uint32_t AllocateIn(uint32_t start, uint32_t length, bool prefer_clean, uint32_t* dirty);
 
   // The length of the allocated extent whose first page is `page`, else 0
   // (an interior page, a free one, one out of range).
@@ -161,21 +179,32 @@ class ExtentMap {
   void ClearEdges(uint32_t start, uint32_t length);
   // A free extent: records written and linked into its bin and (if dirty)
   // the age list (see extent_map.cc); and unlinked from both.
-  void Link(uint32_t start, uint32_t length, uint32_t dirty, uint32_t freed_ms,
+  void Link(uint32_t start, uint32_t length, uint32_t dirty, Span dirty_span, uint32_t freed_ms,
             uint32_t age_after, bool age_at_tail);
+  // Where the free extent at `start` may hold dirty pages (empty: nowhere).
+  Span DirtySpanOf(uint32_t start) const;
   void Unlink(uint32_t start);
   // Frees [start, start + length) with `dirty` dirty pages, merging.
   void Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_t now_ms);
   // Splits `length` pages off the front of the free extent at `start`; the
   // rest stays free. Returns how many of them may be dirty.
   uint32_t TakeFront(uint32_t start, uint32_t length);
-  int FirstNonEmptyBin(int from) const;
+  // Splits [at, at + length) out of the free extent at `start` the same
+  // way: the pages before and after it stay free (see extent_map.cc).
+  uint32_t Carve(uint32_t start, uint32_t at, uint32_t length);
+  static constexpr int kBinWords = (kBins + 63) / 64;
+  // The first bin from `from` on whose bit is set in `bits`, or -1.
+  static int FirstBinFrom(const uint64_t (&bits)[kBinWords], int from);
+  // The bin's bits below, after its list changed.
+  void UpdateBinBits(int bin);
 
   PageRecord* records_ = nullptr;
   uint32_t pages_ = 0;
   uint32_t bin_head_[kBins];
   uint32_t bin_tail_[kBins];
-  uint64_t bin_bits_[(kBins + 63) / 64];
+  uint64_t bin_bits_[kBinWords];        // bins not empty
+  uint64_t dirty_bin_bits_[kBinWords];  // bins with an extent with dirty pages
+  uint64_t clean_bin_bits_[kBinWords];  // bins with an extent without
   uint32_t age_head_ = kNone, age_tail_ = kNone;  // oldest first
   uint64_t free_pages_ = 0, dirty_pages_ = 0, allocated_pages_ = 0;
 };

@@ -119,11 +119,22 @@ TEST(ExtentMap, TracksWhichPagesMayHoldOldData) {
   EXPECT_EQ(dirty, 0u);  // added pages read zero
   m->Free(a, 1);
   EXPECT_EQ(m->dirty_pages(), 100u);
-  // Reused: the same pages, dirty; a split hands each part the smaller of
-  // its length and the whole's count.
+  // Reused: the same pages, dirty. The free extent of 256 pages knows its
+  // 100 dirty ones lie in its first 100 (its dirty span): the front 30
+  // taken are dirty, the rest keeps 70.
   const uint32_t b = m->Allocate(30, &dirty);
   EXPECT_EQ(dirty, 30u);
-  EXPECT_EQ(m->dirty_pages(), 100u);  // the rest: min(226, 100)
+  EXPECT_EQ(m->dirty_pages(), 70u);
+  // Split after split, the count does not grow (giving each part the
+  // smaller of its length and the whole's count did: 70 stayed 70 here).
+  for (int i = 0; i < 3; i++) ASSERT_NE(m->Allocate(20, &dirty), ExtentMap::kNone);
+  EXPECT_EQ(dirty, 20u);
+  EXPECT_EQ(m->dirty_pages(), 10u);
+  // Past the span, pages read zero.
+  ASSERT_NE(m->Allocate(50, &dirty), ExtentMap::kNone);
+  EXPECT_EQ(dirty, 10u);
+  ASSERT_NE(m->Allocate(50, &dirty), ExtentMap::kNone);
+  EXPECT_EQ(dirty, 0u);
   m->CheckInvariantsForTesting();
   m->Free(b, 2);
   m->CheckInvariantsForTesting();
@@ -147,6 +158,71 @@ TEST(ExtentMap, OfTwoExtentsOfOneBinTakesTheOneWithResidentPages) {
   EXPECT_EQ(m->Allocate(40, &dirty), a);
   EXPECT_EQ(dirty, 0u);
   m->CheckInvariantsForTesting();
+}
+
+// Resident pages before the best size: a clean extent that fits exactly
+// loses to the front of a bigger one with dirty pages (faults cost more
+// than the split), and for calloc the other way round.
+TEST(ExtentMap, TakesResidentPagesFromABiggerExtentBeforeACleanBestFit) {
+  TestMap m(1000);
+  m->Add(0, 1000, 0);
+  const uint32_t a = AllocateFenced(m, 40);
+  const uint32_t b = AllocateFenced(m, 200);
+  m->Free(a, 1);
+  uint32_t start, length;
+  ASSERT_TRUE(m->BeginPurge(10, 0, &start, &length));
+  ASSERT_EQ(start, a);
+  m->EndPurge(start, length, 2);  // a: 40 pages, clean
+  m->Free(b, 3);                  // b: 200 pages, dirty
+  uint32_t dirty;
+  EXPECT_EQ(m->FindFit(40, &dirty), b);
+  EXPECT_EQ(dirty, 200u);
+  EXPECT_EQ(m->FindFit(40, &dirty, /*prefer_clean=*/true), a);
+  EXPECT_EQ(dirty, 0u);
+  EXPECT_EQ(m->Allocate(40, &dirty), b);
+  EXPECT_EQ(dirty, 40u);
+  m->CheckInvariantsForTesting();
+}
+
+TEST(ExtentMap, ForCallocTakesCleanPagesFromABiggerExtentBeforeADirtyBestFit) {
+  TestMap m(1000);
+  m->Add(0, 1000, 0);
+  const uint32_t a = AllocateFenced(m, 40);
+  m->Free(a, 1);  // a: dirty; the rest of the map: clean, far bigger
+  uint32_t dirty;
+  const uint32_t clean = m->FindFit(40, &dirty, /*prefer_clean=*/true);
+  EXPECT_NE(clean, a);
+  EXPECT_EQ(dirty, 0u);
+  EXPECT_EQ(m->FindFit(40, &dirty), a);
+  m->CheckInvariantsForTesting();
+}
+
+// A block goes where its free extent keeps resident pages, not always to
+// its front: a 3-page block taken from the clean front of an extent and
+// freed again made the extent's dirty span reach back over every page given
+// back in between (calloc then cleared 4 MiB blocks that read zero).
+TEST(ExtentMap, AllocatesWhereTheExtentsDirtySpanIsAndCallocBesideIt) {
+  TestMap m(1000);
+  m->Add(0, 1000, 0);
+  const uint32_t a = m->Allocate(100);
+  const uint32_t b = m->Allocate(100);
+  m->Free(a, 1);
+  uint32_t start, length;
+  ASSERT_TRUE(m->BeginPurge(5, 0, &start, &length));  // a: clean again
+  m->EndPurge(start, length, 5);
+  m->Free(b, 6);  // one free extent: 100 clean, b's 100 dirty, 800 clean
+  uint32_t dirty;
+  const uint32_t fit = m->FindFit(3, &dirty);
+  ASSERT_EQ(fit, 0u);
+  EXPECT_EQ(m->AllocateIn(fit, 3, /*prefer_clean=*/false, &dirty), b);
+  EXPECT_EQ(dirty, 3u);
+  EXPECT_EQ(m->AllocateIn(m->FindFit(50, &dirty, true), 50, /*prefer_clean=*/true, &dirty), 0u);
+  EXPECT_EQ(dirty, 0u);
+  // Not enough clean pages before b's: after them.
+  EXPECT_EQ(m->AllocateIn(m->FindFit(60, &dirty, true), 60, /*prefer_clean=*/true, &dirty), b + 100);
+  EXPECT_EQ(dirty, 0u);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->dirty_pages(), 97u);
 }
 
 TEST(ExtentMap, PrefersAFitWithinItsOwnBinToSplittingABiggerExtent) {
@@ -229,7 +305,7 @@ TEST(ExtentMap, PurgesTheOldestDirtyExtentsAndNoneFreedLater) {
   m->CheckInvariantsForTesting();
 }
 
-TEST(ExtentMap, APurgeOfAWhollyDirtyExtentTakesNoMoreThanAskedAndTheRestKeepsItsAge) {
+TEST(ExtentMap, APurgeTakesNoMoreThanAskedFromTheDirtySpanAndTheRestKeepsItsAge) {
   TestMap m(1000);
   m->Add(0, 1000, 0);
   const uint32_t a = AllocateFenced(m, 300);
@@ -245,13 +321,23 @@ TEST(ExtentMap, APurgeOfAWhollyDirtyExtentTakesNoMoreThanAskedAndTheRestKeepsIts
   m->EndPurge(start, length, 40);
   m->CheckInvariantsForTesting();
   EXPECT_EQ(m->dirty_pages(), 350u);
-  // a, whole again (50 clean + 250 dirty: partly dirty now), is still the
-  // oldest, and goes whole next time whatever the limit.
+  // a, whole again (50 clean + 250 dirty), is still the oldest, and its
+  // dirty span starts after the pages given back: next time the 50 after
+  // them, then with no limit the rest of its span, not its clean front.
   ASSERT_TRUE(m->BeginPurge(30, 0, &start, &length, 50));
-  EXPECT_EQ(start, a);
-  EXPECT_EQ(length, 300u);
+  EXPECT_EQ(start, a + 50);
+  EXPECT_EQ(length, 50u);
+  m->EndPurge(start, length, 50);
+  EXPECT_EQ(m->dirty_pages(), 300u);  // a's last 200, b's 100
+  ASSERT_TRUE(m->BeginPurge(30, 0, &start, &length));
+  EXPECT_EQ(start, a + 100);
+  EXPECT_EQ(length, 200u);
   m->EndPurge(start, length, 50);
   EXPECT_EQ(m->dirty_pages(), 100u);
+  m->CheckInvariantsForTesting();
+  uint32_t dirty;
+  EXPECT_EQ(m->Allocate(300, &dirty), a);  // a whole, clean
+  EXPECT_EQ(dirty, 0u);
   EXPECT_FALSE(m->BeginPurge(25, 6, &start, &length));  // b was freed at 20
   m->CheckInvariantsForTesting();
 }
@@ -273,8 +359,30 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
   TestMap m(kPages);
   std::mt19937 rng(27);
   std::vector<int> owner(kPages, -1);  // block id per page, -1: free
+  std::vector<bool> used(kPages, false);  // may hold old data: used, not given back since
   std::map<uint32_t, uint32_t> blocks;  // start -> length
   uint32_t added = 0, now = 0;
+  // A take the map says reads zero must be of pages no block used since
+  // they were added or given back.
+  const auto check_clean = [&](uint32_t start, uint32_t length) {
+    for (uint32_t p = start; p < start + length; p++) ASSERT_FALSE(used[p]) << "page " << p;
+  };
+  // Gives back everything the map counts dirty: every page a block used
+  // must be among them (the dirty spans cover them all).
+  const auto purge_all = [&] {
+    uint32_t start, length;
+    while (m->BeginPurge(now, 0, &start, &length, 1 + rng() % 500)) {
+      for (uint32_t p = start; p < start + length; p++) {
+        ASSERT_EQ(owner[p], -1);
+        used[p] = false;
+      }
+      m->EndPurge(start, length, now);
+    }
+    ASSERT_EQ(m->dirty_pages(), 0u);
+    for (uint32_t p = 0; p < added; p++) {
+      ASSERT_TRUE(owner[p] != -1 || !used[p]) << "dirty page " << p << " outside every span";
+    }
+  };
   const auto check_block = [&](uint32_t start, uint32_t length) {
     for (uint32_t p = start; p < start + length; p++) {
       ASSERT_LT(p, added);
@@ -292,9 +400,17 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
     } else if (op < 50) {
       const uint32_t n = rng() % 4 == 0 ? 1 + rng() % 2000 : 1 + rng() % 64;
       uint32_t dirty;
-      const uint32_t s = m->Allocate(n, &dirty);
+      uint32_t s = ExtentMap::kNone;
+      if (rng() % 2 == 0) {
+        s = m->Allocate(n, &dirty);
+      } else {
+        const bool clean = rng() % 2 == 0;
+        const uint32_t fit = m->FindFit(n, &dirty, clean);
+        if (fit != ExtentMap::kNone) s = m->AllocateIn(fit, n, clean, &dirty);
+      }
       if (s != ExtentMap::kNone) {
         ASSERT_LE(dirty, n);
+        if (dirty == 0) check_clean(s, n);
         check_block(s, n);
         blocks[s] = n;
       }
@@ -302,7 +418,7 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
       auto it = blocks.begin();
       std::advance(it, rng() % blocks.size());
       ASSERT_EQ(m->AllocatedLength(it->first), it->second);
-      for (uint32_t p = it->first; p < it->first + it->second; p++) owner[p] = -1;
+      for (uint32_t p = it->first; p < it->first + it->second; p++) owner[p] = -1, used[p] = true;
       m->Free(it->first, now);
       blocks.erase(it);
     } else if (op < 95 && !blocks.empty()) {
@@ -310,8 +426,10 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
       std::advance(it, rng() % blocks.size());
       const uint32_t n = 1 + rng() % (2 * it->second + 8);
       const uint32_t old = it->second;
-      if (m->Resize(it->first, n, now)) {
-        for (uint32_t p = it->first; p < it->first + old; p++) owner[p] = -1;
+      uint32_t dirty;
+      if (m->Resize(it->first, n, now, &dirty)) {
+        if (n > old && dirty == 0) check_clean(it->first + old, n - old);
+        for (uint32_t p = it->first; p < it->first + old; p++) owner[p] = -1, used[p] = true;
         check_block(it->first, n);
         it->second = n;
       } else {
@@ -321,10 +439,14 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
     } else {
       uint32_t start, length;
       if (m->BeginPurge(now, rng() % 50, &start, &length, 1 + rng() % 500)) {
-        for (uint32_t p = start; p < start + length; p++) ASSERT_EQ(owner[p], -1);
+        for (uint32_t p = start; p < start + length; p++) {
+          ASSERT_EQ(owner[p], -1);
+          used[p] = false;
+        }
         m->EndPurge(start, length, now);
       }
     }
+    if (step % 997 == 0) ASSERT_NO_FATAL_FAILURE(purge_all());
     if (step % 97 == 0) {
       m->CheckInvariantsForTesting();
       for (uint32_t p = 0; p < added; p++) {
