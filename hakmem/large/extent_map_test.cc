@@ -446,7 +446,9 @@ TEST(ExtentMap, RandomOperationsAgreeWithAModel) {
         m->EndPurge(start, length, now);
       }
     }
-    if (step % 997 == 0) ASSERT_NO_FATAL_FAILURE(purge_all());
+    if (step % 997 == 0) {
+      ASSERT_NO_FATAL_FAILURE(purge_all());
+    }
     if (step % 97 == 0) {
       m->CheckInvariantsForTesting();
       for (uint32_t p = 0; p < added; p++) {
