@@ -38,20 +38,24 @@ constexpr size_t kMaxRequest = size_t{1} << 46;
   platform::ReportAndAbort(operation, p, "not allocated by hakmem");
 }
 
-void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false) {
-  // From the first large block on, the small paths' upkeep applies the large
-  // cache's time limits too: a program that frees its large blocks and then
-  // makes only small allocations gets their pages back after the decay.
+// Before the first large block (and any after it: cheap): from then on, the
+// small paths' upkeep applies the large cache's time limits too, so a
+// program that frees its large blocks and then makes only small
+// allocations gets their pages back after the decay; and a SuperSlab about
+// to fault pages in gives back the large cache's pages beyond its budget
+// first: large blocks freed, then small ones (tests/FINDINGS.md F45).
+void NoteLargeBlocksInUse() {
   TinySetUpkeepHook(&LargeCacheMaybeEnforceLimits);
-  // And a SuperSlab about to fault pages in gives back the large cache's
-  // pages beyond its budget first: large blocks freed, then small ones
-  // (tests/FINDINGS.md F45).
   SuperSlabSetFreshMappingHook(&LargeCacheGiveBackForSuperSlabs);
+}
+
+void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false) {
+  NoteLargeBlocksInUse();
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
   }
-  // Up to 16 MiB, from the extent heap, where freed blocks coalesce; else
+  // Up to 256 MiB, from the extent heap, where freed blocks coalesce; else
   // (or if it can't map a chunk) a region of its own.
   const auto alloc = [=] {
     if (ExtentHeapServes(size, alignment)) {
@@ -200,6 +204,7 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   // time, its usable size a quarter over what it asked, remapped instead,
   // and the cache kept the last round's regions resident, unused.)
   if (size > kMaxSmallSize && size > usable) {
+    NoteLargeBlocksInUse();  // (a buffer grown from a small block: its first)
     if (void* q = LargeAllocResident(size, usable)) {
       memcpy(q, p, usable);
       internal::FreeInline(p);

@@ -292,8 +292,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       // The pages before an aligned start: split off, and freed again once
       // the block is (they then merge with the free extent before them).
       uint32_t dirty;
-      if (align_pages > 1 || to_grow) {
-        // From the extent's front: the room to grow follows it.
+      if (align_pages > 1) {
         const uint32_t lead = (align_pages - start % align_pages) % align_pages;
         const uint32_t lead_dirty = lead != 0 ? chosen->map.AllocateAt(start, lead) : 0;
         dirty = chosen->map.AllocateAt(start + lead, pages);
@@ -301,8 +300,11 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
         start += lead;
       } else {
         // Where the extent's resident pages are (for calloc, where it has
-        // none), not always its front.
-        start = chosen->map.AllocateIn(start, pages, wants_zero, &dirty);
+        // none), not always its front; to grow, with its room after it.
+        // (From the front, buffers grown by realloc faulted clean pages in
+        // while the resident ones waited: 50 buffers grown 1.5x at a time
+        // to random sizes, 178 -> 207 MB.)
+        start = chosen->map.AllocateIn(start, pages, wants_zero, &dirty, fit_pages);
       }
       if (dirty < pages && g_given_back_untaken != 0) {
         // Perhaps pages given back for the other layer, taken again.

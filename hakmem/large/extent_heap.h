@@ -95,12 +95,12 @@ struct ExtentHeapStats {
   uint64_t live;             // blocks allocated now
   uint64_t live_bytes;       // their pages' bytes
   uint64_t free_bytes;       // free extents' bytes
-  uint64_t dirty_bytes;      // of those, perhaps resident (an upper bound)
+  uint64_t dirty_bytes;      // of those, perhaps resident (an estimate)
   uint64_t purged_bytes;     // given back so far
 };
 ExtentHeapStats GetExtentHeapStats();
 
-// Tests of large regions (large.h): while one lives, blocks up to 16 MiB
+// Tests of large regions (large.h): while one lives, blocks up to 256 MiB
 // get regions of their own too.
 struct ScopedExtentHeapOff {
   ScopedExtentHeapOff();

@@ -115,9 +115,11 @@ class ExtentMap {
   // Allocates `length` pages within the free extent at `start` (FindFit's)
   // where its dirty span says: on its resident pages if there are any, or
   // for `prefer_clean` on pages that read zero if enough lie before or
-  // after the span (else its front). Returns the block's first page;
-  // `*dirty`: how many of its pages may hold old data.
-  uint32_t AllocateIn(uint32_t start, uint32_t length, bool prefer_clean, uint32_t* dirty);
+  // after the span (else its front), with `room` pages free from its start
+  // where the extent allows (a block realloc will grow). Returns the
+  // block's first page; `*dirty`: how many of its pages may hold old data.
+  uint32_t AllocateIn(uint32_t start, uint32_t length, bool prefer_clean, uint32_t* dirty,
+                      uint32_t room = 0);
 
   // The length of the allocated extent whose first page is `page`, else 0
   // (an interior page, a free one, one out of range).
@@ -144,11 +146,11 @@ class ExtentMap {
   // than 49 days ago may look young once, never stuck in the future):
   // taken out of the bins (no allocation can take it while the caller gives
   // its pages back, outside its lock if it likes), its first page and
-  // length returned. EndPurge puts it back, clean. Of an extent all dirty,
-  // at most `max_length` pages (its front; the rest stays free, as old): a
-  // budget exceeded by a little gives back a little. (One partly dirty goes
-  // whole: which of its pages are dirty is not known, and a part might hold
-  // none of them.)
+  // length returned: pages from the front of its dirty span, as many as
+  // hold about `max_length` of its dirty ones (at most `max_length` of a
+  // span all dirty): a budget exceeded by a little gives back a little. Its
+  // pages before them stay free, clean; those after, free and as old.
+  // EndPurge puts them back, clean.
   bool BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start, uint32_t* length,
                   uint32_t max_length = UINT32_MAX);
   // `given_back` false: the kernel kept the pages (locked memory), which
@@ -160,7 +162,9 @@ class ExtentMap {
 
   uint32_t pages() const { return pages_; }
   uint64_t free_pages() const { return free_pages_; }
-  uint64_t dirty_pages() const { return dirty_pages_; }  // an upper bound
+  // An estimate: a split shares an extent's count in proportion to its
+  // dirty span (where a merge bridged clean pages, a part may hold more).
+  uint64_t dirty_pages() const { return dirty_pages_; }
   uint64_t allocated_pages() const { return allocated_pages_; }
 
   // Tests: aborts unless every invariant above holds (walks every page).

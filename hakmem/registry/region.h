@@ -8,7 +8,7 @@
 //               SuperSlab, holding blocks of one size class.
 //  - Block:     what malloc returns.
 //  - Large:     a region holding one block too big for a slab (hakmem/large).
-//  - Extents:   a 64 MiB region holding large blocks at page granularity,
+//  - Extents:   a 1 GiB region holding large blocks at page granularity,
 //               split and coalesced (hakmem/large/extent_heap.h).
 //  - Registry:  one byte per 2 MiB of address space, non-zero while a
 //               region is mapped; it decides "is this pointer ours" in O(1)
