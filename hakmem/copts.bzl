@@ -9,7 +9,12 @@ load("@rules_cc//cc:defs.bzl", "cc_library")
 # locks) go straight through the GOT, resolved at load, instead of through
 # a stub: 2M x 16 B built and freed 20 times, 0.43-0.46 -> 0.42 s; 16 B
 # tear-down frees and 64 B builds -2%; the lanes and start-up unchanged.
-HAKMEM_COPTS = ["-fvisibility=hidden", "-fno-plt"]
+# No exceptions: the allocator throws none (operator new's std::bad_alloc
+# comes from libstdc++, see libc_override.cc), and code built with them
+# references libstdc++'s unwind personality, which made libhakmem.so need
+# libstdc++, libm and libgcc_s: 1.2 MB more RSS in every preloaded process
+# (//hakmem:preload_deps_test).
+HAKMEM_COPTS = ["-fvisibility=hidden", "-fno-plt", "-fno-exceptions"]
 
 def hakmem_library(name, copts = [], **kwargs):
     """A cc_library of the allocator: hidden visibility, static linking only.
