@@ -513,7 +513,9 @@ void RunRandomSeed(uint32_t seed, uint64_t* max_under) {
       if (fit == ExtentMap::kNone) continue;
       uint32_t dirty;
       const uint32_t s = m->AllocateIn(fit, n, clean, &dirty);
-      if (dirty == 0) ASSERT_NO_FATAL_FAILURE(check_clean(s, n, "AllocateIn"));
+      if (dirty == 0) {
+        ASSERT_NO_FATAL_FAILURE(check_clean(s, n, "AllocateIn"));
+      }
       ASSERT_NO_FATAL_FAILURE(take(s, n));
     } else if (op < 40) {  // aligned lead path as ExtentAlloc
       const uint32_t n = 1 + rng() % 64;
@@ -526,10 +528,14 @@ void RunRandomSeed(uint32_t seed, uint64_t* max_under) {
       const uint32_t lead_dirty = lead != 0 ? m->AllocateAt(fit, lead) : 0;
       const uint32_t dirty = m->AllocateAt(fit + lead, n);
       if (lead != 0) {
-        if (lead_dirty == 0) ASSERT_NO_FATAL_FAILURE(check_clean(fit, lead, "lead"));
+        if (lead_dirty == 0) {
+          ASSERT_NO_FATAL_FAILURE(check_clean(fit, lead, "lead"));
+        }
         m->Free(fit, now, lead_dirty);
       }
-      if (dirty == 0) ASSERT_NO_FATAL_FAILURE(check_clean(fit + lead, n, "aligned"));
+      if (dirty == 0) {
+        ASSERT_NO_FATAL_FAILURE(check_clean(fit + lead, n, "aligned"));
+      }
       ASSERT_NO_FATAL_FAILURE(take(fit + lead, n));
     } else if (op < 65 && !blocks.empty()) {
       auto it = blocks.begin();
@@ -548,7 +554,9 @@ void RunRandomSeed(uint32_t seed, uint64_t* max_under) {
       const uint32_t old = it->second;
       uint32_t dirty;
       if (m->Resize(it->first, n, now, &dirty)) {
-        if (n > old && dirty == 0) ASSERT_NO_FATAL_FAILURE(check_clean(it->first + old, n - old, "resize"));
+        if (n > old && dirty == 0) {
+          ASSERT_NO_FATAL_FAILURE(check_clean(it->first + old, n - old, "resize"));
+        }
         for (uint32_t p = it->first; p < it->first + old; p++) owner[p] = -1, used[p] = true;
         const uint32_t s = it->first;
         blocks.erase(it);
