@@ -301,9 +301,6 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       } else {
         // Where the extent's resident pages are (for calloc, where it has
         // none), not always its front; to grow, with its room after it.
-        // (From the front, buffers grown by realloc faulted clean pages in
-        // while the resident ones waited: 50 buffers grown 1.5x at a time
-        // to random sizes, 178 -> 207 MB.)
         start = chosen->map.AllocateIn(start, pages, wants_zero, &dirty, fit_pages);
       }
       if (dirty < pages && g_given_back_untaken != 0) {

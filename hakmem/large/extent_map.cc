@@ -107,10 +107,6 @@ void ExtentMap::UpdateBinBits(int bin) {
   set(clean_bin_bits_[bin / 64], tail != kNone && records_[tail].dirty == 0);
 }
 
-// Writes the free extent's records and links it: into its bin (in front if
-// it has dirty pages, else at the back) and, if dirty, onto the age list
-// right after `age_after` (kNone: at the head), or at the tail if
-// `age_at_tail`.
 ExtentMap::Span ExtentMap::DirtySpanOf(uint32_t start) const {
   const PageRecord& r = records_[start];
   if (r.dirty == 0) return Span{};
@@ -119,6 +115,10 @@ ExtentMap::Span ExtentMap::DirtySpanOf(uint32_t start) const {
   return Span{last.dirty_first, last.dirty_end};
 }
 
+// Writes the free extent's records and links it: into its bin (in front if
+// it has dirty pages, else at the back) and, if dirty, onto the age list
+// right after `age_after` (kNone: at the head), or at the tail if
+// `age_at_tail`. Its dirty span goes to its last page's record.
 void ExtentMap::Link(uint32_t start, uint32_t length, uint32_t dirty, Span span,
                      uint32_t freed_ms, uint32_t age_after, bool age_at_tail) {
   MarkExtent(start, length, kFree);
