@@ -313,6 +313,47 @@ TEST(LargeCache, FreedLargeBlocksStayWithinTheLimit) {
       << "HAKMEM_LARGE_CACHE_MAX_MB=8 not honoured";
 }
 
+// ---- HAKMEM_SUPERSLAB_DECAY_MS=200, large blocks only ever grown by realloc --------
+// A program whose large blocks all come from realloc growing small ones (a
+// vector or a string) frees them, then makes only small calls: the small
+// paths' upkeep must apply the large caches' decay (a review, session 28:
+// such a program never installed the hook, and kept them all). Its own
+// process: no earlier large malloc may install it.
+
+TEST(GrownOnly, LargeBlocksGrownByReallocGoBackAfterTheDecay) {
+  ExpectEnv("HAKMEM_SUPERSLAB_DECAY_MS", "200");
+  const size_t rss_start = RssBytes();
+  std::vector<char*> buffers(10, nullptr);
+  for (char*& p : buffers) {
+    size_t size = 64;
+    p = static_cast<char*>(realloc(nullptr, size));
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, size);
+    while (size < 20 * kMiB) {
+      const size_t grown = size + size / 2;
+      p = static_cast<char*>(realloc(p, grown));
+      ASSERT_NE(p, nullptr);
+      memset(p + size, 1, grown - size);
+      size = grown;
+    }
+  }
+  const size_t rss_peak = RssBytes();
+  for (char* p : buffers) free(p);
+  // Only small calls from here on, over 1 s: five times the decay.
+  for (int round = 0; round < 50; round++) {
+    std::vector<void*> small;
+    for (int i = 0; i < 2000; i++) small.push_back(malloc(64));
+    for (void* q : small) free(q);
+    usleep(20 * 1000);
+  }
+  const size_t rss_end = RssBytes();
+  printf("RSS start %.1f MiB, peak %.1f MiB, 1 s after freeing %.1f MiB\n", MiB(rss_start),
+         MiB(rss_peak), MiB(rss_end));
+  ASSERT_GT(rss_peak, rss_start + 150 * kMiB) << "the buffers did not use memory";
+  EXPECT_LT(MiB(rss_end) - MiB(rss_start), 64.0 + 16.0)
+      << "freed large blocks beyond the resident budget stayed";
+}
+
 // ---- malloc_trim ------------------------------------------------------------------
 // Runs in the default configuration (long TTL, big caches): malloc_trim(0)
 // gives the cached memory back at once.
