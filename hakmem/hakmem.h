@@ -85,7 +85,7 @@ struct Stats {
   // The extent heap (large blocks up to 256 MiB; its live blocks are counted
   // in large_live and large_live_bytes too).
   uint64_t extent_chunks;        // 1 GiB chunks mapped
-  uint64_t extent_free_bytes;    // free extents in them (their pages added so far)
+  uint64_t extent_free_bytes;    // free extents in them
   uint64_t extent_dirty_bytes;   // of those, pages perhaps resident (an estimate)
   uint64_t extent_purged_bytes;  // given back so far
 };

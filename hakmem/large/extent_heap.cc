@@ -24,17 +24,11 @@ constexpr uint32_t kFirstBlockPage = 1 + kRecordPages;
 constexpr uint32_t kBlockPages = kChunkPages - kFirstBlockPage;
 static_assert(kExtentMaxBlockBytes / kPage <= kBlockPages, "a chunk holds the biggest block");
 
-// A chunk's pages join its map a step at a time, as the heap needs them:
-// free extents then do not reach over pages no block ever used (python
-// bytearrays grown with +=: 742 MB peak, all added at once 790).
-constexpr uint32_t kChunkGrowPages = static_cast<uint32_t>((size_t{64} << 20) / kPage);
-
 struct ExtentChunk {
   RegionHeader region;
   // The free fast path reads a slab record here for a pointer in the
   // chunk's first 2 MiB (SlabInfoOf): zero, unowned, as in a large header.
   char slab_records_left_zero[kSlabsOffset - sizeof(RegionHeader)];
-  uint32_t added_end;  // pages [kFirstBlockPage, added_end) are in the map
   ExtentMap map;
 };
 static_assert(offsetof(ExtentChunk, slab_records_left_zero) <= kSlabInfosOffset &&
@@ -89,7 +83,7 @@ ExtentChunk* MapChunk() {
   c->region.kind = RegionKind::kExtents;
   c->region.mapped_size = kExtentChunkBytes;
   c->map.Init(reinterpret_cast<PageRecord*>(PageAddress(c, 1)), kChunkPages);
-  c->added_end = kFirstBlockPage;
+  c->map.Add(kFirstBlockPage, kBlockPages, Ms(platform::NowNs()));
   if (!registry::Register(base, registry::kTagExtents, kExtentChunkBytes)) {
     platform::Unmap(mem, kExtentChunkBytes);
     return nullptr;
@@ -209,24 +203,6 @@ void PurgeNow(Purge how) {
   }
 }
 
-// Adds the next pages of a chunk to its map, enough for a fit of `pages`
-// where they can be (kChunkGrowPages at least); false if no chunk has room.
-bool GrowLocked(ExtentChunk* c, uint32_t pages) {
-  const uint32_t room = kChunkPages - c->added_end;
-  if (room < pages) return false;
-  uint32_t add = pages > kChunkGrowPages ? pages : kChunkGrowPages;
-  if (add > room) add = room;
-  c->map.Add(c->added_end, add, NowMsLocked());
-  c->added_end += add;
-  return true;
-}
-bool GrowAChunkLocked(uint32_t pages) {
-  for (uint32_t i = 0; i < g_chunk_count; i++) {
-    if (GrowLocked(g_chunks[i], pages)) return true;
-  }
-  return false;
-}
-
 // Chunk of a registered region of kind kExtents, and the page `p` starts;
 // reports a pointer that is not page-aligned (inside a block).
 uint32_t PageOf(const RegionHeader* region, const void* p, const char* operation) {
@@ -322,10 +298,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       if (dirty < pages) SuperSlabCacheGiveBackForLargeBlocks();
       return PageAddress(chosen, start);
     }
-    // No fit: more pages of a chunk, else (once) a new chunk. (Each grow
-    // adds pages: the loop ends.)
-    if (GrowAChunkLocked(least_pages)) continue;
-    if (attempt > 0 || g_chunk_count == kMaxChunks) break;
+    if (attempt == 1 || g_chunk_count == kMaxChunks) break;
     platform::UnlockMutex(&g_lock);
     ExtentChunk* fresh = MapChunk();
     if (fresh == nullptr) return nullptr;
@@ -336,7 +309,6 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       return nullptr;
     }
     g_chunks[g_chunk_count++] = fresh;
-    GrowLocked(fresh, least_pages);
   }
   platform::UnlockMutex(&g_lock);
   return nullptr;
@@ -446,7 +418,7 @@ void ExtentHeapReleaseAll() {
     platform::LockMutex(&g_lock);
     for (uint32_t i = 0; i < g_chunk_count; i++) {
       // (Extents being purged are in no bin: not counted free.)
-      if (g_chunks[i]->map.free_pages() == g_chunks[i]->added_end - kFirstBlockPage) {
+      if (g_chunks[i]->map.free_pages() == kBlockPages) {
         empty = g_chunks[i];
         g_chunks[i] = g_chunks[--g_chunk_count];
         break;

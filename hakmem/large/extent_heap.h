@@ -5,8 +5,7 @@
 // registered as one region (kTagExtents, RegionKind::kExtents). Its first
 // page is its header (the region header, the slab-record area the free fast
 // path reads left zero, the chunk's ExtentMap); the map's page records
-// follow; the rest is blocks, its pages added to the map 64 MiB at a time
-// as the heap needs them. A block is page-aligned, has no header of its
+// follow; the rest is blocks. A block is page-aligned, has no header of its
 // own and is as long as its extent: free() finds its chunk in the registry
 // and its page's record, which says in O(1) whether the pointer starts a
 // live block (an interior pointer, a second free and a foreign pointer are
@@ -14,8 +13,8 @@
 //
 // Allocation takes the best fit among the chunks' free extents, one with
 // resident pages first, and carves the block where that extent's resident
-// pages are (for calloc, where it has none); else more pages of a chunk,
-// else a new chunk. Freed pages stay resident
+// pages are (for calloc, where it has none); else maps a chunk. Freed
+// pages stay resident
 // (dirty) within the resident budget of large blocks, which the large
 // regions' cache shares (twice the most bytes ever live in large blocks,
 // 16 to 64 MiB, LargeSharedResidentBudget): beyond it, the oldest free
