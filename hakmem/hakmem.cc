@@ -55,7 +55,7 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero =
     errno = ENOMEM;
     return nullptr;
   }
-  // Up to 256 MiB, from the extent heap, where freed blocks coalesce; else
+  // Up to 16 MiB, from the extent heap, where freed blocks coalesce; else
   // (or if it can't map a chunk) a region of its own.
   const auto alloc = [=] {
     if (ExtentHeapServes(size, alignment)) {
@@ -239,18 +239,10 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   // MB; python growing bytearrays with +=: 6.4 -> 4.8 s, 650 -> 769 MB).
   // (The large regions it replaces grew by mremap, with no copy: 2.7 s, 731
   // MB and 2.8 s, 840 MB there; glibc 8.5 s, 461 MB and 7.3 s, 556 MB.)
-  // Past kExtentMoveToGrowMaxBytes, to a region of its own instead, which
-  // grows on by mremap, without a copy or its old pages resident beside the
-  // new ones (4 buffers grown 1.5x at a time to 200 MB: 1325 MB and 3.4 s
-  // in the extent heap, 865 MB and 2.6-3.0 s so).
   void* q = nullptr;
   bool zeroed;
-  if (size > usable && size > kMaxSmallSize) {
-    if (size > kExtentMoveToGrowMaxBytes) {
-      q = LargeAlloc(size, 16, &zeroed);
-    } else if (ExtentHeapServes(size, 16)) {
-      q = ExtentAlloc(size, &zeroed, false, /*to_grow=*/true);
-    }
+  if (size > usable && size > kMaxSmallSize && ExtentHeapServes(size, 16)) {
+    q = ExtentAlloc(size, &zeroed, false, /*to_grow=*/true);
   }
   if (q == nullptr) q = internal::MallocInline(size);
   if (q == nullptr) {

@@ -28,9 +28,13 @@
 // scarce (an address-space limit, strict overcommit): 1 GiB of address
 // space a chunk; large blocks then get regions of their own (large.h).
 //
-// Blocks up to 256 MiB (chunks of 64 MiB and blocks up to 16 MiB until
-// session 28: 10-100 MiB buffers one at a time then got regions, 168 MB
-// where tcmalloc's page heap took 110; now 105).
+// Blocks up to 16 MiB. (Session 28 took them up to 256 MiB: 10-100 MiB
+// buffers one at a time 168 -> 104 MB, tcmalloc 110; but a big block that
+// must move to grow is copied here, both copies resident, where a region
+// moves its pages with mremap (malloc 200 MB, realloc to 400: 412 -> 616
+// MB), and buffers built by copy-then-free kept their freed copies (300
+// steps of 1 MB: 616 -> 1062 MB). Not kept until such blocks can leave a
+// chunk without a copy.)
 #ifndef HAKMEM_LARGE_EXTENT_HEAP_H_
 #define HAKMEM_LARGE_EXTENT_HEAP_H_
 
@@ -42,12 +46,8 @@
 namespace hakmem {
 
 constexpr size_t kExtentChunkBytes = size_t{1} << 30;
-constexpr size_t kExtentMaxBlockBytes = size_t{256} << 20;
+constexpr size_t kExtentMaxBlockBytes = size_t{16} << 20;
 constexpr size_t kExtentMaxAlignment = size_t{2} << 20;
-// A block realloc must move to grow past this goes to a region of its own
-// (large.h), which grows on by mremap: copies of such blocks cost more than
-// the syscalls, and left two copies resident.
-constexpr size_t kExtentMoveToGrowMaxBytes = size_t{16} << 20;
 
 // Whether blocks of `size` bytes aligned to `alignment` come from here
 // (HAKMEM_LARGE_EXTENTS, up to kExtentMaxBlockBytes, aligned up to
@@ -99,7 +99,7 @@ struct ExtentHeapStats {
 };
 ExtentHeapStats GetExtentHeapStats();
 
-// Tests of large regions (large.h): while one lives, blocks up to 256 MiB
+// Tests of large regions (large.h): while one lives, blocks up to 16 MiB
 // get regions of their own too.
 struct ScopedExtentHeapOff {
   ScopedExtentHeapOff();
