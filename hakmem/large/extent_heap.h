@@ -13,20 +13,22 @@
 //
 // Allocation takes the best fit among the chunks' free extents, one with
 // resident pages first, and carves the block where that extent's resident
-// pages are (for calloc, where it has none); else maps a chunk. Freed
-// pages stay resident
-// (dirty) within the resident budget of large blocks, which the large
-// regions' cache shares (twice the most bytes ever live in large blocks,
-// 16 to 64 MiB, LargeSharedResidentBudget): beyond it, the oldest free
-// extents give their pages back (madvise) once free for the decay time
-// (HAKMEM_SUPERSLAB_DECAY_MS); all of them after the TTL. Chunks stay mapped
-// (address space only once purged), except on a trim or an out-of-memory
-// retry, which unmap the chunks with no block.
+// pages are (for calloc, where it has none); else maps a chunk. Freed pages
+// stay resident (dirty) within the resident budget of large blocks, which
+// the large regions' cache shares (twice the most bytes ever live in large
+// blocks, 16 to 64 MiB, LargeSharedResidentBudget): beyond it, the oldest
+// free extents give back pages of their dirty spans (madvise) once free for
+// the decay time (HAKMEM_SUPERSLAB_DECAY_MS); all of them after the TTL.
+// Chunks stay mapped (address space only once purged), except on a trim or
+// an out-of-memory retry, which unmap the chunks with no block.
 //
 // One lock guards every chunk: a large allocation's own cost is its pages
 // (faults, clearing, copying), far above a lock's. None where mappings are
 // scarce (an address-space limit, strict overcommit): 1 GiB of address
 // space a chunk; large blocks then get regions of their own (large.h).
+// (1 GiB since session 28, 64 MiB before: fewer, bigger maps, whose free
+// extents merge where chunks kept them apart; measured only together with
+// the dirty spans, BENCHMARKS.md "Session 28".)
 //
 // Blocks up to 16 MiB. (Session 28 took them up to 256 MiB: 10-100 MiB
 // buffers one at a time 168 -> 104 MB, tcmalloc 110; but a big block that
