@@ -537,13 +537,14 @@ HAKMEM_ALWAYS_INLINE void AddToOutgoing(Heap* h, Heap* owner, Block* b, bool loo
   if (HAKMEM_UNLIKELY(++batch.count == RemoteBatch::kMaxBlocks)) FlushOutgoing(h);
 }
 
-// Queues `b` (a block of `owner`'s, already marked free) for its owner.
-void FreeRemote(Heap* h, Heap* owner, Block* b) {
+// Queues `b` (a block of `owner`'s, already marked free) for its owner;
+// `look_ahead`: HasLookAheadWord(b).
+HAKMEM_ALWAYS_INLINE void FreeRemote(Heap* h, Heap* owner, Block* b, bool look_ahead) {
   if (h == &kEmptyHeap) {  // a thread that never allocated has no batch
     owner->remote.Push(b);
     return;
   }
-  AddToOutgoing(h, owner, b, HasLookAheadWord(b));
+  AddToOutgoing(h, owner, b, look_ahead);
 }
 
 // The heap whose slab holds `b` (nullptr: a free slab).
@@ -631,6 +632,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
 // to its key: a store after the claim could re-key a block that a thread
 // freed again meanwhile (a double free) and allocated at once.
 void SendHome(Heap* h, int c, Block* const* blocks, uint32_t n) {
+  const bool look_ahead = ClassSizeOf(c) > sizeof(Block);  // HasLookAheadWord
   BeginFreeBatch();
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
@@ -641,7 +643,7 @@ void SendHome(Heap* h, int c, Block* const* blocks, uint32_t n) {
       LocalFreeKeyed(h, SlabOf(b), b);
       continue;
     }
-    FreeRemote(h, owner, b);
+    FreeRemote(h, owner, b, look_ahead);
   }
   EndFreeBatch();
   FlushOutgoing(h);
@@ -1658,7 +1660,7 @@ void TinyFreeSlow(void* p) {
   }
   if (h == &kEmptyHeap) {  // no heap, no bins (an exited thread, no memory)
     SetKey(b, RemoteFreeKey());
-    FreeRemote(h, owner, b);
+    FreeRemote(h, owner, b, HasLookAheadWord(b));
     return;
   }
   Beat(h);
