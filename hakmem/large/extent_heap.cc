@@ -234,7 +234,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
   const uint32_t pages = size != 0 ? static_cast<uint32_t>((size + kPage - 1) / kPage) : 1;
   // Aligned: the fit for as many pages more as the alignment may cost
   // (chunks are aligned to their size); the pages before the aligned start
-  // go back to the free extent before it.
+  // stay free.
   const uint32_t align_pages = alignment > kPage ? static_cast<uint32_t>(alignment / kPage) : 1;
   // Room to grow: the fit for half as many pages again, of which it takes
   // the front. (Twice as many: 300 buffers grown by realloc in random
@@ -265,20 +265,12 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       if (chosen != nullptr || want == least_pages) break;
     }
     if (chosen != nullptr) {
-      // The pages before an aligned start: split off, and freed again once
-      // the block is (they then merge with the free extent before them).
+      // Where the extent's resident pages are (for calloc, where it has
+      // none), not always its front; to grow, with its room after it;
+      // aligned, at the first aligned page from there (chunks are aligned
+      // to their size, so page numbers align as addresses do).
       uint32_t dirty;
-      if (align_pages > 1) {
-        const uint32_t lead = (align_pages - start % align_pages) % align_pages;
-        const uint32_t lead_dirty = lead != 0 ? chosen->map.AllocateAt(start, lead) : 0;
-        dirty = chosen->map.AllocateAt(start + lead, pages);
-        if (lead != 0) chosen->map.Free(start, NowMsLocked(), lead_dirty);
-        start += lead;
-      } else {
-        // Where the extent's resident pages are (for calloc, where it has
-        // none), not always its front; to grow, with its room after it.
-        start = chosen->map.AllocateIn(start, pages, wants_zero, &dirty, fit_pages);
-      }
+      start = chosen->map.AllocateIn(start, pages, wants_zero, &dirty, fit_pages, align_pages);
       if (dirty < pages && g_given_back_untaken != 0) {
         // Perhaps pages given back for the other layer, taken again.
         const uint64_t clean = pages - dirty;

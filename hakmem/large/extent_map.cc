@@ -314,9 +314,12 @@ uint32_t ExtentMap::AllocateAt(uint32_t start, uint32_t length) {
 }
 
 uint32_t ExtentMap::AllocateIn(uint32_t start, uint32_t length, bool prefer_clean,
-                               uint32_t* dirty, uint32_t room) {
+                               uint32_t* dirty, uint32_t room, uint32_t align) {
   const PageRecord& r = records_[start];
-  if (r.kind != kFree || !(r.edges & kFirstPage) || r.length < length || length == 0) Broken();
+  if (r.kind != kFree || !(r.edges & kFirstPage) || r.length < length || length == 0 ||
+      align == 0 || (align & (align - 1)) != 0) {
+    Broken();
+  }
   const uint32_t end = start + r.length;
   if (room < length) room = length;
   if (room > r.length) room = r.length;
@@ -330,6 +333,13 @@ uint32_t ExtentMap::AllocateIn(uint32_t start, uint32_t length, bool prefer_clea
     } else if (span.first - start < room && end - span.end >= room) {
       at = span.end;  // clean pages after the span, not enough before
     }
+  }
+  if (align > 1) {
+    // The first aligned page from there if the block fits after it, else
+    // the extent's first (the caller's fit allowed for it).
+    const auto align_up = [align](uint32_t page) { return (page + align - 1) & ~(align - 1); };
+    at = align_up(at) + length <= end ? align_up(at) : align_up(start);
+    if (at + length > end) Broken();
   }
   *dirty = Carve(start, at, length);
   MarkExtent(at, length, kAllocated);

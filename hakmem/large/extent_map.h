@@ -116,10 +116,14 @@ class ExtentMap {
   // where its dirty span says: on its resident pages if there are any, or
   // for `prefer_clean` on pages that read zero if enough lie before or
   // after the span (else its front), with `room` pages free from its start
-  // where the extent allows (a block realloc will grow). Returns the
-  // block's first page; `*dirty`: how many of its pages may hold old data.
+  // where the extent allows (a block realloc will grow). `align` (a power
+  // of two): the block starts at a multiple of it, the first from where
+  // the span says if the block fits there, else from the extent's start
+  // (the extent must allow for that); the pages skipped stay free, with
+  // their share of the span and their age. Returns the block's first page;
+  // `*dirty`: how many of its pages may hold old data.
   uint32_t AllocateIn(uint32_t start, uint32_t length, bool prefer_clean, uint32_t* dirty,
-                      uint32_t room = 0);
+                      uint32_t room = 0, uint32_t align = 1);
 
   // The length of the allocated extent whose first page is `page`, else 0
   // (an interior page, a free one, one out of range).
