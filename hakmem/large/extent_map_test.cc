@@ -245,9 +245,7 @@ TEST(ExtentMap, AnAlignedBlockLandsOnTheDirtySpanAndThePagesBeforeItKeepTheirAge
   uint32_t dirty;
   const uint32_t fit = m->FindFit(20 + 16 - 1, &dirty);
   ASSERT_EQ(fit, 0u);
-  // The span starts at 100 (aligned to 4, not 8 or 16): aligned to 4 on it
-  // at 100, to 8 at 104 (fits before 137), to 16 at 112 (112 + 20 > 137:
-  // the extent's first, 0).
+  // The span starts at 100: aligned to 4, on it at 100; to 8, at 104.
   EXPECT_EQ(m->AllocateIn(fit, 20, /*prefer_clean=*/false, &dirty, 20 + 4 - 1, 4), 100u);
   EXPECT_EQ(dirty, 20u);
   m->Free(100, 10);
