@@ -21,7 +21,9 @@ TEST(SizeClassTest, EverySizeGetsTheSmallestClassThatFits) {
 TEST(SizeClassTest, ClassesAreSixteenByteMultiplesAndGrow) {
   for (int c = 0; c < kNumClasses; c++) {
     EXPECT_EQ(ClassSizeOf(c) % 16, 0u) << c;
-    if (c > 1) EXPECT_GT(ClassSizeOf(c), ClassSizeOf(c - 1)) << c;
+    if (c > 1) {
+      EXPECT_GT(ClassSizeOf(c), ClassSizeOf(c - 1)) << c;
+    }
   }
   EXPECT_EQ(ClassSizeOf(static_cast<int>(SizeToClass(1024))), 1024u);
   EXPECT_EQ(ClassSizeOf(kNumClasses - 1), kMaxSmallSize);
