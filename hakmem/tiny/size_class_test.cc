@@ -12,7 +12,9 @@ TEST(SizeClassTest, EverySizeGetsTheSmallestClassThatFits) {
     ASSERT_LT(c, kNumClasses) << size;
     ASSERT_GE(ClassSizeOf(c), size) << size;
     // Class 0 duplicates class 1's size; otherwise the class below is too small.
-    if (c > 1) ASSERT_LT(ClassSizeOf(c - 1), size) << size;
+    if (c > 1) {
+      ASSERT_LT(ClassSizeOf(c - 1), size) << size;
+    }
   }
   EXPECT_EQ(SizeToClass(0), 0);
   EXPECT_EQ(ClassSizeOf(0), 16u);
