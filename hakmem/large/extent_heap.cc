@@ -249,9 +249,16 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
   for (int attempt = 0;; attempt++) {
     // The first chunk whose fit has resident pages, else the first fit (for
     // calloc, the other way round: pages that read zero need no clearing,
-    // and pages the program never touches stay untouched).
+    // and pages the program never touches stay untouched). A fit with room
+    // to grow but no resident pages loses to one with resident pages and
+    // no room. (Room first, python's `bytearray +=`, 300 buffers to 4 MB
+    // freed when full, peaked at 790 MB with 262K faults: the room came
+    // from fresh pages while freed ones waited; now 721 MB, 200K faults,
+    // for 4% more bytes copied, 26.9 -> 28.0 GB; realloc_rand 182 -> 168
+    // MB; rs2 590 -> 582 MB, 30.4 -> 31.3 GB copied.)
     ExtentChunk* chosen = nullptr;
     uint32_t start = ExtentMap::kNone;
+    bool chosen_preferred = false;
     for (uint32_t want = fit_pages;; want = least_pages) {
       for (uint32_t i = 0; i < g_chunk_count; i++) {
         uint32_t dirty = 0;
@@ -260,9 +267,10 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
         if (s == ExtentMap::kNone || (chosen != nullptr && !preferred)) continue;
         chosen = g_chunks[i];
         start = s;
+        chosen_preferred = preferred;
         if (preferred) break;
       }
-      if (chosen != nullptr || want == least_pages) break;
+      if (chosen_preferred || want == least_pages) break;
     }
     if (chosen != nullptr) {
       // Where the extent's resident pages are (for calloc, where it has

@@ -61,7 +61,9 @@ bool ExtentHeapServes(size_t size, size_t alignment);
 // page), or nullptr (no chunk could be mapped). `*zeroed`: whether all of
 // it reads zero. `wants_zero` (calloc): pages that read zero first.
 // `to_grow` (a block realloc moves to grow it): where half as many free
-// pages follow it, if an extent has that room, so that it grows on in place.
+// pages follow it, so that it grows on in place, if an extent with resident
+// pages has that room; else on resident pages without it; else fresh pages
+// with it.
 void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero = false, bool to_grow = false,
                   size_t alignment = 4096);
 // The usable size of `p`, in the chunk `region`; reports misuse for
