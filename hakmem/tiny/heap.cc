@@ -1291,6 +1291,28 @@ void OnThreadExit(void* heap) {
 // Takes up to `max` blocks of `size_class` from `h`'s slabs (refilling the
 // current slab as needed) into `out`, in the order they are to be handed
 // out; returns how many (0: out of memory). They get the heap's free key.
+// A bin of a mid or big class pins the slabs (512 KiB, 2 MiB) of the blocks
+// it holds. A class the thread stopped allocating keeps its bin full until
+// the next upkeep: 4,000 vectors grown by realloc to ~20 KB left the bins
+// of the 6-16 KiB classes holding blocks whose slabs held nothing else,
+// 60-100 slabs (tests/FINDINGS.md F46). So before the heap takes a fresh
+// slab, the bins of those classes not refilled during its last
+// kIdleSlabTakes such takes go back to their slabs; slabs that empty serve
+// the take. (Such a bin refills from those slabs' lists if the class is
+// wanted again.) Not 2: a young heap takes a fresh slab for each class it
+// meets, and its bins of classes it uses now and then went back over and
+// over, their emptied slabs for others to carve again: 64 threads of mixed
+// blocks (hunt28/thrpool.cpp) 56 -> 117 MB; 8 read 74, 32 the same as none.
+constexpr uint32_t kIdleSlabTakes = 32;
+void FlushIdleBins(Heap* h, int for_class) {
+  const uint32_t takes = ++h->fresh_slab_takes;
+  for (int c = kFirstMidClass; c < kNumClasses; c++) {
+    if (c == for_class || BinCount(h, c) == 0) continue;
+    if (takes - h->refilled_at_take[c - kFirstMidClass] <= kIdleSlabTakes) continue;
+    FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
+  }
+}
+
 uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
   uint32_t n = 0;
   while (n < max) {
@@ -1299,6 +1321,12 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
       // Blocks other threads gave back come before fresh ones. (Draining
       // may put blocks on the current slab's list.)
       DrainRemote(h);
+      s = h->current[size_class];
+    }
+    // A fresh slab comes next (see Refill): idle bins give back theirs first.
+    if (s->free == nullptr && h->partial[size_class].head == nullptr &&
+        h->carvable[size_class].head == nullptr && (s == &kEmptySlab || !SlabCanCarve(s))) {
+      FlushIdleBins(h, size_class);
       s = h->current[size_class];
     }
     // Free blocks before fresh ones (see Refill): 8 threads on 2 cores,
@@ -1396,6 +1424,9 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Count(h->counters.refills);
   StopForwarding(h, size_class);  // it allocates after all
   h->bin_refilled[size_class] = 2;
+  if (size_class >= kFirstMidClass) {
+    h->refilled_at_take[size_class - kFirstMidClass] = h->fresh_slab_takes;  // see FlushIdleBins
+  }
   if (h->bin_overflowed[size_class]) {  // full, then empty: it swings
     h->bin_overflowed[size_class] = false;
     // Not while the transfer cache may engage: half a grown bin is more

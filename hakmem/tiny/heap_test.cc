@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <set>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -224,6 +225,42 @@ uint64_t SlabsInUse(int size_class) {
   static TinyStats stats;
   GetTinyStats(&stats);
   return stats.slabs_in_use[size_class];
+}
+
+// A mid class's bin pins the slabs of the blocks it holds. One the thread
+// stopped allocating gives them back before the heap takes fresh slabs for
+// another class (F46: 4,000 vectors grown by realloc to ~20 KB left 60-100
+// slabs of the 6-16 KiB classes pinned by their bins alone).
+TEST(HeapTest, AnIdleMidBinGoesBackBeforeTheHeapTakesFreshSlabs) {
+  std::thread([] {
+    StoppedClock clock;  // no upkeep flushes the bins meanwhile
+    const int passed = SizeToClass(10240), next = SizeToClass(2048);
+    const uint64_t before = SlabsInUse(passed);
+    std::map<Slab*, std::vector<void*>> by_slab;
+    for (int i = 0; i < 500; i++) {
+      void* p = TinyMallocClass(passed);
+      by_slab[SlabOf(p)].push_back(p);
+    }
+    ASSERT_GE(by_slab.size(), 9u);
+    // Freed a block of each slab in turn: the bin ends with some of each.
+    for (size_t i = 0; !by_slab.empty(); i++) {
+      for (auto it = by_slab.begin(); it != by_slab.end();) {
+        if (i < it->second.size()) {
+          Free(it->second[i]);
+          ++it;
+        } else {
+          it = by_slab.erase(it);
+        }
+      }
+    }
+    ASSERT_GE(SlabsInUse(passed), before + 8) << "the bin pins them";
+    // Fresh slabs for another class, more than kIdleSlabTakes (32).
+    std::vector<void*> blocks;
+    for (int i = 0; i < 40 * 32; i++) blocks.push_back(TinyMallocClass(next));  // 40 slabs
+    EXPECT_LE(SlabsInUse(passed), before + 1) << "still pinned by the bin";
+    for (void* p : blocks) Free(p);
+    TinyTrim();
+  }).join();
 }
 
 // A structure freed in no order (a hash table's nodes) leaves its slabs'
