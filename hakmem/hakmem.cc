@@ -12,8 +12,11 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sys/single_threaded.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/single_threaded.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -336,6 +339,35 @@ size_t UsableSize(const void* p) {
   RegionHeader* region = registry::Lookup(p);
   if (region == nullptr) return 0;
   return CheckedUsableSize(region, p, "malloc_usable_size(): invalid pointer");
+}
+
+int LockAllMemory(int flags) {
+  // With MCL_ONFAULT pages lock as they are touched: nothing to keep away.
+  const bool on_fault = (flags & MCL_ONFAULT) != 0;
+  const bool future = (flags & MCL_FUTURE) != 0 && !on_fault;
+  const bool was_future = platform::FutureMappingsLocked();
+  if (future) platform::NoteFutureMappingsLocked(true);  // nothing mapped ahead from now
+  if ((flags & MCL_CURRENT) != 0 && !on_fault) {
+    Trim();  // the caches' idle mappings: unmapped
+    SuperSlabReleaseRetained();
+    ExtentHeapUnmapFreePages();
+  }
+  const long result = syscall(SYS_mlockall, flags);
+  if (result != 0) {
+    const int saved = errno;
+    platform::NoteFutureMappingsLocked(was_future);
+    ExtentHeapRemapFreePages();
+    errno = saved;
+    return -1;
+  }
+  return 0;
+}
+
+int UnlockAllMemory() {
+  if (syscall(SYS_munlockall) != 0) return -1;
+  platform::NoteFutureMappingsLocked(false);
+  ExtentHeapRemapFreePages();
+  return 0;
 }
 
 bool Trim() {

@@ -35,6 +35,15 @@ size_t UsableSize(const void* p);
 // True if it gave any back (as malloc_trim's 1; counted by the unmaps and
 // page discards made meanwhile, any thread's).
 bool Trim();
+// mlockall and munlockall (the override build's): before a lock of the
+// current mappings (MCL_CURRENT), the caches' idle mappings and the extent
+// heap's free extents are unmapped (mapped again at munlockall), so that
+// the lock faults in and counts what the program uses, not hakmem's address
+// space ahead of it (one 1 MiB block locked a 1 GiB chunk); while future
+// mappings are locked (MCL_FUTURE), nothing is mapped ahead (see
+// platform::MappingsScarce). Return and errno as the system calls'.
+int LockAllMemory(int flags);
+int UnlockAllMemory();
 
 constexpr int kStatsClasses = 65;
 

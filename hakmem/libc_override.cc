@@ -138,6 +138,10 @@ HAKMEM_EXPORT void* pvalloc(size_t size) {
 HAKMEM_EXPORT size_t malloc_usable_size(void* p) { return hakmem::UsableSize(p); }
 // 1 if memory went back to the kernel, as glibc's.
 HAKMEM_EXPORT int malloc_trim(size_t) { return hakmem::Trim() ? 1 : 0; }
+// Interposed so that a process that locks its memory does not lock the
+// address space hakmem maps ahead (hakmem.h, LockAllMemory).
+HAKMEM_EXPORT int mlockall(int flags) { return hakmem::LockAllMemory(flags); }
+HAKMEM_EXPORT int munlockall() { return hakmem::UnlockAllMemory(); }
 // glibc's statistics calls, from hakmem's totals (hakmem.h, MallocTotals):
 // arena = SuperSlabs mapped, uordblks = small blocks handed out, fordblks =
 // the rest of the arena, ordblks = cached regions, hblks / hblkhd = large

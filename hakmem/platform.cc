@@ -179,6 +179,23 @@ bool DiscardPages(void* p, size_t size) {
   return given_back;
 }
 
+bool MapAheadAt(void* at, size_t size) {
+  g_mmap_calls.fetch_add(1, std::memory_order_relaxed);
+  const int saved = errno;
+  void* q = mmap(at, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  errno = saved;
+  if (q == MAP_FAILED) return false;
+  if (q != at) {  // (kernels before 4.17 take the flag as a hint)
+    Unmap(q, size);
+    return false;
+  }
+  g_madvise_calls.fetch_add(1, std::memory_order_relaxed);
+  madvise(q, size, MADV_NOHUGEPAGE);
+  errno = saved;
+  return true;
+}
+
 bool ReplacePages(void* p, size_t size) {
   g_mmap_calls.fetch_add(1, std::memory_order_relaxed);
   const int saved = errno;
@@ -213,6 +230,14 @@ std::atomic<uint64_t> g_idle_budget{UINT64_MAX};
 }  // namespace
 
 uint64_t IdleMappingBudget() { return g_idle_budget.load(std::memory_order_relaxed); }
+
+namespace {
+std::atomic<bool> g_future_mappings_locked{false};
+}  // namespace
+bool FutureMappingsLocked() { return g_future_mappings_locked.load(std::memory_order_relaxed); }
+void NoteFutureMappingsLocked(bool locked) {
+  g_future_mappings_locked.store(locked, std::memory_order_relaxed);
+}
 
 void ReadIdleMappingBudget() {
   uint64_t budget = UINT64_MAX;

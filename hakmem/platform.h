@@ -103,6 +103,9 @@ void Unmap(void* p, size_t size);
 // seccomp filter): the bytes stay as they were, so nothing may count on
 // zeros then.
 bool DiscardPages(void* p, size_t size);
+// Maps `size` bytes at `at` as MapAhead would (no swap reserved, no huge
+// pages), only if nothing is mapped there; false otherwise.
+bool MapAheadAt(void* at, size_t size);
 // Where DiscardPages was refused (pages the program locked and freed): maps
 // fresh pages over them (MAP_FIXED, no swap reserved, no huge pages), which
 // read zero and drop the lock. False if the kernel refused that too.
@@ -127,10 +130,18 @@ uint64_t AddressSpaceLimitBytes();
 uint64_t IdleMappingBudget();
 constexpr uint64_t kMinIdleBudget = uint64_t{8} << 20;
 constexpr uint64_t kStrictOvercommitIdleBudget = uint64_t{32} << 20;
-// Whether mappings are scarce (IdleMappingBudget binds): nothing is then
-// kept or mapped ahead beyond what is needed (retained SuperSlabs, the
-// large reserve, pre-warming).
-inline bool MappingsScarce() { return IdleMappingBudget() != UINT64_MAX; }
+// Whether the process locks its future mappings (mlockall(MCL_FUTURE)
+// without MCL_ONFAULT, as hakmem's mlockall saw it): each new mapping is
+// then faulted in and locked whole, however little of it is used.
+bool FutureMappingsLocked();
+void NoteFutureMappingsLocked(bool locked);
+// Whether mappings are scarce (IdleMappingBudget binds, or every new
+// mapping is locked whole): nothing is then kept or mapped ahead beyond
+// what is needed (retained SuperSlabs, the large reserve, pre-warming,
+// extent chunks).
+inline bool MappingsScarce() {
+  return IdleMappingBudget() != UINT64_MAX || FutureMappingsLocked();
+}
 // Reads the limits and the overcommit mode (system calls: prlimit64,
 // openat). Only at the first allocation and when a mapping fails (a limit
 // may have been set since): a process that sandboxes itself with seccomp

@@ -405,6 +405,34 @@ void ExtentHeapGiveBackForAnotherLayer() {
   if (may) PurgeNow(Purge::kBeyondBudget);
 }
 
+void ExtentHeapUnmapFreePages() {
+  platform::LockMutex(&g_lock);
+  for (uint32_t i = 0; i < g_chunk_count; i++) {
+    ExtentChunk* const c = g_chunks[i];
+    c->map.ForEachOfKind(ExtentMap::kFree, [c](uint32_t start, uint32_t length) {
+      c->map.MakeHole(start);
+      platform::Unmap(PageAddress(c, start), size_t{length} * kPage);
+    });
+  }
+  PublishLocked();
+  platform::UnlockMutex(&g_lock);
+}
+
+void ExtentHeapRemapFreePages() {
+  platform::LockMutex(&g_lock);
+  const uint32_t now = NowMsLocked();
+  for (uint32_t i = 0; i < g_chunk_count; i++) {
+    ExtentChunk* const c = g_chunks[i];
+    c->map.ForEachOfKind(ExtentMap::kHole, [c, now](uint32_t start, uint32_t length) {
+      if (platform::MapAheadAt(PageAddress(c, start), size_t{length} * kPage)) {
+        c->map.FillHole(start, now);
+      }
+    });
+  }
+  PublishLocked();
+  platform::UnlockMutex(&g_lock);
+}
+
 void ExtentHeapReleaseAll() {
   PurgeNow(Purge::kAll);
   platform::LockMutex(&g_lock);

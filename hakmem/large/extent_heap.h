@@ -92,6 +92,13 @@ uint64_t ExtentHeapLivePeakBytes();
 // Gives back the pages of every free extent, and unmaps the chunks that
 // hold no block (a trim, an out-of-memory retry).
 void ExtentHeapReleaseAll();
+// Before mlockall(MCL_CURRENT), which would fault in and lock every page of
+// the chunks, used or not (1 GiB for one block): unmaps their free extents,
+// which stay holes in the maps (no block is carved or grown there) until
+// ExtentHeapRemapFreePages maps them again (munlockall, or a failed lock;
+// a range something else was mapped into meanwhile stays a hole).
+void ExtentHeapUnmapFreePages();
+void ExtentHeapRemapFreePages();
 
 struct ExtentHeapStats {
   uint64_t chunks;

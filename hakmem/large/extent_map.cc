@@ -432,6 +432,23 @@ void ExtentMap::EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool 
   Release(start, length, given_back ? 0 : length, now_ms);
 }
 
+void ExtentMap::MakeHole(uint32_t start) {
+  const PageRecord& r = records_[start];
+  if (r.kind != kFree || !(r.edges & kFirstPage)) Broken();
+  const uint32_t length = r.length;
+  Unlink(start);
+  ClearEdges(start, length);
+  MarkExtent(start, length, kHole);
+}
+
+void ExtentMap::FillHole(uint32_t start, uint32_t now_ms) {
+  const PageRecord& r = records_[start];
+  if (r.kind != kHole || !(r.edges & kFirstPage)) Broken();
+  const uint32_t length = r.length;
+  ClearEdges(start, length);
+  Release(start, length, 0, now_ms);
+}
+
 bool ExtentMap::OldestDirtyAge(uint32_t now_ms, uint32_t* age_ms) const {
   if (age_head_ == kNone) return false;
   *age_ms = now_ms - records_[age_head_].freed_ms;

@@ -88,8 +88,9 @@ class ExtentMap {
   };
   static constexpr int kBins = 32 + 8 * 27;  // lengths up to 2^32 - 1
 
-  // kPurging: between BeginPurge and EndPurge, in no bin.
-  enum ExtentKind : uint8_t { kAllocated = 1, kFree = 2, kPurging = 3 };
+  // kPurging: between BeginPurge and EndPurge, in no bin. kHole: between
+  // MakeHole and FillHole, its pages not there (unmapped by the caller).
+  enum ExtentKind : uint8_t { kAllocated = 1, kFree = 2, kPurging = 3, kHole = 4 };
   static constexpr uint8_t kFirstPage = 1, kLastPage = 2;
 
   // `records`: zeroed storage for `pages` records. Every page starts as
@@ -169,6 +170,27 @@ class ExtentMap {
   // An estimate: a split shares an extent's count in proportion to its
   // dirty span (where a merge bridged clean pages, a part may hold more).
   uint64_t dirty_pages() const { return dirty_pages_; }
+  // Calls f(start, length) for each extent of `kind`, in address order;
+  // f may make a free extent a hole, or fill a hole (the walk goes on past
+  // the extent it was given, as it was).
+  template <typename F>
+  void ForEachOfKind(ExtentKind kind, F f) {
+    for (uint32_t p = 0; p < pages_;) {
+      const PageRecord& r = records_[p];
+      if (r.kind == 0) {  // not added
+        p++;
+        continue;
+      }
+      const uint32_t length = r.length;
+      if (r.kind == kind) f(p, length);
+      p += length;
+    }
+  }
+  // Takes the free extent at `start` out of the map: nothing is carved in
+  // or merged with its pages, which the caller unmaps, until FillHole.
+  void MakeHole(uint32_t start);
+  // The hole at `start` free again, its pages clean (mapped afresh).
+  void FillHole(uint32_t start, uint32_t now_ms);
   uint64_t allocated_pages() const { return allocated_pages_; }
 
   // Tests: aborts unless every invariant above holds (walks every page).

@@ -270,6 +270,32 @@ TEST(ExtentMap, AnAlignedBlockLandsOnTheDirtySpanAndThePagesBeforeItKeepTheirAge
   m->CheckInvariantsForTesting();
 }
 
+// A hole (a free extent whose pages the caller unmapped, mlockall) is
+// carved in, grown into and merged with by nothing until it is filled,
+// clean, and merges again.
+TEST(ExtentMap, AHoleIsNeitherCarvedNorMergedUntilFilled) {
+  TestMap m(1000);
+  m->Add(0, 1000, 0);
+  const uint32_t a = m->Allocate(100);  // 0-99
+  const uint32_t b = m->Allocate(100);  // 100-199
+  m->Free(b, 5);                        // 100-999 free: 100 dirty
+  m->MakeHole(100);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->free_pages(), 0u);
+  EXPECT_EQ(m->dirty_pages(), 0u);
+  EXPECT_EQ(m->Allocate(1), ExtentMap::kNone);
+  EXPECT_FALSE(m->Resize(a, 150, 6)) << "grew into the hole";
+  EXPECT_EQ(m->AllocatedLength(100), 0u);
+  m->Free(a, 7);  // not merged with the hole
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->free_pages(), 100u);
+  m->FillHole(100, 8);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->free_pages(), 1000u);
+  EXPECT_EQ(m->dirty_pages(), 100u) << "a's pages dirty, the hole's clean";
+  EXPECT_EQ(m->Allocate(1000), 0u);
+}
+
 TEST(ExtentMap, PrefersAFitWithinItsOwnBinToSplittingABiggerExtent) {
   TestMap m(4096);
   m->Add(0, 4096, 0);
