@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <new>
 
 #include "hakmem/config.h"
@@ -1314,24 +1313,6 @@ void FlushIdleBins(Heap* h, int for_class) {
   }
 }
 
-// Mid blocks a refill carves at most, kMidCarveBytes worth (at least one):
-// carving writes each block's key, a page each, and a bin's refills grow
-// to half its limit (1 MiB worth), so a class used now and then had up to
-// 32 pages touched ahead, per class and heap: threads of mixed blocks, a
-// few KiB to 31 KiB one in eight (hunt28/thrpool.cpp), 1 thread 5.4 ->
-// 5.0 MB, 8 on one CPU 10.3-13.5 -> 9.4-10.9 (mimalloc 5.0, 9.8-11.0).
-// (Blocks listed on slabs come as many as the refill wants: no fresh
-// pages. The lanes over 4-32 KiB: the same instructions.)
-constexpr uint32_t kMidCarveBytes = 64 * 1024;
-constexpr auto kMidCarveBlocks = [] {
-  std::array<uint8_t, kFirstBigClass - kFirstMidClass> blocks{};
-  for (int c = kFirstMidClass; c < kFirstBigClass; c++) {
-    const uint32_t n = kMidCarveBytes / ClassSizeOf(c);
-    blocks[c - kFirstMidClass] = static_cast<uint8_t>(n < 1 ? 1 : n);
-  }
-  return blocks;
-}();
-
 uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
   uint32_t n = 0;
   while (n < max) {
@@ -1414,22 +1395,14 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
     // Then fresh blocks, carved straight into `out` (one store each: no
     // list to build and walk again).
     uintptr_t zero_from = UINTPTR_MAX;
-    bool carved_enough = false;
     if (b == nullptr && n < max && h->partial[size_class].head == nullptr) {
       if (size_class >= kFirstBigClass) zero_from = BigSlabZeroFrom(s);
-      uint32_t carve = max - n;
-      if (size_class >= kFirstMidClass && size_class < kFirstBigClass &&
-          carve > kMidCarveBlocks[size_class - kFirstMidClass]) {
-        carve = kMidCarveBlocks[size_class - kFirstMidClass];
-        carved_enough = true;
-      }
-      n += SlabCarve(s, out + n, carve, bin_key);
+      n += SlabCarve(s, out + n, max - n, bin_key);
     }
     if (size_class >= kFirstBigClass) {
       TakeBigBlocks(out + first, listed - first, n - listed, zero_from, bin_key);
     }
     s->used += n - first;
-    if (carved_enough) break;
   }
   return n;
 }

@@ -227,30 +227,6 @@ uint64_t SlabsInUse(int size_class) {
   return stats.slabs_in_use[size_class];
 }
 
-// A mid class's refill carves at most 64 KiB of fresh blocks: carving
-// writes each block's key (a page each), and refills grow to half the bin,
-// 1 MiB worth (hunt28/thrpool.cpp: 5.4 -> 5.0 MB a thread, mimalloc 5.0).
-TEST(HeapTest, AMidRefillCarvesAtMost64KiB) {
-  std::thread([] {
-    const int c = SizeToClass(16384);
-    std::vector<void*> blocks;
-    uint32_t most_carved = 0;
-    blocks.push_back(TinyMallocClass(c));  // the thread's heap, set up
-    for (int i = 0; i < 200; i++) {
-      const Slab* before = tl_heap->current[c];
-      const uint32_t carved = before == &kEmptySlab ? 0 : SlabCarved(before);
-      blocks.push_back(TinyMallocClass(c));
-      if (tl_heap->current[c] == before) {
-        most_carved = std::max(most_carved, SlabCarved(before) - carved);
-      }
-    }
-    EXPECT_GE(most_carved, 1u);
-    EXPECT_LE(most_carved, 64u * 1024 / 16384);
-    for (void* p : blocks) Free(p);
-    TinyTrim();
-  }).join();
-}
-
 // A mid class's bin pins the slabs of the blocks it holds. One the thread
 // stopped allocating gives them back before the heap takes fresh slabs for
 // another class (F46: 4,000 vectors grown by realloc to ~20 KB left 60-100
