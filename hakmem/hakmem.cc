@@ -342,6 +342,13 @@ size_t UsableSize(const void* p) {
 }
 
 int LockAllMemory(int flags) {
+  // The kernel's verdict on the flags first: a call it refuses changes
+  // nothing here either.
+  if ((flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)) != 0 ||
+      (flags & (MCL_CURRENT | MCL_FUTURE)) == 0) {
+    errno = EINVAL;
+    return -1;
+  }
   // With MCL_ONFAULT pages lock as they are touched: nothing to keep away.
   const bool on_fault = (flags & MCL_ONFAULT) != 0;
   const bool future = (flags & MCL_FUTURE) != 0 && !on_fault;
@@ -360,6 +367,9 @@ int LockAllMemory(int flags) {
     errno = saved;
     return -1;
   }
+  // (Each call sets the kernel's future locking anew: one without
+  // MCL_FUTURE, or with MCL_ONFAULT, ends what an earlier one began.)
+  platform::NoteFutureMappingsLocked(future);
   return 0;
 }
 
@@ -621,6 +631,10 @@ void ChildAfterFork() {
   pthread_mutex_init(&g_tiny_stats_lock, nullptr);
   pthread_mutex_init(&g_stats_lock, nullptr);
   if (_IO_list_resetlock != nullptr) _IO_list_resetlock();
+  // A child inherits no memory lock (mlockall): hakmem's own locked mode
+  // ends in it (no syscall if there were no holes).
+  platform::NoteFutureMappingsLocked(false);
+  ExtentHeapRemapFreePages();
 }
 
 // The kernel refused a mapping: give every cache back, and the retained

@@ -170,6 +170,14 @@ void Unmap(void* p, size_t size) {
   errno = saved;
 }
 
+bool TryUnmap(void* p, size_t size) {
+  g_munmap_calls.fetch_add(1, std::memory_order_relaxed);
+  const int saved = errno;
+  const bool done = munmap(p, size) == 0;
+  errno = saved;
+  return done;
+}
+
 bool DiscardPages(void* p, size_t size) {
   g_madvise_calls.fetch_add(1, std::memory_order_relaxed);
   // MADV_DONTNEED: pages read as zero afterwards, RSS drops at once.

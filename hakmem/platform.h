@@ -98,6 +98,9 @@ void SetMapFailureHandler(MapFailureHandler handler);
 // Maps `size` bytes anywhere, without reserving swap (for sparse tables).
 void* MapSparse(size_t size);
 void Unmap(void* p, size_t size);
+// munmap alone, errno kept: false if the kernel refused (the mapping count
+// at its limit), the pages then still there.
+bool TryUnmap(void* p, size_t size);
 // Gives pages back to the kernel but keeps the mapping (reads then see
 // zeros). False if the kernel refused (locked pages: mlock, mlockall; a
 // seccomp filter): the bytes stay as they were, so nothing may count on
@@ -130,8 +133,9 @@ uint64_t AddressSpaceLimitBytes();
 uint64_t IdleMappingBudget();
 constexpr uint64_t kMinIdleBudget = uint64_t{8} << 20;
 constexpr uint64_t kStrictOvercommitIdleBudget = uint64_t{32} << 20;
-// Whether the process locks its future mappings (mlockall(MCL_FUTURE)
-// without MCL_ONFAULT, as hakmem's mlockall saw it): each new mapping is
+// Whether the process locks its future mappings: its last mlockall
+// (through libc, which hakmem interposes) had MCL_FUTURE without
+// MCL_ONFAULT, and no munlockall or fork came since. Each new mapping is
 // then faulted in and locked whole, however little of it is used.
 bool FutureMappingsLocked();
 void NoteFutureMappingsLocked(bool locked);

@@ -90,4 +90,49 @@ TEST(MlockTest, LockingFutureMappingsMapsNothingAhead) {
   free(p);
 }
 
+// Locked twice, blocks freed next to the holes each lock made: munlockall
+// maps every hole again (a review, session 29: its walk aborted here).
+TEST(MlockTest, UnlockingMapsBackEveryHoleOfTwoLocks) {
+  constexpr int kBlocks = 6;
+  char* b[kBlocks];
+  for (char*& p : b) {
+    p = static_cast<char*>(malloc(kMiB));
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, kMiB);
+  }
+  free(b[1]);
+  free(b[4]);
+  if (mlockall(MCL_CURRENT) != 0) {
+    GTEST_SKIP() << "mlockall: " << strerror(errno) << " (no privilege or memlock limit)";
+  }
+  free(b[3]);
+  free(b[5]);
+  ASSERT_EQ(mlockall(MCL_CURRENT), 0);
+  free(b[2]);
+  ASSERT_EQ(munlockall(), 0);
+  // Every block writable, wherever it lands now.
+  char* again[3 * kBlocks];
+  for (char*& p : again) {
+    p = static_cast<char*>(malloc(kMiB));
+    ASSERT_NE(p, nullptr);
+    memset(p, 2, kMiB);
+  }
+  for (char* p : again) free(p);
+  free(b[0]);
+}
+
+TEST(MlockTest, FlagsTheKernelRefusesChangeNothing) {
+  errno = 0;
+  EXPECT_EQ(mlockall(0), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(mlockall(MCL_ONFAULT), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(mlockall(MCL_CURRENT | 0x100), -1);
+  EXPECT_EQ(errno, EINVAL);
+  char* p = static_cast<char*>(malloc(kMiB));
+  ASSERT_NE(p, nullptr);
+  memset(p, 3, kMiB);
+  free(p);
+}
+
 }  // namespace

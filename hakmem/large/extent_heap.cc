@@ -63,6 +63,8 @@ std::atomic<uint64_t> g_next_purge_ns{0};
 // share of the resident budget).
 std::atomic<uint64_t> g_dirty_bytes{0}, g_live_peak_bytes{0};
 constexpr uint64_t kPurgeIntervalNs = 100 * 1000 * 1000;
+// Pages of the holes ExtentHeapUnmapFreePages made, not yet filled.
+uint64_t g_hole_pages = 0;
 
 uint32_t Ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1000000); }
 // The maps' clock, read under the lock: their age lists stay in order.
@@ -410,8 +412,11 @@ void ExtentHeapUnmapFreePages() {
   for (uint32_t i = 0; i < g_chunk_count; i++) {
     ExtentChunk* const c = g_chunks[i];
     c->map.ForEachOfKind(ExtentMap::kFree, [c](uint32_t start, uint32_t length) {
-      c->map.MakeHole(start);
-      platform::Unmap(PageAddress(c, start), size_t{length} * kPage);
+      // (Refused, at the mapping count's limit: it stays free and mapped.)
+      if (platform::TryUnmap(PageAddress(c, start), size_t{length} * kPage)) {
+        c->map.MakeHole(start);
+        g_hole_pages += length;
+      }
     });
   }
   PublishLocked();
@@ -421,11 +426,12 @@ void ExtentHeapUnmapFreePages() {
 void ExtentHeapRemapFreePages() {
   platform::LockMutex(&g_lock);
   const uint32_t now = NowMsLocked();
-  for (uint32_t i = 0; i < g_chunk_count; i++) {
+  for (uint32_t i = 0; i < g_chunk_count && g_hole_pages != 0; i++) {
     ExtentChunk* const c = g_chunks[i];
     c->map.ForEachOfKind(ExtentMap::kHole, [c, now](uint32_t start, uint32_t length) {
       if (platform::MapAheadAt(PageAddress(c, start), size_t{length} * kPage)) {
         c->map.FillHole(start, now);
+        g_hole_pages -= length;
       }
     });
   }

@@ -95,8 +95,10 @@ void ExtentHeapReleaseAll();
 // Before mlockall(MCL_CURRENT), which would fault in and lock every page of
 // the chunks, used or not (1 GiB for one block): unmaps their free extents,
 // which stay holes in the maps (no block is carved or grown there) until
-// ExtentHeapRemapFreePages maps them again (munlockall, or a failed lock;
-// a range something else was mapped into meanwhile stays a hole).
+// ExtentHeapRemapFreePages maps them again (munlockall, a failed lock, a
+// fork child; a hole something else was mapped into, even in part, stays a
+// hole whole, and its chunk is never unmapped by a trim: tests/FINDINGS.md
+// F59).
 void ExtentHeapUnmapFreePages();
 void ExtentHeapRemapFreePages();
 

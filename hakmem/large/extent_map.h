@@ -171,13 +171,16 @@ class ExtentMap {
   // dirty span (where a merge bridged clean pages, a part may hold more).
   uint64_t dirty_pages() const { return dirty_pages_; }
   // Calls f(start, length) for each extent of `kind`, in address order;
-  // f may make a free extent a hole, or fill a hole (the walk goes on past
-  // the extent it was given, as it was).
+  // f may make a free extent a hole, or fill a hole. (A hole filled merges
+  // with the free extent after it: the walk then goes on from where that
+  // extent began, page by page through the merged extent's interior to the
+  // next first page. Taking its last page's record for an extent's start
+  // skipped holes and aborted in FillHole: a review, session 29.)
   template <typename F>
   void ForEachOfKind(ExtentKind kind, F f) {
     for (uint32_t p = 0; p < pages_;) {
       const PageRecord& r = records_[p];
-      if (r.kind == 0) {  // not added
+      if (r.kind == 0 || !(r.edges & kFirstPage)) {  // not added, or not a start
         p++;
         continue;
       }

@@ -1297,8 +1297,8 @@ void OnThreadExit(void* heap) {
 // of the 6-16 KiB classes holding blocks whose slabs held nothing else,
 // 60-100 slabs (tests/FINDINGS.md F46). So before the heap takes a fresh
 // slab, the bins of those classes not refilled during its last
-// kIdleSlabTakes such takes go back to their slabs; slabs that empty serve
-// the take. (Such a bin refills from those slabs' lists if the class is
+// kIdleSlabTakes such takes go back to their slabs; slabs that empty go
+// back to the pool, for this take if of their geometry, or any other. (Such a bin refills from those slabs' lists if the class is
 // wanted again.) Not 2: a young heap takes a fresh slab for each class it
 // meets, and its bins of classes it uses now and then went back over and
 // over, their emptied slabs for others to carve again: 64 threads of mixed
