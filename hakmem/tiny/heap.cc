@@ -1291,8 +1291,8 @@ void OnThreadExit(void* heap) {
 // Takes up to `max` blocks of `size_class` from `h`'s slabs (refilling the
 // current slab as needed) into `out`, in the order they are to be handed
 // out; returns how many (0: out of memory). They get the heap's free key.
-// A bin of a mid or big class pins the slabs (512 KiB, 2 MiB) of the blocks
-// it holds. A class the thread stopped allocating keeps its bin full until
+// A bin of a mid class pins the 512 KiB slabs of the blocks it holds. A
+// class the thread stopped allocating keeps its bin full until
 // the next upkeep: 4,000 vectors grown by realloc to ~20 KB left the bins
 // of the 6-16 KiB classes holding blocks whose slabs held nothing else,
 // 60-100 slabs (tests/FINDINGS.md F46). So before the heap takes a fresh
@@ -1303,10 +1303,14 @@ void OnThreadExit(void* heap) {
 // meets, and its bins of classes it uses now and then went back over and
 // over, their emptied slabs for others to carve again: 64 threads of mixed
 // blocks (hunt28/thrpool.cpp) 56 -> 117 MB; 8 read 74, 32 the same as none.
+// Not the big classes' bins (a 2 MiB slab each, their free blocks' pages
+// given back when idle, see DiscardIdleBigBlocks): with them, 100 vectors
+// grown by realloc through every size in rounds (realloc_grow) 158 -> 165
+// MB, their next round's blocks gone back and carved again.
 constexpr uint32_t kIdleSlabTakes = 32;
 void FlushIdleBins(Heap* h, int for_class) {
   const uint32_t takes = ++h->fresh_slab_takes;
-  for (int c = kFirstMidClass; c < kNumClasses; c++) {
+  for (int c = kFirstMidClass; c < kFirstBigClass; c++) {
     if (c == for_class || BinCount(h, c) == 0) continue;
     if (takes - h->refilled_at_take[c - kFirstMidClass] <= kIdleSlabTakes) continue;
     FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
@@ -1424,7 +1428,7 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   Count(h->counters.refills);
   StopForwarding(h, size_class);  // it allocates after all
   h->bin_refilled[size_class] = 2;
-  if (size_class >= kFirstMidClass) {
+  if (size_class >= kFirstMidClass && size_class < kFirstBigClass) {
     h->refilled_at_take[size_class - kFirstMidClass] = h->fresh_slab_takes;  // see FlushIdleBins
   }
   if (h->bin_overflowed[size_class]) {  // full, then empty: it swings

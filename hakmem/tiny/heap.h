@@ -397,10 +397,10 @@ struct Heap {
   // sentinel share the heap's first page (see heap.cc, kHeapStep).
   IntrusiveList<Slab> partial[kNumClasses];   // other slabs with free blocks
   IntrusiveList<Slab> carvable[kNumClasses];  // others with only room to carve
-  // Fresh slabs this heap was about to take, and that count at each mid and
-  // big class's last refill (see FlushIdleBins in heap.cc).
+  // Fresh slabs this heap was about to take, and that count at each mid
+  // class's last refill (see FlushIdleBins in heap.cc).
   uint32_t fresh_slab_takes = 0;
-  uint32_t refilled_at_take[kNumClasses - kFirstMidClass] = {};
+  uint32_t refilled_at_take[kFirstBigClass - kFirstMidClass] = {};
 };
 
 extern Heap kEmptyHeap;
