@@ -857,57 +857,67 @@ TEST(HakmemTest, LargeRegionsAndExtentsShareOneResidentBudget) {
   Trim();
 }
 
+// In a fresh chunk, in address order: a block `a` (256 pages) that can't
+// grow in place (`b` follows it), a block `hole` as long as a's next size
+// (300 pages, the caller frees it), and a `fence`.
+struct GrowLayout {
+  static constexpr size_t kPage = 4096;
+  char* a;
+  char* b;
+  char* hole;
+  char* fence;
+};
+void MakeGrowLayout(GrowLayout* l) {
+  constexpr size_t kPage = GrowLayout::kPage;
+  Trim();
+  l->a = static_cast<char*>(Malloc(256 * kPage));
+  l->b = static_cast<char*>(Malloc(256 * kPage));
+  l->hole = static_cast<char*>(Malloc(300 * kPage));
+  l->fence = static_cast<char*>(Malloc(256 * kPage));
+  ASSERT_EQ(registry::Lookup(l->a)->kind, RegionKind::kExtents);
+  ASSERT_EQ(l->b, l->a + 256 * kPage) << "a fresh chunk fills from its front";
+  ASSERT_EQ(l->hole, l->b + 256 * kPage);
+  ASSERT_EQ(l->fence, l->hole + 300 * kPage);
+}
+
 // A block realloc must move to grow goes where free pages follow it, not
 // into the tightest hole: it then grows on in place rather than being
 // copied at every step. (Where the hole's pages are no more resident than
 // the others: see the next test.)
 TEST(HakmemTest, ABlockMovedToGrowLandsWhereItCanGrowOn) {
-  Trim();
-  constexpr size_t kPage = 4096;
-  char* a = static_cast<char*>(Malloc(256 * kPage));
-  char* b = static_cast<char*>(Malloc(256 * kPage));     // a can't grow in place
-  char* hole = static_cast<char*>(Malloc(300 * kPage));  // a's next size exactly
-  char* fence = static_cast<char*>(Malloc(256 * kPage));
-  ASSERT_EQ(registry::Lookup(a)->kind, RegionKind::kExtents);
-  ASSERT_EQ(b, a + 256 * kPage) << "a fresh chunk fills from its front";
-  ASSERT_EQ(hole, b + 256 * kPage);
-  ASSERT_EQ(fence, hole + 300 * kPage);
-  Free(hole);
+  constexpr size_t kPage = GrowLayout::kPage;
+  GrowLayout l;
+  ASSERT_NO_FATAL_FAILURE(MakeGrowLayout(&l));
+  Free(l.hole);
   Trim();  // the hole's pages given back, as every free page's
-  memset(a, 7, 256 * kPage);
-  char* moved = static_cast<char*>(Realloc(a, 300 * kPage));
-  ASSERT_NE(moved, a);
-  EXPECT_NE(moved, hole) << "moved into the tightest hole, where it cannot grow";
+  memset(l.a, 7, 256 * kPage);
+  char* moved = static_cast<char*>(Realloc(l.a, 300 * kPage));
+  ASSERT_NE(moved, l.a);
+  EXPECT_NE(moved, l.hole) << "moved into the tightest hole, where it cannot grow";
   EXPECT_EQ(Realloc(moved, 400 * kPage), moved) << "could not grow on in place";
   EXPECT_EQ(moved[256 * kPage - 1], 7);
   Free(moved);
-  Free(b);
-  Free(fence);
+  Free(l.b);
+  Free(l.fence);
 }
 
 // But resident pages come before room to grow: a block moved to grow takes
 // a freed block's pages that fit it, without room, rather than fault fresh
 // ones in after it (python's `bytearray +=`: peak 790 -> 721 MB).
 TEST(HakmemTest, ABlockMovedToGrowTakesResidentPagesBeforeRoomToGrow) {
-  Trim();
-  constexpr size_t kPage = 4096;
-  char* a = static_cast<char*>(Malloc(256 * kPage));
-  char* b = static_cast<char*>(Malloc(256 * kPage));     // a can't grow in place
-  char* hole = static_cast<char*>(Malloc(300 * kPage));  // a's next size exactly
-  char* fence = static_cast<char*>(Malloc(256 * kPage));
-  ASSERT_EQ(registry::Lookup(a)->kind, RegionKind::kExtents);
-  ASSERT_EQ(hole, a + 512 * kPage) << "a fresh chunk fills from its front";
-  ASSERT_EQ(fence, hole + 300 * kPage);
-  memset(hole, 1, 300 * kPage);
-  Free(hole);  // resident, within the budget
-  memset(a, 7, 256 * kPage);
-  char* moved = static_cast<char*>(Realloc(a, 300 * kPage));
-  EXPECT_EQ(moved, hole) << "fresh pages faulted in while a freed block's waited";
+  constexpr size_t kPage = GrowLayout::kPage;
+  GrowLayout l;
+  ASSERT_NO_FATAL_FAILURE(MakeGrowLayout(&l));
+  memset(l.hole, 1, 300 * kPage);
+  Free(l.hole);  // resident, within the budget
+  memset(l.a, 7, 256 * kPage);
+  char* moved = static_cast<char*>(Realloc(l.a, 300 * kPage));
+  EXPECT_EQ(moved, l.hole) << "fresh pages faulted in while a freed block's waited";
   EXPECT_EQ(moved[0], 7);
   EXPECT_EQ(moved[256 * kPage - 1], 7);
   Free(moved);
-  Free(b);
-  Free(fence);
+  Free(l.b);
+  Free(l.fence);
   Trim();
 }
 
