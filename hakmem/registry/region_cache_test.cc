@@ -32,7 +32,8 @@ void RecordRelease(RegionHeader* region) { g_released->push_back(region); }
 class RegionCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    g_limits = RegionCacheLimits{100, uint64_t{1} << 40, 1000, uint64_t{1} << 40};
+    g_limits = RegionCacheLimits{100, uint64_t{1} << 40, 1000, uint64_t{1} << 40,
+                                 /*demand_window_sec=*/0, /*decay_ns=*/0};
     g_now_ns = 1000000;
     g_released = &released_;
     platform::SetClockForTesting(&FakeClock);
