@@ -452,7 +452,8 @@ HAKMEM_ALWAYS_INLINE void LocalFree(Heap* h, Slab* s, Block* b) {
 
 // Whether block `b` has a word past Block for RemoteBlock::ahead (see
 // RemoteBatch): blocks of 32 B and up.
-inline bool HasLookAheadWord(const Block* b) { return SlabInfoOf(b)->block_size > sizeof(Block); }
+constexpr bool HasLookAheadWord(uint32_t block_size) { return block_size > sizeof(Block); }
+inline bool HasLookAheadWord(const Block* b) { return HasLookAheadWord(SlabInfoOf(b)->block_size); }
 
 void DrainRemote(Heap* h) {
   Block* b = h->remote.TakeAll();
@@ -478,7 +479,7 @@ void DrainRemote(Heap* h) {
                                "a block freed by another thread was freed again (it is no "
                                "longer a block of the heap it was queued for)");
     }
-    if (info->block_size > sizeof(Block)) {  // HasLookAheadWord
+    if (HasLookAheadWord(info->block_size)) {
       platform::Prefetch(reinterpret_cast<RemoteBlock*>(b)->ahead);
     }
     Block* next = b->next;
@@ -632,7 +633,7 @@ uint32_t TransferPop(Heap* h, int c, Block** out) {
 // to its key: a store after the claim could re-key a block that a thread
 // freed again meanwhile (a double free) and allocated at once.
 void SendHome(Heap* h, int c, Block* const* blocks, uint32_t n) {
-  const bool look_ahead = ClassSizeOf(c) > sizeof(Block);  // HasLookAheadWord
+  const bool look_ahead = HasLookAheadWord(ClassSizeOf(c));
   BeginFreeBatch();
   for (uint32_t i = 0; i < n; i++) {
     Block* b = blocks[i];
@@ -945,7 +946,7 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   // another class and freed into this heap carries another key, F16.)
   const int slab_shift = SlabShiftOfClass(c);
   const size_t slab_bytes = size_t{1} << slab_shift;
-  const bool look_ahead = ClassSizeOf(c) > sizeof(Block);  // HasLookAheadWord
+  const bool look_ahead = HasLookAheadWord(ClassSizeOf(c));
   // Either of the bin's keys (big blocks may carry the zero-tail one; a
   // smaller block never does, unless the program wrote it, which it cannot
   // know). One compare under a mask: a register less in the loop below.
