@@ -795,6 +795,45 @@ TEST(HakmemTest, ADecayOfZeroGivesBackFreedExtentsPagesAtOnce) {
   Trim();
 }
 
+// F63: holes freed while the heap takes fresh pages (a block that fits no
+// hole) go back sooner the further beyond the budget they are
+// (DecayBeyondBudget); left alone while it does not grow.
+TEST(HakmemTest, FreedExtentsFarBeyondTheBudgetGoSoonerWhileTheHeapGrows) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  Trim();
+  hakmem_test::StoppedClock clock;
+  // 200 holes of 1 MiB between 200 live blocks: 200 MiB beyond a budget
+  // of 64 (twice the peak live, at most 64 MiB).
+  std::vector<char*> blocks;
+  for (int i = 0; i < 400; i++) {
+    blocks.push_back(static_cast<char*>(Malloc(kMiB)));
+    ASSERT_EQ(registry::Lookup(blocks.back())->kind, RegionKind::kExtents);
+    memset(blocks.back(), 1, kMiB);
+  }
+  for (size_t i = 1; i < blocks.size(); i += 2) Free(blocks[i]);
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t holes = stats.extent_dirty_bytes;
+  ASSERT_GE(holes, uint64_t{200} << 20);
+  // 800 ms on (within the 1 s decay), not growing: all kept.
+  hakmem_test::StoppedClock::Advance(800 * 1000 * 1000);
+  LargeCacheEnforceLimits();
+  GetStats(&stats);
+  EXPECT_EQ(stats.extent_dirty_bytes, holes) << "given back before the decay, not growing";
+  // A block no hole fits takes fresh pages: the footprint grows. Beyond
+  // the budget by more than the budget, the holes' decay is now 1 s x 64
+  // / excess: after 800 ms, all beyond 64 + 80 MiB go.
+  char* grown = static_cast<char*>(Malloc(2 * kMiB));
+  memset(grown, 1, 2 * kMiB);
+  LargeCacheEnforceLimits();
+  GetStats(&stats);
+  EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64 + 80 + 2} << 20) << "kept while growing";
+  EXPECT_GT(stats.extent_dirty_bytes, uint64_t{64 + 40} << 20) << "given back beyond the rule";
+  Free(grown);
+  for (size_t i = 0; i < blocks.size(); i += 2) Free(blocks[i]);
+  Trim();
+}
+
 // F45 for the extent heap: small blocks about to fault fresh pages in take
 // its dirty pages beyond the budget first.
 TEST(HakmemTest, AFreshSuperSlabGivesBackTheExtentHeapsPagesBeyondItsBudget) {

@@ -43,6 +43,10 @@ pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 ExtentChunk* g_chunks[kMaxChunks];  // under g_lock, the first g_chunk_count
 uint32_t g_chunk_count = 0;
 uint64_t g_live = 0, g_live_pages = 0, g_live_pages_peak = 0, g_purged_pages = 0;
+// The most pages ever live or free and perhaps resident at once, and when
+// it was last reached (DecayBeyondBudget: whether the heap is growing).
+uint64_t g_footprint_peak_pages = 0;
+uint32_t g_footprint_peak_ms = 0;
 // Pages that neither madvise nor a fresh mapping over them could give back
 // (mlockall(MCL_FUTURE) with no memory to lock more): purges stop.
 bool g_purges_refused = false;
@@ -116,9 +120,15 @@ uint64_t DirtyPagesLocked() {
   for (uint32_t i = 0; i < g_chunk_count; i++) dirty += g_chunks[i]->map.dirty_pages();
   return dirty;
 }
-// After a change of the maps: the figures others read without the lock.
+// After a change of the maps: the figures others read without the lock,
+// and the footprint's high.
 void PublishLocked() {
-  g_dirty_bytes.store(DirtyPagesLocked() * kPage, std::memory_order_relaxed);
+  const uint64_t dirty = DirtyPagesLocked();
+  if (g_live_pages + dirty > g_footprint_peak_pages) {
+    g_footprint_peak_pages = g_live_pages + dirty;
+    g_footprint_peak_ms = NowMsLocked();
+  }
+  g_dirty_bytes.store(dirty * kPage, std::memory_order_relaxed);
   g_live_peak_bytes.store(g_live_pages_peak * kPage, std::memory_order_relaxed);
 }
 
@@ -164,7 +174,10 @@ bool PurgeOne(Purge how) {
     wait_ms = 0;
     most = excess(cap);
   } else if (dirty > budget) {
-    wait_ms = how == Purge::kBeyondBudget ? 0 : GetOption(Option::kSuperslabDecayMs);
+    const uint64_t decay = GetOption(Option::kSuperslabDecayMs);
+    const bool growing = now - g_footprint_peak_ms < decay / 10;
+    wait_ms = how == Purge::kBeyondBudget ? 0
+                                          : DecayBeyondBudget(decay, budget, dirty - budget, growing);
     most = excess(budget);
   } else if (how == Purge::kDue) {
     wait_ms = GetOption(Option::kSuperslabTtlSec) * 1000;

@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "hakmem/config.h"
+#include "hakmem/large/extent_heap.h"
 #include "hakmem/platform.h"
 #include "hakmem/registry/registry.h"
 
@@ -17,6 +18,22 @@ namespace {
 
 LargeHeader* HeaderOf(void* p) {
   return reinterpret_cast<LargeHeader*>(registry::Lookup(p));
+}
+
+TEST(ExtentHeapDecayTest, FarBeyondTheBudgetWhileGrowingTheDecayShortensInProportion) {
+  // Within the budget, or not growing: the decay.
+  EXPECT_EQ(DecayBeyondBudget(1000, 64, 64, /*growing=*/true), 1000u);
+  EXPECT_EQ(DecayBeyondBudget(1000, 64, 10000, /*growing=*/false), 1000u);
+  // Beyond it while growing: decay x budget / excess.
+  EXPECT_EQ(DecayBeyondBudget(1000, 64, 128, true), 500u);
+  EXPECT_EQ(DecayBeyondBudget(1000, 64, 256, true), 250u);
+  // A tenth of the decay at the least.
+  EXPECT_EQ(DecayBeyondBudget(1000, 64, 6400, true), 100u);
+  EXPECT_EQ(DecayBeyondBudget(1000, 64, uint64_t{1} << 40, true), 100u);
+  // No decay stays none; the product does not overflow.
+  EXPECT_EQ(DecayBeyondBudget(0, 64, 128, true), 0u);
+  EXPECT_EQ(DecayBeyondBudget(uint64_t{1} << 40, uint64_t{1} << 40, uint64_t{1} << 41, true),
+            uint64_t{1} << 39);
 }
 
 TEST(LargeTest, BlockIsRegisteredWritableAndZeroWhenFresh) {
