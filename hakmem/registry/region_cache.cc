@@ -362,17 +362,29 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now) 
     return;
   }
   // Syscalls outside the lock (the regions are on no list: nobody else
-  // reads them). A region the kernel refused to take is not tried again.
+  // reads them). A region whose pages the kernel refused to take (the
+  // program locked them: mlock, mlockall) is released, its mapping with
+  // them: kept, it held locked memory until an eviction (a helper's hunt,
+  // session 30: 400 blocks of 0.3-15 MB freed under mlockall(MCL_CURRENT |
+  // MCL_FUTURE) left 530 MB locked; glibc 2.4).
+  RegionHeader* refused = nullptr;
   for (RegionHeader* d = decayed; d != nullptr; d = d->lru_next) {
     d->discarded = DiscardRegionPages(d) ? kPagesGivenBack : kPagesKept;
   }
   platform::LockMutex(&lock_);
   while (decayed != nullptr) {
     RegionHeader* next = decayed->lru_next;
-    LinkByAge(decayed);
+    if (decayed->discarded == kPagesKept) {
+      evicted_++;
+      decayed->lru_next = refused;
+      refused = decayed;
+    } else {
+      LinkByAge(decayed);
+    }
     decayed = next;
   }
   platform::UnlockMutex(&lock_);
+  ReleaseList(refused);
   platform::UnlockMutex(&release_all_lock_);
 }
 
