@@ -43,10 +43,13 @@ pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 ExtentChunk* g_chunks[kMaxChunks];  // under g_lock, the first g_chunk_count
 uint32_t g_chunk_count = 0;
 uint64_t g_live = 0, g_live_pages = 0, g_live_pages_peak = 0, g_purged_pages = 0;
-// The most pages ever live or free and perhaps resident at once, and when
-// it was last reached (DecayBeyondBudget: whether the heap is growing).
+// The most pages live or free and perhaps resident at once, and when it
+// was last reached (DecayBeyondBudget: whether the heap is growing). A peak
+// not reached again for kFootprintPeakDecays decay times, or before a
+// trim, is forgotten: the footprint then is the mark to pass.
 uint64_t g_footprint_peak_pages = 0;
 uint32_t g_footprint_peak_ms = 0;
+constexpr uint64_t kFootprintPeakDecays = 16;
 // Pages that neither madvise nor a fresh mapping over them could give back
 // (mlockall(MCL_FUTURE) with no memory to lock more): purges stop.
 bool g_purges_refused = false;
@@ -175,6 +178,9 @@ bool PurgeOne(Purge how) {
     most = excess(cap);
   } else if (dirty > budget) {
     const uint64_t decay = GetOption(Option::kSuperslabDecayMs);
+    if (now - g_footprint_peak_ms > kFootprintPeakDecays * decay) {
+      g_footprint_peak_pages = g_live_pages + dirty;  // (not a new high: the time stays)
+    }
     const bool growing = now - g_footprint_peak_ms < decay / 10;
     wait_ms = how == Purge::kBeyondBudget ? 0
                                           : DecayBeyondBudget(decay, budget, dirty - budget, growing);
@@ -457,6 +463,10 @@ void ExtentHeapReleaseAll() {
   platform::LockMutex(&g_lock);
   g_cross.Forget();  // nothing left to regret
   g_given_back_untaken = 0;
+  // A footprint that climbs from here climbs (DecayBeyondBudget): an
+  // earlier, higher peak does not count (a review: 1.2 GB freed and trimmed
+  // before F63's buffers kept its peak, 1,057 MB).
+  g_footprint_peak_pages = g_live_pages;
   platform::UnlockMutex(&g_lock);
   // The chunks with no block and none being purged go, one at a time,
   // unmapped outside the lock.

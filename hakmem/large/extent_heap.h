@@ -56,13 +56,14 @@ constexpr size_t kExtentMaxAlignment = size_t{2} << 20;
 // given back (`decay`, in any unit), when `excess` pages are beyond a
 // budget of `budget` pages and the heap's footprint (pages live or free
 // and resident) grew to a new high within the last tenth of the decay
-// (`growing`): the decay, unless growing with more beyond the budget than
+// (`growing`; a high is forgotten after 16 decay times without it, and at
+// a trim): the decay, unless growing with more beyond the budget than
 // the budget; then the decay shortened in proportion (decay x budget /
 // excess), to a tenth of it at the least.
 // Why: one decay for every program kept a program's freed holes resident
 // while it faulted in fresh pages (200 buffers grown together by realloc,
 // each move leaving a hole shorter than the next sizes: 1,058 MB, glibc
-// 584, mimalloc 637; 850 with this, as fast, as many faults;
+// 584, mimalloc 637; about 830 with this, as fast, as many faults;
 // tests/FINDINGS.md F63). Only while growing: the same rule at all times
 // gave back the pages a ring of buffers whose sizes drift takes again in
 // its next phase (ring2, F50: twice the page faults, 25% slower, the same

@@ -209,8 +209,10 @@ class RegionCache {
   void LinkByAge(RegionHeader* region);
   // Gives back the pages of the oldest resident regions cached for at least
   // the decay time while the resident bytes exceed the budget. They leave
-  // the list meanwhile, so no Take or eviction sees them.
-  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now);
+  // the list meanwhile, so no Take or eviction sees them. `release_kept`
+  // (the timed decay, not a give-back now): regions whose pages the kernel
+  // refused to take (locked), cached for the decay time, are released.
+  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now, bool release_kept);
   // Moves regions that break the limits onto `*evicted`. Lock held.
   void CollectEvictions(const RegionCacheLimits& limits, uint64_t now,
                         bool everything, RegionHeader** evicted);
@@ -235,6 +237,7 @@ class RegionCache {
   uint64_t count_ = 0;
   uint64_t bytes_ = 0;
   uint64_t resident_ = 0;
+  uint64_t kept_ = 0;  // regions cached with kPagesKept
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   // Takes in a row that found nothing (see Take).

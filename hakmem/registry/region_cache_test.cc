@@ -357,6 +357,47 @@ TEST_F(RegionCacheTest, ARegionWhosePagesCouldNotBeGivenBackIsReleased) {
   platform::Unmap(base, 2 * kMiB);
 }
 
+// A give-back now (for the other layer) only marks such a region: released
+// there, phases that alternate unmapped and mapped it again at every turn.
+// The decay releases it once it has been cached that long.
+TEST_F(RegionCacheTest, AGiveBackNowKeepsARefusedRegionUntilTheDecay) {
+  g_limits.max_resident_bytes = 0;
+  g_limits.decay_ns = 500;
+  char* base = static_cast<char*>(platform::MapAligned(2 * kMiB, kRegionAlign));
+  ASSERT_NE(base, nullptr);
+  RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
+  *header = RegionHeader{};
+  header->mapped_size = 2 * kMiB;
+  memset(base + platform::kPageSize, 0x77, 2 * kMiB - platform::kPageSize);
+  if (mlock(base + platform::kPageSize, platform::kPageSize) != 0) {
+    platform::Unmap(base, 2 * kMiB);
+    GTEST_SKIP() << "mlock: " << strerror(errno);
+  }
+  cache_.Put(header);  // within the decay: kept as it is
+  EXPECT_EQ(header->discarded, 0u);
+  cache_.GiveBackForAnotherLayer();
+  if (base[platform::kPageSize + 5] != 0x77) {  // the sanitizers make mlock a no-op
+    munlock(base + platform::kPageSize, platform::kPageSize);
+    platform::Unmap(base, 2 * kMiB);
+    GTEST_SKIP() << "mlock did not lock";
+  }
+  EXPECT_EQ(header->discarded, kPagesKept);
+  EXPECT_TRUE(released_.empty());
+  EXPECT_EQ(cache_.GetStats().cached, 1u);
+  g_now_ns += 499;
+  cache_.EnforceLimits();
+  EXPECT_TRUE(released_.empty()) << "released before the decay";
+  g_now_ns += 1;
+  const uint64_t madvises = platform::GetSyscallCounts().madvise;
+  cache_.EnforceLimits();
+  ASSERT_EQ(released_.size(), 1u);
+  EXPECT_EQ(released_[0], header);
+  EXPECT_EQ(cache_.GetStats().cached, 0u);
+  EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises) << "not tried again";
+  munlock(base + platform::kPageSize, platform::kPageSize);
+  platform::Unmap(base, 2 * kMiB);
+}
+
 // Maps `n` 2 MiB regions whose pages after the header hold 0x77.
 std::vector<char*> MapFilledRegions(size_t n) {
   std::vector<char*> mapped;
