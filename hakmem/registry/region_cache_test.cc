@@ -315,32 +315,47 @@ TEST_F(RegionCacheTest, RegionsBeyondTheResidentBudgetGiveTheirPagesBack) {
 std::vector<char*> MapFilledRegions(size_t n);
 RegionHeader* HeaderOf(char* base);
 
+// A 2 MiB region whose pages after the header hold 0x77, the first of them
+// locked (mlock), unlocked and unmapped at the end of the scope.
+struct LockedRegion {
+  LockedRegion() {
+    base = static_cast<char*>(platform::MapAligned(2 * kMiB, kRegionAlign));
+    if (base == nullptr) return;
+    *HeaderOf(base) = RegionHeader{};
+    HeaderOf(base)->mapped_size = 2 * kMiB;
+    memset(base + platform::kPageSize, 0x77, 2 * kMiB - platform::kPageSize);
+    locked = mlock(base + platform::kPageSize, platform::kPageSize) == 0;
+    if (!locked) error = errno;
+  }
+  ~LockedRegion() {
+    if (base == nullptr) return;
+    if (locked) munlock(base + platform::kPageSize, platform::kPageSize);
+    platform::Unmap(base, 2 * kMiB);
+  }
+  RegionHeader* header() const { return HeaderOf(base); }
+  // Whether a discard left the locked page as it was (the sanitizers make
+  // mlock a no-op).
+  bool KeptItsPages() const { return base[platform::kPageSize + 5] == 0x77; }
+  char* base = nullptr;
+  bool locked = false;
+  int error = 0;
+};
+
 // A region whose pages the kernel refuses to take (locked) is released,
 // its mapping with them, at once: kept, it held locked memory (and was not
 // to be taken for zero).
 TEST_F(RegionCacheTest, ARegionWhosePagesCouldNotBeGivenBackIsReleased) {
   g_limits.max_resident_bytes = 0;
-  char* base = static_cast<char*>(platform::MapAligned(2 * kMiB, kRegionAlign));
-  ASSERT_NE(base, nullptr);
-  RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
-  *header = RegionHeader{};
-  header->mapped_size = 2 * kMiB;
-  memset(base + platform::kPageSize, 0x77, 2 * kMiB - platform::kPageSize);
-  if (mlock(base + platform::kPageSize, platform::kPageSize) != 0) {
-    platform::Unmap(base, 2 * kMiB);
-    GTEST_SKIP() << "mlock: " << strerror(errno);
-  }
+  LockedRegion region;
+  ASSERT_NE(region.base, nullptr);
+  if (!region.locked) GTEST_SKIP() << "mlock: " << strerror(region.error);
   const uint64_t madvises = platform::GetSyscallCounts().madvise;
   const uint64_t evicted = cache_.GetStats().evicted;
-  cache_.Put(header);  // over the budget: its pages should go, but can't
-  if (base[platform::kPageSize + 5] != 0x77) {  // the sanitizers make mlock a no-op
-    munlock(base + platform::kPageSize, platform::kPageSize);
-    platform::Unmap(base, 2 * kMiB);
-    GTEST_SKIP() << "mlock did not lock";
-  }
+  cache_.Put(region.header());  // over the budget: its pages should go, but can't
+  if (!region.KeptItsPages()) GTEST_SKIP() << "mlock did not lock";
   EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises + 1);
   ASSERT_EQ(released_.size(), 1u);
-  EXPECT_EQ(released_[0], header);
+  EXPECT_EQ(released_[0], region.header());
   EXPECT_EQ(cache_.GetStats().cached, 0u);
   EXPECT_EQ(cache_.GetStats().cached_bytes, 0u);
   EXPECT_EQ(cache_.GetStats().evicted, evicted + 1);
@@ -353,8 +368,6 @@ TEST_F(RegionCacheTest, ARegionWhosePagesCouldNotBeGivenBackIsReleased) {
   EXPECT_EQ(released_.size(), 1u);
   EXPECT_EQ(cache_.Take(2 * kMiB, 2 * kMiB), HeaderOf(mapped[0]));
   platform::Unmap(mapped[0], 2 * kMiB);
-  munlock(base + platform::kPageSize, platform::kPageSize);
-  platform::Unmap(base, 2 * kMiB);
 }
 
 // A give-back now (for the other layer) only marks such a region: released
@@ -363,24 +376,14 @@ TEST_F(RegionCacheTest, ARegionWhosePagesCouldNotBeGivenBackIsReleased) {
 TEST_F(RegionCacheTest, AGiveBackNowKeepsARefusedRegionUntilTheDecay) {
   g_limits.max_resident_bytes = 0;
   g_limits.decay_ns = 500;
-  char* base = static_cast<char*>(platform::MapAligned(2 * kMiB, kRegionAlign));
-  ASSERT_NE(base, nullptr);
-  RegionHeader* header = reinterpret_cast<RegionHeader*>(base);
-  *header = RegionHeader{};
-  header->mapped_size = 2 * kMiB;
-  memset(base + platform::kPageSize, 0x77, 2 * kMiB - platform::kPageSize);
-  if (mlock(base + platform::kPageSize, platform::kPageSize) != 0) {
-    platform::Unmap(base, 2 * kMiB);
-    GTEST_SKIP() << "mlock: " << strerror(errno);
-  }
+  LockedRegion region;
+  ASSERT_NE(region.base, nullptr);
+  if (!region.locked) GTEST_SKIP() << "mlock: " << strerror(region.error);
+  RegionHeader* header = region.header();
   cache_.Put(header);  // within the decay: kept as it is
   EXPECT_EQ(header->discarded, 0u);
   cache_.GiveBackForAnotherLayer();
-  if (base[platform::kPageSize + 5] != 0x77) {  // the sanitizers make mlock a no-op
-    munlock(base + platform::kPageSize, platform::kPageSize);
-    platform::Unmap(base, 2 * kMiB);
-    GTEST_SKIP() << "mlock did not lock";
-  }
+  if (!region.KeptItsPages()) GTEST_SKIP() << "mlock did not lock";
   EXPECT_EQ(header->discarded, kPagesKept);
   EXPECT_TRUE(released_.empty());
   EXPECT_EQ(cache_.GetStats().cached, 1u);
@@ -394,8 +397,6 @@ TEST_F(RegionCacheTest, AGiveBackNowKeepsARefusedRegionUntilTheDecay) {
   EXPECT_EQ(released_[0], header);
   EXPECT_EQ(cache_.GetStats().cached, 0u);
   EXPECT_EQ(platform::GetSyscallCounts().madvise, madvises) << "not tried again";
-  munlock(base + platform::kPageSize, platform::kPageSize);
-  platform::Unmap(base, 2 * kMiB);
 }
 
 // Maps `n` 2 MiB regions whose pages after the header hold 0x77.
