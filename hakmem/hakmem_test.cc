@@ -920,6 +920,42 @@ TEST(HakmemTest, LargeRegionsAndExtentsShareOneResidentBudget) {
   Trim();
 }
 
+// The climbing rule weighs the extents' excess against the large blocks'
+// whole budget (64 MiB here): with the regions' cache holding most of it,
+// the extents' share is near 0, and their holes counted as far beyond it
+// (a review: python lists of 0.3-20 MB objects peaked higher, in some
+// runs). Against the share (at most 24 MiB), the 52-56 MiB of holes would
+// wait at most 780 ms.
+TEST(HakmemTest, ExtentsWithinTheWholeBudgetWaitTheDecayWhileRegionsHoldMostOfIt) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  Trim();
+  hakmem_test::StoppedClock clock;
+  std::vector<char*> regions;
+  for (int i = 0; i < 3; i++) regions.push_back(RegionBlock20MiB());
+  for (char* p : regions) memset(p, 1, UsableSize(p));
+  for (char* p : regions) Free(p);
+  std::vector<char*> blocks;
+  for (int i = 0; i < 112; i++) {
+    blocks.push_back(static_cast<char*>(Malloc(kMiB)));
+    ASSERT_EQ(registry::Lookup(blocks.back())->kind, RegionKind::kExtents);
+    memset(blocks.back(), 1, kMiB);
+  }
+  for (size_t i = 1; i < blocks.size(); i += 2) Free(blocks[i]);  // 56 holes
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GE(stats.extent_dirty_bytes, uint64_t{52} << 20);
+  ASSERT_GE(stats.large_cached_resident_bytes, uint64_t{40} << 20);
+  hakmem_test::StoppedClock::Advance(800 * 1000 * 1000);
+  char* grown = static_cast<char*>(Malloc(2 * kMiB));  // fits no hole: a new high
+  memset(grown, 1, 2 * kMiB);
+  LargeCacheEnforceLimits();
+  GetStats(&stats);
+  EXPECT_GE(stats.extent_dirty_bytes, uint64_t{52} << 20) << "given back before the decay";
+  Free(grown);
+  for (size_t i = 0; i < blocks.size(); i += 2) Free(blocks[i]);
+  Trim();
+}
+
 // In a fresh chunk, in address order: a block `a` (256 pages) that can't
 // grow in place (`b` follows it), a block `hole` as long as a's next size
 // (300 pages, the caller frees it), and a `fence`.

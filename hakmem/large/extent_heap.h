@@ -53,8 +53,9 @@ constexpr size_t kExtentMaxBlockBytes = size_t{16} << 20;
 constexpr size_t kExtentMaxAlignment = size_t{2} << 20;
 
 // How long free pages beyond the resident budget wait before they are
-// given back (`decay`, in any unit), when `excess` pages are beyond a
-// budget of `budget` pages and the heap's footprint (pages live or free
+// given back (`decay`, in any unit), when `excess` pages are beyond it, the
+// large blocks' budget is `budget` pages and the heap's footprint (pages
+// live or free
 // and resident) grew to a new high within the last tenth of the decay
 // (`growing`; a high is forgotten after 16 decay times without it, and at
 // a trim): the decay, unless growing with more beyond the budget than
