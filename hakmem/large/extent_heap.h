@@ -54,13 +54,12 @@ constexpr size_t kExtentMaxAlignment = size_t{2} << 20;
 
 // How long free pages beyond the resident budget wait before they are
 // given back (`decay`, in any unit), when `excess` pages are beyond it, the
-// large blocks' budget is `budget` pages and the heap's footprint (pages
-// live or free
-// and resident) grew to a new high within the last tenth of the decay
-// (`growing`; a high is forgotten after 16 decay times without it, and at
-// a trim): the decay, unless growing with more beyond the budget than
-// the budget; then the decay shortened in proportion (decay x budget /
-// excess), to a tenth of it at the least.
+// large blocks' whole budget is `budget` pages, and `growing` says whether
+// the heap's footprint (pages live, or free and perhaps resident) reached a
+// new high within the last tenth of the decay (a high is forgotten after
+// 16 decay times without it, and at a trim): the decay, unless growing with
+// more beyond the budget than the budget; then the decay shortened in
+// proportion (decay x budget / excess), to a tenth of it at the least.
 // Why: one decay for every program kept a program's freed holes resident
 // while it faulted in fresh pages (200 buffers grown together by realloc,
 // each move leaving a hole shorter than the next sizes: 1,058 MB, glibc

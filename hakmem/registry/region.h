@@ -49,7 +49,8 @@ struct RegionHeader {
 
 // RegionHeader::discarded of a cached region whose pages the cache tried to
 // give back: they went (all but the header page read zero), or the kernel
-// refused (locked memory: set only on the way to the region's release).
+// refused (locked memory: not tried again, not zero, and released once
+// cached for the decay time).
 constexpr uint32_t kPagesGivenBack = 1;
 constexpr uint32_t kPagesKept = 2;
 
