@@ -1600,8 +1600,10 @@ void* MallocSlow(int size_class, bool* tail_zero) {
     }
     Beat(h);
     FlushOutgoing(h);
+    h->mallocs_to_upkeep = kMallocsBetweenUpkeeps;
     TinyUpkeep();
-    // A heap just adopted (a dead thread's) may come with blocks in its bins.
+    // A heap just adopted (a dead thread's) may come with blocks in its
+    // bins, and one whose fast path counted down to its upkeep has some.
     const BinOffset top = h->bin_top[size_class];
     if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
     p = RefillBinAndPop(h, size_class, tail_zero);
@@ -1622,8 +1624,11 @@ void* TinyMallocSlow(size_t size_class) {
 void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
   Heap* h = tl_heap;
   const BinOffset top = h->bin_top[size_class];
-  if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
-  return MallocSlow(size_class, tail_zero);
+  Block* b = *BinSlotAt(h, top);
+  if (b != nullptr && h->mallocs_to_upkeep >= 0) {
+    return PopTellingZeroTail(h, size_class, top, b, tail_zero);
+  }
+  return MallocSlow(size_class, tail_zero);  // (an upkeep due: see Heap::mallocs_to_upkeep)
 }
 
 bool KeyBitsMarkFree(uint64_t bits) {

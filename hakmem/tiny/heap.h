@@ -341,6 +341,17 @@ struct Heap {
   // paired rounds read the lanes within noise, +0.4-0.5%.)
   BinOffset bin_top[kNumClasses] = {};
   BinOffset bin_end[kNumClasses] = {};
+  // Mallocs the fast path may still serve before a slow path runs the
+  // upkeep (kMallocsBetweenUpkeeps). Why: the upkeep (the decay, the TTL,
+  // this heap's idle bins) runs from slow paths, and a program whose
+  // mallocs and frees stay within its bins after a peak never reached one:
+  // 1M small objects freed, then 64 churned, kept 508 MB resident for good
+  // (jemalloc, which counts on its fast paths too, 150; mimalloc 507,
+  // tcmalloc 512; tests/FINDINGS.md F64); now 62 MB. 2 instructions a
+  // malloc (a pair 68 -> 70 linked), the lanes' times within noise.
+  // Below 0: due (it stays below 0 until MallocSlow, the one place that
+  // sets it, runs: every malloc path's fallback leads there). Starts at 0.
+  int64_t mallocs_to_upkeep = 0;
   // What each bin's blocks carry, BinKey(h, class), as stored (StoredKey,
   // see KeyWord): the fast paths compare and write it as it is.
   uint64_t bin_words[kNumClasses] = {};
@@ -528,6 +539,11 @@ inline bool KeyMarksFree(uint64_t key) {
 // Called by TinyUpkeep with its clock reading, for caches above this layer
 // (the router's large-block cache): their time-gated limits (decay, TTL)
 // then apply while the program makes only small allocations.
+// The fast path's mallocs between two upkeeps at most (see
+// Heap::mallocs_to_upkeep): a slow path per 16K mallocs, the upkeep itself
+// time-gated (100 ms).
+constexpr int64_t kMallocsBetweenUpkeeps = 16384;
+
 using UpkeepHook = void (*)(uint64_t now);
 void TinySetUpkeepHook(UpkeepHook hook);
 

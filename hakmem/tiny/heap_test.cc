@@ -78,6 +78,29 @@ TEST(HeapTest, FreedBlockIsReusedFirst) {
   Free(a);
 }
 
+// A thread whose mallocs and frees stay within its bins still runs the
+// upkeep (the decay, the TTL: tests/FINDINGS.md F64), every
+// kMallocsBetweenUpkeeps mallocs at most.
+std::atomic<int> g_upkeeps{0};
+void CountUpkeep(uint64_t) { g_upkeeps.fetch_add(1, std::memory_order_relaxed); }
+
+TEST(HeapTest, MallocsThatStayWithinTheBinsStillRunTheUpkeep) {
+  void* warm[8];
+  for (void*& p : warm) p = TinyMalloc(64);
+  for (void* p : warm) Free(p);  // the bin holds 8 blocks now
+  TinySetUpkeepHook(&CountUpkeep);
+  g_upkeeps = 0;
+  for (int64_t i = 0; i < 3 * kMallocsBetweenUpkeeps; i++) {
+    void* p = TinyMalloc(64);
+    ASSERT_NE(p, nullptr) << i;
+    Free(p);
+  }
+  const int upkeeps = g_upkeeps.load();
+  TinySetUpkeepHook(nullptr);
+  EXPECT_GE(upkeeps, 2);
+  EXPECT_LE(upkeeps, 4);
+}
+
 TEST(HeapTest, MallocClearsTheFreeKey) {
   Block* b = static_cast<Block*>(TinyMalloc(32));
   Free(b);
