@@ -1625,7 +1625,9 @@ void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
   Heap* h = tl_heap;
   const BinOffset top = h->bin_top[size_class];
   Block* b = *BinSlotAt(h, top);
-  if (b != nullptr && h->mallocs_to_upkeep >= 0) {
+  // Counted as the fast path counts (calloc of the big classes pops only
+  // here: a review found such a churn never ran the upkeep).
+  if (b != nullptr && --h->mallocs_to_upkeep >= 0) {
     return PopTellingZeroTail(h, size_class, top, b, tail_zero);
   }
   return MallocSlow(size_class, tail_zero);  // (an upkeep due: see Heap::mallocs_to_upkeep)
