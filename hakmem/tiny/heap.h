@@ -536,19 +536,20 @@ inline bool KeyMarksFree(uint64_t key) {
   return HAKMEM_UNLIKELY(KeyMayMarkFree(key)) && KeyBitsMarkFree(key ^ g_free_key);
 }
 
-// Called by TinyUpkeep with its clock reading, for caches above this layer
-// (the router's large-block cache): their time-gated limits (decay, TTL)
-// then apply while the program makes only small allocations.
 // The fast path's mallocs between two upkeeps at most (see
 // Heap::mallocs_to_upkeep): a slow path per 16K mallocs, the upkeep itself
 // time-gated (100 ms).
 constexpr int64_t kMallocsBetweenUpkeeps = 16384;
 
+// Called by TinyUpkeep with its clock reading, for caches above this layer
+// (the router's large-block cache): their time-gated limits (decay, TTL)
+// then apply while the program makes only small allocations.
 using UpkeepHook = void (*)(uint64_t now);
 void TinySetUpkeepHook(UpkeepHook hook);
 
 // ---- Slow paths (heap.cc), never inlined -----------------------------------
-// malloc of class `size_class` when its bin is empty. Sets errno to ENOMEM
+// malloc of class `size_class` when its bin is empty, or an upkeep is due
+// (Heap::mallocs_to_upkeep). Sets errno to ENOMEM
 // and returns nullptr when out of memory. (size_t, the type SizeToClass
 // gives: as an int, malloc's fast path zero-extended the class again.)
 HAKMEM_NOINLINE void* TinyMallocSlow(size_t size_class);
