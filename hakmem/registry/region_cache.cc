@@ -332,13 +332,14 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
     }
   }
   CollectEvictions(limits, now, /*everything=*/false, &evicted);
-  const bool over_budget = resident_ > limits.max_resident_bytes || kept_ != 0;
+  const bool decay_applies = resident_ > limits.max_resident_bytes || kept_ != 0;
   platform::UnlockMutex(&lock_);
   ReleaseList(evicted);  // syscalls outside the lock
   // Over the resident budget: the oldest give their pages back once they
-  // have been cached for the decay time (at once with decay 0). After the
-  // evictions, so that no region is madvised just before it is unmapped.
-  if (over_budget) DiscardDecayed(limits, now, /*release_kept=*/true);
+  // have been cached for the decay time (at once with decay 0); regions
+  // whose pages the kernel refused go then. After the evictions, so that no
+  // region is madvised just before it is unmapped.
+  if (decay_applies) DiscardDecayed(limits, now, /*release_kept=*/true);
 }
 
 void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,

@@ -1289,9 +1289,6 @@ void OnThreadExit(void* heap) {
   if (h != nullptr && h == tl_heap) DetachHeap(h);
 }
 
-// Takes up to `max` blocks of `size_class` from `h`'s slabs (refilling the
-// current slab as needed) into `out`, in the order they are to be handed
-// out; returns how many (0: out of memory). They get the heap's free key.
 // A bin of a mid class pins the 512 KiB slabs of the blocks it holds. A
 // class the thread stopped allocating keeps its bin full until
 // the next upkeep: 4,000 vectors grown by realloc to ~20 KB left the bins
@@ -1299,8 +1296,9 @@ void OnThreadExit(void* heap) {
 // 60-100 slabs (tests/FINDINGS.md F46). So before the heap takes a fresh
 // slab, the bins of those classes not refilled during its last
 // kIdleSlabTakes such takes go back to their slabs; slabs that empty go
-// back to the pool, for this take if of their geometry, or any other. (Such a bin refills from those slabs' lists if the class is
-// wanted again.) Not 2: a young heap takes a fresh slab for each class it
+// back to the pool, for this take if of their geometry, or any other.
+// (Such a bin refills from those slabs' lists if the class is wanted
+// again.) Not 2: a young heap takes a fresh slab for each class it
 // meets, and its bins of classes it uses now and then went back over and
 // over, their emptied slabs for others to carve again: 64 threads of mixed
 // blocks (hunt28/thrpool.cpp) 56 -> 117 MB; 8 read 74, 32 the same as none.
@@ -1318,6 +1316,9 @@ void FlushIdleBins(Heap* h, int for_class) {
   }
 }
 
+// Takes up to `max` blocks of `size_class` from `h`'s slabs (refilling the
+// current slab as needed) into `out`, in the order they are to be handed
+// out; returns how many (0: out of memory). They get the heap's free key.
 uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
   uint32_t n = 0;
   while (n < max) {
@@ -1627,7 +1628,7 @@ void* TinyMallocTellingZeroTail(int size_class, bool* tail_zero) {
   Block* b = *BinSlotAt(h, top);
   // Counted as the fast path counts (calloc of the big classes pops only
   // here: a review found such a churn never ran the upkeep).
-  if (b != nullptr && --h->mallocs_to_upkeep >= 0) {
+  if (b != nullptr && !UpkeepDueAtThisMalloc(h)) {
     return PopTellingZeroTail(h, size_class, top, b, tail_zero);
   }
   return MallocSlow(size_class, tail_zero);  // (an upkeep due: see Heap::mallocs_to_upkeep)

@@ -540,6 +540,9 @@ inline bool KeyMarksFree(uint64_t key) {
 // Heap::mallocs_to_upkeep): a slow path per 16K mallocs, the upkeep itself
 // time-gated (100 ms).
 constexpr int64_t kMallocsBetweenUpkeeps = 16384;
+// Counts a malloc served from a bin (a real heap's: after the bin's
+// sentinel); true if the upkeep is due, for the slow path to run it.
+HAKMEM_ALWAYS_INLINE bool UpkeepDueAtThisMalloc(Heap* h) { return --h->mallocs_to_upkeep < 0; }
 
 // Called by TinyUpkeep with its clock reading, for caches above this layer
 // (the router's large-block cache): their time-gated limits (decay, TTL)

@@ -38,7 +38,7 @@ HAKMEM_ALWAYS_INLINE void* TinyTryPop(size_t size_class) {
   if (HAKMEM_UNLIKELY(b == nullptr)) return nullptr;
   // Time for an upkeep: the slow path runs it, then pops (after the
   // sentinel: kEmptyHeap's count is never written).
-  if (HAKMEM_UNLIKELY(--h->mallocs_to_upkeep < 0)) return nullptr;
+  if (HAKMEM_UNLIKELY(UpkeepDueAtThisMalloc(h))) return nullptr;
   return PopFromBin<kBelowBigClasses>(h, size_class, top, b);
 }
 
