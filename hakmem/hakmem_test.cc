@@ -884,6 +884,70 @@ TEST(HakmemTest, ACallocBeyondTheBudgetClearsResidentPagesInsteadOfFaultingFresh
   Trim();
 }
 
+// Fresh blocks up to 32 MiB come from the extent heap; a block realloc
+// moves to grow beyond 16 MiB goes to a region, which grows on by mremap.
+TEST(HakmemTest, BlocksUpTo32MiBAreExtentsAndBlocksMovedToGrowPast16MiBAreRegions) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  Trim();
+  char* fresh = static_cast<char*>(Malloc(30 * kMiB));
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(registry::Lookup(fresh)->kind, RegionKind::kExtents);
+  char* beyond = static_cast<char*>(Malloc(33 * kMiB));
+  ASSERT_NE(beyond, nullptr);
+  EXPECT_EQ(registry::Lookup(beyond)->kind, RegionKind::kLarge);
+  // A block whose next pages are taken moves to grow (no region is cached:
+  // the large cache's resident regions would serve growth first).
+  char* first = static_cast<char*>(Malloc(10 * kMiB));
+  char* after = static_cast<char*>(Malloc(10 * kMiB));
+  ASSERT_EQ(registry::Lookup(first)->kind, RegionKind::kExtents);
+  ASSERT_EQ(after, first + 10 * kMiB) << "the test needs them side by side";
+  memset(first, 5, 10 * kMiB);
+  char* grown = static_cast<char*>(Realloc(first, 20 * kMiB));
+  ASSERT_NE(grown, nullptr);
+  EXPECT_EQ(registry::Lookup(grown)->kind, RegionKind::kLarge);
+  size_t kept = 0;
+  for (size_t i = 0; i < 10 * kMiB; i += 4096) kept += grown[i] == 5;
+  EXPECT_EQ(kept, 10 * kMiB / 4096);
+  // Within 16 MiB, the extent heap (with room to grow on).
+  char* moved = static_cast<char*>(Malloc(4 * kMiB));
+  char* next = static_cast<char*>(Malloc(4 * kMiB));
+  ASSERT_EQ(next, moved + 4 * kMiB) << "the test needs them side by side";
+  char* within = static_cast<char*>(Realloc(moved, 12 * kMiB));
+  ASSERT_NE(within, moved);
+  EXPECT_EQ(registry::Lookup(within)->kind, RegionKind::kExtents);
+  Free(within);
+  Free(next);
+  Free(grown);
+  Free(after);
+  Free(fresh);
+  Free(beyond);
+  Trim();
+}
+
+// A big region that faults fresh pages in (a miss of 8 MiB or more) gives
+// back the extent heap's pages beyond the budget at once, as the regions'
+// own: not after the decay.
+TEST(HakmemTest, ABigRegionMissGivesBackTheExtentsPagesBeyondTheBudget) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  Trim();
+  hakmem_test::StoppedClock clock;
+  std::vector<char*> blocks;
+  for (int i = 0; i < 200; i++) {
+    blocks.push_back(static_cast<char*>(Malloc(kMiB)));
+    memset(blocks.back(), 1, kMiB);
+  }
+  for (char* p : blocks) Free(p);
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GE(stats.extent_dirty_bytes, 200 * kMiB);
+  char* region = static_cast<char*>(Malloc(33 * kMiB));
+  ASSERT_EQ(registry::Lookup(region)->kind, RegionKind::kLarge);
+  GetStats(&stats);
+  EXPECT_LE(stats.extent_dirty_bytes, uint64_t{64} << 20) << "not given back for a big miss";
+  Free(region);
+  Trim();
+}
+
 // F45 for the extent heap: small blocks about to fault fresh pages in take
 // its dirty pages beyond the budget first.
 TEST(HakmemTest, AFreshSuperSlabGivesBackTheExtentHeapsPagesBeyondItsBudget) {
