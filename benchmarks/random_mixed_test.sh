@@ -173,7 +173,7 @@ test_flags() {
   expect_grep "${TMP}/knob_resident.err" '^  madvise calls: [1-9]'
   run_json knobs_both "${knob_lane[@]}" --superslab_max_cached=0 --superslab_ttl_sec=0
   expect_grep "${TMP}/knobs_both.err" '^  superslabs evicted: [1-9]'
-  # Large blocks: up to 32 MiB, in the extent heap's chunks; with it off,
+  # Large blocks: up to 16 MiB, in the extent heap's chunks; with it off,
   # regions of their own, of which the default cache keeps some, a 0 MiB
   # cache none.
   local extent_lane=(--allocator=hakmem --min_size=300000 --max_size=400000 --print_child_stats)

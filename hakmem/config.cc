@@ -39,7 +39,7 @@ const OptionInfo kOptions[] = {
     {Option::kSuperslabPrewarm, "HAKMEM_SUPERSLAB_PREWARM",
      "SuperSlabs mapped into the cache at start-up", 0, 0, 1024},
     {Option::kLargeExtents, "HAKMEM_LARGE_EXTENTS",
-     "large blocks up to 32 MiB split and coalesce in shared 1 GiB chunks "
+     "large blocks up to 16 MiB split and coalesce in shared 1 GiB chunks "
      "(0: each has a region of its own)",
      1, 0, 1},
     {Option::kStats, "HAKMEM_STATS", "print statistics at exit (0/1)", 0, 0,

@@ -23,7 +23,7 @@ enum class Option : int {
   kLargeCacheMaxMb,          // HAKMEM_LARGE_CACHE_MAX_MB, 512
   kSuperslabRetainMb,        // HAKMEM_SUPERSLAB_RETAIN_MB, 512 (0: unmap)
   kSuperslabPrewarm,         // HAKMEM_SUPERSLAB_PREWARM, 0 SuperSlabs mapped at start
-  kLargeExtents,             // HAKMEM_LARGE_EXTENTS, 0/1: large blocks up to 32 MiB share coalescing chunks
+  kLargeExtents,             // HAKMEM_LARGE_EXTENTS, 0/1: large blocks up to 16 MiB share coalescing chunks
   kStats,                    // HAKMEM_STATS, 0/1: print statistics at exit
   kVerbose,                  // HAKMEM_VERBOSE, 0/1: print the effective config
   kCount

@@ -52,19 +52,16 @@ void NoteLargeBlocksInUse() {
   SuperSlabSetFreshMappingHook(&LargeCacheGiveBackForSuperSlabs);
 }
 
-// `extents`: whether the extent heap may serve it (not for a block realloc
-// moves to grow beyond kExtentMaxGrowBytes).
-void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false,
-                  bool extents = true) {
+void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false) {
   NoteLargeBlocksInUse();
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
   }
-  // Up to 32 MiB, from the extent heap, where freed blocks coalesce; else
+  // Up to 16 MiB, from the extent heap, where freed blocks coalesce; else
   // (or if it can't map a chunk) a region of its own.
   const auto alloc = [=] {
-    if (extents && ExtentHeapServes(size, alignment)) {
+    if (ExtentHeapServes(size, alignment)) {
       if (void* p = ExtentAlloc(size, zeroed, wants_zero, /*to_grow=*/false, alignment)) return p;
     }
     return LargeAlloc(size, alignment, zeroed, wants_zero);
@@ -245,13 +242,9 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   // MB; python growing bytearrays with +=: 6.4 -> 4.8 s, 650 -> 769 MB).
   // (The large regions it replaces grew by mremap, with no copy: 2.7 s, 731
   // MB and 2.8 s, 840 MB there; glibc 8.5 s, 461 MB and 7.3 s, 556 MB.)
-  // Beyond kExtentMaxGrowBytes, a region: it grows on by mremap, where a
-  // chunk's block is copied at every move.
   void* q = nullptr;
   bool zeroed;
-  if (size > usable && size > kExtentMaxGrowBytes) {
-    q = LargeOrNull(size, 16, &zeroed, false, /*extents=*/false);
-  } else if (size > usable && size > kMaxSmallSize && ExtentHeapServes(size, 16)) {
+  if (size > usable && size > kMaxSmallSize && ExtentHeapServes(size, 16)) {
     q = ExtentAlloc(size, &zeroed, false, /*to_grow=*/true);
   }
   if (q == nullptr) q = internal::MallocInline(size);

@@ -92,7 +92,7 @@ struct Stats {
   uint64_t transfer_batches_taken;     // out of it, by refills
   uint64_t transfer_blocks_sent_home;  // aged there, or refused by a full cache
   uint64_t large_cached_resident_bytes;  // cached large blocks' pages not given back
-  // The extent heap (large blocks up to 32 MiB; its live blocks are counted
+  // The extent heap (large blocks up to 16 MiB; its live blocks are counted
   // in large_live and large_live_bytes too).
   uint64_t extent_chunks;        // 1 GiB chunks mapped
   uint64_t extent_free_bytes;    // free extents in them

@@ -424,7 +424,6 @@ void ExtentHeapMaybePurge(uint64_t now) {
 }
 
 void ExtentHeapEnforceLimits() { PurgeNow(Purge::kDue); }
-void ExtentHeapApplyBudgetNow() { PurgeNow(Purge::kBeyondBudget); }
 uint64_t ExtentHeapDirtyBytes() { return g_dirty_bytes.load(std::memory_order_relaxed); }
 uint64_t ExtentHeapLivePeakBytes() { return g_live_peak_bytes.load(std::memory_order_relaxed); }
 

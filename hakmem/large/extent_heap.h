@@ -32,17 +32,13 @@
 // extents merge where chunks kept them apart; measured only together with
 // the dirty spans, BENCHMARKS.md "Session 28".)
 //
-// Blocks up to 32 MiB, and those realloc moves to grow up to 16 MiB
-// (bigger ones go to regions, which grow by mremap). (Session 28 took them
-// up to 256 MiB: 10-100 MiB buffers one at a time 168 -> 104 MB, tcmalloc
-// 110; but a big block that must move to grow is copied here, both copies
-// resident, where a region moves its pages with mremap (malloc 200 MB,
-// realloc to 400: 412 -> 616 MB), and buffers built by copy-then-free kept
-// their freed copies (300 steps of 1 MB: 616 -> 1062 MB). Session 31 took
-// fresh blocks to 32 MiB, glibc's largest mmap threshold, where regions
-// and extents each kept their freed pages for the decay: numpy arrays of
-// 1.6-20 MB 636 -> 520 MB, glibc 519, tcmalloc 553, with the regions' big
-// misses giving back the extents' pages beyond the budget, LargeAlloc.)
+// Blocks up to 16 MiB. (Session 28 took them up to 256 MiB: 10-100 MiB
+// buffers one at a time 168 -> 104 MB, tcmalloc 110; but a big block that
+// must move to grow is copied here, both copies resident, where a region
+// moves its pages with mremap (malloc 200 MB, realloc to 400: 412 -> 616
+// MB), and buffers built by copy-then-free kept their freed copies (300
+// steps of 1 MB: 616 -> 1062 MB). Not kept until such blocks can leave a
+// chunk without a copy.)
 #ifndef HAKMEM_LARGE_EXTENT_HEAP_H_
 #define HAKMEM_LARGE_EXTENT_HEAP_H_
 
@@ -54,8 +50,7 @@
 namespace hakmem {
 
 constexpr size_t kExtentChunkBytes = size_t{1} << 30;
-constexpr size_t kExtentMaxBlockBytes = size_t{32} << 20;
-constexpr size_t kExtentMaxGrowBytes = size_t{16} << 20;
+constexpr size_t kExtentMaxBlockBytes = size_t{16} << 20;
 constexpr size_t kExtentMaxAlignment = size_t{2} << 20;
 
 // How long free pages beyond the resident budget wait before they are
@@ -116,9 +111,6 @@ void ExtentHeapEnforceLimits();
 // about to fault pages in (tests/FINDINGS.md F45); not for a while after
 // the program took such pages back within the decay time (F49).
 void ExtentHeapGiveBackForAnotherLayer();
-// Gives back the pages beyond the budget now, regretted or not: a big
-// block of the large regions is about to fault fresh pages in (LargeAlloc).
-void ExtentHeapApplyBudgetNow();
 // Free pages perhaps resident, and the most bytes ever live in blocks here
 // (relaxed reads, for the resident budget the large regions share).
 uint64_t ExtentHeapDirtyBytes();
@@ -146,7 +138,7 @@ struct ExtentHeapStats {
 };
 ExtentHeapStats GetExtentHeapStats();
 
-// Tests of large regions (large.h): while one lives, blocks up to 32 MiB
+// Tests of large regions (large.h): while one lives, blocks up to 16 MiB
 // get regions of their own too.
 struct ScopedExtentHeapOff {
   ScopedExtentHeapOff();

@@ -362,17 +362,6 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   // objects freed, then large blocks: the two phases' peaks added up,
   // tests/FINDINGS.md F44.)
   if (h == nullptr || reads_zero) SuperSlabCacheGiveBackForLargeBlocks();
-  // A big miss: the extent heap's pages beyond the budget go now too, as
-  // the regions' own do (RegionCache::Take): freed extents waited the decay
-  // while big regions faulted fresh pages in (numpy arrays of 1.6-20 MB on
-  // both sides of 16 MiB, extents up to 32 MiB: 570 -> 520 MB; F61's
-  // calloc churn 1.13 GB -> 1.04). (The other way too, an extent's big miss
-  // giving back the regions' pages: buffers doubled by realloc to 64 MB,
-  // 3.4x slower, 4.5x the faults; the extents' own: F61 1.04 GB -> 975 MB,
-  // but 1.7x the faults.)
-  if ((h == nullptr || reads_zero) && need >= RegionCache::kBigMissBytes) {
-    ExtentHeapApplyBudgetNow();
-  }
   if (h == nullptr) {
     // A miss, and a cache out of proportion to the program: its resident
     // budget applies now, not after the decay.
