@@ -14,7 +14,6 @@
 #include <atomic>
 #include <random>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -832,55 +831,6 @@ TEST(HakmemTest, FreedExtentsFarBeyondTheBudgetGoSoonerWhileTheHeapGrows) {
   EXPECT_GT(stats.extent_dirty_bytes, uint64_t{64 + 40} << 20) << "given back beyond the rule";
   Free(grown);
   for (size_t i = 0; i < blocks.size(); i += 2) Free(blocks[i]);
-  Trim();
-}
-
-// calloc takes pages that read zero while the free extents' resident pages
-// are within the budget, and resident ones (cleared) beyond it: those would
-// be given back while fresh ones fault in.
-TEST(HakmemTest, ACallocBeyondTheBudgetClearsResidentPagesInsteadOfFaultingFreshOnes) {
-  constexpr size_t kMiB = size_t{1} << 20;
-  Trim();
-  hakmem_test::StoppedClock clock;
-  Stats stats;
-  const auto dirty_bytes = [&stats] {
-    GetStats(&stats);
-    return stats.extent_dirty_bytes;
-  };
-  const auto calloc_reads_zero = [](size_t size) {
-    char* p = static_cast<char*>(Calloc(1, size));
-    size_t nonzero = 0;
-    for (size_t i = 0; i < size; i += 256) nonzero += p[i] != 0;
-    memset(p, 3, size);
-    return std::make_pair(p, nonzero == 0);
-  };
-  // Within the budget (a few MiB freed): fresh pages, the freed ones stay.
-  std::vector<char*> blocks;
-  for (int i = 0; i < 4; i++) {
-    blocks.push_back(static_cast<char*>(Malloc(kMiB)));
-    memset(blocks.back(), 1, kMiB);
-  }
-  for (char* p : blocks) Free(p);
-  blocks.clear();
-  const uint64_t within = dirty_bytes();
-  ASSERT_GE(within, 4 * kMiB);
-  auto [fresh, fresh_zero] = calloc_reads_zero(4 * kMiB);
-  EXPECT_TRUE(fresh_zero);
-  EXPECT_EQ(dirty_bytes(), within) << "calloc took resident pages within the budget";
-  Free(fresh);
-  Trim();
-  // Beyond it (200 MiB freed, a budget of at most 64): resident pages.
-  for (int i = 0; i < 200; i++) {
-    blocks.push_back(static_cast<char*>(Malloc(kMiB)));
-    memset(blocks.back(), 1, kMiB);
-  }
-  for (char* p : blocks) Free(p);
-  const uint64_t beyond = dirty_bytes();
-  ASSERT_GE(beyond, 200 * kMiB);
-  auto [reused, reused_zero] = calloc_reads_zero(8 * kMiB);
-  EXPECT_TRUE(reused_zero);
-  EXPECT_LE(dirty_bytes(), beyond - 8 * kMiB) << "calloc faulted fresh pages beyond the budget";
-  Free(reused);
   Trim();
 }
 

@@ -273,16 +273,10 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
   const uint64_t now = platform::NowNs();
   ExtentHeapMaybePurge(now);
   platform::LockMutex(&g_lock);
-  // calloc prefers pages that read zero (no clearing, and pages the program
-  // never touches stay untouched), but not while free pages beyond the
-  // budget are resident: those would be given back while fresh ones fault
-  // in, and clearing a resident page costs less than faulting a fresh one
-  // (numpy arrays of 1.6-20 MB: 190K -> 107K faults, 6% less CPU;
-  // tests/FINDINGS.md F61's churn 1.15 -> 1.10 GB).
-  if (wants_zero && DirtyPagesLocked() > ResidentBudgetPagesLocked()) wants_zero = false;
   for (int attempt = 0;; attempt++) {
     // The first chunk whose fit has resident pages, else the first fit (for
-    // calloc, the other way round, as above). A fit with room
+    // calloc, the other way round: pages that read zero need no clearing,
+    // and pages the program never touches stay untouched). A fit with room
     // to grow but no resident pages loses to one with resident pages and
     // no room. (Room first, python's `bytearray +=`, 300 buffers to 4 MB
     // freed when full, peaked at 790 MB with 262K faults: the room came
