@@ -847,6 +847,37 @@ TEST(HakmemTest, AFreshSuperSlabGivesBackTheExtentHeapsPagesBeyondItsBudget) {
   Trim();
 }
 
+// Cached regions' pages within the budget stay while the small blocks'
+// layer maps its first fresh SuperSlabs; once it has mapped more than
+// kFreshSuperSlabsBeforeAll in a row with no large block allocated, all go
+// (the extent heap's: only beyond the budget).
+TEST(HakmemTest, SmallBlocksThatKeepGrowingTakeTheCachedRegionsPages) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  Trim();
+  hakmem_test::StoppedClock clock;
+  char* region = static_cast<char*>(Malloc(20 * kMiB));
+  ASSERT_EQ(registry::Lookup(region)->kind, RegionKind::kLarge);
+  memset(region, 1, 20 * kMiB);
+  Free(region);
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GE(stats.large_cached_resident_bytes, 20 * kMiB) << "within the budget";
+  const uint64_t mapped = stats.superslabs_mapped;
+  std::vector<void*> blocks;
+  while (stats.superslabs_mapped < mapped + 1) {
+    blocks.push_back(Malloc(4096));
+    GetStats(&stats);
+  }
+  EXPECT_GE(stats.large_cached_resident_bytes, 20 * kMiB) << "given back at the first";
+  while (stats.superslabs_mapped <= mapped + kFreshSuperSlabsBeforeAll) {
+    blocks.push_back(Malloc(4096));
+    GetStats(&stats);
+  }
+  EXPECT_EQ(stats.large_cached_resident_bytes, 0u) << "kept while only small blocks grew";
+  for (void* p : blocks) Free(p);
+  Trim();
+}
+
 // calloc takes pages that read zero, within the budget and beyond it: a
 // free page counts as perhaps resident whether or not the program touched
 // it, and clearing one the program never touched faults it in (session 31

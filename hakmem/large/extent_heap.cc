@@ -272,6 +272,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
   const uint32_t least_pages = pages + align_pages - 1;
   const uint64_t now = platform::NowNs();
   ExtentHeapMaybePurge(now);
+  NoteLargeAllocation();
   platform::LockMutex(&g_lock);
   for (int attempt = 0;; attempt++) {
     // The first chunk whose fit has resident pages, else the first fit (for

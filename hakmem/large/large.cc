@@ -57,6 +57,11 @@ constexpr uint64_t kLargeCacheMinResidentBytes = uint64_t{16} << 20;
 std::atomic<uint64_t> g_live{0};
 std::atomic<uint64_t> g_live_bytes{0};       // mapped bytes of the live blocks' regions
 std::atomic<uint64_t> g_live_bytes_peak{0};  // the most g_live_bytes has been
+// Large blocks allocated, and SuperSlabs mapped since the last one
+// (LargeCacheGiveBackForSuperSlabs).
+std::atomic<uint64_t> g_large_allocations{0};
+std::atomic<uint64_t> g_allocations_at_last_fresh{0};
+std::atomic<uint32_t> g_fresh_in_a_row{0};
 
 void AddLiveBytes(uint64_t bytes) {
   const uint64_t live = g_live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
@@ -332,6 +337,7 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
 void* HandOut(LargeHeader* h, size_t offset, size_t size) {
   h->block_offset = offset;
   h->requested = size;
+  NoteLargeAllocation();
   g_live.fetch_add(1, std::memory_order_relaxed);
   AddLiveBytes(h->region.mapped_size);
   return reinterpret_cast<char*>(h) + offset;
@@ -532,8 +538,23 @@ void LargeCacheMaybeEnforceLimits(uint64_t now) {
   g_cache.MaybeEnforceLimits(now);
   ExtentHeapMaybePurge(now);
 }
+void NoteLargeAllocation() {
+  g_large_allocations.store(g_large_allocations.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
+}
+
 void LargeCacheGiveBackForSuperSlabs() {
-  g_cache.GiveBackForAnotherLayer();
+  // (Relaxed and racy: threads mapping SuperSlabs at once may miscount a
+  // few, which only moves the moment all goes.)
+  const uint64_t allocations = g_large_allocations.load(std::memory_order_relaxed);
+  uint32_t in_a_row = 1;
+  if (allocations == g_allocations_at_last_fresh.load(std::memory_order_relaxed)) {
+    in_a_row = g_fresh_in_a_row.load(std::memory_order_relaxed) + 1;
+  }
+  g_allocations_at_last_fresh.store(allocations, std::memory_order_relaxed);
+  g_fresh_in_a_row.store(in_a_row, std::memory_order_relaxed);
+  const bool all = in_a_row > kFreshSuperSlabsBeforeAll;
+  g_cache.GiveBackForAnotherLayer(all);
   ExtentHeapGiveBackForAnotherLayer();
 }
 uint64_t LargeCacheResidentBytes() { return g_cache.ResidentBytes(); }

@@ -199,8 +199,9 @@ bool CrossGiveBacks::MayGiveBack(uint64_t now, uint64_t decay_ns) {
   return true;
 }
 
-void RegionCache::GiveBackForAnotherLayer() {
+void RegionCache::GiveBackForAnotherLayer(bool all) {
   RegionCacheLimits limits = limits_();
+  if (all) limits.max_resident_bytes = 0;
   if (ResidentBytes() <= limits.max_resident_bytes) return;
   const uint64_t now = platform::NowNs();
   platform::LockMutex(&lock_);

@@ -135,7 +135,8 @@ class RegionCache {
   // it. (From one decay time, phases of 100-500 ms in turn still refaulted
   // 200-290 MB at 0, 1.2 and 3.4 s: +24-45% CPU time for 0-8% less peak, a
   // helper's hunt.)
-  void GiveBackForAnotherLayer();
+  // `all`: every cached region's pages, not only those beyond the budget.
+  void GiveBackForAnotherLayer(bool all = false);
   static constexpr uint64_t kFirstCrossQuietDecays = CrossGiveBacks::kFirstQuietDecays;
   uint64_t ResidentBytes() const { return __atomic_load_n(&resident_, __ATOMIC_RELAXED); }
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
