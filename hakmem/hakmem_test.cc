@@ -874,6 +874,19 @@ TEST(HakmemTest, SmallBlocksThatKeepGrowingTakeTheCachedRegionsPages) {
     GetStats(&stats);
   }
   EXPECT_EQ(stats.large_cached_resident_bytes, 0u) << "kept while only small blocks grew";
+  // The region taken again 1.5 s later, past the decay but within 16 decay
+  // times: a regret, so the next such give-back waits.
+  hakmem_test::StoppedClock::Advance(1500 * 1000 * 1000);
+  region = static_cast<char*>(Malloc(20 * kMiB));
+  memset(region, 2, 20 * kMiB);
+  Free(region);
+  GetStats(&stats);
+  const uint64_t again = stats.superslabs_mapped;
+  while (stats.superslabs_mapped <= again + kFreshSuperSlabsBeforeAll) {
+    blocks.push_back(Malloc(4096));
+    GetStats(&stats);
+  }
+  EXPECT_GE(stats.large_cached_resident_bytes, 20 * kMiB) << "given back again after a regret";
   for (void* p : blocks) Free(p);
   Trim();
 }

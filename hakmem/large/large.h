@@ -140,8 +140,8 @@ void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 // give-backs of all at every fresh SuperSlab cost programs that take both
 // kinds by turns 2% more peak and up to 40% more faults (python lists of
 // 0.3-20 MB objects, buffers grown by realloc). Not the extent heap's
-// pages (80 MB): a later small large block then faulted them in, which
-// made the SuperSlab cache give back its freed pages within their decay
+// pages (80 MB): a later large allocation that faulted them in made the
+// SuperSlab cache give back its freed pages within their decay
 // (memory_return_test's Decay test: 333 -> 42 MiB just after freeing).
 void LargeCacheGiveBackForSuperSlabs();
 constexpr uint32_t kFreshSuperSlabsBeforeAll = 4;

@@ -183,7 +183,7 @@ void RegionCache::ApplyResidentBudgetNow() {
 
 void CrossGiveBacks::NoteTakeOfGivenBack(uint64_t now, uint64_t decay_ns) {
   if (last_ns_ == 0) return;
-  if (now - last_ns_ < decay_ns) {
+  if (now - last_ns_ < std::max(decay_ns, regret_ns_)) {
     const uint64_t most = kMaxQuietDecays * decay_ns;
     quiet_ns_ = quiet_ns_ == 0 ? kFirstQuietDecays * decay_ns : std::min(2 * quiet_ns_, most);
     quiet_until_ns_ = now + quiet_ns_;
@@ -191,11 +191,12 @@ void CrossGiveBacks::NoteTakeOfGivenBack(uint64_t now, uint64_t decay_ns) {
   last_ns_ = 0;
 }
 
-bool CrossGiveBacks::MayGiveBack(uint64_t now, uint64_t decay_ns) {
+bool CrossGiveBacks::MayGiveBack(uint64_t now, uint64_t decay_ns, uint64_t regret_ns) {
   if (now < quiet_until_ns_) return false;
   // The last one went unregretted for the whole decay time.
-  if (last_ns_ != 0 && now - last_ns_ >= decay_ns) quiet_ns_ /= 2;
+  if (last_ns_ != 0 && now - last_ns_ >= std::max(decay_ns, regret_ns_)) quiet_ns_ /= 2;
   last_ns_ = now;
+  regret_ns_ = regret_ns;
   return true;
 }
 
@@ -205,7 +206,8 @@ void RegionCache::GiveBackForAnotherLayer(bool all) {
   if (ResidentBytes() <= limits.max_resident_bytes) return;
   const uint64_t now = platform::NowNs();
   platform::LockMutex(&lock_);
-  const bool may = cross_.MayGiveBack(now, limits.decay_ns);
+  const bool may =
+      cross_.MayGiveBack(now, limits.decay_ns, all ? kFirstCrossQuietDecays * limits.decay_ns : 0);
   platform::UnlockMutex(&lock_);
   if (!may) return;
   limits.decay_ns = 0;

@@ -58,10 +58,11 @@ struct RegionCacheStats {
 // lock.
 class CrossGiveBacks {
  public:
-  // Whether a give-back may be made at `now`; if so, notes it.
-  bool MayGiveBack(uint64_t now, uint64_t decay_ns);
+  // Whether a give-back may be made at `now`; if so, notes it. A take of
+  // its pages within `regret_ns` (at least the decay) is a regret.
+  bool MayGiveBack(uint64_t now, uint64_t decay_ns, uint64_t regret_ns = 0);
   // A take at `now` of pages given back: a regret if a give-back came
-  // within `decay_ns` before it.
+  // within its regret time (the decay, `decay_ns`, unless it said more).
   void NoteTakeOfGivenBack(uint64_t now, uint64_t decay_ns);
   // Nothing is left to regret (a trim, memory running out).
   void Forget() { last_ns_ = quiet_until_ns_ = quiet_ns_ = 0; }
@@ -71,6 +72,7 @@ class CrossGiveBacks {
 
  private:
   uint64_t last_ns_ = 0;
+  uint64_t regret_ns_ = 0;
   uint64_t quiet_until_ns_ = 0;
   uint64_t quiet_ns_ = 0;
 };
@@ -135,7 +137,10 @@ class RegionCache {
   // it. (From one decay time, phases of 100-500 ms in turn still refaulted
   // 200-290 MB at 0, 1.2 and 3.4 s: +24-45% CPU time for 0-8% less peak, a
   // helper's hunt.)
-  // `all`: every cached region's pages, not only those beyond the budget.
+  // `all`: every cached region's pages, not only those beyond the budget;
+  // a take of them within kFirstCrossQuietDecays decay times is a regret
+  // (a buffer reused every 1.5 s, small blocks growing between: refaulted
+  // at every reuse with the decay alone, 4-6x its time; a review).
   void GiveBackForAnotherLayer(bool all = false);
   static constexpr uint64_t kFirstCrossQuietDecays = CrossGiveBacks::kFirstQuietDecays;
   uint64_t ResidentBytes() const { return __atomic_load_n(&resident_, __ATOMIC_RELAXED); }
