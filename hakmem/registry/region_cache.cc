@@ -193,7 +193,8 @@ void CrossGiveBacks::NoteTakeOfGivenBack(uint64_t now, uint64_t decay_ns) {
 
 bool CrossGiveBacks::MayGiveBack(uint64_t now, uint64_t decay_ns, uint64_t regret_ns) {
   if (now < quiet_until_ns_) return false;
-  // The last one went unregretted for the whole decay time.
+  // The last one went unregretted for its whole regret time (the decay,
+  // or what it said).
   if (last_ns_ != 0 && now - last_ns_ >= std::max(decay_ns, regret_ns_)) quiet_ns_ /= 2;
   last_ns_ = now;
   regret_ns_ = regret_ns;
