@@ -84,9 +84,32 @@ uint64_t& BinsGrownOf(Heap* h, int c) {
   return c >= kFirstBigClass ? h->big_bins_grown : h->small_bins_grown;
 }
 
+constexpr size_t kWideRowsBytes = kFirstMidClass * kWideBinSlots * sizeof(Block*);
+
+// Moves class `c`'s bin (a small class's) to the row that `limit` needs:
+// its wide row past kBinMaxBlocks (mapping the heap's wide rows at the
+// first such growth), back to its own row once limit and blocks fit there.
+// Returns the limit its row allows (kBinMaxBlocks if the mapping failed).
+uint32_t PlaceBin(Heap* h, int c, uint32_t limit) {
+  const uint32_t n = BinCount(h, c);
+  const bool wide = limit > kBinMaxBlocks || n > kBinMaxBlocks;
+  if (wide == h->bin_wide[c]) return limit;
+  if (wide && h->wide_rows == nullptr) {
+    h->wide_rows = static_cast<Block**>(platform::MapSparse(kWideRowsBytes));
+    if (h->wide_rows == nullptr) return kBinMaxBlocks;  // (n fits: the bin is not wide)
+  }
+  Block* const* const from = BinSlot(h, c, 1);
+  h->bin_wide[c] = wide;
+  // The blocks, then the top: a fork child finds the bin in either row.
+  memcpy(BinSlot(h, c, 1), from, n * sizeof(Block*));
+  SetBinCount(h, c, n);
+  return limit;
+}
+
 // Sets class `c`'s bin limit, counting its growth past BinLimitOf(c).
 void SetGrownBinLimit(Heap* h, int c, uint32_t limit) {
   const uint32_t start = BinLimitOf(c), old = BinLimit(h, c);
+  if (c < kFirstMidClass) limit = PlaceBin(h, c, limit);  // (its end set below)
   uint64_t& grown = BinsGrownOf(h, c);
   if (old > start) grown -= uint64_t{old - start} * ClassSizeOf(c);
   if (limit > start) grown += uint64_t{limit - start} * ClassSizeOf(c);
@@ -907,12 +930,8 @@ HAKMEM_ALWAYS_INLINE bool MayFreeIntoPooled(Heap* owner, PoolLock* lock) {
 // upkeep, thread exit, reclaim, trim: memory to give back).
 enum class FlushFor { kOverflow, kReturn };
 
-// Sends the oldest `k` blocks of bin `c` back: this heap's, and those of
-// heaps whose threads exited (see MayFreeIntoPooled), to their slabs;
-// other heaps' to their owners (pushed before returning); or, on overflow,
-// all of them to the transfer cache. Returns how many went to other heaps
-// or the cache.
-uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
+// FlushBin for at most kBinMaxBlocks blocks (its buffers on the stack).
+uint32_t FlushOldest(Heap* h, int c, uint32_t k, FlushFor why) {
   const uint32_t n = BinCount(h, c);
   if (k > n) k = n;
   // Out of the bin first: a fork child must not find a block in the bin
@@ -1046,6 +1065,21 @@ uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
   return sent;
 }
 
+// Sends the oldest `k` blocks of bin `c` back: this heap's, and those of
+// heaps whose threads exited (see MayFreeIntoPooled), to their slabs;
+// other heaps' to their owners (pushed before returning); or, on overflow,
+// all of them to the transfer cache. Returns how many went to other heaps
+// or the cache. (A wide bin's, kBinMaxBlocks at a time.)
+uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
+  uint32_t sent = 0;
+  while (k != 0 && BinCount(h, c) != 0) {
+    const uint32_t part = std::min(k, kBinMaxBlocks);
+    sent += FlushOldest(h, c, part, why);
+    k -= part;
+  }
+  return sent;
+}
+
 // Whether class `c`'s bin forwards other heaps' blocks (see
 // kForwardingOverflows); its limit is ForwardingLimitOf(c) meanwhile.
 inline bool BinForwarding(const Heap* h, int c) {
@@ -1117,7 +1151,7 @@ void ReclaimHeapLocked(Heap* h) {
   FlushAllBins(h);
 }
 
-// A pooled heap's bin rows (65 KiB), empty once reclaimed: their whole
+// A pooled heap's bin rows (65 KiB, and its wide rows), empty once reclaimed: their whole
 // pages go back, and read zero again (every row's slot 0, the sentinel,
 // stays null). A burst of 1,000 threads that each used every class kept 73
 // MiB resident after a trim (FINDINGS F10).
@@ -1129,6 +1163,9 @@ void DiscardBinRows(Heap* h) {
   const uintptr_t end =
       reinterpret_cast<uintptr_t>(h->bin_slots + kNumClasses * kBinSlots) & ~kPageMask;
   if (end > begin) platform::DiscardPages(reinterpret_cast<void*>(begin), end - begin);
+  if (h->wide_rows != nullptr) {
+    platform::DiscardPages(h->wide_rows, kWideRowsBytes);
+  }
 }
 
 void ReclaimAbandonedHeaps(bool give_back_big_blocks) {
@@ -1442,7 +1479,10 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
       GrowBin(h, size_class, SmallBinMaxLimitOf(size_class), kSmallBinGrowthBudget);
     }
   }
-  Block* taken[kBinSlots];
+  // Taken into the bin's row above its top (the bin is empty), in the
+  // order they are to be handed out: so a wide bin's refill needs no
+  // buffer of its size on the stack.
+  Block** const taken = BinSlot(h, size_class, 1);
   // Slow start: a class brings few blocks at first, twice as many on each
   // refill up to half its bin, so a class used a little touches little.
   uint32_t n = TransferPop(h, size_class, taken);  // other heaps' blocks first
@@ -1450,17 +1490,17 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
     const uint32_t most = BinLimit(h, size_class) / 2;
     // (Within the limit: big bins start at 2 blocks.)
     const uint32_t want = std::min<uint32_t>(h->bin_refill[size_class], most + 1);
-    h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
+    h->bin_refill[size_class] = static_cast<uint16_t>(want * 2 < most ? want * 2 : most);
     n = TakeFromSlabs(h, size_class, taken, want);
   }
   if (n == 0) return nullptr;
-  // taken[0] is handed out now, taken[1] next: it goes on top.
-  Block** slots = BinSlot(h, size_class, 0);
-  CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
+  // The first is handed out now, the second next: it goes on top.
+  ReverseBlocks(taken, n);
+  Block* const b = taken[n - 1];
   SetBinCount(h, size_class, n - 1);
-  *tail_zero = KeyOf(taken[0]) == ZeroTailKey(BinKey(h, size_class));
-  taken[0]->key = 0;
-  return taken[0];
+  *tail_zero = KeyOf(b) == ZeroTailKey(BinKey(h, size_class));
+  b->key = 0;
+  return b;
 }
 
 void* OrphanMalloc(int size_class) {

@@ -91,6 +91,15 @@ struct Heap;
 // 17% slower there); the lanes within noise.
 constexpr uint32_t kBinSlots = 128;
 constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
+// A small class's bin that grows past its row (see SmallBinMaxLimitOf)
+// moves to a wide row of its own: the heap's wide rows, one per small
+// class, are mapped at the first such growth (Heap::wide_rows), so a
+// thread whose bins never swing that far maps and touches none of it.
+// (Every row that wide: each used class a page of its own, and 1.5 MiB
+// more bss for the static heaps; start-up maps at most 8 MiB more than
+// glibc, and already took 7.1.)
+constexpr uint32_t kWideBinSlots = 1024;
+constexpr uint32_t kWideBinMaxBlocks = kWideBinSlots - 1;
 // Mid classes keep at most 63 (127 would let 2.5-8 KiB bins hold up to
 // 1 MiB and carve 63 blocks, a page each, at a time; not measured).
 constexpr uint32_t kMidBinMaxBlocks = 63;
@@ -207,23 +216,30 @@ constexpr uint32_t ForwardingLimitOf(int size_class) {
 // the bin holds, so it takes a slow path every few operations), while the
 // heap's small bins together have grown by at most kSmallBinGrowthBudget
 // (growth by other threads' blocks, BinGrownLimitOf, counts there but is
-// never refused: about 0.3 MiB more at most); the upkeep resets them. 64 KiB worth, at most kBinMaxBlocks: classes of
-// 144 B to 2 KiB grow, smaller ones start there. Larson's loop (1000
-// blocks of 16-1024 B, a free and a malloc of random sizes), where about
-// 64 classes swing: 69K refills and as many flushes in 20M iterations
-// became 790 and 508, 1.09x; the 16-1024 lane 1.017x, the same peak RSS;
+// never refused: about 0.3 MiB more at most); the upkeep resets them.
+// 256 KiB worth, at most kWideBinMaxBlocks (past kBinMaxBlocks, in a wide
+// row). Larson's loop (1000 blocks of 16-1024 B, a free and a malloc of
+// random sizes), where about 64 classes swing: 69K refills and as many
+// flushes in 20M iterations became 790 and 508 with bins of up to 64 KiB
+// worth and 127 blocks, 1.09x; the 16-1024 lane 1.017x, the same peak RSS;
 // 16 threads that ran that loop and went idle +2% RSS. (Bins of 64 KiB
-// worth for every class from the start: 1.06x.) Overflows with other
+// worth for every class from the start: 1.06x.) A request arena, 10,000
+// blocks of 16-512 B allocated and then freed per request, about 300-650
+// of each class (tests/FINDINGS.md F71): those bins refilled and flushed
+// 130 times a request, 2.9 s against tcmalloc's 1.5 and mimalloc's 2.0;
+// with up to 1,023 blocks and 256 KiB worth each, 4 MiB in all, 1.9 s
+// (128 KiB worth: 2.2 s; 511 blocks: 2.5 s). Overflows with other
 // threads' blocks grow bins by BinGrownLimitOf only: counted as swings,
 // they took 8 threads with 90% remote frees from 28 to 36 MiB.
 constexpr uint32_t SmallBinMaxLimitOf(int size_class) {
-  const uint32_t by_bytes = 65536 / ClassSizeOf(size_class);
-  return by_bytes > kBinMaxBlocks ? kBinMaxBlocks : by_bytes;
+  const uint32_t by_bytes = 262144 / ClassSizeOf(size_class);
+  return by_bytes > kWideBinMaxBlocks ? kWideBinMaxBlocks : by_bytes;
 }
-constexpr uint64_t kSmallBinGrowthBudget = 512 << 10;
-static_assert(SmallBinMaxLimitOf(0) == BinLimitOf(0) &&
+constexpr uint64_t kSmallBinGrowthBudget = 4 << 20;
+static_assert(SmallBinMaxLimitOf(0) > BinLimitOf(0) &&
+                  SmallBinMaxLimitOf(kFirstMidClass - 1) > kBinMaxBlocks &&
                   SmallBinMaxLimitOf(kFirstMidClass - 1) >= BinGrownLimitOf(kFirstMidClass - 1),
-              "small bins grow from 144 B up, at least as far as other threads' blocks grow them");
+              "every small bin may grow into its wide row, as far as other threads' blocks grow it");
 
 // Blocks a class's first refill brings; each later one brings twice as
 // many, up to half the bin's limit, until the upkeep empties the bins. A
@@ -370,7 +386,9 @@ struct Heap {
   uint64_t census_beat = 0;                   // `beat` at the last census
   uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
   bool bin_rows_discarded = false;            // pooled, rows given back (a trim)
-  uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
+  uint16_t bin_refill[kNumClasses] = {};      // blocks the next refill brings
+  // Per small class: its bin is in its wide row (see kWideBinSlots).
+  bool bin_wide[kFirstMidClass] = {};
   // Per class: the bin's last overflow sent nothing to other heaps, and no
   // refill or upkeep came since (a swing is due: see SmallBinMaxLimitOf).
   bool bin_overflowed[kNumClasses] = {};
@@ -412,6 +430,12 @@ struct Heap {
   // class's last refill (see FlushIdleBins in heap.cc).
   uint32_t fresh_slab_takes = 0;
   uint32_t refilled_at_take[kFirstBigClass - kFirstMidClass] = {};
+  // The small classes' wide rows, kWideBinSlots each: mapped at the first
+  // bin that grows past its row, kept with the heap (slot 0 of each, the
+  // sentinel, never written). A bin there has its top and end as offsets
+  // from bin_slots as the others do, modulo 2^64 (the mapping may lie
+  // below the heap).
+  Block** wide_rows = nullptr;
 };
 
 extern Heap kEmptyHeap;
@@ -429,36 +453,50 @@ void OnAllocatorInit() __attribute__((weak));
 // at most every 100 ms). Weak, as above.
 bool OnOutOfMemory() __attribute__((weak));
 
+// The slot at byte offset `offset` (a bin's top or end). (Integer
+// arithmetic: a wide row's offset may wrap, see Heap::wide_rows.)
+HAKMEM_ALWAYS_INLINE Block** BinSlotAt(Heap* h, BinOffset offset) {
+  return reinterpret_cast<Block**>(reinterpret_cast<uintptr_t>(h->bin_slots) + offset);
+}
+HAKMEM_ALWAYS_INLINE Block* const* BinSlotAt(const Heap* h, BinOffset offset) {
+  return reinterpret_cast<Block* const*>(reinterpret_cast<uintptr_t>(h->bin_slots) + offset);
+}
+// The byte offset of slot 0 of class `c`'s bin: in its row of bin_slots, or
+// in its wide row.
+inline BinOffset BinRowOffset(const Heap* h, size_t c) {
+  if (c < static_cast<size_t>(kFirstMidClass) && h->bin_wide[c]) {
+    return reinterpret_cast<uintptr_t>(h->wide_rows + c * kWideBinSlots) -
+           reinterpret_cast<uintptr_t>(h->bin_slots);
+  }
+  return BinSlotOffset(c, 0);
+}
 // Slot `n` of class `c`'s bin.
 HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
-  return &h->bin_slots[c * kBinSlots + n];
+  return BinSlotAt(h, BinRowOffset(h, c) + n * sizeof(Block*));
 }
 HAKMEM_ALWAYS_INLINE Block* const* BinSlot(const Heap* h, size_t c, uint32_t n) {
-  return &h->bin_slots[c * kBinSlots + n];
-}
-// The slot at byte offset `offset` (a bin's top or end).
-HAKMEM_ALWAYS_INLINE Block** BinSlotAt(Heap* h, BinOffset offset) {
-  return reinterpret_cast<Block**>(reinterpret_cast<char*>(h->bin_slots) + offset);
+  return BinSlotAt(h, BinRowOffset(h, c) + n * sizeof(Block*));
 }
 // How many blocks class `c`'s bin holds, and may hold (0 for kEmptyHeap and
-// dormant bins).
+// dormant bins). (Offsets within a row compare as addresses do: a row never
+// spans the wrap of a wide row's offsets.)
 inline uint32_t BinCount(const Heap* h, size_t c) {
-  const BinOffset row = BinSlotOffset(c, 0);
+  const BinOffset row = BinRowOffset(h, c);
   const BinOffset top = __atomic_load_n(&h->bin_top[c], __ATOMIC_RELAXED);
-  return top > row ? static_cast<uint32_t>((top - row) / sizeof(Block*)) : 0;
+  return top - row - 1 < kWideBinSlots * sizeof(Block*) ? static_cast<uint32_t>((top - row) / sizeof(Block*)) : 0;
 }
 inline uint32_t BinLimit(const Heap* h, size_t c) {
-  const BinOffset row = BinSlotOffset(c, 0);
+  const BinOffset row = BinRowOffset(h, c);
   const BinOffset end = h->bin_end[c];
-  return end > row ? static_cast<uint32_t>((end - row) / sizeof(Block*)) : 0;
+  return end - row - 1 < kWideBinSlots * sizeof(Block*) ? static_cast<uint32_t>((end - row) / sizeof(Block*)) : 0;
 }
 // Release: a fork child that sees the new count sees the slots written
 // before it.
 inline void SetBinCount(Heap* h, size_t c, uint32_t n) {
-  __atomic_store_n(&h->bin_top[c], BinSlotOffset(c, n), __ATOMIC_RELEASE);
+  __atomic_store_n(&h->bin_top[c], BinRowOffset(h, c) + n * sizeof(Block*), __ATOMIC_RELEASE);
 }
 inline void SetBinLimit(Heap* h, size_t c, uint32_t limit) {
-  h->bin_end[c] = BinSlotOffset(c, limit);
+  h->bin_end[c] = BinRowOffset(h, c) + limit * sizeof(Block*);
 }
 
 extern __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) HAKMEM_HIDDEN;
@@ -605,22 +643,29 @@ HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, BinOffset top, Block* b) 
   *BinSlotAt(h, new_top) = b;
   __atomic_store_n(&h->bin_top[c], new_top, __ATOMIC_RELEASE);  // after both
 }
-// dst[0..m-1] = src[m-1..0], for a refill's blocks going into a bin (the
-// first to be handed out on top): two pointers per 16-byte move. (GCC 12
-// does not vectorize a reversed copy; as a loop of single moves it took a
-// 64 B build's mallocs 12.6 -> 10.1 ns, 16 B 5.7 -> 5.2, 11 interleaved
-// rounds.)
-inline void CopyBlocksReversed(Block** dst, Block* const* src, uint32_t m) {
+// Reverses a[0..m-1] in place, for a refill's blocks taken into a bin's
+// row (the first to be handed out goes on top): two pointers per 16-byte
+// move from each end. (GCC 12 vectorizes no reversal; as a loop of single
+// moves, a reversed copy took a 64 B build's mallocs 12.6 -> 10.1 ns, 16 B
+// 5.7 -> 5.2, 11 interleaved rounds.)
+inline void ReverseBlocks(Block** a, uint32_t m) {
   typedef uint64_t TwoPointers __attribute__((vector_size(16)));
   static_assert(sizeof(Block*) == sizeof(uint64_t), "64-bit pointers");
-  uint32_t j = 0;
-  for (; j + 2 <= m; j += 2) {
-    TwoPointers v;
-    __builtin_memcpy(&v, src + m - 2 - j, sizeof(v));
-    v = __builtin_shufflevector(v, v, 1, 0);
-    __builtin_memcpy(dst + j, &v, sizeof(v));
+  uint32_t i = 0, j = m;  // a[i..j-1] left to reverse
+  for (; i + 4 <= j; i += 2, j -= 2) {
+    TwoPointers low, high;
+    __builtin_memcpy(&low, a + i, sizeof(low));
+    __builtin_memcpy(&high, a + j - 2, sizeof(high));
+    low = __builtin_shufflevector(low, low, 1, 0);
+    high = __builtin_shufflevector(high, high, 1, 0);
+    __builtin_memcpy(a + i, &high, sizeof(high));
+    __builtin_memcpy(a + j - 2, &low, sizeof(low));
   }
-  if (j < m) dst[j] = src[m - 1 - j];
+  for (; i + 1 < j; i++, j--) {
+    Block* const t = a[i];
+    a[i] = a[j - 1];
+    a[j - 1] = t;
+  }
 }
 
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and

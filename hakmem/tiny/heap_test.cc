@@ -608,6 +608,23 @@ struct NoTransferCache {
   ~NoTransferCache() { TinySetTransferModeForTesting(-1); }
 };
 
+// Swings the calling thread's bin of small class `c` (twice its most
+// blocks allocated, then freed, each round) until it holds up to
+// SmallBinMaxLimitOf(c), in its wide row. Stops this thread's time-gated
+// upkeep, which would start it small again (the caller's trim or thread
+// exit does that).
+void GrowBinToItsMost(int c) {
+  NoTransferCache no_cache;
+  Free(TinyMallocClass(c));
+  tl_heap->next_upkeep_ns = UINT64_MAX;
+  const uint32_t n = 2 * SmallBinMaxLimitOf(c);
+  for (int round = 0; round < 8 && BinLimit(tl_heap, c) < SmallBinMaxLimitOf(c); round++) {
+    std::vector<void*> blocks;
+    for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
+    for (void* p : blocks) Free(p);
+  }
+}
+
 // Frees `blocks` (all of class `c`, allocated by this thread) in another
 // thread while this one waits (runs no slow path, does not drain its
 // queue): once kTransferEngageFlushes flushes in a row found it behind,
@@ -644,16 +661,18 @@ TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
   EXPECT_EQ(reused, 20);
 }
 
-TEST(HeapTest, CopyBlocksReversedReversesEveryLength) {
-  Block* src[kBinSlots];
-  for (uint32_t i = 0; i < kBinSlots; i++) src[i] = reinterpret_cast<Block*>((i + 1) * 16);
-  for (uint32_t m = 0; m < kBinSlots; m++) {
-    Block* dst[kBinSlots + 1];
+TEST(HeapTest, ReverseBlocksReversesEveryLength) {
+  constexpr uint32_t kMost = 40;
+  for (uint32_t m = 0; m < kMost; m++) {
+    Block* a[kMost + 1];
     Block* const guard = reinterpret_cast<Block*>(0xdead0);
-    for (Block*& b : dst) b = guard;
-    CopyBlocksReversed(dst, src, m);
-    for (uint32_t j = 0; j < m; j++) ASSERT_EQ(dst[j], src[m - 1 - j]) << "m " << m << " j " << j;
-    EXPECT_EQ(dst[m], guard) << "wrote past " << m;
+    for (Block*& b : a) b = guard;
+    for (uint32_t i = 0; i < m; i++) a[i] = reinterpret_cast<Block*>((i + 1) * 16);
+    ReverseBlocks(a, m);
+    for (uint32_t j = 0; j < m; j++) {
+      ASSERT_EQ(a[j], reinterpret_cast<Block*>((m - j) * 16)) << "m " << m << " j " << j;
+    }
+    EXPECT_EQ(a[m], guard) << "wrote past " << m;
   }
 }
 
@@ -1297,8 +1316,9 @@ TEST(HeapTest, ANewHeapsBinsWakeOnlyAsTheirClassesAreUsed) {
 }
 
 // A trim gives back the pages of an exited thread's heap's bin rows (they
-// read zero again); a thread that adopts the heap then uses its bins as
-// any. (FINDINGS F10: 1,000 threads' pooled heaps kept 73 MiB.)
+// read zero again), its wide rows too; a thread that adopts the heap then
+// uses its bins as any. (FINDINGS F10: 1,000 threads' pooled heaps kept 73
+// MiB.)
 TEST(HeapTest, ATrimGivesBackThePagesOfPooledHeapsBinRows) {
   Heap* pooled = nullptr;
   std::thread([&pooled] {
@@ -1307,6 +1327,8 @@ TEST(HeapTest, ATrimGivesBackThePagesOfPooledHeapsBinRows) {
       for (int i = 0; i < 40; i++) blocks.push_back(TinyMallocClass(c));
       for (void* p : blocks) Free(p);  // into the bin: its row's pages in use
     }
+    GrowBinToItsMost(static_cast<int>(SizeToClass(64)));
+    ASSERT_TRUE(tl_heap->bin_wide[SizeToClass(64)]);
     pooled = tl_heap;
   }).join();
   // The rows' whole pages.
@@ -1314,8 +1336,13 @@ TEST(HeapTest, ATrimGivesBackThePagesOfPooledHeapsBinRows) {
   const uintptr_t end = reinterpret_cast<uintptr_t>(pooled->bin_slots + kNumClasses * kBinSlots) & ~uintptr_t{4095};
   const char* rows = reinterpret_cast<const char*>(first);
   ASSERT_GT(ResidentPages(rows, end - first), 10);
+  ASSERT_NE(pooled->wide_rows, nullptr);
+  const char* wide_rows = reinterpret_cast<const char*>(pooled->wide_rows);
+  const size_t wide_bytes = kFirstMidClass * kWideBinSlots * sizeof(Block*);
+  ASSERT_GE(ResidentPages(wide_rows, wide_bytes), 2);  // 64 B: up to 1,023 blocks, 8 KiB
   TinyTrim();
   EXPECT_EQ(ResidentPages(rows, end - first), 0);
+  EXPECT_EQ(ResidentPages(wide_rows, wide_bytes), 0);
   std::thread([pooled] {
     std::vector<void*> blocks;
     for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(48));
@@ -2108,8 +2135,8 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
       for (void* p : blocks) Free(p);
     };
-    const int c = static_cast<int>(SizeToClass(1000));  // 1 KiB: 16 blocks, up to 64
-    static_assert(SmallBinMaxLimitOf(ComputeSizeClass(1000)) == 4 * BinLimitOf(ComputeSizeClass(1000)),
+    const int c = static_cast<int>(SizeToClass(1000));  // 1 KiB: 16 blocks, up to 256
+    static_assert(SmallBinMaxLimitOf(ComputeSizeClass(1000)) == 16 * BinLimitOf(ComputeSizeClass(1000)),
                   "");
     const uint32_t start = BinLimitOf(c), n = 2 * SmallBinMaxLimitOf(c);
     {
@@ -2126,13 +2153,19 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       fill_and_empty(c, n);
       EXPECT_EQ(BinLimit(tl_heap, c), 2 * start);
       EXPECT_EQ(tl_heap->small_bins_grown, uint64_t{start} * ClassSizeOf(c));
+      EXPECT_FALSE(tl_heap->bin_wide[c]);
       for (int round = 0; round < 3; round++) fill_and_empty(c, n);
       EXPECT_EQ(BinLimit(tl_heap, c), SmallBinMaxLimitOf(c));
       EXPECT_EQ(tl_heap->small_bins_grown,
                 uint64_t{SmallBinMaxLimitOf(c) - start} * ClassSizeOf(c));
+      // Past its row: in its wide row, holding all it may.
+      EXPECT_TRUE(tl_heap->bin_wide[c]);
+      EXPECT_GT(BinCount(tl_heap, c), kBinMaxBlocks);
       TinyTrim();
       EXPECT_EQ(BinLimit(tl_heap, c), start);
       EXPECT_EQ(tl_heap->small_bins_grown, 0u);
+      EXPECT_FALSE(tl_heap->bin_wide[c]);  // back in its own row
+      EXPECT_EQ(BinSlot(tl_heap, c, 0), &tl_heap->bin_slots[c * kBinSlots]);
       // A trim between the overflow and the refill: no swing.
       fill_and_empty(c, n);  // (ends with an overflow: a swing is due)
       TinyTrim();
@@ -2190,6 +2223,60 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
     }
     tl_heap->next_upkeep_ns = 0;
   }).join();
+}
+
+// A bin grown past its row holds up to SmallBinMaxLimitOf blocks in its
+// wide row; refills of up to half of that come into the row, and flushes
+// (overflows, a trim) send every block back to its slab, kBinMaxBlocks at a
+// time: no block is lost or handed out twice.
+TEST(HeapTest, ABinGrownPastItsRowHoldsAndGivesBackEveryBlock) {
+  std::thread([] {
+    const int c = static_cast<int>(SizeToClass(16));
+    TinyStats stats;
+    GetTinyStats(&stats);
+    const uint64_t in_use_before = stats.blocks_in_use[c];
+    GrowBinToItsMost(c);
+    const uint32_t most = SmallBinMaxLimitOf(c);
+    ASSERT_EQ(most, kWideBinMaxBlocks);
+    ASSERT_EQ(BinLimit(tl_heap, c), most);
+    ASSERT_TRUE(tl_heap->bin_wide[c]);
+    EXPECT_EQ(BinSlot(tl_heap, c, 0), tl_heap->wide_rows + c * kWideBinSlots);
+    EXPECT_EQ(*BinSlot(tl_heap, c, 0), nullptr);  // the wide row's sentinel
+    for (int round = 0; round < 3; round++) {
+      std::vector<void*> blocks;
+      for (uint32_t i = 0; i < 3 * most; i++) {
+        char* p = static_cast<char*>(TinyMallocClass(c));
+        memset(p, 0xab, 16);  // its key too: a block handed out twice fails a check
+        blocks.push_back(p);
+      }
+      EXPECT_EQ(std::set<void*>(blocks.begin(), blocks.end()).size(), blocks.size());
+      for (void* p : blocks) Free(p);
+      GetTinyStats(&stats);  // (this thread's bin counts as free)
+      EXPECT_EQ(stats.blocks_in_use[c], in_use_before) << round;
+      EXPECT_GT(BinCount(tl_heap, c), kBinMaxBlocks) << round;
+    }
+    TinyTrim();
+    EXPECT_EQ(BinCount(tl_heap, c), 0u);
+    EXPECT_FALSE(tl_heap->bin_wide[c]);
+    GetTinyStats(&stats);  // every block back on its slab: none counted in use
+    EXPECT_EQ(stats.blocks_in_use[c], in_use_before);
+  }).join();
+  TinyTrim();
+}
+
+TEST(HeapDeathTest, DoubleFreeIntoAWideBinIsReportedBeforeReuse) {
+  EXPECT_DEATH(
+      {
+        GrowBinToItsMost(static_cast<int>(SizeToClass(48)));
+        void* p = TinyMalloc(48);
+        void* q = TinyMalloc(48);
+        Free(p);
+        Free(q);
+        Free(p);
+        for (int i = 0; i < 4; i++) TinyMalloc(48);
+      },
+      "hakmem: (malloc\\(\\): double free detected 0x[0-9a-f]+: a block was freed twice|"
+      "free\\(\\): double free 0x[0-9a-f]+: block is already free)");
 }
 
 TEST(HeapDeathTest, DoubleFreeIsReported) {
