@@ -930,24 +930,10 @@ HAKMEM_ALWAYS_INLINE bool MayFreeIntoPooled(Heap* owner, PoolLock* lock) {
 // upkeep, thread exit, reclaim, trim: memory to give back).
 enum class FlushFor { kOverflow, kReturn };
 
-// FlushBin for at most kBinMaxBlocks blocks (its buffers on the stack).
-uint32_t FlushOldest(Heap* h, int c, uint32_t k, FlushFor why) {
-  const uint32_t n = BinCount(h, c);
-  if (k > n) k = n;
-  // Out of the bin first: a fork child must not find a block in the bin
-  // and on a slab's list at once.
-  // (The bin reads empty while its rows shift.)
-  Block* out[kBinSlots];
-  Block** slots = BinSlot(h, c, 0);
+// Sends `k` blocks (at most kBinMaxBlocks) that were the oldest of bin `c`
+// back, for FlushBin.
+uint32_t SendBack(Heap* h, int c, Block** out, uint32_t k, FlushFor why) {
   uint32_t sent = 0;
-  SetBinCount(h, c, 0);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  memcpy(out, slots + 1, k * sizeof(Block*));
-  // The newer blocks move down. (Written as a loop, the compiler could not
-  // tell the ranges apart and moved one slot at a time: 7 instructions a
-  // slot, a quarter of a 16 B tear-down's flush.)
-  memmove(slots + 1, slots + 1 + k, (n - k) * sizeof(Block*));
-  SetBinCount(h, c, n - k);
   Block* others[kBinSlots];  // other heaps' blocks
   bool behind = false;       // one of their owners is still behind
   // Whether the transfer cache may take them (it holds small classes only).
@@ -1068,15 +1054,30 @@ uint32_t FlushOldest(Heap* h, int c, uint32_t k, FlushFor why) {
 // Sends the oldest `k` blocks of bin `c` back: this heap's, and those of
 // heaps whose threads exited (see MayFreeIntoPooled), to their slabs;
 // other heaps' to their owners (pushed before returning); or, on overflow,
-// all of them to the transfer cache. Returns how many went to other heaps
-// or the cache. (A wide bin's, kBinMaxBlocks at a time.)
+// all of them to the transfer cache (a wide bin's, kBinMaxBlocks at a
+// time). Returns how many went to other heaps or the cache.
 uint32_t FlushBin(Heap* h, int c, uint32_t k, FlushFor why) {
+  const uint32_t n = BinCount(h, c);
+  if (k > n) k = n;
+  // Out of the bin first: a fork child must not find a block in the bin
+  // and on a slab's list at once. (The bin reads empty until its newer
+  // blocks have moved down.)
+  Block** const slots = BinSlot(h, c, 1);
+  SetBinCount(h, c, 0);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
   uint32_t sent = 0;
-  while (k != 0 && BinCount(h, c) != 0) {
-    const uint32_t part = std::min(k, kBinMaxBlocks);
-    sent += FlushOldest(h, c, part, why);
-    k -= part;
+  for (uint32_t done = 0; done < k;) {
+    Block* out[kBinSlots];
+    const uint32_t m = std::min(k - done, kBinMaxBlocks);
+    memcpy(out, slots + done, m * sizeof(Block*));
+    sent += SendBack(h, c, out, m, why);
+    done += m;
   }
+  // The newer blocks move down, once. (Written as a loop, the compiler
+  // could not tell the ranges apart and moved one slot at a time: 7
+  // instructions a slot, a quarter of a 16 B tear-down's flush.)
+  memmove(slots, slots + k, (n - k) * sizeof(Block*));
+  SetBinCount(h, c, n - k);
   return sent;
 }
 
@@ -1479,28 +1480,31 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
       GrowBin(h, size_class, SmallBinMaxLimitOf(size_class), kSmallBinGrowthBudget);
     }
   }
-  // Taken into the bin's row above its top (the bin is empty), in the
-  // order they are to be handed out: so a wide bin's refill needs no
-  // buffer of its size on the stack.
-  Block** const taken = BinSlot(h, size_class, 1);
+  Block* taken[kBinSlots];
   // Slow start: a class brings few blocks at first, twice as many on each
   // refill up to half its bin, so a class used a little touches little.
+  // At most kBinMaxBlocks / 2 + 1, a wide bin's too: a bin held to its most
+  // (SmallBinMaxLimitOf, or the budget's share) by a class whose live
+  // blocks swing by more than half of that would otherwise refill half a
+  // bin, overflow and send half back at every swing (a request arena's 384-512
+  // B classes, 645 blocks a request: a refill and a flush of 511 blocks
+  // each, every request); it refills only what its swing lacks.
   uint32_t n = TransferPop(h, size_class, taken);  // other heaps' blocks first
   if (n == 0) {
-    const uint32_t most = BinLimit(h, size_class) / 2;
+    const uint32_t most = std::min(BinLimit(h, size_class), kBinMaxBlocks) / 2;
     // (Within the limit: big bins start at 2 blocks.)
     const uint32_t want = std::min<uint32_t>(h->bin_refill[size_class], most + 1);
-    h->bin_refill[size_class] = static_cast<uint16_t>(want * 2 < most ? want * 2 : most);
+    h->bin_refill[size_class] = static_cast<uint8_t>(want * 2 < most ? want * 2 : most);
     n = TakeFromSlabs(h, size_class, taken, want);
   }
   if (n == 0) return nullptr;
-  // The first is handed out now, the second next: it goes on top.
-  ReverseBlocks(taken, n);
-  Block* const b = taken[n - 1];
+  // taken[0] is handed out now, taken[1] next: it goes on top.
+  Block** slots = BinSlot(h, size_class, 0);
+  CopyBlocksReversed(slots + 1, taken + 1, n - 1);  // slots[n - i] = taken[i]
   SetBinCount(h, size_class, n - 1);
-  *tail_zero = KeyOf(b) == ZeroTailKey(BinKey(h, size_class));
-  b->key = 0;
-  return b;
+  *tail_zero = KeyOf(taken[0]) == ZeroTailKey(BinKey(h, size_class));
+  taken[0]->key = 0;
+  return taken[0];
 }
 
 void* OrphanMalloc(int size_class) {

@@ -93,12 +93,13 @@ constexpr uint32_t kBinSlots = 128;
 constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
 // A small class's bin that grows past its row (see SmallBinMaxLimitOf)
 // moves to a wide row of its own: the heap's wide rows, one per small
-// class, are mapped at the first such growth (Heap::wide_rows), so a
+// class (32 KiB each, 1.2 MiB in all, touched only as deep as bins
+// grow), are mapped at the first such growth (Heap::wide_rows), so a
 // thread whose bins never swing that far maps and touches none of it.
-// (Every row that wide: each used class a page of its own, and 1.5 MiB
-// more bss for the static heaps; start-up maps at most 8 MiB more than
-// glibc, and already took 7.1.)
-constexpr uint32_t kWideBinSlots = 1024;
+// (Every row that wide in bin_slots: each used class pages of its own, and
+// more bss for the static heaps than start-up may map: at most 8 MiB more
+// than glibc, and it already took 7.1.)
+constexpr uint32_t kWideBinSlots = 4096;
 constexpr uint32_t kWideBinMaxBlocks = kWideBinSlots - 1;
 // Mid classes keep at most 63 (127 would let 2.5-8 KiB bins hold up to
 // 1 MiB and carve 63 blocks, a page each, at a time; not measured).
@@ -217,7 +218,7 @@ constexpr uint32_t ForwardingLimitOf(int size_class) {
 // heap's small bins together have grown by at most kSmallBinGrowthBudget
 // (growth by other threads' blocks, BinGrownLimitOf, counts there but is
 // never refused: about 0.3 MiB more at most); the upkeep resets them.
-// 256 KiB worth, at most kWideBinMaxBlocks (past kBinMaxBlocks, in a wide
+// 512 KiB worth, at most kWideBinMaxBlocks (past kBinMaxBlocks, in a wide
 // row). Larson's loop (1000 blocks of 16-1024 B, a free and a malloc of
 // random sizes), where about 64 classes swing: 69K refills and as many
 // flushes in 20M iterations became 790 and 508 with bins of up to 64 KiB
@@ -227,15 +228,19 @@ constexpr uint32_t ForwardingLimitOf(int size_class) {
 // blocks of 16-512 B allocated and then freed per request, about 300-650
 // of each class (tests/FINDINGS.md F71): those bins refilled and flushed
 // 130 times a request, 2.9 s against tcmalloc's 1.5 and mimalloc's 2.0;
-// with up to 1,023 blocks and 256 KiB worth each, 4 MiB in all, 1.9 s
-// (128 KiB worth: 2.2 s; 511 blocks: 2.5 s). Overflows with other
+// with up to 1,023 blocks and 512 KiB worth each, 8 MiB in all, 1.5 s
+// (refills of at most 63 blocks, see RefillBinAndPop; 256 KiB worth and 4
+// MiB: 1.8 s, doubling spends the budget past what the bins hold; 511
+// blocks: 2.5 s). 40,000 blocks of 16-256 B a request, about 2,600 a class:
+// 3.0 s with up to 1,023 blocks, 2.1 s with 4,095 (tcmalloc 1.8, mimalloc
+// 1.9). Overflows with other
 // threads' blocks grow bins by BinGrownLimitOf only: counted as swings,
 // they took 8 threads with 90% remote frees from 28 to 36 MiB.
 constexpr uint32_t SmallBinMaxLimitOf(int size_class) {
-  const uint32_t by_bytes = 262144 / ClassSizeOf(size_class);
+  const uint32_t by_bytes = 524288 / ClassSizeOf(size_class);
   return by_bytes > kWideBinMaxBlocks ? kWideBinMaxBlocks : by_bytes;
 }
-constexpr uint64_t kSmallBinGrowthBudget = 4 << 20;
+constexpr uint64_t kSmallBinGrowthBudget = 8 << 20;
 static_assert(SmallBinMaxLimitOf(0) > BinLimitOf(0) &&
                   SmallBinMaxLimitOf(kFirstMidClass - 1) > kBinMaxBlocks &&
                   SmallBinMaxLimitOf(kFirstMidClass - 1) >= BinGrownLimitOf(kFirstMidClass - 1),
@@ -386,7 +391,7 @@ struct Heap {
   uint64_t census_beat = 0;                   // `beat` at the last census
   uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
   bool bin_rows_discarded = false;            // pooled, rows given back (a trim)
-  uint16_t bin_refill[kNumClasses] = {};      // blocks the next refill brings
+  uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
   // Per small class: its bin is in its wide row (see kWideBinSlots).
   bool bin_wide[kFirstMidClass] = {};
   // Per class: the bin's last overflow sent nothing to other heaps, and no
@@ -643,29 +648,22 @@ HAKMEM_ALWAYS_INLINE void PushOnBin(Heap* h, size_t c, BinOffset top, Block* b) 
   *BinSlotAt(h, new_top) = b;
   __atomic_store_n(&h->bin_top[c], new_top, __ATOMIC_RELEASE);  // after both
 }
-// Reverses a[0..m-1] in place, for a refill's blocks taken into a bin's
-// row (the first to be handed out goes on top): two pointers per 16-byte
-// move from each end. (GCC 12 vectorizes no reversal; as a loop of single
-// moves, a reversed copy took a 64 B build's mallocs 12.6 -> 10.1 ns, 16 B
-// 5.7 -> 5.2, 11 interleaved rounds.)
-inline void ReverseBlocks(Block** a, uint32_t m) {
+// dst[0..m-1] = src[m-1..0], for a refill's blocks going into a bin (the
+// first to be handed out on top): two pointers per 16-byte move. (GCC 12
+// does not vectorize a reversed copy; as a loop of single moves it took a
+// 64 B build's mallocs 12.6 -> 10.1 ns, 16 B 5.7 -> 5.2, 11 interleaved
+// rounds.)
+inline void CopyBlocksReversed(Block** dst, Block* const* src, uint32_t m) {
   typedef uint64_t TwoPointers __attribute__((vector_size(16)));
   static_assert(sizeof(Block*) == sizeof(uint64_t), "64-bit pointers");
-  uint32_t i = 0, j = m;  // a[i..j-1] left to reverse
-  for (; i + 4 <= j; i += 2, j -= 2) {
-    TwoPointers low, high;
-    __builtin_memcpy(&low, a + i, sizeof(low));
-    __builtin_memcpy(&high, a + j - 2, sizeof(high));
-    low = __builtin_shufflevector(low, low, 1, 0);
-    high = __builtin_shufflevector(high, high, 1, 0);
-    __builtin_memcpy(a + i, &high, sizeof(high));
-    __builtin_memcpy(a + j - 2, &low, sizeof(low));
+  uint32_t j = 0;
+  for (; j + 2 <= m; j += 2) {
+    TwoPointers v;
+    __builtin_memcpy(&v, src + m - 2 - j, sizeof(v));
+    v = __builtin_shufflevector(v, v, 1, 0);
+    __builtin_memcpy(dst + j, &v, sizeof(v));
   }
-  for (; i + 1 < j; i++, j--) {
-    Block* const t = a[i];
-    a[i] = a[j - 1];
-    a[j - 1] = t;
-  }
+  if (j < m) dst[j] = src[m - 1 - j];
 }
 
 // Reports and aborts unless `p` is a live block of a slab (used by realloc and

@@ -661,18 +661,16 @@ TEST(HeapTest, AnotherThreadTakesCachedBatchesWhenTheOwnerIsBehind) {
   EXPECT_EQ(reused, 20);
 }
 
-TEST(HeapTest, ReverseBlocksReversesEveryLength) {
-  constexpr uint32_t kMost = 40;
-  for (uint32_t m = 0; m < kMost; m++) {
-    Block* a[kMost + 1];
+TEST(HeapTest, CopyBlocksReversedReversesEveryLength) {
+  Block* src[kBinSlots];
+  for (uint32_t i = 0; i < kBinSlots; i++) src[i] = reinterpret_cast<Block*>((i + 1) * 16);
+  for (uint32_t m = 0; m < kBinSlots; m++) {
+    Block* dst[kBinSlots + 1];
     Block* const guard = reinterpret_cast<Block*>(0xdead0);
-    for (Block*& b : a) b = guard;
-    for (uint32_t i = 0; i < m; i++) a[i] = reinterpret_cast<Block*>((i + 1) * 16);
-    ReverseBlocks(a, m);
-    for (uint32_t j = 0; j < m; j++) {
-      ASSERT_EQ(a[j], reinterpret_cast<Block*>((m - j) * 16)) << "m " << m << " j " << j;
-    }
-    EXPECT_EQ(a[m], guard) << "wrote past " << m;
+    for (Block*& b : dst) b = guard;
+    CopyBlocksReversed(dst, src, m);
+    for (uint32_t j = 0; j < m; j++) ASSERT_EQ(dst[j], src[m - 1 - j]) << "m " << m << " j " << j;
+    EXPECT_EQ(dst[m], guard) << "wrote past " << m;
   }
 }
 
@@ -1339,7 +1337,7 @@ TEST(HeapTest, ATrimGivesBackThePagesOfPooledHeapsBinRows) {
   ASSERT_NE(pooled->wide_rows, nullptr);
   const char* wide_rows = reinterpret_cast<const char*>(pooled->wide_rows);
   const size_t wide_bytes = kFirstMidClass * kWideBinSlots * sizeof(Block*);
-  ASSERT_GE(ResidentPages(wide_rows, wide_bytes), 2);  // 64 B: up to 1,023 blocks, 8 KiB
+  ASSERT_GE(ResidentPages(wide_rows, wide_bytes), 8);  // 64 B: up to 4,095 blocks, 32 KiB
   TinyTrim();
   EXPECT_EQ(ResidentPages(rows, end - first), 0);
   EXPECT_EQ(ResidentPages(wide_rows, wide_bytes), 0);
@@ -2135,8 +2133,8 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
       for (void* p : blocks) Free(p);
     };
-    const int c = static_cast<int>(SizeToClass(1000));  // 1 KiB: 16 blocks, up to 256
-    static_assert(SmallBinMaxLimitOf(ComputeSizeClass(1000)) == 16 * BinLimitOf(ComputeSizeClass(1000)),
+    const int c = static_cast<int>(SizeToClass(1000));  // 1 KiB: 16 blocks, up to 512
+    static_assert(SmallBinMaxLimitOf(ComputeSizeClass(1000)) == 32 * BinLimitOf(ComputeSizeClass(1000)),
                   "");
     const uint32_t start = BinLimitOf(c), n = 2 * SmallBinMaxLimitOf(c);
     {
@@ -2154,7 +2152,7 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       EXPECT_EQ(BinLimit(tl_heap, c), 2 * start);
       EXPECT_EQ(tl_heap->small_bins_grown, uint64_t{start} * ClassSizeOf(c));
       EXPECT_FALSE(tl_heap->bin_wide[c]);
-      for (int round = 0; round < 3; round++) fill_and_empty(c, n);
+      for (int round = 0; round < 4; round++) fill_and_empty(c, n);
       EXPECT_EQ(BinLimit(tl_heap, c), SmallBinMaxLimitOf(c));
       EXPECT_EQ(tl_heap->small_bins_grown,
                 uint64_t{SmallBinMaxLimitOf(c) - start} * ClassSizeOf(c));
@@ -2200,7 +2198,7 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       TinyTrim();
       // Every small class swinging: the growth, summed, stays within the
       // budget. (Classes up to 128 B start at their most.)
-      for (int round = 0; round < 4; round++) {
+      for (int round = 0; round < 6; round++) {
         for (int k = 0; k < kFirstMidClass; k++) fill_and_empty(k, 2 * SmallBinMaxLimitOf(k));
       }
       uint64_t grown = 0;
@@ -2226,9 +2224,8 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
 }
 
 // A bin grown past its row holds up to SmallBinMaxLimitOf blocks in its
-// wide row; refills of up to half of that come into the row, and flushes
-// (overflows, a trim) send every block back to its slab, kBinMaxBlocks at a
-// time: no block is lost or handed out twice.
+// wide row; flushes (overflows, a trim) send every block back to its slab,
+// kBinMaxBlocks at a time: no block is lost or handed out twice.
 TEST(HeapTest, ABinGrownPastItsRowHoldsAndGivesBackEveryBlock) {
   std::thread([] {
     const int c = static_cast<int>(SizeToClass(16));
