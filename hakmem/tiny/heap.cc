@@ -95,8 +95,14 @@ uint32_t PlaceBin(Heap* h, int c, uint32_t limit) {
   const bool wide = limit > kBinMaxBlocks || n > kBinMaxBlocks;
   if (wide == h->bin_wide[c]) return limit;
   if (wide && h->wide_rows == nullptr) {
+    // A mapping that failed is tried again after the next upkeep, not at
+    // every swing (a review: 4,569 failed mmap calls in one run).
+    if (h->wide_rows_refused) return kBinMaxBlocks;  // (n fits: the bin is not wide)
     h->wide_rows = static_cast<Block**>(platform::MapSparse(kWideRowsBytes));
-    if (h->wide_rows == nullptr) return kBinMaxBlocks;  // (n fits: the bin is not wide)
+    if (h->wide_rows == nullptr) {
+      h->wide_rows_refused = true;
+      return kBinMaxBlocks;
+    }
   }
   Block* const* const from = BinSlot(h, c, 1);
   h->bin_wide[c] = wide;
@@ -592,8 +598,9 @@ inline Heap* OwnerOf(const Block* b) {
 // kTransferMaxAgeNs go home (checked by the upkeep), so an idle program's
 // slabs can still empty; malloc_trim sends everything home.
 constexpr uint64_t kTransferMaxAgeNs = RegionCache::kCheckIntervalNs;
-// A flush sends at most half a bin, and a batch must fit any heap's empty
-// bin (TransferPush).
+// A flush sends at most half a bin of its own row (a wide bin's flush, which
+// comes in parts of kBinMaxBlocks, goes home where a part is more than a
+// batch holds), and a batch must fit any heap's empty bin (TransferPush).
 static_assert(kTransferBatchMax == kBinMaxBlocks / 2 + 1, "a batch is half a bin");
 HAKMEM_BIG_BSS TransferCache g_transfer;  // each block in it carries TransferKey()
 
@@ -1282,6 +1289,7 @@ Heap* AttachHeap() {
     memset(h->behind_flushes, 0, sizeof(h->behind_flushes));
     for (OwnerSeen& seen : h->owners_seen) seen = OwnerSeen{};
     h->sends_big_blocks = 0;  // likewise (see BigBinsMayGrow)
+    h->sends_small_blocks = 0;
   }
   // State changes happen under the pool lock: FlushOutgoing drains a heap
   // it saw abandoned only after re-checking under that lock.
@@ -1476,8 +1484,13 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
     // Not while the transfer cache may engage: half a grown bin is more
     // than a batch may hold (it must fit any heap's bin, see TransferPush),
     // so the bin's overflows could not go there whole.
+    // A heap whose small bins send blocks to other heaps grows them less
+    // (see SendingSmallBinMaxLimitOf).
     if (size_class < kFirstMidClass && !TransferEngageable()) {
-      GrowBin(h, size_class, SmallBinMaxLimitOf(size_class), kSmallBinGrowthBudget);
+      const bool sends = h->sends_small_blocks != 0;
+      GrowBin(h, size_class,
+              sends ? SendingSmallBinMaxLimitOf(size_class) : SmallBinMaxLimitOf(size_class),
+              sends ? kSendingSmallBinGrowthBudget : kSmallBinGrowthBudget);
     }
   }
   Block* taken[kBinSlots];
@@ -1577,11 +1590,13 @@ void TinyUpkeep() {
   if (h != &kEmptyHeap && now >= h->next_upkeep_ns) {
     h->next_upkeep_ns = now + RegionCache::kCheckIntervalNs;
     if (h->sends_big_blocks != 0) h->sends_big_blocks--;
+    if (h->sends_small_blocks != 0) h->sends_small_blocks--;
     for (uint8_t& refilled : h->bin_refilled) {
       if (refilled != 0) refilled--;
     }
     if (paused_since != 0) SuperSlabSetReleaseDate(paused_since);
     FlushAllBins(h, /*keep_forwarding=*/true);
+    h->wide_rows_refused = false;
     CollectRetired(h);
     DiscardIdleBigBlocks(h, /*now=*/false);
     if (paused_since != 0) SuperSlabSetReleaseDate(0);
@@ -1770,6 +1785,7 @@ void TinyFreeSlow(void* p) {
     h->bin_overflowed[c] = sent == 0;  // a swing of its own (SmallBinMaxLimitOf)
     const uint32_t grown = BinGrownLimitOf(c);
     if (c >= kFirstBigClass && sent != 0) h->sends_big_blocks = 2;  // see BigBinsMayGrow
+    if (c < kFirstMidClass && sent != 0) h->sends_small_blocks = 2;  // see SendingSmallBinMaxLimitOf
     if (NoteForwardingFlush(h, c, sent * 2 >= flushed) || forwarding) {
       // forwarding now or until now: no growth
     } else if (c >= kFirstBigClass) {

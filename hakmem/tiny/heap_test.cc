@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -617,6 +618,7 @@ void GrowBinToItsMost(int c) {
   NoTransferCache no_cache;
   Free(TinyMallocClass(c));
   tl_heap->next_upkeep_ns = UINT64_MAX;
+  tl_heap->sends_small_blocks = 0;  // (as if its last two upkeeps sent none)
   const uint32_t n = 2 * SmallBinMaxLimitOf(c);
   for (int round = 0; round < 8 && BinLimit(tl_heap, c) < SmallBinMaxLimitOf(c); round++) {
     std::vector<void*> blocks;
@@ -2195,9 +2197,16 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
         other.join();
       }
       EXPECT_EQ(BinLimit(tl_heap, c), BinGrownLimitOf(c));
+      // Those overflows sent blocks home: swings of its own blocks now grow
+      // the bin only as far as a heap that sends blocks grows it.
+      EXPECT_NE(tl_heap->sends_small_blocks, 0);
+      for (int round = 0; round < 4; round++) fill_and_empty(c, n);
+      EXPECT_EQ(BinLimit(tl_heap, c), SendingSmallBinMaxLimitOf(c));
+      EXPECT_FALSE(tl_heap->bin_wide[c]);
       TinyTrim();
+      tl_heap->sends_small_blocks = 0;  // (as if its last two upkeeps sent none)
       // Every small class swinging: the growth, summed, stays within the
-      // budget. (Classes up to 128 B start at their most.)
+      // budget.
       for (int round = 0; round < 6; round++) {
         for (int k = 0; k < kFirstMidClass; k++) fill_and_empty(k, 2 * SmallBinMaxLimitOf(k));
       }
@@ -2259,6 +2268,56 @@ TEST(HeapTest, ABinGrownPastItsRowHoldsAndGivesBackEveryBlock) {
     EXPECT_EQ(stats.blocks_in_use[c], in_use_before);
   }).join();
   TinyTrim();
+}
+
+// A heap whose wide rows cannot be mapped keeps its bins in their own rows,
+// and asks for the mapping again only after an upkeep, not at every swing
+// (a review counted 4,569 failed mmap calls in one run).
+// Run in a child: exits 0 if the mapping was asked for once per upkeep.
+void SwingWithoutRoomForWideRows() {
+  NoTransferCache no_cache;
+  const int c = static_cast<int>(SizeToClass(64));
+  auto fill_and_empty = [c](uint32_t n) {
+    std::vector<void*> blocks;
+    for (uint32_t i = 0; i < n; i++) blocks.push_back(TinyMallocClass(c));
+    for (void* p : blocks) Free(p);
+  };
+  fill_and_empty(4 * kBinSlots);  // the slabs the swings below reuse
+  // As a heap that never mapped them (this child's heap may be one an
+  // earlier test grew; a trim put its bins back in their rows).
+  TinyTrim();
+  if (tl_heap->bin_wide[c]) _exit(2);
+  tl_heap->wide_rows = nullptr;
+  tl_heap->next_upkeep_ns = UINT64_MAX;
+  tl_heap->sends_small_blocks = 0;  // (as if its last two upkeeps sent none)
+  long pages = 0;
+  long resident = 0;
+  FILE* statm = fopen("/proc/self/statm", "r");
+  if (statm == nullptr || fscanf(statm, "%ld %ld", &pages, &resident) != 2) _exit(3);
+  fclose(statm);
+  // Less room than the wide rows' 1.2 MiB.
+  struct rlimit limit;
+  limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(pages) * 4096 + (512 << 10);
+  if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(4);
+  const uint64_t before = platform::GetSyscallCounts().mmap;
+  for (int round = 0; round < 6; round++) fill_and_empty(4 * kBinSlots);
+  const uint64_t asked = platform::GetSyscallCounts().mmap - before;
+  if (tl_heap->wide_rows != nullptr || tl_heap->bin_wide[c]) _exit(5);
+  if (BinLimit(tl_heap, c) > kBinMaxBlocks) _exit(6);
+  if (asked != 1) _exit(10 + static_cast<int>(std::min<uint64_t>(asked, 50)));
+  tl_heap->next_upkeep_ns = 0;
+  TinyUpkeep();
+  tl_heap->next_upkeep_ns = UINT64_MAX;
+  for (int round = 0; round < 3; round++) fill_and_empty(4 * kBinSlots);
+  if (platform::GetSyscallCounts().mmap - before != 2) _exit(7);
+  _exit(0);
+}
+
+// A heap whose wide rows cannot be mapped keeps its bins in their own rows,
+// and asks for the mapping again only after an upkeep, not at every swing
+// (a review counted 4,569 failed mmap calls in one run).
+TEST(HeapTest, WideRowsThatCannotBeMappedAreAskedForOncePerUpkeep) {
+  EXPECT_EXIT(SwingWithoutRoomForWideRows(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(HeapDeathTest, DoubleFreeIntoAWideBinIsReportedBeforeReuse) {
