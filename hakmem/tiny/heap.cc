@@ -1159,9 +1159,9 @@ void ReclaimHeapLocked(Heap* h) {
   FlushAllBins(h);
 }
 
-// A pooled heap's bin rows (65 KiB, and its wide rows), empty once reclaimed: their whole
-// pages go back, and read zero again (every row's slot 0, the sentinel,
-// stays null). A burst of 1,000 threads that each used every class kept 73
+// A pooled heap's bin rows (65 KiB, and its wide rows), empty once
+// reclaimed: their whole pages go back, and read zero again (every row's
+// slot 0, the sentinel, stays null). A burst of 1,000 threads that each used every class kept 73
 // MiB resident after a trim (FINDINGS F10).
 void DiscardBinRows(Heap* h) {
   if (h->bin_rows_discarded) return;  // not used since: a trim again costs nothing
@@ -1785,7 +1785,7 @@ void TinyFreeSlow(void* p) {
     h->bin_overflowed[c] = sent == 0;  // a swing of its own (SmallBinMaxLimitOf)
     const uint32_t grown = BinGrownLimitOf(c);
     if (c >= kFirstBigClass && sent != 0) h->sends_big_blocks = 2;  // see BigBinsMayGrow
-    if (c < kFirstMidClass && sent != 0) h->sends_small_blocks = 2;  // see SendingSmallBinMaxLimitOf
+    if (c < kFirstMidClass && sent != 0) h->sends_small_blocks = 2;  // (SendingSmallBinMaxLimitOf)
     if (NoteForwardingFlush(h, c, sent * 2 >= flushed) || forwarding) {
       // forwarding now or until now: no growth
     } else if (c >= kFirstBigClass) {

@@ -258,7 +258,7 @@ constexpr uint64_t kSendingSmallBinGrowthBudget = 512 << 10;
 static_assert(SmallBinMaxLimitOf(0) > BinLimitOf(0) &&
                   SmallBinMaxLimitOf(kFirstMidClass - 1) > kBinMaxBlocks &&
                   SmallBinMaxLimitOf(kFirstMidClass - 1) >= BinGrownLimitOf(kFirstMidClass - 1),
-              "every small bin may grow into its wide row, as far as other threads' blocks grow it");
+              "every small bin may grow into its wide row, as far as others' blocks grow it");
 
 // Blocks a class's first refill brings; each later one brings twice as
 // many, up to half the bin's limit, until the upkeep empties the bins. A
@@ -500,19 +500,21 @@ HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
 HAKMEM_ALWAYS_INLINE Block* const* BinSlot(const Heap* h, size_t c, uint32_t n) {
   return BinSlotAt(h, BinRowOffset(h, c) + n * sizeof(Block*));
 }
+// Slot number of byte offset `offset` (a bin's top or end) in class `c`'s
+// row; 0 for an offset outside it (kEmptyHeap's, a dormant bin's). (A row
+// never spans the wrap of a wide row's offsets.)
+inline uint32_t SlotInRow(const Heap* h, size_t c, BinOffset offset) {
+  const BinOffset from_row = offset - BinRowOffset(h, c);
+  return from_row - 1 < kWideBinSlots * sizeof(Block*)
+             ? static_cast<uint32_t>(from_row / sizeof(Block*))
+             : 0;
+}
 // How many blocks class `c`'s bin holds, and may hold (0 for kEmptyHeap and
-// dormant bins). (Offsets within a row compare as addresses do: a row never
-// spans the wrap of a wide row's offsets.)
+// dormant bins).
 inline uint32_t BinCount(const Heap* h, size_t c) {
-  const BinOffset row = BinRowOffset(h, c);
-  const BinOffset top = __atomic_load_n(&h->bin_top[c], __ATOMIC_RELAXED);
-  return top - row - 1 < kWideBinSlots * sizeof(Block*) ? static_cast<uint32_t>((top - row) / sizeof(Block*)) : 0;
+  return SlotInRow(h, c, __atomic_load_n(&h->bin_top[c], __ATOMIC_RELAXED));
 }
-inline uint32_t BinLimit(const Heap* h, size_t c) {
-  const BinOffset row = BinRowOffset(h, c);
-  const BinOffset end = h->bin_end[c];
-  return end - row - 1 < kWideBinSlots * sizeof(Block*) ? static_cast<uint32_t>((end - row) / sizeof(Block*)) : 0;
-}
+inline uint32_t BinLimit(const Heap* h, size_t c) { return SlotInRow(h, c, h->bin_end[c]); }
 // Release: a fork child that sees the new count sees the slots written
 // before it.
 inline void SetBinCount(Heap* h, size_t c, uint32_t n) {

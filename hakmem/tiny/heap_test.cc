@@ -2320,19 +2320,27 @@ TEST(HeapTest, WideRowsThatCannotBeMappedAreAskedForOncePerUpkeep) {
   EXPECT_EXIT(SwingWithoutRoomForWideRows(), ::testing::ExitedWithCode(0), "");
 }
 
+// Frees a 48 B block twice with another free between, then mallocs: the
+// copy must be reported before one block is handed out twice.
+void FreeTwiceAmongOthersThenMalloc() {
+  void* p = TinyMalloc(48);
+  void* q = TinyMalloc(48);
+  Free(p);
+  Free(q);
+  Free(p);
+  for (int i = 0; i < 4; i++) TinyMalloc(48);
+}
+constexpr char kFreedTwiceAmongOthers[] =
+    "hakmem: (malloc\\(\\): double free detected 0x[0-9a-f]+: a block was freed twice|"
+    "free\\(\\): double free 0x[0-9a-f]+: block is already free)";
+
 TEST(HeapDeathTest, DoubleFreeIntoAWideBinIsReportedBeforeReuse) {
   EXPECT_DEATH(
       {
         GrowBinToItsMost(static_cast<int>(SizeToClass(48)));
-        void* p = TinyMalloc(48);
-        void* q = TinyMalloc(48);
-        Free(p);
-        Free(q);
-        Free(p);
-        for (int i = 0; i < 4; i++) TinyMalloc(48);
+        FreeTwiceAmongOthersThenMalloc();
       },
-      "hakmem: (malloc\\(\\): double free detected 0x[0-9a-f]+: a block was freed twice|"
-      "free\\(\\): double free 0x[0-9a-f]+: block is already free)");
+      kFreedTwiceAmongOthers);
 }
 
 TEST(HeapDeathTest, DoubleFreeIsReported) {
@@ -2350,17 +2358,7 @@ TEST(HeapDeathTest, DoubleFreeAfterOtherFreesIsReportedBeforeReuse) {
   // it, before one block can be handed out twice. (Where the fast path does
   // not apply, as under TSan, whose memory layout puts SuperSlabs outside the
   // registry's window, the slow path reports it at once.)
-  EXPECT_DEATH(
-      {
-        void* p = TinyMalloc(48);
-        void* q = TinyMalloc(48);
-        Free(p);
-        Free(q);
-        Free(p);
-        for (int i = 0; i < 4; i++) TinyMalloc(48);
-      },
-      "hakmem: (malloc\\(\\): double free detected 0x[0-9a-f]+: a block was freed twice|"
-      "free\\(\\): double free 0x[0-9a-f]+: block is already free)");
+  EXPECT_DEATH(FreeTwiceAmongOthersThenMalloc(), kFreedTwiceAmongOthers);
 }
 
 TEST(HeapDeathTest, DoubleFreeOfABlockBackOnItsSlabIsReported) {
