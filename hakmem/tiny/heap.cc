@@ -143,10 +143,14 @@ void WakeBin(Heap* h, int c) {
 }
 
 // Doubles class `c`'s bin limit, up to `most`, if the heap's budget for
-// bins of its kind allows.
+// bins of its kind allows; a bin fills its own row before it goes wide (a
+// swing or two at start-up, as the phase9 and 256 B lanes make, maps no
+// wide rows: those lanes' processes had made one mmap more than
+// mimalloc's).
 void GrowBin(Heap* h, int c, uint32_t most, uint64_t budget) {
   const uint32_t limit = BinLimit(h, c);
-  const uint32_t wanted = limit * 2 < most ? limit * 2 : most;
+  uint32_t wanted = limit * 2 < most ? limit * 2 : most;
+  if (limit < kBinMaxBlocks && wanted > kBinMaxBlocks) wanted = kBinMaxBlocks;
   if (wanted <= limit) return;
   if (BinsGrownOf(h, c) + uint64_t{wanted - limit} * ClassSizeOf(c) > budget) return;
   SetGrownBinLimit(h, c, wanted);

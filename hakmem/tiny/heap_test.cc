@@ -2154,7 +2154,11 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       EXPECT_EQ(BinLimit(tl_heap, c), 2 * start);
       EXPECT_EQ(tl_heap->small_bins_grown, uint64_t{start} * ClassSizeOf(c));
       EXPECT_FALSE(tl_heap->bin_wide[c]);
-      for (int round = 0; round < 4; round++) fill_and_empty(c, n);
+      for (int round = 0; round < 2; round++) fill_and_empty(c, n);
+      // Its row full (64 -> 127, not 128), before it goes wide.
+      EXPECT_EQ(BinLimit(tl_heap, c), kBinMaxBlocks);
+      EXPECT_FALSE(tl_heap->bin_wide[c]);
+      for (int round = 0; round < 3; round++) fill_and_empty(c, n);
       EXPECT_EQ(BinLimit(tl_heap, c), SmallBinMaxLimitOf(c));
       EXPECT_EQ(tl_heap->small_bins_grown,
                 uint64_t{SmallBinMaxLimitOf(c) - start} * ClassSizeOf(c));
