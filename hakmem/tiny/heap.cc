@@ -96,8 +96,12 @@ uint32_t PlaceBin(Heap* h, int c, uint32_t limit) {
   if (wide == h->bin_wide[c]) return limit;
   if (wide && h->wide_rows == nullptr) {
     // A mapping that failed is tried again after the next upkeep, not at
-    // every swing (a review: 4,569 failed mmap calls in one run).
-    if (h->wide_rows_refused) return kBinMaxBlocks;  // (n fits: the bin is not wide)
+    // every swing (a review: 4,569 failed mmap calls in one run). None
+    // where mappings are scarce: under mlockall(MCL_FUTURE) the 1.2 MiB
+    // would be faulted in and locked whole, for each heap.
+    if (h->wide_rows_refused || platform::MappingsScarce()) {
+      return kBinMaxBlocks;  // (n fits: the bin is not wide)
+    }
     h->wide_rows = static_cast<Block**>(platform::MapSparse(kWideRowsBytes));
     if (h->wide_rows == nullptr) {
       h->wide_rows_refused = true;

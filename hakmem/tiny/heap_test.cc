@@ -2274,9 +2274,29 @@ TEST(HeapTest, ABinGrownPastItsRowHoldsAndGivesBackEveryBlock) {
   TinyTrim();
 }
 
-// A heap whose wide rows cannot be mapped keeps its bins in their own rows,
-// and asks for the mapping again only after an upkeep, not at every swing
-// (a review counted 4,569 failed mmap calls in one run).
+// Run in a child: exits 0 if no wide rows were mapped while future
+// mappings are locked.
+void SwingWithFutureMappingsLocked() {
+  const int c = static_cast<int>(SizeToClass(64));
+  TinyTrim();  // (this child's heap may be one an earlier test grew)
+  if (tl_heap->bin_wide[c]) _exit(2);
+  tl_heap->wide_rows = nullptr;  // as a heap that never mapped them
+  platform::NoteFutureMappingsLocked(true);
+  const uint64_t before = platform::GetSyscallCounts().mmap;
+  GrowBinToItsMost(c);
+  if (tl_heap->wide_rows != nullptr || tl_heap->bin_wide[c]) _exit(3);
+  if (BinLimit(tl_heap, c) != kBinMaxBlocks) _exit(4);
+  if (platform::GetSyscallCounts().mmap != before) _exit(5);
+  _exit(0);
+}
+
+// Under mlockall(MCL_FUTURE) each new mapping is faulted in and locked
+// whole: a heap's bins then stay in their own rows (a review: 1.2 MiB
+// locked for each heap whose bins swung).
+TEST(HeapTest, NoWideRowsWhereFutureMappingsAreLocked) {
+  EXPECT_EXIT(SwingWithFutureMappingsLocked(), ::testing::ExitedWithCode(0), "");
+}
+
 // Run in a child: exits 0 if the mapping was asked for once per upkeep.
 void SwingWithoutRoomForWideRows() {
   NoTransferCache no_cache;
