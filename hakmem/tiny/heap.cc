@@ -116,13 +116,20 @@ uint32_t PlaceBin(Heap* h, int c, uint32_t limit) {
   return limit;
 }
 
+// All heaps' small_bins_grown, summed (see kAllHeapsSmallBinGrowthBudget).
+uint64_t g_small_bins_grown = 0;  // atomic access
+
 // Sets class `c`'s bin limit, counting its growth past BinLimitOf(c).
 void SetGrownBinLimit(Heap* h, int c, uint32_t limit) {
   const uint32_t start = BinLimitOf(c), old = BinLimit(h, c);
   if (c < kFirstMidClass) limit = PlaceBin(h, c, limit);  // (its end set below)
   uint64_t& grown = BinsGrownOf(h, c);
+  const uint64_t before = grown;
   if (old > start) grown -= uint64_t{old - start} * ClassSizeOf(c);
   if (limit > start) grown += uint64_t{limit - start} * ClassSizeOf(c);
+  if (c < kFirstBigClass && grown != before) {
+    __atomic_add_fetch(&g_small_bins_grown, grown - before, __ATOMIC_RELAXED);  // (mod 2^64)
+  }
   SetBinLimit(h, c, limit);
 }
 
@@ -156,7 +163,12 @@ void GrowBin(Heap* h, int c, uint32_t most, uint64_t budget) {
   uint32_t wanted = limit * 2 < most ? limit * 2 : most;
   if (limit < kBinMaxBlocks && wanted > kBinMaxBlocks) wanted = kBinMaxBlocks;
   if (wanted <= limit) return;
-  if (BinsGrownOf(h, c) + uint64_t{wanted - limit} * ClassSizeOf(c) > budget) return;
+  const uint64_t more = uint64_t{wanted - limit} * ClassSizeOf(c);
+  if (BinsGrownOf(h, c) + more > budget) return;
+  if (c < kFirstBigClass && __atomic_load_n(&g_small_bins_grown, __ATOMIC_RELAXED) + more >
+                                kAllHeapsSmallBinGrowthBudget) {
+    return;
+  }
   SetGrownBinLimit(h, c, wanted);
 }
 
@@ -1851,6 +1863,8 @@ void TinySetTransferModeForTesting(int mode) {
   __atomic_store_n(&g_transfer_mode, mode, __ATOMIC_RELAXED);
 }
 bool TinyOversubscribed() { return __atomic_load_n(&g_oversubscribed, __ATOMIC_RELAXED); }
+uint64_t TinySmallBinsGrown() { return __atomic_load_n(&g_small_bins_grown, __ATOMIC_RELAXED); }
+
 uint32_t TinyCountedCpus() { return __atomic_load_n(&g_cpus, __ATOMIC_RELAXED); }
 
 void TinyThreadExit() {
@@ -1886,6 +1900,8 @@ void TinyUnlockAfterFork(bool in_child) {
         h != tl_heap) {
       h->state.store(HeapState::kLeaked, std::memory_order_relaxed);
       g_heaps_leaked++;
+      // Its bins never shrink again: their growth leaves the budget.
+      g_small_bins_grown -= h->small_bins_grown;
     }
   }
 }

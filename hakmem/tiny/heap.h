@@ -241,6 +241,13 @@ constexpr uint32_t SmallBinMaxLimitOf(int size_class) {
   return by_bytes > kWideBinMaxBlocks ? kWideBinMaxBlocks : by_bytes;
 }
 constexpr uint64_t kSmallBinGrowthBudget = 8 << 20;
+// And all heaps' small bins together, as tcmalloc bounds its thread caches
+// together: a thread that goes idle keeps its grown bins full (no other
+// thread may flush them), so 64 threads that each ran such requests, one
+// or two at a time, and then waited held 100 -> 383 MB (tcmalloc 208,
+// mimalloc 425, glibc 107; a review), and the SuperSlabs their exit emptied
+// stayed cached. Bins that grow by other threads' blocks count here too.
+constexpr uint64_t kAllHeapsSmallBinGrowthBudget = 32 << 20;
 // How far a swing grows a small bin of a heap whose small bins sent blocks to
 // other heaps in its last two upkeeps (100-200 ms, Heap::sends_small_blocks),
 // and how far they grow together: as all did before wide bins, 64 KiB
@@ -728,6 +735,9 @@ bool TinyOversubscribed();
 // The CPUs this process may run on, as the census counted them (0 until a
 // census found two heaps running, or if counting failed). For tests.
 uint32_t TinyCountedCpus();
+// Bytes all heaps' small bins have grown by (kAllHeapsSmallBinGrowthBudget;
+// for tests).
+uint64_t TinySmallBinsGrown();
 
 // (Every member initialized: a static TinyStats is then zero in .bss, not
 // cleared by code at load, which would fault its page in at start-up.)

@@ -2274,6 +2274,57 @@ TEST(HeapTest, ABinGrownPastItsRowHoldsAndGivesBackEveryBlock) {
   TinyTrim();
 }
 
+// Threads that grew their small bins and wait keep them grown: together
+// they grow by at most kAllHeapsSmallBinGrowthBudget, so a thread that
+// comes once that is spent grows nothing; the upkeep (or exit) of the
+// others gives theirs back.
+TEST(HeapTest, AllHeapsSmallBinsGrowWithinOneBudget) {
+  TinyTrim();
+  const uint64_t grown_before = TinySmallBinsGrown();
+  constexpr int kThreads = 6;  // 6 x 8 MiB: more than the budget
+  std::atomic<int> done{0};
+  std::atomic<bool> release{false};
+  std::vector<uint64_t> grown(kThreads + 1, 0);
+  auto swing_every_class = [&](int t) {
+    NoTransferCache no_cache;
+    Free(TinyMallocClass(0));
+    tl_heap->next_upkeep_ns = UINT64_MAX;
+    tl_heap->sends_small_blocks = 0;
+    for (int round = 0; round < 7; round++) {
+      for (int k = 0; k < kFirstMidClass; k++) {
+        std::vector<void*> blocks;
+        for (uint32_t i = 0; i < 2 * SmallBinMaxLimitOf(k); i++) blocks.push_back(TinyMallocClass(k));
+        for (void* p : blocks) Free(p);
+      }
+    }
+    grown[t] = tl_heap->small_bins_grown;
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      swing_every_class(t);
+      done++;
+      while (!release.load()) std::this_thread::yield();
+      tl_heap->next_upkeep_ns = 0;  // (its exit resets its bins anyway)
+    });
+    while (done.load() != t + 1) std::this_thread::yield();  // one at a time
+  }
+  uint64_t sum = 0;
+  for (int t = 0; t < kThreads; t++) sum += grown[t];
+  EXPECT_LE(TinySmallBinsGrown() - grown_before, kAllHeapsSmallBinGrowthBudget);
+  EXPECT_GT(sum, kAllHeapsSmallBinGrowthBudget / 2) << "the budget was hardly used";
+  EXPECT_LE(sum, kAllHeapsSmallBinGrowthBudget);
+  EXPECT_GT(grown[0], kSmallBinGrowthBudget / 2);
+  EXPECT_LT(grown[kThreads - 1], kSmallBinGrowthBudget / 4) << "the last thread grew as the first";
+  release = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(TinySmallBinsGrown(), grown_before);  // exits reset them
+  // And a thread that comes after them grows again.
+  std::thread([&] { swing_every_class(kThreads); }).join();
+  EXPECT_GT(grown[kThreads], kSmallBinGrowthBudget / 2);
+  TinyTrim();
+}
+
 // Run in a child: exits 0 if no wide rows were mapped while future
 // mappings are locked.
 void SwingWithFutureMappingsLocked() {
