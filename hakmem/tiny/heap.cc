@@ -110,6 +110,7 @@ uint32_t PlaceBin(Heap* h, int c, uint32_t limit) {
   }
   Block* const* const from = BinSlot(h, c, 1);
   h->bin_wide[c] = wide;
+  if (wide) h->wide_rows_used = true;
   // The blocks, then the top: a fork child finds the bin in either row.
   memcpy(BinSlot(h, c, 1), from, n * sizeof(Block*));
   SetBinCount(h, c, n);
@@ -1179,6 +1180,14 @@ void ReclaimHeapLocked(Heap* h) {
   FlushAllBins(h);
 }
 
+// Gives back the pages of `h`'s wide rows, used since it last did (its
+// bins must be in their own rows).
+void DiscardWideRows(Heap* h) {
+  if (!h->wide_rows_used) return;
+  h->wide_rows_used = false;
+  platform::DiscardPages(h->wide_rows, kWideRowsBytes);
+}
+
 // A pooled heap's bin rows (65 KiB, and its wide rows), empty once
 // reclaimed: their whole pages go back, and read zero again (every row's
 // slot 0, the sentinel, stays null). A burst of 1,000 threads that each used every class kept 73
@@ -1191,9 +1200,7 @@ void DiscardBinRows(Heap* h) {
   const uintptr_t end =
       reinterpret_cast<uintptr_t>(h->bin_slots + kNumClasses * kBinSlots) & ~kPageMask;
   if (end > begin) platform::DiscardPages(reinterpret_cast<void*>(begin), end - begin);
-  if (h->wide_rows != nullptr) {
-    platform::DiscardPages(h->wide_rows, kWideRowsBytes);
-  }
+  DiscardWideRows(h);
 }
 
 void ReclaimAbandonedHeaps(bool give_back_big_blocks) {
@@ -1830,7 +1837,10 @@ void TinyReclaimExitedThreads() {
 
 void TinyTrim() {
   Heap* h = tl_heap;
-  if (h != &kEmptyHeap) FlushAllBins(h);
+  if (h != &kEmptyHeap) {
+    FlushAllBins(h);
+    DiscardWideRows(h);  // (its bins are back in their own rows)
+  }
   TransferSendHome(UINT64_MAX);  // everything home, this heap's blocks too
   if (h != &kEmptyHeap) {
     DrainRemote(h);

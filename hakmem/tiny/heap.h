@@ -466,6 +466,7 @@ struct Heap {
   // below the heap).
   Block** wide_rows = nullptr;
   bool wide_rows_refused = false;  // their mapping failed since the last upkeep
+  bool wide_rows_used = false;     // a bin moved there since their pages went back
 };
 
 extern Heap kEmptyHeap;

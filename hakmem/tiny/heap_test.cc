@@ -2265,9 +2265,15 @@ TEST(HeapTest, ABinGrownPastItsRowHoldsAndGivesBackEveryBlock) {
       EXPECT_EQ(stats.blocks_in_use[c], in_use_before) << round;
       EXPECT_GT(BinCount(tl_heap, c), kBinMaxBlocks) << round;
     }
+    ASSERT_GT(ResidentPages(reinterpret_cast<const char*>(tl_heap->wide_rows + c * kWideBinSlots),
+                            kWideBinSlots * sizeof(Block*)),
+              0);
     TinyTrim();
     EXPECT_EQ(BinCount(tl_heap, c), 0u);
     EXPECT_FALSE(tl_heap->bin_wide[c]);
+    EXPECT_EQ(ResidentPages(reinterpret_cast<const char*>(tl_heap->wide_rows),
+                            kFirstMidClass * kWideBinSlots * sizeof(Block*)),
+              0);  // given back by the trim
     GetTinyStats(&stats);  // every block back on its slab: none counted in use
     EXPECT_EQ(stats.blocks_in_use[c], in_use_before);
   }).join();
