@@ -233,9 +233,9 @@ constexpr uint32_t ForwardingLimitOf(int size_class) {
 // MiB: 1.8 s, doubling spends the budget past what the bins hold; 511
 // blocks: 2.5 s). 40,000 blocks of 16-256 B a request, about 2,600 a class:
 // 3.0 s with up to 1,023 blocks, 2.1 s with 4,095 (tcmalloc 1.8, mimalloc
-// 1.9). Overflows with other
-// threads' blocks grow bins by BinGrownLimitOf only: counted as swings,
-// they took 8 threads with 90% remote frees from 28 to 36 MiB.
+// 1.9). Overflows with other threads' blocks grow bins by BinGrownLimitOf
+// only: counted as swings, they took 8 threads with 90% remote frees from
+// 28 to 36 MiB.
 constexpr uint32_t SmallBinMaxLimitOf(int size_class) {
   const uint32_t by_bytes = 524288 / ClassSizeOf(size_class);
   return by_bytes > kWideBinMaxBlocks ? kWideBinMaxBlocks : by_bytes;
