@@ -155,10 +155,9 @@ void WakeBin(Heap* h, int c) {
 }
 
 // Doubles class `c`'s bin limit, up to `most`, if the heap's budget for
-// bins of its kind allows; a bin fills its own row before it goes wide (a
-// swing or two at start-up, as the phase9 and 256 B lanes make, maps no
-// wide rows: those lanes' processes had made one mmap more than
-// mimalloc's).
+// bins of its kind allows; a bin fills its own row before it goes wide (the
+// phase9 lane's start-up swing then maps no wide rows: its process had
+// made one mmap more than mimalloc's).
 void GrowBin(Heap* h, int c, uint32_t most, uint64_t budget) {
   const uint32_t limit = BinLimit(h, c);
   uint32_t wanted = limit * 2 < most ? limit * 2 : most;
