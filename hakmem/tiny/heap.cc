@@ -84,8 +84,6 @@ uint64_t& BinsGrownOf(Heap* h, int c) {
   return c >= kFirstBigClass ? h->big_bins_grown : h->small_bins_grown;
 }
 
-constexpr size_t kWideRowsBytes = kFirstMidClass * kWideBinSlots * sizeof(Block*);
-
 // Moves class `c`'s bin (a small class's) to the row that `limit` needs:
 // its wide row past kBinMaxBlocks (mapping the heap's wide rows at the
 // first such growth), back to its own row once limit and blocks fit there.
@@ -1189,8 +1187,8 @@ void DiscardWideRows(Heap* h) {
 
 // A pooled heap's bin rows (65 KiB, and its wide rows), empty once
 // reclaimed: their whole pages go back, and read zero again (every row's
-// slot 0, the sentinel, stays null). A burst of 1,000 threads that each used every class kept 73
-// MiB resident after a trim (FINDINGS F10).
+// slot 0, the sentinel, stays null). A burst of 1,000 threads that each
+// used every class kept 73 MiB resident after a trim (FINDINGS F10).
 void DiscardBinRows(Heap* h) {
   if (h->bin_rows_discarded) return;  // not used since: a trim again costs nothing
   h->bin_rows_discarded = true;
@@ -1873,7 +1871,6 @@ void TinySetTransferModeForTesting(int mode) {
 }
 bool TinyOversubscribed() { return __atomic_load_n(&g_oversubscribed, __ATOMIC_RELAXED); }
 uint64_t TinySmallBinsGrown() { return __atomic_load_n(&g_small_bins_grown, __ATOMIC_RELAXED); }
-
 uint32_t TinyCountedCpus() { return __atomic_load_n(&g_cpus, __ATOMIC_RELAXED); }
 
 void TinyThreadExit() {

@@ -101,6 +101,7 @@ constexpr uint32_t kBinMaxBlocks = kBinSlots - 1;
 // than glibc, and it already took 7.1.)
 constexpr uint32_t kWideBinSlots = 4096;
 constexpr uint32_t kWideBinMaxBlocks = kWideBinSlots - 1;
+constexpr size_t kWideRowsBytes = size_t{kFirstMidClass} * kWideBinSlots * sizeof(void*);
 // Mid classes keep at most 63 (127 would let 2.5-8 KiB bins hold up to
 // 1 MiB and carve 63 blocks, a page each, at a time; not measured).
 constexpr uint32_t kMidBinMaxBlocks = 63;

@@ -1338,11 +1338,10 @@ TEST(HeapTest, ATrimGivesBackThePagesOfPooledHeapsBinRows) {
   ASSERT_GT(ResidentPages(rows, end - first), 10);
   ASSERT_NE(pooled->wide_rows, nullptr);
   const char* wide_rows = reinterpret_cast<const char*>(pooled->wide_rows);
-  const size_t wide_bytes = kFirstMidClass * kWideBinSlots * sizeof(Block*);
-  ASSERT_GE(ResidentPages(wide_rows, wide_bytes), 8);  // 64 B: up to 4,095 blocks, 32 KiB
+  ASSERT_GE(ResidentPages(wide_rows, kWideRowsBytes), 8);  // 64 B: up to 4,095 blocks, 32 KiB
   TinyTrim();
   EXPECT_EQ(ResidentPages(rows, end - first), 0);
-  EXPECT_EQ(ResidentPages(wide_rows, wide_bytes), 0);
+  EXPECT_EQ(ResidentPages(wide_rows, kWideRowsBytes), 0);
   std::thread([pooled] {
     std::vector<void*> blocks;
     for (int i = 0; i < 100; i++) blocks.push_back(TinyMalloc(48));
@@ -2271,8 +2270,7 @@ TEST(HeapTest, ABinGrownPastItsRowHoldsAndGivesBackEveryBlock) {
     TinyTrim();
     EXPECT_EQ(BinCount(tl_heap, c), 0u);
     EXPECT_FALSE(tl_heap->bin_wide[c]);
-    EXPECT_EQ(ResidentPages(reinterpret_cast<const char*>(tl_heap->wide_rows),
-                            kFirstMidClass * kWideBinSlots * sizeof(Block*)),
+    EXPECT_EQ(ResidentPages(reinterpret_cast<const char*>(tl_heap->wide_rows), kWideRowsBytes),
               0);  // given back by the trim
     GetTinyStats(&stats);  // every block back on its slab: none counted in use
     EXPECT_EQ(stats.blocks_in_use[c], in_use_before);
