@@ -316,8 +316,11 @@ void RegionCache::ReleaseList(RegionHeader* list) {
   }
 }
 
-void RegionCache::Put(RegionHeader* region, uint64_t freed_since_ns) {
-  region->discarded = 0;
+void RegionCache::Put(RegionHeader* region, uint64_t freed_since_ns, bool give_back_now) {
+  // (On no list yet: the syscall needs no lock.)
+  region->discarded = !give_back_now               ? 0
+                      : DiscardRegionPages(region) ? kPagesGivenBack
+                                                   : kPagesKept;
   const uint64_t now = platform::NowNs();
   ApplyLimits(limits_(), now, region,
               freed_since_ns != 0 && freed_since_ns < now ? freed_since_ns : now);

@@ -115,7 +115,9 @@ class RegionCache {
   // `freed_since_ns`, if earlier than now: the program stopped using the
   // region's memory then, though the allocator learned it only now; the
   // TTL and the decay count from then (0: from now).
-  void Put(RegionHeader* region, uint64_t freed_since_ns = 0);
+  // `give_back_now`: its pages go back at once (the caller knows they will
+  // not be reused soon), its mapping stays cached.
+  void Put(RegionHeader* region, uint64_t freed_since_ns = 0, bool give_back_now = false);
   // Counts `regions` as taken now, for adaptive sizing: regions mapped ahead
   // of use (pre-warming) are demand the program has not made yet.
   void NoteDemand(uint64_t regions);
