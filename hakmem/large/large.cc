@@ -68,6 +68,12 @@ std::atomic<const LargeHeader*> g_last_big{nullptr};
 std::atomic<uint64_t> g_faulting_big_bytes{0};
 std::atomic<const LargeHeader*> g_before_faulting_big{nullptr};
 std::atomic<uint64_t> g_faulting_big_at{0};
+// When a copy left behind last gave its pages back, and until when none
+// does (a region whose pages went back was taken again within the decay).
+std::atomic<uint64_t> g_left_behind_ns{0};
+std::atomic<uint64_t> g_left_behind_quiet_until_ns{0};
+
+uint64_t DecayNs() { return GetOption(Option::kSuperslabDecayMs) * 1000000ull; }
 std::atomic<uint64_t> g_allocations_at_last_fresh{0};
 std::atomic<uint32_t> g_fresh_in_a_row{0};
 
@@ -396,6 +402,15 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
     *zeroed = true;
   }
   const bool faults_in = *zeroed;  // a fresh mapping, or pages given back
+  if (reads_zero) {
+    // Perhaps a copy left behind, taken again soon: regretted (see
+    // LargeFree).
+    const uint64_t now = platform::NowNs();
+    if (now - g_left_behind_ns.load(std::memory_order_relaxed) < DecayNs()) {
+      g_left_behind_quiet_until_ns.store(now + CrossGiveBacks::kFirstQuietDecays * DecayNs(),
+                                         std::memory_order_relaxed);
+    }
+  }
   void* p = HandOut(h, offset, size);
   if (need >= RegionCache::kBigMissBytes) {
     const LargeHeader* before = g_last_big.exchange(h, std::memory_order_relaxed);
@@ -472,14 +487,17 @@ void LargeFree(LargeHeader* header, void* p) {
   // so, not only the one handed out last, fired in random churn too:
   // blocks of 0.25-40 MB freed and allocated at random, page faults +6%,
   // CPU time +4%.)
+  const uint64_t now = platform::NowNs();
   const bool left_behind =
       bytes >= RegionCache::kBigMissBytes &&
       g_before_faulting_big.load(std::memory_order_relaxed) == header &&
       g_faulting_big_bytes.load(std::memory_order_relaxed) >= bytes + bytes / 2 &&
       g_faulting_big_at.load(std::memory_order_relaxed) ==
-          g_large_allocations.load(std::memory_order_relaxed);
+          g_large_allocations.load(std::memory_order_relaxed) &&
+      now >= g_left_behind_quiet_until_ns.load(std::memory_order_relaxed);
+  if (left_behind) g_left_behind_ns.store(now, std::memory_order_relaxed);
   g_cache.Put(&header->region, 0, left_behind);
-  LargeCacheMaybeEnforceLimits(platform::NowNs());
+  LargeCacheMaybeEnforceLimits(now);
 }
 
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
