@@ -60,22 +60,47 @@ std::atomic<uint64_t> g_live_bytes_peak{0};  // the most g_live_bytes has been
 // Large blocks allocated, and SuperSlabs mapped since the last one
 // (LargeCacheGiveBackForSuperSlabs).
 std::atomic<uint64_t> g_large_allocations{0};
-// For LargeFree: the last big region (RegionCache::kBigMissBytes on)
-// handed out; and of the last one whose pages faulted in (a fresh mapping,
-// or a cached region whose pages had gone back), its size, the big region
-// handed out before it, and g_large_allocations once it was handed out.
-std::atomic<const LargeHeader*> g_last_big{nullptr};
-std::atomic<uint64_t> g_faulting_big_bytes{0};
-std::atomic<const LargeHeader*> g_before_faulting_big{nullptr};
-std::atomic<uint64_t> g_faulting_big_at{0};
-// When a copy left behind last gave its pages back, and until when none
-// does (a region whose pages went back was taken again within the decay).
-std::atomic<uint64_t> g_left_behind_ns{0};
-std::atomic<uint64_t> g_left_behind_quiet_until_ns{0};
-
-uint64_t DecayNs() { return GetOption(Option::kSuperslabDecayMs) * 1000000ull; }
+// The big regions (RegionCache::kBigMissBytes on) a thread was handed, for
+// LargeFree's copies left behind (a buffer grows in one thread).
+struct BigHandOuts {
+  const LargeHeader* last;
+  // Handed out before the last one whose pages fault in (mapped fresh, or
+  // given back while cached).
+  const LargeHeader* before_faulting;
+  uint64_t faulting_bytes;     // that one's size
+  uint64_t large_allocations;  // the thread's large blocks (NoteLargeAllocation)
+  uint64_t faulting_at;        // `large_allocations` once it was handed out
+};
+__thread BigHandOuts tl_big_hand_outs __attribute__((tls_model("initial-exec")));
 std::atomic<uint64_t> g_allocations_at_last_fresh{0};
 std::atomic<uint32_t> g_fresh_in_a_row{0};
+
+void NoteBigHandOut(const LargeHeader* h, bool faults_in) {
+  BigHandOuts& t = tl_big_hand_outs;
+  if (faults_in) {
+    t.before_faulting = t.last;
+    t.faulting_bytes = h->region.mapped_size;
+    t.faulting_at = t.large_allocations;
+  }
+  t.last = h;
+}
+
+// A copy left behind: the big region this thread was handed last before a
+// bigger one (1.5x) whose pages fault in, freed with no large block handed
+// to the thread between: a buffer grown by new + copy + delete
+// (std::string, std::vector). The growth goes on into bigger blocks, so
+// its pages go back at once (its address space stays cached); unless the
+// region, left behind before, was taken again soon after (a program that
+// grows such buffers round after round, within the decay). (A std::string
+// appended to 110 MB kept its 16, 32 and 64 MB copies resident: peak 247
+// MB, now 151; glibc 134, mimalloc 151. F70.)
+bool IsCopyLeftBehind(const LargeHeader* h) {
+  const BigHandOuts& t = tl_big_hand_outs;
+  const uint64_t bytes = h->region.mapped_size;
+  return h == t.before_faulting && bytes >= RegionCache::kBigMissBytes &&
+         t.faulting_bytes >= bytes + bytes / 2 && t.faulting_at == t.large_allocations &&
+         !h->keeps_pages_when_left_behind;
+}
 
 void AddLiveBytes(uint64_t bytes) {
   const uint64_t live = g_live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
@@ -97,6 +122,8 @@ uint64_t LargeSharedResidentBudget() {
 
 namespace {
 
+uint64_t DecayNs() { return GetOption(Option::kSuperslabDecayMs) * 1000000ull; }
+
 RegionCacheLimits LargeCacheLimits() {
   // Half of the idle budget when mappings are scarce (see
   // platform::IdleMappingBudget; the SuperSlab cache has the other half).
@@ -113,7 +140,7 @@ RegionCacheLimits LargeCacheLimits() {
       max_count > 64 ? max_count : 64, max_bytes,
       GetOption(Option::kSuperslabTtlSec) * 1000000000ull, resident,
       GetOption(Option::kSuperslabDemandWindowSec),
-      GetOption(Option::kSuperslabDecayMs) * 1000000ull};
+      DecayNs()};
 }
 
 // The cache's release: the region with all of its address space.
@@ -376,6 +403,11 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   LargeHeader* h =
       alignment <= kRegionAlign ? TakeCached(need, slack, wants_zero, &reads_zero) : nullptr;
   *zeroed = h != nullptr && reads_zero;
+  // (Pages given back by the decay went after it: not soon.)
+  if (reads_zero && platform::NowNs() - h->region.last_used_ns < DecayNs()) {
+    h->keeps_pages_when_left_behind = true;
+  }
+  const bool faults_in = h == nullptr || reads_zero;
   // Pages to fault in (a fresh mapping, or a region whose pages were given
   // back): the SuperSlab cache's budget applies now too, the small blocks
   // the program freed left pages these could have been. (Many small
@@ -401,26 +433,8 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
     }
     *zeroed = true;
   }
-  const bool faults_in = *zeroed;  // a fresh mapping, or pages given back
-  if (reads_zero) {
-    // Perhaps a copy left behind, taken again soon: regretted (see
-    // LargeFree).
-    const uint64_t now = platform::NowNs();
-    if (now - g_left_behind_ns.load(std::memory_order_relaxed) < DecayNs()) {
-      g_left_behind_quiet_until_ns.store(now + CrossGiveBacks::kFirstQuietDecays * DecayNs(),
-                                         std::memory_order_relaxed);
-    }
-  }
   void* p = HandOut(h, offset, size);
-  if (need >= RegionCache::kBigMissBytes) {
-    const LargeHeader* before = g_last_big.exchange(h, std::memory_order_relaxed);
-    if (faults_in) {
-      g_faulting_big_bytes.store(need, std::memory_order_relaxed);
-      g_before_faulting_big.store(before, std::memory_order_relaxed);
-      g_faulting_big_at.store(g_large_allocations.load(std::memory_order_relaxed),
-                              std::memory_order_relaxed);
-    }
-  }
+  if (need >= RegionCache::kBigMissBytes) NoteBigHandOut(h, faults_in);
   return p;
 }
 
@@ -474,30 +488,9 @@ void LargeFree(LargeHeader* header, void* p) {
   header->block_offset = 0;  // marks it free: a second free is reported
   platform::NoteMemoryFreed();
   g_live.fetch_sub(1, std::memory_order_relaxed);
-  const uint64_t bytes = header->region.mapped_size;
-  g_live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
-  // A copy left behind: the big block handed out last before a bigger one
-  // (1.5x) that faulted its pages in, freed right after it, with no large
-  // allocation between (a buffer grown by new + copy + delete:
-  // std::string, std::vector), gives its pages back at once: the growth
-  // goes on into bigger blocks; the region's address space stays cached
-  // for a block of its size. (A std::string appended to 110 MB kept its
-  // 16, 32 and 64 MB copies resident, within the budget until the next
-  // miss: peak 247 MB, glibc 134, mimalloc 151; F70. Any big block freed
-  // so, not only the one handed out last, fired in random churn too:
-  // blocks of 0.25-40 MB freed and allocated at random, page faults +6%,
-  // CPU time +4%.)
-  const uint64_t now = platform::NowNs();
-  const bool left_behind =
-      bytes >= RegionCache::kBigMissBytes &&
-      g_before_faulting_big.load(std::memory_order_relaxed) == header &&
-      g_faulting_big_bytes.load(std::memory_order_relaxed) >= bytes + bytes / 2 &&
-      g_faulting_big_at.load(std::memory_order_relaxed) ==
-          g_large_allocations.load(std::memory_order_relaxed) &&
-      now >= g_left_behind_quiet_until_ns.load(std::memory_order_relaxed);
-  if (left_behind) g_left_behind_ns.store(now, std::memory_order_relaxed);
-  g_cache.Put(&header->region, 0, left_behind);
-  LargeCacheMaybeEnforceLimits(now);
+  g_live_bytes.fetch_sub(header->region.mapped_size, std::memory_order_relaxed);
+  g_cache.Put(&header->region, 0, /*give_back_now=*/IsCopyLeftBehind(header));
+  LargeCacheMaybeEnforceLimits(platform::NowNs());
 }
 
 bool LargeResizeInPlace(LargeHeader* header, size_t new_size, bool* can_move) {
@@ -594,6 +587,7 @@ void LargeCacheMaybeEnforceLimits(uint64_t now) {
   ExtentHeapMaybePurge(now);
 }
 void NoteLargeAllocation() {
+  tl_big_hand_outs.large_allocations++;
   g_large_allocations.store(g_large_allocations.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
 }

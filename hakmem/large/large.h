@@ -33,6 +33,9 @@ struct LargeHeader {
   // its mapping, up to the end of its last 2 MiB slot if it was carved from
   // the reserve (see LargeAlloc). Unmapped with it.
   size_t reserved;
+  // Taken from the cache soon after its pages went back: it keeps them when
+  // left behind as a copy again (see LargeFree).
+  bool keeps_pages_when_left_behind;
 };
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
