@@ -509,6 +509,15 @@ TEST(HakmemTest, ACopyLeftBehindByAGrowingBufferGivesItsPagesBack) {
   Free(old_copy);
   EXPECT_GE(resident(), before + small) << "the bigger block faulted nothing in";
   Free(grown);
+
+  Trim();
+  Free(MallocFilled(small, 1));  // cached with its pages
+  old_copy = MallocFilled(small, 1);  // taken again at once: a hit, no copy left behind
+  grown = MallocFilled(big, 1);
+  before = resident();
+  Free(old_copy);
+  EXPECT_EQ(resident(), before) << "a region that was a hit gave nothing back";
+  Free(grown);
   Trim();
 }
 

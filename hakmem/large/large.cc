@@ -60,6 +60,9 @@ std::atomic<uint64_t> g_live_bytes_peak{0};  // the most g_live_bytes has been
 // Large blocks allocated, and SuperSlabs mapped since the last one
 // (LargeCacheGiveBackForSuperSlabs).
 std::atomic<uint64_t> g_large_allocations{0};
+std::atomic<uint64_t> g_allocations_at_last_fresh{0};
+std::atomic<uint32_t> g_fresh_in_a_row{0};
+
 // The big regions (RegionCache::kBigMissBytes on) a thread was handed, for
 // LargeFree's copies left behind (a buffer grows in one thread).
 struct BigHandOuts {
@@ -72,8 +75,6 @@ struct BigHandOuts {
   uint64_t faulting_at;        // `large_allocations` once it was handed out
 };
 __thread BigHandOuts tl_big_hand_outs __attribute__((tls_model("initial-exec")));
-std::atomic<uint64_t> g_allocations_at_last_fresh{0};
-std::atomic<uint32_t> g_fresh_in_a_row{0};
 
 void NoteBigHandOut(const LargeHeader* h, bool faults_in) {
   BigHandOuts& t = tl_big_hand_outs;
@@ -403,9 +404,12 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   LargeHeader* h =
       alignment <= kRegionAlign ? TakeCached(need, slack, wants_zero, &reads_zero) : nullptr;
   *zeroed = h != nullptr && reads_zero;
-  // (Pages given back by the decay went after it: not soon.)
-  if (reads_zero && platform::NowNs() - h->region.last_used_ns < DecayNs()) {
-    h->keeps_pages_when_left_behind = true;
+  if (h != nullptr) {
+    // A copy left behind taken again within the decay: see LargeFree.
+    if (h->left_behind && platform::NowNs() - h->region.last_used_ns < DecayNs()) {
+      h->keeps_pages_when_left_behind = true;
+    }
+    h->left_behind = false;
   }
   const bool faults_in = h == nullptr || reads_zero;
   // Pages to fault in (a fresh mapping, or a region whose pages were given
@@ -413,7 +417,7 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
   // the program freed left pages these could have been. (Many small
   // objects freed, then large blocks: the two phases' peaks added up,
   // tests/FINDINGS.md F44.)
-  if (h == nullptr || reads_zero) SuperSlabCacheGiveBackForLargeBlocks();
+  if (faults_in) SuperSlabCacheGiveBackForLargeBlocks();
   if (h == nullptr) {
     // A miss, and a cache out of proportion to the program: its resident
     // budget applies now, not after the decay.
@@ -489,7 +493,8 @@ void LargeFree(LargeHeader* header, void* p) {
   platform::NoteMemoryFreed();
   g_live.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(header->region.mapped_size, std::memory_order_relaxed);
-  g_cache.Put(&header->region, 0, /*give_back_now=*/IsCopyLeftBehind(header));
+  header->left_behind = IsCopyLeftBehind(header);
+  g_cache.Put(&header->region, 0, /*give_back_now=*/header->left_behind);
   LargeCacheMaybeEnforceLimits(platform::NowNs());
 }
 

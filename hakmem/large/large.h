@@ -33,8 +33,11 @@ struct LargeHeader {
   // its mapping, up to the end of its last 2 MiB slot if it was carved from
   // the reserve (see LargeAlloc). Unmapped with it.
   size_t reserved;
-  // Taken from the cache soon after its pages went back: it keeps them when
-  // left behind as a copy again (see LargeFree).
+  // While cached: it went there as a copy left behind, its pages given
+  // back (see LargeFree).
+  bool left_behind;
+  // Such a copy, taken from the cache again within the decay: it keeps its
+  // pages when left behind from then on.
   bool keeps_pages_when_left_behind;
 };
 
