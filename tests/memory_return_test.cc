@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -352,6 +353,35 @@ TEST(GrownOnly, LargeBlocksGrownByReallocGoBackAfterTheDecay) {
   ASSERT_GT(rss_peak, rss_start + 150 * kMiB) << "the buffers did not use memory";
   EXPECT_LT(MiB(rss_end) - MiB(rss_start), 64.0 + 16.0)
       << "freed large blocks beyond the resident budget stayed";
+}
+
+// ---- Copies left behind by a growing buffer (default knobs) ---------------------
+// A std::string appended to 96 MiB doubles its capacity by new + copy +
+// delete: each old copy is freed right after the bigger block faulted its
+// pages in, and gives them back at once (tests/FINDINGS.md F70: a string
+// built to 110 MB peaked at 247 MB, glibc 134, mimalloc 151). Its own
+// process: no earlier large block may be cached.
+
+TEST(CopiesLeftBehind, AStringGrownByDoublingPeaksNearItsSize) {
+  constexpr size_t kFinal = 96 * kMiB;
+  PokeAllocator();
+  const size_t rss_start = RssBytes();
+  size_t rss_peak = rss_start;
+  std::string s;
+  const std::string piece(8192, 'x');
+  size_t capacity = s.capacity();
+  while (s.size() < kFinal) {
+    s.append(piece);
+    if (s.capacity() != capacity) {  // grown: both copies were live just now
+      capacity = s.capacity();
+      rss_peak = std::max(rss_peak, RssBytes());
+    }
+  }
+  rss_peak = std::max(rss_peak, RssBytes());
+  printf("RSS start %.1f MiB, peak %.1f MiB for a string of %.1f MiB\n", MiB(rss_start),
+         MiB(rss_peak), MiB(s.size()));
+  EXPECT_LT(MiB(rss_peak) - MiB(rss_start), MiB(kFinal) * 1.5)
+      << "the copies the string left behind stayed resident";
 }
 
 // ---- malloc_trim ------------------------------------------------------------------
