@@ -7,6 +7,9 @@
 //   alloc_once  a C program (alloc_once.c): one malloc and free, then it
 //               reports its own VmSize and VmRSS (what the allocator mapped,
 //               and touched, for one small block).
+// Beside the allocators, glibc's malloc with an empty library preloaded
+// (empty_preload.c): what LD_PRELOAD itself costs, the floor under any
+// preloaded allocator's ratio.
 // For each it prints the median wall time of spawn to exit and the ratio to
 // glibc. Speed is a ratio from one run only (the machine is
 // noisy); the test (startup_test.sh) checks the memory numbers, not time.
@@ -84,6 +87,15 @@ int main(int argc, char** argv) {
     fprintf(stderr, "startup: %s\n", error.c_str());
     return 2;
   }
+  // The empty library right after glibc (the reference, first).
+  static const bench::AllocatorInfo kEmptyPreload = {
+      "empty", "empty-preload", bench::Preload::kFixedPath, nullptr, nullptr, false, false};
+  const std::string empty_so = bench::FindRunfile("benchmarks/libempty_preload.so");
+  if (empty_so.empty()) {
+    fprintf(stderr, "startup: cannot find libempty_preload.so (build with Bazel)\n");
+    return 2;
+  }
+  allocators.insert(allocators.begin() + 1, bench::PreloadedAllocator{&kEmptyPreload, empty_so});
   const std::string true_path = bench::ExistingFile("/bin/true");
   std::vector<Program> programs;
   if (!true_path.empty()) programs.push_back({"true", {true_path}, false});

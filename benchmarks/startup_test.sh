@@ -22,11 +22,14 @@ row() {
   awk -v p="$1" -v a="$2" '$1 == p && $2 == a' "${TMP}/out"
 }
 for program in true alloc_once; do
-  for allocator in glibc hakmem; do
+  for allocator in glibc empty-preload hakmem; do
     [[ -n "$(row "${program}" "${allocator}")" ]] || fail "no ${program} row for ${allocator}"
   done
 done
 
+# The empty library was preloaded: it shows up in the process's maps only
+# as its own few pages.
+read -r _ _ _ _ empty_vmsize _ <<<"$(row alloc_once empty-preload)"
 read -r _ _ _ _ glibc_vmsize glibc_rss <<<"$(row alloc_once glibc)"
 read -r _ _ _ _ hakmem_vmsize hakmem_rss <<<"$(row alloc_once hakmem)"
 for n in "${glibc_vmsize}" "${glibc_rss}" "${hakmem_vmsize}" "${hakmem_rss}"; do
@@ -37,4 +40,5 @@ done
 (( hakmem_rss - glibc_rss <= 2048 )) ||
   fail "alloc_once touches $(( hakmem_rss - glibc_rss )) KiB more under hakmem (limit 2048)"
 (( hakmem_vmsize > glibc_vmsize )) || fail "hakmem was not preloaded (VmSize equal to glibc's)"
+(( empty_vmsize > glibc_vmsize )) || fail "the empty library was not preloaded (VmSize equal to glibc's)"
 echo "PASS: alloc_once under hakmem: +$(( hakmem_vmsize - glibc_vmsize )) KiB mapped, +$(( hakmem_rss - glibc_rss )) KiB resident"
