@@ -443,6 +443,13 @@ TEST(HakmemTest, BigBuffersOfTwoSizesInTurnKeepARegionEach) {
   EXPECT_EQ(after.madvise_calls, before.madvise_calls);
 }
 
+// The pages of cached large regions that kept them.
+uint64_t LargeCachedResidentBytes() {
+  Stats stats;
+  GetStats(&stats);
+  return stats.large_cached_resident_bytes;
+}
+
 // A buffer grown by new + copy + delete (std::string, std::vector): the
 // smaller copy, freed right after the bigger block faulted its pages in,
 // gives its pages back at once (F70: a string appended to 110 MB kept its
@@ -453,11 +460,7 @@ TEST(HakmemTest, BigBuffersOfTwoSizesInTurnKeepARegionEach) {
 TEST(HakmemTest, ACopyLeftBehindByAGrowingBufferGivesItsPagesBack) {
   const size_t small = size_t{24} << 20, big = size_t{40} << 20;  // regions
   hakmem_test::StoppedClock clock;  // no decay meanwhile
-  const auto resident = [] {
-    Stats stats;
-    GetStats(&stats);
-    return stats.large_cached_resident_bytes;
-  };
+  const auto resident = LargeCachedResidentBytes;
   Trim();
   char* old_copy = MallocFilled(small, 1);
   char* grown = MallocFilled(big, 1);
@@ -536,12 +539,10 @@ TEST(HakmemTest, ACopyLeftBehindTakenAgainSoonKeepsItsPagesTheNextTime) {
     // blocks stay live until the end).
     std::vector<char*> grown;
     const auto kept_when_left_behind = [&grown](char* old_copy, size_t grown_bytes) {
-      Stats before, after;
       grown.push_back(MallocFilled(grown_bytes, 1));
-      GetStats(&before);
+      const uint64_t before = LargeCachedResidentBytes();
       Free(old_copy);
-      GetStats(&after);
-      return after.large_cached_resident_bytes - before.large_cached_resident_bytes;
+      return LargeCachedResidentBytes() - before;
     };
     Trim();
     EXPECT_EQ(kept_when_left_behind(MallocFilled(24 * mib, 1), 40 * mib), 0u);
