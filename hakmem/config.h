@@ -46,6 +46,10 @@ uint64_t GetOption(Option option);
 // Runtime setter. Returns false (and changes nothing) if out of range.
 bool SetOption(Option option, uint64_t value);
 
+// HAKMEM_SUPERSLAB_DECAY_MS in ns: how long every cache (SuperSlabs, idle
+// slabs, large regions, extents) keeps free pages beyond its budget.
+inline uint64_t DecayNs() { return GetOption(Option::kSuperslabDecayMs) * 1000000ull; }
+
 // Parses the environment now (idempotent; called by the allocator's init).
 void InitConfigFromEnvironment();
 

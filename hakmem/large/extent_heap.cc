@@ -311,7 +311,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
         // Perhaps pages given back for the other layer, taken again.
         const uint64_t clean = pages - dirty;
         g_given_back_untaken -= clean < g_given_back_untaken ? clean : g_given_back_untaken;
-        g_cross.NoteTakeOfGivenBack(now, GetOption(Option::kSuperslabDecayMs) * 1000000);
+        g_cross.NoteTakeOfGivenBack(now, DecayNs());
       }
       g_live++;
       g_live_pages += pages;
@@ -428,7 +428,7 @@ void ExtentHeapGiveBackForAnotherLayer() {
   const uint64_t now = platform::NowNs();
   platform::LockMutex(&g_lock);
   const bool may = DirtyPagesLocked() > ResidentBudgetPagesLocked() &&
-                   g_cross.MayGiveBack(now, GetOption(Option::kSuperslabDecayMs) * 1000000);
+                   g_cross.MayGiveBack(now, DecayNs());
   platform::UnlockMutex(&g_lock);
   if (may) PurgeNow(Purge::kBeyondBudget);
 }

@@ -123,8 +123,6 @@ uint64_t LargeSharedResidentBudget() {
 
 namespace {
 
-uint64_t DecayNs() { return GetOption(Option::kSuperslabDecayMs) * 1000000ull; }
-
 RegionCacheLimits LargeCacheLimits() {
   // Half of the idle budget when mappings are scarce (see
   // platform::IdleMappingBudget; the SuperSlab cache has the other half).

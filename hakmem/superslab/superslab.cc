@@ -21,7 +21,7 @@ RegionCacheLimits SuperSlabCacheLimits() {
       GetOption(Option::kSuperslabTtlSec) * 1000000000ull,
       GetOption(Option::kSuperslabResidentMb) << 20,
       GetOption(Option::kSuperslabDemandWindowSec),
-      GetOption(Option::kSuperslabDecayMs) * 1000000ull};
+      DecayNs()};
 }
 
 pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -1636,8 +1636,7 @@ void TinyUpkeep() {
   // budget (see slab_pool.h); a batch per 100 ms.
   const uint64_t budget = GetOption(Option::kSuperslabResidentMb) << 20;
   const uint64_t cached = SuperSlabCacheResidentBytes();
-  g_slab_pool.PurgeIdle(now, budget > cached ? budget - cached : 0,
-                        GetOption(Option::kSuperslabDecayMs) * 1000000ull, kPurgeSlabs);
+  g_slab_pool.PurgeIdle(now, budget > cached ? budget - cached : 0, DecayNs(), kPurgeSlabs);
 }
 
 void TinyGlobalInit() {
