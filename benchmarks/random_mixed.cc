@@ -106,6 +106,9 @@ ABSL_FLAG(std::optional<int64_t>, large_cache_max_mb, std::nullopt,
 ABSL_FLAG(std::optional<int64_t>, large_extents, std::nullopt,
           "hakmem: HAKMEM_LARGE_EXTENTS of its children (unset: hakmem's "
           "default).");
+ABSL_FLAG(std::optional<int64_t>, page_moves, std::nullopt,
+          "hakmem: HAKMEM_PAGE_MOVES of its children (unset: hakmem's "
+          "default).");
 ABSL_FLAG(std::string, hakmem_so, "",
           "Path of libhakmem.so (default: //hakmem:libhakmem.so from the "
           "runfiles).");
@@ -293,6 +296,7 @@ bool ResolveHakmemEnv(Options* options, std::string* error) {
       {"superslab_retain_mb", absl::GetFlag(FLAGS_superslab_retain_mb),
        hakmem::Option::kSuperslabRetainMb},
       {"large_extents", absl::GetFlag(FLAGS_large_extents), hakmem::Option::kLargeExtents},
+      {"page_moves", absl::GetFlag(FLAGS_page_moves), hakmem::Option::kPageMoves},
   };
   for (const auto& knob : knobs) {
     if (!knob.value.has_value()) continue;

@@ -42,6 +42,10 @@ const OptionInfo kOptions[] = {
      "large blocks up to 16 MiB split and coalesce in shared 1 GiB chunks "
      "(0: each has a region of its own)",
      1, 0, 1},
+    {Option::kPageMoves, "HAKMEM_PAGE_MOVES",
+     "a layer about to fault pages in takes the other's free resident pages "
+     "beyond its budget by moving them (mremap), not fresh ones (0: off)",
+     1, 0, 1},
     {Option::kStats, "HAKMEM_STATS", "print statistics at exit (0/1)", 0, 0,
      1},
     {Option::kVerbose, "HAKMEM_VERBOSE", "print the effective config (0/1)", 0,

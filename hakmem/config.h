@@ -24,6 +24,7 @@ enum class Option : int {
   kSuperslabRetainMb,        // HAKMEM_SUPERSLAB_RETAIN_MB, 512 (0: unmap)
   kSuperslabPrewarm,         // HAKMEM_SUPERSLAB_PREWARM, 0 SuperSlabs mapped at start
   kLargeExtents,             // HAKMEM_LARGE_EXTENTS, 0/1: large blocks up to 16 MiB share coalescing chunks
+  kPageMoves,                // HAKMEM_PAGE_MOVES, 0/1: free pages move between layers (mremap)
   kStats,                    // HAKMEM_STATS, 0/1: print statistics at exit
   kVerbose,                  // HAKMEM_VERBOSE, 0/1: print the effective config
   kCount

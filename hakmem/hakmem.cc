@@ -49,7 +49,7 @@ constexpr size_t kMaxRequest = size_t{1} << 46;
 // first: large blocks freed, then small ones (tests/FINDINGS.md F45).
 void NoteLargeBlocksInUse() {
   TinySetUpkeepHook(&LargeCacheMaybeEnforceLimits);
-  SuperSlabSetFreshMappingHook(&LargeCacheGiveBackForSuperSlabs);
+  SuperSlabSetFreshMappingHook(&LargeLayerPagesForSuperSlab);
 }
 
 void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false) {
@@ -354,6 +354,7 @@ int LockAllMemory(int flags) {
   const bool future = (flags & MCL_FUTURE) != 0 && !on_fault;
   const bool was_future = platform::FutureMappingsLocked();
   if (future) platform::NoteFutureMappingsLocked(true);  // nothing mapped ahead from now
+  platform::TurnPageMovesOff();
   if ((flags & MCL_CURRENT) != 0 && !on_fault) {
     Trim();  // the caches' idle mappings: unmapped
     SuperSlabReleaseRetained();
@@ -371,6 +372,16 @@ int LockAllMemory(int flags) {
   // MCL_FUTURE, or with MCL_ONFAULT, ends what an earlier one began.)
   platform::NoteFutureMappingsLocked(future);
   return 0;
+}
+
+int LockMemory(const void* addr, size_t len) {
+  platform::TurnPageMovesOff();
+  return static_cast<int>(syscall(SYS_mlock, addr, len));
+}
+
+int LockMemory2(const void* addr, size_t len, unsigned int flags) {
+  platform::TurnPageMovesOff();
+  return static_cast<int>(syscall(SYS_mlock2, addr, len, flags));
 }
 
 int UnlockAllMemory() {
@@ -430,6 +441,8 @@ void GetStats(Stats* stats) {
   stats->extent_free_bytes = extents.free_bytes;
   stats->extent_dirty_bytes = extents.dirty_bytes;
   stats->extent_purged_bytes = extents.purged_bytes;
+  stats->pages_moved_to_superslabs = extents.moved_out_bytes;
+  stats->pages_moved_to_large_blocks = extents.moved_in_bytes;
   platform::LockMutex(&g_tiny_stats_lock);
   TinyStats& tiny = g_tiny_stats;
   GetTinyStats(&tiny);
@@ -502,6 +515,8 @@ void PrintStats() {
       {"extent free bytes", stats.extent_free_bytes},
       {"extent free bytes perhaps resident", stats.extent_dirty_bytes},
       {"extent bytes given back", stats.extent_purged_bytes},
+      {"free pages moved from extents to SuperSlabs, bytes", stats.pages_moved_to_superslabs},
+      {"free pages moved from SuperSlabs to the extent heap, bytes", stats.pages_moved_to_large_blocks},
       {"thread heaps created", stats.heaps_created},
       {"thread heaps pooled", stats.heaps_pooled},
       {"thread heaps leaked by fork", stats.heaps_leaked_by_fork},
@@ -623,6 +638,7 @@ void ParentAfterFork() {
   if (_IO_list_unlock != nullptr) _IO_list_unlock();
 }
 void ChildAfterFork() {
+  platform::ForgetPageMovesInFlightAfterFork();
   if (!g_fork_locked) return;
   platform::tl_holds_fork_locks = false;
   LargeUnlockAfterFork(true);

@@ -44,6 +44,10 @@ bool Trim();
 // while future mappings are locked (MCL_FUTURE), nothing is mapped ahead
 // (see platform::MappingsScarce). Return and errno as the system calls'.
 int LockAllMemory(int flags);
+// mlock and mlock2 (interposed in the override build): page moves off for
+// good first (platform::TurnPageMovesOff), then the kernel's call.
+int LockMemory(const void* addr, size_t len);
+int LockMemory2(const void* addr, size_t len, unsigned int flags);
 int UnlockAllMemory();
 
 constexpr int kStatsClasses = 65;
@@ -98,6 +102,8 @@ struct Stats {
   uint64_t extent_free_bytes;    // free extents in them
   uint64_t extent_dirty_bytes;   // of those, pages perhaps resident (an estimate)
   uint64_t extent_purged_bytes;  // given back so far
+  uint64_t pages_moved_to_superslabs;    // free extent pages moved (platform::MovePages), bytes
+  uint64_t pages_moved_to_large_blocks;  // cached SuperSlabs' pages moved (new blocks' windows), bytes
 };
 
 void GetStats(Stats* stats);

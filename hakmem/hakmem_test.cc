@@ -852,6 +852,26 @@ TEST(HakmemTest, ADecayOfZeroGivesBackFreedLargeBlocksPagesAtOnce) {
 
 void FillAndFreeSuperSlabs();
 
+// While it lives, free pages do not move between the layers
+// (HAKMEM_PAGE_MOVES=0): the tests of the give-backs they replace.
+struct PageMovesOff {
+  PageMovesOff() { SetOption(Option::kPageMoves, 0); }
+  ~PageMovesOff() { SetOption(Option::kPageMoves, 1); }
+};
+
+// Pages move only into the preferred window (platform::MovePages), where
+// mappings land unless something else holds it (TSan's shadow does).
+bool InMoveWindow(const void* p) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+  return at >= platform::kPreferredMapStart && at < platform::kPreferredMapEnd;
+}
+
+long MinorFaults() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
 // The extent heap's free pages follow the same budget, decay and TTL: 100
 // blocks of 1 MiB written and freed leave 100 MiB free and dirty, beyond
 // the budget (twice the peak live, at most 64 MiB). The caller stops the
@@ -952,6 +972,7 @@ TEST(HakmemTest, FreedExtentsFarBeyondTheBudgetGoSoonerWhileTheHeapGrows) {
 // F45 for the extent heap: small blocks about to fault fresh pages in take
 // its dirty pages beyond the budget first.
 TEST(HakmemTest, AFreshSuperSlabGivesBackTheExtentHeapsPagesBeyondItsBudget) {
+  PageMovesOff give_backs_only;
   Trim();
   hakmem_test::StoppedClock clock;
   ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
@@ -1619,6 +1640,7 @@ void FreeSmallBlocksBeyondTheResidentBudget() {
 
 // And small blocks freed, then a large one.
 TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudget) {
+  PageMovesOff give_backs_only;
   Trim();
   hakmem_test::StoppedClock clock;
   ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());
@@ -1626,6 +1648,149 @@ TEST(HakmemTest, AFreshLargeMappingGivesBackTheSuperSlabCachesPagesBeyondItsBudg
   ASSERT_NE(large, nullptr);
   EXPECT_LE(SuperSlabCacheResidentBytes(), uint64_t{64} << 20);
   Free(large);
+  Trim();
+}
+
+// With page moves (F60): a large block whose pages would fault in takes
+// the pages of cached SuperSlabs beyond their budget, 2 MiB windows of it
+// but each window's first page, with no fault; its other fresh pages
+// fault, and as many of that cache's pages beyond the budget are given
+// back. The SuperSlabs stay cached, their pages reading zero.
+TEST(HakmemTest, AFreshLargeBlockTakesTheSuperSlabCachesFreePagesByMovingThem) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());
+  Stats before;
+  GetStats(&before);
+  const uint64_t resident = SuperSlabCacheResidentBytes();
+  const long faults = MinorFaults();
+  char* large = static_cast<char*>(Malloc(8 * kMiB));  // fresh pages: the trim emptied the chunk
+  ASSERT_NE(large, nullptr);
+  if (!InMoveWindow(large)) {
+    Free(large);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  memset(large, 2, 8 * kMiB);
+  const long faulted = MinorFaults() - faults;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t moved = stats.pages_moved_to_large_blocks - before.pages_moved_to_large_blocks;
+  // 3 or 4 whole windows, as the block lands.
+  EXPECT_GE(moved, 3 * (2 * kMiB - 4096));
+  EXPECT_LT(faulted, 2048 - 3 * 511 + 64) << "the moved pages faulted in";
+  EXPECT_LE(SuperSlabCacheResidentBytes(), resident - 8 * kMiB) << "neither moved nor given back";
+  for (size_t i = 0; i < 8 * kMiB; i += 4096) ASSERT_EQ(large[i], 2);
+  Free(large);
+  // Their pages read zero now, as given back: blocks carved from them for
+  // calloc too.
+  std::vector<char*> zeroed;
+  for (int i = 0; i < 20000; i++) {
+    zeroed.push_back(static_cast<char*>(Calloc(1, 512)));
+    ASSERT_NE(zeroed.back(), nullptr);
+    for (int j = 0; j < 512; j++) ASSERT_EQ(zeroed.back()[j], 0) << i;
+  }
+  for (char* p : zeroed) Free(p);
+  Trim();
+}
+
+// A block that touches a window only in part takes moved pages there only
+// if the window's other pages are free (they are taken out of the bins for
+// the move, then freed holding the moved bytes): never over a neighbouring
+// live block.
+TEST(HakmemTest, APageMoveNeverTouchesANeighbouringBlock) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  // A live block, then pages freed beyond the SuperSlab cache's budget.
+  char* neighbour = static_cast<char*>(Malloc(kMiB + 4096 * 7));
+  ASSERT_NE(neighbour, nullptr);
+  memset(neighbour, 7, kMiB + 4096 * 7);
+  ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());
+  Stats before;
+  GetStats(&before);
+  // Right after it (the front of the free extent): its first window is
+  // the neighbour's last; its last window has free pages after it.
+  char* block = static_cast<char*>(Malloc(5 * kMiB));
+  ASSERT_NE(block, nullptr);
+  ASSERT_EQ(block, neighbour + kMiB + 4096 * 7) << "placed elsewhere: the test needs adjacency";
+  if (!InMoveWindow(block)) {
+    Free(block);
+    Free(neighbour);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  memset(block, 2, 5 * kMiB);
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_GE(stats.pages_moved_to_large_blocks - before.pages_moved_to_large_blocks,
+            2 * (2 * kMiB - 4096)) << "no move into its windows";
+  for (size_t i = 0; i < kMiB + 4096 * 7; i += 512) ASSERT_EQ(neighbour[i], 7) << i;
+  // The free pages after it in its last window hold moved bytes: counted
+  // as free pages perhaps resident.
+  EXPECT_GT(stats.extent_dirty_bytes, before.extent_dirty_bytes) << "moved pages beside not counted";
+  Free(block);
+  Free(neighbour);
+  Trim();
+}
+
+// And the other way: a SuperSlab about to fault its pages in takes the
+// extent heap's free pages beyond its budget (a free 2 MiB window of them,
+// but its first page) with no fault. (Then, as before, the rest beyond the
+// budget is given back, unless regrets stopped such give-backs.) calloc's
+// blocks there read zero all the same: the moved pages hold the freed
+// blocks' bytes; a big class's SuperSlab (one slab, which counts where its
+// memory reads zero) is the one to get wrong.
+TEST(HakmemTest, AFreshSuperSlabTakesTheExtentHeapsFreePagesByMovingThem) {
+  constexpr size_t kBig = size_t{48} << 10;  // a big class: 42 blocks a SuperSlab
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
+  Stats before;
+  GetStats(&before);
+  const long faults = MinorFaults();
+  std::vector<char*> big;
+  for (int i = 0; i < 42; i++) {
+    big.push_back(static_cast<char*>(Calloc(1, kBig)));
+    ASSERT_NE(big.back(), nullptr);
+    if (!InMoveWindow(big.back())) {
+      for (char* p : big) Free(p);
+      GTEST_SKIP() << "mapped outside the preferred window: no moves";
+    }
+    for (size_t j = 0; j < kBig; j += 64) ASSERT_EQ(big.back()[j], 0) << i << " " << j;
+    memset(big.back(), 4, kBig);
+  }
+  const long faulted = MinorFaults() - faults;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t moved = stats.pages_moved_to_superslabs - before.pages_moved_to_superslabs;
+  EXPECT_GE(moved, (size_t{2} << 20) - 4096);
+  // 42 x 12 pages; those of the moved window fault no more (calloc clears
+  // them: written, not faulted).
+  EXPECT_LT(faulted, 42 * 12 - 511 + 64) << "the moved pages faulted in";
+  // Small blocks from further SuperSlabs, for calloc too.
+  std::vector<char*> small;
+  for (int i = 0; i < 20000; i++) {
+    small.push_back(static_cast<char*>(i % 2 == 0 ? Malloc(256) : Calloc(1, 256)));
+    ASSERT_NE(small.back(), nullptr);
+    if (i % 2 == 1) {
+      for (int j = 0; j < 256; j++) ASSERT_EQ(small.back()[j], 0) << i;
+    }
+    memset(small.back(), 3, 256);
+  }
+  for (char* p : small) {
+    for (int j = 0; j < 256; j += 64) ASSERT_EQ(p[j], 3);
+    Free(p);
+  }
+  for (char* p : big) {
+    for (size_t j = 0; j < kBig; j += 4096) ASSERT_EQ(p[j], 4);
+    Free(p);
+  }
   Trim();
 }
 

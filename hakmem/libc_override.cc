@@ -142,6 +142,12 @@ HAKMEM_EXPORT int malloc_trim(size_t) { return hakmem::Trim() ? 1 : 0; }
 // address space hakmem maps ahead (hakmem.h, LockAllMemory).
 HAKMEM_EXPORT int mlockall(int flags) { return hakmem::LockAllMemory(flags); }
 HAKMEM_EXPORT int munlockall() { return hakmem::UnlockAllMemory(); }
+// Interposed so that no page move unlocks a locked block (platform.h,
+// TurnPageMovesOff).
+HAKMEM_EXPORT int mlock(const void* addr, size_t len) { return hakmem::LockMemory(addr, len); }
+HAKMEM_EXPORT int mlock2(const void* addr, size_t len, unsigned int flags) {
+  return hakmem::LockMemory2(addr, len, flags);
+}
 // glibc's statistics calls, from hakmem's totals (hakmem.h, MallocTotals):
 // arena = SuperSlabs mapped, uordblks = small blocks handed out, fordblks =
 // the rest of the arena, ordblks = cached regions, hblks / hblkhd = large

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -22,6 +23,8 @@ std::atomic<uint64_t> g_mmap_calls{0};
 std::atomic<uint64_t> g_munmap_calls{0};
 std::atomic<uint64_t> g_madvise_calls{0};
 std::atomic<uint64_t> g_mremap_calls{0};
+std::atomic<uint64_t> g_page_moves{0};
+std::atomic<bool> g_page_moves_refused{false};
 std::atomic<ClockFn> g_clock{nullptr};
 std::atomic<LogSink> g_log_sink{nullptr};
 
@@ -174,12 +177,20 @@ void RandomizeMapHints() {
 
 void* MapSparse(size_t size) { return RawMap(nullptr, size, MAP_NORESERVE); }
 
+namespace {
+void ForgetMovedInto(const void* p, size_t size);  // (page moves, below)
+}  // namespace
+
 void Unmap(void* p, size_t size) {
   g_munmap_calls.fetch_add(1, std::memory_order_relaxed);
   const int saved = errno;
   // Refused (splitting a mapping at vm.max_map_count: ENOMEM): the pages
   // go back all the same, so that only address space is lost.
-  if (munmap(p, size) != 0) DiscardPages(p, size);
+  if (munmap(p, size) != 0) {
+    DiscardPages(p, size);
+  } else {
+    ForgetMovedInto(p, size);
+  }
   errno = saved;
 }
 
@@ -188,6 +199,7 @@ bool TryUnmap(void* p, size_t size) {
   const int saved = errno;
   const bool done = munmap(p, size) == 0;
   errno = saved;
+  if (done) ForgetMovedInto(p, size);
   return done;
 }
 
@@ -309,6 +321,130 @@ bool RemapTo(void* p, size_t old_size, size_t new_size, void* to) {
   return q == to;
 }
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+namespace {
+// Moves under way (MovePages): TurnPageMovesOff waits for them; and
+// whether this thread is inside one (a signal handler that locks memory
+// there must not wait for itself).
+std::atomic<int> g_moves_in_flight{0};
+__thread bool tl_moving __attribute__((tls_model("initial-exec"))) = false;
+
+// The 2 MiB windows of the preferred window pages were ever moved into (a
+// bit each, 128 KiB of address space, touched where set), and how many.
+// A move splits the mapping it lands in, and the pieces stay apart (their
+// pages came from elsewhere): a process may hold 65,530 mappings
+// (vm.max_map_count), the program's own too. Callers move into the same
+// range of a window each time ([X + 4 KiB, X + 2 MiB)), whose later moves
+// replace that piece: at most 2 more mappings a window. A window unmapped
+// whole is forgotten.
+constexpr size_t kMoveWindowShift = 21;
+constexpr size_t kMoveWindows = (kPreferredMapEnd - kPreferredMapStart) >> kMoveWindowShift;
+HAKMEM_BIG_BSS uint64_t g_moved_into[kMoveWindows / 64];
+std::atomic<uint64_t> g_moved_into_count{0};
+constexpr uint64_t kMostMovedIntoWindows = 8192;  // 16 GiB of windows, 16K mappings
+
+bool InPreferredWindow(uintptr_t at) { return at >= kPreferredMapStart && at < kPreferredMapEnd; }
+
+bool MovedInto(size_t w) {
+  return (__atomic_load_n(&g_moved_into[w / 64], __ATOMIC_RELAXED) >> (w % 64) & 1) != 0;
+}
+
+// Whether pages may move to `to`, counting its window if new.
+bool TakeMoveWindow(const void* to) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(to);
+  if (!InPreferredWindow(at)) return false;
+  const size_t w = (at - kPreferredMapStart) >> kMoveWindowShift;
+  if (MovedInto(w)) return true;
+  if (g_moved_into_count.fetch_add(1, std::memory_order_relaxed) >= kMostMovedIntoWindows) {
+    g_moved_into_count.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  const uint64_t bit = uint64_t{1} << (w % 64);
+  if ((__atomic_fetch_or(&g_moved_into[w / 64], bit, __ATOMIC_RELAXED) & bit) != 0) {
+    g_moved_into_count.fetch_sub(1, std::memory_order_relaxed);  // another thread's, counted
+  }
+  return true;
+}
+
+void ForgetMovedInto(const void* p, size_t size) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + size;
+  const uintptr_t window = uintptr_t{1} << kMoveWindowShift;
+  for (uintptr_t at = (begin + window - 1) & ~(window - 1); at + window <= end; at += window) {
+    if (!InPreferredWindow(at)) continue;
+    const size_t w = (at - kPreferredMapStart) >> kMoveWindowShift;
+    const uint64_t bit = uint64_t{1} << (w % 64);
+    if ((__atomic_fetch_and(&g_moved_into[w / 64], ~bit, __ATOMIC_RELAXED) & bit) != 0) {
+      g_moved_into_count.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+}
+}  // namespace
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+bool PageMovesAvailable() {
+  // (seq_cst: MovePages reads it after counting itself in flight, and
+  // TurnPageMovesOff writes it before reading that count.)
+  return !g_page_moves_refused.load(std::memory_order_seq_cst) && !MappingsScarce() &&
+         !FutureMappingsLocked();
+}
+
+bool PageMovesMayReach(const void* to) {
+  if (!PageMovesAvailable()) return false;
+  const uintptr_t at = reinterpret_cast<uintptr_t>(to);
+  if (!InPreferredWindow(at)) return false;
+  return MovedInto((at - kPreferredMapStart) >> kMoveWindowShift) ||
+         g_moved_into_count.load(std::memory_order_relaxed) < kMostMovedIntoWindows;
+}
+
+void TurnPageMovesOff() {
+  g_page_moves_refused.store(true, std::memory_order_seq_cst);
+  // A move that saw them on may still be under way: done when this returns
+  // (but this thread's own, under a signal handler; and at most 100 ms, in
+  // case a count was left by a fork no handler of hakmem's saw).
+  const int own = tl_moving ? 1 : 0;
+  const uint64_t until = NowNs() + 100 * 1000 * 1000;
+  while (g_moves_in_flight.load(std::memory_order_seq_cst) > own && NowNs() < until) {
+    sched_yield();
+  }
+}
+
+void ForgetPageMovesInFlightAfterFork() {
+  // The child has one thread; a move of another thread's was done or not
+  // begun when the address space was copied (both hold the mmap lock).
+  g_moves_in_flight.store(0, std::memory_order_relaxed);
+}
+
+bool MovePages(void* from, void* to, size_t size) {
+  g_moves_in_flight.fetch_add(1, std::memory_order_seq_cst);
+  if (!PageMovesAvailable() || !TakeMoveWindow(to)) {
+    g_moves_in_flight.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+  }
+  g_page_moves.fetch_add(1, std::memory_order_relaxed);
+  const int saved = errno;
+  tl_moving = true;
+  void* q = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+  tl_moving = false;
+  errno = saved;
+  const bool moved = q == to;
+  if (!moved) {
+    // Refused: a kernel before 5.7 (EINVAL, nothing changed), or the
+    // mapping count at its limit, where the kernel may have taken `to`
+    // down first: fresh pages there then (MAP_FIXED_NOREPLACE fails
+    // harmlessly if `to` is still mapped).
+    g_page_moves_refused.store(true, std::memory_order_relaxed);
+    MapAheadAt(to, size);
+  }
+  g_moves_in_flight.fetch_sub(1, std::memory_order_seq_cst);
+  return moved;
+}
+
 void UnmapReservationAfterFailedRemap(void* to, size_t size) {
   // MAP_FIXED_NOREPLACE: succeeds only if nothing is mapped there now (the
   // kernel took the reservation down before failing), and then the range
@@ -340,7 +476,8 @@ SyscallCounts GetSyscallCounts() {
   return SyscallCounts{g_mmap_calls.load(std::memory_order_relaxed),
                        g_munmap_calls.load(std::memory_order_relaxed),
                        g_madvise_calls.load(std::memory_order_relaxed),
-                       g_mremap_calls.load(std::memory_order_relaxed)};
+                       g_mremap_calls.load(std::memory_order_relaxed),
+                       g_page_moves.load(std::memory_order_relaxed)};
 }
 
 uint64_t NowNs() {

@@ -60,6 +60,7 @@ struct SyscallCounts {
   uint64_t munmap;
   uint64_t madvise;
   uint64_t mremap;
+  uint64_t page_moves;  // MovePages calls (mremap too, not counted there)
 };
 
 // Where MapAligned places regions when it can: a 2 TiB window that the kernel
@@ -164,6 +165,37 @@ int RemapInPlace(void* p, size_t old_size, size_t new_size);
 // unmapped the reservation already: give it back with
 // UnmapReservationAfterFailedRemap, never with Unmap.
 bool RemapTo(void* p, size_t old_size, size_t new_size, void* to);
+// Moves the pages of [from, from + size) to [to, to + size), replacing what
+// was mapped there, and leaves `from` mapped, reading zero as after
+// DiscardPages (mremap with MREMAP_DONTUNMAP, Linux 5.7 on). The kernel
+// moves the page tables: 2 MiB of resident pages cost about 10 us, where
+// faulting them in fresh costs about 800 (tests/FINDINGS.md F60). False if
+// moves are off (PageMovesAvailable) or the kernel refused; `from` is then
+// untouched and `to` mapped (with its old pages, or fresh ones if the
+// kernel took them down before refusing), and moves stay off from then on.
+// `to` must lie in the preferred window (kPreferredMapStart), and the
+// caller move into the same range of its 2 MiB window each time: a move
+// splits the mapping it lands in, so new windows are moved into only up to
+// a bound (platform.cc, kMostMovedIntoWindows).
+bool MovePages(void* from, void* to, size_t size);
+// Whether MovePages may be tried: not where mappings are scarce (a moved
+// range is charged again under strict overcommit and RLIMIT_AS), not once
+// the process locked its memory (mlockall: the lock would move with the
+// pages), not after the kernel refused one (too old, or the mapping count at
+// its limit). (The knob, HAKMEM_PAGE_MOVES, is the callers'.)
+bool PageMovesAvailable();
+// Whether a move to `to` may be tried now: available, `to` in the
+// preferred window, and its 2 MiB window moved into before or room for a
+// new one. (So that callers reserve nothing for a move that cannot be.)
+bool PageMovesMayReach(const void* to);
+// For good, once any moves under way are done: the process locks memory
+// (mlockall, mlock, mlock2, interposed). MREMAP_DONTUNMAP clears the lock
+// of the whole mapping it moves pages out of, which may hold a live block
+// the program locked beside the freed pages (a review: 8 MiB locked -> 0).
+// (Locks hakmem cannot see: a raw syscall, a static binary.)
+void TurnPageMovesOff();
+// In a fork child: no move is under way there.
+void ForgetPageMovesInFlightAfterFork();
 // Unmaps [to, to + size) only if it is still free for the taking (the
 // failed RemapTo unmapped it: another thread may have mapped something
 // there since) or provably still ours; otherwise leaves the address range

@@ -24,12 +24,25 @@ constexpr uint32_t kFirstBlockPage = 1 + kRecordPages;
 constexpr uint32_t kBlockPages = kChunkPages - kFirstBlockPage;
 static_assert(kExtentMaxBlockBytes / kPage <= kBlockPages, "a chunk holds the biggest block");
 
+// Page moves (platform::MovePages, F60) go by 2 MiB windows, aligned as
+// SuperSlabs are, each but its first page: the moved range splits the
+// mapping it lands in, always at the same two places.
+constexpr uint32_t kWindowPages = static_cast<uint32_t>(kSuperSlabSize / kPage);
+constexpr uint32_t kChunkWindows = kChunkPages / kWindowPages;
+
 struct ExtentChunk {
   RegionHeader region;
   // The free fast path reads a slab record here for a pointer in the
   // chunk's first 2 MiB (SlabInfoOf): zero, unowned, as in a large header.
   char slab_records_left_zero[kSlabsOffset - sizeof(RegionHeader)];
   ExtentMap map;
+  // A bit a window, under g_lock: whether any of its pages may be
+  // resident. Set when a block is placed or grows over any of them;
+  // cleared when all of them were given back or moved away. Pages move
+  // into a new block's windows whose bit is clear, and out of free
+  // windows whose bit is set. (The map's dirty count per free extent
+  // cannot say which windows: a merged extent's span covers its parts.)
+  uint64_t resident_windows[kChunkWindows / 64];
 };
 static_assert(offsetof(ExtentChunk, slab_records_left_zero) <= kSlabInfosOffset &&
                   offsetof(ExtentChunk, map) >= kSlabsOffset,
@@ -72,6 +85,9 @@ std::atomic<uint64_t> g_dirty_bytes{0}, g_live_peak_bytes{0};
 constexpr uint64_t kPurgeIntervalNs = 100 * 1000 * 1000;
 // Pages of the holes ExtentHeapUnmapFreePages made, not yet filled.
 uint64_t g_hole_pages = 0;
+// Pages moved out to SuperSlabs (under the lock) and in from them.
+uint64_t g_moved_out_pages = 0;
+uint64_t g_moved_in_pages = 0;  // atomic access
 
 uint32_t Ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1000000); }
 // The maps' clock, read under the lock: their age lists stay in order.
@@ -79,6 +95,31 @@ uint32_t NowMsLocked() { return Ms(platform::NowNs()); }
 
 char* PageAddress(const ExtentChunk* c, uint32_t page) {
   return reinterpret_cast<char*>(const_cast<ExtentChunk*>(c)) + size_t{page} * kPage;
+}
+
+// The windows [start, start + length) touches (`whole`: lies wholly in)
+// marked as maybe resident (`resident`) or not. Lock held.
+void MarkWindows(ExtentChunk* c, uint32_t start, uint32_t length, bool whole, bool resident) {
+  const uint32_t end = start + length;
+  uint32_t first = whole ? (start + kWindowPages - 1) / kWindowPages : start / kWindowPages;
+  const uint32_t last = whole ? end / kWindowPages : (end + kWindowPages - 1) / kWindowPages;
+  for (uint32_t w = first; w < last; w++) {
+    const uint64_t bit = uint64_t{1} << (w % 64);
+    if (resident) {
+      c->resident_windows[w / 64] |= bit;
+    } else {
+      c->resident_windows[w / 64] &= ~bit;
+    }
+  }
+}
+void MarkPagesInUse(ExtentChunk* c, uint32_t start, uint32_t length) {
+  MarkWindows(c, start, length, /*whole=*/false, /*resident=*/true);
+}
+void MarkPagesGone(ExtentChunk* c, uint32_t start, uint32_t length) {
+  MarkWindows(c, start, length, /*whole=*/true, /*resident=*/false);
+}
+bool WindowMayBeResident(const ExtentChunk* c, uint32_t w) {
+  return (c->resident_windows[w / 64] >> (w % 64) & 1) != 0;
 }
 
 // A new chunk, mapped and registered, all of its block pages free; or
@@ -141,13 +182,19 @@ enum class Purge {
   kAll,           // everything now (a trim)
 };
 
+// A free slot of g_purges_in_flight, or kMaxPurgesInFlight.
+int FreePurgeSlotLocked() {
+  int slot = 0;
+  while (slot < kMaxPurgesInFlight && g_purges_in_flight[slot].chunk != nullptr) slot++;
+  return slot;
+}
+
 // Gives back the pages of the oldest free extent with dirty pages if
 // `how` says it is due (beyond the hard cap, always). True if it gave one
 // back.
-bool PurgeOne(Purge how) {
+bool PurgeOne(Purge how, uint64_t most_pages = UINT64_MAX) {
   platform::LockMutex(&g_lock);
-  int slot = 0;
-  while (slot < kMaxPurgesInFlight && g_purges_in_flight[slot].chunk != nullptr) slot++;
+  const int slot = FreePurgeSlotLocked();
   if (g_purges_refused || slot == kMaxPurgesInFlight) {
     platform::UnlockMutex(&g_lock);
     return false;
@@ -197,6 +244,7 @@ bool PurgeOne(Purge how) {
     oldest = nullptr;  // within the budget: nothing to do now
     wait_ms = 0;
   }
+  if (most > most_pages) most = most_pages;
   if (wait_ms > (uint64_t{1} << 31)) wait_ms = uint64_t{1} << 31;
   uint32_t start, length;
   if (oldest == nullptr ||
@@ -216,6 +264,7 @@ bool PurgeOne(Purge how) {
   oldest->map.EndPurge(start, length, NowMsLocked(), given_back);
   PublishLocked();
   if (given_back) {
+    MarkPagesGone(oldest, start, length);
     g_purged_pages += length;
     g_given_back_untaken += length;
   } else {
@@ -228,6 +277,143 @@ bool PurgeOne(Purge how) {
 void PurgeNow(Purge how) {
   while (PurgeOne(how)) {
   }
+}
+
+}  // namespace
+
+bool ExtentHeapMoveFreePages(char* to) {
+  platform::LockMutex(&g_lock);
+  const int slot = FreePurgeSlotLocked();
+  ExtentChunk* chunk = nullptr;
+  uint32_t start = 0;
+  // (Beyond the budget only, as RegionCache::MoveCachedPages. Nothing is
+  // taken for a move that cannot be: put back, it would count as freed now.)
+  if (!g_purges_refused && slot != kMaxPurgesInFlight && platform::PageMovesMayReach(to) &&
+      DirtyPagesLocked() > ResidentBudgetPagesLocked() + kWindowPages) {
+    for (uint32_t i = 0; i < g_chunk_count && chunk == nullptr; i++) {
+      ExtentChunk* const c = g_chunks[i];
+      if (c->map.BeginPurgeWindow(kWindowPages, c->resident_windows, &start)) chunk = c;
+    }
+  }
+  if (chunk == nullptr) {
+    platform::UnlockMutex(&g_lock);
+    return false;
+  }
+  g_purges_in_flight[slot] = PurgeInFlight{chunk, start, kWindowPages};
+  platform::UnlockMutex(&g_lock);
+  // All but the window's first page move; that one is given back, so that
+  // the window reads zero whole.
+  char* const window = PageAddress(chunk, start);
+  const bool moved =
+      platform::MovePages(window + kPage, to, size_t{kWindowPages - 1} * kPage);
+  const bool gone = moved && platform::DiscardPages(window, kPage);
+  platform::LockMutex(&g_lock);
+  g_purges_in_flight[slot].chunk = nullptr;
+  // Moved: the pages there read zero, as given back (not counted for the
+  // regret of give-backs: the other layer faults none of them in).
+  chunk->map.EndPurge(start, kWindowPages, NowMsLocked(), gone);
+  if (gone) MarkPagesGone(chunk, start, kWindowPages);
+  if (moved) g_moved_out_pages += kWindowPages - 1;
+  PublishLocked();
+  platform::UnlockMutex(&g_lock);
+  return moved;
+}
+
+namespace {
+// A window of a new block whose pages all read zero, which may take a
+// cached SuperSlab's pages instead of faulting: the pages of the block the
+// move fills, and the free pages beside the block in the window (if it
+// does not hold it whole), taken out of the bins for the move (purges in
+// flight, for a fork), else -1.
+struct MoveTarget {
+  uint32_t window;
+  uint32_t block_pages;
+  int beside[2];
+};
+constexpr int kMostMoveTargets = 16;
+static_assert((kExtentMaxBlockBytes + kExtentMaxAlignment) / kSuperSlabSize + 2 <= kMostMoveTargets,
+              "room for every window a block touches");
+
+// Puts the pages beside a block taken for a move back (`holds_old_data`:
+// moved pages landed there, freed now; else they still read zero). Lock
+// held.
+void PutBackBeside(MoveTarget* t, bool holds_old_data) {
+  const uint32_t now = NowMsLocked();
+  for (int& slot : t->beside) {
+    if (slot < 0) continue;
+    PurgeInFlight& piece = g_purges_in_flight[slot];
+    piece.chunk->map.EndPurge(piece.start, piece.length, now, /*given_back=*/!holds_old_data);
+    piece.chunk = nullptr;
+    slot = -1;
+  }
+}
+
+// Of [at, at + pages), a block just placed from a free extent whose dirty
+// span was `dirty_span`: the windows it touches whose pages all read zero
+// (their bit clear, or outside that span: given back since the bit was
+// set, perhaps in parts) into `targets`, each with the free pages beside the
+// block in it taken (a window whose pages beside are not all free is
+// left out), and into `*fresh_pages` how many of its pages lie in such
+// windows (they will fault in, unless moved); marks every window it touches
+// as maybe resident. Lock held.
+int TakeMoveTargets(ExtentChunk* c, uint32_t at, uint32_t pages, ExtentMap::Span dirty_span,
+                    MoveTarget* targets, uint64_t* fresh_pages) {
+  int n = 0;
+  *fresh_pages = 0;
+  const uint32_t end = at + pages;
+  for (uint32_t w = at / kWindowPages; w * kWindowPages < end; w++) {
+    const uint32_t first = w * kWindowPages, last = first + kWindowPages;
+    // (Outside the extent's dirty span: given back since, in part perhaps.)
+    const bool outside_span = last <= dirty_span.first || first >= dirty_span.end;
+    if (WindowMayBeResident(c, w) && !outside_span) continue;
+    *fresh_pages += (last < end ? last : end) - (first > at ? first : at);
+    if (n == kMostMoveTargets || !platform::PageMovesMayReach(PageAddress(c, first + 1))) continue;
+    // The move fills [first + 1, last).
+    MoveTarget t{w, (last < end ? last : end) - (first + 1 > at ? first + 1 : at), {-1, -1}};
+    const uint32_t beside[2][2] = {{first + 1, at > first + 1 ? at : first + 1},
+                                   {end, end < last ? last : end}};
+    bool taken = true;
+    for (int k = 0; k < 2 && taken; k++) {
+      const uint32_t from = beside[k][0], to = beside[k][1];
+      if (from >= to) continue;
+      const int slot = FreePurgeSlotLocked();
+      taken = slot != kMaxPurgesInFlight && c->map.BeginPurgeExactly(from, to - from);
+      if (taken) {
+        g_purges_in_flight[slot] = PurgeInFlight{c, from, to - from};
+        t.beside[k] = slot;
+      }
+    }
+    if (taken) {
+      targets[n++] = t;
+    } else {
+      PutBackBeside(&t, /*holds_old_data=*/false);
+    }
+  }
+  MarkPagesInUse(c, at, pages);
+  return n;
+}
+
+// Moves the pages of cached SuperSlabs beyond their budget into the
+// targets' windows (each but its first page), while there are such pages,
+// then puts the pages beside back. Returns how many of the block's pages
+// the moves filled. Outside the lock.
+uint64_t MoveSuperSlabPagesIn(ExtentChunk* c, MoveTarget* targets, int count) {
+  uint64_t filled = 0;
+  int moved = 0;
+  for (; moved < count; moved++) {
+    char* const to = PageAddress(c, targets[moved].window * kWindowPages + 1);
+    if (!SuperSlabCacheMovePages(to)) break;
+    filled += targets[moved].block_pages;
+    __atomic_fetch_add(&g_moved_in_pages, kWindowPages - 1, __ATOMIC_RELAXED);
+  }
+  platform::LockMutex(&g_lock);
+  for (int i = 0; i < count; i++) {
+    PutBackBeside(&targets[i], /*holds_old_data=*/i < moved);
+    if (i < moved) MarkPagesInUse(c, targets[i].window * kWindowPages, kWindowPages);
+  }
+  PublishLocked();
+  platform::UnlockMutex(&g_lock);
+  return filled;
 }
 
 // Chunk of a registered region of kind kExtents, and the page `p` starts;
@@ -306,7 +492,21 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       // aligned, at the first aligned page from there (chunks are aligned
       // to their size, so page numbers align as addresses do).
       uint32_t dirty;
+      const ExtentMap::Span dirty_span = chosen->map.FreeDirtySpan(start);
       start = chosen->map.AllocateIn(start, pages, wants_zero, &dirty, fit_pages, align_pages);
+      // Of its windows, those whose pages all read zero may take the small
+      // blocks' free pages instead of faulting (not for calloc, which
+      // wants pages that read zero).
+      MoveTarget targets[kMostMoveTargets];
+      const bool may_move = dirty < pages && !wants_zero &&
+                            GetOption(Option::kPageMoves) != 0 && platform::PageMovesAvailable();
+      int move_targets = 0;
+      uint64_t fresh_pages = 0;
+      if (may_move) {
+        move_targets = TakeMoveTargets(chosen, start, pages, dirty_span, targets, &fresh_pages);
+      } else {
+        MarkPagesInUse(chosen, start, pages);
+      }
       if (dirty < pages && g_given_back_untaken != 0) {
         // Perhaps pages given back for the other layer, taken again.
         const uint64_t clean = pages - dirty;
@@ -323,7 +523,16 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       // beyond its budget first (tests/FINDINGS.md F44). (The large
       // regions' cache too was tried: blocks on both sides of 16 MiB,
       // python 347 -> 438 MB, more faults; their shared budget is enough.)
-      if (dirty < pages) SuperSlabCacheGiveBackForLargeBlocks();
+      // With page moves, its pages beyond the budget move into the fresh
+      // windows before (no fault), and while regrets stop the give-backs,
+      // as many as still fault in are given back (F60: phases of small and
+      // large blocks in turn kept both resident, 665 MB; mimalloc 374).
+      if (dirty < pages) {
+        const uint64_t filled =
+            move_targets != 0 ? MoveSuperSlabPagesIn(chosen, targets, move_targets) : 0;
+        if (filled != 0) *zeroed = false;
+        SuperSlabCacheGiveBackForLargeBlocks((fresh_pages - filled) * kPage);
+      }
       return PageAddress(chosen, start);
     }
     if (attempt == 1 || g_chunk_count == kMaxChunks) break;
@@ -404,6 +613,7 @@ bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size) {
     done = c->map.Resize(page, target, now) || (target != pages && c->map.Resize(page, pages, now));
   }
   if (done) {
+    MarkPagesInUse(c, page, c->map.AllocatedLength(page));
     g_live_pages = g_live_pages - old + c->map.AllocatedLength(page);
     if (g_live_pages > g_live_pages_peak) g_live_pages_peak = g_live_pages;
     PublishLocked();
@@ -422,15 +632,20 @@ void ExtentHeapEnforceLimits() { PurgeNow(Purge::kDue); }
 uint64_t ExtentHeapDirtyBytes() { return g_dirty_bytes.load(std::memory_order_relaxed); }
 uint64_t ExtentHeapLivePeakBytes() { return g_live_peak_bytes.load(std::memory_order_relaxed); }
 
-void ExtentHeapGiveBackForAnotherLayer() {
+void ExtentHeapGiveBackForAnotherLayer(uint64_t when_quiet_pages) {
   // Not while the program regrets such give-backs (as the large cache's,
-  // RegionCache::GiveBackForAnotherLayer: phases that alternate quickly).
+  // RegionCache::GiveBackForAnotherLayer: phases that alternate quickly),
+  // but for `when_quiet_pages` of them.
   const uint64_t now = platform::NowNs();
   platform::LockMutex(&g_lock);
-  const bool may = DirtyPagesLocked() > ResidentBudgetPagesLocked() &&
-                   g_cross.MayGiveBack(now, DecayNs());
+  const bool beyond = DirtyPagesLocked() > ResidentBudgetPagesLocked();
+  const bool may = beyond && g_cross.MayGiveBack(now, DecayNs());
   platform::UnlockMutex(&g_lock);
-  if (may) PurgeNow(Purge::kBeyondBudget);
+  if (may) {
+    PurgeNow(Purge::kBeyondBudget);
+  } else if (beyond && when_quiet_pages != 0) {
+    PurgeOne(Purge::kBeyondBudget, when_quiet_pages);
+  }
 }
 
 void ExtentHeapUnmapFreePages() {
@@ -440,6 +655,7 @@ void ExtentHeapUnmapFreePages() {
     c->map.ForEachOfKind(ExtentMap::kFree, [c](uint32_t start, uint32_t length) {
       // (Refused, at the mapping count's limit: it stays free and mapped.)
       if (platform::TryUnmap(PageAddress(c, start), size_t{length} * kPage)) {
+        MarkPagesGone(c, start, length);
         c->map.MakeHole(start);
         g_hole_pages += length;
       }
@@ -505,6 +721,8 @@ ExtentHeapStats GetExtentHeapStats() {
     stats.dirty_bytes += g_chunks[i]->map.dirty_pages() * kPage;
   }
   stats.purged_bytes = g_purged_pages * kPage;
+  stats.moved_out_bytes = g_moved_out_pages * kPage;
+  stats.moved_in_bytes = __atomic_load_n(&g_moved_in_pages, __ATOMIC_RELAXED) * kPage;
   platform::UnlockMutex(&g_lock);
   return stats;
 }

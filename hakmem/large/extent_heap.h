@@ -101,6 +101,13 @@ void ExtentFree(RegionHeader* region, void* p);
 // takes a quarter more if the pages after it are free). False if it can't.
 bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size);
 
+// Moves the resident pages of a free 2 MiB window (but its first page,
+// which is given back) to [to, to + 2 MiB - 4 KiB), for a SuperSlab whose
+// pages would fault in (platform::MovePages), if the free pages perhaps
+// resident exceed the budget by a window; the window reads zero after.
+// False if none moved (no such window among the oldest free extents with
+// dirty pages, or moves are off).
+bool ExtentHeapMoveFreePages(char* to);
 // Gives back the pages of free extents as the budget, decay and TTL say
 // (beyond HAKMEM_LARGE_CACHE_MAX_MB at once); every 100 ms at most.
 void ExtentHeapMaybePurge(uint64_t now);
@@ -109,7 +116,10 @@ void ExtentHeapEnforceLimits();
 // Gives back the pages beyond the budget now: the small blocks' layer is
 // about to fault pages in (tests/FINDINGS.md F45); not for a while after
 // the program took such pages back within the decay time (F49).
-void ExtentHeapGiveBackForAnotherLayer();
+// `when_quiet_pages`: while regrets stop them, about that many pages beyond
+// the budget are given back all the same (as
+// RegionCache::GiveBackForAnotherLayer's `when_quiet_bytes`).
+void ExtentHeapGiveBackForAnotherLayer(uint64_t when_quiet_pages = 0);
 // Free pages perhaps resident, and the most bytes ever live in blocks here
 // (relaxed reads, for the resident budget the large regions share).
 uint64_t ExtentHeapDirtyBytes();
@@ -134,6 +144,8 @@ struct ExtentHeapStats {
   uint64_t free_bytes;       // free extents' bytes
   uint64_t dirty_bytes;      // of those, perhaps resident (an estimate)
   uint64_t purged_bytes;     // given back so far
+  uint64_t moved_out_bytes;  // free pages moved to SuperSlabs so far
+  uint64_t moved_in_bytes;   // cached SuperSlabs' pages moved into blocks so far
 };
 ExtentHeapStats GetExtentHeapStats();
 

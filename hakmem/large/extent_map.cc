@@ -425,6 +425,41 @@ bool ExtentMap::BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start,
   return true;
 }
 
+bool ExtentMap::BeginPurgeWindow(uint32_t window, const uint64_t* candidates, uint32_t* start) {
+  if (window == 0) return false;
+  int looked = 0;
+  for (uint32_t e = age_head_; e != kNone && looked < 8; e = records_[e].age_next, looked++) {
+    const uint64_t end = uint64_t{e} + records_[e].length;
+    const Span span = DirtySpanOf(e);
+    for (uint64_t w = (uint64_t{e} + window - 1) / window; (w + 1) * window <= end; w++) {
+      if ((candidates[w / 64] >> (w % 64) & 1) == 0) continue;
+      if ((w + 1) * window <= span.first || w * window >= span.end) continue;  // reads zero
+      const uint32_t at = static_cast<uint32_t>(w * window);
+      Carve(e, at, window);
+      MarkExtent(at, window, kPurging);
+      *start = at;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ExtentMap::BeginPurgeExactly(uint32_t at, uint32_t length) {
+  if (length == 0 || at >= pages_ || length > pages_ - at) return false;
+  uint32_t extent = kNone;
+  const PageRecord& first = records_[at];
+  const PageRecord& last = records_[at + length - 1];
+  if (first.kind == kFree && (first.edges & kFirstPage) && first.length >= length) {
+    extent = at;
+  } else if (last.kind == kFree && (last.edges & kLastPage) && last.length >= length) {
+    extent = at + length - last.length;
+  }
+  if (extent == kNone) return false;
+  Carve(extent, at, length);
+  MarkExtent(at, length, kPurging);
+  return true;
+}
+
 void ExtentMap::EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool given_back) {
   const PageRecord& r = records_[start];
   if (r.kind != kPurging || r.length != length || !(r.edges & kFirstPage)) Broken();

@@ -158,6 +158,18 @@ class ExtentMap {
   // EndPurge puts them back, clean.
   bool BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start, uint32_t* length,
                   uint32_t max_length = UINT32_MAX);
+  // BeginPurge for a page move (platform::MovePages): among the oldest
+  // free extents with dirty pages (a few), the first window of `window`
+  // pages, aligned to `window`, wholly within one of them and meeting its
+  // dirty span, whose bit in `candidates` (one a window, by page / window)
+  // is set, is taken as BeginPurge takes pages; its first page is
+  // returned. False if none.
+  bool BeginPurgeWindow(uint32_t window, const uint64_t* candidates, uint32_t* start);
+  // Takes [at, at + length) out of the bins as BeginPurge does, if it lies
+  // in one free extent that starts at `at` or ends at `at + length` (the
+  // free pages right after or before a block); else false. EndPurge puts
+  // it back (`given_back` false: it holds old data now, freed now).
+  bool BeginPurgeExactly(uint32_t at, uint32_t length);
   // `given_back` false: the kernel kept the pages (locked memory), which
   // come back dirty, freed now.
   void EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool given_back = true);
@@ -195,6 +207,9 @@ class ExtentMap {
   // The hole at `start` free again, its pages clean (mapped afresh).
   void FillHole(uint32_t start, uint32_t now_ms);
   uint64_t allocated_pages() const { return allocated_pages_; }
+  // The dirty span of the free extent at `start` (empty if it has no dirty
+  // page): pages outside it read zero.
+  Span FreeDirtySpan(uint32_t start) const { return DirtySpanOf(start); }
 
   // Tests: aborts unless every invariant above holds (walks every page).
   void CheckInvariantsForTesting() const;

@@ -447,6 +447,50 @@ TEST(ExtentMap, APurgeTakesNoMoreThanAskedFromTheDirtySpanAndTheRestKeepsItsAge)
   m->CheckInvariantsForTesting();
 }
 
+// A page move takes a whole window, aligned, within one free extent with
+// dirty pages, whose candidate bit is set: not one that straddles an
+// extent's end, not one whose bit is clear, not from a clean extent.
+TEST(ExtentMap, AWindowForAPageMoveIsAlignedWithinOneDirtyFreeExtentAndACandidate) {
+  constexpr uint32_t kWindow = 8;
+  TestMap m(64);
+  m->Add(0, 64, 0);
+  const uint32_t a = m->Allocate(13);   // pages 0-12
+  const uint32_t b = m->Allocate(20);   // pages 13-32
+  const uint32_t c = m->Allocate(31);   // pages 33-63
+  ASSERT_EQ(a, 0u);
+  ASSERT_EQ(b, 13u);
+  ASSERT_EQ(c, 33u);
+  m->Free(b, 10);  // windows 2 and 3 lie wholly in it (pages 16-31)
+  uint64_t candidates[1] = {0};
+  uint32_t start;
+  EXPECT_FALSE(m->BeginPurgeWindow(kWindow, candidates, &start)) << "no candidate";
+  candidates[0] = (1u << 1) | (1u << 4);  // window 1 straddles b's start, 4 its end
+  EXPECT_FALSE(m->BeginPurgeWindow(kWindow, candidates, &start)) << "straddling windows";
+  candidates[0] |= 1u << 3;
+  ASSERT_TRUE(m->BeginPurgeWindow(kWindow, candidates, &start));
+  EXPECT_EQ(start, 24u);
+  EXPECT_EQ(m->AllocatedLength(start), 0u);  // neither free nor a block
+  EXPECT_EQ(m->free_pages(), 12u);            // b's 13-23 and 32
+  m->CheckInvariantsForTesting();
+  m->EndPurge(start, kWindow, 20);  // moved away: clean
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->free_pages(), 20u);
+  EXPECT_EQ(m->dirty_pages(), 12u);
+  // c freed merges with b's pages: a window of c's part now.
+  m->Free(c, 30);
+  candidates[0] = uint64_t{1} << 5;
+  ASSERT_TRUE(m->BeginPurgeWindow(kWindow, candidates, &start));
+  EXPECT_EQ(start, 40u);
+  m->EndPurge(start, kWindow, 40);
+  m->CheckInvariantsForTesting();
+  EXPECT_EQ(m->free_pages(), 51u);
+  // A clean free extent is on no age list: no window from it.
+  TestMap clean(64);
+  clean->Add(0, 64, 0);
+  candidates[0] = ~uint64_t{0};
+  EXPECT_FALSE(clean->BeginPurgeWindow(kWindow, candidates, &start));
+}
+
 TEST(ExtentMapDeathTest, FreeingAPageThatStartsNoBlockAborts) {
   TestMap m(64);
   m->Add(0, 64, 0);

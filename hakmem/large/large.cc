@@ -595,7 +595,18 @@ void NoteLargeAllocation() {
                             std::memory_order_relaxed);
 }
 
-void LargeCacheGiveBackForSuperSlabs() {
+bool LargeLayerPagesForSuperSlab(char* pages, size_t bytes) {
+  // (`bytes`: a SuperSlab's but its header page, as a window the extent
+  // heap moves.)
+  const bool moves = GetOption(Option::kPageMoves) != 0 && platform::PageMovesAvailable();
+  const bool moved = moves && ExtentHeapMoveFreePages(pages);
+  // Not moved: as many of the extent heap's pages beyond the budget are
+  // given back even while regrets stop the give-backs (see ExtentAlloc).
+  LargeCacheGiveBackForSuperSlabs(moves && !moved ? bytes / platform::kPageSize : 0);
+  return moved;
+}
+
+void LargeCacheGiveBackForSuperSlabs(uint64_t when_quiet_pages) {
   // (Relaxed and racy: threads mapping SuperSlabs at once may miscount a
   // few, which only moves the moment all goes.)
   const uint64_t allocations = g_large_allocations.load(std::memory_order_relaxed);
@@ -607,7 +618,7 @@ void LargeCacheGiveBackForSuperSlabs() {
   g_fresh_in_a_row.store(in_a_row, std::memory_order_relaxed);
   const bool all = in_a_row > kFreshSuperSlabsBeforeAll;
   g_cache.GiveBackForAnotherLayer(all);
-  ExtentHeapGiveBackForAnotherLayer();
+  ExtentHeapGiveBackForAnotherLayer(when_quiet_pages);
 }
 uint64_t LargeCacheResidentBytes() { return g_cache.ResidentBytes(); }
 

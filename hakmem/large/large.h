@@ -149,7 +149,12 @@ void LargeCacheMaybeEnforceLimits(uint64_t now);  // time-gated, for slow paths
 // pages (80 MB): a later large allocation that faulted them in made the
 // SuperSlab cache give back its freed pages within their decay
 // (memory_return_test's Decay test: 333 -> 42 MiB just after freeing).
-void LargeCacheGiveBackForSuperSlabs();
+void LargeCacheGiveBackForSuperSlabs(uint64_t when_quiet_pages = 0);
+// The SuperSlabs' FreshSuperSlabHook: a free 2 MiB window of the extent
+// heap's resident pages moves to `pages` if one can (true: see
+// ExtentHeapMoveFreePages); then LargeCacheGiveBackForSuperSlabs
+// (`when_quiet_pages`: as many as will fault in, if none moved).
+bool LargeLayerPagesForSuperSlab(char* pages, size_t bytes);
 constexpr uint32_t kFreshSuperSlabsBeforeAll = 4;
 // Counts a large block's allocation (for the above).
 void NoteLargeAllocation();

@@ -201,7 +201,7 @@ bool CrossGiveBacks::MayGiveBack(uint64_t now, uint64_t decay_ns, uint64_t regre
   return true;
 }
 
-void RegionCache::GiveBackForAnotherLayer(bool all) {
+void RegionCache::GiveBackForAnotherLayer(bool all, uint64_t when_quiet_bytes) {
   RegionCacheLimits limits = limits_();
   if (all) limits.max_resident_bytes = 0;
   if (ResidentBytes() <= limits.max_resident_bytes) return;
@@ -210,9 +210,71 @@ void RegionCache::GiveBackForAnotherLayer(bool all) {
   const bool may =
       cross_.MayGiveBack(now, limits.decay_ns, all ? kFirstCrossQuietDecays * limits.decay_ns : 0);
   platform::UnlockMutex(&lock_);
-  if (!may) return;
+  if (may) {
+    limits.decay_ns = 0;
+    DiscardDecayed(limits, now, /*release_kept=*/false);
+    return;
+  }
+  if (when_quiet_bytes == 0) return;
+  // Whole regions only once the bytes asked for add up to one: a few pages
+  // a call (a window's first page) must not cost a region each (a review:
+  // 290 give-backs for 78K more faults).
+  platform::LockMutex(&lock_);
+  // (At most the budget and a region: with a budget under a region's
+  // size, a region still goes once asked for; a review.)
+  quiet_credit_ =
+      std::min(quiet_credit_ + when_quiet_bytes, limits.max_resident_bytes + kRegionAlign);
+  const uint64_t credit = quiet_credit_;
+  platform::UnlockMutex(&lock_);
   limits.decay_ns = 0;
-  DiscardDecayed(limits, now, /*release_kept=*/false);
+  const uint64_t taken = DiscardDecayed(limits, now, /*release_kept=*/false, credit);
+  platform::LockMutex(&lock_);
+  quiet_credit_ -= std::min(taken, quiet_credit_);
+  platform::UnlockMutex(&lock_);
+}
+
+bool RegionCache::MoveCachedPages(char* to, size_t bytes) {
+  // Only beyond the budget: within it, moves in both directions cost
+  // programs that use both layers at once their own pages (realloc_grow,
+  // F60's notes: 158 -> 195 MB).
+  const uint64_t budget = limits_().max_resident_bytes;
+  if (ResidentBytes() <= budget) return false;
+  // (As DiscardDecayed: ReleaseAll waits for a region off the lists.)
+  platform::LockMutex(&release_all_lock_);
+  platform::LockMutex(&lock_);
+  // One with resident pages: the shapes' lists hold only such regions
+  // (OnShapeList); else, for regions of no shape, a bounded walk from the
+  // longest cached (under the lock: those given back are skipped).
+  const auto fits = [bytes](const RegionHeader* region) {
+    return !region->discarded && region->mapped_size == bytes + platform::kPageSize;
+  };
+  RegionHeader* r = nullptr;
+  for (uint32_t shape = 1; shape < kShapes && r == nullptr; shape++) {
+    for (RegionHeader* s = shape_head_[shape]; s != nullptr && r == nullptr; s = s->shape_next) {
+      if (fits(s)) r = s;
+    }
+  }
+  RegionHeader* older = lru_;
+  for (int looked = 0; r == nullptr && older != nullptr && looked < kMoveLookAhead; looked++) {
+    if (fits(older)) r = older;
+    older = older->lru_prev;
+  }
+  if (r != nullptr && resident_ > budget) {
+    Unlink(r);
+  } else {
+    r = nullptr;
+  }
+  platform::UnlockMutex(&lock_);
+  bool moved = false;
+  if (r != nullptr) {
+    moved = platform::MovePages(reinterpret_cast<char*>(r) + platform::kPageSize, to, bytes);
+    if (moved) r->discarded = kPagesGivenBack;
+    platform::LockMutex(&lock_);
+    LinkByAge(r);
+    platform::UnlockMutex(&lock_);
+  }
+  platform::UnlockMutex(&release_all_lock_);
+  return moved;
 }
 
 bool RegionCache::Holds(size_t min_size, size_t max_size) {
@@ -349,18 +411,21 @@ void RegionCache::ApplyLimits(const RegionCacheLimits& limits, uint64_t now,
   if (decay_applies) DiscardDecayed(limits, now, /*release_kept=*/true);
 }
 
-void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
-                                 bool release_kept) {
+uint64_t RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
+                                     bool release_kept, uint64_t most_bytes) {
   // ReleaseAll waits for these regions: it promises every cached region
   // unmapped when it returns.
   platform::LockMutex(&release_all_lock_);
   platform::LockMutex(&lock_);
   RegionHeader* decayed = nullptr;
   RegionHeader* r = lru_;
+  uint64_t taken = 0;
   while (r != nullptr && resident_ > limits.max_resident_bytes &&
          r->last_used_ns + limits.decay_ns <= now) {
     RegionHeader* newer = r->lru_prev;
     if (!r->discarded) {
+      if (r->mapped_size > most_bytes - taken) break;
+      taken += r->mapped_size;
       Unlink(r);
       r->lru_next = decayed;
       decayed = r;
@@ -393,7 +458,7 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
   if (decayed == nullptr) {
     ReleaseList(refused);
     platform::UnlockMutex(&release_all_lock_);
-    return;
+    return 0;
   }
   // Syscalls outside the lock (the regions are on no list: nobody else
   // reads them).
@@ -415,6 +480,7 @@ void RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t now,
   platform::UnlockMutex(&lock_);
   ReleaseList(refused);
   platform::UnlockMutex(&release_all_lock_);
+  return taken;
 }
 
 void RegionCache::NoteDemand(uint64_t regions) {

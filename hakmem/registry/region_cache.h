@@ -143,7 +143,21 @@ class RegionCache {
   // a take of them within kFirstCrossQuietDecays decay times is a regret
   // (a buffer reused every 1.5 s, small blocks growing between: refaulted
   // at every reuse with the decay alone, 4-6x its time; a review).
-  void GiveBackForAnotherLayer(bool all = false);
+  // `when_quiet_bytes`: while regrets stop them, about that many of the
+  // pages beyond the budget are given back all the same, no regret
+  // counted: for another layer that faults that many in while pages move
+  // between the layers (platform::MovePages), which brings back what it
+  // frees here by a move; the total stays level.
+  void GiveBackForAnotherLayer(bool all = false, uint64_t when_quiet_bytes = 0);
+  // For another layer about to fault in `bytes` of fresh pages at `to`, if
+  // the cache keeps more than its resident budget: a cached region of
+  // mapped_size `bytes` + a page with resident pages (of a shape, or among
+  // the kMoveLookAhead longest cached) moves its pages (but its header
+  // page) there (platform::MovePages) and stays cached with its pages given
+  // back. No regret counts: the other layer faults none in, and what it
+  // frees comes back by a move as well. False if none moved.
+  bool MoveCachedPages(char* to, size_t bytes);
+  static constexpr int kMoveLookAhead = 64;
   static constexpr uint64_t kFirstCrossQuietDecays = CrossGiveBacks::kFirstQuietDecays;
   uint64_t ResidentBytes() const { return __atomic_load_n(&resident_, __ATOMIC_RELAXED); }
   // Applies them if the last check is more than kCheckIntervalNs old: cheap
@@ -220,7 +234,10 @@ class RegionCache {
   // the list meanwhile, so no Take or eviction sees them. `release_kept`
   // (the timed decay, not a give-back now): regions whose pages the kernel
   // refused to take (locked), cached for the decay time, are released.
-  void DiscardDecayed(const RegionCacheLimits& limits, uint64_t now, bool release_kept);
+  // (`most_bytes`: of regions' pages given back, no more. Returns the bytes
+  // of those given back.)
+  uint64_t DiscardDecayed(const RegionCacheLimits& limits, uint64_t now, bool release_kept,
+                          uint64_t most_bytes = UINT64_MAX);
   // Moves regions that break the limits onto `*evicted`. Lock held.
   void CollectEvictions(const RegionCacheLimits& limits, uint64_t now,
                         bool everything, RegionHeader** evicted);
@@ -246,6 +263,9 @@ class RegionCache {
   uint64_t bytes_ = 0;
   uint64_t resident_ = 0;
   uint64_t kept_ = 0;  // regions cached with kPagesKept
+  // Bytes asked of GiveBackForAnotherLayer while quiet, not given back yet
+  // (less than a region), at most the resident budget and a region.
+  uint64_t quiet_credit_ = 0;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   // Takes in a row that found nothing (see Take).

@@ -318,11 +318,7 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
   const uint16_t shape = SuperSlabShapeOf(slab_shift, size_class);
   SuperSlab* ss = reinterpret_cast<SuperSlab*>(
       g_cache.Take(kSuperSlabSize, kSuperSlabSize, &reads_zero, shape));
-  // Pages to fault in (a fresh mapping, or one whose pages were given
-  // back): the layer above gives back what its cache keeps beyond budget.
-  if (ss == nullptr || reads_zero) {
-    if (FreshSuperSlabHook hook = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) hook();
-  }
+  const bool faults_in = ss == nullptr || reads_zero;
   if (ss != nullptr) {
     ResetSlabRecords(ss);
     if (reads_zero) ss->zero_from = platform::kPageSize;
@@ -330,7 +326,24 @@ SuperSlab* SuperSlabAcquire(const void* owner, int slab_shift, int size_class) {
     ss = MapSuperSlab();
   }
   if (ss == nullptr) return nullptr;
+  // Pages to fault in (a fresh mapping, or one whose pages were given
+  // back): the layer above moves its free resident pages here if it can,
+  // or gives back what it keeps beyond its budget. (After the mapping, for
+  // its address; a mapping that fails gives every cache back anyway, see
+  // platform::SetMapFailureHandler.)
+  bool moved_in = false;
+  if (faults_in) {
+    if (FreshSuperSlabHook hook = __atomic_load_n(&g_fresh_hook, __ATOMIC_RELAXED)) {
+      moved_in = hook(reinterpret_cast<char*>(ss) + platform::kPageSize,
+                      kSuperSlabSize - platform::kPageSize);
+    }
+  }
   SuperSlabFormat(ss, slab_shift);
+  if (moved_in) {
+    ss->zero_from = kSuperSlabSize;  // nothing reads zero
+    // Every slab's pages resident: a take prefers them (see slab_pool.h).
+    for (int i = 0; i < kMaxSlabsPerSuperSlab; i++) ss->slabs[i].touched_bytes = 1u << slab_shift;
+  }
   ss->region.shape = shape;
   ss->prev = ss->next = nullptr;
   ss->owner = owner;
@@ -397,7 +410,12 @@ void SuperSlabPrewarm(uint64_t count) {
 void SuperSlabCacheEnforceLimits() { g_cache.EnforceLimits(); }
 void SuperSlabCacheMaybeEnforceLimits(uint64_t now) { g_cache.MaybeEnforceLimits(now); }
 uint64_t SuperSlabCacheResidentBytes() { return g_cache.GetStats().resident_bytes; }
-void SuperSlabCacheGiveBackForLargeBlocks() { g_cache.GiveBackForAnotherLayer(); }
+void SuperSlabCacheGiveBackForLargeBlocks(uint64_t when_quiet_bytes) {
+  g_cache.GiveBackForAnotherLayer(/*all=*/false, when_quiet_bytes);
+}
+bool SuperSlabCacheMovePages(char* to) {
+  return g_cache.MoveCachedPages(to, kSuperSlabSize - platform::kPageSize);
+}
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 
 SuperSlabStats GetSuperSlabStats() {

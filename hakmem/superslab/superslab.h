@@ -409,12 +409,19 @@ uint64_t SuperSlabCacheResidentBytes();
 // not after the decay (unless such give-backs were regretted lately, see
 // RegionCache::GiveBackForAnotherLayer): for the large blocks' layer, about
 // to fault pages in that the program's freed small blocks' could have been.
-void SuperSlabCacheGiveBackForLargeBlocks();
+void SuperSlabCacheGiveBackForLargeBlocks(uint64_t when_quiet_bytes = 0);
+// Moves the pages of a cached SuperSlab (but its header page) to [to, to +
+// 2 MiB - 4 KiB), if the cache keeps more than its resident budget, for the
+// large blocks' layer about to fault pages in there
+// (RegionCache::MoveCachedPages).
+bool SuperSlabCacheMovePages(char* to);
 // Called (if set) before a SuperSlab's pages are faulted in (a fresh
-// mapping, or a cached one whose pages were given back): the layer above
-// gives back what its own cache keeps resident beyond its budget (the large
-// blocks' pages, which small blocks cannot use).
-using FreshSuperSlabHook = void (*)();
+// mapping, or a cached one whose pages were given back), with the range of
+// them (all but the header page): the layer above moves free resident pages
+// of its own there if it can (returns true: they hold old data now), and
+// gives back what its own cache keeps resident beyond its budget (the
+// large blocks' pages, which small blocks cannot use).
+using FreshSuperSlabHook = bool (*)(char* pages, size_t bytes);
 void SuperSlabSetFreshMappingHook(FreshSuperSlabHook hook);
 void SuperSlabCacheReleaseAll();
 // Unmaps the retained SuperSlabs (evicted ones kept reserved, see
