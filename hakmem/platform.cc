@@ -321,10 +321,6 @@ bool RemapTo(void* p, size_t old_size, size_t new_size, void* to) {
   return q == to;
 }
 
-#ifndef MREMAP_DONTUNMAP
-#define MREMAP_DONTUNMAP 4
-#endif
-
 namespace {
 // Moves under way (MovePages): TurnPageMovesOff waits for them; and
 // whether this thread is inside one (a signal handler that locks memory
@@ -347,6 +343,8 @@ std::atomic<uint64_t> g_moved_into_count{0};
 constexpr uint64_t kMostMovedIntoWindows = 8192;  // 16 GiB of windows, 16K mappings
 
 bool InPreferredWindow(uintptr_t at) { return at >= kPreferredMapStart && at < kPreferredMapEnd; }
+// The window of `at` (in the preferred window).
+size_t MoveWindowOf(uintptr_t at) { return (at - kPreferredMapStart) >> kMoveWindowShift; }
 
 bool MovedInto(size_t w) {
   return (__atomic_load_n(&g_moved_into[w / 64], __ATOMIC_RELAXED) >> (w % 64) & 1) != 0;
@@ -356,7 +354,7 @@ bool MovedInto(size_t w) {
 bool TakeMoveWindow(const void* to) {
   const uintptr_t at = reinterpret_cast<uintptr_t>(to);
   if (!InPreferredWindow(at)) return false;
-  const size_t w = (at - kPreferredMapStart) >> kMoveWindowShift;
+  const size_t w = MoveWindowOf(at);
   if (MovedInto(w)) return true;
   if (g_moved_into_count.fetch_add(1, std::memory_order_relaxed) >= kMostMovedIntoWindows) {
     g_moved_into_count.fetch_sub(1, std::memory_order_relaxed);
@@ -374,7 +372,7 @@ void ForgetMovedInto(const void* p, size_t size) {
   const uintptr_t window = uintptr_t{1} << kMoveWindowShift;
   for (uintptr_t at = (begin + window - 1) & ~(window - 1); at + window <= end; at += window) {
     if (!InPreferredWindow(at)) continue;
-    const size_t w = (at - kPreferredMapStart) >> kMoveWindowShift;
+    const size_t w = MoveWindowOf(at);
     const uint64_t bit = uint64_t{1} << (w % 64);
     if ((__atomic_fetch_and(&g_moved_into[w / 64], ~bit, __ATOMIC_RELAXED) & bit) != 0) {
       g_moved_into_count.fetch_sub(1, std::memory_order_relaxed);
@@ -398,7 +396,7 @@ bool PageMovesMayReach(const void* to) {
   if (!PageMovesAvailable()) return false;
   const uintptr_t at = reinterpret_cast<uintptr_t>(to);
   if (!InPreferredWindow(at)) return false;
-  return MovedInto((at - kPreferredMapStart) >> kMoveWindowShift) ||
+  return MovedInto(MoveWindowOf(at)) ||
          g_moved_into_count.load(std::memory_order_relaxed) < kMostMovedIntoWindows;
 }
 

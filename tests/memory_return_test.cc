@@ -388,7 +388,7 @@ TEST(CopiesLeftBehind, AStringGrownByDoublingPeaksNearItsSize) {
 // 300 MB of small objects freed, then 300 MB of 0.25-8.25 MiB blocks freed,
 // in turn (tests/FINDINGS.md F60): each layer's freed pages move to the
 // other when it needs them (HAKMEM_PAGE_MOVES), not kept by one while the
-// other faults fresh ones (peak 665 MB; now 421-432, mimalloc 374). Its
+// other faults fresh ones (peak 665 MB; now 432, mimalloc 374). Its
 // own process: nothing cached before.
 
 TEST(PhasesInTurn, SmallAndLargeBlocksInTurnShareTheirFreedPages) {

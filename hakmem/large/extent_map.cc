@@ -401,6 +401,12 @@ bool ExtentMap::Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_
   return true;
 }
 
+void ExtentMap::CarveForPurge(uint32_t start, uint32_t at, uint32_t length) {
+  Carve(start, at, length);
+  // Neither free (no merge may take it) nor allocated (no free may).
+  MarkExtent(at, length, kPurging);
+}
+
 bool ExtentMap::BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start,
                            uint32_t* length, uint32_t max_length) {
   const uint32_t oldest = age_head_;
@@ -417,9 +423,7 @@ bool ExtentMap::BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start,
       max_length >= r.dirty ? span.length()
                             : (uint64_t{max_length} * span.length() + r.dirty - 1) / r.dirty;
   const uint32_t n = holding < span.length() ? static_cast<uint32_t>(holding) : span.length();
-  Carve(oldest, span.first, n);
-  // Neither free (no merge may take it) nor allocated (no free may).
-  MarkExtent(span.first, n, kPurging);
+  CarveForPurge(oldest, span.first, n);
   *start = span.first;
   *length = n;
   return true;
@@ -435,8 +439,7 @@ bool ExtentMap::BeginPurgeWindow(uint32_t window, const uint64_t* candidates, ui
       if ((candidates[w / 64] >> (w % 64) & 1) == 0) continue;
       if ((w + 1) * window <= span.first || w * window >= span.end) continue;  // reads zero
       const uint32_t at = static_cast<uint32_t>(w * window);
-      Carve(e, at, window);
-      MarkExtent(at, window, kPurging);
+      CarveForPurge(e, at, window);
       *start = at;
       return true;
     }
@@ -455,8 +458,7 @@ bool ExtentMap::BeginPurgeExactly(uint32_t at, uint32_t length) {
     extent = at + length - last.length;
   }
   if (extent == kNone) return false;
-  Carve(extent, at, length);
-  MarkExtent(at, length, kPurging);
+  CarveForPurge(extent, at, length);
   return true;
 }
 

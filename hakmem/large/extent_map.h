@@ -240,6 +240,8 @@ class ExtentMap {
   // Splits [at, at + length) out of the free extent at `start` the same
   // way: the pages before and after it stay free (see extent_map.cc).
   uint32_t Carve(uint32_t start, uint32_t at, uint32_t length);
+  // Carve, the pages taken marked kPurging (BeginPurge and its kin).
+  void CarveForPurge(uint32_t start, uint32_t at, uint32_t length);
   static constexpr int kBinWords = (kBins + 63) / 64;
   // The first bin from `from` on whose bit is set in `bits`, or -1.
   static int FirstBinFrom(const uint64_t (&bits)[kBinWords], int from);
