@@ -52,7 +52,9 @@ void NoteLargeBlocksInUse() {
   SuperSlabSetFreshMappingHook(&LargeLayerPagesForSuperSlab);
 }
 
-void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false) {
+// `to_grow`: for a block realloc moves to grow it (ExtentAlloc, LargeAlloc).
+void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false,
+                  bool to_grow = false) {
   NoteLargeBlocksInUse();
   if (size > kMaxRequest) {
     errno = ENOMEM;
@@ -62,9 +64,9 @@ void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero =
   // (or if it can't map a chunk) a region of its own.
   const auto alloc = [=] {
     if (ExtentHeapServes(size, alignment)) {
-      if (void* p = ExtentAlloc(size, zeroed, wants_zero, /*to_grow=*/false, alignment)) return p;
+      if (void* p = ExtentAlloc(size, zeroed, wants_zero, to_grow, alignment)) return p;
     }
-    return LargeAlloc(size, alignment, zeroed, wants_zero);
+    return LargeAlloc(size, alignment, zeroed, wants_zero, to_grow);
   };
   void* p = alloc();
   if (p == nullptr && OnOutOfMemory()) p = alloc();
@@ -242,12 +244,14 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   // MB; python growing bytearrays with +=: 6.4 -> 4.8 s, 650 -> 769 MB).
   // (The large regions it replaces grew by mremap, with no copy: 2.7 s, 731
   // MB and 2.8 s, 840 MB there; glibc 8.5 s, 461 MB and 7.3 s, 556 MB.)
-  void* q = nullptr;
-  bool zeroed;
-  if (size > usable && size > kMaxSmallSize && ExtentHeapServes(size, 16)) {
-    q = ExtentAlloc(size, &zeroed, false, /*to_grow=*/true);
+  void* q;
+  if (size > usable && size > kMaxSmallSize) {
+    TinyUpkeep();  // (as MallocLarge)
+    bool zeroed;
+    q = LargeOrNull(size, 16, &zeroed, /*wants_zero=*/false, /*to_grow=*/true);
+  } else {
+    q = internal::MallocInline(size);
   }
-  if (q == nullptr) q = internal::MallocInline(size);
   if (q == nullptr) {
     // Out of memory: a block that shrinks stays as it is (it fits; glibc's
     // realloc never fails a shrink either); one that grows is untouched.
@@ -443,6 +447,11 @@ void GetStats(Stats* stats) {
   stats->extent_purged_bytes = extents.purged_bytes;
   stats->pages_moved_to_superslabs = extents.moved_out_bytes;
   stats->pages_moved_to_large_blocks = extents.moved_in_bytes;
+  stats->region_pages_moved_to_extents = extents.moved_in_from_regions_bytes;
+  stats->extent_pages_moved_to_regions = extents.moved_to_regions_bytes;
+  stats->superslab_pages_moved_to_regions = large.superslab_pages_moved_in;
+  stats->region_pages_moved_to_superslabs = large.pages_moved_to_superslabs;
+  stats->pages_moved_within_extents = extents.moved_within_bytes;
   platform::LockMutex(&g_tiny_stats_lock);
   TinyStats& tiny = g_tiny_stats;
   GetTinyStats(&tiny);
@@ -516,7 +525,16 @@ void PrintStats() {
       {"extent free bytes perhaps resident", stats.extent_dirty_bytes},
       {"extent bytes given back", stats.extent_purged_bytes},
       {"free pages moved from extents to SuperSlabs, bytes", stats.pages_moved_to_superslabs},
+      {"free pages moved from extents to large regions, bytes",
+       stats.extent_pages_moved_to_regions},
+      {"free pages moved within the extent heap, bytes", stats.pages_moved_within_extents},
       {"free pages moved from SuperSlabs to the extent heap, bytes", stats.pages_moved_to_large_blocks},
+      {"free pages moved from SuperSlabs to large regions, bytes",
+       stats.superslab_pages_moved_to_regions},
+      {"free pages moved from large regions to the extent heap, bytes",
+       stats.region_pages_moved_to_extents},
+      {"free pages moved from large regions to SuperSlabs, bytes",
+       stats.region_pages_moved_to_superslabs},
       {"thread heaps created", stats.heaps_created},
       {"thread heaps pooled", stats.heaps_pooled},
       {"thread heaps leaked by fork", stats.heaps_leaked_by_fork},

@@ -102,8 +102,16 @@ struct Stats {
   uint64_t extent_free_bytes;    // free extents in them
   uint64_t extent_dirty_bytes;   // of those, pages perhaps resident (an estimate)
   uint64_t extent_purged_bytes;  // given back so far
-  uint64_t pages_moved_to_superslabs;    // free extent pages moved (platform::MovePages), bytes
-  uint64_t pages_moved_to_large_blocks;  // cached SuperSlabs' pages moved (new blocks' windows), bytes
+  // Free pages moved (platform::MovePages) between the layers, bytes: from
+  // the extent heap's free windows, cached SuperSlabs and cached large
+  // regions, into new blocks' or SuperSlabs' windows that would fault.
+  uint64_t pages_moved_to_superslabs;      // free extent pages, to SuperSlabs
+  uint64_t extent_pages_moved_to_regions;  // free extent pages, to large regions
+  uint64_t pages_moved_within_extents;     // free extent pages, to new extent blocks
+  uint64_t pages_moved_to_large_blocks;    // cached SuperSlabs' pages, to extent blocks
+  uint64_t superslab_pages_moved_to_regions;  // cached SuperSlabs' pages, to large regions
+  uint64_t region_pages_moved_to_extents;  // cached large regions' pages, to extent blocks
+  uint64_t region_pages_moved_to_superslabs;  // cached large regions' pages, to SuperSlabs
 };
 
 void GetStats(Stats* stats);

@@ -1737,6 +1737,29 @@ TEST(HakmemTest, APageMoveNeverTouchesANeighbouringBlock) {
   Trim();
 }
 
+// A big class's blocks (48 KiB: 42 a SuperSlab), a fresh SuperSlab of them
+// taken by calloc, each checked to read zero, then written with 4 (into
+// `*big`); the minor faults taken meanwhile. `*in_window`: false if one was
+// mapped outside the preferred window (where nothing moves; all freed).
+constexpr size_t kBigClassBlock = size_t{48} << 10;
+void CallocAFreshBigClassSuperSlab(std::vector<char*>* big, long* faulted, bool* in_window) {
+  const long faults = MinorFaults();
+  *in_window = true;
+  for (int i = 0; i < 42; i++) {
+    big->push_back(static_cast<char*>(Calloc(1, kBigClassBlock)));
+    ASSERT_NE(big->back(), nullptr);
+    if (!InMoveWindow(big->back())) {
+      for (char* p : *big) Free(p);
+      big->clear();
+      *in_window = false;
+      return;
+    }
+    for (size_t j = 0; j < kBigClassBlock; j += 64) ASSERT_EQ(big->back()[j], 0) << i << " " << j;
+    memset(big->back(), 4, kBigClassBlock);
+  }
+  *faulted = MinorFaults() - faults;
+}
+
 // And the other way: a SuperSlab about to fault its pages in takes the
 // extent heap's free pages beyond its budget (a free 2 MiB window of them,
 // but its first page) with no fault. (Then, as before, the rest beyond the
@@ -1745,26 +1768,17 @@ TEST(HakmemTest, APageMoveNeverTouchesANeighbouringBlock) {
 // blocks' bytes; a big class's SuperSlab (one slab, which counts where its
 // memory reads zero) is the one to get wrong.
 TEST(HakmemTest, AFreshSuperSlabTakesTheExtentHeapsFreePagesByMovingThem) {
-  constexpr size_t kBig = size_t{48} << 10;  // a big class: 42 blocks a SuperSlab
   if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
   Trim();
   hakmem_test::StoppedClock clock;
   ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
   Stats before;
   GetStats(&before);
-  const long faults = MinorFaults();
   std::vector<char*> big;
-  for (int i = 0; i < 42; i++) {
-    big.push_back(static_cast<char*>(Calloc(1, kBig)));
-    ASSERT_NE(big.back(), nullptr);
-    if (!InMoveWindow(big.back())) {
-      for (char* p : big) Free(p);
-      GTEST_SKIP() << "mapped outside the preferred window: no moves";
-    }
-    for (size_t j = 0; j < kBig; j += 64) ASSERT_EQ(big.back()[j], 0) << i << " " << j;
-    memset(big.back(), 4, kBig);
-  }
-  const long faulted = MinorFaults() - faults;
+  long faulted = 0;
+  bool in_window = false;
+  ASSERT_NO_FATAL_FAILURE(CallocAFreshBigClassSuperSlab(&big, &faulted, &in_window));
+  if (!in_window) GTEST_SKIP() << "mapped outside the preferred window: no moves";
   if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
   Stats stats;
   GetStats(&stats);
@@ -1788,9 +1802,443 @@ TEST(HakmemTest, AFreshSuperSlabTakesTheExtentHeapsFreePagesByMovingThem) {
     Free(p);
   }
   for (char* p : big) {
-    for (size_t j = 0; j < kBig; j += 4096) ASSERT_EQ(p[j], 4);
+    for (size_t j = 0; j < kBigClassBlock; j += 4096) ASSERT_EQ(p[j], 4);
     Free(p);
   }
+  Trim();
+}
+
+// Pages move into a region only once free for a twentieth of the decay
+// time (large.cc, MovePagesIn).
+void AgePagesForAMoveIntoARegion() { hakmem_test::StoppedClock::Advance(DecayNs() / 20); }
+
+// Between the two kinds of large blocks too (F68: arrays on both sides of
+// 16 MiB). A fresh region takes the extent heap's free pages beyond its
+// budget, window by window (each but its first page), with no fault; not
+// for calloc, nor for a block realloc grows (a region that took moved
+// pages is several kernel mappings, which a remap can't grow in place).
+TEST(HakmemTest, AFreshLargeRegionTakesTheExtentHeapsFreePagesByMovingThem) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  constexpr size_t kSize = 20 * kMiB;  // over 16 MiB: a region of its own
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
+  AgePagesForAMoveIntoARegion();
+  Stats before;
+  GetStats(&before);
+  const long faults = MinorFaults();
+  char* large = static_cast<char*>(Malloc(kSize));  // a miss: the trim emptied the cache
+  ASSERT_NE(large, nullptr);
+  ASSERT_EQ(registry::Lookup(large)->kind, RegionKind::kLarge);
+  if (!InMoveWindow(large)) {
+    Free(large);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  memset(large, 5, kSize);
+  const long faulted = MinorFaults() - faults;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
+  Stats stats;
+  GetStats(&stats);
+  // The free pages beyond the budget: at least 36 MiB (100 MiB freed, a
+  // 64 MiB budget at the most), 17 windows and more.
+  const uint64_t moved = stats.extent_pages_moved_to_regions - before.extent_pages_moved_to_regions;
+  EXPECT_GE(moved, 8 * (2 * kMiB - 4096)) << "no move into its windows";
+  EXPECT_LT(faulted, 5120 - 8 * 511 + 64) << "the moved pages faulted in";
+  for (size_t i = 0; i < kSize; i += 4096) ASSERT_EQ(large[i], 5) << i;
+  // Grown by realloc (a copy, or a move of its mappings): its bytes stay.
+  large = static_cast<char*>(Realloc(large, 2 * kSize));
+  ASSERT_NE(large, nullptr);
+  for (size_t i = 0; i < kSize; i += 4096) ASSERT_EQ(large[i], 5) << i;
+  memset(large + kSize, 6, kSize);
+  Free(large);
+  // calloc's regions read zero, with moved pages in their windows or not.
+  char* zeroed = static_cast<char*>(Calloc(1, kSize));
+  ASSERT_NE(zeroed, nullptr);
+  for (size_t i = 0; i < kSize; i += 512) ASSERT_EQ(zeroed[i], 0) << i;
+  Free(zeroed);
+  Trim();
+}
+
+// Moved pages that live regions hold stay within the large blocks'
+// resident budget (64 MiB at most): pages moved into windows a program
+// never touches stay with its block while it lives (a review: 4 blocks of
+// 100 MiB, 1 MiB of each used, after 250 MB of smaller blocks freed, kept
+// 246 MB where 75 had been). A region freed makes room again.
+TEST(HakmemTest, PagesMovedIntoLiveRegionsStayWithinTheResidentBudget) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  {
+    std::vector<char*> blocks;  // 300 MiB of extents, freed: far beyond the budget
+    for (int i = 0; i < 100; i++) {
+      blocks.push_back(static_cast<char*>(Malloc(3 * kMiB)));
+      ASSERT_NE(blocks.back(), nullptr);
+      memset(blocks.back(), 1, 3 * kMiB);
+    }
+    for (char* p : blocks) Free(p);
+  }
+  AgePagesForAMoveIntoARegion();
+  Stats before;
+  GetStats(&before);
+  std::vector<char*> sparse;
+  for (int i = 0; i < 4; i++) {
+    sparse.push_back(static_cast<char*>(Malloc(40 * kMiB)));
+    ASSERT_NE(sparse.back(), nullptr);
+    if (!InMoveWindow(sparse.back())) {
+      for (char* p : sparse) Free(p);
+      GTEST_SKIP() << "mapped outside the preferred window: no moves";
+    }
+    sparse.back()[4096] = 1;
+  }
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t moved = stats.extent_pages_moved_to_regions - before.extent_pages_moved_to_regions;
+  EXPECT_GE(moved, 16 * (2 * kMiB - 4096)) << "no moves at all";
+  EXPECT_LE(moved, 32 * (2 * kMiB - 4096)) << "more than the budget moved into live regions";
+  Free(sparse[0]);
+  char* another = static_cast<char*>(Malloc(60 * kMiB));  // (not the cached 40 MiB one)
+  ASSERT_NE(another, nullptr);
+  Stats after;
+  GetStats(&after);
+  EXPECT_GT(after.extent_pages_moved_to_regions, stats.extent_pages_moved_to_regions)
+      << "no room made by the free";
+  Free(another);
+  for (size_t i = 1; i < sparse.size(); i++) Free(sparse[i]);
+  Trim();
+}
+
+// A region that took moved pages into a few windows, then was written
+// whole, keeps its other windows' pages when those few move out again
+// (windows_with_pages says what it knows, not that the rest is empty):
+// rounds of 80 MB of 2 MiB blocks freed, a 100 MiB buffer written whole
+// and freed, a 16 MiB block, faulted the buffer in again at every round
+// (46K -> 451K faults over 20 rounds; a review).
+TEST(HakmemTest, ARegionWrittenPastItsMovedWindowsKeepsThosePages) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  constexpr size_t kBuffer = 100 * kMiB;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  long faults_after_first_round = 0;
+  for (int round = 0; round < 6; round++) {
+    std::vector<char*> small;
+    for (int i = 0; i < 40; i++) {
+      small.push_back(static_cast<char*>(Malloc(2 * kMiB)));
+      ASSERT_NE(small.back(), nullptr);
+      memset(small.back(), 1, 2 * kMiB);
+    }
+    for (char* p : small) Free(p);
+    AgePagesForAMoveIntoARegion();
+    char* buffer = static_cast<char*>(Malloc(kBuffer));
+    ASSERT_NE(buffer, nullptr);
+    if (!InMoveWindow(buffer)) {
+      Free(buffer);
+      GTEST_SKIP() << "mapped outside the preferred window: no moves";
+    }
+    memset(buffer, round, kBuffer);
+    Free(buffer);
+    char* block = static_cast<char*>(Malloc(16 * kMiB));
+    ASSERT_NE(block, nullptr);
+    memset(block, 1, 16 * kMiB);
+    Free(block);
+    if (round == 0) faults_after_first_round = MinorFaults();
+  }
+  // Five rounds: well under one buffer's pages faulted in each.
+  EXPECT_LT(MinorFaults() - faults_after_first_round, 5 * long{kBuffer / 4096} / 2);
+  Trim();
+}
+
+// A cached region whose first windows' pages moved out, taken and shrunk
+// for a smaller block (a resident region 2-4x its size), takes moved pages
+// only into the windows it still has: past its new end, a move would map
+// pages nobody owns (a review: 12 MiB stayed there after a trim).
+TEST(HakmemTest, AShrunkRegionTakesMovedPagesOnlyWithinItsEnd) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  char* first = static_cast<char*>(Malloc(64 * kMiB));
+  char* second = static_cast<char*>(Malloc(90 * kMiB));
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  if (!InMoveWindow(first)) {
+    Free(first);
+    Free(second);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  memset(first, 1, 64 * kMiB);
+  memset(second, 1, 90 * kMiB);
+  char* const base = first - 4096;
+  Free(first);   // the older: its windows move out first
+  Free(second);
+  std::vector<char*> extents;
+  for (int i = 0; i < 3; i++) {
+    extents.push_back(static_cast<char*>(Malloc(12 * kMiB)));
+    ASSERT_NE(extents.back(), nullptr);
+    memset(extents.back(), 2, 12 * kMiB);
+  }
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GE(stats.region_pages_moved_to_extents, 12 * (2 * kMiB - 4096)) << "no windows moved out";
+  for (char* p : extents) Free(p);
+  AgePagesForAMoveIntoARegion();  // the extents' free windows may move into a region
+  char* block = static_cast<char*>(Malloc(20 * kMiB));
+  ASSERT_NE(block, nullptr);
+  ASSERT_EQ(block, first) << "not the shrunk region: the test needs it";
+  memset(block, 3, 20 * kMiB);
+  // Past its end (a page-rounded 20 MiB after the header), nothing mapped.
+  char* const end = base + 4096 + 20 * kMiB;
+  const size_t past = base + 64 * kMiB - end;
+  void* probe =
+      mmap(end, past, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  EXPECT_EQ(probe, static_cast<void*>(end)) << "pages mapped past the block's end";
+  if (probe != MAP_FAILED) munmap(probe, past);
+  Free(block);
+  Trim();
+}
+
+// A move the kernel refuses for its source alone (not one mapping: EFAULT,
+// as kernels before 6.17 answer a source split by numpy's madvise) leaves
+// moves on; that source is given up, the destination mapped.
+TEST(HakmemTest, AMoveRefusedForItsSourceLeavesMovesOn) {
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  char* const base = static_cast<char*>(platform::MapAligned(2 * kRegionAlign, kRegionAlign));
+  ASSERT_NE(base, nullptr);
+  char* const to = base + kRegionAlign + 4096;
+  if (!platform::PageMovesMayReach(to)) {
+    platform::Unmap(base, 2 * kRegionAlign);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  platform::Unmap(base, kRegionAlign);  // the source: gone
+  EXPECT_FALSE(platform::MovePages(base + 4096, to, kMoveSpanBytes));
+  EXPECT_TRUE(platform::PageMovesAvailable());
+  memset(to, 1, kMoveSpanBytes);  // mapped still
+  platform::Unmap(base + kRegionAlign, kRegionAlign);
+}
+
+// Pages freed just now stay where they are: a program that frees many
+// 0.5-2 MiB blocks, writes 5% of a big one, and takes the small ones again,
+// every few milliseconds, had them moved into the big block's windows it
+// never touched (alt.c: 190 -> 640 MB).
+TEST(HakmemTest, PagesFreedJustNowDoNotMoveIntoARegion) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
+  Stats before;
+  GetStats(&before);
+  char* large = static_cast<char*>(Malloc(40 * kMiB));
+  ASSERT_NE(large, nullptr);
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_EQ(stats.extent_pages_moved_to_regions, before.extent_pages_moved_to_regions);
+  Free(large);
+  // Nor small blocks' pages.
+  ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());
+  large = static_cast<char*>(Malloc(40 * kMiB));
+  ASSERT_NE(large, nullptr);
+  GetStats(&stats);
+  EXPECT_EQ(stats.superslab_pages_moved_to_regions, before.superslab_pages_moved_to_regions);
+  Free(large);
+  Trim();
+}
+
+// A region that took moved pages is several kernel mappings, which mremap
+// can't grow in place (EFAULT): realloc grows it by mapping its tail, not
+// by a copy.
+TEST(HakmemTest, ARegionThatTookMovedPagesGrowsInPlace) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
+  AgePagesForAMoveIntoARegion();
+  Stats before;
+  GetStats(&before);
+  char* large = static_cast<char*>(Malloc(20 * kMiB));
+  ASSERT_NE(large, nullptr);
+  if (!InMoveWindow(large)) {
+    Free(large);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GT(stats.extent_pages_moved_to_regions, before.extent_pages_moved_to_regions);
+  memset(large, 7, 20 * kMiB);
+  char* grown = static_cast<char*>(Realloc(large, 30 * kMiB));
+  ASSERT_NE(grown, nullptr);
+  EXPECT_EQ(grown, large) << "copied";
+  for (size_t i = 0; i < 20 * kMiB; i += 4096) ASSERT_EQ(grown[i], 7) << i;
+  memset(grown + 20 * kMiB, 8, 10 * kMiB);
+  Free(grown);
+  Trim();
+}
+
+TEST(HakmemTest, ABlockReallocGrowsIntoARegionTakesNoMovedPages) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget(size_t{3} << 20));
+  AgePagesForAMoveIntoARegion();
+  char* buffer = static_cast<char*>(Malloc(12 * kMiB));
+  ASSERT_NE(buffer, nullptr);
+  memset(buffer, 8, 12 * kMiB);
+  Stats before;
+  GetStats(&before);
+  buffer = static_cast<char*>(Realloc(buffer, 20 * kMiB));  // past the extents: a region
+  ASSERT_NE(buffer, nullptr);
+  ASSERT_EQ(registry::Lookup(buffer)->kind, RegionKind::kLarge);
+  Stats stats;
+  GetStats(&stats);
+  EXPECT_EQ(stats.extent_pages_moved_to_regions, before.extent_pages_moved_to_regions);
+  for (size_t i = 0; i < 12 * kMiB; i += 4096) ASSERT_EQ(buffer[i], 8) << i;
+  Free(buffer);
+  Trim();
+}
+
+// And the other way: a fresh window of an extent block takes a cached
+// region's pages beyond the budget, a window at a time from the region's
+// front; the region stays cached with the rest until no whole window is
+// left, then reads zero whole, as one given back.
+TEST(HakmemTest, AFreshExtentBlockTakesACachedRegionsFreePagesByMovingThem) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  // Regions of two whole windows (the header page and the block).
+  constexpr size_t kRegionBlock = 4 * kMiB - 4096;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  {
+    ScopedExtentHeapOff regions_only;
+    ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget(kRegionBlock));
+  }
+  Stats before;
+  GetStats(&before);
+  const uint64_t resident = LargeCacheResidentBytes();
+  const long faults = MinorFaults();
+  char* block = static_cast<char*>(Malloc(8 * kMiB));  // fresh pages: the trim emptied the chunk
+  ASSERT_NE(block, nullptr);
+  ASSERT_EQ(registry::Lookup(block)->kind, RegionKind::kExtents);
+  if (!InMoveWindow(block)) {
+    Free(block);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  memset(block, 9, 8 * kMiB);
+  const long faulted = MinorFaults() - faults;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t moved =
+      stats.region_pages_moved_to_extents - before.region_pages_moved_to_extents;
+  // 3 or 4 whole windows, as the block lands.
+  EXPECT_GE(moved, 3 * (2 * kMiB - 4096));
+  EXPECT_LT(faulted, 2048 - 3 * 511 + 64) << "the moved pages faulted in";
+  EXPECT_LE(LargeCacheResidentBytes(), resident - moved) << "moved pages still counted";
+  for (size_t i = 0; i < 8 * kMiB; i += 4096) ASSERT_EQ(block[i], 9);
+  Free(block);
+  // Every region taken again, for malloc and for calloc by turns: those
+  // that gave a window keep their other pages' bytes or read zero, and
+  // calloc's read zero.
+  {
+    ScopedExtentHeapOff regions_only;
+    std::vector<char*> again;
+    for (int i = 0; i * kRegionBlock < (size_t{100} << 20); i++) {
+      again.push_back(static_cast<char*>(i % 2 == 0 ? Calloc(1, kRegionBlock)
+                                                    : Malloc(kRegionBlock)));
+      ASSERT_NE(again.back(), nullptr);
+      for (size_t j = 0; j < kRegionBlock; j += 512) {
+        if (i % 2 == 0) ASSERT_EQ(again.back()[j], 0) << i << " " << j;
+        again.back()[j] = 6;
+      }
+    }
+    for (char* p : again) Free(p);
+  }
+  Trim();
+}
+
+// And between large regions and SuperSlabs, both ways (F60's phases with
+// blocks over 16 MiB: `phase2 1`). A fresh region takes cached SuperSlabs'
+// pages beyond their budget (once the extent heap has none to give)...
+TEST(HakmemTest, AFreshLargeRegionTakesTheSuperSlabCachesFreePagesByMovingThem) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  constexpr size_t kSize = 20 * kMiB;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeSmallBlocksBeyondTheResidentBudget());
+  AgePagesForAMoveIntoARegion();
+  Stats before;
+  GetStats(&before);
+  const long faults = MinorFaults();
+  char* large = static_cast<char*>(Malloc(kSize));
+  ASSERT_NE(large, nullptr);
+  ASSERT_EQ(registry::Lookup(large)->kind, RegionKind::kLarge);
+  if (!InMoveWindow(large)) {
+    Free(large);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  memset(large, 3, kSize);
+  const long faulted = MinorFaults() - faults;
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t moved =
+      stats.superslab_pages_moved_to_regions - before.superslab_pages_moved_to_regions;
+  EXPECT_GE(moved, 8 * (2 * kMiB - 4096)) << "no move into its windows";
+  EXPECT_LT(faulted, 5120 - 8 * 511 + 64) << "the moved pages faulted in";
+  for (size_t i = 0; i < kSize; i += 4096) ASSERT_EQ(large[i], 3) << i;
+  Free(large);
+  // The SuperSlabs that gave theirs read zero, for calloc's blocks too.
+  std::vector<char*> zeroed;
+  for (int i = 0; i < 20000; i++) {
+    zeroed.push_back(static_cast<char*>(Calloc(1, 512)));
+    ASSERT_NE(zeroed.back(), nullptr);
+    for (int j = 0; j < 512; j++) ASSERT_EQ(zeroed.back()[j], 0) << i;
+  }
+  for (char* p : zeroed) Free(p);
+  Trim();
+}
+
+// ... and a fresh SuperSlab takes a window of a cached region's pages.
+TEST(HakmemTest, AFreshSuperSlabTakesACachedRegionsFreePagesByMovingThem) {
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  ASSERT_NO_FATAL_FAILURE(FreeLargeBlocksBeyondTheResidentBudget(size_t{20} << 20));
+  Stats before;
+  GetStats(&before);
+  std::vector<char*> big;
+  long faulted = 0;
+  bool in_window = false;
+  ASSERT_NO_FATAL_FAILURE(CallocAFreshBigClassSuperSlab(&big, &faulted, &in_window));
+  if (!in_window) GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "the kernel refused (before Linux 5.7?)";
+  Stats stats;
+  GetStats(&stats);
+  const uint64_t moved =
+      stats.region_pages_moved_to_superslabs - before.region_pages_moved_to_superslabs;
+  EXPECT_GE(moved, (size_t{2} << 20) - 4096);
+  EXPECT_LT(faulted, 42 * 12 - 511 + 64) << "the moved pages faulted in";
+  for (char* p : big) {
+    for (size_t j = 0; j < kBigClassBlock; j += 4096) ASSERT_EQ(p[j], 4);
+    Free(p);
+  }
+  // The regions, taken again: their bytes where no window moved out, or
+  // zero; calloc's read zero.
+  std::vector<char*> again;
+  for (int i = 0; i < 5; i++) {
+    again.push_back(static_cast<char*>(i % 2 == 0 ? Calloc(1, size_t{20} << 20)
+                                                   : Malloc(size_t{20} << 20)));
+    ASSERT_NE(again.back(), nullptr);
+    for (size_t j = 0; j < (size_t{20} << 20); j += 4096) {
+      if (i % 2 == 0) ASSERT_EQ(again.back()[j], 0) << i << " " << j;
+      again.back()[j] = 5;
+    }
+  }
+  for (char* p : again) Free(p);
   Trim();
 }
 

@@ -428,15 +428,19 @@ bool MovePages(void* from, void* to, size_t size) {
   const int saved = errno;
   tl_moving = true;
   void* q = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+  const int error = errno;
   tl_moving = false;
   errno = saved;
   const bool moved = q == to;
   if (!moved) {
     // Refused: a kernel before 5.7 (EINVAL, nothing changed), or the
-    // mapping count at its limit, where the kernel may have taken `to`
-    // down first: fresh pages there then (MAP_FIXED_NOREPLACE fails
-    // harmlessly if `to` is still mapped).
-    g_page_moves_refused.store(true, std::memory_order_relaxed);
+    // mapping count at its limit: no more moves. EFAULT: `from` is not one
+    // mapping (a kernel before 6.17 moves only within one; numpy's madvise
+    // of an array but its first page splits a window so): that source
+    // can't move, others may. The kernel may have taken `to` down first:
+    // fresh pages there then (MAP_FIXED_NOREPLACE fails harmlessly if `to`
+    // is still mapped).
+    if (error != EFAULT) g_page_moves_refused.store(true, std::memory_order_relaxed);
     MapAheadAt(to, size);
   }
   g_moves_in_flight.fetch_sub(1, std::memory_order_seq_cst);

@@ -172,7 +172,9 @@ bool RemapTo(void* p, size_t old_size, size_t new_size, void* to);
 // faulting them in fresh costs about 800 (tests/FINDINGS.md F60). False if
 // moves are off (PageMovesAvailable) or the kernel refused; `from` is then
 // untouched and `to` mapped (with its old pages, or fresh ones if the
-// kernel took them down before refusing), and moves stay off from then on.
+// kernel took them down before refusing), and moves stay off from then on,
+// unless what the kernel refused was `from` being several mappings (EFAULT:
+// kernels before 6.17; the caller gives that source up).
 // `to` must lie in the preferred window (kPreferredMapStart), and the
 // caller move into the same range of its 2 MiB window each time: a move
 // splits the mapping it lands in, so new windows are moved into only up to

@@ -85,9 +85,14 @@ std::atomic<uint64_t> g_dirty_bytes{0}, g_live_peak_bytes{0};
 constexpr uint64_t kPurgeIntervalNs = 100 * 1000 * 1000;
 // Pages of the holes ExtentHeapUnmapFreePages made, not yet filled.
 uint64_t g_hole_pages = 0;
-// Pages moved out to SuperSlabs (under the lock) and in from them.
+// Pages moved (atomic access): free ones out to SuperSlabs and to large
+// regions; into fresh windows of new blocks from cached SuperSlabs, from
+// cached large regions, and from the heap's own free windows.
 uint64_t g_moved_out_pages = 0;
-uint64_t g_moved_in_pages = 0;  // atomic access
+uint64_t g_moved_to_regions_pages = 0;
+uint64_t g_moved_in_pages = 0;
+uint64_t g_moved_in_from_regions_pages = 0;
+uint64_t g_moved_within_pages = 0;
 
 uint32_t Ms(uint64_t ns) { return static_cast<uint32_t>(ns / 1000000); }
 // The maps' clock, read under the lock: their age lists stay in order.
@@ -281,7 +286,9 @@ void PurgeNow(Purge how) {
 
 }  // namespace
 
-bool ExtentHeapMoveFreePages(char* to) {
+namespace {
+// ExtentHeapMoveFreePages, uncounted.
+bool MoveFreeWindow(char* to, uint32_t min_age_ms = 0) {
   platform::LockMutex(&g_lock);
   const int slot = FreePurgeSlotLocked();
   ExtentChunk* chunk = nullptr;
@@ -290,9 +297,12 @@ bool ExtentHeapMoveFreePages(char* to) {
   // taken for a move that cannot be: put back, it would count as freed now.)
   if (!g_purges_refused && slot != kMaxPurgesInFlight && platform::PageMovesMayReach(to) &&
       DirtyPagesLocked() > ResidentBudgetPagesLocked() + kWindowPages) {
+    const uint32_t now = NowMsLocked();
     for (uint32_t i = 0; i < g_chunk_count && chunk == nullptr; i++) {
       ExtentChunk* const c = g_chunks[i];
-      if (c->map.BeginPurgeWindow(kWindowPages, c->resident_windows, &start)) chunk = c;
+      if (c->map.BeginPurgeWindow(kWindowPages, c->resident_windows, &start, now, min_age_ms)) {
+        chunk = c;
+      }
     }
   }
   if (chunk == nullptr) {
@@ -302,20 +312,33 @@ bool ExtentHeapMoveFreePages(char* to) {
   g_purges_in_flight[slot] = PurgeInFlight{chunk, start, kWindowPages};
   platform::UnlockMutex(&g_lock);
   // All but the window's first page move; that one is given back, so that
-  // the window reads zero whole.
+  // the window reads zero whole. One the kernel would not move (several
+  // mappings, see platform::MovePages) is given back whole: beyond the
+  // budget, it would have gone at the decay, and is not tried again.
   char* const window = PageAddress(chunk, start);
   const bool moved =
       platform::MovePages(window + kPage, to, size_t{kWindowPages - 1} * kPage);
-  const bool gone = moved && platform::DiscardPages(window, kPage);
+  const bool gone = moved ? platform::DiscardPages(window, kPage)
+                          : platform::DiscardPages(window, size_t{kWindowPages} * kPage);
   platform::LockMutex(&g_lock);
   g_purges_in_flight[slot].chunk = nullptr;
   // Moved: the pages there read zero, as given back (not counted for the
   // regret of give-backs: the other layer faults none of them in).
   chunk->map.EndPurge(start, kWindowPages, NowMsLocked(), gone);
   if (gone) MarkPagesGone(chunk, start, kWindowPages);
-  if (moved) g_moved_out_pages += kWindowPages - 1;
+  if (!moved && gone) g_purged_pages += kWindowPages;
   PublishLocked();
   platform::UnlockMutex(&g_lock);
+  return moved;
+}
+}  // namespace
+
+bool ExtentHeapMoveFreePages(char* to, bool into_region, uint32_t min_age_ms) {
+  const bool moved = MoveFreeWindow(to, min_age_ms);
+  if (moved) {
+    __atomic_fetch_add(into_region ? &g_moved_to_regions_pages : &g_moved_out_pages,
+                       kWindowPages - 1, __ATOMIC_RELAXED);
+  }
   return moved;
 }
 
@@ -393,23 +416,35 @@ int TakeMoveTargets(ExtentChunk* c, uint32_t at, uint32_t pages, ExtentMap::Span
   return n;
 }
 
-// Moves the pages of cached SuperSlabs beyond their budget into the
-// targets' windows (each but its first page), while there are such pages,
-// then puts the pages beside back. Returns how many of the block's pages
-// the moves filled. Outside the lock.
-uint64_t MoveSuperSlabPagesIn(ExtentChunk* c, MoveTarget* targets, int count) {
+// Moves free pages beyond their budgets into the targets' windows (each
+// but its first page), while there are such pages: cached SuperSlabs',
+// cached large regions', then the heap's own free windows (a fit with no
+// resident pages while other free extents keep theirs); then puts the
+// pages beside back. Returns how many of the block's pages the moves
+// filled. Outside the lock.
+uint64_t MoveFreePagesIn(ExtentChunk* c, MoveTarget* targets, int count) {
+  char* to[kMostMoveTargets];
+  for (int i = 0; i < count; i++) to[i] = PageAddress(c, targets[i].window * kWindowPages + 1);
+  int moved = SuperSlabCacheMovePages(to, count);
+  const int from_superslabs = moved;
+  moved += LargeCacheMovePages(to + moved, count - moved);
+  const int from_regions = moved - from_superslabs;
+  while (moved < count && MoveFreeWindow(to[moved])) moved++;
+  const int within = moved - from_superslabs - from_regions;
+  __atomic_fetch_add(&g_moved_in_pages, uint64_t{kWindowPages - 1} * from_superslabs,
+                     __ATOMIC_RELAXED);
+  __atomic_fetch_add(&g_moved_in_from_regions_pages, uint64_t{kWindowPages - 1} * from_regions,
+                     __ATOMIC_RELAXED);
+  __atomic_fetch_add(&g_moved_within_pages, uint64_t{kWindowPages - 1} * within,
+                     __ATOMIC_RELAXED);
   uint64_t filled = 0;
-  int moved = 0;
-  for (; moved < count; moved++) {
-    char* const to = PageAddress(c, targets[moved].window * kWindowPages + 1);
-    if (!SuperSlabCacheMovePages(to)) break;
-    filled += targets[moved].block_pages;
-    __atomic_fetch_add(&g_moved_in_pages, kWindowPages - 1, __ATOMIC_RELAXED);
-  }
   platform::LockMutex(&g_lock);
   for (int i = 0; i < count; i++) {
     PutBackBeside(&targets[i], /*holds_old_data=*/i < moved);
-    if (i < moved) MarkPagesInUse(c, targets[i].window * kWindowPages, kWindowPages);
+    if (i < moved) {
+      MarkPagesInUse(c, targets[i].window * kWindowPages, kWindowPages);
+      filled += targets[i].block_pages;
+    }
   }
   PublishLocked();
   platform::UnlockMutex(&g_lock);
@@ -529,7 +564,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
       // large blocks in turn kept both resident, 665 MB; mimalloc 374).
       if (dirty < pages) {
         const uint64_t filled =
-            move_targets != 0 ? MoveSuperSlabPagesIn(chosen, targets, move_targets) : 0;
+            move_targets != 0 ? MoveFreePagesIn(chosen, targets, move_targets) : 0;
         if (filled != 0) *zeroed = false;
         SuperSlabCacheGiveBackForLargeBlocks((fresh_pages - filled) * kPage);
       }
@@ -721,8 +756,13 @@ ExtentHeapStats GetExtentHeapStats() {
     stats.dirty_bytes += g_chunks[i]->map.dirty_pages() * kPage;
   }
   stats.purged_bytes = g_purged_pages * kPage;
-  stats.moved_out_bytes = g_moved_out_pages * kPage;
+  stats.moved_out_bytes = __atomic_load_n(&g_moved_out_pages, __ATOMIC_RELAXED) * kPage;
+  stats.moved_to_regions_bytes =
+      __atomic_load_n(&g_moved_to_regions_pages, __ATOMIC_RELAXED) * kPage;
   stats.moved_in_bytes = __atomic_load_n(&g_moved_in_pages, __ATOMIC_RELAXED) * kPage;
+  stats.moved_in_from_regions_bytes =
+      __atomic_load_n(&g_moved_in_from_regions_pages, __ATOMIC_RELAXED) * kPage;
+  stats.moved_within_bytes = __atomic_load_n(&g_moved_within_pages, __ATOMIC_RELAXED) * kPage;
   platform::UnlockMutex(&g_lock);
   return stats;
 }

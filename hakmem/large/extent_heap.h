@@ -102,12 +102,13 @@ void ExtentFree(RegionHeader* region, void* p);
 bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size);
 
 // Moves the resident pages of a free 2 MiB window (but its first page,
-// which is given back) to [to, to + 2 MiB - 4 KiB), for a SuperSlab whose
-// pages would fault in (platform::MovePages), if the free pages perhaps
-// resident exceed the budget by a window; the window reads zero after.
-// False if none moved (no such window among the oldest free extents with
-// dirty pages, or moves are off).
-bool ExtentHeapMoveFreePages(char* to);
+// which is given back) to [to, to + 2 MiB - 4 KiB), for a SuperSlab (or a
+// large region: `into_region`) whose pages would fault in
+// (platform::MovePages), if the free pages perhaps resident exceed the
+// budget by a window; the window reads zero after. False if none moved (no
+// such window among the oldest free extents with dirty pages, or moves
+// are off). `min_age_ms`: of extents free for at least that long.
+bool ExtentHeapMoveFreePages(char* to, bool into_region = false, uint32_t min_age_ms = 0);
 // Gives back the pages of free extents as the budget, decay and TTL say
 // (beyond HAKMEM_LARGE_CACHE_MAX_MB at once); every 100 ms at most.
 void ExtentHeapMaybePurge(uint64_t now);
@@ -145,7 +146,10 @@ struct ExtentHeapStats {
   uint64_t dirty_bytes;      // of those, perhaps resident (an estimate)
   uint64_t purged_bytes;     // given back so far
   uint64_t moved_out_bytes;  // free pages moved to SuperSlabs so far
+  uint64_t moved_to_regions_bytes;  // free pages moved to large regions so far
   uint64_t moved_in_bytes;   // cached SuperSlabs' pages moved into blocks so far
+  uint64_t moved_in_from_regions_bytes;  // cached large regions' pages, so far
+  uint64_t moved_within_bytes;  // free windows' pages moved into blocks, so far
 };
 ExtentHeapStats GetExtentHeapStats();
 

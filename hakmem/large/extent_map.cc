@@ -429,10 +429,12 @@ bool ExtentMap::BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start,
   return true;
 }
 
-bool ExtentMap::BeginPurgeWindow(uint32_t window, const uint64_t* candidates, uint32_t* start) {
+bool ExtentMap::BeginPurgeWindow(uint32_t window, const uint64_t* candidates, uint32_t* start,
+                                 uint32_t now_ms, uint32_t min_age_ms) {
   if (window == 0) return false;
   int looked = 0;
   for (uint32_t e = age_head_; e != kNone && looked < 8; e = records_[e].age_next, looked++) {
+    if (now_ms - records_[e].freed_ms < min_age_ms) break;  // (the rest are younger)
     const uint64_t end = uint64_t{e} + records_[e].length;
     const Span span = DirtySpanOf(e);
     for (uint64_t w = (uint64_t{e} + window - 1) / window; (w + 1) * window <= end; w++) {

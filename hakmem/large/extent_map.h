@@ -163,8 +163,10 @@ class ExtentMap {
   // pages, aligned to `window`, wholly within one of them and meeting its
   // dirty span, whose bit in `candidates` (one a window, by page / window)
   // is set, is taken as BeginPurge takes pages; its first page is
-  // returned. False if none.
-  bool BeginPurgeWindow(uint32_t window, const uint64_t* candidates, uint32_t* start);
+  // returned. False if none. `min_age_ms`: only of extents free for at
+  // least that long by `now_ms`.
+  bool BeginPurgeWindow(uint32_t window, const uint64_t* candidates, uint32_t* start,
+                        uint32_t now_ms = 0, uint32_t min_age_ms = 0);
   // Takes [at, at + length) out of the bins as BeginPurge does, if it lies
   // in one free extent that starts at `at` or ends at `at + length` (the
   // free pages right after or before a block); else false. EndPurge puts

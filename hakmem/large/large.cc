@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "hakmem/config.h"
@@ -62,6 +63,12 @@ std::atomic<uint64_t> g_live_bytes_peak{0};  // the most g_live_bytes has been
 std::atomic<uint64_t> g_large_allocations{0};
 std::atomic<uint64_t> g_allocations_at_last_fresh{0};
 std::atomic<uint32_t> g_fresh_in_a_row{0};
+// Bytes of free pages moved (platform::MovePages) from cached SuperSlabs
+// into regions, and from cached regions into SuperSlabs.
+std::atomic<uint64_t> g_superslab_pages_moved_in{0};
+std::atomic<uint64_t> g_pages_moved_to_superslabs{0};
+// Windows of live regions that took moved pages (LargeHeader::windows_moved_in).
+std::atomic<uint64_t> g_windows_moved_in_live{0};
 
 // The big regions (RegionCache::kBigMissBytes on) a thread was handed, for
 // LargeFree's copies left behind (a buffer grows in one thread).
@@ -248,10 +255,17 @@ void* MapRegion(size_t need, size_t alignment, size_t* reserved) {
 }
 
 // Grows the region of `h` to `size` bytes of address space: within what it
-// owns, no syscall; else by a remap in place. 0, or the remap's errno.
+// owns, no syscall; else by a remap in place, or for a region that is
+// several mappings (pages moved into its windows; a program's madvise or
+// mprotect of part of it), which a remap can't grow (EFAULT), by mapping
+// the tail right after it. 0, or the remap's errno.
 int GrowReservation(LargeHeader* h, size_t size) {
   if (size <= h->reserved) return 0;
-  const int error = platform::RemapInPlace(h, h->reserved, size);
+  int error = platform::RemapInPlace(h, h->reserved, size);
+  if (error == EFAULT &&
+      platform::MapAheadAt(reinterpret_cast<char*>(h) + h->reserved, size - h->reserved)) {
+    error = 0;
+  }
   if (error == 0) h->reserved = size;
   return error;
 }
@@ -372,6 +386,56 @@ LargeHeader* TakeCached(size_t need, size_t slack, bool wants_zero, bool* reads_
   return h;
 }
 
+// For a region whose 2 MiB windows [first, end) would fault their pages
+// in: free pages beyond their budgets move into them instead, each
+// window's but its first page, from the front while there are such: the
+// extent heap's free windows (ExtentHeapMoveFreePages), then cached
+// SuperSlabs'. Returns how many windows took pages. (Numpy arrays of
+// 1.6-20 MB on both sides of 16 MiB: the regions faulted fresh pages in
+// while the extent heap kept 255 MB of free ones, tests/FINDINGS.md F68;
+// phases of small blocks and blocks over 16 MiB, F60's `phase2 1`.)
+// Only pages free for a twentieth of the decay time at least: a program
+// that frees 150 MB of 0.5-2 MiB blocks, then writes 5% of a 33-300 MiB
+// block, then allocates the small ones again, every few milliseconds,
+// moved the small ones' pages into the big one's windows it never touched
+// (190 -> 640 MB, 62K -> 367K faults; `tests/findings/hunt31/alt.c`). And
+// while the live regions hold no more moved windows than the resident
+// budget of large blocks: pages moved into windows a program never touches
+// stay with its block while it lives (4 blocks of 100 MiB, 1 MiB of each
+// used, after 250 MB of smaller blocks freed: 75 -> 246 MB; a review).
+constexpr uint64_t kMoveInMinAgeFractionOfDecay = 20;
+size_t MovePagesIn(LargeHeader* h, size_t first, size_t end) {
+  if (GetOption(Option::kPageMoves) == 0 || !platform::PageMovesAvailable()) return 0;
+  const uint64_t min_age_ns = DecayNs() / kMoveInMinAgeFractionOfDecay;
+  const uint64_t most_live = LargeSharedResidentBudget() / kRegionAlign;
+  char* const base = reinterpret_cast<char*>(h);
+  const auto window = [base](size_t w) { return base + w * kRegionAlign + platform::kPageSize; };
+  const auto room = [most_live] {
+    return g_windows_moved_in_live.load(std::memory_order_relaxed) < most_live;
+  };
+  // (Up to a window moves can't reach: a move there fails, and its source
+  // would be given up for nothing, see RegionCache::MoveCachedPages.)
+  size_t w = first;
+  while (w < end && room() && platform::PageMovesMayReach(window(w)) &&
+         ExtentHeapMoveFreePages(window(w), /*into_region=*/true,
+                                 static_cast<uint32_t>(min_age_ns / 1000000))) {
+    g_windows_moved_in_live.fetch_add(1, std::memory_order_relaxed);
+    w++;
+  }
+  for (; w < end && room() && platform::PageMovesMayReach(window(w)); w++) {
+    char* to = window(w);
+    if (SuperSlabCacheMovePages(&to, 1, min_age_ns) == 0) break;
+    g_windows_moved_in_live.fetch_add(1, std::memory_order_relaxed);
+    g_superslab_pages_moved_in.fetch_add(kMoveSpanBytes, std::memory_order_relaxed);
+  }
+  return w - first;
+}
+
+// The cache's RegionCache::WindowsFn.
+uint32_t WindowsWithPages(const RegionHeader* region) {
+  return reinterpret_cast<const LargeHeader*>(region)->windows_with_pages;
+}
+
 // Hands out the block of region `h`, `offset` from its base, for `size`
 // bytes asked for.
 void* HandOut(LargeHeader* h, size_t offset, size_t size) {
@@ -385,7 +449,7 @@ void* HandOut(LargeHeader* h, size_t offset, size_t size) {
 
 }  // namespace
 
-void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
+void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero, bool to_grow) {
   const size_t offset =
       alignment > platform::kPageSize ? alignment : platform::kPageSize;
   if (alignment > kMaxLargeAlignment || size > (size_t{1} << 46)) return nullptr;
@@ -410,12 +474,6 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
     h->left_behind = false;
   }
   const bool faults_in = h == nullptr || reads_zero;
-  // Pages to fault in (a fresh mapping, or a region whose pages were given
-  // back): the SuperSlab cache's budget applies now too, the small blocks
-  // the program freed left pages these could have been. (Many small
-  // objects freed, then large blocks: the two phases' peaks added up,
-  // tests/FINDINGS.md F44.)
-  if (faults_in) SuperSlabCacheGiveBackForLargeBlocks();
   if (h == nullptr) {
     // A miss, and a cache out of proportion to the program: its resident
     // budget applies now, not after the decay.
@@ -435,6 +493,35 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero) {
     }
     *zeroed = true;
   }
+  // Pages to fault in, and free pages beyond the other layers' budgets:
+  // those move in instead, window by window (not for calloc, which wants
+  // pages that read zero; not for a block realloc grows, see `to_grow`);
+  // for a cached region that moved some of its windows' pages out, those
+  // windows. A region that took such pages says how far (see
+  // windows_with_pages).
+  // (From the first window that lies within the block: an aligned block
+  // may start past window 0's moved span. A cached region of another size
+  // may have been shrunk since its windows moved out: only those it still
+  // has.)
+  const size_t windows = h->region.mapped_size / kRegionAlign;
+  const size_t first = (offset - platform::kPageSize + kRegionAlign - 1) / kRegionAlign;
+  const size_t end =
+      faults_in ? windows : std::min<size_t>(h->region.windows_moved_out, windows);
+  if (faults_in) h->windows_moved_in = 0;
+  const size_t filled = first < end && !wants_zero && !to_grow ? MovePagesIn(h, first, end) : 0;
+  if (filled != 0) *zeroed = false;
+  h->windows_moved_in += static_cast<uint32_t>(filled);
+  if (faults_in) {
+    h->windows_with_pages = filled != 0 ? static_cast<uint32_t>(first + filled) : UINT32_MAX;
+  } else if (first + filled > h->windows_with_pages) {
+    h->windows_with_pages = static_cast<uint32_t>(first + filled);
+  }
+  // Pages to fault in (a fresh mapping, or a region whose pages were given
+  // back): the SuperSlab cache's budget applies now too, the small blocks
+  // the program freed left pages these could have been (after the moves,
+  // which take such pages first). (Many small objects freed, then large
+  // blocks: the two phases' peaks added up, tests/FINDINGS.md F44.)
+  if (faults_in) SuperSlabCacheGiveBackForLargeBlocks();
   void* p = HandOut(h, offset, size);
   if (need >= RegionCache::kBigMissBytes) NoteBigHandOut(h, faults_in);
   return p;
@@ -492,6 +579,8 @@ void LargeFree(LargeHeader* header, void* p) {
   g_live.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(header->region.mapped_size, std::memory_order_relaxed);
   header->left_behind = IsCopyLeftBehind(header);
+  g_windows_moved_in_live.fetch_sub(header->windows_moved_in, std::memory_order_relaxed);
+  header->windows_moved_in = 0;
   g_cache.Put(&header->region, 0, /*give_back_now=*/header->left_behind);
   LargeCacheMaybeEnforceLimits(platform::NowNs());
 }
@@ -578,7 +667,9 @@ void* LargeGrowByMove(LargeHeader* header, size_t new_size) {
 
 LargeStats GetLargeStats() {
   return LargeStats{g_live.load(std::memory_order_relaxed),
-                    g_live_bytes.load(std::memory_order_relaxed), g_cache.GetStats()};
+                    g_live_bytes.load(std::memory_order_relaxed), g_cache.GetStats(),
+                    g_superslab_pages_moved_in.load(std::memory_order_relaxed),
+                    g_pages_moved_to_superslabs.load(std::memory_order_relaxed)};
 }
 
 void LargeCacheEnforceLimits() {
@@ -599,11 +690,20 @@ bool LargeLayerPagesForSuperSlab(char* pages, size_t bytes) {
   // (`bytes`: a SuperSlab's but its header page, as a window the extent
   // heap moves.)
   const bool moves = GetOption(Option::kPageMoves) != 0 && platform::PageMovesAvailable();
-  const bool moved = moves && ExtentHeapMoveFreePages(pages);
+  char* to = pages;
+  bool moved = moves && ExtentHeapMoveFreePages(pages);
+  if (moves && !moved && platform::PageMovesMayReach(to) && LargeCacheMovePages(&to, 1) == 1) {
+    moved = true;
+    g_pages_moved_to_superslabs.fetch_add(kMoveSpanBytes, std::memory_order_relaxed);
+  }
   // Not moved: as many of the extent heap's pages beyond the budget are
   // given back even while regrets stop the give-backs (see ExtentAlloc).
   LargeCacheGiveBackForSuperSlabs(moves && !moved ? bytes / platform::kPageSize : 0);
   return moved;
+}
+
+int LargeCacheMovePages(char* const* to, int count) {
+  return count != 0 ? g_cache.MoveCachedPages(to, count, &WindowsWithPages) : 0;
 }
 
 void LargeCacheGiveBackForSuperSlabs(uint64_t when_quiet_pages) {

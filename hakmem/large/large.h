@@ -39,6 +39,16 @@ struct LargeHeader {
   // Such a copy, taken from the cache again within the decay: it keeps its
   // pages when left behind from then on.
   bool keeps_pages_when_left_behind;
+  // How many of its 2 MiB windows, from the front, may hold pages: all
+  // (UINT32_MAX), unless it took moved pages into its first windows when
+  // its pages would have faulted in (LargeAlloc), which says nothing of the
+  // rest: a block of 33-300 MiB written in its first 5% took 43 windows of
+  // moved pages, and its other windows never had any. While cached, only
+  // these windows' pages move to another layer (RegionCache::MoveCachedPages).
+  uint32_t windows_with_pages;
+  // While live: how many of its windows took moved pages (counted against
+  // the resident budget, see large.cc MovePagesIn).
+  uint32_t windows_moved_in;
 };
 
 // A block of at least `size` bytes aligned to `alignment` (a power of two,
@@ -49,7 +59,13 @@ struct LargeHeader {
 // kMaxCarvedBytes), else mapped. `*zeroed` tells whether the memory is known to be
 // zero (fresh from the kernel, or given back while cached); `wants_zero`
 // (calloc): such memory is worth more than resident pages to clear.
-void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false);
+// Pages that would fault in may take the extent heap's or the SuperSlab
+// cache's free pages beyond their budgets instead (moved, see large.cc
+// MovePagesIn); not for `to_grow` (a block realloc moves to grow it): a
+// region that took moved pages is several kernel mappings, which only a
+// mapping of its tail grows in place.
+void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false,
+                 bool to_grow = false);
 // For a block of `old_usable` bytes growing to `size`: a block from a
 // cached region that kept its pages, at least twice `old_usable` and at
 // most four times what it needs (room to grow on as it is), or nullptr
@@ -123,6 +139,8 @@ struct LargeStats {
   uint64_t live;           // large blocks allocated now
   uint64_t live_bytes;     // their regions' mapped bytes
   RegionCacheStats cache;
+  uint64_t superslab_pages_moved_in;  // cached SuperSlabs' free pages moved in, bytes
+  uint64_t pages_moved_to_superslabs;  // cached regions' free pages moved to SuperSlabs, bytes
 };
 LargeStats GetLargeStats();
 void LargeCacheEnforceLimits();
@@ -156,6 +174,11 @@ void LargeCacheGiveBackForSuperSlabs(uint64_t when_quiet_pages = 0);
 // (`when_quiet_pages`: as many as will fault in, if none moved).
 bool LargeLayerPagesForSuperSlab(char* pages, size_t bytes);
 constexpr uint32_t kFreshSuperSlabsBeforeAll = 4;
+// For the extent heap's fresh windows: cached regions' pages beyond the
+// resident budget move to [to[i], to[i] + 2 MiB - 4 KiB), 2 MiB less a page
+// at a time from each region's front (RegionCache::MoveCachedPages).
+// Returns how many of `to` got pages.
+int LargeCacheMovePages(char* const* to, int count);
 // Counts a large block's allocation (for the above).
 void NoteLargeAllocation();
 // Unmaps every cached region and the reserve's unused address space.

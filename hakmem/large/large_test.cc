@@ -585,7 +585,12 @@ TEST(LargeTest, ABlockThatMayMoveDoesNotCreepIntoASmallHole) {
   LargeFree(h, p);
 }
 
-TEST(LargeTest, ABlockWhoseMappingWasSplitDoesNotOfferToMove) {
+// A block whose mapping was split (part of it got other advice, or pages
+// moved into its windows, see large.cc MovePagesIn): mremap of the whole
+// range fails (EFAULT) in place, as it would in a move. It grows by a
+// mapping of its tail; where that address space is taken, it does not
+// offer to move.
+TEST(LargeTest, ABlockWhoseMappingWasSplitGrowsByMappingItsTail) {
   // Mapped alone: in the reserve (already MADV_NOHUGEPAGE) the advice below
   // would split nothing. (And not a cached region: it may be carved.)
   LargeCacheReleaseAll();
@@ -594,12 +599,29 @@ TEST(LargeTest, ABlockWhoseMappingWasSplitDoesNotOfferToMove) {
   char* p = static_cast<char*>(LargeAlloc(size_t{1} << 20, 16, &zeroed));
   ASSERT_NE(p, nullptr);
   LargeHeader* h = HeaderOf(p);
-  // Part of the block gets other advice: the kernel splits the mapping, and
-  // mremap of the whole range fails (EFAULT) in place as it would in a move.
   ASSERT_EQ(madvise(p + (256 << 10), 64 << 10, MADV_NOHUGEPAGE), 0);
-  bool can_move = true;
+  memset(p, 4, size_t{1} << 20);
+  const size_t grown = size_t{4} << 20;
+  bool can_move = false;
+  if (!LargeResizeInPlace(h, grown, &can_move)) {
+    EXPECT_FALSE(can_move);
+    LargeFree(h, p);
+    GTEST_SKIP() << "the address space after the block is taken";
+  }
+  memset(p + (size_t{1} << 20), 5, grown - (size_t{1} << 20));
+  EXPECT_EQ(p[0], 4);
+  // Now with the address space right after it taken.
+  char* end = reinterpret_cast<char*>(h) + h->reserved;
+  void* wall = mmap(end, platform::kPageSize, PROT_READ,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (wall == MAP_FAILED) {
+    LargeFree(h, p);
+    GTEST_SKIP() << "the address space after the block is taken";
+  }
+  can_move = true;
   EXPECT_FALSE(LargeResizeInPlace(h, size_t{64} << 20, &can_move));
   EXPECT_FALSE(can_move);
+  munmap(wall, platform::kPageSize);
   LargeFree(h, p);
 }
 

@@ -39,7 +39,11 @@ struct RegionHeader {
   uint16_t shape;
   uint32_t discarded;         // while cached: kPagesGivenBack or kPagesKept, else 0
   size_t mapped_size;        // bytes mapped from the region's base
-  uint64_t generation;       // bumped each time the region is reused from a cache
+  uint32_t generation;       // bumped each time the region is reused from a cache
+  // While cached with its pages: how many of its 2 MiB windows, from its
+  // front, moved their pages but the first to another layer and read zero
+  // there (see RegionCache::MoveCachedPages).
+  uint32_t windows_moved_out;
   uint64_t last_used_ns;     // when it entered the LRU cache
   RegionHeader* lru_prev;    // LRU links, valid while cached
   RegionHeader* lru_next;
@@ -53,6 +57,12 @@ struct RegionHeader {
 // cached for the decay time).
 constexpr uint32_t kPagesGivenBack = 1;
 constexpr uint32_t kPagesKept = 2;
+
+// What moves between the layers at a time (platform::MovePages): a 2 MiB
+// window's pages but its first, [X + 4 KiB, X + 2 MiB) (a SuperSlab's
+// header page stays; the destinations' kernel mappings split only there,
+// so that they stay bounded, and a source window lies within one).
+constexpr size_t kMoveSpanBytes = (size_t{1} << 21) - 4096;
 
 // Shapes below this have a list of their own in a RegionCache.
 constexpr uint16_t kRegionShapes = 128;

@@ -21,6 +21,14 @@ bool DiscardRegionPages(RegionHeader* region) {
                                 region->mapped_size - platform::kPageSize);
 }
 
+namespace {
+// A cached region's resident bytes, as the cache counts them.
+size_t ResidentBytesOf(const RegionHeader* region) {
+  if (region->discarded) return 0;
+  return region->mapped_size - size_t{region->windows_moved_out} * kMoveSpanBytes;
+}
+}  // namespace
+
 bool RegionCache::OnShapeList(const RegionHeader* region) {
   // (`discarded` changes only while a region is off the lists.) Regions
   // whose pages were given back are not: after a decay, 8 of them at the
@@ -52,9 +60,7 @@ void RegionCache::Unlink(RegionHeader* region) {
   }
   __atomic_store_n(&count_, count_ - 1, __ATOMIC_RELAXED);
   bytes_ -= region->mapped_size;
-  if (!region->discarded) {
-    __atomic_fetch_sub(&resident_, region->mapped_size, __ATOMIC_RELAXED);
-  }
+  __atomic_fetch_sub(&resident_, ResidentBytesOf(region), __ATOMIC_RELAXED);
   if (region->discarded == kPagesKept) kept_--;
 }
 
@@ -81,9 +87,7 @@ void RegionCache::Link(RegionHeader* region, RegionHeader* newer,
   }
   __atomic_store_n(&count_, count_ + 1, __ATOMIC_RELAXED);
   bytes_ += region->mapped_size;
-  if (!region->discarded) {
-    __atomic_fetch_add(&resident_, region->mapped_size, __ATOMIC_RELAXED);
-  }
+  __atomic_fetch_add(&resident_, ResidentBytesOf(region), __ATOMIC_RELAXED);
   if (region->discarded == kPagesKept) kept_++;
 }
 
@@ -233,20 +237,48 @@ void RegionCache::GiveBackForAnotherLayer(bool all, uint64_t when_quiet_bytes) {
   platform::UnlockMutex(&lock_);
 }
 
-bool RegionCache::MoveCachedPages(char* to, size_t bytes) {
+int RegionCache::MoveCachedPages(char* const* to, int count, WindowsFn windows_with_pages,
+                                 uint64_t min_age_ns) {
+  const uint64_t now = platform::NowNs();
+  const uint64_t cached_by = now > min_age_ns ? now - min_age_ns : 0;
+  int moved = 0;
+  while (moved < count) {
+    const int from_one =
+        MoveOneRegionsPages(to + moved, count - moved, windows_with_pages, cached_by);
+    if (from_one == 0) break;
+    moved += from_one;
+  }
+  return moved;
+}
+
+namespace {
+// A cached region's whole 2 MiB windows with pages not moved out yet (see
+// MoveCachedPages).
+uint32_t WindowsLeftToMove(const RegionHeader* region, RegionCache::WindowsFn windows_with_pages) {
+  const size_t whole = region->mapped_size / kRegionAlign;
+  const uint32_t with_pages =
+      windows_with_pages != nullptr ? windows_with_pages(region) : UINT32_MAX;
+  const uint32_t windows = whole < with_pages ? static_cast<uint32_t>(whole) : with_pages;
+  return windows > region->windows_moved_out ? windows - region->windows_moved_out : 0;
+}
+}  // namespace
+
+int RegionCache::MoveOneRegionsPages(char* const* to, int count, WindowsFn windows_with_pages,
+                                     uint64_t cached_by_ns) {
   // Only beyond the budget: within it, moves in both directions cost
   // programs that use both layers at once their own pages (realloc_grow,
   // F60's notes: 158 -> 195 MB).
   const uint64_t budget = limits_().max_resident_bytes;
-  if (ResidentBytes() <= budget) return false;
+  if (ResidentBytes() <= budget) return 0;
   // (As DiscardDecayed: ReleaseAll waits for a region off the lists.)
   platform::LockMutex(&release_all_lock_);
   platform::LockMutex(&lock_);
   // One with resident pages: the shapes' lists hold only such regions
   // (OnShapeList); else, for regions of no shape, a bounded walk from the
   // longest cached (under the lock: those given back are skipped).
-  const auto fits = [bytes](const RegionHeader* region) {
-    return !region->discarded && region->mapped_size == bytes + platform::kPageSize;
+  const auto fits = [windows_with_pages, cached_by_ns](const RegionHeader* region) {
+    return !region->discarded && region->last_used_ns <= cached_by_ns &&
+           WindowsLeftToMove(region, windows_with_pages) != 0;
   };
   RegionHeader* r = nullptr;
   for (uint32_t shape = 1; shape < kShapes && r == nullptr; shape++) {
@@ -265,10 +297,36 @@ bool RegionCache::MoveCachedPages(char* to, size_t bytes) {
     r = nullptr;
   }
   platform::UnlockMutex(&lock_);
-  bool moved = false;
+  int moved = 0;
   if (r != nullptr) {
-    moved = platform::MovePages(reinterpret_cast<char*>(r) + platform::kPageSize, to, bytes);
-    if (moved) r->discarded = kPagesGivenBack;
+    // Window by window from the front, each but its first page: where the
+    // destinations split their kernel mappings, so that a region that took
+    // moved pages once gives them on a window at a time, each within one
+    // mapping (a kernel before 6.17 refuses a move across two).
+    char* const base = reinterpret_cast<char*>(r);
+    while (WindowsLeftToMove(r, windows_with_pages) != 0 && moved < count &&
+           platform::MovePages(base + size_t{r->windows_moved_out} * kRegionAlign +
+                                   platform::kPageSize,
+                               to[moved], kMoveSpanBytes)) {
+      r->windows_moved_out++;
+      moved++;
+    }
+    // Once every whole window moved, what is left goes back too (the
+    // windows' first pages, a tail): the region reads zero whole, as one
+    // given back (a refusal: kept, as DiscardDecayed marks it). Until then
+    // it keeps the rest, counted resident: windows past `windows_with_pages`
+    // may hold pages all the same (a 100 MiB buffer that took 8 windows of
+    // moved pages, then was written whole: given back, its other 42 windows
+    // faulted in again at every reuse, 46K -> 451K faults; a review). A
+    // window the kernel would not move (several mappings: see
+    // platform::MovePages) gives up the region the same way: beyond the
+    // budget, its pages would have gone at the decay.
+    const bool refused = moved < count && WindowsLeftToMove(r, windows_with_pages) != 0;
+    const bool all_moved = WindowsLeftToMove(r, nullptr) == 0 && r->windows_moved_out != 0;
+    if (refused || all_moved) {
+      const bool nothing_left = !refused && r->mapped_size == kRegionAlign;  // (a SuperSlab)
+      r->discarded = nothing_left || DiscardRegionPages(r) ? kPagesGivenBack : kPagesKept;
+    }
     platform::LockMutex(&lock_);
     LinkByAge(r);
     platform::UnlockMutex(&lock_);
@@ -380,6 +438,7 @@ void RegionCache::ReleaseList(RegionHeader* list) {
 
 void RegionCache::Put(RegionHeader* region, uint64_t freed_since_ns, bool give_back_now) {
   // (On no list yet: the syscall needs no lock.)
+  region->windows_moved_out = 0;
   region->discarded = !give_back_now               ? 0
                       : DiscardRegionPages(region) ? kPagesGivenBack
                                                    : kPagesKept;
@@ -424,8 +483,8 @@ uint64_t RegionCache::DiscardDecayed(const RegionCacheLimits& limits, uint64_t n
          r->last_used_ns + limits.decay_ns <= now) {
     RegionHeader* newer = r->lru_prev;
     if (!r->discarded) {
-      if (r->mapped_size > most_bytes - taken) break;
-      taken += r->mapped_size;
+      if (ResidentBytesOf(r) > most_bytes - taken) break;
+      taken += ResidentBytesOf(r);
       Unlink(r);
       r->lru_next = decayed;
       decayed = r;

@@ -149,14 +149,23 @@ class RegionCache {
   // between the layers (platform::MovePages), which brings back what it
   // frees here by a move; the total stays level.
   void GiveBackForAnotherLayer(bool all = false, uint64_t when_quiet_bytes = 0);
-  // For another layer about to fault in `bytes` of fresh pages at `to`, if
-  // the cache keeps more than its resident budget: a cached region of
-  // mapped_size `bytes` + a page with resident pages (of a shape, or among
-  // the kMoveLookAhead longest cached) moves its pages (but its header
-  // page) there (platform::MovePages) and stays cached with its pages given
-  // back. No regret counts: the other layer faults none in, and what it
-  // frees comes back by a move as well. False if none moved.
-  bool MoveCachedPages(char* to, size_t bytes);
+  // For another layer about to fault in kMoveSpanBytes of fresh pages at
+  // each of to[0..count), while the cache keeps more than its resident
+  // budget: cached regions with resident pages (of a shape, or among the
+  // kMoveLookAhead longest cached) move their pages (past the header page)
+  // there (platform::MovePages), a span at a time from the front. A region
+  // stays cached with the rest of its pages; once less than a span is
+  // left, that goes back too (madvise) and the region reads zero, as one
+  // given back. No regret counts: the other layer faults none in, and what
+  // it frees comes back by a move as well. Returns how many of `to` got
+  // pages, in order. `windows_with_pages` (if given) says how many of a
+  // region's windows, from its front, hold pages at all (a region the
+  // program touched only in part): no more of them move, and the rest of
+  // the region goes back with them. `min_age_ns`: only regions cached for
+  // at least that long.
+  using WindowsFn = uint32_t (*)(const RegionHeader* region);
+  int MoveCachedPages(char* const* to, int count, WindowsFn windows_with_pages = nullptr,
+                      uint64_t min_age_ns = 0);
   static constexpr int kMoveLookAhead = 64;
   static constexpr uint64_t kFirstCrossQuietDecays = CrossGiveBacks::kFirstQuietDecays;
   uint64_t ResidentBytes() const { return __atomic_load_n(&resident_, __ATOMIC_RELAXED); }
@@ -247,6 +256,9 @@ class RegionCache {
   // (the current one included). Lock held.
   uint64_t RecentDemand(uint64_t seconds) const;
   void ReleaseList(RegionHeader* list);
+  // MoveCachedPages from one region: how many of `to` got its pages.
+  int MoveOneRegionsPages(char* const* to, int count, WindowsFn windows_with_pages,
+                          uint64_t cached_by_ns);
 
   LimitsFn limits_;
   ReleaseFn release_;

@@ -312,6 +312,80 @@ TEST_F(RegionCacheTest, RegionsBeyondTheResidentBudgetGiveTheirPagesBack) {
   for (char* base : mapped) platform::Unmap(base, 2 * kMiB);
 }
 
+uint32_t g_windows_with_pages = UINT32_MAX;
+uint32_t TestWindowsWithPages(const RegionHeader*) { return g_windows_with_pages; }
+
+// A region of `windows` 2 MiB windows in the preferred window (where pages
+// may move), window w's pages after the header holding 0x10 + w; or null.
+char* MapWindowsForAMove(size_t windows) {
+  char* base = static_cast<char*>(platform::MapAligned(windows * kRegionAlign, kRegionAlign));
+  if (base == nullptr) return nullptr;
+  if (!platform::PageMovesMayReach(base + platform::kPageSize)) {
+    platform::Unmap(base, windows * kRegionAlign);
+    return nullptr;
+  }
+  *reinterpret_cast<RegionHeader*>(base) = RegionHeader{};
+  reinterpret_cast<RegionHeader*>(base)->mapped_size = windows * kRegionAlign;
+  for (size_t w = 0; w < windows; w++) {
+    const size_t from = w == 0 ? platform::kPageSize : 0;
+    memset(base + w * kRegionAlign + from, 0x10 + static_cast<int>(w), kRegionAlign - from);
+  }
+  return base;
+}
+
+// Pages move to another layer a window at a time (each but its first
+// page) from a region's front, while the cache is beyond its budget, and
+// only windows that hold pages as far as the cache knows
+// (windows_with_pages); the region stays cached with the rest, counted
+// resident, until every whole window moved, then gives the rest back and
+// reads zero. Only regions cached for `min_age_ns`.
+TEST_F(RegionCacheTest, CachedPagesMoveAWindowAtATimeFromARegionsFront) {
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  g_limits.max_resident_bytes = 0;
+  g_limits.decay_ns = 1000000000;  // cached regions keep their pages meanwhile
+  char* const region = MapWindowsForAMove(4);
+  char* const to_windows = MapWindowsForAMove(4);
+  if (region == nullptr || to_windows == nullptr) GTEST_SKIP() << "outside the preferred window";
+  RegionHeader* const header = reinterpret_cast<RegionHeader*>(region);
+  char* to[4];
+  for (int i = 0; i < 4; i++) to[i] = to_windows + i * kRegionAlign + platform::kPageSize;
+  cache_.Put(header);
+  const uint64_t resident = cache_.GetStats().resident_bytes;
+  ASSERT_EQ(resident, 4 * kRegionAlign);
+  EXPECT_EQ(cache_.MoveCachedPages(to, 1, nullptr, /*min_age_ns=*/1000), 0) << "cached just now";
+  g_now_ns += 1000;
+  EXPECT_EQ(cache_.MoveCachedPages(to, 1, nullptr, /*min_age_ns=*/1000), 1);
+  EXPECT_EQ(to[0][5], 0x10);
+  EXPECT_EQ(region[platform::kPageSize + 5], 0) << "moved out: reads zero";
+  EXPECT_EQ(header->windows_moved_out, 1u);
+  EXPECT_EQ(header->discarded, 0u);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, resident - kMoveSpanBytes);
+  // Windows 1 and 2 hold pages as far as the cache knows (the hint):
+  // window 3 is not moved, and keeps its pages, counted resident.
+  g_windows_with_pages = 3;
+  EXPECT_EQ(cache_.MoveCachedPages(to + 1, 3, &TestWindowsWithPages), 2);
+  EXPECT_EQ(cache_.MoveCachedPages(to + 3, 1, &TestWindowsWithPages), 0);
+  g_windows_with_pages = UINT32_MAX;
+  EXPECT_EQ(to[1][5], 0x11);
+  EXPECT_EQ(to[2][5], 0x12);
+  EXPECT_EQ(to[3][5], 0x13) << "no move there: its own bytes";
+  EXPECT_EQ(header->discarded, 0u);
+  EXPECT_EQ(region[3 * kRegionAlign + 5], 0x13);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 4 * kRegionAlign - 3 * kMoveSpanBytes);
+  // Its last window moved, the rest (the windows' first pages) goes back.
+  EXPECT_EQ(cache_.MoveCachedPages(to + 3, 1), 1);
+  EXPECT_EQ(to[3][5], 0x13);
+  EXPECT_EQ(header->discarded, kPagesGivenBack);
+  EXPECT_EQ(region[kRegionAlign], 0);
+  EXPECT_EQ(region[3 * kRegionAlign + 5], 0);
+  EXPECT_EQ(cache_.GetStats().resident_bytes, 0u);
+  bool reads_zero = false;
+  EXPECT_EQ(cache_.Take(4 * kRegionAlign, 4 * kRegionAlign, &reads_zero), header);
+  EXPECT_TRUE(reads_zero);
+  platform::Unmap(region, 4 * kRegionAlign);
+  platform::Unmap(to_windows, 4 * kRegionAlign);
+}
+
 std::vector<char*> MapFilledRegions(size_t n);
 RegionHeader* HeaderOf(char* base);
 

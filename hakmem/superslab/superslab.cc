@@ -413,8 +413,9 @@ uint64_t SuperSlabCacheResidentBytes() { return g_cache.GetStats().resident_byte
 void SuperSlabCacheGiveBackForLargeBlocks(uint64_t when_quiet_bytes) {
   g_cache.GiveBackForAnotherLayer(/*all=*/false, when_quiet_bytes);
 }
-bool SuperSlabCacheMovePages(char* to) {
-  return g_cache.MoveCachedPages(to, kSuperSlabSize - platform::kPageSize);
+int SuperSlabCacheMovePages(char* const* to, int count, uint64_t min_age_ns) {
+  static_assert(kMoveSpanBytes == kSuperSlabSize - platform::kPageSize, "a SuperSlab a span");
+  return g_cache.MoveCachedPages(to, count, /*windows_with_pages=*/nullptr, min_age_ns);
 }
 void SuperSlabCacheReleaseAll() { g_cache.ReleaseAll(); }
 

@@ -410,11 +410,12 @@ uint64_t SuperSlabCacheResidentBytes();
 // RegionCache::GiveBackForAnotherLayer): for the large blocks' layer, about
 // to fault pages in that the program's freed small blocks' could have been.
 void SuperSlabCacheGiveBackForLargeBlocks(uint64_t when_quiet_bytes = 0);
-// Moves the pages of a cached SuperSlab (but its header page) to [to, to +
-// 2 MiB - 4 KiB), if the cache keeps more than its resident budget, for the
-// large blocks' layer about to fault pages in there
-// (RegionCache::MoveCachedPages).
-bool SuperSlabCacheMovePages(char* to);
+// Moves the pages of cached SuperSlabs (but their header pages) to [to[i],
+// to[i] + 2 MiB - 4 KiB), while the cache keeps more than its resident
+// budget, for the large blocks' layer about to fault pages in there
+// (RegionCache::MoveCachedPages; `min_age_ns`: of SuperSlabs cached at
+// least that long). Returns how many of `to` got pages.
+int SuperSlabCacheMovePages(char* const* to, int count, uint64_t min_age_ns = 0);
 // Called (if set) before a SuperSlab's pages are faulted in (a fresh
 // mapping, or a cached one whose pages were given back), with the range of
 // them (all but the header page): the layer above moves free resident pages
