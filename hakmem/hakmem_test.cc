@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1947,6 +1948,54 @@ TEST(HakmemTest, ARegionWrittenPastItsMovedWindowsKeepsThosePages) {
   }
   // Five rounds: well under one buffer's pages faulted in each.
   EXPECT_LT(MinorFaults() - faults_after_first_round, 5 * long{kBuffer / 4096} / 2);
+  Trim();
+}
+
+// Moved pages do not take the flags the program gave the freed block they
+// came from: regions marked MADV_WIPEONFORK (or DONTFORK) and freed, then
+// their pages moved into an extent block, read zero in a fork child (a
+// review; the same for session 34's moves).
+TEST(HakmemTest, MovedPagesLeaveTheForkFlagsOfTheirFreedBlockBehind) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  constexpr size_t kRegionBlock = 4 * kMiB - 4096;  // regions of two whole windows
+  if (!platform::PageMovesAvailable()) GTEST_SKIP() << "page moves are off here";
+  Trim();
+  hakmem_test::StoppedClock clock;
+  {
+    ScopedExtentHeapOff regions_only;
+    std::vector<char*> blocks;
+    for (size_t bytes = 0; bytes < (size_t{100} << 20); bytes += kRegionBlock) {
+      blocks.push_back(static_cast<char*>(Malloc(kRegionBlock)));
+      ASSERT_NE(blocks.back(), nullptr);
+      memset(blocks.back(), 1, kRegionBlock);
+      ASSERT_EQ(madvise(blocks.back() - 4096, kRegionBlock + 4096, MADV_WIPEONFORK), 0);
+    }
+    for (char* p : blocks) Free(p);
+  }
+  Stats before;
+  GetStats(&before);
+  char* block = static_cast<char*>(Malloc(8 * kMiB));
+  ASSERT_NE(block, nullptr);
+  if (!InMoveWindow(block)) {
+    Free(block);
+    GTEST_SKIP() << "mapped outside the preferred window: no moves";
+  }
+  memset(block, 9, 8 * kMiB);
+  Stats stats;
+  GetStats(&stats);
+  ASSERT_GE(stats.region_pages_moved_to_extents - before.region_pages_moved_to_extents,
+            3 * (2 * kMiB - 4096)) << "no move: the test needs one";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    size_t wiped = 0;
+    for (size_t i = 0; i < 8 * kMiB; i += 4096) wiped += block[i] != 9;
+    _exit(wiped == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child read wiped pages";
+  Free(block);
   Trim();
 }
 

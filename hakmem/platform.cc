@@ -15,6 +15,10 @@
 
 #include <atomic>
 
+#ifndef MADV_KEEPONFORK
+#define MADV_KEEPONFORK 19  // (Linux 4.14; older headers)
+#endif
+
 namespace hakmem {
 namespace platform {
 namespace {
@@ -426,6 +430,13 @@ bool MovePages(void* from, void* to, size_t size) {
   }
   g_page_moves.fetch_add(1, std::memory_order_relaxed);
   const int saved = errno;
+  // The pages take the source mapping's flags with them: a freed block the
+  // program marked MADV_DONTFORK or MADV_WIPEONFORK would pass that on to
+  // the blocks they land in (a fork child then faulted on them or read
+  // zero; a review). Cleared first (no split where they are clear).
+  g_madvise_calls.fetch_add(2, std::memory_order_relaxed);
+  madvise(from, size, MADV_DOFORK);
+  madvise(from, size, MADV_KEEPONFORK);
   tl_moving = true;
   void* q = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
   const int error = errno;

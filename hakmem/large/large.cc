@@ -503,7 +503,10 @@ void* LargeAlloc(size_t size, size_t alignment, bool* zeroed, bool wants_zero, b
   // may start past window 0's moved span. A cached region of another size
   // may have been shrunk since its windows moved out: only those it still
   // has.)
-  const size_t windows = h->region.mapped_size / kRegionAlign;
+  // (Nor past the block's end: a cached region may be up to a quarter
+  // bigger.)
+  const size_t windows = std::min<size_t>(h->region.mapped_size / kRegionAlign,
+                                          (offset + size + kRegionAlign - 1) / kRegionAlign);
   const size_t first = (offset - platform::kPageSize + kRegionAlign - 1) / kRegionAlign;
   const size_t end =
       faults_in ? windows : std::min<size_t>(h->region.windows_moved_out, windows);
@@ -581,6 +584,7 @@ void LargeFree(LargeHeader* header, void* p) {
   header->left_behind = IsCopyLeftBehind(header);
   g_windows_moved_in_live.fetch_sub(header->windows_moved_in, std::memory_order_relaxed);
   header->windows_moved_in = 0;
+  header->region.windows_moved_out = 0;  // (used since: see RegionCache::Put)
   g_cache.Put(&header->region, 0, /*give_back_now=*/header->left_behind);
   LargeCacheMaybeEnforceLimits(platform::NowNs());
 }

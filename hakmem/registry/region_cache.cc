@@ -438,7 +438,6 @@ void RegionCache::ReleaseList(RegionHeader* list) {
 
 void RegionCache::Put(RegionHeader* region, uint64_t freed_since_ns, bool give_back_now) {
   // (On no list yet: the syscall needs no lock.)
-  region->windows_moved_out = 0;
   region->discarded = !give_back_now               ? 0
                       : DiscardRegionPages(region) ? kPagesGivenBack
                                                    : kPagesKept;

@@ -116,7 +116,9 @@ class RegionCache {
   // region's memory then, though the allocator learned it only now; the
   // TTL and the decay count from then (0: from now).
   // `give_back_now`: its pages go back at once (the caller knows they will
-  // not be reused soon), its mapping stays cached.
+  // not be reused soon), its mapping stays cached. `windows_moved_out`
+  // says what it was when taken, for a region put back as it was; a
+  // region used since must have it cleared (its windows hold pages again).
   void Put(RegionHeader* region, uint64_t freed_since_ns = 0, bool give_back_now = false);
   // Counts `regions` as taken now, for adaptive sizing: regions mapped ahead
   // of use (pre-warming) are demand the program has not made yet.
