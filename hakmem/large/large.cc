@@ -344,8 +344,7 @@ LargeHeader* TakeResidentOfAnotherSize(size_t need, size_t slack, bool without_s
   if (r == nullptr) return nullptr;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(r);
   if (GrowMapping(h, need)) return h;
-  g_cache.Put(r, r->last_used_ns);  // as old as it was
-  g_cache.UncountTake(/*hit=*/true);
+  g_cache.PutBack(r);
   return nullptr;
 }
 
@@ -584,7 +583,6 @@ void LargeFree(LargeHeader* header, void* p) {
   header->left_behind = IsCopyLeftBehind(header);
   g_windows_moved_in_live.fetch_sub(header->windows_moved_in, std::memory_order_relaxed);
   header->windows_moved_in = 0;
-  header->region.windows_moved_out = 0;  // (used since: see RegionCache::Put)
   g_cache.Put(&header->region, 0, /*give_back_now=*/header->left_behind);
   LargeCacheMaybeEnforceLimits(platform::NowNs());
 }

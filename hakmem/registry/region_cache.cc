@@ -437,6 +437,16 @@ void RegionCache::ReleaseList(RegionHeader* list) {
 }
 
 void RegionCache::Put(RegionHeader* region, uint64_t freed_since_ns, bool give_back_now) {
+  region->windows_moved_out = 0;  // (used since: its windows hold pages again)
+  Park(region, freed_since_ns, give_back_now);
+}
+
+void RegionCache::PutBack(RegionHeader* region) {
+  Park(region, region->last_used_ns, /*give_back_now=*/false);
+  UncountTake(/*hit=*/true);
+}
+
+void RegionCache::Park(RegionHeader* region, uint64_t freed_since_ns, bool give_back_now) {
   // (On no list yet: the syscall needs no lock.)
   region->discarded = !give_back_now               ? 0
                       : DiscardRegionPages(region) ? kPagesGivenBack

@@ -116,10 +116,12 @@ class RegionCache {
   // region's memory then, though the allocator learned it only now; the
   // TTL and the decay count from then (0: from now).
   // `give_back_now`: its pages go back at once (the caller knows they will
-  // not be reused soon), its mapping stays cached. `windows_moved_out`
-  // says what it was when taken, for a region put back as it was; a
-  // region used since must have it cleared (its windows hold pages again).
+  // not be reused soon), its mapping stays cached.
   void Put(RegionHeader* region, uint64_t freed_since_ns = 0, bool give_back_now = false);
+  // Undoes a take of `region`, unused since: cached again as old as it was,
+  // the windows it had moved out still read zero (windows_moved_out), and
+  // the take uncounted (a hit).
+  void PutBack(RegionHeader* region);
   // Counts `regions` as taken now, for adaptive sizing: regions mapped ahead
   // of use (pre-warming) are demand the program has not made yet.
   void NoteDemand(uint64_t regions);
@@ -258,6 +260,8 @@ class RegionCache {
   // (the current one included). Lock held.
   uint64_t RecentDemand(uint64_t seconds) const;
   void ReleaseList(RegionHeader* list);
+  // Put's caching of `region`, whose windows_moved_out is as it should be.
+  void Park(RegionHeader* region, uint64_t freed_since_ns, bool give_back_now);
   // MoveCachedPages from one region: how many of `to` got its pages.
   int MoveOneRegionsPages(char* const* to, int count, WindowsFn windows_with_pages,
                           uint64_t cached_by_ns);

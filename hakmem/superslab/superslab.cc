@@ -358,7 +358,6 @@ void SuperSlabSetReleaseDate(uint64_t ns) { tl_release_date_ns = ns; }
 
 void SuperSlabRelease(SuperSlab* ss) {
   ss->owner = nullptr;
-  ss->region.windows_moved_out = 0;  // (used since: see RegionCache::Put)
   g_cache.Put(&ss->region, tl_release_date_ns);
 }
 
