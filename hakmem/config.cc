@@ -55,9 +55,9 @@ static_assert(sizeof(kOptions) / sizeof(kOptions[0]) ==
                   static_cast<size_t>(Option::kCount),
               "one row per option");
 
-std::atomic<uint64_t> g_values[static_cast<int>(Option::kCount)];
+HAKMEM_STARTUP_DATA std::atomic<uint64_t> g_values[static_cast<int>(Option::kCount)];
 // 0 = not loaded, 1 = loading, 2 = loaded.
-std::atomic<int> g_state{0};
+HAKMEM_STARTUP_DATA std::atomic<int> g_state{0};
 
 // secure_getenv: a setuid or setgid program (or one that gained
 // capabilities) ignores the knobs, as glibc ignores MALLOC_* there, so that

@@ -698,7 +698,7 @@ namespace internal {
 // comes back here through the interposer, and returns at once.)
 __thread bool tl_registering_fork_handlers __attribute__((tls_model("initial-exec"))) = false;
 void RegisterForkHandlers() {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  HAKMEM_STARTUP_DATA static pthread_once_t once = PTHREAD_ONCE_INIT;
   if (tl_registering_fork_handlers) return;
   pthread_once(&once, [] {
     tl_registering_fork_handlers = true;

@@ -100,7 +100,7 @@ struct Stats {
   // in large_live and large_live_bytes too).
   uint64_t extent_chunks;        // 1 GiB chunks mapped
   uint64_t extent_free_bytes;    // free extents in them
-  uint64_t extent_dirty_bytes;   // of those, pages perhaps resident (an estimate)
+  uint64_t extent_dirty_bytes;   // of those, pages perhaps resident (freed, not given back since)
   uint64_t extent_purged_bytes;  // given back so far
   // Free pages moved (platform::MovePages) between the layers, bytes: from
   // the extent heap's free windows, cached SuperSlabs and cached large

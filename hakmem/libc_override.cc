@@ -234,7 +234,7 @@ HAKMEM_EXPORT __attribute__((weak)) int __register_atfork(void (*prepare)(void),
                                                           void (*parent)(void),
                                                           void (*child)(void), void* dso_handle) {
   hakmem::internal::RegisterForkHandlers();  // (its own registration comes back here)
-  static std::atomic<RegisterAtforkFn> real{nullptr};
+  HAKMEM_STARTUP_DATA static std::atomic<RegisterAtforkFn> real{nullptr};
   RegisterAtforkFn fn = real.load(std::memory_order_relaxed);
   if (fn == nullptr) {
     fn = reinterpret_cast<RegisterAtforkFn>(dlsym(RTLD_NEXT, "__register_atfork"));

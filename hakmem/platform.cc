@@ -44,7 +44,7 @@ std::atomic<uintptr_t> g_next_hint{kHintStart};
 constexpr int kHintSlotShift = 21;
 constexpr uintptr_t kHintRandomSlots = ((kHintEnd - kHintStart) / 2) >> kHintSlotShift;
 std::atomic<bool> g_use_hints{true};
-std::atomic<MapFailureHandler> g_map_failure_handler{nullptr};
+HAKMEM_STARTUP_DATA std::atomic<MapFailureHandler> g_map_failure_handler{nullptr};
 
 // Regions are mapped without MAP_NORESERVE: under the default overcommit
 // heuristic the kernel then refuses a mapping bigger than memory and swap
@@ -142,22 +142,25 @@ uint64_t Mix(uint64_t x) {
 }
 }  // namespace
 
-uint64_t RandomBits() {
-  uint64_t random = 0;
+void RandomWords(uint64_t* words, size_t count) {
+  const size_t bytes = count * sizeof(uint64_t);
   const int saved = errno;
-  const long got = syscall(SYS_getrandom, &random, sizeof(random), GRND_NONBLOCK);
+  const long got = syscall(SYS_getrandom, words, bytes, GRND_NONBLOCK);
   errno = saved;
-  if (got == sizeof(random)) return random;
+  if (got == static_cast<long>(bytes)) return;
   // No getrandom (an old kernel, a filter, the pool not ready at boot):
-  // AT_RANDOM, mixed one way with addresses ASLR placed and the clock.
+  // AT_RANDOM, mixed one way with addresses ASLR placed, the clock and the
+  // word's index.
   const uint64_t* at_random = reinterpret_cast<const uint64_t*>(getauxval(AT_RANDOM));
-  random = Mix(reinterpret_cast<uintptr_t>(&random) ^ NowNs());
-  if (at_random != nullptr) {
-    uint64_t words[2];
-    memcpy(words, at_random, sizeof(words));
-    random = Mix(random ^ words[0]) + Mix(words[1] ^ reinterpret_cast<uintptr_t>(&RandomBits));
+  uint64_t seed[2] = {0, 0};
+  if (at_random != nullptr) memcpy(seed, at_random, sizeof(seed));
+  for (size_t i = 0; i < count; i++) {
+    uint64_t random = Mix(reinterpret_cast<uintptr_t>(&seed) ^ NowNs() ^ (uint64_t{i} << 56));
+    if (at_random != nullptr) {
+      random = Mix(random ^ seed[0]) + Mix(seed[1] ^ reinterpret_cast<uintptr_t>(&RandomWords) ^ i);
+    }
+    words[i] = Mix(random);
   }
-  return Mix(random);
 }
 
 namespace {
@@ -174,8 +177,8 @@ bool TakeMemoryFreedNote() {
   return g_freed_since_oom_trim.exchange(false, std::memory_order_relaxed);
 }
 
-void RandomizeMapHints() {
-  const uintptr_t offset = (RandomBits() % kHintRandomSlots) << kHintSlotShift;
+void RandomizeMapHints(uint64_t random_bits) {
+  const uintptr_t offset = (random_bits % kHintRandomSlots) << kHintSlotShift;
   g_next_hint.store(kHintStart + offset, std::memory_order_relaxed);
 }
 
@@ -287,7 +290,7 @@ void ReadIdleMappingBudget() {
 bool StrictOvercommit() {
   // 0: not known yet (or the read failed: asked again next time); 1: no;
   // 2: yes.
-  static std::atomic<int> strict{0};
+  HAKMEM_STARTUP_DATA static std::atomic<int> strict{0};
   int known = strict.load(std::memory_order_relaxed);
   if (known == 0) {
     const int saved = errno;

@@ -31,6 +31,11 @@
 #else
 #define HAKMEM_BIG_BSS __attribute__((section(".lbss")))
 #endif
+// For small globals a process's start writes (the init lock and flag, the
+// config, the CPU count): in .data, whose page the loader writes anyway (it
+// zeroes the start of .bss there), rather than on a .bss page each start
+// faults in for them alone.
+#define HAKMEM_STARTUP_DATA __attribute__((section(".data.hakmem_startup")))
 #define HAKMEM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAKMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -79,15 +84,20 @@ void* MapAligned(size_t size, size_t alignment);
 // charged as commit under the default overcommit heuristic; untouched, it
 // is address space only) and without transparent huge pages.
 void* MapAhead(size_t size, size_t alignment);
-// 64 random bits for secrets and placement, at start-up: from the kernel's
-// pool (getrandom), not AT_RANDOM alone: glibc takes its stack canary and
-// pointer guard from those bytes, which a leaked key or heap address would
-// then give away.
-uint64_t RandomBits();
+// `count` words of random bits for secrets and placement, at start-up: from
+// the kernel's pool (one getrandom for all), not AT_RANDOM alone: glibc
+// takes its stack canary and pointer guard from those bytes, which a leaked
+// key or heap address would then give away.
+void RandomWords(uint64_t* words, size_t count);
+inline uint64_t RandomBits() {
+  uint64_t word;
+  RandomWords(&word, 1);
+  return word;
+}
 // Starts the hints at a random 2 MiB step into the window's first half, so
-// that heap addresses differ from run to run (ASLR). At start-up (a system
-// call: getrandom).
-void RandomizeMapHints();
+// that heap addresses differ from run to run (ASLR). At start-up, from
+// RandomWords' bits (its own, not the free key's).
+void RandomizeMapHints(uint64_t random_bits);
 // Tests: with hints off, MapAligned leaves placement to the kernel (outside
 // the preferred window), as when the window is taken.
 void SetMapHintsForTesting(bool enabled);

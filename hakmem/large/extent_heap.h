@@ -143,7 +143,7 @@ struct ExtentHeapStats {
   uint64_t live;             // blocks allocated now
   uint64_t live_bytes;       // their pages' bytes
   uint64_t free_bytes;       // free extents' bytes
-  uint64_t dirty_bytes;      // of those, perhaps resident (an estimate)
+  uint64_t dirty_bytes;      // of those, perhaps resident (freed, not given back since)
   uint64_t purged_bytes;     // given back so far
   uint64_t moved_out_bytes;  // free pages moved to SuperSlabs so far
   uint64_t moved_to_regions_bytes;  // free pages moved to large regions so far

@@ -10,21 +10,6 @@ int FloorLog2(uint32_t n) { return 31 - __builtin_clz(n); }
 // Wrap-safe: a is later than b.
 bool Later(uint32_t a_ms, uint32_t b_ms) { return static_cast<int32_t>(a_ms - b_ms) > 0; }
 
-uint32_t Min(uint32_t a, uint32_t b) { return a < b ? a : b; }
-
-// Of `dirty` pages that may lie anywhere in a span of `span` pages, the
-// share of the `part` of that span a split hands one side: in proportion,
-// rounded up (at least one if any: a part that may hold old data never
-// reads as clean). The sum stays about the whole's, an estimate: where a
-// merge bridged clean pages, a part may hold more (a random check: up to
-// 1,045 of 6,000 pages). (An upper bound, the smaller of the part's length
-// and the count, grew at every split: ring2's buffers, one 1 GiB chunk,
-// 3x as much given back, 199K -> 473K faults, with spans as without.)
-uint32_t DirtyShare(uint32_t dirty, uint32_t span, uint32_t part) {
-  if (part == 0 || dirty == 0) return 0;
-  return static_cast<uint32_t>((uint64_t{dirty} * part + span - 1) / span);
-}
-
 // The part of [first, end) within [from, to).
 ExtentMap::Span Clip(ExtentMap::Span span, uint32_t from, uint32_t to) {
   const uint32_t first = span.first > from ? span.first : from;
@@ -60,8 +45,9 @@ int ExtentMap::FirstFittingBin(uint32_t length) {
   return BinLowerBound(bin) == length ? bin : bin + 1;
 }
 
-void ExtentMap::Init(PageRecord* records, uint32_t pages) {
+void ExtentMap::Init(PageRecord* records, uint64_t* dirty_bits, uint32_t pages) {
   records_ = records;
+  dirty_bits_ = dirty_bits;
   pages_ = pages;
   for (int b = 0; b < kBins; b++) bin_head_[b] = bin_tail_[b] = kNone;
   for (int w = 0; w < kBinWords; w++) bin_bits_[w] = dirty_bin_bits_[w] = clean_bin_bits_[w] = 0;
@@ -105,6 +91,97 @@ void ExtentMap::UpdateBinBits(int bin) {
   set(bin_bits_[bin / 64], head != kNone);
   set(dirty_bin_bits_[bin / 64], head != kNone && records_[head].dirty != 0);
   set(clean_bin_bits_[bin / 64], tail != kNone && records_[tail].dirty == 0);
+}
+
+// Set bits of a word. (Not __builtin_popcountll: without -mpopcnt, the
+// x86-64 baseline, that is a call into libgcc's table walk, which showed
+// in the profile of blocks of 256 KiB-1 MiB; all ones or none, the words
+// of a freed block or of pages given back, short-cut.)
+uint32_t CountBits(uint64_t x) {
+  if (x == 0 || x == ~uint64_t{0}) return x == 0 ? 0 : 64;
+  x -= (x >> 1) & 0x5555555555555555ull;
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return static_cast<uint32_t>((x * 0x0101010101010101ull) >> 56);
+}
+
+// The bits of [first, end), a word at a time, f(word index, mask), until f
+// returns true.
+template <typename F>
+__attribute__((always_inline)) inline void ForBitWordsUntil(uint32_t first, uint32_t end, F f) {
+  if (first >= end) return;
+  const uint32_t first_word = first / 64, last_word = (end - 1) / 64;
+  const uint64_t head = ~uint64_t{0} << (first % 64);
+  const uint64_t tail = ~uint64_t{0} >> (63 - (end - 1) % 64);
+  if (first_word == last_word) {
+    f(first_word, head & tail);
+    return;
+  }
+  if (f(first_word, head)) return;
+  for (uint32_t w = first_word + 1; w < last_word; w++) {
+    if (f(w, ~uint64_t{0})) return;
+  }
+  f(last_word, tail);
+}
+
+uint32_t ExtentMap::CountDirty(Span span) const {
+  uint32_t n = 0;
+  ForBitWordsUntil(span.first, span.end, [this, &n](uint32_t w, uint64_t mask) {
+    n += CountBits(dirty_bits_[w] & mask);
+    return false;
+  });
+  return n;
+}
+
+void ExtentMap::SetDirty(Span span) {
+  ForBitWordsUntil(span.first, span.end, [this](uint32_t w, uint64_t mask) {
+    dirty_bits_[w] |= mask;
+    return false;
+  });
+}
+
+void ExtentMap::ClearDirty(Span span) {
+  ForBitWordsUntil(span.first, span.end, [this](uint32_t w, uint64_t mask) {
+    dirty_bits_[w] &= ~mask;
+    return false;
+  });
+}
+
+uint32_t ExtentMap::PastDirty(Span span, uint32_t count) const {
+  if (count == 0) return span.first;
+  uint32_t seen = 0, past = span.end;
+  ForBitWordsUntil(span.first, span.end, [&](uint32_t w, uint64_t mask) {
+    uint64_t bits = dirty_bits_[w] & mask;
+    const uint32_t here = CountBits(bits);
+    if (seen + here < count) {
+      seen += here;
+      return false;
+    }
+    for (uint32_t k = seen; k + 1 < count; k++) bits &= bits - 1;  // drop all but the count-th
+    past = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits)) + 1;
+    return true;
+  });
+  return past;
+}
+
+uint32_t ExtentMap::NextPage(Span within, uint32_t from, bool dirty) const {
+  uint32_t found = within.end;
+  ForBitWordsUntil(from, within.end, [&](uint32_t w, uint64_t mask) {
+    const uint64_t bits = (dirty ? dirty_bits_[w] : ~dirty_bits_[w]) & mask;
+    if (bits == 0) return false;
+    found = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+    return true;
+  });
+  return found;
+}
+
+uint32_t ExtentMap::CleanRun(Span within, uint32_t length) const {
+  for (uint32_t run = within.first; run < within.end && within.end - run >= length;) {
+    const uint32_t dirty = NextPage(within, run, /*dirty=*/true);
+    if (dirty - run >= length) return run;
+    run = NextPage(within, dirty, /*dirty=*/false);
+  }
+  return kNone;
 }
 
 ExtentMap::Span ExtentMap::DirtySpanOf(uint32_t start) const {
@@ -177,7 +254,9 @@ void ExtentMap::Unlink(uint32_t start) {
 // pages perhaps resident, merged with the free extents on either side. Its
 // age: now if it adds dirty pages; else (pages added or purged, clean) that
 // of its dirtiest-recent neighbour, which keeps its place on the age list.
-void ExtentMap::Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_t now_ms) {
+void ExtentMap::Release(uint32_t start, uint32_t length, bool dirty_pages, uint32_t now_ms) {
+  const uint32_t dirty = dirty_pages ? length : 0;
+  if (dirty_pages) SetDirty(Span{start, start + length});
   uint32_t left = kNone, right = kNone;
   if (start > 0 && records_[start - 1].kind == kFree) {
     left = start - records_[start - 1].length;
@@ -228,7 +307,7 @@ void ExtentMap::Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_
 
 void ExtentMap::Add(uint32_t start, uint32_t length, uint32_t now_ms) {
   if (length == 0 || start >= pages_ || pages_ - start < length) Broken();
-  Release(start, length, 0, now_ms);
+  Release(start, length, false, now_ms);
 }
 
 uint32_t ExtentMap::AllocatedLength(uint32_t page) const {
@@ -239,30 +318,47 @@ uint32_t ExtentMap::AllocatedLength(uint32_t page) const {
 
 // Splits [at, at + length) out of the free extent at `start` (still
 // linked; the range within it) and returns how many of its pages may be
-// dirty (0: they read zero); its records are left clear for the caller.
-// The pages before and after it stay free, with the extent's age and place
-// on the age list, each with the part of the dirty span within it and its
-// share of the dirty count.
+// dirty (0: they read zero), their bits cleared; its records are left
+// clear for the caller. The pages before and after it stay free, with the
+// extent's age and place on the age list, each with the part of the dirty
+// span within it and the count of its bits. (Bits counted in the block and
+// the shorter side's part of the span only: a block carved from the front
+// or end of a long span counts a few words.)
 uint32_t ExtentMap::Carve(uint32_t start, uint32_t at, uint32_t length) {
   const PageRecord r = records_[start];
   const uint32_t end = start + r.length;
   if (at < start || length == 0 || length > end - at) Broken();
   const Span span = DirtySpanOf(start);
+  const Span taken = Clip(span, at, at + length);
+  const Span before = Clip(span, start, at), after = Clip(span, at + length, end);
+  uint32_t taken_dirty, before_dirty, after_dirty;
+  if (r.dirty == span.length()) {  // a span all dirty (a freed block's, merged ones'): no count
+    taken_dirty = taken.length();
+    before_dirty = before.length();
+    after_dirty = after.length();
+  } else {
+    taken_dirty = CountDirty(taken);
+    if (before.length() <= after.length()) {
+      before_dirty = CountDirty(before);
+      after_dirty = r.dirty - taken_dirty - before_dirty;
+    } else {
+      after_dirty = CountDirty(after);
+      before_dirty = r.dirty - taken_dirty - after_dirty;
+    }
+  }
+  ClearDirty(taken);
   Unlink(start);
   ClearEdges(start, r.length);
   uint32_t age_after = r.age_prev;
   if (at > start) {
-    const Span before = Clip(span, start, at);
-    const uint32_t dirty = DirtyShare(r.dirty, span.length(), before.length());
-    Link(start, at - start, dirty, before, r.freed_ms, age_after, /*age_at_tail=*/false);
-    if (dirty != 0) age_after = start;
+    Link(start, at - start, before_dirty, before, r.freed_ms, age_after, /*age_at_tail=*/false);
+    if (before_dirty != 0) age_after = start;
   }
   if (at + length < end) {
-    const Span after = Clip(span, at + length, end);
-    Link(at + length, end - (at + length), DirtyShare(r.dirty, span.length(), after.length()),
-         after, r.freed_ms, age_after, /*age_at_tail=*/false);
+    Link(at + length, end - (at + length), after_dirty, after, r.freed_ms, age_after,
+         /*age_at_tail=*/false);
   }
-  return DirtyShare(r.dirty, span.length(), Clip(span, at, at + length).length());
+  return taken_dirty;
 }
 
 uint32_t ExtentMap::TakeFront(uint32_t start, uint32_t length) {
@@ -330,8 +426,19 @@ uint32_t ExtentMap::AllocateIn(uint32_t start, uint32_t length, bool prefer_clea
       // On its resident pages: from the span's start, or as far in as the
       // room allows.
       at = span.first <= end - room ? span.first : end - room;
-    } else if (span.first - start < room && end - span.end >= room) {
-      at = span.end;  // clean pages after the span, not enough before
+    } else if (span.first - start < room) {
+      // Clean pages after the span if not enough lie before it, else a
+      // clean run within it (a merged span may reach over clean pages):
+      // clearing its dirty ones would fault in any the program never
+      // touched (50 tables of 4 MB calloc'd in rounds, 5% written: the
+      // span of the chunk's one free extent reached from its front to its
+      // end, and 25 -> 198 MB).
+      if (end - span.end >= room) {
+        at = span.end;
+      } else {
+        const uint32_t run = CleanRun(Span{start, end}, room);
+        if (run != kNone) at = run;
+      }
     }
   }
   if (align > 1) {
@@ -356,12 +463,12 @@ uint32_t ExtentMap::Allocate(uint32_t length, uint32_t* dirty) {
   return start;
 }
 
-void ExtentMap::Free(uint32_t start, uint32_t now_ms, uint32_t dirty) {
+void ExtentMap::Free(uint32_t start, uint32_t now_ms, bool dirty) {
   const uint32_t length = AllocatedLength(start);
   if (length == 0) Broken();
   ClearEdges(start, length);
   allocated_pages_ -= length;
-  Release(start, length, Min(length, dirty), now_ms);
+  Release(start, length, dirty, now_ms);
 }
 
 bool ExtentMap::InsideAllocated(uint32_t page) const {
@@ -385,7 +492,7 @@ bool ExtentMap::Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_
     ClearEdges(start, old);
     MarkExtent(start, length, kAllocated);
     allocated_pages_ -= old - length;
-    Release(start + length, old - length, old - length, now_ms);
+    Release(start + length, old - length, true, now_ms);
     return true;
   }
   const uint32_t next = start + old;
@@ -401,29 +508,29 @@ bool ExtentMap::Resize(uint32_t start, uint32_t length, uint32_t now_ms, uint32_
   return true;
 }
 
-void ExtentMap::CarveForPurge(uint32_t start, uint32_t at, uint32_t length) {
-  Carve(start, at, length);
+uint32_t ExtentMap::CarveForPurge(uint32_t start, uint32_t at, uint32_t length) {
+  const uint32_t dirty = Carve(start, at, length);
   // Neither free (no merge may take it) nor allocated (no free may).
   MarkExtent(at, length, kPurging);
+  return dirty;
 }
 
 bool ExtentMap::BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start,
-                           uint32_t* length, uint32_t max_length) {
+                           uint32_t* length, uint32_t max_length, uint32_t* dirty) {
   const uint32_t oldest = age_head_;
   if (oldest == kNone || now_ms - records_[oldest].freed_ms < wait_ms || max_length == 0) {
     return false;
   }
-  // From the front of its dirty span, the pages that hold about
-  // `max_length` of its dirty ones (all of them if the span is wholly
-  // dirty), as DirtyShare counts them. Its pages before that span are
-  // clean and stay free, clean; those after it stay free with their age.
+  // From the front of its dirty span, the pages that hold `max_length` of
+  // its dirty ones (all of them if it has no more). Its pages before that
+  // span are clean and stay free, clean; those after it stay free with
+  // their age.
   const PageRecord r = records_[oldest];
   const Span span = DirtySpanOf(oldest);
-  const uint64_t holding =
-      max_length >= r.dirty ? span.length()
-                            : (uint64_t{max_length} * span.length() + r.dirty - 1) / r.dirty;
-  const uint32_t n = holding < span.length() ? static_cast<uint32_t>(holding) : span.length();
-  CarveForPurge(oldest, span.first, n);
+  const uint32_t n =
+      (max_length >= r.dirty ? span.end : PastDirty(span, max_length)) - span.first;
+  const uint32_t taken_dirty = CarveForPurge(oldest, span.first, n);
+  if (dirty != nullptr) *dirty = taken_dirty;
   *start = span.first;
   *length = n;
   return true;
@@ -468,13 +575,14 @@ void ExtentMap::EndPurge(uint32_t start, uint32_t length, uint32_t now_ms, bool 
   const PageRecord& r = records_[start];
   if (r.kind != kPurging || r.length != length || !(r.edges & kFirstPage)) Broken();
   ClearEdges(start, length);
-  Release(start, length, given_back ? 0 : length, now_ms);
+  Release(start, length, !given_back, now_ms);
 }
 
 void ExtentMap::MakeHole(uint32_t start) {
   const PageRecord& r = records_[start];
   if (r.kind != kFree || !(r.edges & kFirstPage)) Broken();
   const uint32_t length = r.length;
+  ClearDirty(DirtySpanOf(start));  // (its pages go)
   Unlink(start);
   ClearEdges(start, length);
   MarkExtent(start, length, kHole);
@@ -485,7 +593,7 @@ void ExtentMap::FillHole(uint32_t start, uint32_t now_ms) {
   if (r.kind != kHole || !(r.edges & kFirstPage)) Broken();
   const uint32_t length = r.length;
   ClearEdges(start, length);
-  Release(start, length, 0, now_ms);
+  Release(start, length, false, now_ms);
 }
 
 bool ExtentMap::OldestDirtyAge(uint32_t now_ms, uint32_t* age_ms) const {
@@ -500,6 +608,7 @@ void ExtentMap::CheckInvariantsForTesting() const {
   for (uint32_t p = 0; p < pages_;) {
     const PageRecord& r = records_[p];
     if (r.kind == 0) {  // not added yet
+      if (CountDirty(Span{p, p + 1}) != 0) Broken();
       previous_free = false;
       p++;
       continue;
@@ -515,10 +624,11 @@ void ExtentMap::CheckInvariantsForTesting() const {
     if (r.kind == kFree) {
       if (previous_free) Broken();  // two free extents side by side
       if (r.dirty > r.length) Broken();
-      if (r.dirty != 0) {  // its dirty span: within it, at least as long as its count
+      if (r.dirty != 0) {  // its dirty span: within it, holding every dirty bit
         const Span span = DirtySpanOf(p);
-        if (span.first < p || span.end > p + r.length || span.length() < r.dirty) Broken();
+        if (span.first < p || span.end > p + r.length || CountDirty(span) != r.dirty) Broken();
       }
+      if (CountDirty(Span{p, p + r.length}) != r.dirty) Broken();  // its count: its bits
       free_pages += r.length;
       dirty_pages += r.dirty;
       free_extents++;
@@ -531,6 +641,7 @@ void ExtentMap::CheckInvariantsForTesting() const {
     } else if (r.kind == kAllocated) {
       allocated_pages += r.length;
     }
+    if (r.kind != kFree && CountDirty(Span{p, p + r.length}) != 0) Broken();  // bits: free only
     previous_free = r.kind == kFree;
     p = last + 1;
   }

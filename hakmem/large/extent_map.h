@@ -23,13 +23,18 @@
 //  - Free extents are never adjacent: freeing one merges it with the free
 //    extents on either side.
 //  - Dirty pages: of a free extent, how many may still be resident (freed
-//    by the program, not yet given back), and its dirty span, the run of
-//    its pages they lie in (exact for a freed block; merged extents span
-//    their parts' spans). A split hands each part the part of the span
-//    within it and a share of the count in proportion, rounded up: the sum
-//    stays about the whole's, and pages outside every span read zero.
-//    Allocation carves a block where the span says (on resident pages, or
-//    for calloc beside them); a purge gives back pages from the span.
+//    by the program, not yet given back): a bit a page, set while the page
+//    is free and may hold old data, so every count is exact; and its dirty
+//    span, the run of its pages they lie in (exact for a freed block;
+//    merged extents span their parts' spans, clean pages between them
+//    perhaps). A split hands each part the part of the span within it and
+//    the count of its bits. Allocation carves a block where the span says
+//    (on resident pages, or for calloc beside them); a purge gives back
+//    pages from the span's front, as many as hold the dirty pages it was
+//    asked for. (Until session 36 a split shared the count in proportion
+//    to the span: where a merge had bridged clean pages, a part held more
+//    than its share, and resident pages went uncounted: 50 tables of 4 MB
+//    calloc'd and freed in rounds, 192 MB counted of 451 resident.)
 //  - Bins: free extents by length, 32 exact bins then 8 per power of two
 //    (at most 1/8 apart, as TLSF), each a list with the extents that have
 //    dirty pages in front; a bitmap of the bins that are not empty. A
@@ -50,6 +55,7 @@
 #ifndef HAKMEM_LARGE_EXTENT_MAP_H_
 #define HAKMEM_LARGE_EXTENT_MAP_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 namespace hakmem {
@@ -93,9 +99,11 @@ class ExtentMap {
   enum ExtentKind : uint8_t { kAllocated = 1, kFree = 2, kPurging = 3, kHole = 4 };
   static constexpr uint8_t kFirstPage = 1, kLastPage = 2;
 
-  // `records`: zeroed storage for `pages` records. Every page starts as
-  // unavailable (in no extent) until Add hands it over.
-  void Init(PageRecord* records, uint32_t pages);
+  // `records`: zeroed storage for `pages` records; `dirty_bits`, for
+  // DirtyBitWords(pages) words. Every page starts as unavailable (in no
+  // extent) until Add hands it over.
+  void Init(PageRecord* records, uint64_t* dirty_bits, uint32_t pages);
+  static constexpr size_t DirtyBitWords(uint32_t pages) { return (size_t{pages} + 63) / 64; }
 
   // Makes [start, start + length), pages not yet added, free and clean,
   // merged with free neighbours (a range that grows).
@@ -116,8 +124,9 @@ class ExtentMap {
   // Allocates `length` pages within the free extent at `start` (FindFit's)
   // where its dirty span says: on its resident pages if there are any, or
   // for `prefer_clean` on pages that read zero if enough lie before or
-  // after the span (else its front), with `room` pages free from its start
-  // where the extent allows (a block realloc will grow). `align` (a power
+  // after the span, else in a clean run within it (else its front), with
+  // `room` pages free from its start where the extent allows (a block
+  // realloc will grow). `align` (a power
   // of two): the block starts at a multiple of it, the first from where
   // the span says if the block fits there, else from the extent's start
   // (the extent must allow for that); the pages skipped stay free, with
@@ -135,9 +144,9 @@ class ExtentMap {
   bool InsideAllocated(uint32_t page) const;
 
   // Frees the allocated extent at `start` (AllocatedLength(start) != 0),
-  // all of its pages counted dirty (or at most `dirty` of them), merged
-  // with its free neighbours.
-  void Free(uint32_t start, uint32_t now_ms, uint32_t dirty = UINT32_MAX);
+  // all of its pages counted dirty (`dirty`) or clean, merged with its free
+  // neighbours.
+  void Free(uint32_t start, uint32_t now_ms, bool dirty = true);
 
   // Resizes the allocated extent at `start` in place to `length` (>= 1)
   // pages: a shrink frees the tail; a growth takes the pages right after
@@ -155,9 +164,10 @@ class ExtentMap {
   // hold about `max_length` of its dirty ones (at most `max_length` of a
   // span all dirty): a budget exceeded by a little gives back a little. Its
   // pages before them stay free, clean; those after, free and as old.
-  // EndPurge puts them back, clean.
+  // EndPurge puts them back, clean. `*dirty` (if given): how many of them
+  // were dirty.
   bool BeginPurge(uint32_t now_ms, uint32_t wait_ms, uint32_t* start, uint32_t* length,
-                  uint32_t max_length = UINT32_MAX);
+                  uint32_t max_length = UINT32_MAX, uint32_t* dirty = nullptr);
   // BeginPurge for a page move (platform::MovePages): among the oldest
   // free extents with dirty pages (a few), the first window of `window`
   // pages, aligned to `window`, wholly within one of them and meeting its
@@ -181,8 +191,6 @@ class ExtentMap {
 
   uint32_t pages() const { return pages_; }
   uint64_t free_pages() const { return free_pages_; }
-  // An estimate: a split shares an extent's count in proportion to its
-  // dirty span (where a merge bridged clean pages, a part may hold more).
   uint64_t dirty_pages() const { return dirty_pages_; }
   // Calls f(start, length) for each extent of `kind`, in address order;
   // f may make a free extent a hole, or fill a hole. (A hole filled merges
@@ -234,8 +242,21 @@ class ExtentMap {
   // Where the free extent at `start` may hold dirty pages (empty: nowhere).
   Span DirtySpanOf(uint32_t start) const;
   void Unlink(uint32_t start);
-  // Frees [start, start + length) with `dirty` dirty pages, merging.
-  void Release(uint32_t start, uint32_t length, uint32_t dirty, uint32_t now_ms);
+  // Frees [start, start + length) (its bits clear), all of its pages dirty
+  // or none, merging.
+  void Release(uint32_t start, uint32_t length, bool dirty, uint32_t now_ms);
+  // The dirty bits of [span.first, span.end): counted, set, cleared.
+  uint32_t CountDirty(Span span) const;
+  void SetDirty(Span span);
+  void ClearDirty(Span span);
+  // The first page from `span.first` on by which `count` dirty pages of
+  // the span lie before it (span.end if it holds fewer).
+  uint32_t PastDirty(Span span, uint32_t count) const;
+  // The first page of `within` whose bit is set (`dirty`) or clear, from
+  // `from` on; within.end if none.
+  uint32_t NextPage(Span within, uint32_t from, bool dirty) const;
+  // The first run of `length` clean pages in `within`, or kNone.
+  uint32_t CleanRun(Span within, uint32_t length) const;
   // Splits `length` pages off the front of the free extent at `start`; the
   // rest stays free. Returns how many of them may be dirty.
   uint32_t TakeFront(uint32_t start, uint32_t length);
@@ -243,7 +264,7 @@ class ExtentMap {
   // way: the pages before and after it stay free (see extent_map.cc).
   uint32_t Carve(uint32_t start, uint32_t at, uint32_t length);
   // Carve, the pages taken marked kPurging (BeginPurge and its kin).
-  void CarveForPurge(uint32_t start, uint32_t at, uint32_t length);
+  uint32_t CarveForPurge(uint32_t start, uint32_t at, uint32_t length);
   static constexpr int kBinWords = (kBins + 63) / 64;
   // The first bin from `from` on whose bit is set in `bits`, or -1.
   static int FirstBinFrom(const uint64_t (&bits)[kBinWords], int from);
@@ -251,6 +272,7 @@ class ExtentMap {
   void UpdateBinBits(int bin);
 
   PageRecord* records_ = nullptr;
+  uint64_t* dirty_bits_ = nullptr;  // a bit a page: free, and may hold old data
   uint32_t pages_ = 0;
   uint32_t bin_head_[kBins];
   uint32_t bin_tail_[kBins];

@@ -26,7 +26,7 @@ Slab kEmptySlab{};
 alignas(4096) HAKMEM_BIG_BSS Heap kEmptyHeap;
 static_assert((Heap(), true), "Heap() must stay a constant expression");
 __thread Heap* tl_heap __attribute__((tls_model("initial-exec"))) = &kEmptyHeap;
-uint64_t g_free_key = 0;
+HAKMEM_STARTUP_DATA uint64_t g_free_key = 0;
 
 namespace {
 
@@ -55,7 +55,7 @@ int g_static_used = 0;
 char* g_chunk = nullptr;
 size_t g_chunk_left = 0;
 
-pthread_key_t g_thread_key;
+HAKMEM_STARTUP_DATA pthread_key_t g_thread_key;
 
 // Set once this thread's heap was handed back at thread exit. A later
 // allocation (a TLS destructor of another library, in the last destructor
@@ -64,8 +64,8 @@ pthread_key_t g_thread_key;
 __thread bool tl_thread_exited __attribute__((tls_model("initial-exec"))) = false;
 pthread_mutex_t g_orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 Heap* g_orphan = nullptr;
-pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
-bool g_initialized = false;
+HAKMEM_STARTUP_DATA pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
+HAKMEM_STARTUP_DATA bool g_initialized = false;
 
 void OnThreadExit(void* heap);
 
@@ -737,7 +737,7 @@ void TransferSendHome(uint64_t cutoff_ns) {
 //    no slow path since `h`'s previous look (at an earlier flush). Once
 //    engaged, it stays so while whole flushes find room in the cache.
 constexpr uint64_t kCensusIntervalNs = 10 * 1000 * 1000;
-uint32_t g_cpus = 0;                 // sched_getaffinity's count; 0: unknown
+HAKMEM_STARTUP_DATA uint32_t g_cpus = 0;  // sched_getaffinity's count; 0: unknown
 uint32_t g_cpus_for_testing = 0;    // atomic access; if set, no census but the tests'
 bool g_oversubscribed = false;       // atomic access
 // Censuses to come that still count as oversubscribed, after the last one
@@ -1213,10 +1213,10 @@ void ReclaimAbandonedHeaps(bool give_back_big_blocks) {
   platform::UnlockMutex(&g_pool_lock);
 }
 
-void InitFreeKey() {
+void InitFreeKey(uint64_t random_bits) {
   // (Once AT_RANDOM's first 8 bytes: glibc's stack canary, which a key
   // read back from a free block gave away, XOR a load address.)
-  uint64_t key = platform::RandomBits();
+  uint64_t key = random_bits;
   key ^= reinterpret_cast<uintptr_t>(&g_free_key);
   // Odd: so is every key, and no live block's word, cleared to 0 by
   // malloc, decodes as one (see KeyOf).
@@ -1645,12 +1645,14 @@ void TinyGlobalInit() {
   const bool first = !g_initialized;
   if (first) {
     InitConfigFromEnvironment();
-    InitFreeKey();
+    uint64_t random[2];
+    platform::RandomWords(random, 2);
+    InitFreeKey(random[0]);
     // Every system call hakmem makes besides memory mappings, at start-up
     // (see platform::ReadIdleMappingBudget).
     platform::ReadIdleMappingBudget();
     CountCpus();
-    platform::RandomizeMapHints();
+    platform::RandomizeMapHints(random[1]);
     pthread_key_create(&g_thread_key, &OnThreadExit);
     const uint64_t prewarm = GetOption(Option::kSuperslabPrewarm);
     if (prewarm != 0) SuperSlabPrewarm(prewarm);
