@@ -519,8 +519,9 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
   const uint32_t fit_pages =
       (to_grow && pages <= kBlockPages / 2 ? pages + pages / 2 : pages) + align_pages - 1;
   const uint32_t least_pages = pages + align_pages - 1;
-  const uint64_t now = platform::NowNs();
-  ExtentHeapMaybePurge(now);
+  // (No clock read or purge check here: the upkeep before a large malloc
+  // makes both, LargeCacheMaybeEnforceLimits, and every free another: a
+  // clock read is ~10% of a malloc of 256 KiB-1 MiB.)
   NoteLargeAllocation();
   platform::LockMutex(&g_lock);
   // calloc takes pages that read zero, but for the first calloc after a
@@ -596,7 +597,7 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
         // Perhaps pages given back for the other layer, taken again.
         const uint64_t clean = pages - dirty;
         g_given_back_untaken -= clean < g_given_back_untaken ? clean : g_given_back_untaken;
-        g_cross.NoteTakeOfGivenBack(now, DecayNs());
+        g_cross.NoteTakeOfGivenBack(platform::NowNs(), DecayNs());
       }
       g_live++;
       g_live_pages += pages;
@@ -660,7 +661,7 @@ size_t ExtentCheckedUsableSize(const RegionHeader* region, const void* p, const 
   return size_t{length} * kPage;
 }
 
-void ExtentFree(RegionHeader* region, void* p) {
+uint64_t ExtentFree(RegionHeader* region, void* p) {
   ExtentChunk* c = reinterpret_cast<ExtentChunk*>(region);
   const uint32_t page = PageOf(region, p, "free(): invalid pointer");
   platform::LockMutex(&g_lock);
@@ -687,6 +688,7 @@ void ExtentFree(RegionHeader* region, void* p) {
   } else {
     ExtentHeapMaybePurge(now);
   }
+  return now;
 }
 
 bool ExtentResizeInPlace(RegionHeader* region, void* p, size_t new_size) {

@@ -94,8 +94,9 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero = false, bool to_gr
 // The usable size of `p`, in the chunk `region`; reports misuse for
 // `operation` and aborts if `p` is not a live block's start.
 size_t ExtentCheckedUsableSize(const RegionHeader* region, const void* p, const char* operation);
-// Frees `p` (checked as above).
-void ExtentFree(RegionHeader* region, void* p);
+// Frees `p` (checked as above). Returns the clock it read (for the upkeep
+// after it).
+uint64_t ExtentFree(RegionHeader* region, void* p);
 // Resizes the live block `p` in place to `new_size` bytes (a shrink keeps
 // its tail unless that frees at least 64 KiB and a quarter of it; a growth
 // takes a quarter more if the pages after it are free). False if it can't.

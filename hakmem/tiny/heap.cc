@@ -1575,9 +1575,8 @@ void TinySetUpkeepHook(UpkeepHook hook) {
   platform::StoreIfChanged(&g_upkeep_hook, hook);  // (by every large malloc)
 }
 
-void TinyUpkeep() {
+void TinyUpkeep(uint64_t now) {  // (one clock read for all of it)
   static uint64_t next_reclaim_ns = 0;  // atomic access
-  const uint64_t now = platform::NowNs();  // one clock read for all of it
   SuperSlabCacheMaybeEnforceLimits(now);
   if (UpkeepHook hook = __atomic_load_n(&g_upkeep_hook, __ATOMIC_RELAXED)) hook(now);
   // The census: one thread, every kCensusIntervalNs.

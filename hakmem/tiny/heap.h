@@ -709,8 +709,9 @@ void TinyReclaimExitedThreads();
 // applies the SuperSlab cache's TTL, reclaims exited threads' memory, empties
 // the calling thread's bins and returns its empty current slabs. Time-gated
 // (one coarse clock read when there is nothing to do): called on every slow
-// path, small or large.
-void TinyUpkeep();
+// path, small or large. `now`: a clock read the caller just made.
+void TinyUpkeep(uint64_t now);
+inline void TinyUpkeep() { TinyUpkeep(platform::NowNs()); }
 // The above at once, plus all of the calling thread's idle memory: its bins,
 // pending remote frees, empty current slabs (for Trim()).
 void TinyTrim();
