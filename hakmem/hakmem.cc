@@ -53,9 +53,14 @@ void NoteLargeBlocksInUse() {
 }
 
 // `to_grow`: for a block realloc moves to grow it (ExtentAlloc, LargeAlloc).
+// Every large allocation runs the upkeep first: its hook checks the large
+// layers' limits and purges (the extent heap has no clock read of its own;
+// calloc and aligned allocations kept none when only malloc ran it: freed
+// pages beyond the budget stayed past the decay, a review).
 void* LargeOrNull(size_t size, size_t alignment, bool* zeroed, bool wants_zero = false,
                   bool to_grow = false) {
   NoteLargeBlocksInUse();
+  TinyUpkeep();
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
@@ -92,7 +97,6 @@ size_t CheckedUsableSize(RegionHeader* region, const void* p,
 namespace internal {
 
 void* MallocLarge(size_t size) {
-  TinyUpkeep();
   bool zeroed;
   return LargeOrNull(size, 16, &zeroed);
 }
@@ -245,7 +249,6 @@ HAKMEM_NOINLINE void* ReallocSlow(void* p, size_t size) {
   // MB and 2.8 s, 840 MB there; glibc 8.5 s, 461 MB and 7.3 s, 556 MB.)
   void* q;
   if (size > usable && size > kMaxSmallSize) {
-    TinyUpkeep();  // (as MallocLarge)
     bool zeroed;
     q = LargeOrNull(size, 16, &zeroed, /*wants_zero=*/false, /*to_grow=*/true);
   } else {

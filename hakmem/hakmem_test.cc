@@ -905,6 +905,38 @@ TEST(HakmemTest, FreedExtentsDecayWhileOnlySmallAllocationsFollow) {
   Trim();
 }
 
+// The decay applies when only aligned allocations or callocs of large
+// blocks follow the frees: each checks the purges (a review: with the
+// check in malloc's path alone, posix_memalign every 100 ms kept 402 MB
+// of 10 MiB blocks freed, for good).
+TEST(HakmemTest, FreedExtentsDecayWhileOnlyAlignedAllocationsAndCallocsFollow) {
+  for (const bool use_calloc : {false, true}) {
+    Trim();
+    hakmem_test::StoppedClock clock;
+    ASSERT_NO_FATAL_FAILURE(FreeExtentsBeyondTheResidentBudget());
+    hakmem_test::StoppedClock::Advance(DecayNs() + 200 * 1000 * 1000);
+    std::vector<void*> kept;
+    for (int i = 0; i < 3; i++) {
+      void* p = nullptr;
+      if (use_calloc) {
+        p = Calloc(1, 4096);  // small: gives nothing back itself
+        kept.push_back(p);
+        p = Calloc(1, 300 << 10);
+      } else {
+        ASSERT_EQ(PosixMemalign(&p, 4096, 300 << 10), 0);
+      }
+      ASSERT_NE(p, nullptr);
+      kept.push_back(p);
+      hakmem_test::StoppedClock::Advance(200 * 1000 * 1000);
+    }
+    Stats stats;
+    GetStats(&stats);
+    EXPECT_LE(stats.extent_dirty_bytes, uint64_t{66} << 20) << (use_calloc ? "calloc" : "posix_memalign");
+    for (void* p : kept) Free(p);
+  }
+  Trim();
+}
+
 TEST(HakmemTest, ADecayOfZeroGivesBackFreedExtentsPagesAtOnce) {
   Trim();
   {

@@ -519,9 +519,9 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
   const uint32_t fit_pages =
       (to_grow && pages <= kBlockPages / 2 ? pages + pages / 2 : pages) + align_pages - 1;
   const uint32_t least_pages = pages + align_pages - 1;
-  // (No clock read or purge check here: the upkeep before a large malloc
-  // makes both, LargeCacheMaybeEnforceLimits, and every free another: a
-  // clock read is ~10% of a malloc of 256 KiB-1 MiB.)
+  // (No clock read or purge check here: the upkeep before every large
+  // allocation makes both, LargeOrNull, and every free another: a clock
+  // read is ~10% of a malloc of 256 KiB-1 MiB.)
   NoteLargeAllocation();
   platform::LockMutex(&g_lock);
   // calloc takes pages that read zero, but for the first calloc after a
