@@ -355,7 +355,9 @@ Slab* SlabInit(SuperSlab* ss, int index, uint32_t block_size, int size_class,
 // marking each with `free_key`; returns how many. Only the carved blocks'
 // memory is touched (one store each). The slab's free list is left alone:
 // the blocks go straight to their taker (a bin), not through the list.
-uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key);
+// `out_step` -1: into out[0], out[-1] and on down (a bin's slots, top down).
+uint32_t SlabCarve(Slab* s, Block** out, uint32_t max_blocks, uint64_t free_key,
+                   ptrdiff_t out_step = 1);
 // Index of a free slab of `ss` (marked used), or -1.
 int SuperSlabTakeFreeSlab(SuperSlab* ss);
 // Marks free slab `index` of `ss` used.

@@ -96,6 +96,35 @@ TEST(SuperSlabTest, MidGeometryHasFourSlabsTheFirstPastTheHeader) {
   SuperSlabRelease(ss);
 }
 
+// A carve with out_step -1 (a refill straight into a bin's slots, top
+// down) hands out the same blocks in the same order as one into an array,
+// the first at out[0], the next at out[-1], and writes nothing else.
+TEST(SuperSlabTest, ACarveTopDownHandsOutTheSameBlocksInTheSameOrder) {
+  SuperSlab* ss = SuperSlabAcquire(kOwner, kSmallSlabShift, /*size_class=*/3);
+  ASSERT_NE(ss, nullptr);
+  SuperSlabTakeSlabAt(ss, 1);
+  SuperSlabTakeSlabAt(ss, 2);
+  Slab* up = SlabInit(ss, 1, 48, 3, kOwner);
+  Slab* down = SlabInit(ss, 2, 48, 3, kOwner);
+  std::vector<Block*> ascending(40, nullptr);
+  ASSERT_EQ(SlabCarve(up, ascending.data(), 37, kKey), 37u);
+  std::vector<Block*> slots(80, nullptr);  // slots[1..37] written, top down from slots[37]
+  ASSERT_EQ(SlabCarve(down, &slots[37], 37, kKey, /*out_step=*/-1), 37u);
+  EXPECT_EQ(slots[0], nullptr);
+  for (size_t i = 38; i < slots.size(); i++) EXPECT_EQ(slots[i], nullptr);
+  const uintptr_t shift = SlabStart(down) - SlabStart(up);
+  for (int i = 0; i < 37; i++) {
+    ASSERT_NE(slots[37 - i], nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(slots[37 - i]),
+              reinterpret_cast<uintptr_t>(ascending[i]) + shift) << i;
+    EXPECT_EQ(KeyOf(slots[37 - i]), kKey);
+  }
+  EXPECT_EQ(SlabCarved(down), 37u);
+  SuperSlabReturnSlab(ss, up);
+  SuperSlabReturnSlab(ss, down);
+  SuperSlabRelease(ss);
+}
+
 TEST(SuperSlabTest, BigGeometryIsOneSlabWhoseBlocksStartPastTheHeader) {
   SuperSlab* ss = SuperSlabAcquire(kOwner, kBigSlabShift, /*size_class=*/0);
   ASSERT_NE(ss, nullptr);

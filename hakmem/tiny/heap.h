@@ -404,6 +404,7 @@ struct Heap {
   Heap* all_next = nullptr;                   // every heap ever made
   std::atomic<HeapState> state{HeapState::kEmpty};
   uintptr_t thread_id = 0;                    // pthread_self() of its thread
+  Heap* thread_next = nullptr;                // active heaps by thread id (heap.cc)
   RemoteBatch outgoing;                       // this thread's frees for others
   // Bumped by the heap's thread on each of its slow paths: the census and
   // (only while the transfer cache may engage) other heaps' flushes read

@@ -462,6 +462,39 @@ TEST(HeapTest, ReclaimReturnsEverySlabOfAThreadThatFreedEverything) {
   }).join();
 }
 
+// A block queued for a pooled heap by a thread that cannot free it into
+// that heap itself (here: one past its own heap, in a later round of its
+// key destructors) goes back at the next reclaim: the reclaim walks the
+// pool only while some pooled heap may have queued blocks, and the push
+// says so (g_pooled_queue_pending).
+pthread_key_t g_late_free_key;
+std::atomic<void*> g_late_block{nullptr};
+void FreeInALaterDestructorRound(void* value) {
+  if (value == reinterpret_cast<void*>(1)) {
+    pthread_setspecific(g_late_free_key, reinterpret_cast<void*>(2));  // once more
+    return;
+  }
+  Free(g_late_block.exchange(nullptr));  // this thread's heap is gone by now
+}
+
+TEST(HeapTest, ABlockQueuedForAPooledHeapGoesBackAtTheNextReclaim) {
+  const int c = static_cast<int>(SizeToClass(48));
+  TinyReclaimExitedThreads();
+  const uint64_t in_use = BlocksInUse(c);
+  std::thread([] { g_late_block.store(TinyMalloc(48)); }).join();  // its heap is pooled
+  ASSERT_NE(g_late_block.load(), nullptr);
+  EXPECT_EQ(BlocksInUse(c), in_use + 1);
+  ASSERT_EQ(pthread_key_create(&g_late_free_key, &FreeInALaterDestructorRound), 0);
+  std::thread([] {
+    Free(TinyMalloc(64));  // a heap of its own, detached in the first round
+    pthread_setspecific(g_late_free_key, reinterpret_cast<void*>(1));
+  }).join();
+  EXPECT_EQ(g_late_block.load(), nullptr);  // freed: queued for the pooled heap
+  TinyReclaimExitedThreads();
+  EXPECT_EQ(BlocksInUse(c), in_use);
+  pthread_key_delete(g_late_free_key);
+}
+
 TEST(HeapTest, RemoteFreesReachTheOwner) {
   constexpr int kBlocks = 5000;
   std::vector<void*> blocks;
@@ -2674,6 +2707,53 @@ TEST(HeapDeathTest, DoubleFreeIsReportedWhenItsSlabEmpties) {
         for (size_t i = 2; i < blocks.size(); i++) Free(blocks[i]);
       },
       "double free");
+}
+
+// The scan of an emptied slab finds a block that is not on the slab's list
+// wherever it lies (CheckEmptySlab reads four blocks a step from the top,
+// two to a register, and the rest one by one): a copy of a block freed
+// twice that waits in another thread's bin while the slab empties, at each
+// position of a step and of the rest.
+TEST(HeapDeathTest, AnEmptiedSlabsScanFindsACopyInABinAtAnyPosition) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2 * kPerSlab; i++) blocks.push_back(TinyMalloc(48));
+  const Slab* const slab = SlabOf(blocks[0]);
+  std::vector<void*> mine;  // that slab's blocks, by address
+  for (void* p : blocks) {
+    if (SlabOf(p) == slab) mine.push_back(p);
+  }
+  std::sort(mine.begin(), mine.end());
+  ASSERT_GE(mine.size(), 16u);
+  const size_t n = mine.size();
+  for (const size_t pos : {size_t{0}, size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{5},
+                           n / 2, n - 5, n - 4, n - 3, n - 2, n - 1}) {
+    SCOPED_TRACE(pos);
+    EXPECT_DEATH(
+        {
+          void* const target = mine[pos];
+          Free(target);
+          TinyTrim();  // on its slab's list
+          std::atomic<int> step{0};
+          std::thread other([&step, target] {
+            Free(TinyMalloc(48));  // a heap of its own, so the free below takes the fast path
+            Free(target);          // the second copy, in this thread's bin
+            step.store(1);
+            while (step.load() != 2) sched_yield();
+          });
+          while (step.load() != 1) sched_yield();
+          for (void* p : mine) {
+            if (p != target) Free(p);
+          }
+          TinyTrim();  // the slab's count reaches 0
+          step.store(2);
+          other.join();
+        },
+        // (Under TSan the second free takes the slow path, which checks
+        // the key at once.)
+        "not on the slab's list|block is already free");
+  }
+  for (void* p : blocks) Free(p);
+  TinyTrim();
 }
 
 TEST(HeapDeathTest, DoubleFreeOnTheSlowPathIsReportedAtOnce) {
