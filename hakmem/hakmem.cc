@@ -468,6 +468,7 @@ void GetStats(Stats* stats) {
   stats->transfer_batches_pushed = tiny.counters.transfer_batches_pushed;
   stats->transfer_batches_taken = tiny.counters.transfer_batches_taken;
   stats->transfer_blocks_sent_home = tiny.counters.transfer_blocks_sent_home;
+  stats->shared_start_blocks = tiny.counters.shared_start_blocks;
   for (int c = 0; c < kNumClasses; c++) {
     stats->class_size[c] = ClassSizeOf(c);
     stats->class_slabs[c] = tiny.slabs_in_use[c];
@@ -548,6 +549,7 @@ void PrintStats() {
       {"transfer cache batches pushed", stats.transfer_batches_pushed},
       {"transfer cache batches taken", stats.transfer_batches_taken},
       {"transfer cache blocks sent home", stats.transfer_blocks_sent_home},
+      {"blocks from the shared heap at a class's start", stats.shared_start_blocks},
   };
   {
     platform::LogLine line;

@@ -112,6 +112,10 @@ struct Stats {
   uint64_t superslab_pages_moved_to_regions;  // cached SuperSlabs' pages, to large regions
   uint64_t region_pages_moved_to_extents;  // cached large regions' pages, to extent blocks
   uint64_t region_pages_moved_to_superslabs;  // cached large regions' pages, to SuperSlabs
+  // Small blocks a thread heap took from the shared (orphan) heap, its
+  // first of a class while many threads ran (see StartsShared in
+  // hakmem/tiny/heap.cc).
+  uint64_t shared_start_blocks;
 };
 
 void GetStats(Stats* stats);

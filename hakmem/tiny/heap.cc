@@ -77,6 +77,10 @@ HAKMEM_STARTUP_DATA pthread_key_t g_thread_key;
 __thread bool tl_thread_exited __attribute__((tls_model("initial-exec"))) = false;
 pthread_mutex_t g_orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 Heap* g_orphan = nullptr;
+// Heaps listed as active (by thread id): written under the pool lock, read
+// without it (see StartsShared).
+uint32_t g_active_heaps = 0;
+uint32_t g_shared_start_heaps_for_testing = 0;  // atomic access; 0: kSharedStartHeaps
 HAKMEM_STARTUP_DATA pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
 HAKMEM_STARTUP_DATA bool g_initialized = false;
 
@@ -587,6 +591,20 @@ void DrainRemote(Heap* h) {
   Count(h->counters.blocks_drained, drained);
 }
 
+// Lets go of the shared (orphan) heap's lock. A pusher whose try-lock
+// failed while it was held left its blocks on the queue (see FlushOutgoing):
+// looked at after the unlock, and drained if the lock can be had again
+// (else its new holder looks in turn). PushChain and EmptyOrdered are
+// seq_cst: the pusher's try comes after its push.
+void UnlockShared(Heap* shared) {
+  for (;;) {
+    platform::UnlockMutex(&g_orphan_lock);
+    if (shared == nullptr || tl_free_batches != 0 || shared->remote.EmptyOrdered()) return;
+    if (platform::TryLockMutex(&g_orphan_lock) != 0) return;
+    DrainRemote(shared);
+  }
+}
+
 // Pushes the batch of blocks freed for another heap.
 HAKMEM_NOINLINE void FlushOutgoing(Heap* h) {
   RemoteBatch& batch = h->outgoing;
@@ -599,7 +617,17 @@ HAKMEM_NOINLINE void FlushOutgoing(Heap* h) {
   // whose emptied slabs would go back after the lock is let go (see
   // EndFreeBatch): the reclaim of exited threads' heaps does it then, or
   // the next flush that frees into the heap.
-  if (owner->state.load(std::memory_order_seq_cst) != HeapState::kAbandoned) return;
+  const HeapState state = owner->state.load(std::memory_order_seq_cst);
+  // The shared heap has no thread to drain its queue: the pusher does, if
+  // the lock is free (else the upkeep or the heap's next take).
+  if (state == HeapState::kOrphan) {
+    if (tl_free_batches == 0 && platform::TryLockMutex(&g_orphan_lock) == 0) {
+      DrainRemote(owner);
+      UnlockShared(owner);
+    }
+    return;
+  }
+  if (state != HeapState::kAbandoned) return;
   if (tl_free_batches == 0 && platform::TryLockMutex(&g_pool_lock) == 0) {
     if (owner->state.load(std::memory_order_relaxed) == HeapState::kAbandoned) {
       DrainPooledHeapLocked(owner);
@@ -1195,6 +1223,7 @@ bool NoteForwardingFlush(Heap* h, int c, bool mostly_others) {
 // (reset, they would fill a whole bin twice again to learn it).
 void FlushAllBins(Heap* h, bool keep_forwarding = false) {
   for (int c = 0; c < kNumClasses; c++) {
+    h->shared_takes[c] = 0;  // (see StartsShared; its bin may be dormant)
     if (BinDormant(h, c)) continue;
     if (BinCount(h, c) != 0) FlushBin(h, c, BinCount(h, c), FlushFor::kReturn);
     if (keep_forwarding && BinForwarding(h, c)) continue;
@@ -1317,12 +1346,14 @@ void AddActiveLocked(Heap* h) {
   Heap*& bucket = ThreadBucket(h->thread_id);
   h->thread_next = bucket;
   bucket = h;
+  __atomic_store_n(&g_active_heaps, g_active_heaps + 1, __ATOMIC_RELAXED);
 }
 void RemoveActiveLocked(Heap* h) {
   for (Heap** at = &ThreadBucket(h->thread_id); *at != nullptr; at = &(*at)->thread_next) {
     if (*at == h) {
       *at = h->thread_next;
       h->thread_next = nullptr;
+      __atomic_store_n(&g_active_heaps, g_active_heaps - 1, __ATOMIC_RELAXED);
       return;
     }
   }
@@ -1442,6 +1473,9 @@ Heap* AttachHeap() {
   return h;
 }
 
+enum class SharedDrain { kUpkeep, kThreadExit, kTrim };
+void DrainSharedHeap(SharedDrain when);
+
 void DetachHeap(Heap* h) {
   FlushAllBins(h);
   DrainRemote(h);
@@ -1462,6 +1496,10 @@ void DetachHeap(Heap* h) {
   g_heaps_pooled++;
   NotePooledQueue(h);
   platform::UnlockMutex(&g_pool_lock);
+  // The shared heap's slabs that this thread's blocks emptied (its current
+  // ones are kept until the upkeep otherwise, which an idle program never
+  // runs).
+  DrainSharedHeap(SharedDrain::kThreadExit);
 }
 
 void OnThreadExit(void* heap) {
@@ -1608,9 +1646,11 @@ uint32_t TakeFromSlabs(Heap* h, int size_class, Block** out, uint32_t max) {
 
 // Pops one block of `size_class` from `h`'s slabs, or nullptr (for the
 // orphan heap, which does not use its bins).
-void* PopFromHeap(Heap* h, int size_class) {
+void* PopFromHeap(Heap* h, int size_class, bool* tail_zero) {
   Block* b;
   if (TakeFromSlabs(h, size_class, &b, 1) == 0) return nullptr;
+  // (Big blocks: TakeBigBlocks keyed it zero-tail if its tail reads zero.)
+  *tail_zero = KeyOf(b) == ZeroTailKey(BinKey(h, size_class));
   b->key = 0;
   return b;
 }
@@ -1684,19 +1724,84 @@ void* RefillBinAndPop(Heap* h, int size_class, bool* tail_zero) {
   return taken[0];
 }
 
-void* OrphanMalloc(int size_class) {
+void* OrphanMalloc(int size_class, bool* tail_zero) {
   platform::LockMutex(&g_orphan_lock);
   if (g_orphan == nullptr) {
     platform::LockMutex(&g_pool_lock);
-    g_orphan = NewHeapLocked();
+    Heap* const orphan = NewHeapLocked();
     platform::UnlockMutex(&g_pool_lock);
-    if (g_orphan != nullptr) {
-      g_orphan->state.store(HeapState::kOrphan, std::memory_order_relaxed);
+    if (orphan != nullptr) {
+      orphan->state.store(HeapState::kOrphan, std::memory_order_relaxed);
+      __atomic_store_n(&g_orphan, orphan, __ATOMIC_RELEASE);  // see DrainSharedHeap
     }
   }
-  void* p = g_orphan != nullptr ? PopFromHeap(g_orphan, size_class) : nullptr;
-  platform::UnlockMutex(&g_orphan_lock);
+  void* p = g_orphan != nullptr ? PopFromHeap(g_orphan, size_class, tail_zero) : nullptr;
+  UnlockShared(g_orphan);
   return p;
+}
+
+// Shared starts. While the process runs kSharedStartHeaps threads or more,
+// a heap with no slab of a class takes its first kSharedStartBlocks blocks
+// of it from the orphan heap (under its lock) instead of a slab of its own:
+// every thread's first blocks of a class share slabs, as glibc's arenas
+// share them. A thread that allocates a class a few times (a burst of
+// short-lived threads, a pool of mostly idle workers) then costs no slab,
+// page and SuperSlab of its own per class: each mid class took a 512 KiB
+// slab and each big one a whole 2 MiB SuperSlab, mapped for that thread,
+// unmapped or given back after it, past what the cache holds (F75). One
+// that keeps allocating it refills its bin from its own slab from the third
+// block on, as before. Not with fewer threads: a single-threaded program
+// would map the orphan heap's slabs besides its own. Only classes whose
+// blocks are whole cache lines (multiples of 64 B; slab colours are too):
+// two threads' first 16 B blocks side by side in a line, each written by
+// its own thread, took 0.49 -> 0.95 s (a review's false-sharing test).
+// tests/findings/hunt37/manythreads.c (threads alive at once, each
+// allocating a block of 20 classes of 16 B-128 KiB and freeing another's),
+// paired runs: 3 rounds of 2,000 threads 6.5-7.7 -> 1.9 s, peak RSS 383 ->
+// 250 MB (every class shared: 1.8 s, 240 MB; mid and big classes only:
+// 2.5 s, 272 MB); 20 rounds of 500 9.9 -> 1.4 s; 50 rounds of 100 1.6 ->
+// 0.6 s. Those two peak higher, 106 -> 134 and 35 -> 46 MB: the fewer
+// SuperSlabs all fit the cache and keep their pages for the decay time
+// (within HAKMEM_SUPERSLAB_RESIDENT_MB), where the threads' own were
+// unmapped past its count.
+constexpr uint32_t kSharedStartHeaps = 32;
+constexpr uint8_t kSharedStartBlocks = 2;
+bool StartsShared(const Heap* h, int c) {
+  const uint32_t for_testing = __atomic_load_n(&g_shared_start_heaps_for_testing, __ATOMIC_RELAXED);
+  const uint32_t from = for_testing != 0 ? for_testing : kSharedStartHeaps;
+  return (ClassSizeOf(c) & 63) == 0 && h->shared_takes[c] < kSharedStartBlocks &&
+         __atomic_load_n(&g_active_heaps, __ATOMIC_RELAXED) >= from &&
+         h->current[c] == &kEmptySlab && h->partial[c].head == nullptr &&
+         h->carvable[c].head == nullptr;
+}
+void* SharedStartMalloc(Heap* h, int c, bool* tail_zero) {
+  h->shared_takes[c]++;
+  void* p = OrphanMalloc(c, tail_zero);
+  if (p != nullptr) Count(h->counters.shared_start_blocks);
+  return p;
+}
+// Blocks freed to the orphan heap wait on its queue until a pusher that
+// finds its lock free (FlushOutgoing, UnlockShared) or its next take
+// drains them; the upkeep, a thread's exit and a trim too, and they give
+// its empty current slabs back, so that its SuperSlabs can empty. The
+// upkeep only tries the lock (it may run under others); the exit and the
+// trim hold none. Its free big blocks' pages go back as a thread's upkeep
+// gives back its own (no thread runs one for this heap): marked at one
+// upkeep, given back at the next; at once at a trim.
+void DrainSharedHeap(SharedDrain when) {
+  Heap* const shared = __atomic_load_n(&g_orphan, __ATOMIC_ACQUIRE);
+  if (shared == nullptr || tl_free_batches != 0) return;
+  if (when != SharedDrain::kUpkeep) {
+    platform::LockMutex(&g_orphan_lock);
+  } else if (platform::TryLockMutex(&g_orphan_lock) != 0) {
+    return;
+  }
+  if (!shared->remote.Empty()) DrainRemote(shared);
+  CollectRetired(shared);
+  if (when != SharedDrain::kThreadExit) {
+    DiscardIdleBigBlocks(shared, /*now=*/when == SharedDrain::kTrim);
+  }
+  UnlockShared(shared);
 }
 
 }  // namespace
@@ -1770,6 +1875,7 @@ void TinyUpkeep(uint64_t now) {  // (one clock read for all of it)
   TransferSendHome(now - kTransferMaxAgeNs);
   PoolHeapsOfDeadThreads();
   ReclaimAbandonedHeaps();
+  DrainSharedHeap(SharedDrain::kUpkeep);
   // Free slabs give their pages back once idle for the decay time while
   // they and the cached SuperSlabs together keep more resident than the
   // budget (see slab_pool.h); a batch per 100 ms.
@@ -1815,7 +1921,7 @@ void* MallocSlow(int size_class, bool* tail_zero) {
   void* p;
   *tail_zero = false;
   if (h == &kEmptyHeap && tl_thread_exited) {
-    p = OrphanMalloc(size_class);
+    p = OrphanMalloc(size_class, tail_zero);
   } else {
     if (h == &kEmptyHeap) h = AttachHeap();
     if (h == nullptr) {
@@ -1830,7 +1936,8 @@ void* MallocSlow(int size_class, bool* tail_zero) {
     // bins, and one whose fast path counted down to its upkeep has some.
     const BinOffset top = h->bin_top[size_class];
     if (Block* b = *BinSlotAt(h, top)) return PopTellingZeroTail(h, size_class, top, b, tail_zero);
-    p = RefillBinAndPop(h, size_class, tail_zero);
+    p = StartsShared(h, size_class) ? SharedStartMalloc(h, size_class, tail_zero) : nullptr;
+    if (p == nullptr) p = RefillBinAndPop(h, size_class, tail_zero);
     if (p == nullptr && OnOutOfMemory != nullptr && OnOutOfMemory()) {
       p = RefillBinAndPop(h, size_class, tail_zero);
     }
@@ -1970,6 +2077,7 @@ void TinyFreeSlow(void* p) {
 void TinyReclaimExitedThreads() {
   PoolHeapsOfDeadThreads();
   ReclaimAbandonedHeaps();
+  DrainSharedHeap(SharedDrain::kUpkeep);
 }
 
 void TinyTrim() {
@@ -1986,6 +2094,7 @@ void TinyTrim() {
   }
   PoolHeapsOfDeadThreads();
   ReclaimAbandonedHeaps(/*give_back_big_blocks=*/true);
+  DrainSharedHeap(SharedDrain::kTrim);
   // Every idle slab's pages too (those idle since before the trim: a busy
   // program keeps returning slabs meanwhile).
   const uint64_t start = platform::NowNs();
@@ -2006,6 +2115,12 @@ uint32_t TinyRunCensusForTesting() { return Census(); }
 void TinySetCpusForTesting(uint32_t cpus) {
   __atomic_store_n(&g_cpus_for_testing, cpus, __ATOMIC_RELAXED);
 }
+void TinySetSharedStartHeapsForTesting(uint32_t heaps) {
+  __atomic_store_n(&g_shared_start_heaps_for_testing, heaps, __ATOMIC_RELAXED);
+}
+
+uint32_t TinyActiveHeaps() { return __atomic_load_n(&g_active_heaps, __ATOMIC_RELAXED); }
+
 void TinySetTransferModeForTesting(int mode) {
   __atomic_store_n(&g_transfer_mode, mode, __ATOMIC_RELAXED);
 }
@@ -2101,6 +2216,7 @@ void GetTinyStats(TinyStats* stats) {
     sum.transfer_batches_taken += __atomic_load_n(&c.transfer_batches_taken, __ATOMIC_RELAXED);
     sum.transfer_blocks_sent_home +=
         __atomic_load_n(&c.transfer_blocks_sent_home, __ATOMIC_RELAXED);
+    sum.shared_start_blocks += __atomic_load_n(&c.shared_start_blocks, __ATOMIC_RELAXED);
   }
   platform::UnlockMutex(&g_pool_lock);
   ForEachSuperSlab(&CountSlabs, stats);

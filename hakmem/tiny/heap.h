@@ -65,7 +65,9 @@ namespace hakmem {
 extern Slab kEmptySlab;
 
 // kOrphan: the one heap, guarded by a lock, that serves threads allocating
-// after their own heap was handed back (in their last TLS destructors).
+// after their own heap was handed back (in their last TLS destructors), and
+// every heap's first blocks of a class while the process runs many threads
+// (see StartsShared in heap.cc).
 // kLeaked: in a fork child, the heap of a thread that did not survive the
 // fork. That thread may have been halfway through changing it, so nothing
 // reads or changes it again: its blocks that the child frees wait on its
@@ -357,6 +359,9 @@ struct HeapCounters {
   // Blocks the transfer cache sent home: batches that aged there (or a
   // trim emptied), and flushes it refused because it was full.
   uint64_t transfer_blocks_sent_home = 0;
+  // Blocks taken from the orphan heap while the heap had no slab of their
+  // class (see StartsShared in heap.cc).
+  uint64_t shared_start_blocks = 0;
 };
 
 struct Heap {
@@ -461,6 +466,9 @@ struct Heap {
   // class's last refill (see FlushIdleBins in heap.cc).
   uint32_t fresh_slab_takes = 0;
   uint32_t refilled_at_take[kFirstBigClass - kFirstMidClass] = {};
+  // Per class: blocks this heap took from the orphan heap while it had no
+  // slab of the class (see StartsShared in heap.cc).
+  uint8_t shared_takes[kNumClasses] = {};
   // The small classes' wide rows, kWideBinSlots each: mapped at the first
   // bin that grows past its row, kept with the heap (slot 0 of each, the
   // sentinel, never written). A bin there has its top and end as offsets
@@ -734,6 +742,11 @@ uint32_t TinyTransferBehindFlushes(int size_class);
 uint32_t TinyRunCensusForTesting();
 void TinySetCpusForTesting(uint32_t cpus);
 void TinySetTransferModeForTesting(int mode);
+// For tests: from how many active heaps (threads with a heap) on a heap's
+// first blocks of a class come from the orphan heap (see StartsShared in
+// heap.cc); 0: the default. And how many heaps are active now.
+void TinySetSharedStartHeapsForTesting(uint32_t heaps);
+uint32_t TinyActiveHeaps();
 // Whether the last census found more running heaps than CPUs.
 bool TinyOversubscribed();
 // The CPUs this process may run on, as the census counted them (0 until a
