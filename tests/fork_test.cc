@@ -150,6 +150,7 @@ void ForkFromASignalHandlerWhileAllocating() {
   event.sigev_signo = SIGUSR1;
   timer_t watchdog;
   if (timer_create(CLOCK_MONOTONIC, &event, &watchdog) != 0) _exit(5);
+  // A hang is 30 s without the loop below seeing a fork: re-armed at each.
   itimerspec in_30s{};
   in_30s.it_value.tv_sec = 30;
   timer_settime(watchdog, 0, &in_30s, nullptr);
@@ -162,12 +163,22 @@ void ForkFromASignalHandlerWhileAllocating() {
   action.sa_flags = SA_RESTART;
   sigaction(SIGALRM, &action, nullptr);
   signal(SIGCHLD, SIG_IGN);  // the children reap themselves
-  itimerval every_500us{{0, 500}, {0, 500}};
-  setitimer(ITIMER_REAL, &every_500us, nullptr);
-  while (g_handler_forks < 1000) {
+  // Not every 500 us: where a fork takes longer than the period (3-4 ms
+  // on a slow VM), handlers run back to back and this thread never gets
+  // through a malloc again (the watchdog took that for a hang).
+  itimerval every_5ms{{0, 5000}, {0, 5000}};
+  setitimer(ITIMER_REAL, &every_5ms, nullptr);
+  // 1,000 forks, or as many as 20 s allow.
+  const time_t give_up = time(nullptr) + 20;
+  int seen = 0;
+  while (g_handler_forks < 1000 && (seen < 100 || time(nullptr) < give_up)) {
     free(hakmem_test::Opaque(malloc(1 << 20)));  // the large cache's lock
     free(hakmem_test::Opaque(malloc(300 * 1024)));
     free(hakmem_test::Opaque(malloc(64)));
+    if (g_handler_forks != seen) {
+      seen = g_handler_forks;
+      timer_settime(watchdog, 0, &in_30s, nullptr);
+    }
   }
   itimerval off{};
   setitimer(ITIMER_REAL, &off, nullptr);
