@@ -1767,10 +1767,12 @@ void* OrphanMalloc(int size_class, bool* tail_zero) {
 constexpr uint32_t kSharedStartHeaps = 32;
 constexpr uint8_t kSharedStartBlocks = 2;
 bool StartsShared(const Heap* h, int c) {
+  // The thread count first: with few threads (most programs) a refill
+  // looks no further.
   const uint32_t for_testing = __atomic_load_n(&g_shared_start_heaps_for_testing, __ATOMIC_RELAXED);
   const uint32_t from = for_testing != 0 ? for_testing : kSharedStartHeaps;
-  return (ClassSizeOf(c) & 63) == 0 && h->shared_takes[c] < kSharedStartBlocks &&
-         __atomic_load_n(&g_active_heaps, __ATOMIC_RELAXED) >= from &&
+  return __atomic_load_n(&g_active_heaps, __ATOMIC_RELAXED) >= from &&
+         h->shared_takes[c] < kSharedStartBlocks && (ClassSizeOf(c) & 63) == 0 &&
          h->current[c] == &kEmptySlab && h->partial[c].head == nullptr &&
          h->carvable[c].head == nullptr;
 }
