@@ -420,6 +420,13 @@ struct Heap {
   uint64_t last_slow_ns = 0;                  // its last TinyUpkeep's clock
   bool bin_rows_discarded = false;            // pooled, rows given back (a trim)
   uint8_t bin_refill[kNumClasses] = {};       // blocks the next refill brings
+  // Per class: 1 + the row of bin_slots its bin uses, 0 until the bin first
+  // wakes (see AssignBinRow); and how many rows are taken. Rows go to
+  // classes in the order they are first used, not by class: a thread's
+  // first classes share the heap's first pages.
+  uint8_t bin_row[kNumClasses] = {};
+  uint8_t bin_rows_taken = 0;
+  static_assert(kNumClasses < 256, "rows counted in a byte");
   // Per small class: its bin is in its wide row (see kWideBinSlots).
   bool bin_wide[kFirstMidClass] = {};
   // Per class: the bin's last overflow sent nothing to other heaps, and no
@@ -455,8 +462,8 @@ struct Heap {
   pthread_mutex_t alive = PTHREAD_MUTEX_INITIALIZER;
   alignas(64) RemoteQueue remote;             // other threads' frees
   uint64_t next_upkeep_ns = 0;                // see TinyUpkeep()
-  // The bins' pointers, one row of kBinSlots per class; slot `count` is
-  // the top (handed out next).
+  // The bins' pointers, one row of kBinSlots per class (see bin_row); slot
+  // `count` is the top (handed out next).
   alignas(64) Block* bin_slots[kNumClasses * kBinSlots];
   // Slow paths only: past the rows, so that the fields above and row 0's
   // sentinel share the heap's first page (see heap.cc, kHeapStep).
@@ -504,12 +511,21 @@ HAKMEM_ALWAYS_INLINE Block* const* BinSlotAt(const Heap* h, BinOffset offset) {
 }
 // The byte offset of slot 0 of class `c`'s bin: in its row of bin_slots, or
 // in its wide row.
+// (A bin with no row yet, dormant: row 0's, which only its readers see,
+// SlotInRow's 0.)
 inline BinOffset BinRowOffset(const Heap* h, size_t c) {
   if (c < static_cast<size_t>(kFirstMidClass) && h->bin_wide[c]) {
     return reinterpret_cast<uintptr_t>(h->wide_rows + c * kWideBinSlots) -
            reinterpret_cast<uintptr_t>(h->bin_slots);
   }
-  return BinSlotOffset(c, 0);
+  const uint32_t row = h->bin_row[c];
+  return row != 0 ? BinSlotOffset(row - 1, 0) : 0;
+}
+// Gives class `c`'s bin the next row of bin_slots, if it has none (before
+// its top or end is first written).
+inline void AssignBinRow(Heap* h, size_t c) {
+  if (HAKMEM_LIKELY(h->bin_row[c] != 0)) return;
+  h->bin_row[c] = ++h->bin_rows_taken;
 }
 // Slot `n` of class `c`'s bin.
 HAKMEM_ALWAYS_INLINE Block** BinSlot(Heap* h, size_t c, uint32_t n) {
@@ -536,9 +552,11 @@ inline uint32_t BinLimit(const Heap* h, size_t c) { return SlotInRow(h, c, h->bi
 // Release: a fork child that sees the new count sees the slots written
 // before it.
 inline void SetBinCount(Heap* h, size_t c, uint32_t n) {
+  AssignBinRow(h, c);
   __atomic_store_n(&h->bin_top[c], BinRowOffset(h, c) + n * sizeof(Block*), __ATOMIC_RELEASE);
 }
 inline void SetBinLimit(Heap* h, size_t c, uint32_t limit) {
+  AssignBinRow(h, c);
   h->bin_end[c] = BinRowOffset(h, c) + limit * sizeof(Block*);
 }
 

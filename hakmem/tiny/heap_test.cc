@@ -1323,20 +1323,29 @@ TEST(HeapTest, ANewHeapsBinsWakeOnlyAsTheirClassesAreUsed) {
         EXPECT_EQ(BinLimit(h, freed), BinLimitOf(freed));
         EXPECT_EQ(BinCount(h, freed), 1u);
         EXPECT_EQ(*BinSlot(h, freed, 1), from_other);
-        EXPECT_EQ(*BinSlot(h, 0, 1), nullptr);  // not row 0's
+        // Rows go to classes in the order they wake: the first class's is
+        // row 0 (beside the heap's fields), the freed class's the next.
+        EXPECT_EQ(h->bin_row[first], 1u);
+        EXPECT_EQ(h->bin_row[freed], 2u);
+        EXPECT_EQ(BinSlot(h, freed, 0), BinSlotAt(h, BinSlotOffset(1, 0)));
+        EXPECT_EQ(h->bin_rows_taken, 2u);
         // A malloc of a dormant class refills it.
         void* q = TinyMalloc(kTaken);
         EXPECT_NE(q, nullptr);
         EXPECT_EQ(BinLimit(h, taken), BinLimitOf(taken));
         EXPECT_EQ(BinCount(h, taken), FirstRefillOf(taken) - 1u);
+        EXPECT_EQ(h->bin_row[taken], 3u);
         Free(q);
-        // Class 0's row is the one dormant bins point at: filled, its slot
-        // 0 stays null, and a dormant class still goes slow.
+        // Row 0 (the first class's here) is the one dormant bins point at:
+        // filled, its slot 0 stays null, and a dormant class still goes
+        // slow.
         const int dormant = kNumClasses - 1;
         ASSERT_EQ(BinLimit(h, dormant), 0u);
-        void* z = TinyMalloc(0);  // class 0: malloc(0)
-        EXPECT_EQ(BinCount(h, 0), FirstRefillOf(0) - 1u);
-        EXPECT_EQ(*BinSlot(h, 0, 0), nullptr);
+        EXPECT_EQ(h->bin_row[dormant], 0u);
+        void* z = TinyMalloc(kFirst);
+        EXPECT_EQ(BinCount(h, first), FirstRefillOf(first) - 1u);
+        EXPECT_EQ(BinSlot(h, first, 0), BinSlotAt(h, 0));
+        EXPECT_EQ(*BinSlotAt(h, 0), nullptr);
         EXPECT_EQ(TinyTryPop(dormant), nullptr);
         Free(z);
       }
@@ -1345,6 +1354,42 @@ TEST(HeapTest, ANewHeapsBinsWakeOnlyAsTheirClassesAreUsed) {
   }
   for (std::thread& t : pool) t.join();
   EXPECT_EQ(fresh.load(), 1) << "no thread got a new heap with dormant bins";
+  TinyTrim();
+}
+
+// A heap's bin rows are taken in the order its classes are first used: a
+// thread that uses a few classes far apart touches as many rows' pages as
+// those few rows span (by class, a page each: 6 here, 2 now).
+TEST(HeapTest, AThreadsFewClassesBinsShareTheirRowsPages) {
+  TinyStats stats;
+  GetTinyStats(&stats);
+  const int threads = static_cast<int>(stats.heaps_pooled) + 2;  // new heaps too
+  const size_t sizes[] = {16, 256, 1024, 4096, 16384, 131072};
+  std::atomic<int> with_new_heaps{0};
+  std::vector<std::thread> pool;
+  std::atomic<int> attached{0};
+  for (int t = 0; t < threads; t++) {
+    pool.emplace_back([&] {
+      std::vector<void*> blocks;
+      for (size_t size : sizes) blocks.push_back(TinyMalloc(size));
+      attached++;
+      while (attached.load() < threads) std::this_thread::yield();  // no heap reused
+      for (void* p : blocks) Free(p);
+      Heap* h = tl_heap;
+      // The rows' pages past the heap's first (which row 0 shares).
+      const uintptr_t first = (reinterpret_cast<uintptr_t>(h->bin_slots) + 4095) & ~uintptr_t{4095};
+      const uintptr_t end = reinterpret_cast<uintptr_t>(h->bin_slots + kNumClasses * kBinSlots) & ~uintptr_t{4095};
+      const uintptr_t taken_end = reinterpret_cast<uintptr_t>(h->bin_slots + h->bin_rows_taken * kBinSlots);
+      const int spanned = taken_end > first ? static_cast<int>((taken_end - first + 4095) / 4096) : 0;
+      EXPECT_LE(ResidentPages(reinterpret_cast<const char*>(first), end - first), spanned);
+      if (h->bin_rows_taken == std::size(sizes)) {
+        with_new_heaps++;
+        EXPECT_EQ(spanned, 2);
+      }
+    });
+  }
+  for (std::thread& t : pool) t.join();
+  EXPECT_GE(with_new_heaps.load(), 1) << "no thread got a new heap";
   TinyTrim();
 }
 
@@ -2201,7 +2246,7 @@ TEST(HeapTest, SmallBinsThatSwingGrowWithinTheHeapsBudget) {
       EXPECT_EQ(BinLimit(tl_heap, c), start);
       EXPECT_EQ(tl_heap->small_bins_grown, 0u);
       EXPECT_FALSE(tl_heap->bin_wide[c]);  // back in its own row
-      EXPECT_EQ(BinSlot(tl_heap, c, 0), &tl_heap->bin_slots[c * kBinSlots]);
+      EXPECT_EQ(BinSlot(tl_heap, c, 0), &tl_heap->bin_slots[(tl_heap->bin_row[c] - 1) * kBinSlots]);
       // A trim between the overflow and the refill: no swing.
       fill_and_empty(c, n);  // (ends with an overflow: a swing is due)
       TinyTrim();
