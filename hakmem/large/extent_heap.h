@@ -13,7 +13,8 @@
 //
 // Allocation takes the best fit among the chunks' free extents, one with
 // resident pages first, and carves the block where that extent's resident
-// pages are (for calloc, where it has none); else maps a chunk. Freed pages
+// pages are (for calloc, where it has none, unless its freed pages look
+// written: extent_heap.cc, LooksWritten); else maps a chunk. Freed pages
 // stay resident (dirty) within the resident budget of large blocks, which
 // the large regions' cache shares (twice the most bytes ever live in large
 // blocks, 16 to 64 MiB, LargeSharedResidentBudget): beyond it, the oldest
