@@ -508,9 +508,10 @@ bool ExtentHeapServes(size_t size, size_t alignment) {
 namespace {
 // Whether the free pages a calloc of `pages` pages would take from the
 // free extent whose dirty span in chunk `c` is `span` (those of the span
-// it would cover: it goes where the span starts) look written, most of them resident: 6 or more of 8 lines sampled across
-// them hold a nonzero word (a page that reads zero there may be resident or
-// not; one that does not is resident). Such pages cost less to clear than
+// it would cover: it goes where the span starts) look written, most of
+// them resident: 6 or more of 8 lines sampled across them hold a nonzero
+// word (a page that reads zero there may be resident or not; one that
+// does not is resident). Such pages cost less to clear than
 // fresh ones cost to fault in, and clearing them adds no resident pages;
 // sparse tables' pages (F14: 5% written) mostly read zero, and they keep
 // getting pages that read zero: clearing theirs would make them resident
