@@ -570,9 +570,10 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
   // and mimalloc clear them all); and a small free before a big calloc
   // clears no big block (260 KiB freed, calloc(16 MiB): with any dirty
   // fit, 9.7 ms and 161 MB a call, a review). Nor only then, where the
-  // freed pages look written (LooksWritten, below).
-  bool clean_first = wants_zero && !g_freed_since_calloc;
+  // freed pages look written (LooksWritten).
+  const bool after_free = wants_zero && g_freed_since_calloc;
   if (wants_zero) g_freed_since_calloc = false;
+  bool clean_first = false;
   for (int attempt = 0;; attempt++) {
     // The first chunk whose fit has resident pages, else the first fit (for
     // calloc, the other way round: pages that read zero need no clearing,
@@ -603,26 +604,14 @@ void* ExtentAlloc(size_t size, bool* zeroed, bool wants_zero, bool to_grow, size
         if (chosen_preferred || want == least_pages) break;
       }
     };
-    choose(clean_first);
-    if (wants_zero && !clean_first && chosen != nullptr && chosen_dirty < pages / 2) {
-      clean_first = true;  // (see above)
-      choose(clean_first);
-    }
-    // A calloc that would fault pages in takes a fit with freed pages that
-    // look written instead (and clears them, below): see LooksWritten.
-    if (wants_zero && clean_first && chosen != nullptr) {
-      ExtentChunk* const clean_chunk = chosen;
-      const uint32_t clean_start = start, clean_dirty = chosen_dirty;
-      choose(/*prefer_clean=*/false);
-      if (chosen != nullptr && chosen_dirty >= pages / 2 &&
-          LooksWritten(chosen, chosen->map.FreeDirtySpan(start), pages)) {
-        clean_first = false;
-      } else {
-        chosen = clean_chunk;
-        start = clean_start;
-        chosen_dirty = clean_dirty;
-      }
-    }
+    // For calloc, the fit with freed pages (cleared below) if at least half
+    // its pages are such and they come right after a free or look written
+    // (see above); else pages that read zero.
+    choose(/*prefer_clean=*/false);
+    clean_first = wants_zero &&
+                  !(chosen != nullptr && chosen_dirty >= pages / 2 &&
+                    (after_free || LooksWritten(chosen, chosen->map.FreeDirtySpan(start), pages)));
+    if (clean_first) choose(clean_first);
     if (chosen != nullptr) {
       // Where the extent's resident pages are (for calloc, where it has
       // none), not always its front; to grow, with its room after it;
